@@ -1,0 +1,293 @@
+//! The TOML configuration file. Every key is optional except where noted; command-line flags
+//! override the file. Unknown keys are refused (a typo should not be silently ignored).
+//!
+//! ```toml
+//! brokers = ["127.0.0.1:9092"]
+//! client_id = "wasmkafka"
+//!
+//! [net]
+//! connect_timeout_ms = 10000
+//! request_timeout_ms = 30000
+//! idle_timeout_ms = 540000
+//! max_frame_bytes = 104857600
+//! reconnect_backoff_ms = 50
+//! reconnect_backoff_max_ms = 1000
+//!
+//! [consumer]
+//! topics = ["events"]
+//! group = "my-group"
+//! from = "earliest"          # where to start without a committed offset: earliest | latest
+//! fetch_max_wait_ms = 500
+//! fetch_min_bytes = 1
+//! fetch_max_bytes = 52428800
+//! max_partition_fetch_bytes = 1048576
+//! ```
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::net::{ConnectionOptions, PoolOptions};
+
+/// A configuration problem, with the key it concerns and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("config file {path} is not valid: {reason}")]
+    Parse { path: String, reason: String },
+    #[error("invalid value for `{key}`: {problem}")]
+    Invalid { key: &'static str, problem: String },
+}
+
+/// Where a partition without a committed offset starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum StartFrom {
+    #[default]
+    Earliest,
+    Latest,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub brokers: Vec<String>,
+    #[serde(default = "default_client_id")]
+    pub client_id: String,
+    #[serde(default)]
+    pub net: NetConfig,
+    #[serde(default)]
+    pub consumer: ConsumerConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetConfig {
+    pub connect_timeout_ms: u64,
+    pub request_timeout_ms: u64,
+    pub idle_timeout_ms: u64,
+    pub max_frame_bytes: usize,
+    pub reconnect_backoff_ms: u64,
+    pub reconnect_backoff_max_ms: u64,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout_ms: 10_000,
+            request_timeout_ms: 30_000,
+            idle_timeout_ms: 540_000,
+            max_frame_bytes: 100 * 1024 * 1024,
+            reconnect_backoff_ms: 50,
+            reconnect_backoff_max_ms: 1_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsumerConfig {
+    pub topics: Vec<String>,
+    pub group: Option<String>,
+    pub from: StartFrom,
+    pub fetch_max_wait_ms: u64,
+    pub fetch_min_bytes: i32,
+    pub fetch_max_bytes: i32,
+    pub max_partition_fetch_bytes: i32,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        Self {
+            topics: Vec::new(),
+            group: None,
+            from: StartFrom::Earliest,
+            fetch_max_wait_ms: 500,
+            fetch_min_bytes: 1,
+            fetch_max_bytes: 50 * 1024 * 1024,
+            max_partition_fetch_bytes: 1024 * 1024,
+        }
+    }
+}
+
+fn default_client_id() -> String {
+    "wasmkafka".to_string()
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Self::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { reason, .. } => ConfigError::Parse {
+                path: path.display().to_string(),
+                reason,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and validates config text.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: "<text>".into(),
+            reason: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that parse but make no sense. Brokers are checked by [`Config::require_brokers`]
+    /// because they may come from the command line.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for broker in &self.brokers {
+            validate_broker_address(broker)?;
+        }
+        let positive = [
+            ("net.connect_timeout_ms", self.net.connect_timeout_ms),
+            ("net.request_timeout_ms", self.net.request_timeout_ms),
+            ("net.idle_timeout_ms", self.net.idle_timeout_ms),
+            ("net.reconnect_backoff_ms", self.net.reconnect_backoff_ms),
+            (
+                "net.reconnect_backoff_max_ms",
+                self.net.reconnect_backoff_max_ms,
+            ),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    key,
+                    problem: "must be greater than 0".into(),
+                });
+            }
+        }
+        if self.net.max_frame_bytes < 1024 {
+            return Err(ConfigError::Invalid {
+                key: "net.max_frame_bytes",
+                problem: format!("{} is too small (at least 1024)", self.net.max_frame_bytes),
+            });
+        }
+        if self.consumer.fetch_max_wait_ms >= self.net.request_timeout_ms {
+            return Err(ConfigError::Invalid {
+                key: "consumer.fetch_max_wait_ms",
+                problem: format!(
+                    "{} must be below net.request_timeout_ms ({}) or every idle long poll times out",
+                    self.consumer.fetch_max_wait_ms, self.net.request_timeout_ms
+                ),
+            });
+        }
+        if self.consumer.fetch_max_bytes <= 0 || self.consumer.max_partition_fetch_bytes <= 0 {
+            return Err(ConfigError::Invalid {
+                key: "consumer.fetch_max_bytes",
+                problem: "fetch_max_bytes and max_partition_fetch_bytes must be positive".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Errors when no broker was given anywhere.
+    pub fn require_brokers(&self) -> Result<&[String], ConfigError> {
+        if self.brokers.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "brokers",
+                problem:
+                    "no broker given: pass --brokers HOST:PORT or set `brokers` in the config file"
+                        .into(),
+            });
+        }
+        Ok(&self.brokers)
+    }
+
+    pub fn pool_options(&self) -> PoolOptions {
+        PoolOptions {
+            connection: ConnectionOptions {
+                client_id: self.client_id.clone(),
+                connect_timeout: Duration::from_millis(self.net.connect_timeout_ms),
+                request_timeout: Duration::from_millis(self.net.request_timeout_ms),
+                max_frame_bytes: self.net.max_frame_bytes,
+            },
+            idle_timeout: Duration::from_millis(self.net.idle_timeout_ms),
+            reconnect_backoff: Duration::from_millis(self.net.reconnect_backoff_ms),
+            reconnect_backoff_max: Duration::from_millis(self.net.reconnect_backoff_max_ms),
+        }
+    }
+}
+
+/// A broker address must be HOST:PORT with a numeric port.
+pub fn validate_broker_address(broker: &str) -> Result<(), ConfigError> {
+    let invalid = |problem: String| ConfigError::Invalid {
+        key: "brokers",
+        problem,
+    };
+    let (host, port) = broker
+        .rsplit_once(':')
+        .ok_or_else(|| invalid(format!("`{broker}` is not HOST:PORT")))?;
+    if host.is_empty() {
+        return Err(invalid(format!("`{broker}` has no host")));
+    }
+    port.parse::<u16>()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| invalid(format!("`{broker}` has no valid port (1-65535)")))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_full_config() {
+        let config = Config::parse(
+            r#"
+            brokers = ["127.0.0.1:9092"]
+            [net]
+            request_timeout_ms = 5000
+            [consumer]
+            topics = ["a", "b"]
+            from = "latest"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.brokers, ["127.0.0.1:9092"]);
+        assert_eq!(config.net.request_timeout_ms, 5000);
+        assert_eq!(config.net.connect_timeout_ms, 10_000);
+        assert_eq!(config.consumer.topics, ["a", "b"]);
+        assert_eq!(config.consumer.from, StartFrom::Latest);
+    }
+
+    #[test]
+    fn refuses_unknown_keys_and_names_them() {
+        let error = Config::parse("[net]\nrequest_timout_ms = 5")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("request_timout_ms"), "{error}");
+    }
+
+    #[test]
+    fn refuses_bad_values_with_the_key() {
+        let error = Config::parse("brokers = [\"localhost\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("brokers") && error.contains("HOST:PORT"),
+            "{error}"
+        );
+        let error = Config::parse("[net]\nrequest_timeout_ms = 0")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("net.request_timeout_ms"), "{error}");
+        let error = Config::parse("[consumer]\nfetch_max_wait_ms = 40000")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("consumer.fetch_max_wait_ms"), "{error}");
+        let error = Config::default().require_brokers().unwrap_err().to_string();
+        assert!(error.contains("--brokers"), "{error}");
+    }
+}

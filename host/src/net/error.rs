@@ -1,0 +1,111 @@
+//! Typed errors of the wire client. They are `Clone` because one connection failure is handed
+//! to every request that was in flight on that connection.
+
+use std::time::Duration;
+
+use super::frame::FrameError;
+
+/// Something went wrong talking to a broker.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum NetError {
+    /// The TCP connect (or the ApiVersions handshake that follows it) failed.
+    #[error("cannot connect to broker {broker} at {addr}: {reason} (is the broker running and is the address right?)")]
+    Connect {
+        broker: i32,
+        addr: String,
+        reason: String,
+    },
+    /// The pool has no address for this broker id.
+    #[error("no address known for broker {0}: refresh the cluster metadata")]
+    UnknownBroker(i32),
+    /// No answer within the request timeout; the connection was closed.
+    #[error("{api} request (correlation id {correlation_id}) to {addr} got no answer within {timeout:?}; the connection was closed")]
+    RequestTimeout {
+        addr: String,
+        api: String,
+        correlation_id: i32,
+        timeout: Duration,
+    },
+    /// The connection is gone; the request may or may not have reached the broker.
+    #[error("connection to {addr} closed: {reason}")]
+    Closed { addr: String, reason: CloseReason },
+    /// The broker does not speak any version of this API that the client speaks.
+    #[error("broker at {addr} does not support {api} in a version this client speaks (client {client_min}..{client_max}, broker {broker_range})")]
+    UnsupportedVersion {
+        addr: String,
+        api: String,
+        client_min: i16,
+        client_max: i16,
+        broker_range: String,
+    },
+    /// The request could not be encoded (a bug or an invalid field for the chosen version).
+    #[error("cannot encode {api} v{version} request: {reason}")]
+    Encode {
+        api: String,
+        version: i16,
+        reason: String,
+    },
+    /// The response frame could not be decoded as the expected message.
+    #[error("cannot decode {api} v{version} response from {addr}: {reason}")]
+    Decode {
+        addr: String,
+        api: String,
+        version: i16,
+        reason: String,
+    },
+}
+
+/// Why a connection was closed. Every reason that comes from the peer is a typed variant, so
+/// the pool and the tests can tell a garbage frame from a timeout or a clean shutdown.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum CloseReason {
+    #[error("the broker closed the connection")]
+    PeerClosed,
+    #[error(
+        "the broker closed the connection in the middle of a response ({read} of {expected} bytes)"
+    )]
+    Truncated { read: usize, expected: usize },
+    #[error("the broker sent a frame of {claimed} bytes, over the {limit}-byte limit (net.max_frame_bytes)")]
+    FrameTooLarge { claimed: usize, limit: usize },
+    #[error("the broker sent an invalid frame: {0}")]
+    InvalidFrame(String),
+    #[error("the broker answered correlation id {got} but {expected} was next in line")]
+    CorrelationMismatch { expected: i32, got: i32 },
+    #[error("the broker sent a response (correlation id {0}) to no outstanding request")]
+    UnexpectedResponse(i32),
+    #[error("a request timed out")]
+    RequestTimedOut,
+    #[error("idle for longer than net.idle_timeout_ms")]
+    Idle,
+    #[error("closed by the client")]
+    ClosedByClient,
+    #[error("I/O error: {0}")]
+    Io(String),
+}
+
+impl From<FrameError> for CloseReason {
+    fn from(error: FrameError) -> Self {
+        match error {
+            FrameError::Eof => CloseReason::PeerClosed,
+            FrameError::Truncated { read, expected } => CloseReason::Truncated { read, expected },
+            FrameError::NegativeSize(size) => {
+                CloseReason::InvalidFrame(format!("negative size prefix {size}"))
+            }
+            FrameError::TooLarge { claimed, limit } => {
+                CloseReason::FrameTooLarge { claimed, limit }
+            }
+            FrameError::Io(message) => CloseReason::Io(message),
+        }
+    }
+}
+
+impl NetError {
+    /// True when the failure says nothing about the request itself and a retry on a new
+    /// connection may succeed.
+    pub fn is_retriable(&self) -> bool {
+        matches!(
+            self,
+            NetError::Connect { .. } | NetError::RequestTimeout { .. } | NetError::Closed { .. }
+        )
+    }
+}

@@ -1,0 +1,13 @@
+//! The wire client: framing, connections, version negotiation and the per-(broker, purpose)
+//! connection pool.
+
+pub mod backoff;
+pub mod connection;
+pub mod error;
+pub mod frame;
+pub mod pool;
+pub mod versions;
+
+pub use connection::{Connection, ConnectionOptions, SendOptions};
+pub use error::{CloseReason, NetError};
+pub use pool::{ConnKey, Pool, PoolOptions, PoolStats, Purpose};

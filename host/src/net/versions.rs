@@ -1,0 +1,81 @@
+//! API version negotiation: the broker's ranges (from ApiVersions, once per connection) meet
+//! the codec's ranges and the highest version whose semantics this client implements.
+
+use std::collections::HashMap;
+
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::VersionRange;
+
+/// The highest version of an API whose behaviour this client implements. The codec may know
+/// newer versions, but a newer version can change semantics (Fetch v13 names topics by id, for
+/// example), so we only move these forward together with the code that uses them.
+pub fn client_max_version(api: ApiKey) -> Option<i16> {
+    match api {
+        ApiKey::ApiVersions => Some(3),
+        ApiKey::Metadata => Some(12),
+        ApiKey::Fetch => Some(12),
+        ApiKey::ListOffsets => Some(7),
+        ApiKey::Produce => Some(9),
+        ApiKey::FindCoordinator => Some(3),
+        ApiKey::OffsetFetch => Some(7),
+        ApiKey::OffsetCommit => Some(8),
+        _ => None,
+    }
+}
+
+/// The broker's supported range per API key, as announced in ApiVersions.
+#[derive(Debug, Clone, Default)]
+pub struct BrokerVersions {
+    ranges: HashMap<i16, VersionRange>,
+}
+
+impl BrokerVersions {
+    pub fn new(ranges: impl IntoIterator<Item = (i16, VersionRange)>) -> Self {
+        Self {
+            ranges: ranges.into_iter().collect(),
+        }
+    }
+
+    /// The broker's range for an API, if it announced one.
+    pub fn range(&self, api_key: i16) -> Option<VersionRange> {
+        self.ranges.get(&api_key).copied()
+    }
+
+    /// The highest version both sides support for `api`, further capped by `cap`.
+    /// `Err` carries the broker's range (or "none") for the error message.
+    pub fn pick(&self, api: ApiKey, codec: VersionRange, cap: Option<i16>) -> Result<i16, String> {
+        let ours = VersionRange {
+            min: codec.min,
+            max: cap.map_or(codec.max, |cap| cap.min(codec.max)),
+        };
+        let Some(theirs) = self.range(api as i16) else {
+            return Err("none".to_string());
+        };
+        let both = ours.intersect(&theirs);
+        if both.is_empty() {
+            Err(theirs.to_string())
+        } else {
+            Ok(both.max)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picks_the_highest_common_version() {
+        let broker =
+            BrokerVersions::new([(ApiKey::Metadata as i16, VersionRange { min: 0, max: 9 })]);
+        let codec = VersionRange { min: 0, max: 13 };
+        assert_eq!(broker.pick(ApiKey::Metadata, codec, None), Ok(9));
+        assert_eq!(broker.pick(ApiKey::Metadata, codec, Some(4)), Ok(4));
+        assert_eq!(broker.pick(ApiKey::Fetch, codec, None), Err("none".into()));
+        let too_new = VersionRange { min: 10, max: 13 };
+        assert_eq!(
+            broker.pick(ApiKey::Metadata, too_new, None),
+            Err("0..9".into())
+        );
+    }
+}

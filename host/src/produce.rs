@@ -1,0 +1,135 @@
+//! A small producer, for sample data, tests and benchmarks (wasmkafka is a consumer; this is
+//! its companion for putting records on a topic). One batch per partition per request, sent to
+//! the partition leader with `acks = -1`.
+
+use bytes::{Bytes, BytesMut};
+use indexmap::IndexMap;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{ProduceRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+
+use crate::client::{Client, ClientError};
+use crate::net::Purpose;
+
+/// One record to produce.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutgoingRecord {
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub headers: Vec<(String, Option<Bytes>)>,
+    /// Milliseconds since the epoch; `None` means now.
+    pub timestamp: Option<i64>,
+}
+
+/// Why a produce failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProduceError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("topic {topic} partition {partition} is unknown or has no leader")]
+    NoLeader { topic: String, partition: i32 },
+    #[error("produce to {topic}/{partition} failed: {error}")]
+    Broker {
+        topic: String,
+        partition: i32,
+        error: ResponseError,
+    },
+    #[error("cannot encode records: {0}")]
+    Encode(String),
+}
+
+/// Produces `records` to one partition as a single batch; returns the base offset.
+pub async fn produce_batch(
+    client: &Client,
+    topic: &str,
+    partition: i32,
+    records: &[OutgoingRecord],
+    compression: Compression,
+) -> Result<i64, ProduceError> {
+    let metadata = client.fresh_metadata().await?;
+    let metadata = match metadata.leader(topic, partition) {
+        Some(_) => metadata,
+        None => client.refresh_metadata().await?,
+    };
+    let leader = metadata
+        .leader(topic, partition)
+        .ok_or_else(|| ProduceError::NoLeader {
+            topic: topic.to_string(),
+            partition,
+        })?;
+    let batch = encode_batch(records, compression)?;
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(30_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(batch))])]);
+    let response = client.send(leader, Purpose::Default, &request).await?;
+    let answer = response
+        .responses
+        .iter()
+        .flat_map(|t| t.partition_responses.iter())
+        .find(|p| p.index == partition)
+        .ok_or_else(|| {
+            ProduceError::Encode("the broker did not answer for the partition".into())
+        })?;
+    if let Some(error) = ResponseError::try_from_code(answer.error_code) {
+        client.observe_error(error);
+        return Err(ProduceError::Broker {
+            topic: topic.to_string(),
+            partition,
+            error,
+        });
+    }
+    Ok(answer.base_offset)
+}
+
+/// Encodes records as one v2 record batch with offsets 0..n (the broker assigns real ones).
+pub fn encode_batch(
+    records: &[OutgoingRecord],
+    compression: Compression,
+) -> Result<Bytes, ProduceError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let records: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(index, r)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: index as i64,
+            sequence: -1,
+            timestamp: r.timestamp.unwrap_or(now),
+            key: r.key.clone(),
+            value: r.value.clone(),
+            headers: r
+                .headers
+                .iter()
+                .map(|(k, v)| (StrBytes::from_string(k.clone()), v.clone()))
+                .collect::<IndexMap<_, _>>(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .map_err(|e| ProduceError::Encode(format!("{e:#}")))?;
+    Ok(buf.freeze())
+}

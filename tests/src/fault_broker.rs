@@ -1,0 +1,465 @@
+//! A scripted fault broker: what the real test broker cannot do on cue.
+//!
+//! Several nodes listen on their own loopback ports and share one cluster state: a Metadata
+//! answer names every node, topics have chosen leaders and error codes, and a script of faults
+//! can be queued per (node, API): delays, dropped answers, closed sockets, truncated answers,
+//! garbage bytes, oversized length prefixes and wrong correlation ids. Requests and responses
+//! use kafka-protocol's broker-side codecs; custom answers for any API are plugged in with
+//! [`FaultCluster::respond_with`].
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsResponse, BrokerId, MetadataRequest, MetadataResponse, RequestHeader,
+    ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{decode_request_header_from_buffer, Decodable, Encodable, StrBytes};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use wasmkafka::net::frame::read_frame;
+
+/// What a node does with the next matching request instead of answering normally.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Answer normally after a delay (later requests on the connection wait too, as on Kafka).
+    Delay(Duration),
+    /// Never answer this request; keep the connection open.
+    Drop,
+    /// Close the socket without answering.
+    Close,
+    /// Write the first half of the real answer, then close the socket.
+    CloseMidResponse,
+    /// Write these raw bytes instead of the answer (keep the connection open).
+    Garbage(Vec<u8>),
+    /// Write a size prefix claiming `claimed` bytes, then `sent` bytes of body, then keep the
+    /// connection open for a moment and close it.
+    OversizedLength { claimed: u32, sent: usize },
+    /// Answer with a correlation id that is off by `offset`.
+    WrongCorrelationId { offset: i32 },
+}
+
+/// One request a node received.
+#[derive(Debug, Clone)]
+pub struct SeenRequest {
+    pub node: i32,
+    /// Which accepted connection of the node (1 = the first) carried the request.
+    pub connection: u64,
+    pub api_key: i16,
+    pub version: i16,
+    pub correlation_id: i32,
+    pub body: Bytes,
+}
+
+/// The context a custom responder gets.
+pub struct RequestContext<'a> {
+    pub node: i32,
+    pub header: &'a RequestHeader,
+    pub body: Bytes,
+    pub cluster: &'a FaultCluster,
+}
+
+impl RequestContext<'_> {
+    /// Decodes the request body as `T`.
+    pub fn decode<T: Decodable>(&self) -> Result<T> {
+        T::decode(&mut self.body.clone(), self.header.request_api_version)
+    }
+}
+
+type Responder = Arc<dyn Fn(&RequestContext<'_>) -> Result<Option<Bytes>> + Send + Sync>;
+
+/// A topic as the fault cluster describes it.
+#[derive(Debug, Clone)]
+pub struct FaultTopic {
+    pub name: String,
+    /// (partition, leader node, error code)
+    pub partitions: Vec<(i32, i32, i16)>,
+}
+
+struct Node {
+    id: i32,
+    port: u16,
+    accepted: AtomicU64,
+}
+
+struct State {
+    nodes: Vec<Node>,
+    /// Node ids named in Metadata answers (a subset of `nodes` to simulate a vanished broker).
+    advertised: Mutex<Vec<i32>>,
+    topics: Mutex<Vec<FaultTopic>>,
+    faults: Mutex<VecDeque<(Option<i32>, ApiKey, Fault)>>,
+    responders: Mutex<HashMap<i16, Responder>>,
+    api_versions: Mutex<Vec<(i16, i16, i16)>>,
+    seen: Mutex<Vec<SeenRequest>>,
+    delaying_now: AtomicUsize,
+    delaying_max: AtomicUsize,
+}
+
+/// A running fault cluster. Dropping it stops every node.
+#[derive(Clone)]
+pub struct FaultCluster {
+    state: Arc<State>,
+    tasks: Arc<Vec<JoinHandle<()>>>,
+}
+
+impl FaultCluster {
+    /// Starts `nodes` brokers with ids 1..=nodes on free loopback ports.
+    pub async fn start(nodes: usize) -> Result<FaultCluster> {
+        let mut listeners = Vec::new();
+        for id in 1..=nodes as i32 {
+            let listener = TcpListener::bind("127.0.0.1:0").await?;
+            listeners.push((id, listener));
+        }
+        let state = Arc::new(State {
+            nodes: listeners
+                .iter()
+                .map(|(id, l)| Node {
+                    id: *id,
+                    port: l.local_addr().expect("bound").port(),
+                    accepted: AtomicU64::new(0),
+                })
+                .collect(),
+            advertised: Mutex::new((1..=nodes as i32).collect()),
+            topics: Mutex::default(),
+            faults: Mutex::default(),
+            responders: Mutex::default(),
+            api_versions: Mutex::new(default_api_versions()),
+            seen: Mutex::default(),
+            delaying_now: AtomicUsize::new(0),
+            delaying_max: AtomicUsize::new(0),
+        });
+        let mut tasks = Vec::new();
+        let cluster_for_tasks = Arc::downgrade(&state);
+        for (id, listener) in listeners {
+            let state = cluster_for_tasks.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let Ok((socket, _)) = listener.accept().await else {
+                        return;
+                    };
+                    let Some(state) = state.upgrade() else { return };
+                    let connection = state
+                        .nodes
+                        .iter()
+                        .find(|n| n.id == id)
+                        .map_or(0, |n| n.accepted.fetch_add(1, Ordering::SeqCst) + 1);
+                    let _ = socket.set_nodelay(true);
+                    let cluster = FaultCluster {
+                        state,
+                        tasks: Arc::new(Vec::new()),
+                    };
+                    tokio::spawn(async move { cluster.serve(id, connection, socket).await });
+                }
+            }));
+        }
+        Ok(FaultCluster {
+            state,
+            tasks: Arc::new(tasks),
+        })
+    }
+
+    /// `127.0.0.1:port` of a node.
+    pub fn addr(&self, node: i32) -> String {
+        format!("127.0.0.1:{}", self.node(node).port)
+    }
+
+    pub fn port(&self, node: i32) -> u16 {
+        self.node(node).port
+    }
+
+    fn node(&self, id: i32) -> &Node {
+        self.state
+            .nodes
+            .iter()
+            .find(|n| n.id == id)
+            .unwrap_or_else(|| panic!("no fault node {id}"))
+    }
+
+    /// TCP connections a node accepted so far.
+    pub fn accepted(&self, node: i32) -> u64 {
+        self.node(node).accepted.load(Ordering::SeqCst)
+    }
+
+    /// Adds a topic; `leaders[i]` leads partition `i`.
+    pub fn add_topic(&self, name: &str, leaders: &[i32]) {
+        let partitions = leaders
+            .iter()
+            .enumerate()
+            .map(|(p, leader)| (p as i32, *leader, 0))
+            .collect();
+        self.state.topics.lock().unwrap().push(FaultTopic {
+            name: name.to_string(),
+            partitions,
+        });
+    }
+
+    /// Which nodes Metadata answers name (to make a broker vanish from the cluster).
+    pub fn advertise(&self, nodes: &[i32]) {
+        *self.state.advertised.lock().unwrap() = nodes.to_vec();
+    }
+
+    /// Queues a fault for the next request of `api` on `node` (any node with `None`).
+    pub fn inject(&self, node: Option<i32>, api: ApiKey, fault: Fault) {
+        self.state
+            .faults
+            .lock()
+            .unwrap()
+            .push_back((node, api, fault));
+    }
+
+    /// Answers `api` with a custom responder (returning `None` means: never answer).
+    pub fn respond_with<F>(&self, api: ApiKey, responder: F)
+    where
+        F: Fn(&RequestContext<'_>) -> Result<Option<Bytes>> + Send + Sync + 'static,
+    {
+        self.state
+            .responders
+            .lock()
+            .unwrap()
+            .insert(api as i16, Arc::new(responder));
+    }
+
+    /// Replaces the ApiVersions table: (api key, min, max).
+    pub fn set_api_versions(&self, versions: Vec<(i16, i16, i16)>) {
+        *self.state.api_versions.lock().unwrap() = versions;
+    }
+
+    /// Every request received so far.
+    pub fn seen(&self) -> Vec<SeenRequest> {
+        self.state.seen.lock().unwrap().clone()
+    }
+
+    /// The most requests that were being delayed at the same moment (a concurrency probe).
+    pub fn max_concurrently_delayed(&self) -> usize {
+        self.state.delaying_max.load(Ordering::SeqCst)
+    }
+
+    fn take_fault(&self, node: i32, api: i16) -> Option<Fault> {
+        let mut faults = self.state.faults.lock().unwrap();
+        let index = faults
+            .iter()
+            .position(|(n, a, _)| *a as i16 == api && n.is_none_or(|n| n == node))?;
+        faults.remove(index).map(|(_, _, fault)| fault)
+    }
+
+    async fn serve(&self, node: i32, connection: u64, mut socket: TcpStream) {
+        loop {
+            let Ok(frame) = read_frame(&mut socket, 64 * 1024 * 1024).await else {
+                return;
+            };
+            let mut body = frame.clone();
+            let Ok(header) = decode_request_header_from_buffer(&mut body) else {
+                return;
+            };
+            self.state.seen.lock().unwrap().push(SeenRequest {
+                node,
+                connection,
+                api_key: header.request_api_key,
+                version: header.request_api_version,
+                correlation_id: header.correlation_id,
+                body: body.clone(),
+            });
+            let fault = self.take_fault(node, header.request_api_key);
+            if let Some(Fault::Delay(delay)) = &fault {
+                let now = self.state.delaying_now.fetch_add(1, Ordering::SeqCst) + 1;
+                self.state.delaying_max.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(*delay).await;
+                self.state.delaying_now.fetch_sub(1, Ordering::SeqCst);
+            }
+            let context = RequestContext {
+                node,
+                header: &header,
+                body,
+                cluster: self,
+            };
+            let answer = match self.answer(&context) {
+                Ok(Some(answer)) => answer,
+                Ok(None) => continue,
+                Err(error) => {
+                    eprintln!("fault broker node {node}: cannot answer: {error:#}");
+                    return;
+                }
+            };
+            let correlation_id = match &fault {
+                Some(Fault::WrongCorrelationId { offset }) => header.correlation_id + offset,
+                _ => header.correlation_id,
+            };
+            let Ok(response) = frame_response(&header, correlation_id, &answer) else {
+                return;
+            };
+            let written = match fault {
+                None | Some(Fault::Delay(_)) | Some(Fault::WrongCorrelationId { .. }) => {
+                    socket.write_all(&response).await
+                }
+                Some(Fault::Drop) => Ok(()),
+                Some(Fault::Close) => return,
+                Some(Fault::CloseMidResponse) => {
+                    let _ = socket.write_all(&response[..response.len() / 2]).await;
+                    return;
+                }
+                Some(Fault::Garbage(bytes)) => socket.write_all(&bytes).await,
+                Some(Fault::OversizedLength { claimed, sent }) => {
+                    let mut bytes = claimed.to_be_bytes().to_vec();
+                    bytes.extend(std::iter::repeat_n(0xAB, sent));
+                    let _ = socket.write_all(&bytes).await;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    return;
+                }
+            };
+            if written.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn answer(&self, context: &RequestContext<'_>) -> Result<Option<Bytes>> {
+        let api = context.header.request_api_key;
+        let responder = self.state.responders.lock().unwrap().get(&api).cloned();
+        if let Some(responder) = responder {
+            return responder(context);
+        }
+        let version = context.header.request_api_version;
+        match ApiKey::try_from(api).map_err(|_| anyhow!("unknown api key {api}"))? {
+            ApiKey::ApiVersions => Ok(Some(encode(&self.api_versions_response(), version)?)),
+            ApiKey::Metadata => {
+                let request: MetadataRequest = context.decode()?;
+                Ok(Some(encode(&self.metadata_response(&request), version)?))
+            }
+            other => Err(anyhow!("no responder for {other:?}; use respond_with")),
+        }
+    }
+
+    fn api_versions_response(&self) -> ApiVersionsResponse {
+        let api_keys = self
+            .state
+            .api_versions
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(key, min, max)| {
+                ApiVersion::default()
+                    .with_api_key(*key)
+                    .with_min_version(*min)
+                    .with_max_version(*max)
+            })
+            .collect();
+        ApiVersionsResponse::default().with_api_keys(api_keys)
+    }
+
+    /// The Metadata answer: every advertised node, the requested (or all) topics.
+    pub fn metadata_response(&self, request: &MetadataRequest) -> MetadataResponse {
+        let advertised = self.state.advertised.lock().unwrap().clone();
+        let brokers = self
+            .state
+            .nodes
+            .iter()
+            .filter(|n| advertised.contains(&n.id))
+            .map(|n| {
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(n.id))
+                    .with_host(StrBytes::from_static_str("127.0.0.1"))
+                    .with_port(n.port as i32)
+            })
+            .collect();
+        let wanted: Option<Vec<String>> = request.topics.as_ref().map(|topics| {
+            topics
+                .iter()
+                .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+                .collect()
+        });
+        let topics = self
+            .state
+            .topics
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|t| wanted.as_ref().is_none_or(|w| w.contains(&t.name)))
+            .map(|t| {
+                MetadataResponseTopic::default()
+                    .with_name(Some(TopicName(StrBytes::from_string(t.name.clone()))))
+                    .with_partitions(
+                        t.partitions
+                            .iter()
+                            .map(|(p, leader, error)| {
+                                MetadataResponsePartition::default()
+                                    .with_partition_index(*p)
+                                    .with_leader_id(BrokerId(*leader))
+                                    .with_error_code(*error)
+                                    .with_replica_nodes(vec![BrokerId(*leader)])
+                                    .with_isr_nodes(vec![BrokerId(*leader)])
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        MetadataResponse::default()
+            .with_brokers(brokers)
+            .with_controller_id(BrokerId(1))
+            .with_cluster_id(Some(StrBytes::from_static_str("fault-cluster")))
+            .with_topics(topics)
+    }
+}
+
+impl Drop for FaultCluster {
+    fn drop(&mut self) {
+        if Arc::strong_count(&self.tasks) == 1 {
+            for task in self.tasks.iter() {
+                task.abort();
+            }
+        }
+    }
+}
+
+/// Encodes a response body at a version.
+pub fn encode<T: Encodable>(message: &T, version: i16) -> Result<Bytes> {
+    let mut buf = BytesMut::new();
+    message
+        .encode(&mut buf, version)
+        .with_context(|| format!("encoding {} v{version}", std::any::type_name::<T>()))?;
+    Ok(buf.freeze())
+}
+
+fn frame_response(header: &RequestHeader, correlation_id: i32, body: &[u8]) -> Result<Bytes> {
+    let api = ApiKey::try_from(header.request_api_key).map_err(|_| anyhow!("unknown api key"))?;
+    // ApiVersions answers always use header v0; the codec's table knows that.
+    let header_version = api.response_header_version(header.request_api_version);
+    let mut buf = BytesMut::new();
+    buf.extend_from_slice(&[0, 0, 0, 0]);
+    ResponseHeader::default()
+        .with_correlation_id(correlation_id)
+        .encode(&mut buf, header_version)?;
+    buf.extend_from_slice(body);
+    let size = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&size.to_be_bytes());
+    Ok(buf.freeze())
+}
+
+/// The ApiVersions table the fault nodes announce by default.
+fn default_api_versions() -> Vec<(i16, i16, i16)> {
+    [
+        (ApiKey::Produce, 3, 9),
+        (ApiKey::Fetch, 4, 12),
+        (ApiKey::ListOffsets, 1, 7),
+        (ApiKey::Metadata, 1, 12),
+        (ApiKey::OffsetCommit, 2, 8),
+        (ApiKey::OffsetFetch, 1, 7),
+        (ApiKey::FindCoordinator, 0, 3),
+        (ApiKey::JoinGroup, 0, 7),
+        (ApiKey::Heartbeat, 0, 4),
+        (ApiKey::LeaveGroup, 0, 4),
+        (ApiKey::SyncGroup, 0, 5),
+        (ApiKey::ApiVersions, 0, 3),
+    ]
+    .into_iter()
+    .map(|(key, min, max)| (key as i16, min, max))
+    .collect()
+}

@@ -1,0 +1,16 @@
+//! Test support for wasmkafka: the real-broker fixture ([`tansu`]) and the scripted fault broker
+//! ([`fault_broker`]). Integration tests live in `tests/tests/`.
+
+pub mod fault_broker;
+pub mod tansu;
+
+/// Logs to the test output when `WASMKAFKA_LOG` is set (e.g. `WASMKAFKA_LOG=debug`).
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WASMKAFKA_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
+        )
+        .try_init();
+}
