@@ -9,5 +9,6 @@ pub mod cli;
 pub mod client;
 pub mod cluster;
 pub mod config;
+pub mod fetch;
 pub mod net;
 pub mod produce;

@@ -110,7 +110,9 @@ pub fn encode_batch(
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: index as i64,
-            sequence: -1,
+            // kafka-protocol starts a new batch wherever `offset - sequence` changes; keeping
+            // them equal yields one batch. Brokers ignore sequences without a producer id.
+            sequence: index as i32,
             timestamp: r.timestamp.unwrap_or(now),
             key: r.key.clone(),
             value: r.value.clone(),

@@ -237,7 +237,7 @@ impl Pool {
                     self.inner.options.reconnect_backoff_max,
                 )
                 .delay(state.failures);
-                tracing::warn!(broker = key.broker, purpose = ?key.purpose, %error, retry_in = ?delay, "connect failed");
+                tracing::debug!(broker = key.broker, purpose = ?key.purpose, %error, retry_in = ?delay, "connect failed");
                 state.not_before = Some(Instant::now() + delay);
                 state.last_failure = Some((Instant::now(), error.clone()));
                 Err(error)

@@ -13,7 +13,10 @@ pub fn client_max_version(api: ApiKey) -> Option<i16> {
     match api {
         ApiKey::ApiVersions => Some(3),
         ApiKey::Metadata => Some(12),
-        ApiKey::Fetch => Some(12),
+        // v12+ responses are flexible; Tansu 0.6 sends the NodeEndpoints tag (defined from
+        // v16) in v12 answers, which kafka-protocol refuses. v11 has sessions (KIP-227), rack
+        // ids and isolation levels; v13+ would also switch to topic ids.
+        ApiKey::Fetch => Some(11),
         ApiKey::ListOffsets => Some(7),
         ApiKey::Produce => Some(9),
         ApiKey::FindCoordinator => Some(3),

@@ -1,0 +1,328 @@
+//! Record batches from a Fetch answer, decoded into records.
+//!
+//! Invariant: the next fetch offset after a batch is `base offset + last offset delta + 1`,
+//! read from the batch header, never the position plus the number of records: compacted topics
+//! have gaps inside and between batches, and control batches (transaction markers) move the
+//! position without yielding a record.
+//!
+//! A Fetch answer may end with a partial batch (the broker cuts at the byte limit); it is left
+//! for the next fetch. Keys and values are slices of the response buffer (`Bytes`), not copies,
+//! for uncompressed batches.
+
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes};
+use kafka_protocol::records::RecordBatchDecoder;
+
+/// One consumed record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerRecord {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub offset: i64,
+    /// Milliseconds since the epoch.
+    pub timestamp: i64,
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub headers: Vec<(String, Option<Bytes>)>,
+}
+
+/// The size of the fixed v2 batch header, up to and including the record count.
+const BATCH_HEADER_BYTES: usize = 61;
+/// baseOffset (8) + batchLength (4): the bytes before `batchLength` starts counting.
+const LOG_OVERHEAD: usize = 12;
+const MAGIC_OFFSET: usize = 16;
+const ATTRIBUTES_OFFSET: usize = 21;
+const LAST_OFFSET_DELTA_OFFSET: usize = 23;
+const PRODUCER_ID_OFFSET: usize = 43;
+const CONTROL_FLAG: i16 = 1 << 5;
+const TRANSACTIONAL_FLAG: i16 = 1 << 4;
+
+/// What a batch header says, read without decoding the records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchHeader {
+    pub base_offset: i64,
+    pub last_offset_delta: i32,
+    pub control: bool,
+    pub transactional: bool,
+    pub producer_id: i64,
+}
+
+impl BatchHeader {
+    /// The offset right after this batch.
+    pub fn next_offset(&self) -> i64 {
+        self.base_offset + i64::from(self.last_offset_delta) + 1
+    }
+}
+
+/// Why a partition's record data could not be decoded.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum BatchError {
+    #[error("record batch at offset {offset} uses message format v{magic}; only v2 is supported")]
+    UnsupportedMagic { offset: i64, magic: i8 },
+    #[error("corrupt record batch at offset {offset}: {reason}")]
+    Corrupt { offset: i64, reason: String },
+}
+
+/// Records decoded from one partition's data, and where to fetch next.
+#[derive(Debug, Default)]
+pub struct DecodedRecords {
+    pub records: Vec<ConsumerRecord>,
+    /// The next fetch offset; `None` when no complete batch was present.
+    pub next_offset: Option<i64>,
+}
+
+/// Decodes every complete batch in `data`, keeping records at or after `position`.
+/// `skip_batch` lets the caller drop whole batches (aborted transactions, for one).
+pub fn decode_records(
+    topic: &Arc<str>,
+    partition: i32,
+    position: i64,
+    mut data: Bytes,
+    mut skip_batch: impl FnMut(&BatchHeader) -> bool,
+) -> Result<DecodedRecords, BatchError> {
+    let mut decoded = DecodedRecords::default();
+    while data.len() >= LOG_OVERHEAD {
+        let base_offset = i64::from_be_bytes(data[0..8].try_into().expect("8 bytes"));
+        let batch_length = i32::from_be_bytes(data[8..12].try_into().expect("4 bytes"));
+        if batch_length < 0 {
+            return Err(BatchError::Corrupt {
+                offset: base_offset,
+                reason: format!("negative batch length {batch_length}"),
+            });
+        }
+        let total = LOG_OVERHEAD + batch_length as usize;
+        if data.len() < total {
+            break; // a partial batch at the end of the answer
+        }
+        let mut batch = data.split_to(total);
+        if batch.len() <= MAGIC_OFFSET {
+            return Err(BatchError::Corrupt {
+                offset: base_offset,
+                reason: "batch too short for a header".into(),
+            });
+        }
+        let magic = batch[MAGIC_OFFSET] as i8;
+        if magic != 2 {
+            return Err(BatchError::UnsupportedMagic {
+                offset: base_offset,
+                magic,
+            });
+        }
+        if batch.len() < BATCH_HEADER_BYTES {
+            return Err(BatchError::Corrupt {
+                offset: base_offset,
+                reason: "batch too short for a v2 header".into(),
+            });
+        }
+        let header = read_header(&batch, base_offset);
+        decoded.next_offset = Some(header.next_offset());
+        if header.control || header.next_offset() <= position || skip_batch(&header) {
+            continue;
+        }
+        let set = RecordBatchDecoder::decode(&mut batch).map_err(|e| BatchError::Corrupt {
+            offset: base_offset,
+            reason: format!("{e:#}"),
+        })?;
+        debug_assert!(!batch.has_remaining());
+        decoded.records.extend(
+            set.records
+                .into_iter()
+                .filter(|r| r.offset >= position)
+                .map(|r| ConsumerRecord {
+                    topic: topic.clone(),
+                    partition,
+                    offset: r.offset,
+                    timestamp: r.timestamp,
+                    key: r.key,
+                    value: r.value,
+                    headers: r
+                        .headers
+                        .into_iter()
+                        .map(|(k, v)| (k.to_string(), v))
+                        .collect(),
+                }),
+        );
+    }
+    Ok(decoded)
+}
+
+fn read_header(batch: &Bytes, base_offset: i64) -> BatchHeader {
+    let i16_at = |at: usize| i16::from_be_bytes([batch[at], batch[at + 1]]);
+    let i32_at = |at: usize| i32::from_be_bytes(batch[at..at + 4].try_into().expect("4 bytes"));
+    let i64_at = |at: usize| i64::from_be_bytes(batch[at..at + 8].try_into().expect("8 bytes"));
+    let attributes = i16_at(ATTRIBUTES_OFFSET);
+    BatchHeader {
+        base_offset,
+        last_offset_delta: i32_at(LAST_OFFSET_DELTA_OFFSET),
+        control: attributes & CONTROL_FLAG != 0,
+        transactional: attributes & TRANSACTIONAL_FLAG != 0,
+        producer_id: i64_at(PRODUCER_ID_OFFSET),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BytesMut;
+    use indexmap::IndexMap;
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+
+    fn record(offset: i64) -> Record {
+        Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset,
+            // The encoder starts a new batch where `offset - sequence` changes.
+            sequence: offset as i32,
+            timestamp: 1_700_000_000_000 + offset,
+            key: Some(Bytes::from(format!("k{offset}"))),
+            value: Some(Bytes::from(format!("v{offset}"))),
+            headers: IndexMap::new(),
+        }
+    }
+
+    fn batch(offsets: &[i64], compression: Compression) -> BytesMut {
+        let records: Vec<Record> = offsets.iter().map(|o| record(*o)).collect();
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            &records,
+            &RecordEncodeOptions {
+                version: 2,
+                compression,
+            },
+        )
+        .unwrap();
+        buf
+    }
+
+    /// Rewrites header fields the way compaction or a transaction coordinator would, with a valid CRC.
+    fn patch(mut batch: BytesMut, last_offset_delta: Option<i32>, attributes_or: i16) -> BytesMut {
+        if let Some(delta) = last_offset_delta {
+            batch[LAST_OFFSET_DELTA_OFFSET..LAST_OFFSET_DELTA_OFFSET + 4]
+                .copy_from_slice(&delta.to_be_bytes());
+        }
+        let attributes =
+            i16::from_be_bytes([batch[ATTRIBUTES_OFFSET], batch[ATTRIBUTES_OFFSET + 1]])
+                | attributes_or;
+        batch[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
+        let crc = crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]);
+        batch[17..21].copy_from_slice(&crc.to_be_bytes());
+        batch
+    }
+
+    fn decode(position: i64, data: BytesMut) -> DecodedRecords {
+        decode_records(&Arc::from("t"), 0, position, data.freeze(), |_| false).unwrap()
+    }
+
+    fn offsets(decoded: &DecodedRecords) -> Vec<i64> {
+        decoded.records.iter().map(|r| r.offset).collect()
+    }
+
+    #[test]
+    fn gaps_between_and_inside_batches_are_kept() {
+        let mut data = batch(&[0, 1, 2], Compression::None);
+        data.extend_from_slice(&batch(&[5, 9], Compression::None));
+        let decoded = decode(0, data);
+        assert_eq!(offsets(&decoded), [0, 1, 2, 5, 9]);
+        assert_eq!(decoded.next_offset, Some(10));
+        assert_eq!(decoded.records[3].value.as_deref(), Some(&b"v5"[..]));
+    }
+
+    #[test]
+    fn next_offset_comes_from_the_last_offset_delta_not_the_record_count() {
+        // Compaction removed the batch's last records (10, 11, 12): the header still says 12.
+        let data = patch(batch(&[0, 4, 9], Compression::None), Some(12), 0);
+        let decoded = decode(0, data);
+        assert_eq!(offsets(&decoded), [0, 4, 9]);
+        assert_eq!(decoded.next_offset, Some(13));
+    }
+
+    #[test]
+    fn records_before_the_position_are_skipped() {
+        let mut data = batch(&[0, 1, 2, 3], Compression::None);
+        data.extend_from_slice(&batch(&[4, 5], Compression::None));
+        let decoded = decode(3, data);
+        assert_eq!(offsets(&decoded), [3, 4, 5]);
+        assert_eq!(decoded.next_offset, Some(6));
+    }
+
+    #[test]
+    fn a_partial_trailing_batch_is_left_for_the_next_fetch() {
+        let mut data = batch(&[0, 1], Compression::None);
+        let second = batch(&[2, 3], Compression::None);
+        data.extend_from_slice(&second[..second.len() - 5]);
+        let decoded = decode(0, data);
+        assert_eq!(offsets(&decoded), [0, 1]);
+        assert_eq!(decoded.next_offset, Some(2));
+        let decoded = decode(0, BytesMut::from(&second[..20]));
+        assert!(decoded.records.is_empty());
+        assert_eq!(decoded.next_offset, None);
+    }
+
+    #[test]
+    fn control_batches_move_the_position_and_yield_nothing() {
+        let mut data = batch(&[0, 1], Compression::None);
+        data.extend_from_slice(&patch(batch(&[2], Compression::None), None, CONTROL_FLAG));
+        data.extend_from_slice(&batch(&[3], Compression::None));
+        let decoded = decode(0, data);
+        assert_eq!(offsets(&decoded), [0, 1, 3]);
+        assert_eq!(decoded.next_offset, Some(4));
+    }
+
+    #[test]
+    fn skipped_batches_still_advance() {
+        let mut data = batch(&[0, 1], Compression::None);
+        data.extend_from_slice(&batch(&[2, 3], Compression::None));
+        let decoded =
+            decode_records(&Arc::from("t"), 0, 0, data.freeze(), |h| h.base_offset == 0).unwrap();
+        assert_eq!(offsets(&decoded), [2, 3]);
+        assert_eq!(decoded.next_offset, Some(4));
+    }
+
+    #[test]
+    fn every_codec_decodes() {
+        for compression in [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let decoded = decode(0, batch(&[0, 1, 2, 3, 4], compression));
+            assert_eq!(offsets(&decoded), [0, 1, 2, 3, 4], "{compression:?}");
+            assert_eq!(
+                decoded.records[4].key.as_deref(),
+                Some(&b"k4"[..]),
+                "{compression:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn corrupt_and_legacy_batches_are_typed_errors() {
+        let mut data = batch(&[0], Compression::None);
+        data[MAGIC_OFFSET] = 1;
+        let error = decode_records(&Arc::from("t"), 0, 0, data.freeze(), |_| false).unwrap_err();
+        assert_eq!(
+            error,
+            BatchError::UnsupportedMagic {
+                offset: 0,
+                magic: 1
+            }
+        );
+        let mut data = batch(&[0, 1], Compression::None);
+        let last = data.len() - 1;
+        data[last] ^= 0xff;
+        let error = decode_records(&Arc::from("t"), 0, 0, data.freeze(), |_| false).unwrap_err();
+        assert!(matches!(error, BatchError::Corrupt { .. }), "{error}");
+    }
+}
