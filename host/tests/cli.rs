@@ -34,3 +34,186 @@ async fn metadata_prints_brokers_topics_and_partition_leaders() {
         );
     }
 }
+
+#[tokio::test]
+async fn run_prints_every_record_as_json_and_exits_after_max_records() {
+    let broker = Tansu::start().await.unwrap();
+    broker.create_topic("cli-run", 4, &[]).unwrap();
+    let produce = wasmkafka()
+        .args(["produce", "--brokers", &broker.addr(), "--topic", "cli-run"])
+        .args(["--count", "2000", "--batch", "50", "--distinct-keys", "7"])
+        .output()
+        .unwrap();
+    assert!(
+        produce.status.success(),
+        "{}",
+        String::from_utf8_lossy(&produce.stderr)
+    );
+    // Binary key and value, to check the base64 fields.
+    let client = broker.client();
+    let binary = wasmkafka::produce::OutgoingRecord {
+        key: Some(bytes::Bytes::from_static(&[0xc3, 0x28])),
+        value: Some(bytes::Bytes::from_static(&[0xff, 0xfe, 0x00])),
+        headers: vec![],
+        timestamp: Some(42),
+    };
+    broker
+        .produce(&client, "cli-run", 3, &[binary], 1)
+        .await
+        .unwrap();
+
+    let output = wasmkafka()
+        .args(["run", "--brokers", &broker.addr(), "--topic", "cli-run"])
+        .args([
+            "--from",
+            "earliest",
+            "--max-records",
+            "2001",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let records: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(records.len(), 2001);
+    let mut per_partition: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
+    for record in &records {
+        for field in [
+            "topic",
+            "partition",
+            "offset",
+            "timestamp",
+            "key",
+            "value",
+            "headers",
+        ] {
+            assert!(record.get(field).is_some(), "missing {field}: {record}");
+        }
+        per_partition
+            .entry(record["partition"].as_i64().unwrap())
+            .or_default()
+            .push(record["offset"].as_i64().unwrap());
+    }
+    assert_eq!(per_partition.len(), 4, "all partitions consumed");
+    for (partition, offsets) in &per_partition {
+        let expected: Vec<i64> = (0..offsets.len() as i64).collect();
+        assert_eq!(
+            offsets, &expected,
+            "partition {partition}: every offset once, in order"
+        );
+    }
+    let sample = records
+        .iter()
+        .find(|r| r["offset"] == 0 && r["partition"] == 0)
+        .unwrap();
+    assert_eq!(sample["topic"], "cli-run");
+    assert!(sample["value"].as_str().unwrap().starts_with("record-"));
+    assert_eq!(sample["headers"][0]["key"], "seq");
+    let binary = records
+        .iter()
+        .find(|r| r["timestamp"] == 42)
+        .expect("the binary record");
+    assert_eq!(binary["key"], serde_json::Value::Null);
+    assert_eq!(binary["key_base64"], "wyg=");
+    assert_eq!(binary["value"], serde_json::Value::Null);
+    assert_eq!(binary["value_base64"], "//4A");
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_a_non_zero_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(
+        &config,
+        "brokers = [\"127.0.0.1:9092\"]\n[net]\nrequest_timout_ms = 5\n",
+    )
+    .unwrap();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "metadata".into(),
+                "--config".into(),
+                config.display().to_string(),
+            ],
+            "request_timout_ms",
+        ),
+        (
+            vec!["metadata".into(), "--brokers".into(), "localhost".into()],
+            "HOST:PORT",
+        ),
+        (vec!["metadata".into()], "--brokers"),
+        (
+            vec![
+                "metadata".into(),
+                "--config".into(),
+                "/nonexistent/wasmkafka.toml".into(),
+            ],
+            "cannot read config file",
+        ),
+    ];
+    for (args, expected) in cases {
+        let output = wasmkafka().args(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{args:?}: expected `{expected}` in: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn an_unreachable_broker_is_reported_with_the_address_tried() {
+    let port = wasmkafka_tests::tansu::free_port().unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    let output = wasmkafka()
+        .args([
+            "run",
+            "--brokers",
+            &addr,
+            "--topic",
+            "t",
+            "--max-records",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&addr) && stderr.contains("is the broker running"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn run_names_a_missing_topic() {
+    let broker = Tansu::start().await.unwrap();
+    let output = wasmkafka()
+        .args([
+            "run",
+            "--brokers",
+            &broker.addr(),
+            "--topic",
+            "missing",
+            "--max-records",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("topic `missing` does not exist"),
+        "{stderr}"
+    );
+}

@@ -2,6 +2,7 @@
 //! them stable.
 
 mod metadata;
+mod output;
 mod produce;
 mod run;
 

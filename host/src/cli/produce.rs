@@ -21,8 +21,8 @@ pub struct ProduceArgs {
     /// Value size in bytes (values are `record-N` padded with dots).
     #[arg(long, default_value_t = 100)]
     pub value_size: usize,
-    /// Records per batch.
-    #[arg(long, default_value_t = 500)]
+    /// Records per batch (each batch goes to the next partition in turn).
+    #[arg(long, default_value_t = 100)]
     pub batch: usize,
     /// Keys cycle through this many distinct values (`key-0` ...); 0 means no keys.
     #[arg(long, default_value_t = 0)]

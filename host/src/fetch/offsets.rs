@@ -1,0 +1,83 @@
+//! ListOffsets: resolve "earliest", "latest" or a timestamp to an offset, batched so that all
+//! partitions led by one broker go in one request.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::{BrokerId, ListOffsetsRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::client::{Client, ClientError};
+use crate::net::Purpose;
+
+use super::TopicPartition;
+
+/// What to look up for a partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetSpec {
+    Earliest,
+    Latest,
+    /// The first offset whose timestamp is at or after this (ms since the epoch).
+    Timestamp(i64),
+}
+
+impl OffsetSpec {
+    /// The wire encoding: -2 earliest, -1 latest, else a timestamp.
+    pub fn wire_timestamp(self) -> i64 {
+        match self {
+            OffsetSpec::Earliest => -2,
+            OffsetSpec::Latest => -1,
+            OffsetSpec::Timestamp(ms) => ms,
+        }
+    }
+}
+
+/// One partition's answer: the offset, or the broker's error for it.
+pub type OffsetAnswer = Result<i64, ResponseError>;
+
+/// Sends one ListOffsets to `broker` for all `wanted` partitions (read uncommitted).
+pub async fn list_offsets(
+    client: &Client,
+    broker: i32,
+    wanted: &[(TopicPartition, OffsetSpec)],
+) -> Result<BTreeMap<TopicPartition, OffsetAnswer>, ClientError> {
+    let mut by_topic: BTreeMap<&str, Vec<ListOffsetsPartition>> = BTreeMap::new();
+    for (tp, spec) in wanted {
+        by_topic.entry(&tp.topic).or_default().push(
+            ListOffsetsPartition::default()
+                .with_partition_index(tp.partition)
+                .with_current_leader_epoch(-1)
+                .with_timestamp(spec.wire_timestamp()),
+        );
+    }
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_isolation_level(0)
+        .with_topics(
+            by_topic
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    ListOffsetsTopic::default()
+                        .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                        .with_partitions(partitions)
+                })
+                .collect(),
+        );
+    let response = client.send(broker, Purpose::Default, &request).await?;
+    let mut answers = BTreeMap::new();
+    for topic in &response.topics {
+        for p in &topic.partitions {
+            let tp = TopicPartition::new(topic.name.0.as_str(), p.partition_index);
+            let answer = match ResponseError::try_from_code(p.error_code) {
+                Some(error) => {
+                    client.observe_error(error);
+                    Err(error)
+                }
+                None => Ok(p.offset),
+            };
+            answers.insert(tp, answer);
+        }
+    }
+    Ok(answers)
+}
