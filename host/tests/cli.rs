@@ -8,6 +8,14 @@ fn wasmkafka() -> Command {
     Command::new(env!("CARGO_BIN_EXE_wasmkafka"))
 }
 
+/// Runs `wasmkafka ARGS`, asserts it failed with exit code 1, and returns its stderr.
+fn failing(args: &[&str]) -> String {
+    let output = wasmkafka().args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+    stderr
+}
+
 #[tokio::test]
 async fn metadata_prints_brokers_topics_and_partition_leaders() {
     let broker = Tansu::start().await.unwrap();
@@ -137,33 +145,18 @@ fn bad_input_gets_a_clear_error_and_a_non_zero_exit() {
         "brokers = [\"127.0.0.1:9092\"]\n[net]\nrequest_timout_ms = 5\n",
     )
     .unwrap();
-    let cases: Vec<(Vec<String>, &str)> = vec![
+    let config = config.display().to_string();
+    let cases: [(&[&str], &str); 4] = [
+        (&["metadata", "--config", &config], "request_timout_ms"),
+        (&["metadata", "--brokers", "localhost"], "HOST:PORT"),
+        (&["metadata"], "--brokers"),
         (
-            vec![
-                "metadata".into(),
-                "--config".into(),
-                config.display().to_string(),
-            ],
-            "request_timout_ms",
-        ),
-        (
-            vec!["metadata".into(), "--brokers".into(), "localhost".into()],
-            "HOST:PORT",
-        ),
-        (vec!["metadata".into()], "--brokers"),
-        (
-            vec![
-                "metadata".into(),
-                "--config".into(),
-                "/nonexistent/wasmkafka.toml".into(),
-            ],
+            &["metadata", "--config", "/nonexistent/wasmkafka.toml"],
             "cannot read config file",
         ),
     ];
     for (args, expected) in cases {
-        let output = wasmkafka().args(&args).output().unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        let stderr = failing(args);
         assert!(
             stderr.contains(expected),
             "{args:?}: expected `{expected}` in: {stderr}"
@@ -175,20 +168,15 @@ fn bad_input_gets_a_clear_error_and_a_non_zero_exit() {
 fn an_unreachable_broker_is_reported_with_the_address_tried() {
     let port = wasmkafka_tests::tansu::free_port().unwrap();
     let addr = format!("127.0.0.1:{port}");
-    let output = wasmkafka()
-        .args([
-            "run",
-            "--brokers",
-            &addr,
-            "--topic",
-            "t",
-            "--max-records",
-            "1",
-        ])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let stderr = failing(&[
+        "run",
+        "--brokers",
+        &addr,
+        "--topic",
+        "t",
+        "--max-records",
+        "1",
+    ]);
     assert!(
         stderr.contains(&addr) && stderr.contains("is the broker running"),
         "{stderr}"
@@ -198,20 +186,16 @@ fn an_unreachable_broker_is_reported_with_the_address_tried() {
 #[tokio::test]
 async fn run_names_a_missing_topic() {
     let broker = Tansu::start().await.unwrap();
-    let output = wasmkafka()
-        .args([
-            "run",
-            "--brokers",
-            &broker.addr(),
-            "--topic",
-            "missing",
-            "--max-records",
-            "1",
-        ])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let addr = broker.addr();
+    let stderr = failing(&[
+        "run",
+        "--brokers",
+        &addr,
+        "--topic",
+        "missing",
+        "--max-records",
+        "1",
+    ]);
     assert!(
         stderr.contains("topic `missing` does not exist"),
         "{stderr}"

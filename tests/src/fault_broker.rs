@@ -202,6 +202,22 @@ impl FaultCluster {
         });
     }
 
+    /// Sets a partition's leader and error code in Metadata answers (e.g. to move leadership or
+    /// answer LEADER_NOT_AVAILABLE).
+    pub fn set_partition(&self, topic: &str, partition: i32, leader: i32, error_code: i16) {
+        let mut topics = self.state.topics.lock().unwrap();
+        let topic = topics
+            .iter_mut()
+            .find(|t| t.name == topic)
+            .unwrap_or_else(|| panic!("no fault topic {topic}"));
+        let entry = topic
+            .partitions
+            .iter_mut()
+            .find(|(p, _, _)| *p == partition)
+            .unwrap_or_else(|| panic!("no partition {partition}"));
+        *entry = (partition, leader, error_code);
+    }
+
     /// Which nodes Metadata answers name (to make a broker vanish from the cluster).
     pub fn advertise(&self, nodes: &[i32]) {
         *self.state.advertised.lock().unwrap() = nodes.to_vec();

@@ -466,3 +466,63 @@ async fn idle_connections_are_reaped_but_never_with_a_request_in_flight() {
     let again = pool.get(ConnKey::new(1, Purpose::Default)).await.unwrap();
     assert!(again.is_open());
 }
+
+#[tokio::test]
+async fn stale_metadata_errors_make_the_next_lookup_refresh() {
+    use kafka_protocol::error::ResponseError;
+    let (cluster, client) = cluster_and_client(2).await;
+    assert_eq!(
+        client.fresh_metadata().await.unwrap().leader("t", 0),
+        Some(1)
+    );
+    let metadata_requests = || {
+        cluster
+            .seen()
+            .iter()
+            .filter(|r| r.api_key == ApiKey::Metadata as i16)
+            .count()
+    };
+    let before = metadata_requests();
+    // Fresh metadata is served from the cache.
+    client.fresh_metadata().await.unwrap();
+    assert_eq!(metadata_requests(), before);
+    // Leadership moves; a NOT_LEADER_OR_FOLLOWER answer marks the cache stale.
+    cluster.set_partition("t", 0, 2, 0);
+    client.observe_error(ResponseError::NotLeaderOrFollower);
+    assert_eq!(
+        client.fresh_metadata().await.unwrap().leader("t", 0),
+        Some(2)
+    );
+    assert_eq!(metadata_requests(), before + 1);
+    // An error unrelated to metadata does not.
+    client.observe_error(ResponseError::OffsetOutOfRange);
+    client.fresh_metadata().await.unwrap();
+    assert_eq!(metadata_requests(), before + 1);
+    // A leaderless partition is reported as such.
+    cluster.set_partition("t", 0, -1, ResponseError::LeaderNotAvailable.code());
+    client.observe_error(ResponseError::UnknownTopicOrPartition);
+    let metadata = client.fresh_metadata().await.unwrap();
+    assert_eq!(metadata.leader("t", 0), None);
+    assert_eq!(
+        metadata.topics["t"].partitions[&0].error,
+        Some(ResponseError::LeaderNotAvailable)
+    );
+}
+
+#[tokio::test]
+async fn a_connection_failure_marks_metadata_stale() {
+    let (cluster, client) = cluster_and_client(2).await;
+    client.fresh_metadata().await.unwrap();
+    let before = cluster.seen().len();
+    cluster.inject(Some(2), ApiKey::Metadata, Fault::Close);
+    assert!(client
+        .send(2, Purpose::Default, &metadata_request())
+        .await
+        .is_err());
+    client.fresh_metadata().await.unwrap();
+    let refreshed = cluster.seen()[before..]
+        .iter()
+        .filter(|r| r.api_key == ApiKey::Metadata as i16)
+        .count();
+    assert_eq!(refreshed, 2, "the failed request, then a refresh");
+}

@@ -112,6 +112,14 @@ struct PoolInner {
     reaped: AtomicU64,
 }
 
+impl PoolInner {
+    /// A snapshot of the slots, taken without holding the map lock afterwards.
+    fn slot_list(&self) -> Vec<(ConnKey, Arc<Slot>)> {
+        let slots = self.slots.lock().expect("slot map poisoned");
+        slots.iter().map(|(k, s)| (*k, s.clone())).collect()
+    }
+}
+
 /// The connection pool. Cloning shares it.
 #[derive(Clone)]
 pub struct Pool {
@@ -245,18 +253,11 @@ impl Pool {
         }
     }
 
-    /// The open connections, by key (for diagnostics and tests).
+    /// The open connections, by key (for diagnostics and tests). A slot that is connecting at
+    /// this moment is not listed.
     pub fn open_connections(&self) -> Vec<(ConnKey, Connection)> {
-        let slots: Vec<(ConnKey, Arc<Slot>)> = self
-            .inner
-            .slots
-            .lock()
-            .expect("slot map poisoned")
-            .iter()
-            .map(|(k, s)| (*k, s.clone()))
-            .collect();
         let mut open = Vec::new();
-        for (key, slot) in slots {
+        for (key, slot) in self.inner.slot_list() {
             if let Ok(state) = slot.state.try_lock() {
                 if let Some(connection) = state.connection.as_ref().filter(|c| c.is_open()) {
                     open.push((key, connection.clone()));
@@ -306,14 +307,7 @@ async fn reap_idle(pool: Weak<PoolInner>) {
     loop {
         ticks.tick().await;
         let Some(inner) = pool.upgrade() else { return };
-        let slots: Vec<(ConnKey, Arc<Slot>)> = inner
-            .slots
-            .lock()
-            .expect("slot map poisoned")
-            .iter()
-            .map(|(k, s)| (*k, s.clone()))
-            .collect();
-        for (key, slot) in slots {
+        for (key, slot) in inner.slot_list() {
             // A slot that is busy is connecting or handing out a connection: not idle.
             let Ok(mut state) = slot.state.try_lock() else {
                 continue;
