@@ -43,8 +43,9 @@ echo "== producing $COUNT sample records"
 echo "== cluster metadata"
 "$WASMKAFKA" metadata --brokers "$BROKER"
 
-echo "== consuming $COUNT records (first 5 shown; all written to $WORK/records.jsonl)"
+OUT="$PWD/target/demo-records.jsonl"
+echo "== consuming $COUNT records (first 5 shown; all of them in $OUT)"
 "$WASMKAFKA" run --brokers "$BROKER" --topic "$TOPIC" --from earliest \
-  --max-records "$COUNT" --format json >"$WORK/records.jsonl"
-head -n 5 "$WORK/records.jsonl"
-echo "== consumed $(wc -l <"$WORK/records.jsonl") records"
+  --max-records "$COUNT" --format json >"$OUT"
+head -n 5 "$OUT"
+echo "== consumed $(wc -l <"$OUT") records"
