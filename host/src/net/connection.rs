@@ -116,6 +116,12 @@ impl Shared {
         }
     }
 
+    /// Why the connection closed (`ClosedByClient` if it has not recorded a reason).
+    fn close_reason(&self) -> CloseReason {
+        let queue = self.queue.lock().expect("connection queue poisoned");
+        queue.closed.clone().unwrap_or(CloseReason::ClosedByClient)
+    }
+
     fn closed_error(&self, reason: CloseReason) -> NetError {
         NetError::Closed {
             addr: self.addr.clone(),
@@ -412,15 +418,8 @@ impl Connection {
         shared.touch();
         let _in_flight = InFlightGuard(shared);
         if let Err(rejected) = self.inner.outgoing.send(outgoing) {
-            let reason = shared
-                .queue
-                .lock()
-                .expect("connection queue poisoned")
-                .closed
-                .clone()
-                .unwrap_or(CloseReason::ClosedByClient);
             drop(rejected);
-            return Err(shared.closed_error(reason));
+            return Err(shared.closed_error(shared.close_reason()));
         }
         match tokio::time::timeout(timeout, answer).await {
             Ok(Ok(reply)) => reply,
@@ -525,12 +524,12 @@ async fn write_loop(
             return;
         }
     }
-    // Fail whatever is still queued in the channel.
+    // Fail whatever is still queued in the channel, with the reason the connection closed.
     outgoing.close();
     while let Ok(Outgoing { in_flight, .. }) = outgoing.try_recv() {
         let _ = in_flight
             .reply
-            .send(Err(shared.closed_error(CloseReason::ClosedByClient)));
+            .send(Err(shared.closed_error(shared.close_reason())));
     }
 }
 
