@@ -112,6 +112,11 @@ impl Client {
             .map_err(ClientError::from)
     }
 
+    /// True when the metadata was marked stale or was never fetched.
+    pub fn metadata_is_stale(&self) -> bool {
+        self.metadata.is_stale()
+    }
+
     /// Tells the cache about an error code from a response; stale-metadata errors mark it stale.
     pub fn observe_error(&self, error: ResponseError) {
         if means_stale_metadata(error) {

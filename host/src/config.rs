@@ -16,11 +16,16 @@
 //! [consumer]
 //! topics = ["events"]
 //! group = "my-group"
-//! from = "earliest"          # where to start without a committed offset: earliest | latest
+//! from = "earliest"          # the reset policy: where to start without a committed offset and
+//!                            # where an out-of-range offset goes: earliest | latest | none |
+//!                            # by_duration:<ISO-8601 duration>, e.g. by_duration:P1D
+//! isolation_level = "read_uncommitted"   # or read_committed (hide aborted transactions)
 //! fetch_max_wait_ms = 500
 //! fetch_min_bytes = 1
 //! fetch_max_bytes = 52428800
 //! max_partition_fetch_bytes = 1048576
+//! retry_backoff_ms = 100     # failed fetches, ListOffsets and metadata refreshes back off
+//! retry_backoff_max_ms = 1000
 //! ```
 
 use std::path::Path;
@@ -28,7 +33,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::fetch::{FetchOptions, IsolationLevel};
 use crate::net::{ConnectionOptions, PoolOptions};
+use crate::policy::ResetPolicySpec;
 
 /// A configuration problem, with the key it concerns and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -39,15 +46,6 @@ pub enum ConfigError {
     Parse { path: String, reason: String },
     #[error("invalid value for `{key}`: {problem}")]
     Invalid { key: &'static str, problem: String },
-}
-
-/// Where a partition without a committed offset starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum StartFrom {
-    #[default]
-    Earliest,
-    Latest,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -92,11 +90,14 @@ impl Default for NetConfig {
 pub struct ConsumerConfig {
     pub topics: Vec<String>,
     pub group: Option<String>,
-    pub from: StartFrom,
+    pub from: ResetPolicySpec,
+    pub isolation_level: IsolationLevel,
     pub fetch_max_wait_ms: u64,
     pub fetch_min_bytes: i32,
     pub fetch_max_bytes: i32,
     pub max_partition_fetch_bytes: i32,
+    pub retry_backoff_ms: u64,
+    pub retry_backoff_max_ms: u64,
 }
 
 impl Default for ConsumerConfig {
@@ -104,11 +105,14 @@ impl Default for ConsumerConfig {
         Self {
             topics: Vec::new(),
             group: None,
-            from: StartFrom::Earliest,
+            from: ResetPolicySpec::Earliest,
+            isolation_level: IsolationLevel::ReadUncommitted,
             fetch_max_wait_ms: 500,
             fetch_min_bytes: 1,
             fetch_max_bytes: 50 * 1024 * 1024,
             max_partition_fetch_bytes: 1024 * 1024,
+            retry_backoff_ms: 100,
+            retry_backoff_max_ms: 1_000,
         }
     }
 }
@@ -158,6 +162,11 @@ impl Config {
                 "net.reconnect_backoff_max_ms",
                 self.net.reconnect_backoff_max_ms,
             ),
+            ("consumer.retry_backoff_ms", self.consumer.retry_backoff_ms),
+            (
+                "consumer.retry_backoff_max_ms",
+                self.consumer.retry_backoff_max_ms,
+            ),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -202,6 +211,21 @@ impl Config {
             });
         }
         Ok(&self.brokers)
+    }
+
+    /// The fetcher's settings.
+    pub fn fetch_options(&self) -> FetchOptions {
+        let consumer = &self.consumer;
+        FetchOptions {
+            max_wait: Duration::from_millis(consumer.fetch_max_wait_ms),
+            min_bytes: consumer.fetch_min_bytes,
+            max_bytes: consumer.fetch_max_bytes,
+            partition_max_bytes: consumer.max_partition_fetch_bytes,
+            isolation: consumer.isolation_level,
+            retry_backoff: Duration::from_millis(consumer.retry_backoff_ms),
+            retry_backoff_max: Duration::from_millis(consumer.retry_backoff_max_ms),
+            group: consumer.group.clone(),
+        }
     }
 
     pub fn pool_options(&self) -> PoolOptions {
@@ -251,7 +275,8 @@ mod tests {
             request_timeout_ms = 5000
             [consumer]
             topics = ["a", "b"]
-            from = "latest"
+            from = "by_duration:PT2H"
+            isolation_level = "read_committed"
             "#,
         )
         .unwrap();
@@ -259,7 +284,14 @@ mod tests {
         assert_eq!(config.net.request_timeout_ms, 5000);
         assert_eq!(config.net.connect_timeout_ms, 10_000);
         assert_eq!(config.consumer.topics, ["a", "b"]);
-        assert_eq!(config.consumer.from, StartFrom::Latest);
+        assert_eq!(
+            config.consumer.from,
+            ResetPolicySpec::ByDuration(Duration::from_secs(7200))
+        );
+        assert_eq!(
+            config.consumer.isolation_level,
+            IsolationLevel::ReadCommitted
+        );
     }
 
     #[test]
@@ -287,6 +319,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("consumer.fetch_max_wait_ms"), "{error}");
+        let error = Config::parse("[consumer]\nfrom = \"oldest\"")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("earliest, latest, none"), "{error}");
         let error = Config::default().require_brokers().unwrap_err().to_string();
         assert!(error.contains("--brokers"), "{error}");
     }

@@ -11,4 +11,5 @@ pub mod cluster;
 pub mod config;
 pub mod fetch;
 pub mod net;
+pub mod policy;
 pub mod produce;

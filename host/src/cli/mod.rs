@@ -12,7 +12,8 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use crate::client::Client;
-use crate::config::{validate_broker_address, Config, StartFrom};
+use crate::config::{validate_broker_address, Config};
+use crate::policy::ResetPolicySpec;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -85,9 +86,10 @@ pub struct RunArgs {
     /// Consumer group to join.
     #[arg(long, value_name = "G")]
     pub group: Option<String>,
-    /// Where to start when there is no committed offset.
-    #[arg(long, value_enum)]
-    pub from: Option<StartFrom>,
+    /// Where to start without a committed offset, and where an out-of-range offset resets to:
+    /// earliest, latest, none, or by_duration:<ISO-8601 duration> (e.g. by_duration:PT1H).
+    #[arg(long, value_name = "POLICY")]
+    pub from: Option<ResetPolicySpec>,
     /// Exit 0 after printing this many records.
     #[arg(long, value_name = "N")]
     pub max_records: Option<u64>,

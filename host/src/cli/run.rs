@@ -5,11 +5,15 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use crate::config::StartFrom;
-use crate::fetch::{Consumer, FetchOptions, OffsetSpec};
+use crate::fetch::{Consumer, ConsumerError};
 
 use super::output::record_json;
 use super::{Format, RunArgs};
+
+/// The most records one poll hands over.
+const POLL_MAX_RECORDS: usize = 10_000;
+/// How long one poll waits for records before the loop looks at ctrl-c again.
+const POLL_TIMEOUT: Duration = Duration::from_secs(1);
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut config = args.common.load_config()?;
@@ -29,18 +33,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         bail!("no topic given: pass --topic T (repeatable) or set consumer.topics in the config");
     }
     let client = super::connect(&config).await?;
-    let options = FetchOptions {
-        max_wait: Duration::from_millis(config.consumer.fetch_max_wait_ms),
-        min_bytes: config.consumer.fetch_min_bytes,
-        max_bytes: config.consumer.fetch_max_bytes,
-        partition_max_bytes: config.consumer.max_partition_fetch_bytes,
-        reset_to: match config.consumer.from {
-            StartFrom::Earliest => OffsetSpec::Earliest,
-            StartFrom::Latest => OffsetSpec::Latest,
-        },
-    };
-    let mut consumer = Consumer::new(client.clone(), options);
+    let policy = config.consumer.from.clone().into_policy();
+    let consumer = Consumer::new(client.clone(), config.fetch_options(), policy);
     consumer.assign_topics(&config.consumer.topics).await?;
+    let assigned = consumer.assignment().len();
+    let mut stopped = 0;
 
     let limit = args.max_records.unwrap_or(u64::MAX);
     let mut printed = 0u64;
@@ -49,9 +46,27 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     while printed < limit {
-        let records = tokio::select! {
-            records = consumer.poll() => records?,
+        let wanted = usize::try_from(limit - printed)
+            .unwrap_or(usize::MAX)
+            .min(POLL_MAX_RECORDS);
+        let polled = tokio::select! {
+            polled = consumer.poll(wanted, POLL_TIMEOUT) => polled,
             _ = &mut ctrl_c => break,
+        };
+        let records = match polled {
+            Ok(records) => records,
+            // One partition stopped (e.g. reset policy `none`): say so, keep the others going.
+            Err(ConsumerError::Partition(error)) => {
+                tracing::error!("{error}");
+                eprintln!("error: {error}");
+                stopped += 1;
+                if stopped == assigned {
+                    out.flush().or_else(stdout_closed)?;
+                    bail!("every assigned partition stopped with an error (see above)");
+                }
+                continue;
+            }
+            Err(error) => return Err(error.into()),
         };
         for record in records {
             if printed >= limit {

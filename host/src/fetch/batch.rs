@@ -49,6 +49,11 @@ pub struct BatchHeader {
 }
 
 impl BatchHeader {
+    /// The offset of the batch's last record (as written, before any compaction).
+    pub fn last_offset(&self) -> i64 {
+        self.base_offset + i64::from(self.last_offset_delta)
+    }
+
     /// The offset right after this batch.
     pub fn next_offset(&self) -> i64 {
         self.base_offset + i64::from(self.last_offset_delta) + 1
@@ -73,7 +78,8 @@ pub struct DecodedRecords {
 }
 
 /// Decodes every complete batch in `data`, keeping records at or after `position`.
-/// `skip_batch` lets the caller drop whole batches (aborted transactions, for one).
+/// `skip_batch` sees every complete batch header in order and lets the caller drop whole batches
+/// (aborted transactions, see [`super::transactions`]); control batches are dropped anyway.
 pub fn decode_records(
     topic: &Arc<str>,
     partition: i32,
@@ -117,7 +123,9 @@ pub fn decode_records(
         }
         let header = read_header(&batch, base_offset);
         decoded.next_offset = Some(header.next_offset());
-        if header.control || header.next_offset() <= position || skip_batch(&header) {
+        // The hook sees every batch, control batches included (they end aborted transactions).
+        let skipped = skip_batch(&header);
+        if skipped || header.control || header.next_offset() <= position {
             continue;
         }
         let set = RecordBatchDecoder::decode(&mut batch).map_err(|e| BatchError::Corrupt {

@@ -1,32 +1,28 @@
-//! The consumer: a set of assigned partitions, each with an explicit state, fetched from their
-//! leaders on the `Fetch` connections.
+//! The consumer handle: assign partitions, poll records, move positions.
 //!
-//! One `poll` is one round: partitions waiting for a start offset are resolved with one
-//! ListOffsets per leader, then every leader gets one Fetch (concurrently) for all partitions it
-//! leads, and the answers are decoded in place.
+//! The handle and the background [`driver`](super::driver) share the partition states and the
+//! record buffer under one lock that is never held across an await. Every call that changes
+//! what may be fetched wakes the driver.
 //!
-//! Invariants:
-//! - A partition's position only moves to a batch's `next_offset` (see [`super::batch`]).
-//! - An answer is applied only if the partition still sits at the offset the request asked for:
-//!   anything else is a stale answer and is dropped.
-//! - OFFSET_OUT_OF_RANGE sends the partition back to `AwaitingReset` with the offending offset;
-//!   the reset resolves it with ListOffsets and fetching goes on.
+//! Positions: [`Consumer::position`] is the offset of the next record the user will get
+//! (after the last one handed out, or where fetching continues when nothing is buffered), the
+//! offset a group commits. It never counts records that were fetched but not handed out.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
-use kafka_protocol::protocol::StrBytes;
-use tokio::task::JoinSet;
+use tokio::task::JoinHandle;
 
-use crate::client::{Client, ClientError};
-use crate::net::{Purpose, SendOptions};
+use crate::client::Client;
+use crate::policy::ResetPolicy;
 
-use super::batch::{decode_records, BatchError, ConsumerRecord};
-use super::offsets::{list_offsets, OffsetSpec};
-use super::TopicPartition;
+use super::batch::ConsumerRecord;
+use super::driver::{Driver, FetchStats, Shared};
+use super::error::ConsumerError;
+use super::offsets::OffsetSpec;
+use super::partition::{PartitionState, ResetCause, StartAt};
+use super::{IsolationLevel, TopicPartition};
 
 /// Fetch settings.
 #[derive(Debug, Clone)]
@@ -35,8 +31,12 @@ pub struct FetchOptions {
     pub min_bytes: i32,
     pub max_bytes: i32,
     pub partition_max_bytes: i32,
-    /// Where a partition without a position starts, and where an out-of-range one resets to.
-    pub reset_to: OffsetSpec,
+    pub isolation: IsolationLevel,
+    /// Backoff for failed fetches, ListOffsets and metadata refreshes.
+    pub retry_backoff: Duration,
+    pub retry_backoff_max: Duration,
+    /// The consumer group, if any (the reset policy sees it).
+    pub group: Option<String>,
 }
 
 impl Default for FetchOptions {
@@ -46,304 +46,220 @@ impl Default for FetchOptions {
             min_bytes: 1,
             max_bytes: 50 * 1024 * 1024,
             partition_max_bytes: 1024 * 1024,
-            reset_to: OffsetSpec::Earliest,
+            isolation: IsolationLevel::ReadUncommitted,
+            retry_backoff: Duration::from_millis(100),
+            retry_backoff_max: Duration::from_secs(1),
+            group: None,
         }
     }
 }
 
-/// Why a partition needs a reset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResetReason {
-    /// It has no position yet.
-    NoPosition,
-    /// The broker said this offset is out of range (compacted or deleted data).
-    OutOfRange { offset: i64 },
-}
-
-/// A partition's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PartitionState {
-    AwaitingReset { reason: ResetReason },
-    Fetching { position: i64 },
-}
-
-/// Consumer errors.
-#[derive(Debug, thiserror::Error)]
-pub enum ConsumerError {
-    #[error(transparent)]
-    Client(#[from] ClientError),
-    #[error("topic `{0}` does not exist (create it, or check the name)")]
-    UnknownTopic(String),
-    #[error("cannot decode records of {partition}: {error}")]
-    Batch {
-        partition: TopicPartition,
-        error: BatchError,
-    },
-}
-
-/// A consumer of an explicit set of partitions.
+/// A consumer of an explicit set of partitions (the group layer drives `assign`/`revoke`).
 pub struct Consumer {
     client: Client,
-    options: FetchOptions,
-    partitions: BTreeMap<TopicPartition, PartitionState>,
+    shared: Arc<Shared>,
+    driver: JoinHandle<()>,
 }
 
 impl Consumer {
-    pub fn new(client: Client, options: FetchOptions) -> Consumer {
+    /// Starts the fetcher's background task on the current tokio runtime.
+    pub fn new(client: Client, options: FetchOptions, policy: Arc<dyn ResetPolicy>) -> Consumer {
+        let shared = Arc::new(Shared::default());
+        let driver = Driver::new(client.clone(), options, policy, shared.clone());
         Consumer {
             client,
-            options,
-            partitions: BTreeMap::new(),
+            shared,
+            driver: tokio::spawn(driver.run()),
         }
     }
 
-    /// Assigns every partition of `topics`, each starting per `reset_to`.
-    pub async fn assign_topics(&mut self, topics: &[String]) -> Result<(), ConsumerError> {
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Assigns every partition of `topics`; each starts where the reset policy says.
+    pub async fn assign_topics(&self, topics: &[String]) -> Result<(), ConsumerError> {
         let metadata = self.client.refresh_topics(topics).await?;
+        let mut partitions = Vec::new();
         for topic in topics {
             let info = metadata
                 .topics
                 .get(topic)
                 .filter(|t| t.error.is_none() && !t.partitions.is_empty())
                 .ok_or_else(|| ConsumerError::UnknownTopic(topic.clone()))?;
-            for partition in info.partitions.keys() {
-                self.partitions
-                    .entry(TopicPartition::new(topic, *partition))
-                    .or_insert(PartitionState::AwaitingReset {
-                        reason: ResetReason::NoPosition,
-                    });
-            }
+            partitions.extend(
+                info.partitions
+                    .keys()
+                    .map(|p| (TopicPartition::new(topic, *p), StartAt::Reset)),
+            );
         }
+        self.assign(partitions);
         Ok(())
+    }
+
+    /// Adds partitions (an already assigned one starts over with a new epoch).
+    pub fn assign(&self, partitions: impl IntoIterator<Item = (TopicPartition, StartAt)>) {
+        self.change(|state| {
+            for (tp, start) in partitions {
+                state.buffer.remove(&tp);
+                state.partitions.assign(tp, start);
+            }
+        });
+    }
+
+    /// Removes partitions: their buffered records are dropped, answers in flight are ignored.
+    pub fn revoke(&self, partitions: &[TopicPartition]) {
+        self.change(|state| {
+            for tp in partitions {
+                state.buffer.remove(tp);
+                state.partitions.revoke(tp);
+            }
+        });
+    }
+
+    /// The group's committed offsets for partitions assigned with [`StartAt::Committed`].
+    pub fn committed_offsets(
+        &self,
+        offsets: impl IntoIterator<Item = (TopicPartition, Option<i64>)>,
+    ) {
+        self.change(|state| {
+            for (tp, offset) in offsets {
+                state.partitions.committed_offset(&tp, offset);
+            }
+        });
     }
 
     /// The assigned partitions and their states.
-    pub fn assignment(&self) -> &BTreeMap<TopicPartition, PartitionState> {
-        &self.partitions
-    }
-
-    /// The next offset to fetch for a partition, if it has one.
-    pub fn position(&self, partition: &TopicPartition) -> Option<i64> {
-        match self.partitions.get(partition)? {
-            PartitionState::Fetching { position } => Some(*position),
-            PartitionState::AwaitingReset { .. } => None,
-        }
-    }
-
-    /// Moves a partition to `offset`; the next fetch starts there.
-    pub fn seek(&mut self, partition: &TopicPartition, offset: i64) {
-        if let Some(state) = self.partitions.get_mut(partition) {
-            *state = PartitionState::Fetching { position: offset };
-        }
-    }
-
-    /// One round: resolve resets, fetch from every leader, return the records in partition order.
-    pub async fn poll(&mut self) -> Result<Vec<ConsumerRecord>, ConsumerError> {
-        self.resolve_resets().await?;
-        let metadata = self.client.fresh_metadata().await?;
-        let mut by_leader: BTreeMap<i32, Vec<(TopicPartition, i64)>> = BTreeMap::new();
-        for (tp, state) in &self.partitions {
-            if let PartitionState::Fetching { position } = state {
-                match metadata.leader(&tp.topic, tp.partition) {
-                    Some(leader) => by_leader
-                        .entry(leader)
-                        .or_default()
-                        .push((tp.clone(), *position)),
-                    None => self.client.observe_error(ResponseError::LeaderNotAvailable),
-                }
-            }
-        }
-        if by_leader.is_empty() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            return Ok(Vec::new());
-        }
-        let mut fetches = JoinSet::new();
-        for (leader, wanted) in by_leader {
-            let request = self.fetch_request(&wanted);
-            let client = self.client.clone();
-            let options = SendOptions {
-                timeout: Some(
-                    client.pool().options().connection.request_timeout + self.options.max_wait,
-                ),
-                ..SendOptions::default()
-            };
-            fetches.spawn(async move {
-                let answer = client
-                    .send_with(leader, Purpose::Fetch, &request, options)
-                    .await;
-                (wanted, answer.map(|(_, response)| response))
-            });
-        }
-        let mut records = Vec::new();
-        let mut first_error = None;
-        while let Some(joined) = fetches.join_next().await {
-            let (wanted, answer) = joined.expect("fetch task panicked");
-            match answer {
-                Ok(response) => self.apply(&wanted, response, &mut records)?,
-                Err(error) => {
-                    tracing::warn!(%error, "fetch failed; retrying next round");
-                    first_error.get_or_insert(error);
-                }
-            }
-        }
-        if records.is_empty() {
-            if let Some(error) = first_error {
-                if !error_is_transient(&error) {
-                    return Err(error.into());
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-        records.sort_by(|a, b| {
-            (&a.topic, a.partition, a.offset).cmp(&(&b.topic, b.partition, b.offset))
-        });
-        Ok(records)
-    }
-
-    fn fetch_request(&self, wanted: &[(TopicPartition, i64)]) -> FetchRequest {
-        let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
-        for (tp, position) in wanted {
-            topics.entry(&tp.topic).or_default().push(
-                FetchPartition::default()
-                    .with_partition(tp.partition)
-                    .with_fetch_offset(*position)
-                    .with_current_leader_epoch(-1)
-                    .with_last_fetched_epoch(-1)
-                    .with_log_start_offset(-1)
-                    .with_partition_max_bytes(self.options.partition_max_bytes),
-            );
-        }
-        FetchRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_max_wait_ms(self.options.max_wait.as_millis() as i32)
-            .with_min_bytes(self.options.min_bytes)
-            .with_max_bytes(self.options.max_bytes)
-            .with_isolation_level(0)
-            .with_session_id(0)
-            .with_session_epoch(-1)
-            .with_topics(
-                topics
-                    .into_iter()
-                    .map(|(topic, partitions)| {
-                        FetchTopic::default()
-                            .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
-                            .with_partitions(partitions)
-                    })
-                    .collect(),
-            )
-    }
-
-    fn apply(
-        &mut self,
-        wanted: &[(TopicPartition, i64)],
-        response: FetchResponse,
-        records: &mut Vec<ConsumerRecord>,
-    ) -> Result<(), ConsumerError> {
-        for topic in response.responses {
-            for data in topic.partitions {
-                let tp = TopicPartition::new(topic.topic.0.as_str(), data.partition_index);
-                let Some(asked) = wanted.iter().find(|(w, _)| *w == tp).map(|(_, p)| *p) else {
-                    continue; // not asked for: ignore
-                };
-                let Some(state) = self.partitions.get_mut(&tp) else {
-                    continue;
-                };
-                if *state != (PartitionState::Fetching { position: asked }) {
-                    tracing::debug!(partition = %tp, asked, ?state, "dropping a stale fetch answer");
-                    continue;
-                }
-                match ResponseError::try_from_code(data.error_code) {
-                    None => {}
-                    Some(ResponseError::OffsetOutOfRange) => {
-                        tracing::info!(partition = %tp, offset = asked, "offset out of range; resetting");
-                        *state = PartitionState::AwaitingReset {
-                            reason: ResetReason::OutOfRange { offset: asked },
-                        };
-                        continue;
-                    }
-                    Some(error) => {
-                        tracing::debug!(partition = %tp, %error, "fetch error; retrying next round");
-                        self.client.observe_error(error);
-                        continue;
-                    }
-                }
-                let Some(data_bytes) = data.records else {
-                    continue;
-                };
-                let decoded = decode_records(&tp.topic, tp.partition, asked, data_bytes, |_| false)
-                    .map_err(|error| ConsumerError::Batch {
-                        partition: tp.clone(),
-                        error,
-                    })?;
-                if let Some(next) = decoded.next_offset {
-                    *state = PartitionState::Fetching {
-                        position: next.max(asked),
-                    };
-                }
-                records.extend(decoded.records);
-            }
-        }
-        Ok(())
-    }
-
-    /// Resolves every partition awaiting a reset, one ListOffsets per leader.
-    async fn resolve_resets(&mut self) -> Result<(), ConsumerError> {
-        let pending: Vec<TopicPartition> = self
+    pub fn assignment(&self) -> BTreeMap<TopicPartition, PartitionState> {
+        let state = self.shared.lock();
+        state
             .partitions
             .iter()
-            .filter(|(_, s)| matches!(s, PartitionState::AwaitingReset { .. }))
-            .map(|(tp, _)| tp.clone())
-            .collect();
-        if pending.is_empty() {
-            return Ok(());
-        }
-        let metadata = self.client.fresh_metadata().await?;
-        let mut by_leader: BTreeMap<i32, Vec<(TopicPartition, OffsetSpec)>> = BTreeMap::new();
-        for tp in pending {
-            if let Some(leader) = metadata.leader(&tp.topic, tp.partition) {
-                by_leader
-                    .entry(leader)
-                    .or_default()
-                    .push((tp, self.options.reset_to));
-            }
-        }
-        for (leader, wanted) in by_leader {
-            let answers = match list_offsets(&self.client, leader, &wanted).await {
-                Ok(answers) => answers,
-                Err(error) if error_is_transient(&error) => {
-                    tracing::warn!(%error, leader, "ListOffsets failed; retrying next round");
-                    continue;
-                }
-                Err(error) => return Err(error.into()),
-            };
-            for (tp, answer) in answers {
-                match answer {
-                    Ok(offset) => {
-                        if let Some(state) = self.partitions.get_mut(&tp) {
-                            if matches!(state, PartitionState::AwaitingReset { .. }) {
-                                tracing::debug!(partition = %tp, offset, "position reset");
-                                *state = PartitionState::Fetching { position: offset };
-                            }
-                        }
-                    }
-                    Err(error) => {
-                        tracing::debug!(partition = %tp, %error, "ListOffsets error; retrying")
-                    }
-                }
-            }
-        }
-        Ok(())
+            .map(|(tp, p)| (tp.clone(), p.state))
+            .collect()
     }
 
-    pub fn client(&self) -> &Client {
-        &self.client
+    /// The offset of the next record the user will get, once the partition has a position.
+    pub fn position(&self, tp: &TopicPartition) -> Option<i64> {
+        let state = self.shared.lock();
+        if let Some(consumed) = state.buffer.consumed_position(tp) {
+            return Some(consumed);
+        }
+        match state.partitions.state(tp)? {
+            PartitionState::Fetching { position } => Some(position),
+            _ => None,
+        }
+    }
+
+    /// Moves a partition to `offset`: buffered records are dropped, answers in flight for the
+    /// old position are ignored. Returns false if the partition is not assigned.
+    pub fn seek(&self, tp: &TopicPartition, offset: i64) -> bool {
+        self.change(|state| {
+            state.buffer.remove(tp);
+            state.partitions.seek(tp, offset)
+        })
+    }
+
+    /// Moves partitions to the start of their logs.
+    pub fn seek_to_beginning(&self, partitions: &[TopicPartition]) {
+        self.reset_to(partitions, OffsetSpec::Earliest);
+    }
+
+    /// Moves partitions to the end of their logs (only new records).
+    pub fn seek_to_end(&self, partitions: &[TopicPartition]) {
+        self.reset_to(partitions, OffsetSpec::Latest);
+    }
+
+    /// Moves partitions to their first record at or after `ms` (ms since the epoch).
+    pub fn seek_to_timestamp(&self, partitions: &[TopicPartition], ms: i64) {
+        self.reset_to(partitions, OffsetSpec::Timestamp(ms));
+    }
+
+    fn reset_to(&self, partitions: &[TopicPartition], spec: OffsetSpec) {
+        self.change(|state| {
+            for tp in partitions {
+                state.buffer.remove(tp);
+                state.partitions.reset(tp, ResetCause::To(spec));
+            }
+        });
+    }
+
+    /// Stops fetching and returning records for partitions (their state is kept).
+    pub fn pause(&self, partitions: &[TopicPartition]) {
+        self.change(|state| {
+            for tp in partitions {
+                state.partitions.set_paused(tp, true);
+            }
+        });
+    }
+
+    pub fn resume(&self, partitions: &[TopicPartition]) {
+        self.change(|state| {
+            for tp in partitions {
+                state.partitions.set_paused(tp, false);
+            }
+        });
+        self.shared.records_ready.notify_waiters();
+    }
+
+    /// Waits up to `timeout` for records and returns at most `max_records` (an empty vector
+    /// when none arrived). A partition error is returned once, before further records; the
+    /// failed partition stops, the others go on.
+    pub async fn poll(
+        &self,
+        max_records: usize,
+        timeout: Duration,
+    ) -> Result<Vec<ConsumerRecord>, ConsumerError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let ready = self.shared.records_ready.notified();
+            tokio::pin!(ready);
+            ready.as_mut().enable();
+            {
+                let mut state = self.shared.lock();
+                if state.closed {
+                    return Err(ConsumerError::Closed);
+                }
+                if let Some(error) = state.errors.pop_front() {
+                    return Err(error.into());
+                }
+                let state = &mut *state;
+                let partitions = &state.partitions;
+                let records = state.buffer.take(max_records, |tp| {
+                    partitions.get(tp).is_some_and(|p| !p.paused)
+                });
+                if !records.is_empty() {
+                    self.shared.driver_wake.notify_one();
+                    return Ok(records);
+                }
+            }
+            if tokio::time::timeout_at(deadline, ready).await.is_err() {
+                return Ok(Vec::new());
+            }
+        }
+    }
+
+    pub fn stats(&self) -> FetchStats {
+        self.shared.lock().stats.clone()
+    }
+
+    /// Stops the background task; later polls fail with [`ConsumerError::Closed`].
+    pub async fn close(self) {
+        self.shared.lock().closed = true;
+        self.shared.driver_wake.notify_one();
+        self.shared.records_ready.notify_waiters();
+        self.driver.abort();
+    }
+
+    fn change<T>(&self, f: impl FnOnce(&mut super::driver::FetchState) -> T) -> T {
+        let result = f(&mut self.shared.lock());
+        self.shared.driver_wake.notify_one();
+        result
     }
 }
 
-fn error_is_transient(error: &ClientError) -> bool {
-    match error {
-        ClientError::Net(net) => net.is_retriable(),
-        ClientError::NoBrokerReachable { .. } => true,
-        ClientError::Broker { error, .. } => error.is_retriable(),
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        self.driver.abort();
     }
 }

@@ -1,16 +1,35 @@
-//! Fetching: record batch decoding, start offsets, and the consumer that fetches from every
-//! partition leader.
+//! Fetching: per-partition state machines, a background fetch loop per leader with incremental
+//! sessions, record decoding, offset resets through a policy, and the consumer handle.
+//!
+//! - [`consumer`]: the public handle (`assign`, `poll`, `seek`, `pause`, ...).
+//! - [`driver`]: the background task that plans fetches and resets and applies their answers.
+//! - [`partition`]: the per-partition state machine and its epochs (the stale-answer guard).
+//! - [`fetch_job`], [`session`]: one Fetch request to one leader; KIP-227 sessions.
+//! - [`batch`], [`transactions`]: record batches to records; read_committed filtering.
+//! - [`reset`], [`offsets`]: resolving resets with the policy and ListOffsets.
+//! - [`buffer`]: fetched records waiting for the user (bounded: back-pressure).
 
 pub mod batch;
+pub mod buffer;
 pub mod consumer;
+pub mod driver;
+pub mod error;
+pub mod fetch_job;
 pub mod offsets;
+pub mod partition;
+pub mod reset;
+pub mod session;
+pub mod transactions;
 
 use std::fmt;
 use std::sync::Arc;
 
 pub use batch::{decode_records, BatchError, BatchHeader, ConsumerRecord, DecodedRecords};
-pub use consumer::{Consumer, ConsumerError, FetchOptions};
+pub use consumer::{Consumer, FetchOptions};
+pub use driver::FetchStats;
+pub use error::{ConsumerError, PartitionError};
 pub use offsets::{list_offsets, OffsetSpec};
+pub use partition::{PartitionState, ResetCause, StartAt};
 
 /// A topic and a partition.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -31,5 +50,25 @@ impl TopicPartition {
 impl fmt::Display for TopicPartition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.topic, self.partition)
+    }
+}
+
+/// Which records a fetch may return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IsolationLevel {
+    /// Everything up to the high watermark, aborted transactions included.
+    #[default]
+    ReadUncommitted,
+    /// Only committed transactions, up to the last stable offset.
+    ReadCommitted,
+}
+
+impl IsolationLevel {
+    pub fn wire(self) -> i8 {
+        match self {
+            IsolationLevel::ReadUncommitted => 0,
+            IsolationLevel::ReadCommitted => 1,
+        }
     }
 }

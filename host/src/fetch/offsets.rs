@@ -11,7 +11,7 @@ use kafka_protocol::protocol::StrBytes;
 use crate::client::{Client, ClientError};
 use crate::net::Purpose;
 
-use super::TopicPartition;
+use super::{IsolationLevel, TopicPartition};
 
 /// What to look up for a partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,10 +36,12 @@ impl OffsetSpec {
 /// One partition's answer: the offset, or the broker's error for it.
 pub type OffsetAnswer = Result<i64, ResponseError>;
 
-/// Sends one ListOffsets to `broker` for all `wanted` partitions (read uncommitted).
+/// Sends one ListOffsets to `broker` for all `wanted` partitions. With read_committed,
+/// "latest" is the last stable offset.
 pub async fn list_offsets(
     client: &Client,
     broker: i32,
+    isolation: IsolationLevel,
     wanted: &[(TopicPartition, OffsetSpec)],
 ) -> Result<BTreeMap<TopicPartition, OffsetAnswer>, ClientError> {
     let mut by_topic: BTreeMap<&str, Vec<ListOffsetsPartition>> = BTreeMap::new();
@@ -53,7 +55,7 @@ pub async fn list_offsets(
     }
     let request = ListOffsetsRequest::default()
         .with_replica_id(BrokerId(-1))
-        .with_isolation_level(0)
+        .with_isolation_level(isolation.wire())
         .with_topics(
             by_topic
                 .into_iter()

@@ -8,6 +8,7 @@ pub mod frame;
 pub mod pool;
 pub mod versions;
 
+pub use backoff::Backoff;
 pub use connection::{Connection, ConnectionOptions, SendOptions};
 pub use error::{CloseReason, NetError};
 pub use pool::{ConnKey, Pool, PoolOptions, PoolStats, Purpose};

@@ -1,0 +1,498 @@
+//! The fetcher's background task.
+//!
+//! One task owns the plan: which leader gets a Fetch, which partitions get a reset, when
+//! metadata is refreshed. The requests themselves run as jobs on their own tasks (a long poll
+//! never blocks the plan) and come back here to be applied under the state lock.
+//!
+//! Invariants:
+//! - At most one Fetch in flight per leader, on that leader's `Fetch` connection: each leader
+//!   is one fetch loop, and the loops run side by side.
+//! - A partition is fetched only when it is `Fetching`, not paused, and has no records waiting
+//!   in the buffer (back-pressure: see [`super::buffer`]).
+//! - Answers are applied only if the partition's epoch and position still match what was asked
+//!   (see [`super::partition`]); anything else is counted and dropped.
+//! - A partition waiting for a reset is not fetched; the resets of one leader's partitions go
+//!   out together; failures are retried with backoff, per partition.
+//! - Nothing here waits without a bound: every job has a timeout, every retry a deadline.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use kafka_protocol::error::ResponseError;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+
+use crate::client::{Client, ClientError};
+use crate::cluster::means_stale_metadata;
+use crate::net::Backoff;
+use crate::policy::ResetPolicy;
+
+use super::buffer::{record_bytes, Chunk, RecordBuffer};
+use super::consumer::FetchOptions;
+use super::error::PartitionError;
+use super::fetch_job::{Asked, FetchJob, FetchLimits, FetchedData, PartitionOutcome};
+use super::partition::{PartitionState, Partitions};
+use super::reset::{ResetJob, ResetOutcome, ResetRequest};
+use super::session::{FetchSession, SessionPartition};
+use super::TopicPartition;
+
+/// A broker that answers an empty fetch at once (instead of waiting up to max wait) is not
+/// asked again sooner than this.
+const EMPTY_FETCH_SPACING: Duration = Duration::from_millis(10);
+/// How long the plan sleeps when nothing else wakes it.
+const IDLE_TICK: Duration = Duration::from_secs(1);
+
+/// Counters, for tests, logs and benchmarks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FetchStats {
+    pub fetch_requests: u64,
+    pub incremental_fetches: u64,
+    pub failed_fetches: u64,
+    /// Answers (per partition) dropped because the partition had moved.
+    pub stale_dropped: u64,
+    pub out_of_range: u64,
+    pub resets_resolved: u64,
+    pub reset_retries: u64,
+    /// The most bytes the record buffer held at once.
+    pub buffer_bytes_peak: usize,
+}
+
+/// State shared by the consumer handle and the driver.
+#[derive(Debug, Default)]
+pub struct FetchState {
+    pub partitions: Partitions,
+    pub buffer: RecordBuffer,
+    /// Partition errors not yet handed to the user.
+    pub errors: VecDeque<PartitionError>,
+    pub closed: bool,
+    pub stats: FetchStats,
+}
+
+#[derive(Debug, Default)]
+pub struct Shared {
+    state: Mutex<FetchState>,
+    /// Something changed that may let the driver send a request (seek, resume, drained buffer).
+    pub driver_wake: Notify,
+    /// Records or errors arrived, or the consumer closed.
+    pub records_ready: Notify,
+}
+
+impl Shared {
+    pub fn lock(&self) -> MutexGuard<'_, FetchState> {
+        self.state.lock().expect("fetch state lock poisoned")
+    }
+}
+
+#[derive(Debug, Default)]
+struct LeaderState {
+    fetching: bool,
+    failures: u32,
+    retry_at: Option<Instant>,
+    session: FetchSession,
+}
+
+impl LeaderState {
+    fn ready(&self, now: Instant) -> bool {
+        !self.fetching && self.retry_at.is_none_or(|at| at <= now)
+    }
+}
+
+enum JobDone {
+    Fetch {
+        leader: i32,
+        started: Instant,
+        result: Result<FetchedData, ClientError>,
+    },
+    Reset {
+        outcomes: Vec<(ResetRequest, ResetOutcome)>,
+    },
+    Metadata(Result<(), ClientError>),
+}
+
+pub struct Driver {
+    client: Client,
+    options: FetchOptions,
+    policy: Arc<dyn ResetPolicy>,
+    shared: Arc<Shared>,
+    leaders: HashMap<i32, LeaderState>,
+    /// Partitions with a reset job in flight.
+    resetting: HashSet<TopicPartition>,
+    metadata_refreshing: bool,
+    metadata_failures: u32,
+    metadata_retry_at: Option<Instant>,
+    backoff: Backoff,
+    jobs: JoinSet<JobDone>,
+}
+
+impl Driver {
+    pub fn new(
+        client: Client,
+        options: FetchOptions,
+        policy: Arc<dyn ResetPolicy>,
+        shared: Arc<Shared>,
+    ) -> Driver {
+        let backoff = Backoff::new(options.retry_backoff, options.retry_backoff_max);
+        Driver {
+            client,
+            options,
+            policy,
+            shared,
+            leaders: HashMap::new(),
+            resetting: HashSet::new(),
+            metadata_refreshing: false,
+            metadata_failures: 0,
+            metadata_retry_at: None,
+            backoff,
+            jobs: JoinSet::new(),
+        }
+    }
+
+    pub async fn run(mut self) {
+        loop {
+            if self.shared.lock().closed {
+                return; // dropping `jobs` aborts whatever is in flight
+            }
+            let wake_at = self.plan();
+            tokio::select! {
+                Some(done) = self.jobs.join_next(), if !self.jobs.is_empty() => match done {
+                    Ok(done) => self.apply(done),
+                    Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+                    Err(_) => {}
+                },
+                _ = self.shared.driver_wake.notified() => {}
+                _ = tokio::time::sleep_until(wake_at.into()) => {}
+            }
+        }
+    }
+
+    /// Starts every request that can start now; returns when to look again at the latest.
+    fn plan(&mut self) -> Instant {
+        let now = Instant::now();
+        let mut wake_at = now + IDLE_TICK;
+        let metadata = self.client.metadata();
+        let mut need_metadata = self.client.metadata_is_stale();
+        let mut fetches: BTreeMap<i32, Vec<Asked>> = BTreeMap::new();
+        let mut resets: BTreeMap<i32, Vec<ResetRequest>> = BTreeMap::new();
+        {
+            let state = self.shared.lock();
+            for (tp, partition) in state.partitions.iter() {
+                let wants_fetch = matches!(partition.state, PartitionState::Fetching { .. })
+                    && !partition.paused
+                    && !state.buffer.contains(tp);
+                let wants_reset = matches!(partition.state, PartitionState::AwaitingReset { .. })
+                    && !self.resetting.contains(tp);
+                if !wants_fetch && !wants_reset {
+                    continue;
+                }
+                let Some(leader) = metadata.leader(&tp.topic, tp.partition) else {
+                    need_metadata = true;
+                    continue;
+                };
+                match partition.state {
+                    PartitionState::Fetching { position } => {
+                        let leader_state = self.leaders.entry(leader).or_default();
+                        if leader_state.ready(now) {
+                            fetches.entry(leader).or_default().push(Asked {
+                                tp: tp.clone(),
+                                epoch: partition.epoch,
+                                position,
+                            });
+                        } else if let Some(at) = leader_state.retry_at.filter(|at| *at > now) {
+                            wake_at = wake_at.min(at);
+                        }
+                    }
+                    PartitionState::AwaitingReset { cause } => match partition.retry_at {
+                        Some(at) if at > now => wake_at = wake_at.min(at),
+                        _ => resets.entry(leader).or_default().push(ResetRequest {
+                            tp: tp.clone(),
+                            epoch: partition.epoch,
+                            cause,
+                            committed: partition.committed,
+                        }),
+                    },
+                    _ => {}
+                }
+            }
+        }
+        for (leader, asked) in fetches {
+            self.start_fetch(leader, asked);
+        }
+        for (leader, requests) in resets {
+            self.start_reset(leader, requests);
+        }
+        if need_metadata && !self.metadata_refreshing {
+            match self.metadata_retry_at {
+                Some(at) if at > now => wake_at = wake_at.min(at),
+                _ => {
+                    self.metadata_refreshing = true;
+                    let client = self.client.clone();
+                    self.jobs.spawn(async move {
+                        JobDone::Metadata(client.fresh_metadata().await.map(|_| ()))
+                    });
+                }
+            }
+        }
+        wake_at
+    }
+
+    fn start_fetch(&mut self, leader: i32, asked: Vec<Asked>) {
+        let wanted: BTreeMap<TopicPartition, SessionPartition> = asked
+            .iter()
+            .map(|a| {
+                (
+                    a.tp.clone(),
+                    SessionPartition {
+                        fetch_offset: a.position,
+                        max_bytes: self.options.partition_max_bytes,
+                    },
+                )
+            })
+            .collect();
+        let leader_state = self.leaders.entry(leader).or_default();
+        leader_state.fetching = true;
+        let session = leader_state.session.next_request(&wanted);
+        {
+            let mut state = self.shared.lock();
+            state.stats.fetch_requests += 1;
+            if !session.is_full() {
+                state.stats.incremental_fetches += 1;
+            }
+        }
+        let job = FetchJob {
+            leader,
+            asked,
+            session,
+            limits: FetchLimits {
+                max_wait: self.options.max_wait,
+                min_bytes: self.options.min_bytes,
+                max_bytes: self.options.max_bytes,
+                isolation: self.options.isolation,
+                timeout: self.client.pool().options().connection.request_timeout
+                    + self.options.max_wait,
+            },
+        };
+        let client = self.client.clone();
+        self.jobs.spawn(async move {
+            let started = Instant::now();
+            let result = job.run(client).await;
+            JobDone::Fetch {
+                leader,
+                started,
+                result,
+            }
+        });
+    }
+
+    fn start_reset(&mut self, leader: i32, requests: Vec<ResetRequest>) {
+        self.resetting.extend(requests.iter().map(|r| r.tp.clone()));
+        let client = self.client.clone();
+        let policy = self.policy.clone();
+        let group = self.options.group.clone();
+        let isolation = self.options.isolation;
+        self.jobs.spawn(async move {
+            let job = ResetJob {
+                client: &client,
+                leader,
+                isolation,
+                policy: policy.as_ref(),
+                group: group.as_deref(),
+                now_ms: now_ms(),
+            };
+            JobDone::Reset {
+                outcomes: job.run(requests).await,
+            }
+        });
+    }
+
+    fn apply(&mut self, done: JobDone) {
+        match done {
+            JobDone::Fetch {
+                leader,
+                started,
+                result,
+            } => self.apply_fetch(leader, started, result),
+            JobDone::Reset { outcomes } => self.apply_resets(outcomes),
+            JobDone::Metadata(result) => {
+                self.metadata_refreshing = false;
+                match result {
+                    Ok(()) => {
+                        self.metadata_failures = 0;
+                        self.metadata_retry_at = None;
+                    }
+                    Err(error) => {
+                        self.metadata_failures += 1;
+                        let delay = self.backoff.delay(self.metadata_failures);
+                        tracing::warn!(%error, attempt = self.metadata_failures, ?delay, "metadata refresh failed; retrying");
+                        self.metadata_retry_at = Some(Instant::now() + delay);
+                    }
+                }
+            }
+        }
+    }
+
+    fn apply_fetch(
+        &mut self,
+        leader: i32,
+        started: Instant,
+        result: Result<FetchedData, ClientError>,
+    ) {
+        let now = Instant::now();
+        let backoff = self.backoff;
+        let leader_state = self.leaders.entry(leader).or_default();
+        leader_state.fetching = false;
+        let data = match result {
+            Ok(data) => data,
+            Err(error) => {
+                leader_state.session.reset();
+                leader_state.failures += 1;
+                let delay = backoff.delay(leader_state.failures);
+                leader_state.retry_at = Some(now + delay);
+                tracing::warn!(leader, %error, attempt = leader_state.failures, ?delay, "fetch failed; retrying");
+                self.shared.lock().stats.failed_fetches += 1;
+                return;
+            }
+        };
+        if !data.sessions_supported {
+            leader_state.session.reset();
+        } else if !leader_state
+            .session
+            .on_response(data.error, data.session_id)
+        {
+            if let Some(error) = data.error.filter(|e| !is_session_error(*e)) {
+                self.client.observe_error(error);
+                leader_state.failures += 1;
+                leader_state.retry_at = Some(now + backoff.delay(leader_state.failures));
+                tracing::warn!(leader, %error, "fetch refused; retrying");
+            }
+            return;
+        }
+        leader_state.failures = 0;
+        leader_state.retry_at = None;
+
+        let mut records_arrived = false;
+        let mut partition_errors = false;
+        let mut state = self.shared.lock();
+        let state = &mut *state;
+        for (asked, outcome) in data.partitions {
+            let Asked {
+                tp,
+                epoch,
+                position,
+            } = asked;
+            if !state.partitions.is_current_fetch(&tp, epoch, position) {
+                tracing::debug!(partition = %tp, position, "dropping a stale fetch answer");
+                state.stats.stale_dropped += 1;
+                continue;
+            }
+            match outcome {
+                PartitionOutcome::Records {
+                    records,
+                    next_offset,
+                    high_watermark,
+                } => {
+                    let Some(next_offset) = next_offset else {
+                        continue;
+                    };
+                    tracing::trace!(partition = %tp, position, next_offset, high_watermark, records = records.len(), "fetched");
+                    state.partitions.advance(&tp, epoch, position, next_offset);
+                    if !records.is_empty() {
+                        records_arrived = true;
+                        let bytes = records.iter().map(record_bytes).sum();
+                        state.buffer.push(Chunk {
+                            tp,
+                            epoch,
+                            records: records.into(),
+                            consumed: position,
+                            next_offset,
+                            bytes,
+                        });
+                    }
+                }
+                PartitionOutcome::Error(ResponseError::OffsetOutOfRange) => {
+                    tracing::info!(partition = %tp, offset = position, "offset out of range; asking the reset policy");
+                    state.stats.out_of_range += 1;
+                    state.partitions.out_of_range(&tp, epoch, position);
+                }
+                PartitionOutcome::Error(error) => {
+                    tracing::debug!(partition = %tp, %error, "fetch error for a partition; retrying");
+                    self.client.observe_error(error);
+                    if !means_stale_metadata(error) {
+                        partition_errors = true;
+                    }
+                }
+                PartitionOutcome::Corrupt(error) => {
+                    if state.partitions.fail(&tp, epoch) {
+                        state.errors.push_back(PartitionError::Corrupt {
+                            partition: tp,
+                            error,
+                        });
+                        records_arrived = true;
+                    }
+                }
+            }
+        }
+        state.stats.buffer_bytes_peak = state.stats.buffer_bytes_peak.max(state.buffer.bytes());
+        let leader_state = self.leaders.entry(leader).or_default();
+        if partition_errors {
+            leader_state.retry_at = Some(now + backoff.delay(1));
+        } else if !records_arrived && now.duration_since(started) < EMPTY_FETCH_SPACING {
+            leader_state.retry_at = Some(started + EMPTY_FETCH_SPACING);
+        }
+        if records_arrived {
+            self.shared.records_ready.notify_waiters();
+        }
+    }
+
+    fn apply_resets(&mut self, outcomes: Vec<(ResetRequest, ResetOutcome)>) {
+        let now = Instant::now();
+        let mut errors_arrived = false;
+        let mut state = self.shared.lock();
+        let state = &mut *state;
+        for (request, outcome) in outcomes {
+            self.resetting.remove(&request.tp);
+            let ResetRequest { tp, epoch, .. } = request;
+            if !state.partitions.is_current_reset(&tp, epoch) {
+                tracing::debug!(partition = %tp, ?outcome, "dropping a stale reset answer");
+                state.stats.stale_dropped += 1;
+                continue;
+            }
+            match outcome {
+                ResetOutcome::Resolved(offset) => {
+                    tracing::info!(partition = %tp, offset, "position reset");
+                    state.partitions.reset_resolved(&tp, epoch, offset);
+                    state.stats.resets_resolved += 1;
+                }
+                ResetOutcome::Failed(error) => {
+                    tracing::warn!(%error, "partition stopped");
+                    state.partitions.fail(&tp, epoch);
+                    state.errors.push_back(error);
+                    errors_arrived = true;
+                }
+                ResetOutcome::Retry(reason) => {
+                    let attempts = state.partitions.get(&tp).map_or(0, |p| p.reset_attempts) + 1;
+                    let delay = self.backoff.delay(attempts);
+                    state.partitions.reset_retry(&tp, epoch, now + delay);
+                    state.stats.reset_retries += 1;
+                    tracing::warn!(partition = %tp, %reason, attempts, ?delay, "reset failed; retrying");
+                }
+            }
+        }
+        if errors_arrived {
+            self.shared.records_ready.notify_waiters();
+        }
+    }
+}
+
+fn is_session_error(error: ResponseError) -> bool {
+    matches!(
+        error,
+        ResponseError::FetchSessionIdNotFound | ResponseError::InvalidFetchSessionEpoch
+    )
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -1,0 +1,76 @@
+//! Consumer errors. A [`PartitionError`] stops one partition (until the user seeks it) and is
+//! handed to the user once; the other partitions keep flowing.
+
+use crate::client::ClientError;
+use crate::policy::{PolicyError, ResetReason};
+
+use super::batch::BatchError;
+use super::TopicPartition;
+
+/// An error that stopped one partition.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PartitionError {
+    /// The reset policy declined to reset (`none`, or a policy that answered "fail").
+    #[error(
+        "{partition}: {reason}; the log holds offsets {log_start}..{high_watermark} and reset \
+         policy `{policy}` declined to reset: {message}. The partition stops: seek it to an \
+         offset in that range, or choose another policy (--from / consumer.from: earliest, \
+         latest, by_duration:PT1H)"
+    )]
+    ResetRefused {
+        partition: TopicPartition,
+        reason: ResetReason,
+        log_start: i64,
+        high_watermark: i64,
+        policy: String,
+        message: String,
+    },
+    /// The policy itself failed (a plugin trap, a deadline).
+    #[error("{partition}: {error}. The partition stops until it is seeked")]
+    PolicyFailed {
+        partition: TopicPartition,
+        error: PolicyError,
+    },
+    /// The policy chose an offset outside the log.
+    #[error(
+        "{partition}: reset policy `{policy}` chose offset {offset}, outside the log \
+         ({log_start}..{high_watermark}). The partition stops until it is seeked"
+    )]
+    InvalidDecision {
+        partition: TopicPartition,
+        policy: String,
+        offset: i64,
+        log_start: i64,
+        high_watermark: i64,
+    },
+    /// The broker sent record data that cannot be decoded.
+    #[error("{partition}: cannot decode records: {error}. The partition stops until it is seeked past the bad batch")]
+    Corrupt {
+        partition: TopicPartition,
+        error: BatchError,
+    },
+}
+
+impl PartitionError {
+    pub fn partition(&self) -> &TopicPartition {
+        match self {
+            PartitionError::ResetRefused { partition, .. }
+            | PartitionError::PolicyFailed { partition, .. }
+            | PartitionError::InvalidDecision { partition, .. }
+            | PartitionError::Corrupt { partition, .. } => partition,
+        }
+    }
+}
+
+/// Consumer errors.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ConsumerError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("topic `{0}` does not exist (create it, or check the name)")]
+    UnknownTopic(String),
+    #[error(transparent)]
+    Partition(#[from] PartitionError),
+    #[error("the consumer is closed")]
+    Closed,
+}

@@ -1,0 +1,215 @@
+//! One Fetch to one leader: build the request from the session, send it on the leader's
+//! `Fetch` connection, decode every asked partition's batches. Runs on its own task; the
+//! driver applies the result (or drops it, if the partitions moved meanwhile).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
+use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::client::{Client, ClientError};
+use crate::net::{Purpose, SendOptions};
+
+use super::batch::{decode_records, BatchError, ConsumerRecord};
+use super::session::{SessionPartition, SessionRequest};
+use super::transactions::AbortedTransactions;
+use super::{IsolationLevel, TopicPartition};
+
+/// The first Fetch version with sessions (KIP-227).
+const FIRST_SESSION_VERSION: i16 = 7;
+
+/// A partition as it was asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Asked {
+    pub tp: TopicPartition,
+    pub epoch: u64,
+    pub position: i64,
+}
+
+/// Request-wide settings.
+#[derive(Debug, Clone, Copy)]
+pub struct FetchLimits {
+    pub max_wait: Duration,
+    pub min_bytes: i32,
+    pub max_bytes: i32,
+    pub isolation: IsolationLevel,
+    pub timeout: Duration,
+}
+
+/// What to fetch from one leader.
+#[derive(Debug)]
+pub struct FetchJob {
+    pub leader: i32,
+    /// Every partition the answer may carry, at its position (the stale-answer guard).
+    pub asked: Vec<Asked>,
+    pub session: SessionRequest,
+    pub limits: FetchLimits,
+}
+
+/// One partition's part of the answer.
+#[derive(Debug)]
+pub enum PartitionOutcome {
+    Records {
+        records: Vec<ConsumerRecord>,
+        /// `None` when no complete batch arrived.
+        next_offset: Option<i64>,
+        high_watermark: i64,
+    },
+    Error(ResponseError),
+    Corrupt(BatchError),
+}
+
+/// The decoded answer.
+#[derive(Debug)]
+pub struct FetchedData {
+    pub error: Option<ResponseError>,
+    pub session_id: i32,
+    /// False when the connection's Fetch version has no sessions (the request went out full).
+    pub sessions_supported: bool,
+    pub partitions: Vec<(Asked, PartitionOutcome)>,
+}
+
+impl FetchJob {
+    pub async fn run(self, client: Client) -> Result<FetchedData, ClientError> {
+        let connection = client.connection(self.leader, Purpose::Fetch).await?;
+        let version = connection.version_for::<FetchRequest>(ApiKey::Fetch)?;
+        let sessions_supported = version >= FIRST_SESSION_VERSION;
+        let request = if sessions_supported {
+            self.request(&self.session)
+        } else {
+            self.request(&self.full_session_request())
+        };
+        let options = SendOptions {
+            version: Some(version),
+            timeout: Some(self.limits.timeout),
+        };
+        let (_, response) = client
+            .send_with(self.leader, Purpose::Fetch, &request, options)
+            .await?;
+        Ok(self.decode(response, sessions_supported))
+    }
+
+    /// For brokers without sessions: every asked partition, no session.
+    fn full_session_request(&self) -> SessionRequest {
+        let max_bytes = self.session.send.first().map_or(0, |(_, p)| p.max_bytes);
+        SessionRequest {
+            session_id: 0,
+            session_epoch: -1,
+            send: self
+                .asked
+                .iter()
+                .map(|a| {
+                    (
+                        a.tp.clone(),
+                        SessionPartition {
+                            fetch_offset: a.position,
+                            max_bytes,
+                        },
+                    )
+                })
+                .collect(),
+            forget: Vec::new(),
+        }
+    }
+
+    fn request(&self, session: &SessionRequest) -> FetchRequest {
+        let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
+        for (tp, partition) in &session.send {
+            topics.entry(&tp.topic).or_default().push(
+                FetchPartition::default()
+                    .with_partition(tp.partition)
+                    .with_fetch_offset(partition.fetch_offset)
+                    .with_current_leader_epoch(-1)
+                    .with_last_fetched_epoch(-1)
+                    .with_log_start_offset(-1)
+                    .with_partition_max_bytes(partition.max_bytes),
+            );
+        }
+        let mut forgotten: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for tp in &session.forget {
+            forgotten.entry(&tp.topic).or_default().push(tp.partition);
+        }
+        FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(self.limits.max_wait.as_millis() as i32)
+            .with_min_bytes(self.limits.min_bytes)
+            .with_max_bytes(self.limits.max_bytes)
+            .with_isolation_level(self.limits.isolation.wire())
+            .with_session_id(session.session_id)
+            .with_session_epoch(session.session_epoch)
+            .with_topics(
+                topics
+                    .into_iter()
+                    .map(|(topic, partitions)| {
+                        FetchTopic::default()
+                            .with_topic(topic_name(topic))
+                            .with_partitions(partitions)
+                    })
+                    .collect(),
+            )
+            .with_forgotten_topics_data(
+                forgotten
+                    .into_iter()
+                    .map(|(topic, partitions)| {
+                        ForgottenTopic::default()
+                            .with_topic(topic_name(topic))
+                            .with_partitions(partitions)
+                    })
+                    .collect(),
+            )
+    }
+
+    fn decode(&self, response: FetchResponse, sessions_supported: bool) -> FetchedData {
+        let mut partitions = Vec::new();
+        for topic in response.responses {
+            for data in topic.partitions {
+                let tp = TopicPartition::new(topic.topic.0.as_str(), data.partition_index);
+                let Some(asked) = self.asked.iter().find(|a| a.tp == tp) else {
+                    tracing::debug!(partition = %tp, "fetch answer for a partition not asked for");
+                    continue;
+                };
+                let outcome = match ResponseError::try_from_code(data.error_code) {
+                    Some(error) => PartitionOutcome::Error(error),
+                    None => {
+                        let mut aborted = AbortedTransactions::new(
+                            data.aborted_transactions
+                                .iter()
+                                .flatten()
+                                .map(|t| (t.producer_id.0, t.first_offset)),
+                        );
+                        let read_committed = self.limits.isolation == IsolationLevel::ReadCommitted;
+                        let decoded = decode_records(
+                            &tp.topic,
+                            tp.partition,
+                            asked.position,
+                            data.records.unwrap_or_default(),
+                            |header| read_committed && aborted.skip(header),
+                        );
+                        match decoded {
+                            Ok(decoded) => PartitionOutcome::Records {
+                                records: decoded.records,
+                                next_offset: decoded.next_offset,
+                                high_watermark: data.high_watermark,
+                            },
+                            Err(error) => PartitionOutcome::Corrupt(error),
+                        }
+                    }
+                };
+                partitions.push((asked.clone(), outcome));
+            }
+        }
+        FetchedData {
+            error: ResponseError::try_from_code(response.error_code),
+            session_id: response.session_id,
+            sessions_supported,
+            partitions,
+        }
+    }
+}
+
+fn topic_name(topic: &str) -> TopicName {
+    TopicName(StrBytes::from_string(topic.to_string()))
+}

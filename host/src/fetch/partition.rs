@@ -1,0 +1,359 @@
+//! The per-partition state machine.
+//!
+//! ```text
+//!              assign                       committed offset known
+//!   (none) ───────────► AwaitingCommitted ─────────────────────────► Fetching { position }
+//!     │                        │ no committed offset                   ▲   │ OFFSET_OUT_OF_RANGE
+//!     │ assign with a reset    ▼                                       │   ▼
+//!     └──────────────────► AwaitingReset { cause } ──── resolved ──────┘ AwaitingReset
+//!                                  │ policy refuses / fails
+//!                                  ▼
+//!                               Failed ──── seek ────► Fetching
+//! ```
+//! Any state: `seek` -> `Fetching`, `seek_to_*` -> `AwaitingReset`, revoke -> removed.
+//! Pausing is a flag beside the state: a paused partition keeps its state and is not fetched.
+//!
+//! Invariant: every move that does not come from the partition's own fetch progress (assign,
+//! seek, reset, out of range, resolved reset) gives the partition a new epoch from one
+//! counter that only grows. A fetch or reset answer carries the epoch it was asked under and
+//! is applied only if the epoch (and for fetches the position) still match; a revoked and
+//! re-assigned partition never matches an answer from before the revoke.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use crate::policy::ResetReason;
+
+use super::offsets::OffsetSpec;
+use super::TopicPartition;
+
+/// Why a partition is waiting for a reset: a policy decision, or an explicit target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetCause {
+    /// Ask the reset policy.
+    Policy(ResetReason),
+    /// The user asked for this (seek to beginning / end / a timestamp).
+    To(OffsetSpec),
+}
+
+/// Where a newly assigned partition starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartAt {
+    /// This offset.
+    Offset(i64),
+    /// Wait for the group's committed offset ([`Partitions::committed_offset`]).
+    Committed,
+    /// Ask the reset policy (no committed offset).
+    Reset,
+}
+
+/// A partition's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartitionState {
+    AwaitingCommitted,
+    AwaitingReset {
+        cause: ResetCause,
+    },
+    /// Fetching; `position` is the next offset to fetch.
+    Fetching {
+        position: i64,
+    },
+    /// Stopped by an error that was handed to the user; a seek restarts it.
+    Failed,
+}
+
+/// One assigned partition.
+#[derive(Debug, Clone)]
+pub struct Partition {
+    pub state: PartitionState,
+    pub epoch: u64,
+    pub paused: bool,
+    /// The committed offset the group reported, for the reset policy's context.
+    pub committed: Option<i64>,
+    /// Failed reset attempts in a row, and when the next may start.
+    pub reset_attempts: u32,
+    pub retry_at: Option<Instant>,
+}
+
+/// The assigned partitions.
+#[derive(Debug, Default)]
+pub struct Partitions {
+    map: BTreeMap<TopicPartition, Partition>,
+    last_epoch: u64,
+}
+
+impl Partitions {
+    fn next_epoch(&mut self) -> u64 {
+        self.last_epoch += 1;
+        self.last_epoch
+    }
+
+    /// Adds a partition (replacing any earlier entry, with a new epoch).
+    pub fn assign(&mut self, tp: TopicPartition, start: StartAt) {
+        let state = match start {
+            StartAt::Offset(position) => PartitionState::Fetching { position },
+            StartAt::Committed => PartitionState::AwaitingCommitted,
+            StartAt::Reset => PartitionState::AwaitingReset {
+                cause: ResetCause::Policy(ResetReason::NoCommittedOffset),
+            },
+        };
+        let epoch = self.next_epoch();
+        self.map.insert(
+            tp,
+            Partition {
+                state,
+                epoch,
+                paused: false,
+                committed: None,
+                reset_attempts: 0,
+                retry_at: None,
+            },
+        );
+    }
+
+    /// Removes a partition; answers still in flight for it find nothing to apply to.
+    pub fn revoke(&mut self, tp: &TopicPartition) -> bool {
+        self.map.remove(tp).is_some()
+    }
+
+    pub fn get(&self, tp: &TopicPartition) -> Option<&Partition> {
+        self.map.get(tp)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&TopicPartition, &Partition)> {
+        self.map.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Moves an external transition: new state, new epoch, reset bookkeeping cleared.
+    fn moved(&mut self, tp: &TopicPartition, state: PartitionState) -> bool {
+        let epoch = self.next_epoch();
+        match self.map.get_mut(tp) {
+            Some(partition) => {
+                partition.state = state;
+                partition.epoch = epoch;
+                partition.reset_attempts = 0;
+                partition.retry_at = None;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The user moves the partition to `offset`.
+    pub fn seek(&mut self, tp: &TopicPartition, offset: i64) -> bool {
+        self.moved(tp, PartitionState::Fetching { position: offset })
+    }
+
+    /// The partition is to be reset (seek to beginning/end/timestamp, or a policy decision).
+    pub fn reset(&mut self, tp: &TopicPartition, cause: ResetCause) -> bool {
+        self.moved(tp, PartitionState::AwaitingReset { cause })
+    }
+
+    /// The group's committed offset arrived: fetch from it, or reset if there is none.
+    pub fn committed_offset(&mut self, tp: &TopicPartition, committed: Option<i64>) -> bool {
+        if !matches!(self.state(tp), Some(PartitionState::AwaitingCommitted)) {
+            return false;
+        }
+        let state = match committed {
+            Some(position) => PartitionState::Fetching { position },
+            None => PartitionState::AwaitingReset {
+                cause: ResetCause::Policy(ResetReason::NoCommittedOffset),
+            },
+        };
+        let moved = self.moved(tp, state);
+        if let Some(partition) = self.map.get_mut(tp) {
+            partition.committed = committed;
+        }
+        moved
+    }
+
+    pub fn set_paused(&mut self, tp: &TopicPartition, paused: bool) -> bool {
+        match self.map.get_mut(tp) {
+            Some(partition) => {
+                partition.paused = paused;
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn state(&self, tp: &TopicPartition) -> Option<PartitionState> {
+        self.map.get(tp).map(|p| p.state)
+    }
+
+    /// Is `tp` still fetching at `position` under `epoch`? (The stale-answer guard.)
+    pub fn is_current_fetch(&self, tp: &TopicPartition, epoch: u64, position: i64) -> bool {
+        self.map
+            .get(tp)
+            .is_some_and(|p| p.epoch == epoch && p.state == PartitionState::Fetching { position })
+    }
+
+    /// Is `tp` still waiting for the reset asked under `epoch`?
+    pub fn is_current_reset(&self, tp: &TopicPartition, epoch: u64) -> bool {
+        self.map.get(tp).is_some_and(|p| {
+            p.epoch == epoch && matches!(p.state, PartitionState::AwaitingReset { .. })
+        })
+    }
+
+    /// The fetch loop's own progress: from `from` to `to` under the same epoch.
+    pub fn advance(&mut self, tp: &TopicPartition, epoch: u64, from: i64, to: i64) -> bool {
+        if !self.is_current_fetch(tp, epoch, from) {
+            return false;
+        }
+        let partition = self.map.get_mut(tp).expect("checked above");
+        partition.state = PartitionState::Fetching {
+            position: to.max(from),
+        };
+        true
+    }
+
+    /// The broker said `position` is out of range.
+    pub fn out_of_range(&mut self, tp: &TopicPartition, epoch: u64, position: i64) -> bool {
+        self.is_current_fetch(tp, epoch, position)
+            && self.reset(
+                tp,
+                ResetCause::Policy(ResetReason::OutOfRange { offset: position }),
+            )
+    }
+
+    /// A reset asked under `epoch` resolved to `offset`.
+    pub fn reset_resolved(&mut self, tp: &TopicPartition, epoch: u64, offset: i64) -> bool {
+        self.is_current_reset(tp, epoch)
+            && self.moved(tp, PartitionState::Fetching { position: offset })
+    }
+
+    /// A reset asked under `epoch` failed for a reason worth retrying: try again at `retry_at`.
+    pub fn reset_retry(
+        &mut self,
+        tp: &TopicPartition,
+        epoch: u64,
+        retry_at: Instant,
+    ) -> Option<u32> {
+        if !self.is_current_reset(tp, epoch) {
+            return None;
+        }
+        let partition = self.map.get_mut(tp).expect("checked above");
+        partition.reset_attempts += 1;
+        partition.retry_at = Some(retry_at);
+        Some(partition.reset_attempts)
+    }
+
+    /// The partition stops with an error (handed to the user); applied only under `epoch`.
+    pub fn fail(&mut self, tp: &TopicPartition, epoch: u64) -> bool {
+        match self.map.get_mut(tp) {
+            Some(partition) if partition.epoch == epoch => {
+                partition.state = PartitionState::Failed;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tp(p: i32) -> TopicPartition {
+        TopicPartition::new("t", p)
+    }
+
+    #[test]
+    fn a_seek_makes_an_earlier_fetch_answer_stale() {
+        let mut partitions = Partitions::default();
+        partitions.assign(tp(0), StartAt::Offset(10));
+        let epoch = partitions.get(&tp(0)).unwrap().epoch;
+        assert!(partitions.is_current_fetch(&tp(0), epoch, 10));
+        // The user seeks back to the same offset: same position, new epoch.
+        partitions.seek(&tp(0), 10);
+        assert!(!partitions.is_current_fetch(&tp(0), epoch, 10));
+        assert!(
+            !partitions.out_of_range(&tp(0), epoch, 10),
+            "a stale OOR does nothing"
+        );
+        assert_eq!(
+            partitions.state(&tp(0)),
+            Some(PartitionState::Fetching { position: 10 })
+        );
+    }
+
+    #[test]
+    fn out_of_range_then_reset_then_fetching() {
+        let mut partitions = Partitions::default();
+        partitions.assign(tp(0), StartAt::Offset(5));
+        let epoch = partitions.get(&tp(0)).unwrap().epoch;
+        assert!(partitions.advance(&tp(0), epoch, 5, 9));
+        assert!(
+            !partitions.advance(&tp(0), epoch, 5, 12),
+            "second answer for 5 is stale"
+        );
+        assert!(partitions.out_of_range(&tp(0), epoch, 9));
+        let reset_epoch = partitions.get(&tp(0)).unwrap().epoch;
+        assert!(reset_epoch > epoch);
+        assert_eq!(
+            partitions.state(&tp(0)),
+            Some(PartitionState::AwaitingReset {
+                cause: ResetCause::Policy(ResetReason::OutOfRange { offset: 9 })
+            })
+        );
+        assert!(partitions
+            .reset_retry(&tp(0), reset_epoch, Instant::now())
+            .is_some());
+        assert!(partitions.reset_resolved(&tp(0), reset_epoch, 100));
+        assert_eq!(
+            partitions.state(&tp(0)),
+            Some(PartitionState::Fetching { position: 100 })
+        );
+        assert!(
+            !partitions.reset_resolved(&tp(0), reset_epoch, 200),
+            "applied once"
+        );
+    }
+
+    #[test]
+    fn a_reset_racing_a_revoke_does_nothing() {
+        let mut partitions = Partitions::default();
+        partitions.assign(tp(0), StartAt::Reset);
+        let epoch = partitions.get(&tp(0)).unwrap().epoch;
+        partitions.revoke(&tp(0));
+        assert!(!partitions.reset_resolved(&tp(0), epoch, 7));
+        // Re-assigned before the old answer arrives: still a different epoch.
+        partitions.assign(tp(0), StartAt::Reset);
+        assert!(!partitions.reset_resolved(&tp(0), epoch, 7));
+        assert!(matches!(
+            partitions.state(&tp(0)),
+            Some(PartitionState::AwaitingReset { .. })
+        ));
+    }
+
+    #[test]
+    fn committed_offsets_start_fetching_or_ask_the_policy() {
+        let mut partitions = Partitions::default();
+        partitions.assign(tp(0), StartAt::Committed);
+        partitions.assign(tp(1), StartAt::Committed);
+        assert!(partitions.committed_offset(&tp(0), Some(42)));
+        assert!(partitions.committed_offset(&tp(1), None));
+        assert_eq!(
+            partitions.state(&tp(0)),
+            Some(PartitionState::Fetching { position: 42 })
+        );
+        assert_eq!(
+            partitions.state(&tp(1)),
+            Some(PartitionState::AwaitingReset {
+                cause: ResetCause::Policy(ResetReason::NoCommittedOffset)
+            })
+        );
+        assert!(
+            !partitions.committed_offset(&tp(0), Some(1)),
+            "only while awaiting it"
+        );
+    }
+}

@@ -1,0 +1,200 @@
+//! Resolving resets: the partitions one leader leads that wait for a reset, in one pass.
+//!
+//! 1. One ListOffsets for the log start of every partition and one for its end (a broker
+//!    refuses the same partition twice in one request), sent together.
+//! 2. Each partition's cause decides: an explicit target (seek to beginning / end / time), or
+//!    the reset policy, which sees the reason, the committed offset and the log bounds.
+//! 3. Decisions that name a time go in one more ListOffsets; no record that recent means the
+//!    end of the log.
+//!
+//! The outcome per partition is an offset, a failure for the user (the policy declined, or
+//! chose an offset outside the log), or "retry later" (the broker or network failed).
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::error::ResponseError;
+
+use crate::client::{Client, ClientError};
+use crate::policy::{ResetContext, ResetDecision, ResetPolicy};
+
+use super::error::PartitionError;
+use super::offsets::{list_offsets, OffsetAnswer, OffsetSpec};
+use super::partition::ResetCause;
+use super::{IsolationLevel, TopicPartition};
+
+/// One partition to reset, as the fetcher saw it when the job started.
+#[derive(Debug, Clone)]
+pub struct ResetRequest {
+    pub tp: TopicPartition,
+    pub epoch: u64,
+    pub cause: ResetCause,
+    pub committed: Option<i64>,
+}
+
+/// What became of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResetOutcome {
+    Resolved(i64),
+    Failed(PartitionError),
+    Retry(String),
+}
+
+/// Everything the job needs besides the partitions.
+pub struct ResetJob<'a> {
+    pub client: &'a Client,
+    pub leader: i32,
+    pub isolation: IsolationLevel,
+    pub policy: &'a dyn ResetPolicy,
+    pub group: Option<&'a str>,
+    pub now_ms: i64,
+}
+
+enum Target {
+    Offset(i64),
+    Timestamp(i64),
+}
+
+impl ResetJob<'_> {
+    pub async fn run(&self, requests: Vec<ResetRequest>) -> Vec<(ResetRequest, ResetOutcome)> {
+        let earliest = self.lookup(&requests, |_| OffsetSpec::Earliest);
+        let latest = self.lookup(&requests, |_| OffsetSpec::Latest);
+        let (earliest, latest) = match tokio::try_join!(earliest, latest) {
+            Ok(answers) => answers,
+            Err(error) => return retry_all(requests, &error),
+        };
+
+        let mut outcomes = Vec::with_capacity(requests.len());
+        let mut by_time: Vec<(ResetRequest, i64, i64)> = Vec::new();
+        for request in requests {
+            let bounds = answer(&earliest, &request.tp)
+                .and_then(|start| answer(&latest, &request.tp).map(|end| (start, end)));
+            let (log_start, high_watermark) = match bounds {
+                Ok(bounds) => bounds,
+                Err(error) => {
+                    let outcome = ResetOutcome::Retry(error.to_string());
+                    outcomes.push((request, outcome));
+                    continue;
+                }
+            };
+            match self.target(&request, log_start, high_watermark) {
+                Ok(Target::Offset(offset)) => {
+                    outcomes.push((request, ResetOutcome::Resolved(offset)))
+                }
+                Ok(Target::Timestamp(ms)) => by_time.push((request, ms, high_watermark)),
+                Err(error) => outcomes.push((request, ResetOutcome::Failed(error))),
+            }
+        }
+        if by_time.is_empty() {
+            return outcomes;
+        }
+
+        let wanted: Vec<(TopicPartition, OffsetSpec)> = by_time
+            .iter()
+            .map(|(request, ms, _)| (request.tp.clone(), OffsetSpec::Timestamp(*ms)))
+            .collect();
+        match list_offsets(self.client, self.leader, self.isolation, &wanted).await {
+            Ok(answers) => {
+                for (request, _, high_watermark) in by_time {
+                    let outcome = match answer(&answers, &request.tp) {
+                        // -1: no record at or after that time; wait for new ones at the end.
+                        Ok(-1) => ResetOutcome::Resolved(high_watermark),
+                        Ok(offset) => ResetOutcome::Resolved(offset),
+                        Err(error) => ResetOutcome::Retry(error.to_string()),
+                    };
+                    outcomes.push((request, outcome));
+                }
+            }
+            Err(error) => {
+                let requests = by_time.into_iter().map(|(r, _, _)| r).collect();
+                outcomes.extend(retry_all(requests, &error));
+            }
+        }
+        outcomes
+    }
+
+    async fn lookup(
+        &self,
+        requests: &[ResetRequest],
+        spec: impl Fn(&ResetRequest) -> OffsetSpec,
+    ) -> Result<BTreeMap<TopicPartition, OffsetAnswer>, ClientError> {
+        let wanted: Vec<_> = requests.iter().map(|r| (r.tp.clone(), spec(r))).collect();
+        list_offsets(self.client, self.leader, self.isolation, &wanted).await
+    }
+
+    fn target(
+        &self,
+        request: &ResetRequest,
+        log_start: i64,
+        high_watermark: i64,
+    ) -> Result<Target, PartitionError> {
+        let reason = match request.cause {
+            ResetCause::To(OffsetSpec::Earliest) => return Ok(Target::Offset(log_start)),
+            ResetCause::To(OffsetSpec::Latest) => return Ok(Target::Offset(high_watermark)),
+            ResetCause::To(OffsetSpec::Timestamp(ms)) => return Ok(Target::Timestamp(ms)),
+            ResetCause::Policy(reason) => reason,
+        };
+        let context = ResetContext {
+            topic: request.tp.topic.to_string(),
+            partition: request.tp.partition,
+            reason,
+            committed: request.committed,
+            log_start,
+            high_watermark,
+            now_ms: self.now_ms,
+            group: self.group.map(str::to_string),
+        };
+        let partition = request.tp.clone();
+        let policy = self.policy.name().to_string();
+        let decision =
+            self.policy
+                .decide(&context)
+                .map_err(|error| PartitionError::PolicyFailed {
+                    partition: partition.clone(),
+                    error,
+                })?;
+        tracing::info!(%partition, %reason, log_start, high_watermark, %policy, ?decision, "reset policy decided");
+        match decision {
+            ResetDecision::Earliest => Ok(Target::Offset(log_start)),
+            ResetDecision::Latest => Ok(Target::Offset(high_watermark)),
+            ResetDecision::Offset(offset) if (log_start..=high_watermark).contains(&offset) => {
+                Ok(Target::Offset(offset))
+            }
+            ResetDecision::Offset(offset) => Err(PartitionError::InvalidDecision {
+                partition,
+                policy,
+                offset,
+                log_start,
+                high_watermark,
+            }),
+            ResetDecision::Timestamp(ms) => Ok(Target::Timestamp(ms)),
+            ResetDecision::Fail(message) => Err(PartitionError::ResetRefused {
+                partition,
+                reason,
+                log_start,
+                high_watermark,
+                policy,
+                message,
+            }),
+        }
+    }
+}
+
+fn answer(
+    answers: &BTreeMap<TopicPartition, OffsetAnswer>,
+    tp: &TopicPartition,
+) -> Result<i64, ResponseError> {
+    answers
+        .get(tp)
+        .copied()
+        .unwrap_or(Err(ResponseError::UnknownTopicOrPartition))
+}
+
+fn retry_all(
+    requests: Vec<ResetRequest>,
+    error: &ClientError,
+) -> Vec<(ResetRequest, ResetOutcome)> {
+    requests
+        .into_iter()
+        .map(|r| (r, ResetOutcome::Retry(error.to_string())))
+        .collect()
+}

@@ -1,0 +1,9 @@
+//! Built-in policies: the decisions the host delegates, with native implementations behind the
+//! traits that Wasm plugins will also implement (issue #5).
+
+pub mod reset;
+
+pub use reset::{
+    parse_iso8601_duration, PolicyError, ResetContext, ResetDecision, ResetPolicy, ResetPolicySpec,
+    ResetReason,
+};
