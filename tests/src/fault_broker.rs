@@ -254,6 +254,11 @@ impl FaultCluster {
         self.state.seen.lock().unwrap().clone()
     }
 
+    /// How many requests are being delayed right now.
+    pub fn delaying_now(&self) -> usize {
+        self.state.delaying_now.load(Ordering::SeqCst)
+    }
+
     /// The most requests that were being delayed at the same moment (a concurrency probe).
     pub fn max_concurrently_delayed(&self) -> usize {
         self.state.delaying_max.load(Ordering::SeqCst)

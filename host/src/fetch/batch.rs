@@ -5,6 +5,11 @@
 //! have gaps inside and between batches, and control batches (transaction markers) move the
 //! position without yielding a record.
 //!
+//! Within one answer the position only grows: a record below it is never returned, and the
+//! next offset is never below the last record + 1. Kafka never sends overlapping batches, but
+//! Tansu 0.6 does for compacted topics (each batch of the answer runs to the end of the log);
+//! without this guard the consumer would hand out the same records again.
+//!
 //! A Fetch answer may end with a partial batch (the broker cuts at the byte limit); it is left
 //! for the next fetch. Keys and values are slices of the response buffer (`Bytes`), not copies,
 //! for uncompressed batches.
@@ -88,6 +93,9 @@ pub fn decode_records(
     mut skip_batch: impl FnMut(&BatchHeader) -> bool,
 ) -> Result<DecodedRecords, BatchError> {
     let mut decoded = DecodedRecords::default();
+    // The next offset to hand out; it only grows, so overlapping batches (Tansu 0.6 sends them
+    // for compacted topics) never yield a record twice.
+    let mut position = position;
     while data.len() >= LOG_OVERHEAD {
         let base_offset = i64::from_be_bytes(data[0..8].try_into().expect("8 bytes"));
         let batch_length = i32::from_be_bytes(data[8..12].try_into().expect("4 bytes"));
@@ -122,10 +130,12 @@ pub fn decode_records(
             });
         }
         let header = read_header(&batch, base_offset);
-        decoded.next_offset = Some(header.next_offset());
+        let batch_end = header.next_offset();
         // The hook sees every batch, control batches included (they end aborted transactions).
         let skipped = skip_batch(&header);
-        if skipped || header.control || header.next_offset() <= position {
+        if skipped || header.control || batch_end <= position {
+            position = position.max(batch_end);
+            decoded.next_offset = Some(position);
             continue;
         }
         let set = RecordBatchDecoder::decode(&mut batch).map_err(|e| BatchError::Corrupt {
@@ -133,10 +143,24 @@ pub fn decode_records(
             reason: format!("{e:#}"),
         })?;
         debug_assert!(!batch.has_remaining());
+        let start = position;
+        // A header whose last offset delta falls short of its own records must not send the
+        // position back into records already handed out.
+        let last_record = set.records.iter().map(|r| r.offset).max().unwrap_or(-1);
+        if last_record >= batch_end {
+            tracing::debug!(
+                base_offset,
+                last_offset_delta = header.last_offset_delta,
+                last_record,
+                "batch header ends before its last record; continuing after the record"
+            );
+        }
+        position = position.max(batch_end).max(last_record + 1);
+        decoded.next_offset = Some(position);
         decoded.records.extend(
             set.records
                 .into_iter()
-                .filter(|r| r.offset >= position)
+                .filter(|r| r.offset >= start)
                 .map(|r| ConsumerRecord {
                     topic: topic.clone(),
                     partition,
@@ -251,6 +275,25 @@ mod tests {
         let data = patch(batch(&[0, 4, 9], Compression::None), Some(12), 0);
         let decoded = decode(0, data);
         assert_eq!(offsets(&decoded), [0, 4, 9]);
+        assert_eq!(decoded.next_offset, Some(13));
+    }
+
+    #[test]
+    fn a_header_that_ends_before_its_records_does_not_move_the_position_back() {
+        // A rewritten compacted batch: records 0, 3, 9 but a delta of 2 (count - 1).
+        let data = patch(batch(&[0, 3, 9], Compression::None), Some(2), 0);
+        let decoded = decode(0, data);
+        assert_eq!(offsets(&decoded), [0, 3, 9]);
+        assert_eq!(decoded.next_offset, Some(10));
+    }
+
+    #[test]
+    fn overlapping_batches_yield_each_record_once() {
+        let mut data = batch(&[0, 3, 6, 9], Compression::None);
+        data.extend_from_slice(&batch(&[6, 9, 12], Compression::None));
+        data.extend_from_slice(&batch(&[9], Compression::None));
+        let decoded = decode(0, data);
+        assert_eq!(offsets(&decoded), [0, 3, 6, 9, 12]);
         assert_eq!(decoded.next_offset, Some(13));
     }
 

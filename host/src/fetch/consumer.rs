@@ -239,8 +239,13 @@ impl Consumer {
         }
     }
 
+    /// Counters since the start, and the bytes buffered right now.
     pub fn stats(&self) -> FetchStats {
-        self.shared.lock().stats.clone()
+        let state = self.shared.lock();
+        FetchStats {
+            buffer_bytes: state.buffer.bytes(),
+            ..state.stats.clone()
+        }
     }
 
     /// Stops the background task; later polls fail with [`ConsumerError::Closed`].

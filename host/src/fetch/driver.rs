@@ -56,6 +56,8 @@ pub struct FetchStats {
     pub reset_retries: u64,
     /// The most bytes the record buffer held at once.
     pub buffer_bytes_peak: usize,
+    /// The bytes it held when this snapshot was taken.
+    pub buffer_bytes: usize,
 }
 
 /// State shared by the consumer handle and the driver.

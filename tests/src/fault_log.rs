@@ -1,0 +1,345 @@
+//! A scripted partition log for the fault broker: answers Fetch and ListOffsets from records
+//! kept in memory, with the behaviour the real test broker lacks: a log start that moves
+//! (deleted data) and OFFSET_OUT_OF_RANGE for offsets outside the log, plus broker-side fetch
+//! sessions (KIP-227) that can be switched on and dropped on cue.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Result;
+use bytes::{Bytes, BytesMut};
+use indexmap::IndexMap;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
+    TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+
+use crate::fault_broker::{encode, FaultCluster, RequestContext};
+
+/// One stored record.
+#[derive(Debug, Clone)]
+pub struct LogRecord {
+    pub offset: i64,
+    pub timestamp: i64,
+    pub value: Bytes,
+}
+
+#[derive(Debug, Default)]
+struct PartitionLog {
+    records: Vec<LogRecord>,
+    log_start: i64,
+    next_offset: i64,
+}
+
+#[derive(Debug, Default)]
+struct Session {
+    epoch: i32,
+    /// (topic, partition) -> fetch offset
+    partitions: BTreeMap<(String, i32), i64>,
+}
+
+#[derive(Debug, Default)]
+struct LogState {
+    partitions: HashMap<(String, i32), PartitionLog>,
+    records_per_fetch: usize,
+    sessions_enabled: bool,
+    sessions: HashMap<i32, Session>,
+    last_session_id: i32,
+    /// Errors to answer once for the next fetch of a partition.
+    forced_errors: HashMap<(String, i32), i16>,
+    /// (topic, partition, wire timestamp) of every ListOffsets entry received.
+    list_offsets_seen: Vec<(String, i32, i64)>,
+}
+
+/// The log; cloning shares it.
+#[derive(Clone)]
+pub struct ScriptedLog {
+    state: Arc<Mutex<LogState>>,
+}
+
+impl ScriptedLog {
+    /// Answers Fetch and ListOffsets on every node of `cluster` from this log.
+    pub fn install(cluster: &FaultCluster) -> ScriptedLog {
+        let log = ScriptedLog {
+            state: Arc::new(Mutex::new(LogState {
+                records_per_fetch: 10,
+                ..LogState::default()
+            })),
+        };
+        let fetch_log = log.clone();
+        cluster.respond_with(ApiKey::Fetch, move |context| fetch_log.fetch(context));
+        let list_log = log.clone();
+        cluster.respond_with(ApiKey::ListOffsets, move |context| {
+            list_log.list_offsets(context)
+        });
+        log
+    }
+
+    /// Appends `count` records; `timestamp(offset)` gives each one's time.
+    pub fn append(&self, topic: &str, partition: i32, count: i64, timestamp: impl Fn(i64) -> i64) {
+        let mut state = self.state.lock().unwrap();
+        let log = state
+            .partitions
+            .entry((topic.to_string(), partition))
+            .or_default();
+        for _ in 0..count {
+            let offset = log.next_offset;
+            log.records.push(LogRecord {
+                offset,
+                timestamp: timestamp(offset),
+                value: Bytes::from(format!("{topic}/{partition}/{offset}")),
+            });
+            log.next_offset += 1;
+        }
+    }
+
+    /// Deletes every record before `offset` (retention): the log start moves there.
+    pub fn delete_before(&self, topic: &str, partition: i32, offset: i64) {
+        let mut state = self.state.lock().unwrap();
+        let log = state
+            .partitions
+            .entry((topic.to_string(), partition))
+            .or_default();
+        log.records.retain(|r| r.offset >= offset);
+        log.log_start = log.log_start.max(offset);
+    }
+
+    /// How many records one fetch answer carries per partition at most.
+    pub fn set_records_per_fetch(&self, count: usize) {
+        self.state.lock().unwrap().records_per_fetch = count;
+    }
+
+    /// Answers the next fetch of a partition with this error code, once.
+    pub fn force_error_once(&self, topic: &str, partition: i32, error: ResponseError) {
+        self.state
+            .lock()
+            .unwrap()
+            .forced_errors
+            .insert((topic.to_string(), partition), error.code());
+    }
+
+    /// Turns broker-side fetch sessions on (off by default, like Tansu).
+    pub fn enable_sessions(&self) {
+        self.state.lock().unwrap().sessions_enabled = true;
+    }
+
+    /// Forgets every session (a broker restart, an evicted session).
+    pub fn drop_sessions(&self) {
+        self.state.lock().unwrap().sessions.clear();
+    }
+
+    /// Every ListOffsets entry received: (topic, partition, wire timestamp: -2 earliest,
+    /// -1 latest, else a time).
+    pub fn list_offsets_seen(&self) -> Vec<(String, i32, i64)> {
+        self.state.lock().unwrap().list_offsets_seen.clone()
+    }
+
+    fn fetch(&self, context: &RequestContext<'_>) -> Result<Option<Bytes>> {
+        let version = context.header.request_api_version;
+        let request: FetchRequest = context.decode()?;
+        let mut state = self.state.lock().unwrap();
+        let mut response = FetchResponse::default();
+
+        // Which partitions to answer for, at which offsets; incremental answers leave out
+        // partitions without news.
+        let requested: Vec<((String, i32), i64)> = request
+            .topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(|p| ((t.topic.0.to_string(), p.partition), p.fetch_offset))
+            })
+            .collect();
+        let (wanted, incremental) = if state.sessions_enabled && request.session_epoch >= 0 {
+            match self.session_wanted(&mut state, &request, requested) {
+                Ok((session_id, wanted, incremental)) => {
+                    response.session_id = session_id;
+                    (wanted, incremental)
+                }
+                Err(error) => {
+                    response.error_code = error.code();
+                    return Ok(Some(encode(&response, version)?));
+                }
+            }
+        } else {
+            (requested, false)
+        };
+
+        let mut topics: IndexMap<String, Vec<PartitionData>> = IndexMap::new();
+        for ((topic, partition), offset) in wanted {
+            let data = Self::partition_data(&mut state, &topic, partition, offset);
+            if incremental && data.error_code == 0 && data.records.is_none() {
+                continue;
+            }
+            topics.entry(topic).or_default().push(data);
+        }
+        response.responses = topics
+            .into_iter()
+            .map(|(topic, partitions)| {
+                FetchableTopicResponse::default()
+                    .with_topic(TopicName(StrBytes::from_string(topic)))
+                    .with_partitions(partitions)
+            })
+            .collect();
+        Ok(Some(encode(&response, version)?))
+    }
+
+    /// Applies a request to its session; returns (session id, partitions to answer for,
+    /// whether the answer is incremental).
+    #[allow(clippy::type_complexity)]
+    fn session_wanted(
+        &self,
+        state: &mut LogState,
+        request: &FetchRequest,
+        requested: Vec<((String, i32), i64)>,
+    ) -> Result<(i32, Vec<((String, i32), i64)>, bool), ResponseError> {
+        if request.session_id == 0 {
+            state.last_session_id += 1;
+            let id = state.last_session_id;
+            state.sessions.insert(
+                id,
+                Session {
+                    epoch: 1,
+                    partitions: requested.iter().cloned().collect(),
+                },
+            );
+            return Ok((id, requested, false));
+        }
+        let session = state
+            .sessions
+            .get_mut(&request.session_id)
+            .ok_or(ResponseError::FetchSessionIdNotFound)?;
+        if session.epoch != request.session_epoch {
+            return Err(ResponseError::InvalidFetchSessionEpoch);
+        }
+        session.epoch += 1;
+        for (key, offset) in requested {
+            session.partitions.insert(key, offset);
+        }
+        for topic in &request.forgotten_topics_data {
+            for partition in &topic.partitions {
+                session
+                    .partitions
+                    .remove(&(topic.topic.0.to_string(), *partition));
+            }
+        }
+        let wanted = session
+            .partitions
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        Ok((request.session_id, wanted, true))
+    }
+
+    fn partition_data(
+        state: &mut LogState,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> PartitionData {
+        let key = (topic.to_string(), partition);
+        let base = PartitionData::default()
+            .with_partition_index(partition)
+            .with_preferred_read_replica(BrokerId(-1));
+        if let Some(code) = state.forced_errors.remove(&key) {
+            return base.with_error_code(code).with_high_watermark(-1);
+        }
+        let limit = state.records_per_fetch;
+        let Some(log) = state.partitions.get(&key) else {
+            return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+        };
+        let base = base
+            .with_high_watermark(log.next_offset)
+            .with_last_stable_offset(log.next_offset)
+            .with_log_start_offset(log.log_start);
+        if offset < log.log_start || offset > log.next_offset {
+            return base
+                .with_error_code(ResponseError::OffsetOutOfRange.code())
+                .with_high_watermark(-1);
+        }
+        let records: Vec<Record> = log
+            .records
+            .iter()
+            .filter(|r| r.offset >= offset)
+            .take(limit)
+            .map(|r| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: 0,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: r.offset,
+                sequence: r.offset as i32,
+                timestamp: r.timestamp,
+                key: None,
+                value: Some(r.value.clone()),
+                headers: IndexMap::new(),
+            })
+            .collect();
+        if records.is_empty() {
+            return base;
+        }
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            &records,
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .expect("encoding a record batch");
+        base.with_records(Some(buf.freeze()))
+    }
+
+    fn list_offsets(&self, context: &RequestContext<'_>) -> Result<Option<Bytes>> {
+        let version = context.header.request_api_version;
+        let request: ListOffsetsRequest = context.decode()?;
+        let mut state = self.state.lock().unwrap();
+        let mut topics = Vec::new();
+        for topic in &request.topics {
+            let name = topic.name.0.to_string();
+            let mut partitions = Vec::new();
+            for p in &topic.partitions {
+                state
+                    .list_offsets_seen
+                    .push((name.clone(), p.partition_index, p.timestamp));
+                let answer = ListOffsetsPartitionResponse::default()
+                    .with_partition_index(p.partition_index)
+                    .with_timestamp(-1);
+                let answer = match state.partitions.get(&(name.clone(), p.partition_index)) {
+                    None => answer.with_error_code(ResponseError::UnknownTopicOrPartition.code()),
+                    Some(log) => answer.with_offset(match p.timestamp {
+                        -2 => log.log_start,
+                        -1 => log.next_offset,
+                        ms => log
+                            .records
+                            .iter()
+                            .find(|r| r.timestamp >= ms)
+                            .map_or(-1, |r| r.offset),
+                    }),
+                };
+                partitions.push(answer);
+            }
+            topics.push(
+                ListOffsetsTopicResponse::default()
+                    .with_name(topic.name.clone())
+                    .with_partitions(partitions),
+            );
+        }
+        let response = ListOffsetsResponse::default().with_topics(topics);
+        Ok(Some(encode(&response, version)?))
+    }
+}

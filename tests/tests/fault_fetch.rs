@@ -1,0 +1,527 @@
+//! The fetcher against the scripted fault broker: OFFSET_OUT_OF_RANGE mid-stream under each
+//! reset policy, stale answers after a seek or a revoke, fetch sessions, one fetch loop per
+//! leader, and ListOffsets retries. The scripted log answers Fetch and ListOffsets from
+//! memory and can delete data under the consumer, which the real test broker cannot do on cue.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{ApiKey, FetchRequest};
+use kafka_protocol::protocol::Decodable;
+use wasmkafka::client::Client;
+use wasmkafka::fetch::{
+    Consumer, ConsumerError, ConsumerRecord, FetchOptions, PartitionError, PartitionState, StartAt,
+    TopicPartition,
+};
+use wasmkafka::net::{ConnectionOptions, PoolOptions};
+use wasmkafka::policy::{ResetPolicySpec, ResetReason};
+use wasmkafka_tests::fault_broker::{Fault, FaultCluster};
+use wasmkafka_tests::fault_log::ScriptedLog;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+struct Harness {
+    cluster: FaultCluster,
+    log: ScriptedLog,
+    consumer: Consumer,
+}
+
+fn tp(partition: i32) -> TopicPartition {
+    TopicPartition::new("t", partition)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// A cluster of `nodes`, topic `t` with one partition per entry of `leaders`, a scripted log,
+/// and a consumer with `policy` (nothing assigned yet).
+async fn harness(nodes: usize, leaders: &[i32], policy: ResetPolicySpec) -> Harness {
+    wasmkafka_tests::init_tracing();
+    let cluster = FaultCluster::start(nodes).await.unwrap();
+    cluster.add_topic("t", leaders);
+    let log = ScriptedLog::install(&cluster);
+    for partition in 0..leaders.len() as i32 {
+        log.append("t", partition, 0, |_| 0);
+    }
+    let client = Client::new(
+        vec![cluster.addr(1)],
+        PoolOptions {
+            connection: ConnectionOptions {
+                request_timeout: Duration::from_secs(5),
+                ..ConnectionOptions::default()
+            },
+            reconnect_backoff: Duration::from_millis(10),
+            reconnect_backoff_max: Duration::from_millis(50),
+            ..PoolOptions::default()
+        },
+    );
+    let options = FetchOptions {
+        max_wait: Duration::from_millis(100),
+        retry_backoff: Duration::from_millis(20),
+        retry_backoff_max: Duration::from_millis(200),
+        ..FetchOptions::default()
+    };
+    let consumer = Consumer::new(client, options, policy.into_policy());
+    Harness {
+        cluster,
+        log,
+        consumer,
+    }
+}
+
+/// Polls until `done` holds for everything collected (panics after `WAIT`, or on an error).
+async fn collect_until(
+    consumer: &Consumer,
+    records: &mut Vec<ConsumerRecord>,
+    done: impl Fn(&[ConsumerRecord]) -> bool,
+) {
+    let deadline = Instant::now() + WAIT;
+    while !done(records) {
+        assert!(
+            Instant::now() < deadline,
+            "timed out; collected offsets {:?}",
+            records
+                .iter()
+                .map(|r| (r.partition, r.offset))
+                .collect::<Vec<_>>()
+        );
+        match consumer.poll(1000, Duration::from_millis(100)).await {
+            Ok(batch) => records.extend(batch),
+            Err(error) => panic!("unexpected error: {error}"),
+        }
+    }
+}
+
+fn offsets(records: &[ConsumerRecord], partition: i32) -> Vec<i64> {
+    records
+        .iter()
+        .filter(|r| r.partition == partition)
+        .map(|r| r.offset)
+        .collect()
+}
+
+/// Reads t/0 from 0 until at least 30 records were handed out, then deletes everything
+/// before 60 and appends 20 records (the log is now 60..120). Returns what was read.
+async fn read_then_delete_under_the_consumer(h: &Harness) -> Vec<ConsumerRecord> {
+    h.consumer.assign([(tp(0), StartAt::Offset(0))]);
+    let mut records = Vec::new();
+    collect_until(&h.consumer, &mut records, |r| r.len() >= 30).await;
+    h.log.delete_before("t", 0, 60);
+    h.log.append("t", 0, 20, |o| o);
+    records
+}
+
+/// Checks that t/0 was read contiguously from 0, then jumped to `resumed_at`; returns the
+/// offset it was out of range at.
+fn assert_jump(records: &[ConsumerRecord], resumed_at: i64) -> i64 {
+    let seen = offsets(records, 0);
+    let jump = seen
+        .iter()
+        .position(|o| *o >= 60)
+        .expect("no record after the reset");
+    let before: Vec<i64> = (0..jump as i64).collect();
+    assert_eq!(seen[..jump], before[..], "contiguous before the reset");
+    assert_eq!(seen[jump], resumed_at, "first record after the reset");
+    jump as i64
+}
+
+fn list_offsets_for(log: &ScriptedLog, partition: i32) -> Vec<i64> {
+    log.list_offsets_seen()
+        .into_iter()
+        .filter(|(t, p, _)| t == "t" && *p == partition)
+        .map(|(_, _, ts)| ts)
+        .collect()
+}
+
+#[tokio::test]
+async fn out_of_range_with_earliest_resumes_at_the_new_log_start() {
+    let h = harness(1, &[1], ResetPolicySpec::Earliest).await;
+    h.log.append("t", 0, 100, |o| o);
+    h.log.set_records_per_fetch(10);
+    let mut records = read_then_delete_under_the_consumer(&h).await;
+    collect_until(&h.consumer, &mut records, |r| {
+        r.iter().any(|r| r.offset >= 70)
+    })
+    .await;
+    let out_of_range_at = assert_jump(&records, 60);
+    assert!((30..=40).contains(&out_of_range_at), "{out_of_range_at}");
+    let seen = offsets(&records, 0);
+    let after: Vec<i64> = seen.iter().copied().filter(|o| *o >= 60).collect();
+    assert_eq!(after, (60..60 + after.len() as i64).collect::<Vec<_>>());
+    // The reset asked for the log bounds (earliest -2, latest -1) and nothing else.
+    let mut asked = list_offsets_for(&h.log, 0);
+    asked.sort();
+    assert_eq!(asked, [-2, -1]);
+    let stats = h.consumer.stats();
+    assert_eq!((stats.out_of_range, stats.resets_resolved), (1, 1));
+}
+
+#[tokio::test]
+async fn out_of_range_with_latest_waits_for_new_records() {
+    let h = harness(1, &[1], ResetPolicySpec::Latest).await;
+    h.log.append("t", 0, 100, |o| o);
+    h.log.set_records_per_fetch(10);
+    let mut records = read_then_delete_under_the_consumer(&h).await;
+    // Drain what was buffered; the reset lands at the end of the log (120).
+    let deadline = Instant::now() + WAIT;
+    while h.consumer.position(&tp(0)) != Some(120) {
+        assert!(
+            Instant::now() < deadline,
+            "no reset to 120: {:?}",
+            h.consumer.assignment()
+        );
+        records.extend(
+            h.consumer
+                .poll(1000, Duration::from_millis(50))
+                .await
+                .unwrap(),
+        );
+    }
+    h.log.append("t", 0, 5, |o| o);
+    collect_until(&h.consumer, &mut records, |r| {
+        r.iter().any(|r| r.offset == 124)
+    })
+    .await;
+    let out_of_range_at = {
+        let seen = offsets(&records, 0);
+        let jump = seen.iter().position(|o| *o >= 60).unwrap();
+        assert_eq!(seen[jump..], [120, 121, 122, 123, 124]);
+        jump
+    };
+    assert!((30..=40).contains(&out_of_range_at));
+    let mut asked = list_offsets_for(&h.log, 0);
+    asked.sort();
+    assert_eq!(asked, [-2, -1]);
+}
+
+#[tokio::test]
+async fn out_of_range_with_by_duration_resolves_a_timestamp() {
+    let h = harness(
+        1,
+        &[1],
+        "by_duration:PT100S".parse::<ResetPolicySpec>().unwrap(),
+    )
+    .await;
+    // Record o was written at base + o s: records from 100 on are younger than 100 s (with
+    // 0.9 s to spare for the time the test takes).
+    let base = now_ms() - 200_000 + 900;
+    h.log.append("t", 0, 100, |o| base + o * 1000);
+    h.log.set_records_per_fetch(10);
+    let before = now_ms();
+    h.consumer.assign([(tp(0), StartAt::Offset(0))]);
+    let mut records = Vec::new();
+    collect_until(&h.consumer, &mut records, |r| r.len() >= 30).await;
+    h.log.delete_before("t", 0, 60);
+    h.log.append("t", 0, 20, |o| base + o * 1000);
+    collect_until(&h.consumer, &mut records, |r| {
+        r.iter().any(|r| r.offset >= 105)
+    })
+    .await;
+    let after = now_ms();
+    assert_jump(&records, 100);
+    let asked = list_offsets_for(&h.log, 0);
+    let timestamps: Vec<i64> = asked.iter().copied().filter(|ts| *ts >= 0).collect();
+    assert_eq!(timestamps.len(), 1, "one timestamp lookup: {asked:?}");
+    assert!(
+        (before - 100_000..=after - 100_000).contains(&timestamps[0]),
+        "looked up {} (now - 100 s is between {} and {})",
+        timestamps[0],
+        before - 100_000,
+        after - 100_000
+    );
+}
+
+#[tokio::test]
+async fn out_of_range_with_none_stops_that_partition_only() {
+    let h = harness(1, &[1, 1], ResetPolicySpec::None).await;
+    h.log.append("t", 0, 100, |o| o);
+    h.log.append("t", 1, 10, |o| o);
+    h.log.set_records_per_fetch(10);
+    h.consumer.assign([(tp(1), StartAt::Offset(0))]);
+    let mut records = read_then_delete_under_the_consumer(&h).await;
+
+    let deadline = Instant::now() + WAIT;
+    let error = loop {
+        assert!(Instant::now() < deadline, "no partition error");
+        match h.consumer.poll(1000, Duration::from_millis(100)).await {
+            Ok(batch) => records.extend(batch),
+            Err(ConsumerError::Partition(error)) => break error,
+            Err(other) => panic!("unexpected error {other}"),
+        }
+    };
+    let PartitionError::ResetRefused {
+        ref partition,
+        reason: ResetReason::OutOfRange { offset },
+        log_start,
+        high_watermark,
+        ref policy,
+        ..
+    } = error
+    else {
+        panic!("expected ResetRefused, got {error:?}");
+    };
+    assert_eq!(partition, &tp(0));
+    assert_eq!(
+        offset,
+        offsets(&records, 0).len() as i64,
+        "the offset asked for"
+    );
+    assert_eq!((log_start, high_watermark), (60, 120));
+    assert_eq!(policy, "none");
+    let message = error.to_string();
+    assert!(
+        message.contains("t/0") && message.contains("60..120") && message.contains("seek"),
+        "{message}"
+    );
+    assert_eq!(h.consumer.assignment()[&tp(0)], PartitionState::Failed);
+
+    // The other partition keeps flowing.
+    h.log.append("t", 1, 10, |o| o);
+    collect_until(&h.consumer, &mut records, |r| offsets(r, 1).len() == 20).await;
+    assert_eq!(offsets(&records, 1), (0..20).collect::<Vec<_>>());
+    // A seek restarts the stopped partition.
+    assert!(h.consumer.seek(&tp(0), 60));
+    collect_until(&h.consumer, &mut records, |r| {
+        r.iter().any(|r| r.offset == 119)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_stale_out_of_range_answer_after_a_seek_is_ignored() {
+    let h = harness(1, &[1], ResetPolicySpec::Earliest).await;
+    h.log.append("t", 0, 100, |o| o);
+    h.log.set_records_per_fetch(100);
+    h.consumer.assign([(tp(0), StartAt::Offset(0))]);
+    let mut records = Vec::new();
+    collect_until(&h.consumer, &mut records, |r| r.len() == 100).await;
+
+    // The next fetch (at 100) is held for 800 ms and will answer OFFSET_OUT_OF_RANGE; while
+    // it is held, the user seeks back to 50.
+    h.cluster.inject(
+        Some(1),
+        ApiKey::Fetch,
+        Fault::Delay(Duration::from_millis(800)),
+    );
+    let deadline = Instant::now() + WAIT;
+    while h.cluster.delaying_now() == 0 {
+        assert!(Instant::now() < deadline, "the fetch was never held");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    h.log
+        .force_error_once("t", 0, ResponseError::OffsetOutOfRange);
+    assert!(h.consumer.seek(&tp(0), 50));
+
+    let mut again = Vec::new();
+    collect_until(&h.consumer, &mut again, |r| r.len() == 50).await;
+    assert_eq!(offsets(&again, 0), (50..100).collect::<Vec<_>>());
+    let stats = h.consumer.stats();
+    assert_eq!(stats.out_of_range, 0, "the stale answer caused a reset");
+    assert!(stats.stale_dropped >= 1, "{stats:?}");
+    assert!(
+        list_offsets_for(&h.log, 0).is_empty(),
+        "no ListOffsets for a stale answer"
+    );
+}
+
+#[tokio::test]
+async fn a_reset_racing_a_revoke_does_nothing() {
+    let h = harness(1, &[1], ResetPolicySpec::Earliest).await;
+    h.log.append("t", 0, 20, |o| o);
+    // Hold the reset's ListOffsets, revoke the partition meanwhile.
+    h.cluster.inject(
+        Some(1),
+        ApiKey::ListOffsets,
+        Fault::Delay(Duration::from_millis(600)),
+    );
+    h.consumer.assign([(tp(0), StartAt::Reset)]);
+    let deadline = Instant::now() + WAIT;
+    while h.cluster.delaying_now() == 0 {
+        assert!(Instant::now() < deadline, "the reset was never held");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    h.consumer.revoke(&[tp(0)]);
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let stats = h.consumer.stats();
+    assert!(h.consumer.assignment().is_empty());
+    assert_eq!(stats.resets_resolved, 0);
+    assert!(stats.stale_dropped >= 1, "{stats:?}");
+    assert!(h
+        .consumer
+        .poll(10, Duration::from_millis(200))
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Assigned again at an explicit offset, it starts there.
+    h.consumer.assign([(tp(0), StartAt::Offset(5))]);
+    let mut records = Vec::new();
+    collect_until(&h.consumer, &mut records, |r| r.len() == 15).await;
+    assert_eq!(offsets(&records, 0), (5..20).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn incremental_fetch_sessions_and_a_lost_session() {
+    let h = harness(1, &[1, 1, 1], ResetPolicySpec::Earliest).await;
+    h.log.enable_sessions();
+    h.log.set_records_per_fetch(10);
+    for p in 0..3 {
+        h.log.append("t", p, 50, |o| o);
+    }
+    h.consumer
+        .assign((0..3).map(|p| (tp(p), StartAt::Offset(0))));
+    let mut records = Vec::new();
+    collect_until(&h.consumer, &mut records, |r| r.len() == 150).await;
+    // Caught up: the idle long polls are incremental and name no partition at all.
+    assert!(h
+        .consumer
+        .poll(100, Duration::from_millis(300))
+        .await
+        .unwrap()
+        .is_empty());
+    let idle = fetch_requests(&h.cluster)
+        .iter()
+        .filter(|f| {
+            f.session_epoch > 0 && f.topics.is_empty() && f.forgotten_topics_data.is_empty()
+        })
+        .count();
+    assert!(idle > 0, "{:?}", h.consumer.stats());
+    // New records on one partition: the next incremental fetch names only that one.
+    h.log.append("t", 1, 5, |o| o);
+    collect_until(&h.consumer, &mut records, |r| r.len() == 155).await;
+    assert!(h
+        .consumer
+        .poll(100, Duration::from_millis(100))
+        .await
+        .unwrap()
+        .is_empty());
+    let named_one = fetch_requests(&h.cluster)
+        .iter()
+        .filter(|f| {
+            f.session_epoch > 0 && f.topics.iter().map(|t| t.partitions.len()).sum::<usize>() == 1
+        })
+        .count();
+    assert!(named_one > 0);
+
+    // The broker forgets the session: the next incremental fetch fails, a full one follows.
+    h.log.drop_sessions();
+    for p in 0..3 {
+        h.log.append("t", p, 10, |o| o);
+    }
+    collect_until(&h.consumer, &mut records, |r| r.len() == 185).await;
+    for (p, end) in [(0, 60), (1, 65), (2, 60)] {
+        assert_eq!(
+            offsets(&records, p),
+            (0..end).collect::<Vec<_>>(),
+            "partition {p}"
+        );
+    }
+    let full = fetch_requests(&h.cluster)
+        .iter()
+        .filter(|f| f.session_epoch == 0)
+        .count();
+    assert!(
+        full >= 2,
+        "a full fetch at the start and after the lost session: {full}"
+    );
+    assert!(h.consumer.stats().incremental_fetches > 0);
+}
+
+fn fetch_requests(cluster: &FaultCluster) -> Vec<FetchRequest> {
+    cluster
+        .seen()
+        .into_iter()
+        .filter(|s| s.api_key == ApiKey::Fetch as i16)
+        .map(|s| FetchRequest::decode(&mut s.body.clone(), s.version).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn each_leader_has_its_own_fetch_loop() {
+    let h = harness(2, &[1, 2], ResetPolicySpec::Earliest).await;
+    h.log.append("t", 0, 20, |o| o);
+    h.log.append("t", 1, 20, |o| o);
+    h.log.set_records_per_fetch(5);
+    // Node 1 holds its first fetch for 2 s; node 2's partition must not wait for it.
+    h.cluster
+        .inject(Some(1), ApiKey::Fetch, Fault::Delay(Duration::from_secs(2)));
+    h.consumer
+        .assign([(tp(0), StartAt::Offset(0)), (tp(1), StartAt::Offset(0))]);
+    let mut records = Vec::new();
+    collect_until(&h.consumer, &mut records, |r| offsets(r, 1).len() == 20).await;
+    assert!(
+        offsets(&records, 0).is_empty(),
+        "partition 0 answered before node 1's held fetch"
+    );
+    collect_until(&h.consumer, &mut records, |r| offsets(r, 0).len() == 20).await;
+    assert_eq!(offsets(&records, 0), (0..20).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn list_offsets_failures_are_retried_with_backoff() {
+    let h = harness(1, &[1], ResetPolicySpec::Earliest).await;
+    h.log.append("t", 0, 10, |o| o);
+    h.log.delete_before("t", 0, 3);
+    h.cluster.inject(Some(1), ApiKey::ListOffsets, Fault::Close);
+    h.cluster.inject(Some(1), ApiKey::ListOffsets, Fault::Close);
+    h.consumer.assign([(tp(0), StartAt::Reset)]);
+    let mut records = Vec::new();
+    collect_until(&h.consumer, &mut records, |r| r.len() == 7).await;
+    assert_eq!(offsets(&records, 0), (3..10).collect::<Vec<_>>());
+    let stats = h.consumer.stats();
+    assert!(stats.reset_retries >= 2, "{stats:?}");
+    assert_eq!(stats.resets_resolved, 1);
+}
+
+#[tokio::test]
+async fn pause_keeps_records_back_until_resume() {
+    let h = harness(1, &[1, 1], ResetPolicySpec::Earliest).await;
+    h.log.append("t", 0, 10, |o| o);
+    h.consumer
+        .assign([(tp(0), StartAt::Offset(0)), (tp(1), StartAt::Offset(0))]);
+    h.consumer.pause(&[tp(0)]);
+    h.log.append("t", 1, 10, |o| o);
+    let mut records = Vec::new();
+    collect_until(&h.consumer, &mut records, |r| r.len() == 10).await;
+    assert_eq!(offsets(&records, 1).len(), 10);
+    assert!(h
+        .consumer
+        .poll(100, Duration::from_millis(300))
+        .await
+        .unwrap()
+        .is_empty());
+    h.consumer.resume(&[tp(0)]);
+    collect_until(&h.consumer, &mut records, |r| r.len() == 20).await;
+    assert_eq!(offsets(&records, 0), (0..10).collect::<Vec<_>>());
+    assert_eq!(h.consumer.position(&tp(0)), Some(10));
+}
+
+#[tokio::test]
+async fn seek_to_beginning_end_and_timestamp() {
+    let h = harness(1, &[1], ResetPolicySpec::Latest).await;
+    h.log.append("t", 0, 30, |o| 1_000 + o * 10);
+    h.log.delete_before("t", 0, 5);
+    h.consumer.assign([(tp(0), StartAt::Reset)]);
+    let deadline = Instant::now() + WAIT;
+    while h.consumer.position(&tp(0)) != Some(30) {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    h.consumer.seek_to_beginning(&[tp(0)]);
+    let mut records = Vec::new();
+    collect_until(&h.consumer, &mut records, |r| r.len() == 25).await;
+    assert_eq!(offsets(&records, 0), (5..30).collect::<Vec<_>>());
+    h.consumer.seek_to_timestamp(&[tp(0)], 1_000 + 20 * 10);
+    let mut records = Vec::new();
+    collect_until(&h.consumer, &mut records, |r| r.len() == 10).await;
+    assert_eq!(offsets(&records, 0), (20..30).collect::<Vec<_>>());
+    h.consumer.seek_to_end(&[tp(0)]);
+    while h.consumer.position(&tp(0)) != Some(30) {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

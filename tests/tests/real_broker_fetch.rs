@@ -1,0 +1,243 @@
+//! The fetcher against a real broker (Tansu): a large topic read exactly once, a slow reader
+//! that keeps memory bounded, and a compacted topic with offset gaps.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use wasmkafka::fetch::{Consumer, ConsumerRecord, FetchOptions, TopicPartition};
+use wasmkafka::policy::ResetPolicySpec;
+use wasmkafka::produce::OutgoingRecord;
+use wasmkafka_tests::tansu::Tansu;
+
+const WAIT: Duration = Duration::from_secs(120);
+
+fn values(count: usize, partition: i32) -> Vec<OutgoingRecord> {
+    (0..count)
+        .map(|i| OutgoingRecord {
+            key: Some(Bytes::from(format!("key-{i}"))),
+            value: Some(Bytes::from(format!("{partition}:{i}:{}", "x".repeat(64)))),
+            ..OutgoingRecord::default()
+        })
+        .collect()
+}
+
+async fn produce_all(broker: &Tansu, topic: &str, partitions: i32, per_partition: usize) {
+    let client = broker.client();
+    let mut tasks = Vec::new();
+    for partition in 0..partitions {
+        let records = values(per_partition, partition);
+        let client = client.clone();
+        let topic = topic.to_string();
+        tasks.push(tokio::spawn(async move {
+            for chunk in records.chunks(500) {
+                wasmkafka::produce::produce_batch(
+                    &client,
+                    &topic,
+                    partition,
+                    chunk,
+                    kafka_protocol::records::Compression::None,
+                )
+                .await
+                .unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+/// Polls (`max_records` at a time, sleeping `pause` between polls) until `total` records came.
+async fn consume(
+    consumer: &Consumer,
+    total: usize,
+    max_records: usize,
+    pause: Duration,
+) -> Vec<ConsumerRecord> {
+    let deadline = Instant::now() + WAIT;
+    let mut records = Vec::with_capacity(total);
+    while records.len() < total {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {} of {total} records",
+            records.len()
+        );
+        records.extend(
+            consumer
+                .poll(max_records, Duration::from_millis(200))
+                .await
+                .unwrap(),
+        );
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
+    }
+    records
+}
+
+fn by_partition(records: &[ConsumerRecord]) -> BTreeMap<i32, Vec<i64>> {
+    let mut map: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    for record in records {
+        map.entry(record.partition).or_default().push(record.offset);
+    }
+    map
+}
+
+#[tokio::test]
+async fn hundred_thousand_records_over_four_partitions_exactly_once() {
+    wasmkafka_tests::init_tracing();
+    let broker = Tansu::start().await.unwrap();
+    broker.create_topic("big", 4, &[]).unwrap();
+    produce_all(&broker, "big", 4, 25_000).await;
+
+    let consumer = Consumer::new(
+        broker.client(),
+        FetchOptions::default(),
+        ResetPolicySpec::Earliest.into_policy(),
+    );
+    consumer.assign_topics(&["big".to_string()]).await.unwrap();
+    let started = Instant::now();
+    let records = consume(&consumer, 100_000, 10_000, Duration::ZERO).await;
+    let elapsed = started.elapsed();
+    println!(
+        "consumed 100000 records in {elapsed:?} ({:.0} records/s); {:?}",
+        100_000.0 / elapsed.as_secs_f64(),
+        consumer.stats()
+    );
+    assert_eq!(records.len(), 100_000);
+    let expected: Vec<i64> = (0..25_000).collect();
+    for (partition, offsets) in by_partition(&records) {
+        assert_eq!(offsets, expected, "partition {partition}");
+    }
+    for record in records.iter().step_by(997) {
+        let value = String::from_utf8(record.value.as_ref().unwrap().to_vec()).unwrap();
+        assert!(
+            value.starts_with(&format!("{}:{}:", record.partition, record.offset)),
+            "{value}"
+        );
+    }
+    // Nothing more arrives, and every position sits at the end.
+    assert!(consumer
+        .poll(100, Duration::from_millis(700))
+        .await
+        .unwrap()
+        .is_empty());
+    for partition in 0..4 {
+        assert_eq!(
+            consumer.position(&TopicPartition::new("big", partition)),
+            Some(25_000)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_stalled_reader_stops_the_fetching() {
+    wasmkafka_tests::init_tracing();
+    let broker = Tansu::start().await.unwrap();
+    broker.create_topic("slow", 4, &[]).unwrap();
+    produce_all(&broker, "slow", 4, 5_000).await;
+
+    let consumer = Consumer::new(
+        broker.client(),
+        FetchOptions::default(),
+        ResetPolicySpec::Earliest.into_policy(),
+    );
+    consumer.assign_topics(&["slow".to_string()]).await.unwrap();
+    let mut records = consume(&consumer, 100, 100, Duration::ZERO).await;
+    // The reader stalls while 20 000 more records arrive: with every partition's records
+    // waiting in the buffer, nothing more is fetched and the buffer does not grow.
+    let before = consumer.stats();
+    produce_all(&broker, "slow", 4, 5_000).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let stalled = consumer.stats();
+    println!("before the stall: {before:?}\nafter it: {stalled:?}");
+    assert_eq!(stalled.fetch_requests, before.fetch_requests);
+    assert_eq!(stalled.buffer_bytes, before.buffer_bytes);
+    assert_eq!(stalled.buffer_bytes_peak, before.buffer_bytes_peak);
+
+    // Reading again drains the buffer and fetching resumes: everything exactly once.
+    records.extend(consume(&consumer, 40_000 - 100, 10_000, Duration::ZERO).await);
+    for (partition, offsets) in by_partition(&records) {
+        assert_eq!(
+            offsets,
+            (0..10_000).collect::<Vec<_>>(),
+            "partition {partition}"
+        );
+    }
+    assert!(consumer.stats().fetch_requests > stalled.fetch_requests);
+}
+
+#[tokio::test]
+async fn a_compacted_topic_yields_exactly_the_surviving_records() {
+    wasmkafka_tests::init_tracing();
+    let mut broker = Tansu::start().await.unwrap();
+    broker
+        .create_topic("compacted", 1, &[("cleanup.policy", "compact")])
+        .unwrap();
+    // Every third record has a key of its own; the others share 7 keys, so only the last
+    // record of each of those survives compaction.
+    let key_of = |i: usize| {
+        if i.is_multiple_of(3) {
+            format!("u{i}")
+        } else {
+            format!("k{}", i % 7)
+        }
+    };
+    let records: Vec<OutgoingRecord> = (0..200)
+        .map(|i| OutgoingRecord {
+            key: Some(Bytes::from(key_of(i))),
+            value: Some(Bytes::from(format!("v{i}"))),
+            ..OutgoingRecord::default()
+        })
+        .collect();
+    broker
+        .produce(&broker.client(), "compacted", 0, &records, 20)
+        .await
+        .unwrap();
+    let mut last_of_key: BTreeMap<String, i64> = BTreeMap::new();
+    for i in 0..200 {
+        last_of_key.insert(key_of(i), i as i64);
+    }
+    let mut survivors: Vec<i64> = last_of_key.values().copied().collect();
+    survivors.sort_unstable();
+    assert!(survivors.len() < 200);
+
+    // Compaction runs when the broker starts.
+    broker.restart().await.unwrap();
+
+    let consumer = Consumer::new(
+        broker.client(),
+        FetchOptions::default(),
+        ResetPolicySpec::Earliest.into_policy(),
+    );
+    consumer
+        .assign_topics(&["compacted".to_string()])
+        .await
+        .unwrap();
+    let read = consume(&consumer, survivors.len(), 1000, Duration::ZERO).await;
+    let offsets: Vec<i64> = read.iter().map(|r| r.offset).collect();
+    assert_eq!(offsets, survivors, "exactly the surviving records");
+    for record in &read {
+        assert_eq!(
+            record.value.as_deref(),
+            Some(format!("v{}", record.offset).as_bytes())
+        );
+    }
+    assert!(consumer
+        .poll(100, Duration::from_millis(700))
+        .await
+        .unwrap()
+        .is_empty());
+    let tp = TopicPartition::new("compacted", 0);
+    assert_eq!(consumer.position(&tp), Some(200), "ends at the log end");
+
+    // A seek into a gap continues at the next surviving record.
+    let gap = (0..200)
+        .find(|o| !survivors.contains(o) && !survivors.contains(&(o + 1)))
+        .expect("a gap of two offsets or more");
+    let next = *survivors.iter().find(|s| **s > gap).unwrap();
+    assert!(consumer.seek(&tp, gap));
+    let again = consume(&consumer, 1, 1, Duration::ZERO).await;
+    assert_eq!(again[0].offset, next, "after seeking to {gap}");
+}
