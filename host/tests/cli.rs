@@ -8,11 +8,16 @@ fn wasmkafka() -> Command {
     Command::new(env!("CARGO_BIN_EXE_wasmkafka"))
 }
 
-/// Runs `wasmkafka ARGS`, asserts it failed with exit code 1, and returns its stderr.
+/// Runs `wasmkafka ARGS`, asserts it failed (exit code 1, or 2 for a command-line usage error
+/// reported by the argument parser), and returns its stderr.
 fn failing(args: &[&str]) -> String {
     let output = wasmkafka().args(args).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+    assert!(
+        matches!(output.status.code(), Some(1 | 2)),
+        "{args:?}: {:?} {stderr}",
+        output.status
+    );
     stderr
 }
 
@@ -146,13 +151,37 @@ fn bad_input_gets_a_clear_error_and_a_non_zero_exit() {
     )
     .unwrap();
     let config = config.display().to_string();
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 6] = [
         (&["metadata", "--config", &config], "request_timout_ms"),
         (&["metadata", "--brokers", "localhost"], "HOST:PORT"),
         (&["metadata"], "--brokers"),
         (
             &["metadata", "--config", "/nonexistent/wasmkafka.toml"],
             "cannot read config file",
+        ),
+        (
+            &[
+                "run",
+                "--brokers",
+                "127.0.0.1:9",
+                "--topic",
+                "t",
+                "--from",
+                "oldest",
+            ],
+            "earliest, latest, none or by_duration",
+        ),
+        (
+            &[
+                "run",
+                "--brokers",
+                "127.0.0.1:9",
+                "--topic",
+                "t",
+                "--from",
+                "by_duration:P1M",
+            ],
+            "no years or months",
         ),
     ];
     for (args, expected) in cases {

@@ -10,13 +10,15 @@ use anyhow::Result;
 use bytes::{Bytes, BytesMut};
 use indexmap::IndexMap;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{
     ApiKey, BrokerId, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
-    TopicName,
+    ProducerId, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
@@ -31,6 +33,11 @@ pub struct LogRecord {
     pub offset: i64,
     pub timestamp: i64,
     pub value: Bytes,
+    /// -1 for records outside transactions.
+    pub producer_id: i64,
+    pub transactional: bool,
+    /// A transaction marker (COMMIT or ABORT).
+    pub control: bool,
 }
 
 #[derive(Debug, Default)]
@@ -38,6 +45,8 @@ struct PartitionLog {
     records: Vec<LogRecord>,
     log_start: i64,
     next_offset: i64,
+    /// Aborted transactions: (producer id, first offset, marker offset).
+    aborted: Vec<(i64, i64, i64)>,
 }
 
 #[derive(Debug, Default)]
@@ -97,8 +106,51 @@ impl ScriptedLog {
                 offset,
                 timestamp: timestamp(offset),
                 value: Bytes::from(format!("{topic}/{partition}/{offset}")),
+                producer_id: -1,
+                transactional: false,
+                control: false,
             });
             log.next_offset += 1;
+        }
+    }
+
+    /// Appends a transaction of `count` records by `producer_id` and its marker: COMMIT when
+    /// `commit`, else ABORT (listed as aborted in read_committed answers).
+    pub fn append_transaction(
+        &self,
+        topic: &str,
+        partition: i32,
+        count: i64,
+        producer_id: i64,
+        commit: bool,
+    ) {
+        let mut state = self.state.lock().unwrap();
+        let log = state
+            .partitions
+            .entry((topic.to_string(), partition))
+            .or_default();
+        let first = log.next_offset;
+        for i in 0..=count {
+            let offset = log.next_offset;
+            let control = i == count;
+            // A control record's value: version 0, then the marker type (0 abort, 1 commit).
+            let value = if control {
+                Bytes::from(vec![0, 0, 0, u8::from(commit)])
+            } else {
+                Bytes::from(format!("{topic}/{partition}/{offset}"))
+            };
+            log.records.push(LogRecord {
+                offset,
+                timestamp: offset,
+                value,
+                producer_id,
+                transactional: true,
+                control,
+            });
+            log.next_offset += 1;
+        }
+        if !commit {
+            log.aborted.push((producer_id, first, log.next_offset - 1));
         }
     }
 
@@ -177,7 +229,13 @@ impl ScriptedLog {
 
         let mut topics: IndexMap<String, Vec<PartitionData>> = IndexMap::new();
         for ((topic, partition), offset) in wanted {
-            let data = Self::partition_data(&mut state, &topic, partition, offset);
+            let data = Self::partition_data(
+                &mut state,
+                &topic,
+                partition,
+                offset,
+                request.isolation_level == 1,
+            );
             if incremental && data.error_code == 0 && data.records.is_none() {
                 continue;
             }
@@ -246,6 +304,7 @@ impl ScriptedLog {
         topic: &str,
         partition: i32,
         offset: i64,
+        read_committed: bool,
     ) -> PartitionData {
         let key = (topic.to_string(), partition);
         let base = PartitionData::default()
@@ -273,12 +332,12 @@ impl ScriptedLog {
             .filter(|r| r.offset >= offset)
             .take(limit)
             .map(|r| Record {
-                transactional: false,
-                control: false,
+                transactional: r.transactional,
+                control: r.control,
                 delete_horizon: false,
                 partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
+                producer_id: r.producer_id,
+                producer_epoch: if r.producer_id < 0 { -1 } else { 0 },
                 timestamp_type: TimestampType::Creation,
                 offset: r.offset,
                 sequence: r.offset as i32,
@@ -291,6 +350,22 @@ impl ScriptedLog {
         if records.is_empty() {
             return base;
         }
+        let last = records.last().map_or(offset, |r| r.offset);
+        let base = if read_committed {
+            base.with_aborted_transactions(Some(
+                log.aborted
+                    .iter()
+                    .filter(|(_, first, marker)| *first <= last && *marker >= offset)
+                    .map(|(producer, first, _)| {
+                        AbortedTransaction::default()
+                            .with_producer_id(ProducerId(*producer))
+                            .with_first_offset(*first)
+                    })
+                    .collect(),
+            ))
+        } else {
+            base
+        };
         let mut buf = BytesMut::new();
         RecordBatchEncoder::encode(
             &mut buf,

@@ -10,8 +10,8 @@ use kafka_protocol::messages::{ApiKey, FetchRequest};
 use kafka_protocol::protocol::Decodable;
 use wasmkafka::client::Client;
 use wasmkafka::fetch::{
-    Consumer, ConsumerError, ConsumerRecord, FetchOptions, PartitionError, PartitionState, StartAt,
-    TopicPartition,
+    Consumer, ConsumerError, ConsumerRecord, FetchOptions, IsolationLevel, PartitionError,
+    PartitionState, StartAt, TopicPartition,
 };
 use wasmkafka::net::{ConnectionOptions, PoolOptions};
 use wasmkafka::policy::{ResetPolicySpec, ResetReason};
@@ -40,6 +40,15 @@ fn now_ms() -> i64 {
 /// A cluster of `nodes`, topic `t` with one partition per entry of `leaders`, a scripted log,
 /// and a consumer with `policy` (nothing assigned yet).
 async fn harness(nodes: usize, leaders: &[i32], policy: ResetPolicySpec) -> Harness {
+    harness_with(nodes, leaders, policy, FetchOptions::default()).await
+}
+
+async fn harness_with(
+    nodes: usize,
+    leaders: &[i32],
+    policy: ResetPolicySpec,
+    options: FetchOptions,
+) -> Harness {
     wasmkafka_tests::init_tracing();
     let cluster = FaultCluster::start(nodes).await.unwrap();
     cluster.add_topic("t", leaders);
@@ -63,7 +72,7 @@ async fn harness(nodes: usize, leaders: &[i32], policy: ResetPolicySpec) -> Harn
         max_wait: Duration::from_millis(100),
         retry_backoff: Duration::from_millis(20),
         retry_backoff_max: Duration::from_millis(200),
-        ..FetchOptions::default()
+        ..options
     };
     let consumer = Consumer::new(client, options, policy.into_policy());
     Harness {
@@ -524,4 +533,43 @@ async fn seek_to_beginning_end_and_timestamp() {
         assert!(Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+#[tokio::test]
+async fn read_committed_hides_aborted_transactions_and_markers() {
+    let h = harness_with(
+        1,
+        &[1],
+        ResetPolicySpec::Earliest,
+        FetchOptions {
+            isolation: IsolationLevel::ReadCommitted,
+            ..FetchOptions::default()
+        },
+    )
+    .await;
+    h.log.set_records_per_fetch(100);
+    h.log.append("t", 0, 2, |o| o); // 0, 1
+    h.log.append_transaction("t", 0, 3, 7, false); // 2..4 aborted, marker 5
+    h.log.append_transaction("t", 0, 2, 8, true); // 6, 7 committed, marker 8
+    h.log.append("t", 0, 1, |o| o); // 9
+    h.consumer.assign([(tp(0), StartAt::Offset(0))]);
+    let mut records = Vec::new();
+    collect_until(&h.consumer, &mut records, |r| r.len() == 5).await;
+    assert_eq!(offsets(&records, 0), [0, 1, 6, 7, 9]);
+    assert!(h
+        .consumer
+        .poll(10, Duration::from_millis(200))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(h.consumer.position(&tp(0)), Some(10));
+
+    // read_uncommitted shows the aborted records too, never the markers.
+    let h = harness(1, &[1], ResetPolicySpec::Earliest).await;
+    h.log.set_records_per_fetch(100);
+    h.log.append_transaction("t", 0, 3, 7, false);
+    h.consumer.assign([(tp(0), StartAt::Offset(0))]);
+    let mut records = Vec::new();
+    collect_until(&h.consumer, &mut records, |r| r.len() == 3).await;
+    assert_eq!(offsets(&records, 0), [0, 1, 2]);
 }
