@@ -26,14 +26,27 @@
 //! max_partition_fetch_bytes = 1048576
 //! retry_backoff_ms = 100     # failed fetches, ListOffsets and metadata refreshes back off
 //! retry_backoff_max_ms = 1000
+//!
+//! # with a group:
+//! assignors = ["range", "cooperative-sticky"]   # preference order; cooperative rebalancing
+//!                                               # only when every one is cooperative
+//! group_instance_id = "host-1"   # static membership (KIP-345)
+//! session_timeout_ms = 45000
+//! rebalance_timeout_ms = 60000
+//! heartbeat_interval_ms = 3000
+//! max_poll_interval_ms = 300000
+//! auto_commit_interval_ms = 5000   # 0 turns auto-commit off
+//! rack = "eu-1a"
 //! ```
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::fetch::{FetchOptions, IsolationLevel};
+use crate::group::{Assignor, Builtin, GroupOptions};
 use crate::net::{ConnectionOptions, PoolOptions};
 use crate::policy::ResetPolicySpec;
 
@@ -98,6 +111,14 @@ pub struct ConsumerConfig {
     pub max_partition_fetch_bytes: i32,
     pub retry_backoff_ms: u64,
     pub retry_backoff_max_ms: u64,
+    pub assignors: Vec<String>,
+    pub group_instance_id: Option<String>,
+    pub session_timeout_ms: u64,
+    pub rebalance_timeout_ms: u64,
+    pub heartbeat_interval_ms: u64,
+    pub max_poll_interval_ms: u64,
+    pub auto_commit_interval_ms: u64,
+    pub rack: Option<String>,
 }
 
 impl Default for ConsumerConfig {
@@ -113,6 +134,14 @@ impl Default for ConsumerConfig {
             max_partition_fetch_bytes: 1024 * 1024,
             retry_backoff_ms: 100,
             retry_backoff_max_ms: 1_000,
+            assignors: vec!["range".into(), "cooperative-sticky".into()],
+            group_instance_id: None,
+            session_timeout_ms: 45_000,
+            rebalance_timeout_ms: 60_000,
+            heartbeat_interval_ms: 3_000,
+            max_poll_interval_ms: 300_000,
+            auto_commit_interval_ms: 5_000,
+            rack: None,
         }
     }
 }
@@ -164,6 +193,22 @@ impl Config {
             ),
             ("consumer.retry_backoff_ms", self.consumer.retry_backoff_ms),
             (
+                "consumer.session_timeout_ms",
+                self.consumer.session_timeout_ms,
+            ),
+            (
+                "consumer.rebalance_timeout_ms",
+                self.consumer.rebalance_timeout_ms,
+            ),
+            (
+                "consumer.heartbeat_interval_ms",
+                self.consumer.heartbeat_interval_ms,
+            ),
+            (
+                "consumer.max_poll_interval_ms",
+                self.consumer.max_poll_interval_ms,
+            ),
+            (
                 "consumer.retry_backoff_max_ms",
                 self.consumer.retry_backoff_max_ms,
             ),
@@ -190,6 +235,33 @@ impl Config {
                     self.consumer.fetch_max_wait_ms, self.net.request_timeout_ms
                 ),
             });
+        }
+        if self.consumer.heartbeat_interval_ms >= self.consumer.session_timeout_ms {
+            return Err(ConfigError::Invalid {
+                key: "consumer.heartbeat_interval_ms",
+                problem: format!(
+                    "{} must be below consumer.session_timeout_ms ({}); a third of it is usual",
+                    self.consumer.heartbeat_interval_ms, self.consumer.session_timeout_ms
+                ),
+            });
+        }
+        if self.consumer.assignors.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "consumer.assignors",
+                problem:
+                    "name at least one assignor (range, roundrobin, sticky, cooperative-sticky)"
+                        .into(),
+            });
+        }
+        for name in &self.consumer.assignors {
+            if Builtin::from_name(name).is_none() {
+                return Err(ConfigError::Invalid {
+                    key: "consumer.assignors",
+                    problem: format!(
+                        "`{name}` is not an assignor; use range, roundrobin, sticky or cooperative-sticky"
+                    ),
+                });
+            }
         }
         if self.consumer.fetch_max_bytes <= 0 || self.consumer.max_partition_fetch_bytes <= 0 {
             return Err(ConfigError::Invalid {
@@ -226,6 +298,33 @@ impl Config {
             retry_backoff_max: Duration::from_millis(consumer.retry_backoff_max_ms),
             group: consumer.group.clone(),
         }
+    }
+
+    /// The group's settings, when a group is configured.
+    pub fn group_options(&self) -> Option<GroupOptions> {
+        let consumer = &self.consumer;
+        let group = consumer.group.clone()?;
+        Some(GroupOptions {
+            instance_id: consumer.group_instance_id.clone(),
+            session_timeout: Duration::from_millis(consumer.session_timeout_ms),
+            rebalance_timeout: Duration::from_millis(consumer.rebalance_timeout_ms),
+            heartbeat_interval: Duration::from_millis(consumer.heartbeat_interval_ms),
+            max_poll_interval: Duration::from_millis(consumer.max_poll_interval_ms),
+            auto_commit_interval: (consumer.auto_commit_interval_ms > 0)
+                .then(|| Duration::from_millis(consumer.auto_commit_interval_ms)),
+            rack: consumer.rack.clone(),
+            ..GroupOptions::new(group, consumer.topics.clone())
+        })
+    }
+
+    /// The configured assignors, in preference order (names were checked by `validate`).
+    pub fn assignors(&self) -> Vec<Arc<dyn Assignor>> {
+        self.consumer
+            .assignors
+            .iter()
+            .filter_map(|name| Builtin::from_name(name))
+            .map(Builtin::into_assignor)
+            .collect()
     }
 
     pub fn pool_options(&self) -> PoolOptions {
@@ -323,6 +422,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("earliest, latest, none"), "{error}");
+        let error = Config::parse("[consumer]\nassignors = [\"fair\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("consumer.assignors") && error.contains("`fair`"),
+            "{error}"
+        );
+        let error = Config::parse("[consumer]\nheartbeat_interval_ms = 50000")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("consumer.heartbeat_interval_ms"), "{error}");
         let error = Config::default().require_brokers().unwrap_err().to_string();
         assert!(error.contains("--brokers"), "{error}");
     }

@@ -10,6 +10,7 @@ pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod fetch;
+pub mod group;
 pub mod net;
 pub mod policy;
 pub mod produce;

@@ -230,3 +230,81 @@ async fn run_names_a_missing_topic() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn three_group_members_in_separate_processes_read_every_record_once() {
+    let broker = Tansu::start().await.unwrap();
+    broker.create_topic("cli-group", 6, &[]).unwrap();
+    let produce = wasmkafka()
+        .args([
+            "produce",
+            "--brokers",
+            &broker.addr(),
+            "--topic",
+            "cli-group",
+        ])
+        .args(["--count", "600", "--batch", "50"])
+        .output()
+        .unwrap();
+    assert!(produce.status.success());
+
+    // Each member prints 200 records and leaves (committing what it printed); whoever is
+    // left takes over the rest. Together: every record exactly once.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("group.toml");
+    std::fs::write(
+        &config,
+        "[consumer]\nheartbeat_interval_ms = 300\nsession_timeout_ms = 10000\n\
+         rebalance_timeout_ms = 10000\nfetch_max_wait_ms = 200\n",
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let members: Vec<_> = (0..3)
+        .map(|_| {
+            wasmkafka()
+                .args(["run", "--config", &config, "--brokers", &broker.addr()])
+                .args(["--topic", "cli-group", "--group", "cli-g"])
+                .args(["--from", "earliest", "--max-records", "200"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs = tokio::task::spawn_blocking(move || {
+        members
+            .into_iter()
+            .map(|child| child.wait_with_output().unwrap())
+            .collect::<Vec<_>>()
+    });
+    let outputs = tokio::time::timeout(std::time::Duration::from_secs(120), outputs)
+        .await
+        .expect("the members did not finish in 120 s")
+        .unwrap();
+    let mut seen = std::collections::BTreeMap::new();
+    for (member, output) in outputs.iter().enumerate() {
+        assert!(
+            output.status.success(),
+            "member {member}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(stdout.lines().count(), 200, "member {member}");
+        for line in stdout.lines() {
+            let record: serde_json::Value = serde_json::from_str(line).unwrap();
+            let key = (
+                record["partition"].as_i64().unwrap(),
+                record["offset"].as_i64().unwrap(),
+            );
+            assert!(seen.insert(key, member).is_none(), "{key:?} printed twice");
+        }
+    }
+    assert_eq!(seen.len(), 600);
+    for partition in 0..6 {
+        assert_eq!(
+            seen.keys().filter(|(p, _)| *p == partition).count(),
+            100,
+            "partition {partition}"
+        );
+    }
+}

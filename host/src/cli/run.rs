@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use crate::fetch::{Consumer, ConsumerError};
+use std::sync::Arc;
+
+use crate::fetch::{Consumer, ConsumerError, ConsumerRecord};
+use crate::group::{GroupConsumer, GroupError, LoggingListener};
 
 use super::output::record_json;
 use super::{Format, RunArgs};
@@ -23,20 +26,32 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(from) = args.from {
         config.consumer.from = from;
     }
-    if args.group.is_some() || config.consumer.group.is_some() {
-        bail!(
-            "consumer groups are not available in this build yet; run without --group \
-             (and without consumer.group) to read every partition of the topics"
-        );
+    if let Some(group) = &args.group {
+        config.consumer.group = Some(group.clone());
     }
     if config.consumer.topics.is_empty() {
         bail!("no topic given: pass --topic T (repeatable) or set consumer.topics in the config");
     }
     let client = super::connect(&config).await?;
     let policy = config.consumer.from.clone().into_policy();
-    let consumer = Consumer::new(client.clone(), config.fetch_options(), policy);
-    consumer.assign_topics(&config.consumer.topics).await?;
-    let assigned = consumer.assignment().len();
+    let source = match config.group_options() {
+        Some(group) => {
+            tracing::info!(group = %group.group_id, assignors = ?config.consumer.assignors, "joining the group");
+            Source::Group(GroupConsumer::start(
+                client.clone(),
+                group,
+                config.fetch_options(),
+                policy,
+                config.assignors(),
+                Arc::new(LoggingListener),
+            ))
+        }
+        None => {
+            let consumer = Consumer::new(client.clone(), config.fetch_options(), policy);
+            consumer.assign_topics(&config.consumer.topics).await?;
+            Source::Partitions(consumer)
+        }
+    };
     let mut stopped = 0;
 
     let limit = args.max_records.unwrap_or(u64::MAX);
@@ -50,22 +65,23 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             .unwrap_or(usize::MAX)
             .min(POLL_MAX_RECORDS);
         let polled = tokio::select! {
-            polled = consumer.poll(wanted, POLL_TIMEOUT) => polled,
+            polled = source.poll(wanted, POLL_TIMEOUT) => polled,
             _ = &mut ctrl_c => break,
         };
         let records = match polled {
             Ok(records) => records,
             // One partition stopped (e.g. reset policy `none`): say so, keep the others going.
-            Err(ConsumerError::Partition(error)) => {
+            Err(GroupError::Consumer(ConsumerError::Partition(error))) => {
                 tracing::error!("{error}");
                 eprintln!("error: {error}");
                 stopped += 1;
-                if stopped == assigned {
+                if stopped >= source.assigned() {
                     out.flush().or_else(stdout_closed)?;
                     bail!("every assigned partition stopped with an error (see above)");
                 }
                 continue;
             }
+            Err(GroupError::Consumer(error)) => return Err(error.into()),
             Err(error) => return Err(error.into()),
         };
         for record in records {
@@ -90,8 +106,39 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     }
     out.flush().or_else(stdout_closed)?;
+    source.close().await;
     client.close();
     Ok(())
+}
+
+/// Where records come from: every partition of the topics, or a group's share of them.
+enum Source {
+    Partitions(Consumer),
+    Group(GroupConsumer),
+}
+
+impl Source {
+    async fn poll(&self, max: usize, timeout: Duration) -> Result<Vec<ConsumerRecord>, GroupError> {
+        match self {
+            Source::Partitions(consumer) => Ok(consumer.poll(max, timeout).await?),
+            Source::Group(group) => group.poll(max, timeout).await,
+        }
+    }
+
+    fn assigned(&self) -> usize {
+        match self {
+            Source::Partitions(consumer) => consumer.assignment().len(),
+            Source::Group(group) => group.assignment().len(),
+        }
+    }
+
+    /// A group member commits what it printed and leaves the group.
+    async fn close(self) {
+        match self {
+            Source::Partitions(consumer) => consumer.close().await,
+            Source::Group(group) => group.close().await,
+        }
+    }
 }
 
 /// A closed stdout (`| head`) ends the run quietly; anything else is an error.

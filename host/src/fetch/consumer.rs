@@ -18,7 +18,7 @@ use crate::client::Client;
 use crate::policy::ResetPolicy;
 
 use super::batch::ConsumerRecord;
-use super::driver::{Driver, FetchStats, Shared};
+use super::driver::{Driver, FetchState, FetchStats, Shared};
 use super::error::ConsumerError;
 use super::offsets::OffsetSpec;
 use super::partition::{PartitionState, ResetCause, StartAt};
@@ -108,13 +108,33 @@ impl Consumer {
     }
 
     /// Removes partitions: their buffered records are dropped, answers in flight are ignored.
-    pub fn revoke(&self, partitions: &[TopicPartition]) {
+    /// Returns each partition's position at the moment it left (what a group commits).
+    pub fn revoke(&self, partitions: &[TopicPartition]) -> Vec<(TopicPartition, Option<i64>)> {
         self.change(|state| {
-            for tp in partitions {
-                state.buffer.remove(tp);
-                state.partitions.revoke(tp);
-            }
-        });
+            partitions
+                .iter()
+                .map(|tp| {
+                    let position = position_in(state, tp);
+                    state.buffer.remove(tp);
+                    state.partitions.revoke(tp);
+                    (tp.clone(), position)
+                })
+                .collect()
+        })
+    }
+
+    /// The positions of those `partitions` that have one.
+    pub fn positions(&self, partitions: &[TopicPartition]) -> Vec<(TopicPartition, i64)> {
+        let state = self.shared.lock();
+        partitions
+            .iter()
+            .filter_map(|tp| position_in(&state, tp).map(|p| (tp.clone(), p)))
+            .collect()
+    }
+
+    /// How long ago `poll` was last called (`None` before the first call).
+    pub fn since_last_poll(&self) -> Option<Duration> {
+        self.shared.lock().last_poll.map(|at| at.elapsed())
     }
 
     /// The group's committed offsets for partitions assigned with [`StartAt::Committed`].
@@ -141,14 +161,7 @@ impl Consumer {
 
     /// The offset of the next record the user will get, once the partition has a position.
     pub fn position(&self, tp: &TopicPartition) -> Option<i64> {
-        let state = self.shared.lock();
-        if let Some(consumed) = state.buffer.consumed_position(tp) {
-            return Some(consumed);
-        }
-        match state.partitions.state(tp)? {
-            PartitionState::Fetching { position } => Some(position),
-            _ => None,
-        }
+        position_in(&self.shared.lock(), tp)
     }
 
     /// Moves a partition to `offset`: buffered records are dropped, answers in flight for the
@@ -217,6 +230,7 @@ impl Consumer {
             ready.as_mut().enable();
             {
                 let mut state = self.shared.lock();
+                state.last_poll = Some(std::time::Instant::now());
                 if state.closed {
                     return Err(ConsumerError::Closed);
                 }
@@ -250,16 +264,33 @@ impl Consumer {
 
     /// Stops the background task; later polls fail with [`ConsumerError::Closed`].
     pub async fn close(self) {
+        self.shutdown();
+    }
+
+    /// [`Consumer::close`] for a shared consumer.
+    pub fn shutdown(&self) {
         self.shared.lock().closed = true;
         self.shared.driver_wake.notify_one();
         self.shared.records_ready.notify_waiters();
         self.driver.abort();
     }
 
-    fn change<T>(&self, f: impl FnOnce(&mut super::driver::FetchState) -> T) -> T {
+    fn change<T>(&self, f: impl FnOnce(&mut FetchState) -> T) -> T {
         let result = f(&mut self.shared.lock());
         self.shared.driver_wake.notify_one();
         result
+    }
+}
+
+/// The next offset to hand out: after the last record taken from the buffer, or where
+/// fetching continues when nothing is buffered.
+fn position_in(state: &FetchState, tp: &TopicPartition) -> Option<i64> {
+    if let Some(consumed) = state.buffer.consumed_position(tp) {
+        return Some(consumed);
+    }
+    match state.partitions.state(tp)? {
+        PartitionState::Fetching { position } => Some(position),
+        _ => None,
     }
 }
 

@@ -69,6 +69,8 @@ pub struct FetchState {
     pub errors: VecDeque<PartitionError>,
     pub closed: bool,
     pub stats: FetchStats,
+    /// When the user last called `poll` (the group's max poll interval watches it).
+    pub last_poll: Option<Instant>,
 }
 
 #[derive(Debug, Default)]

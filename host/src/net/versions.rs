@@ -22,6 +22,12 @@ pub fn client_max_version(api: ApiKey) -> Option<i16> {
         ApiKey::FindCoordinator => Some(3),
         ApiKey::OffsetFetch => Some(7),
         ApiKey::OffsetCommit => Some(8),
+        // Group membership: static members (v5+ of JoinGroup) and MEMBER_ID_REQUIRED (v4+);
+        // LeaveGroup v3+ names members in a list.
+        ApiKey::JoinGroup => Some(7),
+        ApiKey::SyncGroup => Some(5),
+        ApiKey::Heartbeat => Some(4),
+        ApiKey::LeaveGroup => Some(4),
         _ => None,
     }
 }

@@ -1,0 +1,111 @@
+//! The `Assignor` trait: what the group leader runs over the whole group. The built-ins wrap
+//! the algorithms in `wasmkafka-policy` (the same code the Wasm plugins compile); a Wasm
+//! plugin implements the same trait (issue #5).
+
+use std::fmt;
+use std::sync::Arc;
+
+use wasmkafka_policy::assign::{self, Assignment, Group, MemberAssignment};
+
+/// How partitions change hands in a rebalance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RebalanceProtocol {
+    /// Every member gives up everything before the group re-forms.
+    Eager,
+    /// KIP-429: members keep what they keep; only moving partitions are revoked, and a second
+    /// rebalance hands them over.
+    Cooperative,
+}
+
+/// Why an assignor produced no assignment.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("assignor `{assignor}` failed: {message}")]
+pub struct AssignorError {
+    pub assignor: String,
+    pub message: String,
+}
+
+/// A partition assignor.
+pub trait Assignor: Send + Sync + fmt::Debug {
+    /// The protocol name announced in JoinGroup (e.g. `range`).
+    fn name(&self) -> &str;
+    fn protocol(&self) -> RebalanceProtocol;
+    /// Extra data for this member's subscription.
+    fn user_data(&self, _topics: &[String]) -> Vec<u8> {
+        Vec::new()
+    }
+    /// Maps the group's partitions to its members (run by the leader only).
+    fn assign(&self, group: &Group) -> Result<Assignment, AssignorError>;
+    /// Sees this member's assignment once a rebalance completes.
+    fn on_assignment(&self, _assignment: &MemberAssignment, _generation: i32) {}
+}
+
+/// The built-in assignors, by their Kafka names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Builtin {
+    Range,
+    RoundRobin,
+    Sticky,
+    CooperativeSticky,
+}
+
+impl Builtin {
+    pub const ALL: [Builtin; 4] = [
+        Builtin::Range,
+        Builtin::RoundRobin,
+        Builtin::Sticky,
+        Builtin::CooperativeSticky,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Builtin::Range => "range",
+            Builtin::RoundRobin => "roundrobin",
+            Builtin::Sticky => "sticky",
+            Builtin::CooperativeSticky => "cooperative-sticky",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Builtin> {
+        Builtin::ALL.into_iter().find(|b| b.name() == name)
+    }
+
+    pub fn into_assignor(self) -> Arc<dyn Assignor> {
+        Arc::new(self)
+    }
+}
+
+impl Assignor for Builtin {
+    fn name(&self) -> &str {
+        Builtin::name(*self)
+    }
+
+    fn protocol(&self) -> RebalanceProtocol {
+        match self {
+            Builtin::CooperativeSticky => RebalanceProtocol::Cooperative,
+            _ => RebalanceProtocol::Eager,
+        }
+    }
+
+    fn assign(&self, group: &Group) -> Result<Assignment, AssignorError> {
+        Ok(match self {
+            Builtin::Range => assign::range(group),
+            Builtin::RoundRobin => assign::roundrobin(group),
+            Builtin::Sticky => assign::sticky(group),
+            Builtin::CooperativeSticky => assign::cooperative_sticky(group),
+        })
+    }
+}
+
+/// The protocol a member uses: cooperative only if every configured assignor is.
+pub fn rebalance_protocol(assignors: &[Arc<dyn Assignor>]) -> RebalanceProtocol {
+    if !assignors.is_empty()
+        && assignors
+            .iter()
+            .all(|a| a.protocol() == RebalanceProtocol::Cooperative)
+    {
+        RebalanceProtocol::Cooperative
+    } else {
+        RebalanceProtocol::Eager
+    }
+}

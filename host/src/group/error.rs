@@ -1,0 +1,106 @@
+//! Group errors, classified the way the Java client handles them: retry after rediscovering
+//! the coordinator, rejoin, rejoin as a new member, or stop with an error the user must act on.
+
+use kafka_protocol::error::ResponseError;
+
+use crate::client::ClientError;
+use crate::fetch::ConsumerError;
+
+use super::assignor::AssignorError;
+use super::protocol::ProtocolError;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GroupError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The coordinator moved or is loading: find it again and retry.
+    #[error("{api}: the group coordinator is not available ({error}); finding it again")]
+    CoordinatorMoved {
+        api: &'static str,
+        error: ResponseError,
+    },
+    /// The group is rebalancing: rejoin.
+    #[error("{api}: the group is rebalancing")]
+    Rebalancing { api: &'static str },
+    /// This member's id or generation is no longer valid: its partitions are lost; rejoin.
+    #[error("{api}: this member is no longer in the group ({error}); rejoining")]
+    MemberGone {
+        api: &'static str,
+        error: ResponseError,
+    },
+    /// Another consumer with the same `group.instance.id` took over (KIP-345).
+    #[error(
+        "another consumer joined group `{group}` with the same group instance id `{instance_id}`; \
+         this one is fenced and stops. Give each consumer its own consumer.group_instance_id"
+    )]
+    Fenced { group: String, instance_id: String },
+    /// An error no retry fixes.
+    #[error("{api} failed for group `{group}`: {error}. {hint}")]
+    Fatal {
+        api: &'static str,
+        group: String,
+        error: ResponseError,
+        hint: &'static str,
+    },
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    #[error(transparent)]
+    Assignor(#[from] AssignorError),
+    #[error(transparent)]
+    Consumer(#[from] ConsumerError),
+    #[error("the group consumer is closed")]
+    Closed,
+}
+
+/// Sorts a broker error code from a group API into what to do about it.
+pub fn classify(
+    api: &'static str,
+    group: &str,
+    instance_id: Option<&str>,
+    error: ResponseError,
+) -> GroupError {
+    use ResponseError::*;
+    match error {
+        NotCoordinator | CoordinatorNotAvailable | CoordinatorLoadInProgress => {
+            GroupError::CoordinatorMoved { api, error }
+        }
+        RebalanceInProgress => GroupError::Rebalancing { api },
+        UnknownMemberId | IllegalGeneration | FencedMemberEpoch | StaleMemberEpoch => {
+            GroupError::MemberGone { api, error }
+        }
+        FencedInstanceId => GroupError::Fenced {
+            group: group.to_string(),
+            instance_id: instance_id.unwrap_or_default().to_string(),
+        },
+        InconsistentGroupProtocol => GroupError::Fatal {
+            api,
+            group: group.to_string(),
+            error,
+            hint: "Other members of this group use assignors this consumer does not: configure a common one in consumer.assignors",
+        },
+        GroupMaxSizeReached => GroupError::Fatal {
+            api,
+            group: group.to_string(),
+            error,
+            hint: "The group is full (group.max.size on the broker)",
+        },
+        InvalidSessionTimeout => GroupError::Fatal {
+            api,
+            group: group.to_string(),
+            error,
+            hint: "consumer.session_timeout_ms is outside the broker's group.min/max.session.timeout.ms",
+        },
+        GroupAuthorizationFailed | TopicAuthorizationFailed => GroupError::Fatal {
+            api,
+            group: group.to_string(),
+            error,
+            hint: "Grant this client access to the group and its topics",
+        },
+        other => GroupError::Fatal {
+            api,
+            group: group.to_string(),
+            error: other,
+            hint: "This error is not retried",
+        },
+    }
+}

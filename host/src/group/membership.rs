@@ -1,0 +1,799 @@
+//! The membership task: one per group consumer, an explicit state machine.
+//!
+//! ```text
+//!            ┌──────────── rebalance / coordinator moved / member gone ─────────────┐
+//!            ▼                                                                      │
+//!   Joining ──JoinGroup──► (leader: assign) ──SyncGroup──► apply ──► Stable ─heartbeat┘
+//!      ▲                                        cooperative: revoked ─┘   │ no poll for
+//!      └──────────────────── a poll after the member left ◄── Left ◄─────┘ max_poll_interval
+//!   Any state: fenced / fatal error ──► Failed (the error reaches `poll`); close ──► leave.
+//! ```
+//!
+//! Invariants:
+//! - JoinGroup and SyncGroup use the coordinator's `Group` connection (they block for a whole
+//!   rebalance); Heartbeat, OffsetFetch, OffsetCommit and LeaveGroup use `Coordination`, so a
+//!   join in progress or a long poll never delays a heartbeat or a commit.
+//! - One JoinGroup carries every configured assignor, in preference order.
+//! - Partitions are committed when they are revoked (eager: all, before rejoining;
+//!   cooperative: only those that move), with the positions read at the moment they leave
+//!   the fetcher, so nothing is committed that was not handed to the user. Lost partitions
+//!   (the member was dropped from the group) are not committed: the generation is gone.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use kafka_protocol::messages::leave_group_request::MemberIdentity as LeaveMember;
+use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+use kafka_protocol::messages::{
+    ApiKey, GroupId, HeartbeatRequest, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
+    SyncGroupRequest,
+};
+use kafka_protocol::protocol::StrBytes;
+use tokio::sync::{watch, Notify};
+use wasmkafka_policy::assign::{self, Group, MemberAssignment, PartitionInfo};
+
+use crate::client::{Client, ClientError};
+use crate::fetch::{Consumer, StartAt, TopicPartition};
+use crate::net::{Backoff, Purpose, SendOptions};
+
+use super::assignor::{rebalance_protocol, Assignor, Builtin, RebalanceProtocol};
+use super::error::{classify, GroupError};
+use super::offsets::{commit, fetch_committed, MemberIdentity};
+use super::protocol::{
+    decode_assignment, decode_subscription, encode_assignment, encode_subscription,
+};
+use super::{GroupOptions, RebalanceListener};
+
+const PROTOCOL_TYPE: &str = "consumer";
+
+/// What the handle and the task share.
+pub struct GroupShared {
+    pub identity: Mutex<MemberIdentity>,
+    pub coordinator: Mutex<Option<i32>>,
+    /// The partitions this member owns now.
+    pub owned: Mutex<BTreeSet<TopicPartition>>,
+    /// The last offsets committed, to skip commits that change nothing.
+    pub committed: Mutex<BTreeMap<TopicPartition, i64>>,
+    pub fatal: watch::Sender<Option<GroupError>>,
+    pub closing: Notify,
+    pub generations: watch::Sender<i32>,
+}
+
+enum Phase {
+    Joining,
+    Stable,
+    /// Left the group because the user stopped polling; rejoin at the next poll.
+    Left,
+    Failed(GroupError),
+    Closing,
+}
+
+pub struct Membership {
+    pub client: Client,
+    pub consumer: Arc<Consumer>,
+    pub options: GroupOptions,
+    pub assignors: Vec<Arc<dyn Assignor>>,
+    pub listener: Arc<dyn RebalanceListener>,
+    pub shared: Arc<GroupShared>,
+    pub backoff: Backoff,
+    /// Partitions whose committed offset could not be fetched yet.
+    pub awaiting_committed: BTreeSet<TopicPartition>,
+    pub failures: u32,
+}
+
+impl Membership {
+    fn protocol(&self) -> RebalanceProtocol {
+        rebalance_protocol(&self.assignors)
+    }
+
+    fn group(&self) -> &str {
+        &self.options.group_id
+    }
+
+    fn identity(&self) -> MemberIdentity {
+        self.shared.identity.lock().expect("identity lock").clone()
+    }
+
+    fn owned(&self) -> BTreeSet<TopicPartition> {
+        self.shared.owned.lock().expect("owned lock").clone()
+    }
+
+    pub async fn run(mut self) {
+        let mut phase = Phase::Joining;
+        loop {
+            phase = match phase {
+                Phase::Joining => self.join().await,
+                Phase::Stable => self.stable().await,
+                Phase::Left => self.wait_for_poll().await,
+                Phase::Failed(error) => {
+                    tracing::error!(group = self.group(), %error, "group consumer stopped");
+                    self.lose_all();
+                    self.shared.fatal.send_replace(Some(error));
+                    return;
+                }
+                Phase::Closing => {
+                    self.leave().await;
+                    return;
+                }
+            };
+        }
+    }
+
+    /// Waits after a failure (exponential, with jitter); returns false if closing.
+    async fn pause_after_failure(&mut self) -> bool {
+        self.failures += 1;
+        let delay = self.backoff.delay(self.failures);
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => true,
+            _ = self.shared.closing.notified() => false,
+        }
+    }
+
+    async fn coordinator(&mut self) -> Result<i32, GroupError> {
+        if let Some(id) = *self.shared.coordinator.lock().expect("coordinator lock") {
+            return Ok(id);
+        }
+        let id = super::coordinator::find_coordinator(&self.client, self.group()).await?;
+        tracing::info!(
+            group = self.group(),
+            coordinator = id,
+            "found the group coordinator"
+        );
+        *self.shared.coordinator.lock().expect("coordinator lock") = Some(id);
+        Ok(id)
+    }
+
+    fn forget_coordinator(&self) {
+        *self.shared.coordinator.lock().expect("coordinator lock") = None;
+    }
+
+    /// Decides the next phase after a failed request.
+    async fn after_error(&mut self, error: GroupError) -> Phase {
+        match error {
+            GroupError::Fenced { .. } | GroupError::Fatal { .. } => Phase::Failed(error),
+            GroupError::MemberGone { .. } => {
+                tracing::warn!(group = self.group(), %error, "partitions lost");
+                self.lose_all();
+                let mut identity = self.shared.identity.lock().expect("identity lock");
+                if matches!(
+                    error,
+                    GroupError::MemberGone {
+                        error: ResponseError::UnknownMemberId,
+                        ..
+                    }
+                ) {
+                    identity.member_id.clear();
+                }
+                identity.generation = -1;
+                Phase::Joining
+            }
+            GroupError::Rebalancing { .. } => Phase::Joining,
+            other => {
+                if matches!(
+                    other,
+                    GroupError::CoordinatorMoved { .. } | GroupError::Client(_)
+                ) {
+                    self.forget_coordinator();
+                }
+                tracing::warn!(group = self.group(), error = %other, "group request failed; retrying");
+                if self.pause_after_failure().await {
+                    Phase::Joining
+                } else {
+                    Phase::Closing
+                }
+            }
+        }
+    }
+
+    async fn join(&mut self) -> Phase {
+        let coordinator = match self.coordinator().await {
+            Ok(id) => id,
+            Err(error) => return self.after_error(error).await,
+        };
+        if self.protocol() == RebalanceProtocol::Eager {
+            // Eager: give everything up (committing it) before the group re-forms.
+            let owned: Vec<TopicPartition> = self.owned().into_iter().collect();
+            self.revoke(&owned, coordinator).await;
+        }
+        let response = match self.send_join(coordinator).await {
+            Ok(response) => response,
+            Err(error) => return self.after_error(error).await,
+        };
+        match ResponseError::try_from_code(response.error_code) {
+            None => {}
+            Some(ResponseError::MemberIdRequired) => {
+                // KIP-394: the broker hands out the id; join again with it.
+                self.shared
+                    .identity
+                    .lock()
+                    .expect("identity lock")
+                    .member_id = response.member_id.to_string();
+                return Phase::Joining;
+            }
+            Some(error) => {
+                let instance = self.options.instance_id.clone();
+                return self
+                    .after_error(classify(
+                        "JoinGroup",
+                        self.group(),
+                        instance.as_deref(),
+                        error,
+                    ))
+                    .await;
+            }
+        }
+        let member_id = response.member_id.to_string();
+        let generation = response.generation_id;
+        {
+            let mut identity = self.shared.identity.lock().expect("identity lock");
+            identity.member_id = member_id.clone();
+            identity.generation = generation;
+        }
+        let protocol_name = response
+            .protocol_name
+            .as_ref()
+            .map(|p| p.to_string())
+            .unwrap_or_default();
+        let leader = response.leader.as_str() == member_id;
+        tracing::info!(group = self.group(), %member_id, generation, %protocol_name, leader, "joined the group");
+        let assignments = if leader {
+            match self.lead(&response, &protocol_name).await {
+                Ok(assignments) => assignments,
+                Err(error) => return self.after_error(error).await,
+            }
+        } else {
+            Vec::new()
+        };
+        let assignment = match self
+            .send_sync(coordinator, &protocol_name, assignments)
+            .await
+        {
+            Ok(assignment) => assignment,
+            Err(error) => return self.after_error(error).await,
+        };
+        self.failures = 0;
+        self.apply(coordinator, &protocol_name, assignment, generation)
+            .await
+    }
+
+    async fn send_join(&mut self, coordinator: i32) -> Result<JoinGroupResponse, GroupError> {
+        let identity = self.identity();
+        let owned = self.owned();
+        let mut owned_by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+        for tp in &owned {
+            owned_by_topic
+                .entry(tp.topic.to_string())
+                .or_default()
+                .push(tp.partition);
+        }
+        let protocols = self
+            .assignors
+            .iter()
+            .map(|assignor| {
+                // The generation is left out (-1): a subscription that changes on every join
+                // makes a coordinator that compares subscriptions (Tansu 0.6 bumps the
+                // generation whenever a member's metadata changes) rebalance forever.
+                let metadata = encode_subscription(
+                    &self.options.topics,
+                    &assignor.user_data(&self.options.topics),
+                    &owned_by_topic,
+                    -1,
+                    self.options.rack.as_deref(),
+                );
+                JoinGroupRequestProtocol::default()
+                    .with_name(StrBytes::from_string(assignor.name().to_string()))
+                    .with_metadata(metadata)
+            })
+            .collect();
+        let request = JoinGroupRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(self.group().to_string())))
+            .with_session_timeout_ms(millis(self.options.session_timeout))
+            .with_rebalance_timeout_ms(millis(self.options.rebalance_timeout))
+            .with_member_id(StrBytes::from_string(identity.member_id.clone()))
+            .with_group_instance_id(self.options.instance_id.clone().map(StrBytes::from_string))
+            .with_protocol_type(StrBytes::from_static_str(PROTOCOL_TYPE))
+            .with_protocols(protocols);
+        let timeout = self.options.rebalance_timeout
+            + self.client.pool().options().connection.request_timeout;
+        let (_, response) = self
+            .client
+            .send_with(
+                coordinator,
+                Purpose::Group,
+                &request,
+                SendOptions {
+                    timeout: Some(timeout),
+                    ..SendOptions::default()
+                },
+            )
+            .await?;
+        Ok(response)
+    }
+
+    /// The leader's part: run the chosen assignor over every member, check its answer, and
+    /// fall back to `range` if it fails.
+    async fn lead(
+        &mut self,
+        response: &JoinGroupResponse,
+        protocol_name: &str,
+    ) -> Result<Vec<SyncGroupRequestAssignment>, GroupError> {
+        let mut members = Vec::new();
+        for member in &response.members {
+            members.push(decode_subscription(
+                member.member_id.as_str(),
+                member.group_instance_id.as_ref().map(|i| i.as_str()),
+                &member.metadata,
+            )?);
+        }
+        let topics: BTreeSet<String> = members.iter().flat_map(|m| m.topics.clone()).collect();
+        let topics: Vec<String> = topics.into_iter().collect();
+        let metadata = self.client.refresh_topics(&topics).await?;
+        let mut group = Group {
+            members,
+            topics: BTreeMap::new(),
+        };
+        for topic in &topics {
+            if let Some(info) = metadata.topics.get(topic).filter(|t| t.error.is_none()) {
+                group.topics.insert(
+                    topic.clone(),
+                    info.partitions
+                        .keys()
+                        .map(|p| PartitionInfo {
+                            partition: *p,
+                            racks: Vec::new(),
+                        })
+                        .collect(),
+                );
+            } else {
+                tracing::warn!(group = self.group(), %topic, "subscribed topic does not exist; nothing to assign for it");
+            }
+        }
+        let chosen = self
+            .assignors
+            .iter()
+            .find(|a| a.name() == protocol_name)
+            .cloned()
+            .unwrap_or_else(|| Builtin::Range.into_assignor());
+        let cooperative = chosen.protocol() == RebalanceProtocol::Cooperative;
+        let assignment = chosen
+            .assign(&group)
+            .map_err(GroupError::from)
+            .and_then(|assignment| {
+                assign::validate(&group, &assignment, cooperative)
+                    .map(|report| (assignment, report))
+                    .map_err(|invalid| {
+                        GroupError::Assignor(super::assignor::AssignorError {
+                            assignor: chosen.name().to_string(),
+                            message: format!("invalid assignment: {invalid}"),
+                        })
+                    })
+            });
+        let assignment = match assignment {
+            Ok((assignment, report)) => {
+                if !report.unassigned.is_empty() {
+                    tracing::info!(group = self.group(), unassigned = ?report.unassigned, "partitions left unassigned this round");
+                }
+                assignment
+            }
+            Err(error) => {
+                tracing::error!(group = self.group(), %error, "falling back to the range assignor");
+                let fallback = if cooperative {
+                    // Range may move owned partitions; in cooperative mode hand out only
+                    // what nobody owns.
+                    let mut a = assign::range(&group);
+                    let owned: BTreeSet<(String, i32)> = group
+                        .members
+                        .iter()
+                        .flat_map(|m| {
+                            m.owned
+                                .iter()
+                                .flat_map(|(t, ps)| ps.iter().map(move |p| (t.clone(), *p)))
+                        })
+                        .collect();
+                    for (member_id, share) in a.iter_mut() {
+                        let own = group.members.iter().find(|m| &m.member_id == member_id);
+                        for (topic, partitions) in share.partitions.iter_mut() {
+                            partitions.retain(|p| {
+                                !owned.contains(&(topic.clone(), *p))
+                                    || own.is_some_and(|m| {
+                                        m.owned.get(topic).is_some_and(|o| o.contains(p))
+                                    })
+                            });
+                        }
+                    }
+                    a
+                } else {
+                    assign::range(&group)
+                };
+                fallback
+            }
+        };
+        Ok(assignment
+            .iter()
+            .map(|(member_id, share)| {
+                SyncGroupRequestAssignment::default()
+                    .with_member_id(StrBytes::from_string(member_id.clone()))
+                    .with_assignment(encode_assignment(share))
+            })
+            .collect())
+    }
+
+    async fn send_sync(
+        &mut self,
+        coordinator: i32,
+        protocol_name: &str,
+        assignments: Vec<SyncGroupRequestAssignment>,
+    ) -> Result<MemberAssignment, GroupError> {
+        let identity = self.identity();
+        let request = SyncGroupRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(self.group().to_string())))
+            .with_generation_id(identity.generation)
+            .with_member_id(StrBytes::from_string(identity.member_id.clone()))
+            .with_group_instance_id(self.options.instance_id.clone().map(StrBytes::from_string))
+            .with_protocol_type(Some(StrBytes::from_static_str(PROTOCOL_TYPE)))
+            .with_protocol_name(Some(StrBytes::from_string(protocol_name.to_string())))
+            .with_assignments(assignments);
+        let timeout = self.options.rebalance_timeout
+            + self.client.pool().options().connection.request_timeout;
+        let (_, response) = self
+            .client
+            .send_with(
+                coordinator,
+                Purpose::Group,
+                &request,
+                SendOptions {
+                    timeout: Some(timeout),
+                    ..SendOptions::default()
+                },
+            )
+            .await?;
+        if let Some(error) = ResponseError::try_from_code(response.error_code) {
+            return Err(classify(
+                "SyncGroup",
+                self.group(),
+                self.options.instance_id.as_deref(),
+                error,
+            ));
+        }
+        Ok(decode_assignment(&response.assignment)?)
+    }
+
+    /// Takes in a new assignment: cooperative members revoke what moved away (and rejoin);
+    /// new partitions start at their committed offsets.
+    async fn apply(
+        &mut self,
+        coordinator: i32,
+        protocol_name: &str,
+        assignment: MemberAssignment,
+        generation: i32,
+    ) -> Phase {
+        let assigned: BTreeSet<TopicPartition> = assignment
+            .iter()
+            .map(|(topic, partition)| TopicPartition::new(topic, partition))
+            .collect();
+        let owned = self.owned();
+        let revoked: Vec<TopicPartition> = owned.difference(&assigned).cloned().collect();
+        let added: Vec<TopicPartition> = assigned.difference(&owned).cloned().collect();
+        let mut rejoin = false;
+        if !revoked.is_empty() {
+            // Only cooperative members still own partitions here (eager ones gave all up).
+            self.revoke(&revoked, coordinator).await;
+            rejoin = true;
+        }
+        if !added.is_empty() {
+            self.consumer
+                .assign(added.iter().map(|tp| (tp.clone(), StartAt::Committed)));
+            self.shared
+                .owned
+                .lock()
+                .expect("owned lock")
+                .extend(added.iter().cloned());
+            self.awaiting_committed.extend(added.iter().cloned());
+            self.resolve_committed(coordinator).await;
+            self.listener.on_assigned(&added);
+        }
+        if let Some(assignor) = self.assignors.iter().find(|a| a.name() == protocol_name) {
+            assignor.on_assignment(&assignment, generation);
+        }
+        self.shared.generations.send_replace(generation);
+        tracing::info!(
+            group = self.group(),
+            generation,
+            assigned = assigned.len(),
+            added = added.len(),
+            revoked = revoked.len(),
+            "assignment applied"
+        );
+        if rejoin {
+            Phase::Joining
+        } else {
+            Phase::Stable
+        }
+    }
+
+    /// Fetches committed offsets for partitions still waiting for them.
+    async fn resolve_committed(&mut self, coordinator: i32) {
+        if self.awaiting_committed.is_empty() {
+            return;
+        }
+        let partitions: Vec<TopicPartition> = self.awaiting_committed.iter().cloned().collect();
+        match fetch_committed(&self.client, coordinator, self.group(), &partitions).await {
+            Ok(committed) => {
+                for (tp, offset) in &committed {
+                    if let Some(offset) = offset {
+                        self.shared
+                            .committed
+                            .lock()
+                            .expect("committed lock")
+                            .insert(tp.clone(), *offset);
+                    }
+                    self.awaiting_committed.remove(tp);
+                }
+                tracing::debug!(group = self.group(), ?committed, "committed offsets");
+                self.consumer.committed_offsets(committed);
+            }
+            Err(error) => {
+                tracing::warn!(group = self.group(), %error, "cannot fetch committed offsets yet; retrying at the next heartbeat")
+            }
+        }
+    }
+
+    async fn stable(&mut self) -> Phase {
+        let mut next_commit = self
+            .options
+            .auto_commit_interval
+            .map(|i| Instant::now() + i);
+        // Both deadlines live across iterations: one timer firing must not push the other
+        // back (a short auto-commit interval would otherwise starve the heartbeat).
+        let mut heartbeat_at = Instant::now() + self.options.heartbeat_interval;
+        loop {
+            let commit_at = next_commit.unwrap_or(heartbeat_at + Duration::from_secs(3600));
+            tokio::select! {
+                _ = self.shared.closing.notified() => return Phase::Closing,
+                _ = tokio::time::sleep_until(heartbeat_at.into()) => {
+                    heartbeat_at = Instant::now() + self.options.heartbeat_interval;
+                    let coordinator = match self.coordinator().await {
+                        Ok(id) => id,
+                        Err(error) => {
+                            tracing::warn!(group = self.group(), %error, "no coordinator for the heartbeat; retrying");
+                            continue;
+                        }
+                    };
+                    if let Err(error) = self.heartbeat(coordinator).await {
+                        match error {
+                            GroupError::Client(_) | GroupError::CoordinatorMoved { .. } => {
+                                // Still a member as far as we know: find the coordinator and
+                                // keep heartbeating; the session timeout is the judge.
+                                tracing::warn!(group = self.group(), %error, "heartbeat failed");
+                                self.forget_coordinator();
+                                continue;
+                            }
+                            other => return self.after_error(other).await,
+                        }
+                    }
+                    self.resolve_committed(coordinator).await;
+                    if let Some(idle) = self.consumer.since_last_poll() {
+                        if idle > self.options.max_poll_interval {
+                            tracing::warn!(
+                                group = self.group(),
+                                ?idle,
+                                "no poll within consumer.max_poll_interval_ms; leaving the group so \
+                                 the partitions move to a live member (poll more often or raise it)"
+                            );
+                            self.leave().await;
+                            return Phase::Left;
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(commit_at.into()) => {
+                    next_commit = self.options.auto_commit_interval.map(|i| Instant::now() + i);
+                    if let Err(error) = self.commit_positions().await {
+                        match error {
+                            GroupError::Rebalancing { .. } | GroupError::MemberGone { .. } | GroupError::Fenced { .. } | GroupError::Fatal { .. } => {
+                                return self.after_error(error).await;
+                            }
+                            other => tracing::warn!(group = self.group(), error = %other, "auto-commit failed; retrying at the next interval"),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn heartbeat(&self, coordinator: i32) -> Result<(), GroupError> {
+        let identity = self.identity();
+        let request = HeartbeatRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(self.group().to_string())))
+            .with_generation_id(identity.generation)
+            .with_member_id(StrBytes::from_string(identity.member_id))
+            .with_group_instance_id(self.options.instance_id.clone().map(StrBytes::from_string));
+        let response = self
+            .client
+            .send(coordinator, Purpose::Coordination, &request)
+            .await?;
+        match ResponseError::try_from_code(response.error_code) {
+            None => Ok(()),
+            Some(error) => Err(classify(
+                "Heartbeat",
+                self.group(),
+                self.options.instance_id.as_deref(),
+                error,
+            )),
+        }
+    }
+
+    /// Commits the positions of every owned partition that moved since the last commit.
+    pub async fn commit_positions(&mut self) -> Result<(), GroupError> {
+        let coordinator = self.coordinator().await?;
+        let owned: Vec<TopicPartition> = self.owned().into_iter().collect();
+        let positions = self.consumer.positions(&owned);
+        commit_changed(
+            &self.client,
+            coordinator,
+            &self.shared,
+            &self.identity(),
+            positions,
+        )
+        .await
+    }
+
+    /// Takes partitions away from the fetcher, commits where they stood, tells the listener.
+    async fn revoke(&mut self, partitions: &[TopicPartition], coordinator: i32) {
+        if partitions.is_empty() {
+            return;
+        }
+        let positions: Vec<(TopicPartition, i64)> = self
+            .consumer
+            .revoke(partitions)
+            .into_iter()
+            .filter_map(|(tp, position)| position.map(|p| (tp, p)))
+            .collect();
+        let identity = self.identity();
+        if let Err(error) = commit_changed(
+            &self.client,
+            coordinator,
+            &self.shared,
+            &identity,
+            positions,
+        )
+        .await
+        {
+            tracing::warn!(group = self.group(), %error, "commit before revoking failed; the next owner starts from the last commit");
+        }
+        {
+            let mut owned = self.shared.owned.lock().expect("owned lock");
+            for tp in partitions {
+                owned.remove(tp);
+                self.awaiting_committed.remove(tp);
+            }
+        }
+        self.listener.on_revoked(partitions);
+    }
+
+    /// The member is no longer in the group: its partitions are gone, without a commit.
+    fn lose_all(&mut self) {
+        let owned: Vec<TopicPartition> =
+            std::mem::take(&mut *self.shared.owned.lock().expect("owned lock"))
+                .into_iter()
+                .collect();
+        self.awaiting_committed.clear();
+        if !owned.is_empty() {
+            self.consumer.revoke(&owned);
+            self.listener.on_lost(&owned);
+        }
+    }
+
+    /// Commits, revokes everything and leaves (a static member does not send LeaveGroup: its
+    /// partitions wait for it until the session times out).
+    async fn leave(&mut self) {
+        let coordinator = *self.shared.coordinator.lock().expect("coordinator lock");
+        if let Some(coordinator) = coordinator {
+            let owned: Vec<TopicPartition> = self.owned().into_iter().collect();
+            self.revoke(&owned, coordinator).await;
+            let identity = self.identity();
+            if self.options.instance_id.is_none() && !identity.member_id.is_empty() {
+                match self.send_leave(coordinator, &identity.member_id).await {
+                    Ok(_) => {
+                        tracing::info!(group = self.group(), member_id = %identity.member_id, "left the group")
+                    }
+                    Err(error) => {
+                        tracing::warn!(group = self.group(), %error, "LeaveGroup failed; the session timeout will remove this member")
+                    }
+                }
+                let mut identity = self.shared.identity.lock().expect("identity lock");
+                identity.member_id.clear();
+                identity.generation = -1;
+            }
+        } else {
+            self.lose_all();
+        }
+    }
+
+    /// LeaveGroup: v0-2 name the member in `member_id`, v3+ in a `members` list.
+    async fn send_leave(&self, coordinator: i32, member_id: &str) -> Result<(), GroupError> {
+        let connection = self
+            .client
+            .connection(coordinator, Purpose::Coordination)
+            .await?;
+        let version = connection
+            .version_for::<LeaveGroupRequest>(ApiKey::LeaveGroup)
+            .map_err(ClientError::from)?;
+        let request = LeaveGroupRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(self.group().to_string())));
+        let request = if version >= 3 {
+            request
+                .with_members(vec![LeaveMember::default()
+                    .with_member_id(StrBytes::from_string(member_id.to_string()))])
+        } else {
+            request.with_member_id(StrBytes::from_string(member_id.to_string()))
+        };
+        let (_, response) = self
+            .client
+            .send_with(
+                coordinator,
+                Purpose::Coordination,
+                &request,
+                SendOptions {
+                    version: Some(version),
+                    ..SendOptions::default()
+                },
+            )
+            .await?;
+        match ResponseError::try_from_code(response.error_code) {
+            None => Ok(()),
+            Some(error) => Err(classify("LeaveGroup", self.group(), None, error)),
+        }
+    }
+
+    async fn wait_for_poll(&mut self) -> Phase {
+        let left_at = Instant::now();
+        loop {
+            if self
+                .consumer
+                .since_last_poll()
+                .is_some_and(|idle| idle < left_at.elapsed())
+            {
+                return Phase::Joining;
+            }
+            tokio::select! {
+                _ = self.shared.closing.notified() => return Phase::Closing,
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
+    }
+}
+
+/// Commits the positions that differ from the last commit.
+pub async fn commit_changed(
+    client: &Client,
+    coordinator: i32,
+    shared: &GroupShared,
+    identity: &MemberIdentity,
+    positions: Vec<(TopicPartition, i64)>,
+) -> Result<(), GroupError> {
+    let changed: Vec<(TopicPartition, i64)> = {
+        let committed = shared.committed.lock().expect("committed lock");
+        positions
+            .into_iter()
+            .filter(|(tp, offset)| committed.get(tp) != Some(offset))
+            .collect()
+    };
+    if changed.is_empty() || identity.generation < 0 {
+        return Ok(());
+    }
+    commit(client, coordinator, identity, &changed).await?;
+    tracing::debug!(group = %identity.group, offsets = ?changed, "committed");
+    shared
+        .committed
+        .lock()
+        .expect("committed lock")
+        .extend(changed);
+    Ok(())
+}
+
+fn millis(duration: Duration) -> i32 {
+    i32::try_from(duration.as_millis()).unwrap_or(i32::MAX)
+}

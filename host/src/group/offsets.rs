@@ -1,0 +1,148 @@
+//! Committed offsets: OffsetFetch when partitions arrive, OffsetCommit of positions (the next
+//! record to hand out: nothing that was not handed to the user), both on the coordinator's
+//! `Coordination` connection.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+use kafka_protocol::messages::{GroupId, OffsetCommitRequest, OffsetFetchRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::client::Client;
+use crate::fetch::TopicPartition;
+use crate::net::Purpose;
+
+use super::error::{classify, GroupError};
+
+/// Who commits: the member's id and generation (and instance id, for static members).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberIdentity {
+    pub group: String,
+    pub member_id: String,
+    pub generation: i32,
+    pub instance_id: Option<String>,
+}
+
+fn by_topic<T>(
+    items: impl IntoIterator<Item = (TopicPartition, T)>,
+) -> BTreeMap<String, Vec<(i32, T)>> {
+    let mut topics: BTreeMap<String, Vec<(i32, T)>> = BTreeMap::new();
+    for (tp, value) in items {
+        topics
+            .entry(tp.topic.to_string())
+            .or_default()
+            .push((tp.partition, value));
+    }
+    topics
+}
+
+fn name(topic: &str) -> TopicName {
+    TopicName(StrBytes::from_string(topic.to_string()))
+}
+
+/// The group's committed offsets for `partitions` (`None`: nothing committed).
+pub async fn fetch_committed(
+    client: &Client,
+    coordinator: i32,
+    group: &str,
+    partitions: &[TopicPartition],
+) -> Result<BTreeMap<TopicPartition, Option<i64>>, GroupError> {
+    let request = OffsetFetchRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+        .with_require_stable(true)
+        .with_topics(Some(
+            by_topic(partitions.iter().map(|tp| (tp.clone(), ())))
+                .into_iter()
+                .map(|(topic, ps)| {
+                    OffsetFetchRequestTopic::default()
+                        .with_name(name(&topic))
+                        .with_partition_indexes(ps.into_iter().map(|(p, _)| p).collect())
+                })
+                .collect(),
+        ));
+    let response = client
+        .send(coordinator, Purpose::Coordination, &request)
+        .await?;
+    if let Some(error) = ResponseError::try_from_code(response.error_code) {
+        return Err(classify("OffsetFetch", group, None, error));
+    }
+    let mut committed = BTreeMap::new();
+    for topic in response.topics {
+        for p in topic.partitions {
+            if let Some(error) = ResponseError::try_from_code(p.error_code) {
+                return Err(classify("OffsetFetch", group, None, error));
+            }
+            committed.insert(
+                TopicPartition::new(topic.name.0.as_str(), p.partition_index),
+                (p.committed_offset >= 0).then_some(p.committed_offset),
+            );
+        }
+    }
+    Ok(committed)
+}
+
+/// Commits `offsets` for the member.
+pub async fn commit(
+    client: &Client,
+    coordinator: i32,
+    member: &MemberIdentity,
+    offsets: &[(TopicPartition, i64)],
+) -> Result<(), GroupError> {
+    if offsets.is_empty() {
+        return Ok(());
+    }
+    let request = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(member.group.clone())))
+        .with_generation_id_or_member_epoch(member.generation)
+        .with_member_id(StrBytes::from_string(member.member_id.clone()))
+        .with_group_instance_id(
+            member
+                .instance_id
+                .as_ref()
+                .map(|i| StrBytes::from_string(i.clone())),
+        )
+        .with_retention_time_ms(-1)
+        .with_topics(
+            by_topic(offsets.iter().cloned())
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    OffsetCommitRequestTopic::default()
+                        .with_name(name(&topic))
+                        .with_partitions(
+                            partitions
+                                .into_iter()
+                                .map(|(partition, offset)| {
+                                    OffsetCommitRequestPartition::default()
+                                        .with_partition_index(partition)
+                                        .with_committed_offset(offset)
+                                        .with_committed_leader_epoch(-1)
+                                        .with_committed_metadata(Some(StrBytes::from_static_str(
+                                            "",
+                                        )))
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        );
+    let response = client
+        .send(coordinator, Purpose::Coordination, &request)
+        .await?;
+    for topic in &response.topics {
+        for p in &topic.partitions {
+            if let Some(error) = ResponseError::try_from_code(p.error_code) {
+                return Err(classify(
+                    "OffsetCommit",
+                    &member.group,
+                    member.instance_id.as_deref(),
+                    error,
+                ));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,302 @@
+//! The sticky assignor: as balanced as the subscriptions allow, moving as few partitions as
+//! possible away from their current owners. The cooperative variant (KIP-429) additionally
+//! holds back, for one rebalance, every partition that would move from one member to another:
+//! the old owner revokes it first, and the next rebalance hands it over.
+//!
+//! The plan, deterministic for a given group:
+//! 1. Owned partitions that still exist and are still subscribed stay with their owner; a
+//!    partition claimed by two members stays with the newer generation (ties: member order).
+//! 2. Partitions nobody keeps go, in order, to the eligible member with the fewest.
+//! 3. While some member has two or more partitions more than an eligible member, one moves.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{empty_assignment, Assignment, Group, Member};
+
+pub fn sticky(group: &Group) -> Assignment {
+    plan(group)
+}
+
+pub fn cooperative_sticky(group: &Group) -> Assignment {
+    let mut assignment = plan(group);
+    // Who owns what right now (every claimant: each must revoke before another gets it).
+    let mut owners: BTreeMap<(&str, i32), Vec<&str>> = BTreeMap::new();
+    for member in &group.members {
+        for (topic, partitions) in &member.owned {
+            for partition in partitions {
+                owners
+                    .entry((topic.as_str(), *partition))
+                    .or_default()
+                    .push(&member.member_id);
+            }
+        }
+    }
+    for (member_id, share) in assignment.iter_mut() {
+        let moving: Vec<(String, i32)> = share
+            .iter()
+            .filter(|(topic, partition)| {
+                owners
+                    .get(&(*topic, *partition))
+                    .is_some_and(|o| o.iter().any(|owner| *owner != member_id))
+            })
+            .map(|(t, p)| (t.to_string(), p))
+            .collect();
+        for (topic, partition) in moving {
+            if let Some(partitions) = share.partitions.get_mut(&topic) {
+                partitions.retain(|p| *p != partition);
+            }
+        }
+        share.partitions.retain(|_, ps| !ps.is_empty());
+    }
+    assignment
+}
+
+fn plan(group: &Group) -> Assignment {
+    let members = group.sorted_members();
+    let order: BTreeMap<&str, usize> = members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.member_id.as_str(), i))
+        .collect();
+    let existing: BTreeSet<(String, i32)> = group.all_partitions().into_iter().collect();
+
+    // 1. Keep valid owned partitions; newest generation wins a conflict.
+    let mut keeper: BTreeMap<(String, i32), &Member> = BTreeMap::new();
+    for member in &members {
+        for (topic, partitions) in &member.owned {
+            if !member.subscribes(topic) {
+                continue;
+            }
+            for partition in partitions {
+                let key = (topic.clone(), *partition);
+                if !existing.contains(&key) {
+                    continue;
+                }
+                match keeper.get(&key) {
+                    Some(current) if current.generation >= member.generation => {}
+                    _ => {
+                        keeper.insert(key, member);
+                    }
+                }
+            }
+        }
+    }
+    let mut held: BTreeMap<&str, BTreeSet<(String, i32)>> = members
+        .iter()
+        .map(|m| (m.member_id.as_str(), BTreeSet::new()))
+        .collect();
+    for (partition, member) in &keeper {
+        held.get_mut(member.member_id.as_str())
+            .expect("member known")
+            .insert(partition.clone());
+    }
+
+    // 2. Everything else to the least loaded eligible member.
+    for partition in &existing {
+        if keeper.contains_key(partition) {
+            continue;
+        }
+        let target = members
+            .iter()
+            .filter(|m| m.subscribes(&partition.0))
+            .min_by_key(|m| {
+                (
+                    held[m.member_id.as_str()].len(),
+                    order[m.member_id.as_str()],
+                )
+            });
+        if let Some(member) = target {
+            held.get_mut(member.member_id.as_str())
+                .expect("member known")
+                .insert(partition.clone());
+        }
+    }
+
+    // 3. Balance: move one partition at a time from a fuller member to an emptier eligible
+    // one while their counts differ by two or more. Every move lowers the sum of squared
+    // counts, so this ends.
+    loop {
+        let mut by_load: Vec<&Member> = members.clone();
+        by_load.sort_by_key(|m| {
+            (
+                held[m.member_id.as_str()].len(),
+                order[m.member_id.as_str()],
+            )
+        });
+        let mut moved = None;
+        'search: for from in by_load.iter().rev() {
+            let from_count = held[from.member_id.as_str()].len();
+            for to in &by_load {
+                let to_count = held[to.member_id.as_str()].len();
+                if to_count + 1 >= from_count {
+                    break;
+                }
+                if let Some(partition) = held[from.member_id.as_str()]
+                    .iter()
+                    .rev()
+                    .find(|(topic, _)| to.subscribes(topic))
+                {
+                    moved = Some((
+                        from.member_id.as_str(),
+                        to.member_id.as_str(),
+                        partition.clone(),
+                    ));
+                    break 'search;
+                }
+            }
+        }
+        let Some((from, to, partition)) = moved else {
+            break;
+        };
+        held.get_mut(from).expect("member known").remove(&partition);
+        held.get_mut(to).expect("member known").insert(partition);
+    }
+
+    let mut assignment = empty_assignment(group);
+    for (member_id, partitions) in held {
+        let share = assignment.get_mut(member_id).expect("member known");
+        for (topic, partition) in partitions {
+            share.add(&topic, partition);
+        }
+    }
+    assignment
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::super::validate;
+    use super::*;
+
+    fn counts(assignment: &Assignment) -> Vec<usize> {
+        assignment.values().map(|a| a.count()).collect()
+    }
+
+    #[test]
+    fn balanced_from_scratch() {
+        let group = group(
+            vec![
+                member("a", &["t"]),
+                member("b", &["t"]),
+                member("c", &["t"]),
+            ],
+            &[("t", 7)],
+        );
+        let assignment = sticky(&group);
+        assert_eq!(counts(&assignment), [3, 2, 2]);
+        validate(&group, &assignment, false).unwrap();
+    }
+
+    #[test]
+    fn a_joining_member_takes_only_what_balance_needs() {
+        // a and b own 3 each; c joins: each gives up one, nothing else moves.
+        let group = group(
+            vec![
+                owning(member("a", &["t"]), &[("t", 0), ("t", 1), ("t", 2)]),
+                owning(member("b", &["t"]), &[("t", 3), ("t", 4), ("t", 5)]),
+                member("c", &["t"]),
+            ],
+            &[("t", 6)],
+        );
+        let assignment = sticky(&group);
+        assert_eq!(counts(&assignment), [2, 2, 2]);
+        let kept_a = assignment["a"].partitions["t"]
+            .iter()
+            .filter(|p| **p <= 2)
+            .count();
+        let kept_b = assignment["b"].partitions["t"]
+            .iter()
+            .filter(|p| **p >= 3)
+            .count();
+        assert_eq!((kept_a, kept_b), (2, 2));
+    }
+
+    #[test]
+    fn a_leaving_member_s_partitions_are_spread() {
+        let group = group(
+            vec![
+                owning(member("a", &["t"]), &[("t", 0), ("t", 1)]),
+                owning(member("b", &["t"]), &[("t", 2), ("t", 3)]),
+            ],
+            &[("t", 6)],
+        );
+        let assignment = sticky(&group);
+        assert_eq!(counts(&assignment), [3, 3]);
+        assert!(assignment["a"].partitions["t"].starts_with(&[0, 1]));
+        assert!(assignment["b"].partitions["t"].starts_with(&[2, 3]));
+    }
+
+    /// xorshift: a reproducible stream of numbers without a dependency.
+    fn next(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    #[test]
+    fn random_groups_get_valid_balanced_assignments() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..500 {
+            let members = 1 + next(&mut seed) % 6;
+            let partitions = 1 + next(&mut seed) % 20;
+            let mut owned_by: Vec<Vec<(&str, i32)>> = vec![Vec::new(); members as usize];
+            for p in 0..partitions as i32 {
+                // Some partitions already have an owner (maybe one that is gone).
+                let owner = next(&mut seed) % (members + 2);
+                if let Some(list) = owned_by.get_mut(owner as usize) {
+                    list.push(("t", p));
+                }
+            }
+            let group = group(
+                (0..members as usize)
+                    .map(|i| owning(member(&format!("m{i}"), &["t"]), &owned_by[i]))
+                    .collect(),
+                &[("t", partitions as i32)],
+            );
+            let assignment = sticky(&group);
+            let report = validate(&group, &assignment, false).unwrap();
+            assert!(report.unassigned.is_empty());
+            let counts = counts(&assignment);
+            let (min, max) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
+            assert!(max - min <= 1, "{counts:?}");
+            validate(&group, &cooperative_sticky(&group), true).unwrap();
+        }
+    }
+
+    #[test]
+    fn cooperative_holds_back_partitions_that_change_owner() {
+        let group = group(
+            vec![
+                owning(member("a", &["t"]), &[("t", 0), ("t", 1), ("t", 2)]),
+                owning(member("b", &["t"]), &[("t", 3), ("t", 4), ("t", 5)]),
+                member("c", &["t"]),
+            ],
+            &[("t", 6)],
+        );
+        let assignment = cooperative_sticky(&group);
+        // c gets nothing this round: both partitions meant for it are still owned.
+        assert_eq!(assignment["c"].count(), 0);
+        assert_eq!(counts(&assignment), [2, 2, 0]);
+        let report = validate(&group, &assignment, true).unwrap();
+        assert_eq!(report.unassigned.len(), 2);
+        // Next round: a and b revoked them, so c gets them.
+        let next = super::super::testing::group(
+            vec![
+                owning(
+                    member("a", &["t"]),
+                    &assignment["a"].iter().collect::<Vec<_>>(),
+                ),
+                owning(
+                    member("b", &["t"]),
+                    &assignment["b"].iter().collect::<Vec<_>>(),
+                ),
+                member("c", &["t"]),
+            ],
+            &[("t", 6)],
+        );
+        let second = cooperative_sticky(&next);
+        assert_eq!(counts(&second), [2, 2, 2]);
+        validate(&next, &second, true).unwrap();
+    }
+}

@@ -1,0 +1,223 @@
+//! Checking an assignment before it is used: every assignor's answer, native or plugin.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use super::{Assignment, Group};
+
+/// Why an assignment cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InvalidAssignment {
+    UnknownMember {
+        member: String,
+    },
+    UnknownPartition {
+        member: String,
+        topic: String,
+        partition: i32,
+    },
+    NotSubscribed {
+        member: String,
+        topic: String,
+    },
+    Duplicate {
+        topic: String,
+        partition: i32,
+        members: (String, String),
+    },
+    /// Cooperative rebalancing: a partition went straight from its owner to another member.
+    MovedWhileOwned {
+        topic: String,
+        partition: i32,
+        owner: String,
+        member: String,
+    },
+}
+
+impl fmt::Display for InvalidAssignment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InvalidAssignment::UnknownMember { member } => {
+                write!(
+                    f,
+                    "assigns partitions to `{member}`, who is not in the group"
+                )
+            }
+            InvalidAssignment::UnknownPartition {
+                member,
+                topic,
+                partition,
+            } => {
+                write!(
+                    f,
+                    "assigns {topic}/{partition}, which does not exist, to `{member}`"
+                )
+            }
+            InvalidAssignment::NotSubscribed { member, topic } => {
+                write!(
+                    f,
+                    "assigns topic `{topic}` to `{member}`, who does not subscribe to it"
+                )
+            }
+            InvalidAssignment::Duplicate {
+                topic,
+                partition,
+                members,
+            } => write!(
+                f,
+                "assigns {topic}/{partition} to both `{}` and `{}`",
+                members.0, members.1
+            ),
+            InvalidAssignment::MovedWhileOwned {
+                topic,
+                partition,
+                owner,
+                member,
+            } => write!(
+                f,
+                "moves {topic}/{partition} from `{owner}` to `{member}` in one cooperative \
+                 rebalance (the owner must revoke it first)"
+            ),
+        }
+    }
+}
+
+/// What a valid assignment leaves out.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AssignmentReport {
+    /// Subscribed partitions no member got (normal in a cooperative first round).
+    pub unassigned: Vec<(String, i32)>,
+}
+
+/// Checks `assignment` against `group`: only known members, only existing partitions of
+/// topics the member subscribes to, each partition at most once, and with `cooperative` no
+/// partition handed to a member while another member still owns it.
+pub fn validate(
+    group: &Group,
+    assignment: &Assignment,
+    cooperative: bool,
+) -> Result<AssignmentReport, InvalidAssignment> {
+    let members: BTreeMap<&str, _> = group
+        .members
+        .iter()
+        .map(|m| (m.member_id.as_str(), m))
+        .collect();
+    let existing: BTreeSet<(String, i32)> = group.all_partitions().into_iter().collect();
+    let mut owner_of: BTreeMap<(&str, i32), &str> = BTreeMap::new();
+    for member in &group.members {
+        for (topic, partitions) in &member.owned {
+            for partition in partitions {
+                owner_of.insert((topic.as_str(), *partition), &member.member_id);
+            }
+        }
+    }
+    let mut taken: BTreeMap<(String, i32), &str> = BTreeMap::new();
+    for (member_id, share) in assignment {
+        let Some(member) = members.get(member_id.as_str()) else {
+            if share.count() == 0 {
+                continue;
+            }
+            return Err(InvalidAssignment::UnknownMember {
+                member: member_id.clone(),
+            });
+        };
+        for (topic, partition) in share.iter() {
+            if !member.subscribes(topic) {
+                return Err(InvalidAssignment::NotSubscribed {
+                    member: member_id.clone(),
+                    topic: topic.to_string(),
+                });
+            }
+            let key = (topic.to_string(), partition);
+            if !existing.contains(&key) {
+                return Err(InvalidAssignment::UnknownPartition {
+                    member: member_id.clone(),
+                    topic: topic.to_string(),
+                    partition,
+                });
+            }
+            if let Some(other) = taken.insert(key, member_id) {
+                return Err(InvalidAssignment::Duplicate {
+                    topic: topic.to_string(),
+                    partition,
+                    members: (other.to_string(), member_id.clone()),
+                });
+            }
+            if cooperative {
+                if let Some(owner) = owner_of.get(&(topic, partition)) {
+                    if *owner != member_id {
+                        return Err(InvalidAssignment::MovedWhileOwned {
+                            topic: topic.to_string(),
+                            partition,
+                            owner: owner.to_string(),
+                            member: member_id.clone(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    let subscribed: BTreeSet<&str> = group
+        .members
+        .iter()
+        .flat_map(|m| m.topics.iter().map(String::as_str))
+        .collect();
+    let unassigned = existing
+        .into_iter()
+        .filter(|(topic, _)| subscribed.contains(topic.as_str()))
+        .filter(|key| !taken.contains_key(key))
+        .collect();
+    Ok(AssignmentReport { unassigned })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::super::{range, MemberAssignment};
+    use super::*;
+
+    #[test]
+    fn catches_each_kind_of_bad_assignment() {
+        let group = group(
+            vec![
+                owning(member("a", &["t"]), &[("t", 0)]),
+                member("b", &["t"]),
+            ],
+            &[("t", 2), ("u", 1)],
+        );
+        let with = |member: &str, partitions: &[(&str, i32)]| {
+            let mut assignment = range(&group);
+            let mut share = MemberAssignment::default();
+            for (t, p) in partitions {
+                share.add(t, *p);
+            }
+            assignment.insert(member.to_string(), share);
+            assignment
+        };
+        assert!(matches!(
+            validate(&group, &with("ghost", &[("t", 0)]), false),
+            Err(InvalidAssignment::UnknownMember { .. })
+        ));
+        assert!(matches!(
+            validate(&group, &with("b", &[("t", 9)]), false),
+            Err(InvalidAssignment::UnknownPartition { .. })
+        ));
+        assert!(matches!(
+            validate(&group, &with("b", &[("u", 0)]), false),
+            Err(InvalidAssignment::NotSubscribed { .. })
+        ));
+        assert!(matches!(
+            validate(&group, &with("b", &[("t", 0)]), false),
+            Err(InvalidAssignment::Duplicate { .. })
+        ));
+        let mut moved = Assignment::new();
+        let mut share = MemberAssignment::default();
+        share.add("t", 0);
+        moved.insert("b".into(), share);
+        let error = validate(&group, &moved, true).unwrap_err();
+        assert!(matches!(error, InvalidAssignment::MovedWhileOwned { .. }));
+        assert!(error.to_string().contains("revoke"), "{error}");
+        let report = validate(&group, &moved, false).unwrap();
+        assert_eq!(report.unassigned, [("t".to_string(), 1)]);
+    }
+}

@@ -1,0 +1,264 @@
+//! Consumer groups against a real broker (Tansu): members share a topic, hand partitions over
+//! when one leaves, resume after their commits, keep heartbeating through long polls, and
+//! (cooperative) keep the partitions that do not move.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use wasmkafka::fetch::{FetchOptions, TopicPartition};
+use wasmkafka::group::{Builtin, GroupConsumer, GroupOptions, LoggingListener, RebalanceListener};
+use wasmkafka::policy::ResetPolicySpec;
+use wasmkafka::produce::{produce_batch, OutgoingRecord};
+use wasmkafka_tests::tansu::Tansu;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn options(group: &str, topic: &str) -> GroupOptions {
+    GroupOptions {
+        session_timeout: Duration::from_secs(10),
+        rebalance_timeout: Duration::from_secs(10),
+        heartbeat_interval: Duration::from_millis(300),
+        auto_commit_interval: Some(Duration::from_millis(200)),
+        ..GroupOptions::new(group, vec![topic.to_string()])
+    }
+}
+
+fn fetch_options() -> FetchOptions {
+    FetchOptions {
+        max_wait: Duration::from_millis(200),
+        ..FetchOptions::default()
+    }
+}
+
+fn member(
+    broker: &Tansu,
+    options: GroupOptions,
+    assignor: Builtin,
+    listener: Arc<dyn RebalanceListener>,
+) -> GroupConsumer {
+    GroupConsumer::start(
+        broker.client(),
+        options,
+        fetch_options(),
+        ResetPolicySpec::Earliest.into_policy(),
+        vec![assignor.into_assignor()],
+        listener,
+    )
+}
+
+async fn produce(broker: &Tansu, topic: &str, partitions: i32, per_partition: usize, tag: &str) {
+    let client = broker.client();
+    for partition in 0..partitions {
+        let records: Vec<OutgoingRecord> = (0..per_partition)
+            .map(|i| OutgoingRecord {
+                value: Some(Bytes::from(format!("{tag}-{partition}-{i}"))),
+                ..OutgoingRecord::default()
+            })
+            .collect();
+        produce_batch(
+            &client,
+            topic,
+            partition,
+            &records,
+            kafka_protocol::records::Compression::None,
+        )
+        .await
+        .unwrap();
+    }
+}
+
+type Seen = Arc<Mutex<Vec<(usize, i32, i64)>>>;
+
+/// Polls `member` in a task, recording (member index, partition, offset).
+fn keep_polling(
+    member: Arc<GroupConsumer>,
+    index: usize,
+    seen: Seen,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match member.poll(500, Duration::from_millis(100)).await {
+                Ok(records) => seen
+                    .lock()
+                    .unwrap()
+                    .extend(records.iter().map(|r| (index, r.partition, r.offset))),
+                Err(error) => panic!("member {index}: {error}"),
+            }
+        }
+    })
+}
+
+/// Waits until the members' assignments are disjoint and cover `partitions`.
+async fn wait_for_cover(members: &[&GroupConsumer], partitions: i32) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let shares: Vec<BTreeSet<TopicPartition>> =
+            members.iter().map(|m| m.assignment()).collect();
+        let total: usize = shares.iter().map(BTreeSet::len).sum();
+        let union: BTreeSet<&TopicPartition> = shares.iter().flatten().collect();
+        if total == partitions as usize
+            && union.len() == partitions as usize
+            && shares.iter().all(|s| !s.is_empty())
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no stable cover: {shares:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn wait_for_records(
+    seen: &Seen,
+    expected: &BTreeSet<(i32, i64)>,
+    members: &[Arc<GroupConsumer>],
+) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let got: BTreeSet<(i32, i64)> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, p, o)| (*p, *o))
+            .collect();
+        if expected.is_subset(&got) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "missing {} records; members: {:#?}",
+            expected.difference(&got).count(),
+            members
+                .iter()
+                .map(|m| (
+                    m.assignment(),
+                    m.consumer().assignment(),
+                    m.consumer().stats()
+                ))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn three_members_share_six_partitions_and_hand_over_when_one_leaves() {
+    wasmkafka_tests::init_tracing();
+    let broker = Tansu::start().await.unwrap();
+    broker.create_topic("shared", 6, &[]).unwrap();
+    produce(&broker, "shared", 6, 50, "a").await;
+
+    let seen: Seen = Arc::default();
+    let members: Vec<Arc<GroupConsumer>> = (0..3)
+        .map(|_| {
+            Arc::new(member(
+                &broker,
+                options("g-share", "shared"),
+                Builtin::Range,
+                Arc::new(LoggingListener),
+            ))
+        })
+        .collect();
+    let pollers: Vec<_> = members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| keep_polling(m.clone(), i, seen.clone()))
+        .collect();
+    wait_for_cover(&members.iter().map(|m| m.as_ref()).collect::<Vec<_>>(), 6).await;
+    let expected: BTreeSet<(i32, i64)> =
+        (0..6).flat_map(|p| (0..50).map(move |o| (p, o))).collect();
+    wait_for_records(&seen, &expected, &members).await;
+
+    // Member 2 leaves while more records arrive: members 0 and 1 take over its partitions.
+    let mut pollers = pollers;
+    let poller = pollers.pop().unwrap();
+    poller.abort();
+    let _ = poller.await;
+    let mut members = members;
+    let leaving_member = Arc::try_unwrap(members.pop().unwrap())
+        .unwrap_or_else(|_| panic!("member 2 is still shared"));
+    let leaving = leaving_member.assignment();
+    leaving_member.close().await;
+    produce(&broker, "shared", 6, 50, "b").await;
+    let expected: BTreeSet<(i32, i64)> =
+        (0..6).flat_map(|p| (0..100).map(move |o| (p, o))).collect();
+    wait_for_records(&seen, &expected, &[]).await;
+    let after_leave: BTreeSet<i32> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(m, _, o)| *m != 2 && *o >= 50)
+        .map(|(_, p, _)| *p)
+        .collect();
+    for tp in &leaving {
+        assert!(
+            after_leave.contains(&tp.partition),
+            "{tp} was not taken over"
+        );
+    }
+    // Duplicates come only from the uncommitted window.
+    let mut counts: BTreeMap<(i32, i64), usize> = BTreeMap::new();
+    for (_, p, o) in seen.lock().unwrap().iter() {
+        *counts.entry((*p, *o)).or_default() += 1;
+    }
+    let duplicates = counts.values().filter(|c| **c > 1).count();
+    println!("records seen twice: {duplicates} of {}", counts.len());
+    for poller in pollers {
+        poller.abort();
+    }
+}
+
+#[tokio::test]
+async fn a_restarted_member_resumes_after_its_last_commit() {
+    wasmkafka_tests::init_tracing();
+    let broker = Tansu::start().await.unwrap();
+    broker.create_topic("resume", 1, &[]).unwrap();
+    produce(&broker, "resume", 1, 100, "r").await;
+
+    let first = member(
+        &broker,
+        GroupOptions {
+            auto_commit_interval: None,
+            ..options("g-resume", "resume")
+        },
+        Builtin::Range,
+        Arc::new(LoggingListener),
+    );
+    assert!(first.wait_for_assignment(WAIT).await);
+    let mut got = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    while got.len() < 40 {
+        assert!(Instant::now() < deadline);
+        got.extend(
+            first
+                .poll(40 - got.len(), Duration::from_millis(200))
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(
+        got.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        (0..40).collect::<Vec<_>>()
+    );
+    first.commit().await.unwrap();
+    first.close().await;
+
+    let second = member(
+        &broker,
+        options("g-resume", "resume"),
+        Builtin::Range,
+        Arc::new(LoggingListener),
+    );
+    let mut rest = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    while rest.len() < 60 {
+        assert!(Instant::now() < deadline, "got {} of 60", rest.len());
+        rest.extend(second.poll(100, Duration::from_millis(200)).await.unwrap());
+    }
+    assert_eq!(
+        rest.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        (40..100).collect::<Vec<_>>()
+    );
+    second.close().await;
+}
