@@ -262,3 +262,176 @@ async fn a_restarted_member_resumes_after_its_last_commit() {
     );
     second.close().await;
 }
+
+/// Records what a member's listener hears.
+#[derive(Default)]
+struct Recorder {
+    assigned: Mutex<Vec<TopicPartition>>,
+    revoked: Mutex<Vec<TopicPartition>>,
+    lost: Mutex<Vec<TopicPartition>>,
+}
+
+impl RebalanceListener for Recorder {
+    fn on_assigned(&self, partitions: &[TopicPartition]) {
+        self.assigned.lock().unwrap().extend_from_slice(partitions);
+    }
+    fn on_revoked(&self, partitions: &[TopicPartition]) {
+        self.revoked.lock().unwrap().extend_from_slice(partitions);
+    }
+    fn on_lost(&self, partitions: &[TopicPartition]) {
+        self.lost.lock().unwrap().extend_from_slice(partitions);
+    }
+}
+
+#[tokio::test]
+async fn cooperative_join_leaves_the_partitions_that_stay_untouched() {
+    wasmkafka_tests::init_tracing();
+    let broker = Tansu::start().await.unwrap();
+    broker.create_topic("coop", 6, &[]).unwrap();
+    produce(&broker, "coop", 6, 20, "c").await;
+    let seen: Seen = Arc::default();
+    let recorders: Vec<Arc<Recorder>> = (0..3).map(|_| Arc::default()).collect();
+    let start = |i: usize| {
+        Arc::new(member(
+            &broker,
+            options("g-coop", "coop"),
+            Builtin::CooperativeSticky,
+            recorders[i].clone(),
+        ))
+    };
+    let first = start(0);
+    let second = start(1);
+    let pollers = vec![
+        keep_polling(first.clone(), 0, seen.clone()),
+        keep_polling(second.clone(), 1, seen.clone()),
+    ];
+    wait_for_cover(&[&first, &second], 6).await;
+    let before = [first.assignment(), second.assignment()];
+    assert_eq!((before[0].len(), before[1].len()), (3, 3));
+
+    let third = start(2);
+    let _poller = keep_polling(third.clone(), 2, seen.clone());
+    wait_for_cover(&[&first, &second, &third], 6).await;
+    let after = [first.assignment(), second.assignment(), third.assignment()];
+    println!("before {before:?}\nafter {after:?}");
+    // Cooperative: each member keeps fetching some of its partitions all through the join
+    // (an eager member revokes everything first). Tansu answers each JoinGroup at once, with
+    // the members it has heard from so far (Kafka waits for all of them), so the leader may
+    // plan on a stale view and a partition can move back and forth; with Kafka's join
+    // barrier exactly the moved partitions are revoked.
+    for i in 0..2 {
+        let revoked: BTreeSet<_> = recorders[i]
+            .revoked
+            .lock()
+            .unwrap()
+            .iter()
+            .cloned()
+            .collect();
+        let never_stopped: BTreeSet<_> = before[i].difference(&revoked).cloned().collect();
+        assert!(
+            !never_stopped.is_empty(),
+            "member {i} revoked all of {:?}",
+            before[i]
+        );
+        assert!(never_stopped.is_subset(&after[i]));
+        assert!(recorders[i].lost.lock().unwrap().is_empty());
+    }
+    assert_eq!(after[2].len(), 2);
+    let expected: BTreeSet<(i32, i64)> =
+        (0..6).flat_map(|p| (0..20).map(move |o| (p, o))).collect();
+    wait_for_records(&seen, &expected, &[]).await;
+    for poller in pollers {
+        poller.abort();
+    }
+}
+
+#[tokio::test]
+async fn heartbeats_keep_a_member_in_the_group_through_long_polls() {
+    wasmkafka_tests::init_tracing();
+    let broker = Tansu::start().await.unwrap();
+    broker.create_topic("quiet", 1, &[]).unwrap();
+    let recorder = Arc::new(Recorder::default());
+    // Each fetch long-polls for 5 s, longer than the 3 s session timeout.
+    let member = GroupConsumer::start(
+        broker.client(),
+        GroupOptions {
+            session_timeout: Duration::from_secs(3),
+            heartbeat_interval: Duration::from_millis(500),
+            ..options("g-quiet", "quiet")
+        },
+        FetchOptions {
+            max_wait: Duration::from_secs(5),
+            ..FetchOptions::default()
+        },
+        ResetPolicySpec::Earliest.into_policy(),
+        vec![Builtin::Range.into_assignor()],
+        recorder.clone(),
+    );
+    assert!(member.wait_for_assignment(WAIT).await);
+    let generation = member.identity().generation;
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < deadline {
+        assert!(member
+            .poll(10, Duration::from_millis(500))
+            .await
+            .unwrap()
+            .is_empty());
+    }
+    assert_eq!(
+        member.identity().generation,
+        generation,
+        "no rebalance happened"
+    );
+    assert!(recorder.lost.lock().unwrap().is_empty());
+    assert!(recorder.revoked.lock().unwrap().is_empty());
+    produce(&broker, "quiet", 1, 1, "late").await;
+    let mut records = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    while records.is_empty() {
+        assert!(Instant::now() < deadline);
+        records = member.poll(10, Duration::from_millis(500)).await.unwrap();
+    }
+    assert_eq!(records[0].offset, 0);
+    member.close().await;
+}
+
+#[tokio::test]
+async fn a_member_that_stops_polling_leaves_and_its_partitions_move() {
+    wasmkafka_tests::init_tracing();
+    let broker = Tansu::start().await.unwrap();
+    broker.create_topic("stall", 4, &[]).unwrap();
+    let stalled_options = GroupOptions {
+        max_poll_interval: Duration::from_secs(1),
+        ..options("g-stall", "stall")
+    };
+    let stalled = Arc::new(member(
+        &broker,
+        stalled_options,
+        Builtin::Range,
+        Arc::new(LoggingListener),
+    ));
+    let active = Arc::new(member(
+        &broker,
+        options("g-stall", "stall"),
+        Builtin::Range,
+        Arc::new(LoggingListener),
+    ));
+    let seen: Seen = Arc::default();
+    let _poller = keep_polling(active.clone(), 1, seen.clone());
+    // `stalled` polls once, then never again: after a second it leaves the group.
+    let _ = stalled.poll(1, Duration::from_millis(10)).await;
+    let deadline = Instant::now() + WAIT;
+    while active.assignment().len() < 4 {
+        assert!(
+            Instant::now() < deadline,
+            "active {:?} stalled {:?}",
+            active.assignment(),
+            stalled.assignment()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(stalled.assignment().is_empty());
+    produce(&broker, "stall", 4, 5, "s").await;
+    let expected: BTreeSet<(i32, i64)> = (0..4).flat_map(|p| (0..5).map(move |o| (p, o))).collect();
+    wait_for_records(&seen, &expected, &[]).await;
+}
