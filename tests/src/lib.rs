@@ -2,6 +2,7 @@
 //! ([`fault_broker`]). Integration tests live in `tests/tests/`.
 
 pub mod fault_broker;
+pub mod fault_group;
 pub mod fault_log;
 pub mod tansu;
 

@@ -1,0 +1,313 @@
+//! A scripted group coordinator for the fault broker: one group, members that join and sync
+//! at once (no join barrier: tests that need one member at a time), committed offsets in
+//! memory, and a queue of error codes to answer on cue (REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID,
+//! ILLEGAL_GENERATION, FENCED_INSTANCE_ID, NOT_COORDINATOR, ...).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Result;
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponsePartition, OffsetFetchResponseTopic,
+};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, FindCoordinatorResponse, HeartbeatRequest, HeartbeatResponse,
+    JoinGroupRequest, JoinGroupResponse, LeaveGroupResponse, OffsetCommitRequest,
+    OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest,
+    SyncGroupResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::fault_broker::{encode, FaultCluster, RequestContext};
+
+/// One JoinGroup as the coordinator saw it.
+#[derive(Debug, Clone)]
+pub struct SeenJoin {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub protocols: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+struct GroupState {
+    require_member_id: bool,
+    next_member: u32,
+    generation: i32,
+    /// member id -> (protocol name, metadata) of its last join.
+    members: BTreeMap<String, (String, Bytes)>,
+    assignments: BTreeMap<String, Bytes>,
+    committed: BTreeMap<(String, i32), i64>,
+    errors: VecDeque<(ApiKey, ResponseError)>,
+    joins: Vec<SeenJoin>,
+    heartbeats: u32,
+    commits: Vec<(String, i32, i64)>,
+    find_coordinator: u32,
+    leaves: u32,
+}
+
+/// The coordinator; cloning shares it.
+#[derive(Clone)]
+pub struct ScriptedCoordinator {
+    state: Arc<Mutex<GroupState>>,
+}
+
+impl ScriptedCoordinator {
+    /// Answers the group APIs on every node; node 1 is the coordinator.
+    pub fn install(cluster: &FaultCluster) -> ScriptedCoordinator {
+        let coordinator = ScriptedCoordinator {
+            state: Arc::new(Mutex::new(GroupState {
+                require_member_id: true,
+                ..GroupState::default()
+            })),
+        };
+        let port = cluster.port(1);
+        let c = coordinator.clone();
+        cluster.respond_with(ApiKey::FindCoordinator, move |ctx| c.find(ctx, port));
+        let c = coordinator.clone();
+        cluster.respond_with(ApiKey::JoinGroup, move |ctx| c.join(ctx));
+        let c = coordinator.clone();
+        cluster.respond_with(ApiKey::SyncGroup, move |ctx| c.sync(ctx));
+        let c = coordinator.clone();
+        cluster.respond_with(ApiKey::Heartbeat, move |ctx| c.heartbeat(ctx));
+        let c = coordinator.clone();
+        cluster.respond_with(ApiKey::OffsetFetch, move |ctx| c.offset_fetch(ctx));
+        let c = coordinator.clone();
+        cluster.respond_with(ApiKey::OffsetCommit, move |ctx| c.offset_commit(ctx));
+        let c = coordinator.clone();
+        cluster.respond_with(ApiKey::LeaveGroup, move |ctx| c.leave(ctx));
+        coordinator
+    }
+
+    /// Answers the next request of `api` with `error`.
+    pub fn fail_next(&self, api: ApiKey, error: ResponseError) {
+        self.state.lock().unwrap().errors.push_back((api, error));
+    }
+
+    /// Pre-commits an offset.
+    pub fn set_committed(&self, topic: &str, partition: i32, offset: i64) {
+        self.state
+            .lock()
+            .unwrap()
+            .committed
+            .insert((topic.to_string(), partition), offset);
+    }
+
+    pub fn joins(&self) -> Vec<SeenJoin> {
+        self.state.lock().unwrap().joins.clone()
+    }
+
+    pub fn heartbeats(&self) -> u32 {
+        self.state.lock().unwrap().heartbeats
+    }
+
+    /// Every (topic, partition, offset) committed, in order.
+    pub fn commits(&self) -> Vec<(String, i32, i64)> {
+        self.state.lock().unwrap().commits.clone()
+    }
+
+    pub fn find_coordinator_requests(&self) -> u32 {
+        self.state.lock().unwrap().find_coordinator
+    }
+
+    pub fn leaves(&self) -> u32 {
+        self.state.lock().unwrap().leaves
+    }
+
+    pub fn generation(&self) -> i32 {
+        self.state.lock().unwrap().generation
+    }
+
+    fn scripted(&self, api: ApiKey) -> Option<ResponseError> {
+        let mut state = self.state.lock().unwrap();
+        let index = state.errors.iter().position(|(a, _)| *a == api)?;
+        state.errors.remove(index).map(|(_, e)| e)
+    }
+
+    fn find(&self, ctx: &RequestContext<'_>, port: u16) -> Result<Option<Bytes>> {
+        self.state.lock().unwrap().find_coordinator += 1;
+        let response = FindCoordinatorResponse::default()
+            .with_node_id(BrokerId(1))
+            .with_host(StrBytes::from_static_str("127.0.0.1"))
+            .with_port(i32::from(port));
+        Ok(Some(encode(&response, ctx.header.request_api_version)?))
+    }
+
+    fn join(&self, ctx: &RequestContext<'_>) -> Result<Option<Bytes>> {
+        let version = ctx.header.request_api_version;
+        let request: JoinGroupRequest = ctx.decode()?;
+        let scripted = self.scripted(ApiKey::JoinGroup);
+        let mut state = self.state.lock().unwrap();
+        state.joins.push(SeenJoin {
+            member_id: request.member_id.to_string(),
+            instance_id: request.group_instance_id.as_ref().map(|i| i.to_string()),
+            protocols: request
+                .protocols
+                .iter()
+                .map(|p| p.name.to_string())
+                .collect(),
+        });
+        if let Some(error) = scripted {
+            let response = JoinGroupResponse::default()
+                .with_error_code(error.code())
+                .with_generation_id(-1);
+            return Ok(Some(encode(&response, version)?));
+        }
+        let mut member_id = request.member_id.to_string();
+        if member_id.is_empty() {
+            state.next_member += 1;
+            member_id = format!("member-{}", state.next_member);
+            if state.require_member_id && request.group_instance_id.is_none() {
+                let response = JoinGroupResponse::default()
+                    .with_error_code(ResponseError::MemberIdRequired.code())
+                    .with_generation_id(-1)
+                    .with_member_id(StrBytes::from_string(member_id));
+                return Ok(Some(encode(&response, version)?));
+            }
+        }
+        let protocol = request.protocols.first().expect("a protocol");
+        state.members.insert(
+            member_id.clone(),
+            (protocol.name.to_string(), protocol.metadata.clone()),
+        );
+        state.generation += 1;
+        let leader = state.members.keys().next().cloned().unwrap_or_default();
+        let members = if leader == member_id {
+            state
+                .members
+                .iter()
+                .map(|(id, (_, metadata))| {
+                    JoinGroupResponseMember::default()
+                        .with_member_id(StrBytes::from_string(id.clone()))
+                        .with_metadata(metadata.clone())
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let response = JoinGroupResponse::default()
+            .with_generation_id(state.generation)
+            .with_protocol_type(Some(StrBytes::from_static_str("consumer")))
+            .with_protocol_name(Some(StrBytes::from_string(protocol.name.to_string())))
+            .with_leader(StrBytes::from_string(leader))
+            .with_member_id(StrBytes::from_string(member_id))
+            .with_members(members);
+        Ok(Some(encode(&response, version)?))
+    }
+
+    fn sync(&self, ctx: &RequestContext<'_>) -> Result<Option<Bytes>> {
+        let version = ctx.header.request_api_version;
+        let request: SyncGroupRequest = ctx.decode()?;
+        let scripted = self.scripted(ApiKey::SyncGroup);
+        let mut state = self.state.lock().unwrap();
+        let mut response = SyncGroupResponse::default();
+        if let Some(error) = scripted {
+            response.error_code = error.code();
+        } else {
+            for assignment in &request.assignments {
+                state.assignments.insert(
+                    assignment.member_id.to_string(),
+                    assignment.assignment.clone(),
+                );
+            }
+            response.assignment = state
+                .assignments
+                .get(request.member_id.as_str())
+                .cloned()
+                .unwrap_or_default();
+        }
+        Ok(Some(encode(&response, version)?))
+    }
+
+    fn heartbeat(&self, ctx: &RequestContext<'_>) -> Result<Option<Bytes>> {
+        let request: HeartbeatRequest = ctx.decode()?;
+        let scripted = self.scripted(ApiKey::Heartbeat);
+        let mut state = self.state.lock().unwrap();
+        state.heartbeats += 1;
+        if scripted == Some(ResponseError::UnknownMemberId) {
+            // As on a broker that dropped the member.
+            state.members.remove(request.member_id.as_str());
+            state.assignments.remove(request.member_id.as_str());
+        }
+        drop(state);
+        let response =
+            HeartbeatResponse::default().with_error_code(scripted.map_or(0, |e| e.code()));
+        Ok(Some(encode(&response, ctx.header.request_api_version)?))
+    }
+
+    fn offset_fetch(&self, ctx: &RequestContext<'_>) -> Result<Option<Bytes>> {
+        let request: OffsetFetchRequest = ctx.decode()?;
+        let state = self.state.lock().unwrap();
+        let topics = request
+            .topics
+            .unwrap_or_default()
+            .into_iter()
+            .map(|topic| {
+                let partitions = topic
+                    .partition_indexes
+                    .iter()
+                    .map(|p| {
+                        OffsetFetchResponsePartition::default()
+                            .with_partition_index(*p)
+                            .with_committed_offset(
+                                state
+                                    .committed
+                                    .get(&(topic.name.to_string(), *p))
+                                    .copied()
+                                    .unwrap_or(-1),
+                            )
+                    })
+                    .collect();
+                OffsetFetchResponseTopic::default()
+                    .with_name(topic.name)
+                    .with_partitions(partitions)
+            })
+            .collect();
+        let response = OffsetFetchResponse::default().with_topics(topics);
+        Ok(Some(encode(&response, ctx.header.request_api_version)?))
+    }
+
+    fn offset_commit(&self, ctx: &RequestContext<'_>) -> Result<Option<Bytes>> {
+        let request: OffsetCommitRequest = ctx.decode()?;
+        let scripted = self.scripted(ApiKey::OffsetCommit);
+        let mut state = self.state.lock().unwrap();
+        let mut topics = Vec::new();
+        for topic in request.topics {
+            let mut partitions = Vec::new();
+            for p in topic.partitions {
+                if scripted.is_none() {
+                    let key = (topic.name.to_string(), p.partition_index);
+                    state.committed.insert(key.clone(), p.committed_offset);
+                    state.commits.push((key.0, key.1, p.committed_offset));
+                }
+                partitions.push(
+                    OffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(scripted.map_or(0, |e| e.code())),
+                );
+            }
+            topics.push(
+                OffsetCommitResponseTopic::default()
+                    .with_name(topic.name)
+                    .with_partitions(partitions),
+            );
+        }
+        let response = OffsetCommitResponse::default().with_topics(topics);
+        Ok(Some(encode(&response, ctx.header.request_api_version)?))
+    }
+
+    fn leave(&self, ctx: &RequestContext<'_>) -> Result<Option<Bytes>> {
+        let mut state = self.state.lock().unwrap();
+        state.leaves += 1;
+        state.generation += 1;
+        Ok(Some(encode(
+            &LeaveGroupResponse::default(),
+            ctx.header.request_api_version,
+        )?))
+    }
+}
