@@ -241,7 +241,8 @@ async fn a_restarted_member_resumes_after_its_last_commit() {
         got.iter().map(|r| r.offset).collect::<Vec<_>>(),
         (0..40).collect::<Vec<_>>()
     );
-    first.commit().await.unwrap();
+    // An async commit, awaited: the positions were read when it started.
+    first.commit_async().await.unwrap().unwrap();
     first.close().await;
 
     let second = member(
@@ -434,4 +435,145 @@ async fn a_member_that_stops_polling_leaves_and_its_partitions_move() {
     produce(&broker, "stall", 4, 5, "s").await;
     let expected: BTreeSet<(i32, i64)> = (0..4).flat_map(|p| (0..5).map(move |o| (p, o))).collect();
     wait_for_records(&seen, &expected, &[]).await;
+}
+
+#[tokio::test]
+async fn churn_loses_nothing_while_records_are_produced() {
+    wasmkafka_tests::init_tracing();
+    let broker = Tansu::start().await.unwrap();
+    broker.create_topic("churn", 6, &[]).unwrap();
+    let seen: Seen = Arc::default();
+    let producer = {
+        let client = broker.client();
+        tokio::spawn(async move {
+            for round in 0..30 {
+                for partition in 0..6 {
+                    let records: Vec<OutgoingRecord> = (0..5)
+                        .map(|i| OutgoingRecord {
+                            value: Some(Bytes::from(format!("{round}-{i}"))),
+                            ..OutgoingRecord::default()
+                        })
+                        .collect();
+                    produce_batch(
+                        &client,
+                        "churn",
+                        partition,
+                        &records,
+                        kafka_protocol::records::Compression::None,
+                    )
+                    .await
+                    .unwrap();
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    // Members come and go while the producer runs: 0 and 1 from the start, 2 joins, 0 leaves,
+    // 3 joins, 1 leaves.
+    let start = |index: usize| {
+        let member = Arc::new(member(
+            &broker,
+            options("g-churn", "churn"),
+            Builtin::Range,
+            Arc::new(LoggingListener),
+        ));
+        let poller = keep_polling(member.clone(), index, seen.clone());
+        (member, poller)
+    };
+    async fn stop((member, poller): (Arc<GroupConsumer>, tokio::task::JoinHandle<()>)) {
+        poller.abort();
+        let _ = poller.await;
+        if let Ok(member) = Arc::try_unwrap(member) {
+            member.close().await;
+        }
+    }
+    let m0 = start(0);
+    let m1 = start(1);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let m2 = start(2);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    stop(m0).await;
+    let m3 = start(3);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    stop(m1).await;
+    producer.await.unwrap();
+
+    let expected: BTreeSet<(i32, i64)> =
+        (0..6).flat_map(|p| (0..150).map(move |o| (p, o))).collect();
+    wait_for_records(&seen, &expected, &[m2.0.clone(), m3.0.clone()]).await;
+    let mut counts: BTreeMap<(i32, i64), usize> = BTreeMap::new();
+    for (_, p, o) in seen.lock().unwrap().iter() {
+        *counts.entry((*p, *o)).or_default() += 1;
+    }
+    let duplicates = counts.values().filter(|c| **c > 1).count();
+    println!("churn: {} records, {duplicates} seen twice", counts.len());
+    assert_eq!(counts.len(), 900);
+    stop(m2).await;
+    stop(m3).await;
+}
+
+#[tokio::test]
+async fn a_static_member_restarting_gets_its_partitions_back() {
+    wasmkafka_tests::init_tracing();
+    let broker = Tansu::start().await.unwrap();
+    broker.create_topic("static", 4, &[]).unwrap();
+    let static_options = |instance: &str| GroupOptions {
+        instance_id: Some(instance.to_string()),
+        ..options("g-static", "static")
+    };
+    let other_events = Arc::new(Recorder::default());
+    // b joins first and leads: Tansu 0.6 keeps pointing at a leader that left, so a group
+    // whose leader restarts never re-forms there (a broker bug this test steps around).
+    let b = Arc::new(member(
+        &broker,
+        static_options("host-b"),
+        Builtin::Range,
+        other_events.clone(),
+    ));
+    assert!(b.wait_for_generation(-1, WAIT).await.is_some());
+    let a = member(
+        &broker,
+        static_options("host-a"),
+        Builtin::Range,
+        Arc::new(LoggingListener),
+    );
+    let seen: Seen = Arc::default();
+    let _poller = keep_polling(b.clone(), 1, seen.clone());
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let _ = a.poll(10, Duration::from_millis(50)).await.unwrap();
+        if a.assignment().len() == 2 && b.assignment().len() == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{:?} {:?}",
+            a.assignment(),
+            b.assignment()
+        );
+    }
+    let before = a.assignment();
+    let generation = b.identity().generation;
+    let revoked_before = other_events.revoked.lock().unwrap().len();
+    a.close().await; // static: no LeaveGroup
+    let a = member(
+        &broker,
+        static_options("host-a"),
+        Builtin::Range,
+        Arc::new(LoggingListener),
+    );
+    assert!(
+        a.wait_for_assignment(WAIT).await,
+        "{:?} {:?} b: {:?}",
+        a.assignment(),
+        a.consumer().assignment(),
+        b.assignment()
+    );
+    assert_eq!(a.assignment(), before, "the same partitions come back");
+    // Kafka (KIP-345) lets the returning static member in without a rebalance. Tansu 0.6
+    // answers its first SyncGroup with UNKNOWN_MEMBER_ID and rebalances, so the other member's
+    // generation is not checked here; ordering members by instance id still gives host-a the
+    // same partitions, and its partitions were never committed past what it handed out.
+    let _ = (generation, revoked_before, &other_events);
+    a.close().await;
 }

@@ -246,6 +246,24 @@ impl GroupConsumer {
         .await
     }
 
+    /// Starts a commit of the current positions in the background; the handle tells how it
+    /// went. Positions are read now, so later polls do not change what is committed.
+    pub fn commit_async(&self) -> JoinHandle<Result<(), GroupError>> {
+        let client = self.client.clone();
+        let shared = self.shared.clone();
+        let owned: Vec<TopicPartition> = self.assignment().into_iter().collect();
+        let positions = self.consumer.positions(&owned);
+        let identity = self.identity();
+        tokio::spawn(async move {
+            let known = *shared.coordinator.lock().expect("coordinator lock");
+            let coordinator = match known {
+                Some(id) => id,
+                None => coordinator::find_coordinator(&client, &identity.group).await?,
+            };
+            commit_changed(&client, coordinator, &shared, &identity, positions).await
+        })
+    }
+
     /// Commits, gives the partitions up, leaves the group and stops.
     pub async fn close(mut self) {
         self.shared.closing.notify_one();
