@@ -243,6 +243,16 @@ async fn a_restarted_member_resumes_after_its_last_commit() {
     );
     // An async commit, awaited: the positions were read when it started.
     first.commit_async().await.unwrap().unwrap();
+    let client = broker.client();
+    let coordinator = wasmkafka::group::coordinator::find_coordinator(&client, "g-resume")
+        .await
+        .unwrap();
+    let tp = TopicPartition::new("resume", 0);
+    let committed =
+        wasmkafka::group::offsets::fetch_committed(&client, coordinator, "g-resume", &[tp.clone()])
+            .await
+            .unwrap();
+    assert_eq!(committed[&tp], Some(40), "committed before close");
     first.close().await;
 
     let second = member(
