@@ -248,10 +248,14 @@ async fn a_restarted_member_resumes_after_its_last_commit() {
         .await
         .unwrap();
     let tp = TopicPartition::new("resume", 0);
-    let committed =
-        wasmkafka::group::offsets::fetch_committed(&client, coordinator, "g-resume", &[tp.clone()])
-            .await
-            .unwrap();
+    let committed = wasmkafka::group::offsets::fetch_committed(
+        &client,
+        coordinator,
+        "g-resume",
+        std::slice::from_ref(&tp),
+    )
+    .await
+    .unwrap();
     assert_eq!(committed[&tp], Some(40), "committed before close");
     first.close().await;
 
