@@ -12,5 +12,6 @@ pub mod config;
 pub mod fetch;
 pub mod group;
 pub mod net;
+pub mod plugin;
 pub mod policy;
 pub mod produce;

@@ -4,6 +4,7 @@
 pub mod fault_broker;
 pub mod fault_group;
 pub mod fault_log;
+pub mod plugins;
 pub mod tansu;
 
 /// Logs to the test output when `WASMKAFKA_LOG` is set (e.g. `WASMKAFKA_LOG=debug`).

@@ -142,6 +142,7 @@ impl ResetJob<'_> {
             high_watermark,
             now_ms: self.now_ms,
             group: self.group.map(str::to_string),
+            settings: Default::default(),
         };
         let partition = request.tp.clone();
         let policy = self.policy.name().to_string();

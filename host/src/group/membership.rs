@@ -334,6 +334,7 @@ impl Membership {
         let mut group = Group {
             members,
             topics: BTreeMap::new(),
+            settings: BTreeMap::new(),
         };
         for topic in &topics {
             if let Some(info) = metadata.topics.get(topic).filter(|t| t.error.is_none()) {

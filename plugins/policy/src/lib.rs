@@ -5,3 +5,4 @@
 //! and the sandboxed versions cannot drift apart (a differential test checks it).
 
 pub mod assign;
+pub mod reset;

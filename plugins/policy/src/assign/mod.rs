@@ -59,6 +59,8 @@ pub struct Group {
     pub members: Vec<Member>,
     /// The partitions of every topic some member subscribes to.
     pub topics: BTreeMap<String, Vec<PartitionInfo>>,
+    /// The operator's settings for the assignor (plugins get them from the config).
+    pub settings: BTreeMap<String, String>,
 }
 
 impl Group {
@@ -166,6 +168,7 @@ pub(crate) mod testing {
                     )
                 })
                 .collect(),
+            settings: BTreeMap::new(),
         }
     }
 

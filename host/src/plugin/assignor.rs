@@ -1,0 +1,277 @@
+//! A Wasm assignor behind the host's [`Assignor`] trait.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use wasmkafka_policy::assign::{Assignment, Group, MemberAssignment};
+
+use crate::group::{Assignor, AssignorError, RebalanceProtocol};
+
+use super::contract::{PluginInfo, PluginKind};
+use super::quarantine::Quarantine;
+use super::runtime::{PluginError, PluginFailure, PluginRuntime};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        world: "assignor-plugin",
+        path: "../wit",
+    });
+}
+
+use bindings::exports::wasmkafka::plugin::assignor as wit;
+use bindings::wasmkafka::plugin::types as t;
+use bindings::{AssignorPlugin, AssignorPluginPre};
+
+/// An assignor plugin, ready to call.
+pub struct WasmAssignor {
+    runtime: Arc<PluginRuntime>,
+    pre: AssignorPluginPre<super::runtime::CallState>,
+    plugin: String,
+    name: String,
+    protocol: RebalanceProtocol,
+    info: PluginInfo,
+    /// What `on-assignment` returned last, handed to the next `user-data` call.
+    state: Mutex<Vec<u8>>,
+    /// The operator's settings, passed with every group.
+    settings: Vec<(String, String)>,
+    quarantine: Quarantine,
+}
+
+impl std::fmt::Debug for WasmAssignor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmAssignor")
+            .field("plugin", &self.plugin)
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl WasmAssignor {
+    /// Loads, checks and instantiates an assignor plugin once (asking its name and protocol).
+    pub fn load(runtime: &Arc<PluginRuntime>, path: &Path) -> Result<WasmAssignor, PluginError> {
+        let plugin = path.display().to_string();
+        let fail = |failure| PluginError {
+            plugin: plugin.clone(),
+            failure,
+        };
+        let (info, component) = runtime.load(path)?;
+        if info.kind != PluginKind::Assignor {
+            return Err(fail(PluginFailure::InvalidAnswer(format!(
+                "it is a {} plugin, not an assignor",
+                info.kind
+            ))));
+        }
+        let instance_pre = runtime
+            .linker()
+            .instantiate_pre(&component)
+            .map_err(|e| fail(PluginFailure::Instantiate(format!("{e:#}"))))?;
+        let pre = AssignorPluginPre::new(instance_pre)
+            .map_err(|e| fail(PluginFailure::Instantiate(format!("{e:#}"))))?;
+        let mut assignor = WasmAssignor {
+            runtime: runtime.clone(),
+            pre,
+            plugin: plugin.clone(),
+            name: String::new(),
+            protocol: RebalanceProtocol::Eager,
+            info,
+            state: Mutex::new(Vec::new()),
+            settings: Vec::new(),
+            quarantine: Quarantine::default(),
+        };
+        let (name, protocol) = assignor.call(|plugin, store| {
+            let name = plugin.call_name(&mut *store)?;
+            let protocol = plugin.call_protocol(&mut *store)?;
+            Ok((name, protocol))
+        })?;
+        if name.is_empty() || name.len() > 255 {
+            return Err(fail(PluginFailure::InvalidAnswer(format!(
+                "its name `{name}` must be 1 to 255 characters"
+            ))));
+        }
+        assignor.name = name;
+        assignor.protocol = match protocol {
+            t::RebalanceProtocol::Eager => RebalanceProtocol::Eager,
+            t::RebalanceProtocol::Cooperative => RebalanceProtocol::Cooperative,
+        };
+        Ok(assignor)
+    }
+
+    pub fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+
+    /// Settings handed to the plugin with every group (from the config).
+    pub fn with_settings(mut self, settings: Vec<(String, String)>) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// One call in a fresh store; failures are typed, counted and may quarantine the plugin.
+    fn call<R>(
+        &self,
+        f: impl FnOnce(
+            &wit::Guest,
+            &mut wasmtime::Store<super::runtime::CallState>,
+        ) -> wasmtime::Result<R>,
+    ) -> Result<R, PluginError> {
+        let fail = |failure| PluginError {
+            plugin: self.plugin.clone(),
+            failure,
+        };
+        self.quarantine.check().map_err(fail)?;
+        let mut store = self.runtime.store();
+        let result = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| PluginFailure::Instantiate(format!("{e:#}")))
+            .and_then(|instance: AssignorPlugin| {
+                f(instance.wasmkafka_plugin_assignor(), &mut store)
+                    .map_err(|e| self.runtime.classify(&store, &e))
+            });
+        match result {
+            Ok(value) => {
+                self.quarantine.succeeded();
+                Ok(value)
+            }
+            Err(failure) => {
+                let failures = self.quarantine.failed();
+                tracing::warn!(plugin = %self.plugin, %failure, failures, "assignor plugin failed");
+                Err(fail(failure))
+            }
+        }
+    }
+
+    fn error(&self, error: PluginError) -> AssignorError {
+        AssignorError {
+            assignor: self.name.clone(),
+            message: error.to_string(),
+        }
+    }
+}
+
+impl Assignor for WasmAssignor {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn protocol(&self) -> RebalanceProtocol {
+        self.protocol
+    }
+
+    fn user_data(&self, topics: &[String]) -> Vec<u8> {
+        let state = self.state.lock().expect("state lock").clone();
+        self.call(|plugin, store| plugin.call_user_data(store, topics, &state, &self.settings))
+            .unwrap_or_else(|error| {
+                tracing::warn!(%error, "no subscription user data from the plugin");
+                Vec::new()
+            })
+    }
+
+    fn assign(&self, group: &Group) -> Result<Assignment, AssignorError> {
+        let mut input = to_wit(group);
+        input.settings.extend(self.settings.iter().cloned());
+        let answer = self
+            .call(|plugin, store| plugin.call_assign(store, &input))
+            .map_err(|e| self.error(e))?;
+        let shares = answer.map_err(|message| AssignorError {
+            assignor: self.name.clone(),
+            message: format!("the plugin refused: {message}"),
+        })?;
+        let mut assignment: Assignment = BTreeMap::new();
+        for share in shares {
+            let entry = assignment.entry(share.member_id.clone()).or_default();
+            if !entry.partitions.is_empty() || !entry.user_data.is_empty() {
+                return Err(AssignorError {
+                    assignor: self.name.clone(),
+                    message: format!("member `{}` appears twice in its answer", share.member_id),
+                });
+            }
+            *entry = from_wit_share(share);
+        }
+        // Members it left out get an empty share (validation checks the rest).
+        for member in &group.members {
+            assignment.entry(member.member_id.clone()).or_default();
+        }
+        Ok(assignment)
+    }
+
+    fn on_assignment(&self, assignment: &MemberAssignment, generation: i32) {
+        let share = t::MemberAssignment {
+            member_id: String::new(),
+            partitions: assignment
+                .partitions
+                .iter()
+                .map(|(topic, partitions)| t::TopicPartitions {
+                    topic: topic.clone(),
+                    partitions: partitions.clone(),
+                })
+                .collect(),
+            user_data: assignment.user_data.clone(),
+        };
+        match self.call(|plugin, store| plugin.call_on_assignment(store, &share, generation)) {
+            Ok(state) => *self.state.lock().expect("state lock") = state,
+            Err(error) => {
+                tracing::warn!(%error, "on-assignment failed; keeping the previous state")
+            }
+        }
+    }
+}
+
+fn to_wit(group: &Group) -> t::Group {
+    t::Group {
+        members: group
+            .members
+            .iter()
+            .map(|m| t::Member {
+                member_id: m.member_id.clone(),
+                instance_id: m.instance_id.clone(),
+                topics: m.topics.clone(),
+                user_data: m.user_data.clone(),
+                owned: m
+                    .owned
+                    .iter()
+                    .map(|(topic, partitions)| t::TopicPartitions {
+                        topic: topic.clone(),
+                        partitions: partitions.clone(),
+                    })
+                    .collect(),
+                generation: m.generation,
+                rack: m.rack.clone(),
+            })
+            .collect(),
+        topics: group
+            .topics
+            .iter()
+            .map(|(topic, partitions)| t::TopicInfo {
+                topic: topic.clone(),
+                partitions: partitions
+                    .iter()
+                    .map(|p| t::PartitionInfo {
+                        partition: p.partition,
+                        racks: p.racks.clone(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        settings: group
+            .settings
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    }
+}
+
+fn from_wit_share(share: t::MemberAssignment) -> MemberAssignment {
+    let mut out = MemberAssignment {
+        user_data: share.user_data,
+        ..MemberAssignment::default()
+    };
+    for topic in share.partitions {
+        for partition in topic.partitions {
+            // Duplicates inside one share collapse here; validation catches cross-member ones.
+            out.add(&topic.topic, partition);
+        }
+    }
+    out
+}

@@ -1,0 +1,156 @@
+//! Reading a plugin before compiling it: which contract it implements, at which version, and
+//! what it imports. A plugin may import only what the host grants.
+
+use std::fmt;
+
+use wasmparser::{Encoding, Parser, Payload};
+
+/// The contract package and the version this host implements.
+pub const PACKAGE: &str = "wasmkafka:plugin";
+pub const CONTRACT_VERSION: &str = "0.1.0";
+
+/// Import prefixes a plugin may use: the WASI pieces Rust's standard library links (stdio,
+/// environment, exit, streams, random, clocks). The host grants them with nothing behind
+/// them: no environment variables, no arguments, stdio discarded.
+const GRANTED: &[&str] = &[
+    "wasi:cli/environment@",
+    "wasi:cli/exit@",
+    "wasi:cli/stdin@",
+    "wasi:cli/stdout@",
+    "wasi:cli/stderr@",
+    "wasi:cli/terminal-",
+    "wasi:io/",
+    "wasi:random/",
+    "wasi:clocks/",
+];
+
+/// What kind of plugin a component is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PluginKind {
+    Assignor,
+    ResetPolicy,
+}
+
+impl PluginKind {
+    pub fn interface(self) -> &'static str {
+        match self {
+            PluginKind::Assignor => "assignor",
+            PluginKind::ResetPolicy => "reset-policy",
+        }
+    }
+}
+
+impl fmt::Display for PluginKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.interface())
+    }
+}
+
+/// What the component says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginInfo {
+    pub kind: PluginKind,
+    pub version: String,
+    pub exports: Vec<String>,
+    pub imports: Vec<String>,
+}
+
+/// Why a file is not a usable plugin (before any code of it runs).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ContractError {
+    #[error("not a WebAssembly component ({0}); build plugins with `cargo build --target wasm32-wasip2`")]
+    NotAComponent(String),
+    #[error(
+        "exports no wasmkafka plugin interface (expected `{PACKAGE}/assignor@{CONTRACT_VERSION}` \
+         or `{PACKAGE}/reset-policy@{CONTRACT_VERSION}`; it exports: {0})"
+    )]
+    NoPluginExport(String),
+    #[error(
+        "implements contract version {found} of `{PACKAGE}`, but this host implements \
+         {CONTRACT_VERSION}; rebuild the plugin against wit/plugin.wit of this wasmkafka"
+    )]
+    UnsupportedVersion { found: String },
+    #[error("exports both an assignor and a reset policy; a plugin is one or the other")]
+    TwoKinds,
+    #[error(
+        "imports `{0}`, which plugins are not granted (no filesystem, network or other host \
+         access: plugins decide from their inputs alone)"
+    )]
+    ForbiddenImport(String),
+}
+
+/// Reads the top-level imports and exports of a component and checks them.
+pub fn inspect(bytes: &[u8]) -> Result<PluginInfo, ContractError> {
+    let mut depth = 0usize;
+    let mut is_component = false;
+    let mut imports = Vec::new();
+    let mut exports = Vec::new();
+    for payload in Parser::new(0).parse_all(bytes) {
+        let payload = payload.map_err(|e| ContractError::NotAComponent(e.to_string()))?;
+        match payload {
+            Payload::Version { encoding, .. } => {
+                if depth == 0 {
+                    is_component = encoding == Encoding::Component;
+                    if !is_component {
+                        return Err(ContractError::NotAComponent("it is a core module".into()));
+                    }
+                }
+                depth += 1;
+            }
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::ComponentImportSection(reader) if depth == 1 => {
+                for import in reader {
+                    let import = import.map_err(|e| ContractError::NotAComponent(e.to_string()))?;
+                    imports.push(import.name.name.to_string());
+                }
+            }
+            Payload::ComponentExportSection(reader) if depth == 1 => {
+                for export in reader {
+                    let export = export.map_err(|e| ContractError::NotAComponent(e.to_string()))?;
+                    exports.push(export.name.name.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    if !is_component {
+        return Err(ContractError::NotAComponent("empty file".into()));
+    }
+    let mut found: Vec<(PluginKind, String)> = Vec::new();
+    for export in &exports {
+        let Some(rest) = export
+            .strip_prefix(PACKAGE)
+            .and_then(|r| r.strip_prefix('/'))
+        else {
+            continue;
+        };
+        let (interface, version) = rest.split_once('@').unwrap_or((rest, ""));
+        let kind = match interface {
+            "assignor" => PluginKind::Assignor,
+            "reset-policy" => PluginKind::ResetPolicy,
+            _ => continue,
+        };
+        found.push((kind, version.to_string()));
+    }
+    let (kind, version) = match found.as_slice() {
+        [] => return Err(ContractError::NoPluginExport(exports.join(", "))),
+        [(kind, version)] => (*kind, version.clone()),
+        _ => return Err(ContractError::TwoKinds),
+    };
+    if version != CONTRACT_VERSION {
+        return Err(ContractError::UnsupportedVersion { found: version });
+    }
+    // The contract's own type-only interface is imported by every plugin.
+    let types = format!("{PACKAGE}/types@{CONTRACT_VERSION}");
+    if let Some(forbidden) = imports.iter().find(|import| {
+        **import != types && !GRANTED.iter().any(|granted| import.starts_with(granted))
+    }) {
+        return Err(ContractError::ForbiddenImport(forbidden.clone()));
+    }
+    Ok(PluginInfo {
+        kind,
+        version,
+        exports,
+        imports,
+    })
+}

@@ -1,0 +1,20 @@
+//! Sandboxed plugins: assignors and reset policies as WebAssembly components behind the
+//! host's [`Assignor`](crate::group::Assignor) and [`ResetPolicy`](crate::policy::ResetPolicy)
+//! traits.
+//!
+//! - [`contract`]: read a component's contract version, exports and imports before compiling.
+//! - [`runtime`]: one engine, the compile cache, per-call stores with a deadline and a memory
+//!   cap, typed failures.
+//! - [`assignor`], [`reset`]: the typed handles (wasmtime `bindgen!` over `wit/plugin.wit`).
+//! - [`quarantine`]: a plugin that keeps failing is skipped for a while.
+
+pub mod assignor;
+pub mod contract;
+pub mod quarantine;
+pub mod reset;
+pub mod runtime;
+
+pub use assignor::WasmAssignor;
+pub use contract::{inspect, ContractError, PluginInfo, PluginKind, CONTRACT_VERSION};
+pub use reset::WasmResetPolicy;
+pub use runtime::{PluginError, PluginFailure, PluginLimits, PluginRuntime};

@@ -1,0 +1,157 @@
+//! A Wasm reset policy behind the host's [`ResetPolicy`] trait.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::policy::{PolicyError, ResetContext, ResetDecision, ResetPolicy, ResetReason};
+
+use super::contract::{PluginInfo, PluginKind};
+use super::quarantine::Quarantine;
+use super::runtime::{CallState, PluginError, PluginFailure, PluginRuntime};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        world: "reset-policy-plugin",
+        path: "../wit",
+    });
+}
+
+use bindings::exports::wasmkafka::plugin::reset_policy as wit;
+use bindings::wasmkafka::plugin::types as t;
+use bindings::{ResetPolicyPlugin, ResetPolicyPluginPre};
+
+/// A reset-policy plugin, ready to call.
+pub struct WasmResetPolicy {
+    runtime: Arc<PluginRuntime>,
+    pre: ResetPolicyPluginPre<CallState>,
+    plugin: String,
+    name: String,
+    info: PluginInfo,
+    settings: Vec<(String, String)>,
+    quarantine: Quarantine,
+}
+
+impl std::fmt::Debug for WasmResetPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmResetPolicy")
+            .field("plugin", &self.plugin)
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl WasmResetPolicy {
+    pub fn load(runtime: &Arc<PluginRuntime>, path: &Path) -> Result<WasmResetPolicy, PluginError> {
+        let plugin = path.display().to_string();
+        let fail = |failure| PluginError {
+            plugin: plugin.clone(),
+            failure,
+        };
+        let (info, component) = runtime.load(path)?;
+        if info.kind != PluginKind::ResetPolicy {
+            return Err(fail(PluginFailure::InvalidAnswer(format!(
+                "it is an {} plugin, not a reset policy",
+                info.kind
+            ))));
+        }
+        let instance_pre = runtime
+            .linker()
+            .instantiate_pre(&component)
+            .map_err(|e| fail(PluginFailure::Instantiate(format!("{e:#}"))))?;
+        let pre = ResetPolicyPluginPre::new(instance_pre)
+            .map_err(|e| fail(PluginFailure::Instantiate(format!("{e:#}"))))?;
+        let mut policy = WasmResetPolicy {
+            runtime: runtime.clone(),
+            pre,
+            plugin,
+            name: String::new(),
+            info,
+            settings: Vec::new(),
+            quarantine: Quarantine::default(),
+        };
+        policy.name = policy.call(|plugin, store| plugin.call_name(store))?;
+        Ok(policy)
+    }
+
+    pub fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+
+    /// Settings handed to the plugin with every decision (from the config).
+    pub fn with_settings(mut self, settings: Vec<(String, String)>) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    fn call<R>(
+        &self,
+        f: impl FnOnce(&wit::Guest, &mut wasmtime::Store<CallState>) -> wasmtime::Result<R>,
+    ) -> Result<R, PluginError> {
+        let fail = |failure| PluginError {
+            plugin: self.plugin.clone(),
+            failure,
+        };
+        self.quarantine.check().map_err(fail)?;
+        let mut store = self.runtime.store();
+        let result = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| PluginFailure::Instantiate(format!("{e:#}")))
+            .and_then(|instance: ResetPolicyPlugin| {
+                f(instance.wasmkafka_plugin_reset_policy(), &mut store)
+                    .map_err(|e| self.runtime.classify(&store, &e))
+            });
+        match result {
+            Ok(value) => {
+                self.quarantine.succeeded();
+                Ok(value)
+            }
+            Err(failure) => {
+                let failures = self.quarantine.failed();
+                tracing::warn!(plugin = %self.plugin, %failure, failures, "reset-policy plugin failed");
+                Err(fail(failure))
+            }
+        }
+    }
+}
+
+impl ResetPolicy for WasmResetPolicy {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn decide(&self, context: &ResetContext) -> Result<ResetDecision, PolicyError> {
+        let input = t::ResetContext {
+            topic: context.topic.clone(),
+            partition: context.partition,
+            reason: match context.reason {
+                ResetReason::NoCommittedOffset => t::ResetReason::NoCommittedOffset,
+                ResetReason::OutOfRange { offset } => t::ResetReason::OutOfRange(offset),
+            },
+            committed: context.committed,
+            log_start: context.log_start,
+            high_watermark: context.high_watermark,
+            now_ms: context.now_ms,
+            group: context.group.clone(),
+            settings: context
+                .settings
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .chain(self.settings.iter().cloned())
+                .collect(),
+        };
+        let decision = self
+            .call(|plugin, store| plugin.call_decide(store, &input))
+            .map_err(|error| PolicyError {
+                policy: self.name.clone(),
+                message: error.to_string(),
+            })?;
+        Ok(match decision {
+            t::ResetDecision::Earliest => ResetDecision::Earliest,
+            t::ResetDecision::Latest => ResetDecision::Latest,
+            t::ResetDecision::Offset(offset) => ResetDecision::Offset(offset),
+            t::ResetDecision::Timestamp(ms) => ResetDecision::Timestamp(ms),
+            t::ResetDecision::Fail(message) => ResetDecision::Fail(message),
+        })
+    }
+}

@@ -1,0 +1,299 @@
+//! The plugin runtime: one wasmtime engine for every plugin, compiled components cached on
+//! disk, and a fresh store per call with a deadline and a memory cap.
+//!
+//! Invariants:
+//! - A plugin's contract version and imports are checked before it is compiled.
+//! - Every call gets a new `Store` (nothing survives between calls), a deadline enforced by
+//!   epoch interruption (a ticker thread advances the engine's epoch), and a memory cap
+//!   enforced by a resource limiter; one instance, one table, a bounded number of memories.
+//! - A trap, a deadline, a memory cap hit becomes a typed [`PluginError`] naming the plugin;
+//!   the host goes on.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::contract::{inspect, ContractError, PluginInfo};
+
+/// How often the epoch advances: the granularity of deadlines.
+const TICK: Duration = Duration::from_millis(5);
+
+/// Per-call limits.
+#[derive(Debug, Clone)]
+pub struct PluginLimits {
+    /// Longest a single call may run.
+    pub deadline: Duration,
+    /// Most linear memory a plugin instance may hold.
+    pub memory_bytes: usize,
+    /// Largest plugin file accepted.
+    pub max_file_bytes: usize,
+}
+
+impl Default for PluginLimits {
+    fn default() -> Self {
+        PluginLimits {
+            deadline: Duration::from_secs(1),
+            memory_bytes: 64 * 1024 * 1024,
+            max_file_bytes: 32 * 1024 * 1024,
+        }
+    }
+}
+
+/// What went wrong with a plugin.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PluginFailure {
+    #[error("cannot read it: {0}")]
+    Read(String),
+    #[error("the file is {size} bytes, over the {limit}-byte limit (plugins.max_file_bytes)")]
+    TooLarge { size: usize, limit: usize },
+    #[error(transparent)]
+    Contract(#[from] ContractError),
+    #[error("cannot compile it: {0}")]
+    Compile(String),
+    #[error("cannot instantiate it: {0}")]
+    Instantiate(String),
+    #[error("it ran past its {0:?} deadline and was stopped (plugins.deadline_ms)")]
+    Deadline(Duration),
+    #[error(
+        "it tried to use more than {0} bytes of memory and was stopped (plugins.memory_bytes)"
+    )]
+    MemoryLimit(usize),
+    #[error("it trapped: {0}")]
+    Trap(String),
+    #[error("its answer is not valid: {0}")]
+    InvalidAnswer(String),
+    #[error("it failed {failures} times in a row and is skipped for {remaining:?}")]
+    Quarantined { failures: u32, remaining: Duration },
+}
+
+/// A plugin failure, naming the plugin.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("plugin {plugin}: {failure}")]
+pub struct PluginError {
+    pub plugin: String,
+    pub failure: PluginFailure,
+}
+
+/// The per-call store state: an empty WASI context (no env, no args, no files, no network,
+/// stdio discarded) and the memory limiter.
+pub struct CallState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: MemoryCap,
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Refuses memory beyond the cap (and remembers that it did, to name the failure).
+struct MemoryCap {
+    limit: usize,
+    hit: bool,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.limit {
+            self.hit = true;
+            return Err(wasmtime::Error::msg("memory cap reached"));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+
+    fn instances(&self) -> usize {
+        // The component's own core instances (the guest and its adapter shims).
+        64
+    }
+
+    fn tables(&self) -> usize {
+        64
+    }
+
+    fn memories(&self) -> usize {
+        8
+    }
+}
+
+/// The shared engine and its epoch ticker.
+pub struct PluginRuntime {
+    engine: Engine,
+    linker: Linker<CallState>,
+    limits: PluginLimits,
+    cache_dir: Option<PathBuf>,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Drop for PluginRuntime {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Release);
+    }
+}
+
+impl PluginRuntime {
+    /// A runtime with these limits; compiled plugins are cached in `cache_dir` when given.
+    pub fn new(
+        limits: PluginLimits,
+        cache_dir: Option<PathBuf>,
+    ) -> Result<Arc<PluginRuntime>, String> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config).map_err(|e| format!("cannot start wasmtime: {e:#}"))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| format!("cannot link WASI: {e:#}"))?;
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        {
+            let engine = engine.clone();
+            let stop = ticker_stop.clone();
+            std::thread::Builder::new()
+                .name("wasmkafka-plugin-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Acquire) {
+                        std::thread::sleep(TICK);
+                        engine.increment_epoch();
+                    }
+                })
+                .map_err(|e| format!("cannot start the plugin epoch thread: {e}"))?;
+        }
+        Ok(Arc::new(PluginRuntime {
+            engine,
+            linker,
+            limits,
+            cache_dir,
+            ticker_stop,
+        }))
+    }
+
+    pub fn limits(&self) -> &PluginLimits {
+        &self.limits
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn linker(&self) -> &Linker<CallState> {
+        &self.linker
+    }
+
+    /// Reads, checks and compiles (or loads from the cache) a plugin file.
+    pub fn load(&self, path: &Path) -> Result<(PluginInfo, Component), PluginError> {
+        let plugin = path.display().to_string();
+        let fail = |failure: PluginFailure| PluginError {
+            plugin: plugin.clone(),
+            failure,
+        };
+        let size = std::fs::metadata(path)
+            .map_err(|e| fail(PluginFailure::Read(e.to_string())))?
+            .len() as usize;
+        if size > self.limits.max_file_bytes {
+            return Err(fail(PluginFailure::TooLarge {
+                size,
+                limit: self.limits.max_file_bytes,
+            }));
+        }
+        let bytes = std::fs::read(path).map_err(|e| fail(PluginFailure::Read(e.to_string())))?;
+        let info = inspect(&bytes).map_err(|e| fail(e.into()))?;
+        let component = self
+            .compile(&bytes)
+            .map_err(|e| fail(PluginFailure::Compile(e)))?;
+        Ok((info, component))
+    }
+
+    /// Compiles, going through the disk cache: key = the plugin's bytes and the engine's
+    /// compatibility hash (a new wasmtime or other settings never load an old artifact).
+    fn compile(&self, bytes: &[u8]) -> Result<Component, String> {
+        let Some(dir) = &self.cache_dir else {
+            return Component::new(&self.engine, bytes).map_err(|e| format!("{e:#}"));
+        };
+        let mut hasher = DefaultHasher::new();
+        bytes.hash(&mut hasher);
+        bytes.len().hash(&mut hasher);
+        self.engine
+            .precompile_compatibility_hash()
+            .hash(&mut hasher);
+        let path = dir.join(format!("{:016x}.cwasm", hasher.finish()));
+        if path.exists() {
+            // SAFETY: the file was written by `precompile_component` below for this engine
+            // configuration (the key covers it) into a directory this process owns.
+            match unsafe { Component::deserialize_file(&self.engine, &path) } {
+                Ok(component) => return Ok(component),
+                Err(error) => {
+                    tracing::warn!(path = %path.display(), %error, "ignoring a bad plugin cache entry")
+                }
+            }
+        }
+        let artifact = self
+            .engine
+            .precompile_component(bytes)
+            .map_err(|e| format!("{e:#}"))?;
+        if let Err(error) = std::fs::create_dir_all(dir).and_then(|()| {
+            let temporary = path.with_extension("tmp");
+            std::fs::write(&temporary, &artifact)?;
+            std::fs::rename(&temporary, &path)
+        }) {
+            tracing::warn!(dir = %dir.display(), %error, "cannot write the plugin cache; compiling every time");
+        }
+        // SAFETY: `artifact` was just produced by this engine.
+        unsafe { Component::deserialize(&self.engine, &artifact) }.map_err(|e| format!("{e:#}"))
+    }
+
+    /// A fresh store for one call, with the memory cap and the deadline armed.
+    pub fn store(&self) -> Store<CallState> {
+        let mut store = Store::new(
+            &self.engine,
+            CallState {
+                wasi: WasiCtx::builder().build(),
+                table: ResourceTable::new(),
+                limiter: MemoryCap {
+                    limit: self.limits.memory_bytes,
+                    hit: false,
+                },
+            },
+        );
+        store.limiter(|state| &mut state.limiter);
+        let ticks = (self.limits.deadline.as_millis() / TICK.as_millis()).max(1) as u64 + 1;
+        store.set_epoch_deadline(ticks);
+        store
+    }
+
+    /// Names what an error from a call means.
+    pub fn classify(&self, store: &Store<CallState>, error: &wasmtime::Error) -> PluginFailure {
+        if store.data().limiter.hit {
+            return PluginFailure::MemoryLimit(self.limits.memory_bytes);
+        }
+        match error.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => PluginFailure::Deadline(self.limits.deadline),
+            Some(trap) => PluginFailure::Trap(trap.to_string()),
+            None => PluginFailure::Trap(format!("{error:#}")),
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! Reads a file, so the component imports `wasi:filesystem`: the host must refuse to load it.
+
+use wasmkafka_plugin_sdk::policy::assign::{range, Assignment, Group};
+
+struct Snoop;
+
+impl wasmkafka_plugin_sdk::Assignor for Snoop {
+    fn name() -> String {
+        std::fs::read_to_string("/etc/hostname").unwrap_or_else(|_| "snoop".into())
+    }
+
+    fn assign(group: &Group) -> Result<Assignment, String> {
+        Ok(range(group))
+    }
+}
+
+wasmkafka_plugin_sdk::export_assignor!(Snoop);

@@ -1,0 +1,364 @@
+//! The Wasm plugins: native and Wasm built-ins agree on thousands of random inputs; hostile
+//! plugins end in a typed error within their limits while the host keeps running; the
+//! contract version and the imports are checked before anything runs.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmkafka::group::{Assignor, Builtin};
+use wasmkafka::plugin::{
+    ContractError, PluginFailure, PluginLimits, PluginRuntime, WasmAssignor, WasmResetPolicy,
+};
+use wasmkafka::policy::{ResetContext, ResetPolicy, ResetPolicySpec, ResetReason};
+use wasmkafka_policy::assign::{validate, Group, InvalidAssignment, Member, PartitionInfo};
+use wasmkafka_tests::plugins::plugin;
+
+fn runtime(limits: PluginLimits) -> Arc<PluginRuntime> {
+    PluginRuntime::new(limits, None).unwrap()
+}
+
+/// xorshift: reproducible random numbers without a dependency.
+struct Random(u64);
+
+impl Random {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % below.max(1)
+    }
+}
+
+/// A random group: 1-8 members, 1-4 topics of 1-16 partitions, random subscriptions, some
+/// owned partitions (as after earlier rebalances), static ids and racks now and then.
+fn random_group(random: &mut Random) -> Group {
+    let topics: Vec<String> = (0..1 + random.next(4))
+        .map(|t| format!("topic-{t}"))
+        .collect();
+    let partitions: BTreeMap<String, Vec<PartitionInfo>> = topics
+        .iter()
+        .map(|t| {
+            let count = 1 + random.next(16) as i32;
+            (
+                t.clone(),
+                (0..count)
+                    .map(|p| PartitionInfo {
+                        partition: p,
+                        racks: vec![format!("rack-{}", p % 3)],
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    let members = (0..1 + random.next(8))
+        .map(|m| {
+            let subscribed: Vec<String> = topics
+                .iter()
+                .filter(|_| random.next(4) != 0)
+                .cloned()
+                .collect();
+            let mut owned: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+            for topic in &subscribed {
+                for info in &partitions[topic] {
+                    if random.next(5) == 0 {
+                        owned.entry(topic.clone()).or_default().push(info.partition);
+                    }
+                }
+            }
+            Member {
+                member_id: format!("member-{m}-{}", random.next(1000)),
+                instance_id: (random.next(3) == 0).then(|| format!("instance-{m}")),
+                topics: subscribed,
+                user_data: Vec::new(),
+                owned,
+                generation: random.next(5) as i32 - 1,
+                rack: (random.next(2) == 0).then(|| format!("rack-{}", m % 3)),
+            }
+        })
+        .collect();
+    Group {
+        members,
+        topics: partitions,
+        settings: BTreeMap::new(),
+    }
+}
+
+#[test]
+fn wasm_and_native_assignors_agree_on_thousands_of_random_groups() {
+    let runtime = runtime(PluginLimits::default());
+    for builtin in Builtin::ALL {
+        let wasm =
+            WasmAssignor::load(&runtime, &plugin(&format!("assignor-{}", builtin.name()))).unwrap();
+        assert_eq!(wasm.name(), builtin.name());
+        assert_eq!(wasm.protocol(), Assignor::protocol(&builtin));
+        let mut random = Random(0x2545_F491_4F6C_DD1D ^ builtin.name().len() as u64);
+        let started = Instant::now();
+        for round in 0..1000 {
+            let group = random_group(&mut random);
+            let native = builtin.assign(&group).unwrap();
+            let sandboxed = wasm.assign(&group).unwrap();
+            assert_eq!(
+                native,
+                sandboxed,
+                "{} differs on group #{round}: {group:?}",
+                builtin.name()
+            );
+        }
+        println!("{}: 1000 groups in {:?}", builtin.name(), started.elapsed());
+    }
+}
+
+#[test]
+fn wasm_and_native_reset_policies_agree() {
+    let runtime = runtime(PluginLimits::default());
+    let pairs: [(&str, ResetPolicySpec); 4] = [
+        ("reset-earliest", ResetPolicySpec::Earliest),
+        ("reset-latest", ResetPolicySpec::Latest),
+        ("reset-none", ResetPolicySpec::None),
+        ("reset-by-duration", "by_duration:P1D".parse().unwrap()),
+    ];
+    let mut random = Random(7);
+    for (crate_name, spec) in pairs {
+        let wasm = WasmResetPolicy::load(&runtime, &plugin(crate_name)).unwrap();
+        let native = spec.into_policy();
+        for _ in 0..500 {
+            let log_start = random.next(1_000_000) as i64;
+            let context = ResetContext {
+                topic: "t".into(),
+                partition: random.next(10) as i32,
+                reason: if random.next(2) == 0 {
+                    ResetReason::NoCommittedOffset
+                } else {
+                    ResetReason::OutOfRange {
+                        offset: random.next(2_000_000) as i64,
+                    }
+                },
+                committed: (random.next(2) == 0).then(|| random.next(2_000_000) as i64),
+                log_start,
+                high_watermark: log_start + random.next(1_000_000) as i64,
+                now_ms: 1_700_000_000_000 + random.next(1_000_000_000) as i64,
+                group: Some("g".into()),
+                settings: BTreeMap::new(),
+            };
+            assert_eq!(
+                wasm.decide(&context).unwrap(),
+                native.decide(&context).unwrap(),
+                "{crate_name} on {context:?}"
+            );
+        }
+    }
+}
+
+fn small_group() -> Group {
+    let mut group = Group::default();
+    for m in 0..3 {
+        group.members.push(Member {
+            member_id: format!("m{m}"),
+            topics: vec!["t".into()],
+            generation: -1,
+            ..Member::default()
+        });
+    }
+    group.topics.insert(
+        "t".into(),
+        (0..6)
+            .map(|p| PartitionInfo {
+                partition: p,
+                racks: Vec::new(),
+            })
+            .collect(),
+    );
+    group
+}
+
+fn failure_of(result: Result<impl std::fmt::Debug, wasmkafka::group::AssignorError>) -> String {
+    result.expect_err("the plugin must fail").message
+}
+
+#[test]
+fn an_endless_loop_is_stopped_at_the_deadline() {
+    let runtime = runtime(PluginLimits {
+        deadline: Duration::from_millis(200),
+        ..PluginLimits::default()
+    });
+    let spin = WasmAssignor::load(&runtime, &plugin("hostile-loop")).unwrap();
+    let started = Instant::now();
+    let message = failure_of(spin.assign(&small_group()));
+    let took = started.elapsed();
+    assert!(message.contains("deadline"), "{message}");
+    assert!(
+        message.contains("hostile_loop.wasm"),
+        "names the plugin: {message}"
+    );
+    assert!(took < Duration::from_secs(2), "stopped after {took:?}");
+    // The host goes on: a good plugin in the same runtime still answers.
+    let range = WasmAssignor::load(&runtime, &plugin("assignor-range")).unwrap();
+    assert!(range.assign(&small_group()).is_ok());
+}
+
+#[test]
+fn a_memory_bomb_hits_the_cap() {
+    let runtime = runtime(PluginLimits {
+        memory_bytes: 16 * 1024 * 1024,
+        ..PluginLimits::default()
+    });
+    let hog = WasmAssignor::load(&runtime, &plugin("hostile-memory")).unwrap();
+    let message = failure_of(hog.assign(&small_group()));
+    assert!(
+        message.contains("memory") && message.contains("16777216"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_panic_is_a_trap_and_repeated_failures_quarantine_the_plugin() {
+    let runtime = runtime(PluginLimits::default());
+    let panics = WasmAssignor::load(&runtime, &plugin("hostile-panic")).unwrap();
+    for _ in 0..3 {
+        let message = failure_of(panics.assign(&small_group()));
+        assert!(message.contains("trapped"), "{message}");
+    }
+    let started = Instant::now();
+    let message = failure_of(panics.assign(&small_group()));
+    assert!(message.contains("skipped"), "{message}");
+    assert!(
+        started.elapsed() < Duration::from_millis(50),
+        "a quarantined plugin is not run"
+    );
+}
+
+#[test]
+fn invalid_assignments_are_caught_by_validation() {
+    let runtime = runtime(PluginLimits::default());
+    let group = small_group();
+    for (mode, expected) in [
+        ("duplicate", "Duplicate"),
+        ("unknown-member", "UnknownMember"),
+        ("unsubscribed", "NotSubscribed"),
+    ] {
+        let invalid = WasmAssignor::load(&runtime, &plugin("hostile-invalid"))
+            .unwrap()
+            .with_settings(vec![("mode".into(), mode.into())]);
+        let assignment = invalid.assign(&group).unwrap();
+        let error: InvalidAssignment = validate(&group, &assignment, false).unwrap_err();
+        assert!(
+            format!("{error:?}").starts_with(expected),
+            "{mode}: {error:?}"
+        );
+    }
+}
+
+#[test]
+fn contract_version_and_imports_are_checked_before_compiling() {
+    let runtime = runtime(PluginLimits::default());
+    let error = WasmResetPolicy::load(&runtime, &plugin("hostile-wrong-version")).unwrap_err();
+    assert_eq!(
+        error.failure,
+        PluginFailure::Contract(ContractError::UnsupportedVersion {
+            found: "9.9.0".into()
+        })
+    );
+    assert!(error.to_string().contains("0.1.0"), "{error}");
+
+    let error = WasmAssignor::load(&runtime, &plugin("hostile-filesystem")).unwrap_err();
+    let PluginFailure::Contract(ContractError::ForbiddenImport(import)) = &error.failure else {
+        panic!("expected a forbidden import, got {error}");
+    };
+    assert!(import.starts_with("wasi:filesystem/"), "{import}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.wasm");
+    std::fs::write(&garbage, b"\0asm\x01\0\0\0").unwrap();
+    let error = WasmAssignor::load(&runtime, &garbage).unwrap_err();
+    assert!(error.to_string().contains("core module"), "{error}");
+    std::fs::write(&garbage, b"not wasm at all").unwrap();
+    let error = WasmAssignor::load(&runtime, &garbage).unwrap_err();
+    assert!(matches!(
+        error.failure,
+        PluginFailure::Contract(ContractError::NotAComponent(_))
+    ));
+
+    let small = PluginRuntime::new(
+        PluginLimits {
+            max_file_bytes: 1024,
+            ..PluginLimits::default()
+        },
+        None,
+    )
+    .unwrap();
+    let error = WasmAssignor::load(&small, &plugin("assignor-range")).unwrap_err();
+    assert!(
+        matches!(error.failure, PluginFailure::TooLarge { .. }),
+        "{error}"
+    );
+
+    let error = WasmAssignor::load(&runtime, &plugin("reset-earliest")).unwrap_err();
+    assert!(error.to_string().contains("not an assignor"), "{error}");
+}
+
+#[test]
+fn compiled_plugins_are_cached_on_disk() {
+    let cache = tempfile::tempdir().unwrap();
+    let runtime =
+        PluginRuntime::new(PluginLimits::default(), Some(cache.path().to_path_buf())).unwrap();
+    let started = Instant::now();
+    WasmAssignor::load(&runtime, &plugin("assignor-sticky")).unwrap();
+    let first = started.elapsed();
+    let entries = std::fs::read_dir(cache.path()).unwrap().count();
+    assert_eq!(entries, 1, "one compiled artifact");
+    let started = Instant::now();
+    let again = WasmAssignor::load(&runtime, &plugin("assignor-sticky")).unwrap();
+    let second = started.elapsed();
+    println!("compile {first:?}, from the cache {second:?}");
+    assert!(again.assign(&small_group()).is_ok());
+    assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 1);
+}
+
+#[test]
+fn example_plugins_do_what_they_say() {
+    let runtime = runtime(PluginLimits::default());
+    // rewind: 100 records back from the committed offset, never before the log start.
+    let rewind = WasmResetPolicy::load(&runtime, &plugin("reset-rewind"))
+        .unwrap()
+        .with_settings(vec![("records".into(), "100".into())]);
+    let context = |committed, log_start| ResetContext {
+        topic: "t".into(),
+        partition: 0,
+        reason: ResetReason::NoCommittedOffset,
+        committed: Some(committed),
+        log_start,
+        high_watermark: 10_000,
+        now_ms: 0,
+        group: None,
+        settings: BTreeMap::new(),
+    };
+    use wasmkafka::policy::ResetDecision::Offset;
+    assert_eq!(rewind.decide(&context(5_000, 0)).unwrap(), Offset(4_900));
+    assert_eq!(
+        rewind.decide(&context(5_000, 4_950)).unwrap(),
+        Offset(4_950)
+    );
+
+    // weighted: a member announcing weight 3 gets three times the partitions.
+    let heavy = WasmAssignor::load(&runtime, &plugin("assignor-weighted"))
+        .unwrap()
+        .with_settings(vec![("weight".into(), "3".into())]);
+    let light = WasmAssignor::load(&runtime, &plugin("assignor-weighted")).unwrap();
+    let mut group = small_group();
+    group.members.truncate(2);
+    group.members[0].user_data = heavy.user_data(&["t".into()]);
+    group.members[1].user_data = light.user_data(&["t".into()]);
+    group.topics.insert(
+        "t".into(),
+        (0..8)
+            .map(|p| PartitionInfo {
+                partition: p,
+                racks: Vec::new(),
+            })
+            .collect(),
+    );
+    let assignment = heavy.assign(&group).unwrap();
+    assert_eq!(assignment["m0"].count(), 6);
+    assert_eq!(assignment["m1"].count(), 2);
+}
