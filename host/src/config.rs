@@ -37,9 +37,24 @@
 //! max_poll_interval_ms = 300000
 //! auto_commit_interval_ms = 5000   # 0 turns auto-commit off
 //! rack = "eu-1a"
+//!
+//! [plugins]
+//! deadline_ms = 1000           # per call
+//! memory_bytes = 67108864      # per instance
+//! max_file_bytes = 33554432
+//! cache_dir = "/var/cache/wasmkafka"   # compiled plugins
+//!
+//! [[plugins.assignors]]         # tried before consumer.assignors, in this order
+//! path = "plugins/weighted.wasm"
+//! settings = { weight = "3" }
+//!
+//! [plugins.reset_policy]        # consumer.from decides when it fails
+//! path = "plugins/rewind.wasm"
+//! settings = { records = "500" }
 //! ```
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,6 +63,7 @@ use serde::Deserialize;
 use crate::fetch::{FetchOptions, IsolationLevel};
 use crate::group::{Assignor, Builtin, GroupOptions};
 use crate::net::{ConnectionOptions, PoolOptions};
+use crate::plugin::PluginLimits;
 use crate::policy::ResetPolicySpec;
 
 /// A configuration problem, with the key it concerns and what to do.
@@ -72,6 +88,69 @@ pub struct Config {
     pub net: NetConfig,
     #[serde(default)]
     pub consumer: ConsumerConfig,
+    #[serde(default)]
+    pub plugins: PluginsConfig,
+}
+
+/// `[plugins]`: Wasm assignors and a Wasm reset policy, and the limits every call runs under.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginsConfig {
+    /// Where compiled plugins are cached (default: $XDG_CACHE_HOME or ~/.cache, /wasmkafka/plugins).
+    pub cache_dir: Option<PathBuf>,
+    pub deadline_ms: u64,
+    pub memory_bytes: usize,
+    pub max_file_bytes: usize,
+    /// Assignor plugins, tried before `consumer.assignors` (which stay as the fallbacks).
+    pub assignors: Vec<PluginRef>,
+    /// A reset-policy plugin; when it fails, `consumer.from` decides.
+    pub reset_policy: Option<PluginRef>,
+}
+
+/// One plugin file and the settings handed to it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginRef {
+    pub path: PathBuf,
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
+}
+
+impl Default for PluginsConfig {
+    fn default() -> Self {
+        let limits = PluginLimits::default();
+        PluginsConfig {
+            cache_dir: None,
+            deadline_ms: limits.deadline.as_millis() as u64,
+            memory_bytes: limits.memory_bytes,
+            max_file_bytes: limits.max_file_bytes,
+            assignors: Vec::new(),
+            reset_policy: None,
+        }
+    }
+}
+
+impl PluginsConfig {
+    pub fn limits(&self) -> PluginLimits {
+        PluginLimits {
+            deadline: Duration::from_millis(self.deadline_ms),
+            memory_bytes: self.memory_bytes,
+            max_file_bytes: self.max_file_bytes,
+        }
+    }
+
+    pub fn cache_dir(&self) -> Option<PathBuf> {
+        self.cache_dir.clone().or_else(|| {
+            std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+                .map(|base| base.join("wasmkafka/plugins"))
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.assignors.is_empty() && self.reset_policy.is_none()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -192,6 +271,7 @@ impl Config {
                 self.net.reconnect_backoff_max_ms,
             ),
             ("consumer.retry_backoff_ms", self.consumer.retry_backoff_ms),
+            ("plugins.deadline_ms", self.plugins.deadline_ms),
             (
                 "consumer.session_timeout_ms",
                 self.consumer.session_timeout_ms,

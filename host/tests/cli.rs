@@ -308,3 +308,138 @@ async fn three_group_members_in_separate_processes_read_every_record_once() {
         );
     }
 }
+
+#[test]
+fn plugin_check_reports_a_good_plugin_and_refuses_a_bad_one() {
+    let range = wasmkafka_tests::plugins::plugin("assignor-range");
+    let output = wasmkafka()
+        .args(["plugin", "check"])
+        .arg(&range)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for expected in [
+        "kind:     assignor",
+        "wasmkafka:plugin@0.1.0",
+        "exports:  wasmkafka:plugin/assignor@0.1.0",
+        "name:     range",
+        "valid; 9 assigned",
+        "ok",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing `{expected}` in:\n{stdout}"
+        );
+    }
+    let policy = wasmkafka_tests::plugins::plugin("reset-by-duration");
+    let output = wasmkafka()
+        .args(["plugin", "check", "--setting", "duration=PT1H"])
+        .arg(&policy)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("kind:     reset-policy") && stdout.contains("Timestamp("),
+        "{stdout}"
+    );
+
+    for (crate_name, expected) in [
+        ("hostile-filesystem", "wasi:filesystem"),
+        ("hostile-wrong-version", "contract version 9.9.0"),
+        ("hostile-panic", "trapped"),
+    ] {
+        let stderr = failing(&[
+            "plugin",
+            "check",
+            wasmkafka_tests::plugins::plugin(crate_name)
+                .to_str()
+                .unwrap(),
+        ]);
+        assert!(stderr.contains(expected), "{crate_name}: {stderr}");
+    }
+    let stderr = failing(&["plugin", "check", "/nonexistent.wasm"]);
+    assert!(stderr.contains("cannot read /nonexistent.wasm"), "{stderr}");
+}
+
+#[tokio::test]
+async fn run_uses_a_reset_policy_plugin_from_the_config() {
+    let broker = Tansu::start().await.unwrap();
+    broker.create_topic("cli-rewind", 1, &[]).unwrap();
+    let produce = wasmkafka()
+        .args([
+            "produce",
+            "--brokers",
+            &broker.addr(),
+            "--topic",
+            "cli-rewind",
+        ])
+        .args(["--count", "100"])
+        .output()
+        .unwrap();
+    assert!(produce.status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("rewind.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[plugins]\ncache_dir = {:?}\n[plugins.reset_policy]\npath = {:?}\nsettings = {{ records = \"10\" }}\n",
+            dir.path().join("cache"),
+            wasmkafka_tests::plugins::plugin("reset-rewind")
+        ),
+    )
+    .unwrap();
+    let output = wasmkafka()
+        .args([
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--brokers",
+            &broker.addr(),
+        ])
+        .args(["--topic", "cli-rewind", "--max-records", "10"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let offsets: Vec<i64> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["offset"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        offsets,
+        (90..100).collect::<Vec<_>>(),
+        "the plugin started 10 before the end"
+    );
+
+    std::fs::write(
+        &config,
+        "[plugins.reset_policy]\npath = \"/nonexistent.wasm\"\n",
+    )
+    .unwrap();
+    let stderr = failing(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--brokers",
+        &broker.addr(),
+        "--topic",
+        "cli-rewind",
+    ]);
+    assert!(
+        stderr.contains("plugins.reset_policy") && stderr.contains("/nonexistent.wasm"),
+        "{stderr}"
+    );
+}

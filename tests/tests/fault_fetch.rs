@@ -3,6 +3,7 @@
 //! leader, and ListOffsets retries. The scripted log answers Fetch and ListOffsets from
 //! memory and can delete data under the consumer, which the real test broker cannot do on cue.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kafka_protocol::error::ResponseError;
@@ -572,4 +573,40 @@ async fn read_committed_hides_aborted_transactions_and_markers() {
     let mut records = Vec::new();
     collect_until(&h.consumer, &mut records, |r| r.len() == 3).await;
     assert_eq!(offsets(&records, 0), [0, 1, 2]);
+}
+
+#[tokio::test]
+async fn a_wasm_reset_policy_decides_a_forced_reset() {
+    use wasmkafka::plugin::{PluginLimits, PluginRuntime, WasmResetPolicy};
+    wasmkafka_tests::init_tracing();
+    let cluster = FaultCluster::start(1).await.unwrap();
+    cluster.add_topic("t", &[1]);
+    let log = ScriptedLog::install(&cluster);
+    log.append("t", 0, 100, |o| o);
+    log.set_records_per_fetch(10);
+    let runtime = PluginRuntime::new(PluginLimits::default(), None).unwrap();
+    // "Rewind 20 records, never past the log start": out of range -> 20 before the end.
+    let rewind = WasmResetPolicy::load(&runtime, &wasmkafka_tests::plugins::plugin("reset-rewind"))
+        .unwrap()
+        .with_settings(vec![("records".into(), "20".into())]);
+    let consumer = Consumer::new(
+        Client::new(vec![cluster.addr(1)], PoolOptions::default()),
+        FetchOptions {
+            max_wait: Duration::from_millis(100),
+            ..FetchOptions::default()
+        },
+        Arc::new(rewind),
+    );
+    let h = Harness {
+        cluster,
+        log,
+        consumer,
+    };
+    let mut records = read_then_delete_under_the_consumer(&h).await;
+    collect_until(&h.consumer, &mut records, |r| {
+        r.iter().any(|r| r.offset == 119)
+    })
+    .await;
+    assert_jump(&records, 100);
+    assert_eq!(h.consumer.stats().out_of_range, 1);
 }

@@ -591,3 +591,48 @@ async fn a_static_member_restarting_gets_its_partitions_back() {
     let _ = (generation, revoked_before, &other_events);
     a.close().await;
 }
+
+#[tokio::test]
+async fn a_group_with_a_wasm_assignor_consumes_a_topic_end_to_end() {
+    use wasmkafka::plugin::{PluginLimits, PluginRuntime, WasmAssignor};
+    wasmkafka_tests::init_tracing();
+    let broker = Tansu::start().await.unwrap();
+    broker.create_topic("weighted", 8, &[]).unwrap();
+    produce(&broker, "weighted", 8, 25, "w").await;
+    let runtime = PluginRuntime::new(PluginLimits::default(), None).unwrap();
+    let plugin = wasmkafka_tests::plugins::plugin("assignor-weighted");
+    let start = |weight: &str| {
+        let assignor = WasmAssignor::load(&runtime, &plugin)
+            .unwrap()
+            .with_settings(vec![("weight".into(), weight.into())]);
+        Arc::new(GroupConsumer::start(
+            broker.client(),
+            options("g-wasm", "weighted"),
+            fetch_options(),
+            ResetPolicySpec::Earliest.into_policy(),
+            vec![Arc::new(assignor)],
+            Arc::new(LoggingListener),
+        ))
+    };
+    let heavy = start("3");
+    assert!(heavy.wait_for_generation(-1, WAIT).await.is_some());
+    let light = start("1");
+    let seen: Seen = Arc::default();
+    let _pollers = [
+        keep_polling(heavy.clone(), 0, seen.clone()),
+        keep_polling(light.clone(), 1, seen.clone()),
+    ];
+    let deadline = Instant::now() + WAIT;
+    while (heavy.assignment().len(), light.assignment().len()) != (6, 2) {
+        assert!(
+            Instant::now() < deadline,
+            "heavy {:?} light {:?}",
+            heavy.assignment(),
+            light.assignment()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let expected: BTreeSet<(i32, i64)> =
+        (0..8).flat_map(|p| (0..25).map(move |o| (p, o))).collect();
+    wait_for_records(&seen, &expected, &[]).await;
+}

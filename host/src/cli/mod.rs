@@ -3,6 +3,7 @@
 
 mod metadata;
 mod output;
+mod plugin;
 mod produce;
 mod run;
 
@@ -35,6 +36,9 @@ pub enum Command {
     Metadata(CommonArgs),
     /// Produce sample records to a topic (for demos, tests and benchmarks).
     Produce(produce::ProduceArgs),
+    /// Work with plugins (Wasm assignors and reset policies).
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
 }
 
 /// Flags every subcommand that talks to a cluster shares.
@@ -103,6 +107,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => run::run(args).await,
         Command::Metadata(args) => metadata::metadata(args).await,
         Command::Produce(args) => produce::produce(args).await,
+        Command::Plugin(command) => plugin::plugin(command).await,
     }
 }
 

@@ -7,8 +7,11 @@ use anyhow::{bail, Context};
 
 use std::sync::Arc;
 
+use crate::config::Config;
 use crate::fetch::{Consumer, ConsumerError, ConsumerRecord};
-use crate::group::{GroupConsumer, GroupError, LoggingListener};
+use crate::group::{Assignor, GroupConsumer, GroupError, LoggingListener};
+use crate::plugin::{PluginRuntime, WasmAssignor, WasmResetPolicy};
+use crate::policy::{FallbackPolicy, ResetPolicy};
 
 use super::output::record_json;
 use super::{Format, RunArgs};
@@ -33,7 +36,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         bail!("no topic given: pass --topic T (repeatable) or set consumer.topics in the config");
     }
     let client = super::connect(&config).await?;
-    let policy = config.consumer.from.clone().into_policy();
+    let (assignors, policy) = load_plugins(&config)?;
     let source = match config.group_options() {
         Some(group) => {
             tracing::info!(group = %group.group_id, assignors = ?config.consumer.assignors, "joining the group");
@@ -42,7 +45,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 group,
                 config.fetch_options(),
                 policy,
-                config.assignors(),
+                assignors,
                 Arc::new(LoggingListener),
             ))
         }
@@ -109,6 +112,40 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     source.close().await;
     client.close();
     Ok(())
+}
+
+/// The assignors in preference order, and the reset policy.
+type Policies = (Vec<Arc<dyn Assignor>>, Arc<dyn ResetPolicy>);
+
+/// The assignors (plugins first, then the built-ins) and the reset policy (a plugin falling
+/// back to `consumer.from`, or `consumer.from` itself).
+fn load_plugins(config: &Config) -> anyhow::Result<Policies> {
+    let builtin_policy = config.consumer.from.clone().into_policy();
+    if config.plugins.is_empty() {
+        return Ok((config.assignors(), builtin_policy));
+    }
+    let runtime = PluginRuntime::new(config.plugins.limits(), config.plugins.cache_dir())
+        .map_err(anyhow::Error::msg)?;
+    let mut assignors: Vec<Arc<dyn Assignor>> = Vec::new();
+    for plugin in &config.plugins.assignors {
+        let assignor = WasmAssignor::load(&runtime, &plugin.path)
+            .context("cannot load an assignor plugin (plugins.assignors)")?
+            .with_settings(plugin.settings.clone().into_iter().collect());
+        tracing::info!(name = assignor.name(), path = %plugin.path.display(), "assignor plugin loaded");
+        assignors.push(Arc::new(assignor));
+    }
+    assignors.extend(config.assignors());
+    let policy: Arc<dyn ResetPolicy> = match &config.plugins.reset_policy {
+        Some(plugin) => {
+            let policy = WasmResetPolicy::load(&runtime, &plugin.path)
+                .context("cannot load the reset-policy plugin (plugins.reset_policy)")?
+                .with_settings(plugin.settings.clone().into_iter().collect());
+            tracing::info!(name = policy.name(), path = %plugin.path.display(), fallback = %config.consumer.from, "reset-policy plugin loaded");
+            Arc::new(FallbackPolicy::new(Arc::new(policy), builtin_policy))
+        }
+        None => builtin_policy,
+    };
+    Ok((assignors, policy))
 }
 
 /// Where records come from: every partition of the topics, or a group's share of them.

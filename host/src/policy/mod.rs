@@ -4,6 +4,6 @@
 pub mod reset;
 
 pub use reset::{
-    parse_iso8601_duration, PolicyError, ResetContext, ResetDecision, ResetPolicy, ResetPolicySpec,
-    ResetReason,
+    parse_iso8601_duration, FallbackPolicy, PolicyError, ResetContext, ResetDecision, ResetPolicy,
+    ResetPolicySpec, ResetReason,
 };

@@ -90,6 +90,52 @@ impl<'de> serde::Deserialize<'de> for ResetPolicySpec {
     }
 }
 
+/// A policy whose failures (a plugin trap, a deadline) fall back to another policy's
+/// decision, logged and counted. A policy that *decides* to fail (`none`) is not a failure.
+#[derive(Debug)]
+pub struct FallbackPolicy {
+    primary: Arc<dyn ResetPolicy>,
+    fallback: Arc<dyn ResetPolicy>,
+    failures: std::sync::atomic::AtomicU64,
+}
+
+impl FallbackPolicy {
+    pub fn new(primary: Arc<dyn ResetPolicy>, fallback: Arc<dyn ResetPolicy>) -> Self {
+        FallbackPolicy {
+            primary,
+            fallback,
+            failures: Default::default(),
+        }
+    }
+
+    /// How many decisions the fallback made.
+    pub fn failures(&self) -> u64 {
+        self.failures.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl ResetPolicy for FallbackPolicy {
+    fn name(&self) -> &str {
+        self.primary.name()
+    }
+
+    fn decide(&self, context: &ResetContext) -> Result<ResetDecision, PolicyError> {
+        self.primary.decide(context).or_else(|error| {
+            let failures = self
+                .failures
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                + 1;
+            tracing::warn!(
+                %error,
+                fallback = self.fallback.name(),
+                failures,
+                "reset policy failed; using the fallback"
+            );
+            self.fallback.decide(context)
+        })
+    }
+}
+
 #[derive(Debug)]
 struct BuiltinPolicy {
     name: String,
@@ -158,6 +204,41 @@ mod tests {
         assert!(parse_iso8601_duration("PT").is_err());
         assert!(parse_iso8601_duration("PT1S1H").is_err(), "order matters");
         assert!(parse_iso8601_duration("PT5").is_err());
+    }
+
+    #[derive(Debug)]
+    struct Broken;
+
+    impl ResetPolicy for Broken {
+        fn name(&self) -> &str {
+            "broken"
+        }
+        fn decide(&self, _context: &ResetContext) -> Result<ResetDecision, PolicyError> {
+            Err(PolicyError {
+                policy: "broken".into(),
+                message: "trapped".into(),
+            })
+        }
+    }
+
+    #[test]
+    fn a_failing_policy_falls_back_and_is_counted() {
+        let policy = FallbackPolicy::new(Arc::new(Broken), ResetPolicySpec::Latest.into_policy());
+        let decision = policy
+            .decide(&context(ResetReason::NoCommittedOffset))
+            .unwrap();
+        assert_eq!(decision, ResetDecision::Latest);
+        assert_eq!(policy.failures(), 1);
+        // `none` deciding to fail is a decision, not a failure: no fallback.
+        let none = FallbackPolicy::new(
+            ResetPolicySpec::None.into_policy(),
+            ResetPolicySpec::Latest.into_policy(),
+        );
+        let decision = none
+            .decide(&context(ResetReason::NoCommittedOffset))
+            .unwrap();
+        assert!(matches!(decision, ResetDecision::Fail(_)));
+        assert_eq!(none.failures(), 0);
     }
 
     #[test]
