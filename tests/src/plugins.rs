@@ -22,6 +22,7 @@ pub const PLUGIN_CRATES: &[&str] = &[
     "hostile-panic",
     "hostile-invalid",
     "hostile-filesystem",
+    "hostile-network",
     "hostile-wrong-version",
 ];
 

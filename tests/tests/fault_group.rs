@@ -8,7 +8,9 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::ApiKey;
 use wasmkafka::client::Client;
 use wasmkafka::fetch::{FetchOptions, TopicPartition};
-use wasmkafka::group::{Builtin, GroupConsumer, GroupError, GroupOptions, RebalanceListener};
+use wasmkafka::group::{
+    Assignor, Builtin, GroupConsumer, GroupError, GroupOptions, RebalanceListener,
+};
 use wasmkafka::net::PoolOptions;
 use wasmkafka::policy::ResetPolicySpec;
 use wasmkafka_tests::fault_broker::FaultCluster;
@@ -56,6 +58,14 @@ struct Harness {
 }
 
 async fn harness(instance_id: Option<&str>, assignors: Vec<Builtin>) -> Harness {
+    harness_with(
+        instance_id,
+        assignors.into_iter().map(Builtin::into_assignor).collect(),
+    )
+    .await
+}
+
+async fn harness_with(instance_id: Option<&str>, assignors: Vec<Arc<dyn Assignor>>) -> Harness {
     wasmkafka_tests::init_tracing();
     let cluster = FaultCluster::start(1).await.unwrap();
     cluster.add_topic("t", &[1, 1]);
@@ -87,7 +97,7 @@ async fn harness(instance_id: Option<&str>, assignors: Vec<Builtin>) -> Harness 
             ..FetchOptions::default()
         },
         ResetPolicySpec::Earliest.into_policy(),
-        assignors.into_iter().map(Builtin::into_assignor).collect(),
+        assignors,
         events.clone(),
     );
     Harness {
@@ -303,4 +313,21 @@ async fn close_commits_and_leaves() {
             .unwrap_or(0);
         assert_eq!(offset, next_to_hand, "partition {partition}");
     }
+}
+
+#[tokio::test]
+async fn a_plugin_assignor_with_an_invalid_answer_falls_back_to_range() {
+    use wasmkafka::plugin::{PluginLimits, PluginRuntime, WasmAssignor};
+    let runtime = PluginRuntime::new(PluginLimits::default(), None).unwrap();
+    let invalid = WasmAssignor::load(
+        &runtime,
+        &wasmkafka_tests::plugins::plugin("hostile-invalid"),
+    )
+    .unwrap()
+    .with_settings(vec![("mode".into(), "unknown-member".into())]);
+    let h = harness_with(None, vec![Arc::new(invalid)]).await;
+    // The leader's plugin answers nonsense; validation refuses it and range assigns instead.
+    assert!(h.member.wait_for_assignment(WAIT).await);
+    assert_eq!(h.member.assignment().len(), 2);
+    assert_eq!(h.coordinator.joins()[0].protocols, ["invalid"]);
 }

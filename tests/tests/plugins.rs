@@ -267,6 +267,12 @@ fn contract_version_and_imports_are_checked_before_compiling() {
     };
     assert!(import.starts_with("wasi:filesystem/"), "{import}");
 
+    let error = WasmResetPolicy::load(&runtime, &plugin("hostile-network")).unwrap_err();
+    let PluginFailure::Contract(ContractError::ForbiddenImport(import)) = &error.failure else {
+        panic!("expected a forbidden import, got {error}");
+    };
+    assert!(import.contains("wasi:sockets/"), "{import}");
+
     let dir = tempfile::tempdir().unwrap();
     let garbage = dir.path().join("garbage.wasm");
     std::fs::write(&garbage, b"\0asm\x01\0\0\0").unwrap();

@@ -73,7 +73,7 @@ pub enum ContractError {
     #[error("exports both an assignor and a reset policy; a plugin is one or the other")]
     TwoKinds,
     #[error(
-        "imports `{0}`, which plugins are not granted (no filesystem, network or other host \
+        "imports {0}, which plugins are not granted (no filesystem, network or other host \
          access: plugins decide from their inputs alone)"
     )]
     ForbiddenImport(String),
@@ -142,10 +142,15 @@ pub fn inspect(bytes: &[u8]) -> Result<PluginInfo, ContractError> {
     }
     // The contract's own type-only interface is imported by every plugin.
     let types = format!("{PACKAGE}/types@{CONTRACT_VERSION}");
-    if let Some(forbidden) = imports.iter().find(|import| {
-        **import != types && !GRANTED.iter().any(|granted| import.starts_with(granted))
-    }) {
-        return Err(ContractError::ForbiddenImport(forbidden.clone()));
+    let forbidden: Vec<&str> = imports
+        .iter()
+        .filter(|import| {
+            **import != types && !GRANTED.iter().any(|granted| import.starts_with(granted))
+        })
+        .map(String::as_str)
+        .collect();
+    if !forbidden.is_empty() {
+        return Err(ContractError::ForbiddenImport(forbidden.join(", ")));
     }
     Ok(PluginInfo {
         kind,
