@@ -259,6 +259,30 @@ impl Membership {
             .await
     }
 
+    /// JoinGroup and SyncGroup wait for a whole rebalance: they get the rebalance timeout on
+    /// top of the request timeout, on the coordinator's `Group` connection.
+    async fn send_on_group_connection<R: kafka_protocol::protocol::Request>(
+        &self,
+        coordinator: i32,
+        request: &R,
+    ) -> Result<R::Response, GroupError> {
+        let timeout = self.options.rebalance_timeout
+            + self.client.pool().options().connection.request_timeout;
+        let (_, response) = self
+            .client
+            .send_with(
+                coordinator,
+                Purpose::Group,
+                request,
+                SendOptions {
+                    timeout: Some(timeout),
+                    ..SendOptions::default()
+                },
+            )
+            .await?;
+        Ok(response)
+    }
+
     async fn send_join(&mut self, coordinator: i32) -> Result<JoinGroupResponse, GroupError> {
         let identity = self.identity();
         let owned = self.owned();
@@ -296,20 +320,7 @@ impl Membership {
             .with_group_instance_id(self.options.instance_id.clone().map(StrBytes::from_string))
             .with_protocol_type(StrBytes::from_static_str(PROTOCOL_TYPE))
             .with_protocols(protocols);
-        let timeout = self.options.rebalance_timeout
-            + self.client.pool().options().connection.request_timeout;
-        let (_, response) = self
-            .client
-            .send_with(
-                coordinator,
-                Purpose::Group,
-                &request,
-                SendOptions {
-                    timeout: Some(timeout),
-                    ..SendOptions::default()
-                },
-            )
-            .await?;
+        let response = self.send_on_group_connection(coordinator, &request).await?;
         Ok(response)
     }
 
@@ -437,20 +448,7 @@ impl Membership {
             .with_protocol_type(Some(StrBytes::from_static_str(PROTOCOL_TYPE)))
             .with_protocol_name(Some(StrBytes::from_string(protocol_name.to_string())))
             .with_assignments(assignments);
-        let timeout = self.options.rebalance_timeout
-            + self.client.pool().options().connection.request_timeout;
-        let (_, response) = self
-            .client
-            .send_with(
-                coordinator,
-                Purpose::Group,
-                &request,
-                SendOptions {
-                    timeout: Some(timeout),
-                    ..SendOptions::default()
-                },
-            )
-            .await?;
+        let response = self.send_on_group_connection(coordinator, &request).await?;
         if let Some(error) = ResponseError::try_from_code(response.error_code) {
             return Err(classify(
                 "SyncGroup",

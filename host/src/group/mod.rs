@@ -229,21 +229,7 @@ impl GroupConsumer {
 
     /// Commits the position of every owned partition (the next record to hand out).
     pub async fn commit(&self) -> Result<(), GroupError> {
-        let known = *self.shared.coordinator.lock().expect("coordinator lock");
-        let coordinator = match known {
-            Some(id) => id,
-            None => coordinator::find_coordinator(&self.client, &self.identity().group).await?,
-        };
-        let owned: Vec<TopicPartition> = self.assignment().into_iter().collect();
-        let positions = self.consumer.positions(&owned);
-        commit_changed(
-            &self.client,
-            coordinator,
-            &self.shared,
-            &self.identity(),
-            positions,
-        )
-        .await
+        self.commit_async().await.map_err(|_| GroupError::Closed)?
     }
 
     /// Starts a commit of the current positions in the background; the handle tells how it

@@ -9,8 +9,7 @@ use wasmkafka_policy::assign::{Assignment, Group, MemberAssignment};
 use crate::group::{Assignor, AssignorError, RebalanceProtocol};
 
 use super::contract::{PluginInfo, PluginKind};
-use super::quarantine::Quarantine;
-use super::runtime::{PluginError, PluginFailure, PluginRuntime};
+use super::runtime::{CallState, PluginCaller, PluginError, PluginFailure, PluginRuntime};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -25,9 +24,8 @@ use bindings::{AssignorPlugin, AssignorPluginPre};
 
 /// An assignor plugin, ready to call.
 pub struct WasmAssignor {
-    runtime: Arc<PluginRuntime>,
-    pre: AssignorPluginPre<super::runtime::CallState>,
-    plugin: String,
+    caller: PluginCaller,
+    pre: AssignorPluginPre<CallState>,
     name: String,
     protocol: RebalanceProtocol,
     info: PluginInfo,
@@ -35,49 +33,32 @@ pub struct WasmAssignor {
     state: Mutex<Vec<u8>>,
     /// The operator's settings, passed with every group.
     settings: Vec<(String, String)>,
-    quarantine: Quarantine,
 }
 
 impl std::fmt::Debug for WasmAssignor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WasmAssignor")
-            .field("plugin", &self.plugin)
+            .field("plugin", &self.caller.plugin())
             .field("name", &self.name)
             .finish()
     }
 }
 
 impl WasmAssignor {
-    /// Loads, checks and instantiates an assignor plugin once (asking its name and protocol).
+    /// Loads, checks and links an assignor plugin, then asks its name and protocol.
     pub fn load(runtime: &Arc<PluginRuntime>, path: &Path) -> Result<WasmAssignor, PluginError> {
-        let plugin = path.display().to_string();
-        let fail = |failure| PluginError {
-            plugin: plugin.clone(),
-            failure,
-        };
-        let (info, component) = runtime.load(path)?;
-        if info.kind != PluginKind::Assignor {
-            return Err(fail(PluginFailure::InvalidAnswer(format!(
-                "it is a {} plugin, not an assignor",
-                info.kind
-            ))));
-        }
-        let instance_pre = runtime
-            .linker()
-            .instantiate_pre(&component)
-            .map_err(|e| fail(PluginFailure::Instantiate(format!("{e:#}"))))?;
+        let (info, instance_pre) = runtime.prepare(path, PluginKind::Assignor)?;
+        let caller = PluginCaller::new(runtime.clone(), path);
         let pre = AssignorPluginPre::new(instance_pre)
-            .map_err(|e| fail(PluginFailure::Instantiate(format!("{e:#}"))))?;
+            .map_err(|e| caller.error(PluginFailure::Instantiate(format!("{e:#}"))))?;
         let mut assignor = WasmAssignor {
-            runtime: runtime.clone(),
+            caller,
             pre,
-            plugin: plugin.clone(),
             name: String::new(),
             protocol: RebalanceProtocol::Eager,
             info,
             state: Mutex::new(Vec::new()),
             settings: Vec::new(),
-            quarantine: Quarantine::default(),
         };
         let (name, protocol) = assignor.call(|plugin, store| {
             let name = plugin.call_name(&mut *store)?;
@@ -85,7 +66,7 @@ impl WasmAssignor {
             Ok((name, protocol))
         })?;
         if name.is_empty() || name.len() > 255 {
-            return Err(fail(PluginFailure::InvalidAnswer(format!(
+            return Err(assignor.caller.error(PluginFailure::InvalidAnswer(format!(
                 "its name `{name}` must be 1 to 255 characters"
             ))));
         }
@@ -107,39 +88,14 @@ impl WasmAssignor {
         self
     }
 
-    /// One call in a fresh store; failures are typed, counted and may quarantine the plugin.
     fn call<R>(
         &self,
-        f: impl FnOnce(
-            &wit::Guest,
-            &mut wasmtime::Store<super::runtime::CallState>,
-        ) -> wasmtime::Result<R>,
+        f: impl FnOnce(&wit::Guest, &mut wasmtime::Store<CallState>) -> wasmtime::Result<R>,
     ) -> Result<R, PluginError> {
-        let fail = |failure| PluginError {
-            plugin: self.plugin.clone(),
-            failure,
-        };
-        self.quarantine.check().map_err(fail)?;
-        let mut store = self.runtime.store();
-        let result = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| PluginFailure::Instantiate(format!("{e:#}")))
-            .and_then(|instance: AssignorPlugin| {
-                f(instance.wasmkafka_plugin_assignor(), &mut store)
-                    .map_err(|e| self.runtime.classify(&store, &e))
-            });
-        match result {
-            Ok(value) => {
-                self.quarantine.succeeded();
-                Ok(value)
-            }
-            Err(failure) => {
-                let failures = self.quarantine.failed();
-                tracing::warn!(plugin = %self.plugin, %failure, failures, "assignor plugin failed");
-                Err(fail(failure))
-            }
-        }
+        self.caller.call(
+            |store| self.pre.instantiate(store),
+            |instance: &AssignorPlugin, store| f(instance.wasmkafka_plugin_assignor(), store),
+        )
     }
 
     fn error(&self, error: PluginError) -> AssignorError {

@@ -32,6 +32,14 @@ pub enum PluginKind {
 }
 
 impl PluginKind {
+    /// "an assignor" / "a reset policy", for messages.
+    pub fn described(self) -> &'static str {
+        match self {
+            PluginKind::Assignor => "an assignor",
+            PluginKind::ResetPolicy => "a reset policy",
+        }
+    }
+
     pub fn interface(self) -> &'static str {
         match self {
             PluginKind::Assignor => "assignor",

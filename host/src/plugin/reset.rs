@@ -6,8 +6,7 @@ use std::sync::Arc;
 use crate::policy::{PolicyError, ResetContext, ResetDecision, ResetPolicy, ResetReason};
 
 use super::contract::{PluginInfo, PluginKind};
-use super::quarantine::Quarantine;
-use super::runtime::{CallState, PluginError, PluginFailure, PluginRuntime};
+use super::runtime::{CallState, PluginCaller, PluginError, PluginFailure, PluginRuntime};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -22,52 +21,35 @@ use bindings::{ResetPolicyPlugin, ResetPolicyPluginPre};
 
 /// A reset-policy plugin, ready to call.
 pub struct WasmResetPolicy {
-    runtime: Arc<PluginRuntime>,
+    caller: PluginCaller,
     pre: ResetPolicyPluginPre<CallState>,
-    plugin: String,
     name: String,
     info: PluginInfo,
     settings: Vec<(String, String)>,
-    quarantine: Quarantine,
 }
 
 impl std::fmt::Debug for WasmResetPolicy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WasmResetPolicy")
-            .field("plugin", &self.plugin)
+            .field("plugin", &self.caller.plugin())
             .field("name", &self.name)
             .finish()
     }
 }
 
 impl WasmResetPolicy {
+    /// Loads, checks and links a reset-policy plugin, then asks its name.
     pub fn load(runtime: &Arc<PluginRuntime>, path: &Path) -> Result<WasmResetPolicy, PluginError> {
-        let plugin = path.display().to_string();
-        let fail = |failure| PluginError {
-            plugin: plugin.clone(),
-            failure,
-        };
-        let (info, component) = runtime.load(path)?;
-        if info.kind != PluginKind::ResetPolicy {
-            return Err(fail(PluginFailure::InvalidAnswer(format!(
-                "it is an {} plugin, not a reset policy",
-                info.kind
-            ))));
-        }
-        let instance_pre = runtime
-            .linker()
-            .instantiate_pre(&component)
-            .map_err(|e| fail(PluginFailure::Instantiate(format!("{e:#}"))))?;
+        let (info, instance_pre) = runtime.prepare(path, PluginKind::ResetPolicy)?;
+        let caller = PluginCaller::new(runtime.clone(), path);
         let pre = ResetPolicyPluginPre::new(instance_pre)
-            .map_err(|e| fail(PluginFailure::Instantiate(format!("{e:#}"))))?;
+            .map_err(|e| caller.error(PluginFailure::Instantiate(format!("{e:#}"))))?;
         let mut policy = WasmResetPolicy {
-            runtime: runtime.clone(),
+            caller,
             pre,
-            plugin,
             name: String::new(),
             info,
             settings: Vec::new(),
-            quarantine: Quarantine::default(),
         };
         policy.name = policy.call(|plugin, store| plugin.call_name(store))?;
         Ok(policy)
@@ -87,31 +69,12 @@ impl WasmResetPolicy {
         &self,
         f: impl FnOnce(&wit::Guest, &mut wasmtime::Store<CallState>) -> wasmtime::Result<R>,
     ) -> Result<R, PluginError> {
-        let fail = |failure| PluginError {
-            plugin: self.plugin.clone(),
-            failure,
-        };
-        self.quarantine.check().map_err(fail)?;
-        let mut store = self.runtime.store();
-        let result = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| PluginFailure::Instantiate(format!("{e:#}")))
-            .and_then(|instance: ResetPolicyPlugin| {
-                f(instance.wasmkafka_plugin_reset_policy(), &mut store)
-                    .map_err(|e| self.runtime.classify(&store, &e))
-            });
-        match result {
-            Ok(value) => {
-                self.quarantine.succeeded();
-                Ok(value)
-            }
-            Err(failure) => {
-                let failures = self.quarantine.failed();
-                tracing::warn!(plugin = %self.plugin, %failure, failures, "reset-policy plugin failed");
-                Err(fail(failure))
-            }
-        }
+        self.caller.call(
+            |store| self.pre.instantiate(store),
+            |instance: &ResetPolicyPlugin, store| {
+                f(instance.wasmkafka_plugin_reset_policy(), store)
+            },
+        )
     }
 }
 

@@ -16,11 +16,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
 use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::contract::{inspect, ContractError, PluginInfo};
+use super::contract::{inspect, ContractError, PluginInfo, PluginKind};
+use super::quarantine::Quarantine;
 
 /// How often the epoch advances: the granularity of deadlines.
 const TICK: Duration = Duration::from_millis(5);
@@ -228,6 +229,31 @@ impl PluginRuntime {
         Ok((info, component))
     }
 
+    /// [`PluginRuntime::load`], then checks the kind and links it once (`InstancePre`).
+    pub fn prepare(
+        &self,
+        path: &Path,
+        kind: PluginKind,
+    ) -> Result<(PluginInfo, InstancePre<CallState>), PluginError> {
+        let fail = |failure| PluginError {
+            plugin: path.display().to_string(),
+            failure,
+        };
+        let (info, component) = self.load(path)?;
+        if info.kind != kind {
+            return Err(fail(PluginFailure::InvalidAnswer(format!(
+                "it is {}, not {}",
+                info.kind.described(),
+                kind.described()
+            ))));
+        }
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| fail(PluginFailure::Instantiate(format!("{e:#}"))))?;
+        Ok((info, pre))
+    }
+
     /// Compiles, going through the disk cache: key = the plugin's bytes and the engine's
     /// compatibility hash (a new wasmtime or other settings never load an old artifact).
     fn compile(&self, bytes: &[u8]) -> Result<Component, String> {
@@ -294,6 +320,61 @@ impl PluginRuntime {
             Some(Trap::Interrupt) => PluginFailure::Deadline(self.limits.deadline),
             Some(trap) => PluginFailure::Trap(trap.to_string()),
             None => PluginFailure::Trap(format!("{error:#}")),
+        }
+    }
+}
+
+/// How a loaded plugin is called: a fresh store per call, typed failures, quarantine.
+pub struct PluginCaller {
+    runtime: Arc<PluginRuntime>,
+    plugin: String,
+    quarantine: Quarantine,
+}
+
+impl PluginCaller {
+    pub fn new(runtime: Arc<PluginRuntime>, path: &Path) -> PluginCaller {
+        PluginCaller {
+            runtime,
+            plugin: path.display().to_string(),
+            quarantine: Quarantine::default(),
+        }
+    }
+
+    pub fn plugin(&self) -> &str {
+        &self.plugin
+    }
+
+    pub fn error(&self, failure: PluginFailure) -> PluginError {
+        PluginError {
+            plugin: self.plugin.clone(),
+            failure,
+        }
+    }
+
+    /// Instantiates in a fresh store and runs `f`; failures are typed, logged, counted, and
+    /// may put the plugin in quarantine.
+    pub fn call<I, R>(
+        &self,
+        instantiate: impl FnOnce(&mut Store<CallState>) -> wasmtime::Result<I>,
+        f: impl FnOnce(&I, &mut Store<CallState>) -> wasmtime::Result<R>,
+    ) -> Result<R, PluginError> {
+        self.quarantine.check().map_err(|f| self.error(f))?;
+        let mut store = self.runtime.store();
+        let result = instantiate(&mut store)
+            .map_err(|e| PluginFailure::Instantiate(format!("{e:#}")))
+            .and_then(|instance| {
+                f(&instance, &mut store).map_err(|e| self.runtime.classify(&store, &e))
+            });
+        match result {
+            Ok(value) => {
+                self.quarantine.succeeded();
+                Ok(value)
+            }
+            Err(failure) => {
+                let failures = self.quarantine.failed();
+                tracing::warn!(plugin = %self.plugin, %failure, failures, "plugin call failed");
+                Err(self.error(failure))
+            }
         }
     }
 }
