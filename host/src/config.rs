@@ -39,6 +39,7 @@
 //! rack = "eu-1a"
 //!
 //! [plugins]
+//! assignor_fallback = "range"  # when the chosen assignor fails or answers nonsense
 //! deadline_ms = 1000           # per call
 //! memory_bytes = 67108864      # per instance
 //! max_file_bytes = 33554432
@@ -105,6 +106,8 @@ pub struct PluginsConfig {
     pub assignors: Vec<PluginRef>,
     /// A reset-policy plugin; when it fails, `consumer.from` decides.
     pub reset_policy: Option<PluginRef>,
+    /// The built-in assignor used when the chosen one fails or answers an invalid assignment.
+    pub assignor_fallback: String,
 }
 
 /// One plugin file and the settings handed to it.
@@ -126,6 +129,7 @@ impl Default for PluginsConfig {
             max_file_bytes: limits.max_file_bytes,
             assignors: Vec::new(),
             reset_policy: None,
+            assignor_fallback: "range".into(),
         }
     }
 }
@@ -333,6 +337,15 @@ impl Config {
                         .into(),
             });
         }
+        if Builtin::from_name(&self.plugins.assignor_fallback).is_none() {
+            return Err(ConfigError::Invalid {
+                key: "plugins.assignor_fallback",
+                problem: format!(
+                    "`{}` is not a built-in assignor; use range, roundrobin, sticky or cooperative-sticky",
+                    self.plugins.assignor_fallback
+                ),
+            });
+        }
         for name in &self.consumer.assignors {
             if Builtin::from_name(name).is_none() {
                 return Err(ConfigError::Invalid {
@@ -393,6 +406,8 @@ impl Config {
             auto_commit_interval: (consumer.auto_commit_interval_ms > 0)
                 .then(|| Duration::from_millis(consumer.auto_commit_interval_ms)),
             rack: consumer.rack.clone(),
+            fallback_assignor: Builtin::from_name(&self.plugins.assignor_fallback)
+                .unwrap_or(Builtin::Range),
             ..GroupOptions::new(group, consumer.topics.clone())
         })
     }
@@ -509,6 +524,10 @@ mod tests {
             error.contains("consumer.assignors") && error.contains("`fair`"),
             "{error}"
         );
+        let error = Config::parse("[plugins]\nassignor_fallback = \"magic\"")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("plugins.assignor_fallback"), "{error}");
         let error = Config::parse("[consumer]\nheartbeat_interval_ms = 50000")
             .unwrap_err()
             .to_string();

@@ -316,7 +316,7 @@ async fn close_commits_and_leaves() {
 }
 
 #[tokio::test]
-async fn a_plugin_assignor_with_an_invalid_answer_falls_back_to_range() {
+async fn a_plugin_assignor_with_an_invalid_answer_falls_back() {
     use wasmkafka::plugin::{PluginLimits, PluginRuntime, WasmAssignor};
     let runtime = PluginRuntime::new(PluginLimits::default(), None).unwrap();
     let invalid = WasmAssignor::load(

@@ -391,36 +391,15 @@ impl Membership {
                 assignment
             }
             Err(error) => {
-                tracing::error!(group = self.group(), %error, "falling back to the range assignor");
-                let fallback = if cooperative {
-                    // Range may move owned partitions; in cooperative mode hand out only
-                    // what nobody owns.
-                    let mut a = assign::range(&group);
-                    let owned: BTreeSet<(String, i32)> = group
-                        .members
-                        .iter()
-                        .flat_map(|m| {
-                            m.owned
-                                .iter()
-                                .flat_map(|(t, ps)| ps.iter().map(move |p| (t.clone(), *p)))
-                        })
-                        .collect();
-                    for (member_id, share) in a.iter_mut() {
-                        let own = group.members.iter().find(|m| &m.member_id == member_id);
-                        for (topic, partitions) in share.partitions.iter_mut() {
-                            partitions.retain(|p| {
-                                !owned.contains(&(topic.clone(), *p))
-                                    || own.is_some_and(|m| {
-                                        m.owned.get(topic).is_some_and(|o| o.contains(p))
-                                    })
-                            });
-                        }
-                    }
-                    a
-                } else {
-                    assign::range(&group)
-                };
-                fallback
+                let fallback = self.options.fallback_assignor;
+                tracing::error!(group = self.group(), %error, fallback = fallback.name(), "the assignor failed; using the fallback");
+                let mut fallback_assignment = fallback.assign(&group)?;
+                if cooperative {
+                    // The fallback may move owned partitions; in cooperative mode hand out
+                    // only what nobody else owns.
+                    hold_back_owned_by_others(&group, &mut fallback_assignment);
+                }
+                fallback_assignment
             }
         };
         Ok(assignment
@@ -795,4 +774,25 @@ pub async fn commit_changed(
 
 fn millis(duration: Duration) -> i32 {
     i32::try_from(duration.as_millis()).unwrap_or(i32::MAX)
+}
+
+/// Removes from each share the partitions another member still owns (cooperative rule).
+fn hold_back_owned_by_others(group: &Group, assignment: &mut wasmkafka_policy::assign::Assignment) {
+    let mut owner: BTreeMap<(&str, i32), &str> = BTreeMap::new();
+    for member in &group.members {
+        for (topic, partitions) in &member.owned {
+            for partition in partitions {
+                owner.insert((topic.as_str(), *partition), member.member_id.as_str());
+            }
+        }
+    }
+    for (member_id, share) in assignment.iter_mut() {
+        for (topic, partitions) in share.partitions.iter_mut() {
+            partitions.retain(|p| {
+                owner
+                    .get(&(topic.as_str(), *p))
+                    .is_none_or(|o| *o == member_id.as_str())
+            });
+        }
+    }
 }

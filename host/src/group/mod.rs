@@ -50,6 +50,8 @@ pub struct GroupOptions {
     /// `None` turns auto-commit off (commit with [`GroupConsumer::commit`]).
     pub auto_commit_interval: Option<Duration>,
     pub rack: Option<String>,
+    /// Used when the chosen assignor fails or answers an invalid assignment.
+    pub fallback_assignor: Builtin,
 }
 
 impl GroupOptions {
@@ -64,6 +66,7 @@ impl GroupOptions {
             max_poll_interval: Duration::from_secs(300),
             auto_commit_interval: Some(Duration::from_secs(5)),
             rack: None,
+            fallback_assignor: Builtin::Range,
         }
     }
 }

@@ -128,17 +128,19 @@ impl ResourceLimiter for MemoryCap {
         Ok(desired <= 1_000_000)
     }
 
+    // One component instance per store. Its core instances are the guest module and the
+    // WASI adapter's shims (a Rust plugin has a handful); each has at most one table; only
+    // the guest owns a memory.
     fn instances(&self) -> usize {
-        // The component's own core instances (the guest and its adapter shims).
-        64
+        8
     }
 
     fn tables(&self) -> usize {
-        64
+        8
     }
 
     fn memories(&self) -> usize {
-        8
+        1
     }
 }
 
