@@ -123,15 +123,21 @@ pub fn encode_batch(
                 .collect::<IndexMap<_, _>>(),
         })
         .collect();
+    encode_records(&records, compression).map_err(ProduceError::Encode)
+}
+
+/// Encodes kafka-protocol records in the v2 (magic 2) batch format. The encoder starts a new
+/// batch wherever `offset - sequence`, the producer or the control/transactional flags change.
+pub fn encode_records(records: &[Record], compression: Compression) -> Result<Bytes, String> {
     let mut buf = BytesMut::new();
     RecordBatchEncoder::encode(
         &mut buf,
-        &records,
+        records,
         &RecordEncodeOptions {
             version: 2,
             compression,
         },
     )
-    .map_err(|e| ProduceError::Encode(format!("{e:#}")))?;
+    .map_err(|e| format!("{e:#}"))?;
     Ok(buf.freeze())
 }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use indexmap::IndexMap;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{
@@ -21,9 +21,9 @@ use kafka_protocol::messages::{
     ProducerId, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Compression, Record, TimestampType};
+
+use wasmkafka::produce::encode_records;
 
 use crate::fault_broker::{encode, FaultCluster, RequestContext};
 
@@ -366,17 +366,8 @@ impl ScriptedLog {
         } else {
             base
         };
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .expect("encoding a record batch");
-        base.with_records(Some(buf.freeze()))
+        let encoded = encode_records(&records, Compression::None).expect("encoding a record batch");
+        base.with_records(Some(encoded))
     }
 
     fn list_offsets(&self, context: &RequestContext<'_>) -> Result<Option<Bytes>> {

@@ -198,9 +198,7 @@ mod tests {
     use super::*;
     use bytes::BytesMut;
     use indexmap::IndexMap;
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
+    use kafka_protocol::records::{Compression, Record, TimestampType};
 
     fn record(offset: i64) -> Record {
         Record {
@@ -223,17 +221,7 @@ mod tests {
 
     fn batch(offsets: &[i64], compression: Compression) -> BytesMut {
         let records: Vec<Record> = offsets.iter().map(|o| record(*o)).collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression,
-            },
-        )
-        .unwrap();
-        buf
+        BytesMut::from(&crate::produce::encode_records(&records, compression).unwrap()[..])
     }
 
     /// Rewrites header fields the way compaction or a transaction coordinator would, with a valid CRC.
