@@ -397,7 +397,7 @@ impl Membership {
                 if cooperative {
                     // The fallback may move owned partitions; in cooperative mode hand out
                     // only what nobody else owns.
-                    hold_back_owned_by_others(&group, &mut fallback_assignment);
+                    assign::hold_back_owned_by_others(&group, &mut fallback_assignment);
                 }
                 fallback_assignment
             }
@@ -774,25 +774,4 @@ pub async fn commit_changed(
 
 fn millis(duration: Duration) -> i32 {
     i32::try_from(duration.as_millis()).unwrap_or(i32::MAX)
-}
-
-/// Removes from each share the partitions another member still owns (cooperative rule).
-fn hold_back_owned_by_others(group: &Group, assignment: &mut wasmkafka_policy::assign::Assignment) {
-    let mut owner: BTreeMap<(&str, i32), &str> = BTreeMap::new();
-    for member in &group.members {
-        for (topic, partitions) in &member.owned {
-            for partition in partitions {
-                owner.insert((topic.as_str(), *partition), member.member_id.as_str());
-            }
-        }
-    }
-    for (member_id, share) in assignment.iter_mut() {
-        for (topic, partitions) in share.partitions.iter_mut() {
-            partitions.retain(|p| {
-                owner
-                    .get(&(topic.as_str(), *p))
-                    .is_none_or(|o| *o == member_id.as_str())
-            });
-        }
-    }
 }

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 pub use range::range;
 pub use roundrobin::roundrobin;
-pub use sticky::{cooperative_sticky, sticky};
+pub use sticky::{cooperative_sticky, hold_back_owned_by_others, sticky};
 pub use validate::{validate, AssignmentReport, InvalidAssignment};
 
 /// One member's subscription, as the leader sees it.

@@ -19,7 +19,13 @@ pub fn sticky(group: &Group) -> Assignment {
 
 pub fn cooperative_sticky(group: &Group) -> Assignment {
     let mut assignment = plan(group);
-    // Who owns what right now (every claimant: each must revoke before another gets it).
+    hold_back_owned_by_others(group, &mut assignment);
+    assignment
+}
+
+/// The cooperative rule (KIP-429): takes out of each share every partition that another
+/// member still owns (every claimant must revoke it first); the next rebalance hands it over.
+pub fn hold_back_owned_by_others(group: &Group, assignment: &mut Assignment) {
     let mut owners: BTreeMap<(&str, i32), Vec<&str>> = BTreeMap::new();
     for member in &group.members {
         for (topic, partitions) in &member.owned {
@@ -32,23 +38,15 @@ pub fn cooperative_sticky(group: &Group) -> Assignment {
         }
     }
     for (member_id, share) in assignment.iter_mut() {
-        let moving: Vec<(String, i32)> = share
-            .iter()
-            .filter(|(topic, partition)| {
+        for (topic, partitions) in share.partitions.iter_mut() {
+            partitions.retain(|partition| {
                 owners
-                    .get(&(*topic, *partition))
-                    .is_some_and(|o| o.iter().any(|owner| *owner != member_id))
-            })
-            .map(|(t, p)| (t.to_string(), p))
-            .collect();
-        for (topic, partition) in moving {
-            if let Some(partitions) = share.partitions.get_mut(&topic) {
-                partitions.retain(|p| *p != partition);
-            }
+                    .get(&(topic.as_str(), *partition))
+                    .is_none_or(|o| o.iter().all(|owner| owner == member_id))
+            });
         }
         share.partitions.retain(|_, ps| !ps.is_empty());
     }
-    assignment
 }
 
 fn plan(group: &Group) -> Assignment {
