@@ -2,7 +2,6 @@
 //! `Fetch` connection, decode every asked partition's batches. Runs on its own task; the
 //! driver applies the result (or drops it, if the partitions moved meanwhile).
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
@@ -16,7 +15,7 @@ use crate::net::{Purpose, SendOptions};
 use super::batch::{decode_records, BatchError, ConsumerRecord};
 use super::session::{SessionPartition, SessionRequest};
 use super::transactions::AbortedTransactions;
-use super::{IsolationLevel, TopicPartition};
+use super::{by_topic, IsolationLevel, TopicPartition};
 
 /// The first Fetch version with sessions (KIP-227).
 const FIRST_SESSION_VERSION: i16 = 7;
@@ -116,9 +115,9 @@ impl FetchJob {
     }
 
     fn request(&self, session: &SessionRequest) -> FetchRequest {
-        let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
-        for (tp, partition) in &session.send {
-            topics.entry(&tp.topic).or_default().push(
+        let topics = by_topic(session.send.iter().map(|(tp, partition)| {
+            (
+                tp,
                 FetchPartition::default()
                     .with_partition(tp.partition)
                     .with_fetch_offset(partition.fetch_offset)
@@ -126,12 +125,9 @@ impl FetchJob {
                     .with_last_fetched_epoch(-1)
                     .with_log_start_offset(-1)
                     .with_partition_max_bytes(partition.max_bytes),
-            );
-        }
-        let mut forgotten: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-        for tp in &session.forget {
-            forgotten.entry(&tp.topic).or_default().push(tp.partition);
-        }
+            )
+        }));
+        let forgotten = by_topic(session.forget.iter().map(|tp| (tp, tp.partition)));
         FetchRequest::default()
             .with_replica_id(BrokerId(-1))
             .with_max_wait_ms(self.limits.max_wait.as_millis() as i32)

@@ -21,6 +21,7 @@ pub mod reset;
 pub mod session;
 pub mod transactions;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -51,6 +52,17 @@ impl fmt::Display for TopicPartition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.topic, self.partition)
     }
+}
+
+/// Groups per-partition items by topic, topics in order: requests name partitions per topic.
+pub fn by_topic<'a, T>(
+    items: impl IntoIterator<Item = (&'a TopicPartition, T)>,
+) -> BTreeMap<&'a str, Vec<T>> {
+    let mut topics: BTreeMap<&'a str, Vec<T>> = BTreeMap::new();
+    for (tp, item) in items {
+        topics.entry(&tp.topic).or_default().push(item);
+    }
+    topics
 }
 
 /// Which records a fetch may return.

@@ -11,7 +11,7 @@ use kafka_protocol::protocol::StrBytes;
 use crate::client::{Client, ClientError};
 use crate::net::Purpose;
 
-use super::{IsolationLevel, TopicPartition};
+use super::{by_topic, IsolationLevel, TopicPartition};
 
 /// What to look up for a partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,20 +44,20 @@ pub async fn list_offsets(
     isolation: IsolationLevel,
     wanted: &[(TopicPartition, OffsetSpec)],
 ) -> Result<BTreeMap<TopicPartition, OffsetAnswer>, ClientError> {
-    let mut by_topic: BTreeMap<&str, Vec<ListOffsetsPartition>> = BTreeMap::new();
-    for (tp, spec) in wanted {
-        by_topic.entry(&tp.topic).or_default().push(
+    let topics = by_topic(wanted.iter().map(|(tp, spec)| {
+        (
+            tp,
             ListOffsetsPartition::default()
                 .with_partition_index(tp.partition)
                 .with_current_leader_epoch(-1)
                 .with_timestamp(spec.wire_timestamp()),
-        );
-    }
+        )
+    }));
     let request = ListOffsetsRequest::default()
         .with_replica_id(BrokerId(-1))
         .with_isolation_level(isolation.wire())
         .with_topics(
-            by_topic
+            topics
                 .into_iter()
                 .map(|(topic, partitions)| {
                     ListOffsetsTopic::default()

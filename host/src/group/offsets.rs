@@ -13,7 +13,7 @@ use kafka_protocol::messages::{GroupId, OffsetCommitRequest, OffsetFetchRequest,
 use kafka_protocol::protocol::StrBytes;
 
 use crate::client::Client;
-use crate::fetch::TopicPartition;
+use crate::fetch::{by_topic, TopicPartition};
 use crate::net::Purpose;
 
 use super::error::{classify, GroupError};
@@ -25,19 +25,6 @@ pub struct MemberIdentity {
     pub member_id: String,
     pub generation: i32,
     pub instance_id: Option<String>,
-}
-
-fn by_topic<T>(
-    items: impl IntoIterator<Item = (TopicPartition, T)>,
-) -> BTreeMap<String, Vec<(i32, T)>> {
-    let mut topics: BTreeMap<String, Vec<(i32, T)>> = BTreeMap::new();
-    for (tp, value) in items {
-        topics
-            .entry(tp.topic.to_string())
-            .or_default()
-            .push((tp.partition, value));
-    }
-    topics
 }
 
 fn name(topic: &str) -> TopicName {
@@ -55,12 +42,12 @@ pub async fn fetch_committed(
         .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
         .with_require_stable(true)
         .with_topics(Some(
-            by_topic(partitions.iter().map(|tp| (tp.clone(), ())))
+            by_topic(partitions.iter().map(|tp| (tp, tp.partition)))
                 .into_iter()
-                .map(|(topic, ps)| {
+                .map(|(topic, partitions)| {
                     OffsetFetchRequestTopic::default()
-                        .with_name(name(&topic))
-                        .with_partition_indexes(ps.into_iter().map(|(p, _)| p).collect())
+                        .with_name(name(topic))
+                        .with_partition_indexes(partitions)
                 })
                 .collect(),
         ));
@@ -107,27 +94,29 @@ pub async fn commit(
         )
         .with_retention_time_ms(-1)
         .with_topics(
-            by_topic(offsets.iter().cloned())
-                .into_iter()
-                .map(|(topic, partitions)| {
-                    OffsetCommitRequestTopic::default()
-                        .with_name(name(&topic))
-                        .with_partitions(
-                            partitions
-                                .into_iter()
-                                .map(|(partition, offset)| {
-                                    OffsetCommitRequestPartition::default()
-                                        .with_partition_index(partition)
-                                        .with_committed_offset(offset)
-                                        .with_committed_leader_epoch(-1)
-                                        .with_committed_metadata(Some(StrBytes::from_static_str(
-                                            "",
-                                        )))
-                                })
-                                .collect(),
-                        )
-                })
-                .collect(),
+            by_topic(
+                offsets
+                    .iter()
+                    .map(|(tp, offset)| (tp, (tp.partition, *offset))),
+            )
+            .into_iter()
+            .map(|(topic, partitions)| {
+                OffsetCommitRequestTopic::default()
+                    .with_name(name(topic))
+                    .with_partitions(
+                        partitions
+                            .into_iter()
+                            .map(|(partition, offset)| {
+                                OffsetCommitRequestPartition::default()
+                                    .with_partition_index(partition)
+                                    .with_committed_offset(offset)
+                                    .with_committed_leader_epoch(-1)
+                                    .with_committed_metadata(Some(StrBytes::from_static_str("")))
+                            })
+                            .collect(),
+                    )
+            })
+            .collect(),
         );
     let response = client
         .send(coordinator, Purpose::Coordination, &request)
