@@ -134,10 +134,6 @@ impl FetchSession {
         self.epoch = 0;
         self.partitions.clear();
     }
-
-    pub fn id(&self) -> i32 {
-        self.id
-    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use wasmkafka_policy::assign::{Assignment, Group, MemberAssignment};
 
 use crate::group::{Assignor, AssignorError, RebalanceProtocol};
 
-use super::contract::{PluginInfo, PluginKind};
+use super::contract::PluginKind;
 use super::runtime::{CallState, PluginCaller, PluginError, PluginFailure, PluginRuntime};
 
 mod bindings {
@@ -28,7 +28,6 @@ pub struct WasmAssignor {
     pre: AssignorPluginPre<CallState>,
     name: String,
     protocol: RebalanceProtocol,
-    info: PluginInfo,
     /// What `on-assignment` returned last, handed to the next `user-data` call.
     state: Mutex<Vec<u8>>,
     /// The operator's settings, passed with every group.
@@ -47,7 +46,7 @@ impl std::fmt::Debug for WasmAssignor {
 impl WasmAssignor {
     /// Loads, checks and links an assignor plugin, then asks its name and protocol.
     pub fn load(runtime: &Arc<PluginRuntime>, path: &Path) -> Result<WasmAssignor, PluginError> {
-        let (info, instance_pre) = runtime.prepare(path, PluginKind::Assignor)?;
+        let instance_pre = runtime.prepare(path, PluginKind::Assignor)?;
         let caller = PluginCaller::new(runtime.clone(), path);
         let pre = AssignorPluginPre::new(instance_pre)
             .map_err(|e| caller.error(PluginFailure::Instantiate(format!("{e:#}"))))?;
@@ -56,7 +55,6 @@ impl WasmAssignor {
             pre,
             name: String::new(),
             protocol: RebalanceProtocol::Eager,
-            info,
             state: Mutex::new(Vec::new()),
             settings: Vec::new(),
         };
@@ -76,10 +74,6 @@ impl WasmAssignor {
             t::RebalanceProtocol::Cooperative => RebalanceProtocol::Cooperative,
         };
         Ok(assignor)
-    }
-
-    pub fn info(&self) -> &PluginInfo {
-        &self.info
     }
 
     /// Settings handed to the plugin with every group (from the config).

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::policy::{PolicyError, ResetContext, ResetDecision, ResetPolicy, ResetReason};
 
-use super::contract::{PluginInfo, PluginKind};
+use super::contract::PluginKind;
 use super::runtime::{CallState, PluginCaller, PluginError, PluginFailure, PluginRuntime};
 
 mod bindings {
@@ -24,7 +24,6 @@ pub struct WasmResetPolicy {
     caller: PluginCaller,
     pre: ResetPolicyPluginPre<CallState>,
     name: String,
-    info: PluginInfo,
     settings: Vec<(String, String)>,
 }
 
@@ -40,7 +39,7 @@ impl std::fmt::Debug for WasmResetPolicy {
 impl WasmResetPolicy {
     /// Loads, checks and links a reset-policy plugin, then asks its name.
     pub fn load(runtime: &Arc<PluginRuntime>, path: &Path) -> Result<WasmResetPolicy, PluginError> {
-        let (info, instance_pre) = runtime.prepare(path, PluginKind::ResetPolicy)?;
+        let instance_pre = runtime.prepare(path, PluginKind::ResetPolicy)?;
         let caller = PluginCaller::new(runtime.clone(), path);
         let pre = ResetPolicyPluginPre::new(instance_pre)
             .map_err(|e| caller.error(PluginFailure::Instantiate(format!("{e:#}"))))?;
@@ -48,15 +47,10 @@ impl WasmResetPolicy {
             caller,
             pre,
             name: String::new(),
-            info,
             settings: Vec::new(),
         };
         policy.name = policy.call(|plugin, store| plugin.call_name(store))?;
         Ok(policy)
-    }
-
-    pub fn info(&self) -> &PluginInfo {
-        &self.info
     }
 
     /// Settings handed to the plugin with every decision (from the config).

@@ -195,14 +195,6 @@ impl PluginRuntime {
         }))
     }
 
-    pub fn limits(&self) -> &PluginLimits {
-        &self.limits
-    }
-
-    pub fn engine(&self) -> &Engine {
-        &self.engine
-    }
-
     pub fn linker(&self) -> &Linker<CallState> {
         &self.linker
     }
@@ -236,7 +228,7 @@ impl PluginRuntime {
         &self,
         path: &Path,
         kind: PluginKind,
-    ) -> Result<(PluginInfo, InstancePre<CallState>), PluginError> {
+    ) -> Result<InstancePre<CallState>, PluginError> {
         let fail = |failure| PluginError {
             plugin: path.display().to_string(),
             failure,
@@ -253,7 +245,7 @@ impl PluginRuntime {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| fail(PluginFailure::Instantiate(format!("{e:#}"))))?;
-        Ok((info, pre))
+        Ok(pre)
     }
 
     /// Compiles, going through the disk cache: key = the plugin's bytes and the engine's
