@@ -185,17 +185,22 @@ mod tests {
         validate(&group, &assignment, false).unwrap();
     }
 
-    #[test]
-    fn a_joining_member_takes_only_what_balance_needs() {
-        // a and b own 3 each; c joins: each gives up one, nothing else moves.
-        let group = group(
+    /// a and b own three partitions each of a 6-partition topic; c has just joined.
+    fn two_owners_and_a_newcomer() -> Group {
+        group(
             vec![
                 owning(member("a", &["t"]), &[("t", 0), ("t", 1), ("t", 2)]),
                 owning(member("b", &["t"]), &[("t", 3), ("t", 4), ("t", 5)]),
                 member("c", &["t"]),
             ],
             &[("t", 6)],
-        );
+        )
+    }
+
+    #[test]
+    fn a_joining_member_takes_only_what_balance_needs() {
+        // a and b own 3 each; c joins: each gives up one, nothing else moves.
+        let group = two_owners_and_a_newcomer();
         let assignment = sticky(&group);
         assert_eq!(counts(&assignment), [2, 2, 2]);
         let kept_a = assignment["a"].partitions["t"]
@@ -264,14 +269,7 @@ mod tests {
 
     #[test]
     fn cooperative_holds_back_partitions_that_change_owner() {
-        let group = group(
-            vec![
-                owning(member("a", &["t"]), &[("t", 0), ("t", 1), ("t", 2)]),
-                owning(member("b", &["t"]), &[("t", 3), ("t", 4), ("t", 5)]),
-                member("c", &["t"]),
-            ],
-            &[("t", 6)],
-        );
+        let group = two_owners_and_a_newcomer();
         let assignment = cooperative_sticky(&group);
         // c gets nothing this round: both partitions meant for it are still owned.
         assert_eq!(assignment["c"].count(), 0);
