@@ -8,6 +8,20 @@ fn wasmkafka() -> Command {
     Command::new(env!("CARGO_BIN_EXE_wasmkafka"))
 }
 
+/// Produces sample records with `wasmkafka produce` (extra flags: count, batch, keys).
+fn produce_sample(broker: &Tansu, topic: &str, flags: &[&str]) {
+    let output = wasmkafka()
+        .args(["produce", "--brokers", &broker.addr(), "--topic", topic])
+        .args(flags)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// Runs `wasmkafka ARGS`, asserts it failed (exit code 1, or 2 for a command-line usage error
 /// reported by the argument parser), and returns its stderr.
 fn failing(args: &[&str]) -> String {
@@ -52,15 +66,10 @@ async fn metadata_prints_brokers_topics_and_partition_leaders() {
 async fn run_prints_every_record_as_json_and_exits_after_max_records() {
     let broker = Tansu::start().await.unwrap();
     broker.create_topic("cli-run", 4, &[]).unwrap();
-    let produce = wasmkafka()
-        .args(["produce", "--brokers", &broker.addr(), "--topic", "cli-run"])
-        .args(["--count", "2000", "--batch", "50", "--distinct-keys", "7"])
-        .output()
-        .unwrap();
-    assert!(
-        produce.status.success(),
-        "{}",
-        String::from_utf8_lossy(&produce.stderr)
+    produce_sample(
+        &broker,
+        "cli-run",
+        &["--count", "2000", "--batch", "50", "--distinct-keys", "7"],
     );
     // Binary key and value, to check the base64 fields.
     let client = broker.client();
@@ -235,18 +244,7 @@ async fn run_names_a_missing_topic() {
 async fn three_group_members_in_separate_processes_read_every_record_once() {
     let broker = Tansu::start().await.unwrap();
     broker.create_topic("cli-group", 6, &[]).unwrap();
-    let produce = wasmkafka()
-        .args([
-            "produce",
-            "--brokers",
-            &broker.addr(),
-            "--topic",
-            "cli-group",
-        ])
-        .args(["--count", "600", "--batch", "50"])
-        .output()
-        .unwrap();
-    assert!(produce.status.success());
+    produce_sample(&broker, "cli-group", &["--count", "600", "--batch", "50"]);
 
     // Each member prints 200 records and leaves (committing what it printed); whoever is
     // left takes over the rest. Together: every record exactly once.
@@ -371,18 +369,7 @@ fn plugin_check_reports_a_good_plugin_and_refuses_a_bad_one() {
 async fn run_uses_a_reset_policy_plugin_from_the_config() {
     let broker = Tansu::start().await.unwrap();
     broker.create_topic("cli-rewind", 1, &[]).unwrap();
-    let produce = wasmkafka()
-        .args([
-            "produce",
-            "--brokers",
-            &broker.addr(),
-            "--topic",
-            "cli-rewind",
-        ])
-        .args(["--count", "100"])
-        .output()
-        .unwrap();
-    assert!(produce.status.success());
+    produce_sample(&broker, "cli-rewind", &["--count", "100"]);
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("rewind.toml");
     std::fs::write(
