@@ -1,9 +1,11 @@
-//! Test support for wasmkafka: the real-broker fixture ([`tansu`]) and the scripted fault broker
+//! Test support for wasmkafka: the Apache Kafka harness ([`kafka`], the broker of record), the
+//! optional Tansu fixture ([`tansu`], a compatibility target) and the scripted fault broker
 //! ([`fault_broker`]). Integration tests live in `tests/tests/`.
 
 pub mod fault_broker;
 pub mod fault_group;
 pub mod fault_log;
+pub mod kafka;
 pub mod plugins;
 pub mod tansu;
 

@@ -1,30 +1,10 @@
 //! The plugin components the tests load: every crate under `plugins/` and `tests/plugins/`,
-//! built once per test process with `cargo build --release --target wasm32-wasip2`.
+//! built once per test process with `scripts/build-plugins.sh` (cargo skips what is up to
+//! date).
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
-
-/// Every plugin crate of the workspace.
-pub const PLUGIN_CRATES: &[&str] = &[
-    "assignor-range",
-    "assignor-roundrobin",
-    "assignor-sticky",
-    "assignor-cooperative-sticky",
-    "assignor-weighted",
-    "reset-earliest",
-    "reset-latest",
-    "reset-none",
-    "reset-by-duration",
-    "reset-rewind",
-    "hostile-loop",
-    "hostile-memory",
-    "hostile-panic",
-    "hostile-invalid",
-    "hostile-filesystem",
-    "hostile-network",
-    "hostile-wrong-version",
-];
 
 fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -44,21 +24,9 @@ fn target_dir() -> PathBuf {
 pub fn plugin(crate_name: &str) -> PathBuf {
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
     let built = BUILT.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut command = Command::new(cargo);
-        command.current_dir(workspace_root()).args([
-            "build",
-            "--release",
-            "--locked",
-            "--target",
-            "wasm32-wasip2",
-        ]);
-        for name in PLUGIN_CRATES {
-            command.args(["-p", name]);
-        }
-        let output = command
+        let output = Command::new(workspace_root().join("scripts/build-plugins.sh"))
             .output()
-            .map_err(|e| format!("cannot run cargo: {e}"))?;
+            .map_err(|e| format!("cannot run scripts/build-plugins.sh: {e}"))?;
         if output.status.success() {
             Ok(())
         } else {

@@ -1,0 +1,178 @@
+//! What the tests need of an admin client, sent with wasmkafka's own wire client: create
+//! topics (with configs), delete records (move the log start), wait for partition leaders.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use kafka_protocol::error::ParseResponseErrorCode;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsTopic,
+};
+use kafka_protocol::messages::{CreateTopicsRequest, DeleteRecordsRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use wasmkafka::client::Client;
+use wasmkafka::net::Purpose;
+
+use super::Kafka;
+
+/// Topic settings, as `(name, value)` pairs of Kafka topic configs.
+pub type TopicConfig<'a> = &'a [(&'a str, &'a str)];
+
+fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_string()))
+}
+
+/// Creates a topic (the broker's default replication factor) and waits until every partition
+/// has a leader.
+pub async fn create_topic(
+    client: &Client,
+    name: &str,
+    partitions: i32,
+    configs: TopicConfig<'_>,
+) -> Result<()> {
+    let metadata = client.refresh_metadata().await?;
+    let broker = *metadata
+        .brokers
+        .keys()
+        .next()
+        .context("the cluster lists no broker")?;
+    let topic = CreatableTopic::default()
+        .with_name(topic_name(name))
+        .with_num_partitions(partitions)
+        .with_replication_factor(-1)
+        .with_configs(
+            configs
+                .iter()
+                .map(|(key, value)| {
+                    CreatableTopicConfig::default()
+                        .with_name(StrBytes::from_string(key.to_string()))
+                        .with_value(Some(StrBytes::from_string(value.to_string())))
+                })
+                .collect(),
+        );
+    let request = CreateTopicsRequest::default()
+        .with_topics(vec![topic])
+        .with_timeout_ms(30_000);
+    let response = client.send(broker, Purpose::Default, &request).await?;
+    for result in &response.topics {
+        if let Some(error) = result.error_code.err() {
+            bail!(
+                "creating topic {name} failed: {error:?} {}",
+                result.error_message.as_deref().unwrap_or("")
+            );
+        }
+    }
+    wait_for_leaders(client, Some(name), Duration::from_secs(60)).await
+}
+
+/// Deletes the records of `topic`/`partition` below `offset` (DeleteRecords to the leader);
+/// returns the partition's new log start offset.
+pub async fn delete_records(
+    client: &Client,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> Result<i64> {
+    let metadata = client.refresh_metadata().await?;
+    let leader = metadata
+        .leader(topic, partition)
+        .with_context(|| format!("{topic}/{partition} has no leader"))?;
+    let request = DeleteRecordsRequest::default()
+        .with_topics(vec![DeleteRecordsTopic::default()
+            .with_name(topic_name(topic))
+            .with_partitions(vec![DeleteRecordsPartition::default()
+                .with_partition_index(partition)
+                .with_offset(offset)])])
+        .with_timeout_ms(30_000);
+    let response = client.send(leader, Purpose::Default, &request).await?;
+    let answer = response
+        .topics
+        .iter()
+        .flat_map(|topic| topic.partitions.iter())
+        .find(|p| p.partition_index == partition)
+        .context("DeleteRecords answered without the partition")?;
+    if let Some(error) = answer.error_code.err() {
+        bail!("DeleteRecords {topic}/{partition} below {offset} failed: {error:?}");
+    }
+    Ok(answer.low_watermark)
+}
+
+/// Waits until every partition of `topic` (or of every topic) has a leader.
+pub async fn wait_for_leaders(
+    client: &Client,
+    topic: Option<&str>,
+    timeout: Duration,
+) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(metadata) = client.refresh_metadata().await {
+            let ready = match topic {
+                Some(name) => metadata.topics.get(name).is_some_and(|info| {
+                    !info.partitions.is_empty() && info.partitions.values().all(|p| p.leader >= 0)
+                }),
+                None => metadata
+                    .topics
+                    .values()
+                    .all(|info| info.partitions.values().all(|p| p.leader >= 0)),
+            };
+            if ready {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "partitions of {} have no leader after {timeout:?}",
+                topic.unwrap_or("every topic")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+impl Kafka {
+    /// Creates a topic with Kafka topic configs (e.g. `("cleanup.policy", "compact")`).
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: TopicConfig<'_>,
+    ) -> Result<()> {
+        let client = self.client();
+        let created = create_topic(&client, name, partitions, configs).await;
+        client.close();
+        created
+    }
+
+    /// Moves the log start of `topic`/`partition` to `offset`; returns the new log start.
+    pub async fn delete_records(&self, topic: &str, partition: i32, offset: i64) -> Result<i64> {
+        let client = self.client();
+        let deleted = delete_records(&client, topic, partition, offset).await;
+        client.close();
+        deleted
+    }
+
+    /// Produces records to one partition in batches of `batch`; returns the first offset.
+    pub async fn produce(
+        &self,
+        client: &Client,
+        topic: &str,
+        partition: i32,
+        records: &[wasmkafka::produce::OutgoingRecord],
+        batch: usize,
+    ) -> Result<i64> {
+        let mut first = None;
+        for chunk in records.chunks(batch.max(1)) {
+            let base = wasmkafka::produce::produce_batch(
+                client,
+                topic,
+                partition,
+                chunk,
+                kafka_protocol::records::Compression::None,
+            )
+            .await?;
+            first.get_or_insert(base);
+        }
+        first.context("no records to produce")
+    }
+}

@@ -1,0 +1,133 @@
+//! The Apache Kafka jars: the broker (`kafka.Kafka`), `kafka.tools.StorageTool` and the CLI
+//! tools, fetched once from Maven Central with `tests/kafka/pom.xml` and cached under the
+//! user's cache dir. The pom is the one place that pins the version; the cache folder is named
+//! after that version and a hash of the pom, so a change to the pom fetches afresh.
+
+use std::fs::File;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use anyhow::{bail, Context, Result};
+
+/// `tests/kafka/`: the pom, the node config template, the log4j2 configs.
+pub fn kafka_files() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("kafka")
+}
+
+/// The Kafka version the pom pins (`<kafka.version>`).
+pub fn kafka_version() -> &'static str {
+    static VERSION: OnceLock<String> = OnceLock::new();
+    VERSION.get_or_init(|| {
+        let pom = std::fs::read_to_string(kafka_files().join("pom.xml"))
+            .expect("tests/kafka/pom.xml is readable");
+        pom.split("<kafka.version>")
+            .nth(1)
+            .and_then(|rest| rest.split("</kafka.version>").next())
+            .expect("tests/kafka/pom.xml names <kafka.version>")
+            .trim()
+            .to_string()
+    })
+}
+
+/// `$WASMKAFKA_CACHE`, else `$XDG_CACHE_HOME/wasmkafka`, else `~/.cache/wasmkafka`.
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("WASMKAFKA_CACHE") {
+        return PathBuf::from(dir);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("wasmkafka")
+}
+
+/// The folder holding the runtime classpath (`lib/*.jar`), fetched if it is not cached yet.
+/// Safe to call from several processes at once: one fetches under a file lock, the others
+/// wait for it and reuse its result.
+pub fn kafka_lib() -> Result<PathBuf> {
+    static LIB: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    LIB.get_or_init(|| fetch_once().map_err(|error| format!("{error:#}")))
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
+fn fetch_once() -> Result<PathBuf> {
+    let pom = kafka_files().join("pom.xml");
+    let pom_text = std::fs::read(&pom).with_context(|| format!("cannot read {}", pom.display()))?;
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    pom_text.hash(&mut hasher);
+    let home = cache_dir().join(format!(
+        "kafka-{}-{:08x}",
+        kafka_version(),
+        hasher.finish() as u32
+    ));
+    let lib = home.join("lib");
+    let done = home.join("complete");
+    if done.exists() {
+        return Ok(lib);
+    }
+    std::fs::create_dir_all(&home)
+        .with_context(|| format!("cannot create the cache folder {}", home.display()))?;
+    let lock = File::create(home.join("fetch.lock"))?;
+    lock.lock().context("cannot lock the Kafka jar cache")?;
+    if done.exists() {
+        return Ok(lib);
+    }
+    eprintln!(
+        "kafka: fetching Apache Kafka {} jars from Maven Central into {} (once)",
+        kafka_version(),
+        lib.display()
+    );
+    let partial = home.join("lib.partial");
+    let _ = std::fs::remove_dir_all(&partial);
+    let output = Command::new("mvn")
+        .args(["-q", "-B", "-f"])
+        .arg(&pom)
+        .args([
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+            "-Dmdep.useRepositoryLayout=false",
+        ])
+        .arg(format!("-DoutputDirectory={}", partial.display()))
+        .output()
+        .context("cannot run `mvn` (Maven): install it (Debian: apt install maven) and Java 17")?;
+    if !output.status.success() {
+        bail!(
+            "mvn could not fetch the Kafka jars ({}):\n{}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    check_classpath(&partial)?;
+    let _ = std::fs::remove_dir_all(&lib);
+    std::fs::rename(&partial, &lib)?;
+    File::create(&done)?;
+    Ok(lib)
+}
+
+fn check_classpath(lib: &Path) -> Result<()> {
+    let names: Vec<String> = std::fs::read_dir(lib)?
+        .filter_map(|entry| entry.ok())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    for needed in ["kafka_2.13-", "kafka-tools-", "log4j-slf4j-impl-"] {
+        if !names.iter().any(|name| name.starts_with(needed)) {
+            bail!(
+                "the Kafka classpath in {} lacks {needed}*.jar",
+                lib.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `java`: `$JAVA_HOME/bin/java` when set, else the one on PATH.
+pub fn java() -> PathBuf {
+    std::env::var_os("JAVA_HOME")
+        .map(|home| PathBuf::from(home).join("bin/java"))
+        .filter(|java| java.exists())
+        .unwrap_or_else(|| PathBuf::from("java"))
+}
