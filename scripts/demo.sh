@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The main job, end to end: set up what is missing, start a local Tansu broker, create a topic,
-# produce sample records, and consume them with wasmkafka: first every partition, then as a
-# consumer group of two members that split the topic with a Wasm assignor plugin and start
-# where a Wasm reset-policy plugin says. Stops the broker on exit.
+# The main job, end to end: set up what is missing, start a local Apache Kafka broker (jars
+# fetched once from Maven Central), create a topic, produce sample records, and consume them
+# with wasmkafka: first every partition, then as a consumer group of two members that split the
+# topic with a Wasm assignor plugin and start where a Wasm reset-policy plugin says. Stops the
+# broker on exit.
 #   COUNT=1000 PARTITIONS=4 TOPIC=demo scripts/demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,35 +13,41 @@ COUNT="${COUNT:-1000}"
 PARTITIONS="${PARTITIONS:-4}"
 TOPIC="${TOPIC:-demo}"
 
-scripts/setup.sh
-cargo build --release --locked -p wasmkafka
-cargo build --release --locked --target wasm32-wasip2 -p assignor-weighted -p reset-rewind
+SETUP_PROFILE=release scripts/setup.sh
+cargo build --release --locked -p wasmkafka -p wasmkafka-tests --bin wasmkafka --bin kafka-local
+scripts/build-plugins.sh
 TARGET="${CARGO_TARGET_DIR:-$PWD/target}"
 WASMKAFKA="$TARGET/release/wasmkafka"
+KAFKA_LOCAL="$TARGET/release/kafka-local"
 PLUGINS="$TARGET/wasm32-wasip2/release"
-TANSU="${TANSU_BIN:-$(command -v tansu)}"
 
 WORK="$(mktemp -d -t wasmkafka-demo-XXXXXX)"
-PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-BROKER="127.0.0.1:$PORT"
 cleanup() {
-  [ -n "${TANSU_PID:-}" ] && kill "$TANSU_PID" 2>/dev/null && wait "$TANSU_PID" 2>/dev/null
+  if [ -n "${KAFKA_PID:-}" ]; then
+    kill "$KAFKA_PID" 2>/dev/null || true
+    wait "$KAFKA_PID" 2>/dev/null || true
+  fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-echo "== starting tansu on $BROKER (data in $WORK)"
-(cd "$WORK" && exec "$TANSU" broker --listener-url "tcp://$BROKER" \
-  --advertised-listener-url "tcp://$BROKER" --storage-engine sqlite://tansu.db \
-  >"$WORK/tansu.log" 2>&1) &
-TANSU_PID=$!
-for _ in $(seq 1 100); do
-  "$WASMKAFKA" metadata --brokers "$BROKER" >/dev/null 2>&1 && break
+echo "== starting Apache Kafka (one KRaft node on a free loopback port; log in $WORK/kafka.log)"
+# Kafka's default initial rebalance delay (3 s): the two group members below join one
+# generation instead of the first taking every partition alone.
+"$KAFKA_LOCAL" run --ready-file "$WORK/brokers" --set group.initial.rebalance.delay.ms=3000 \
+  >"$WORK/kafka.log" 2>&1 &
+KAFKA_PID=$!
+for _ in $(seq 1 600); do
+  [ -s "$WORK/brokers" ] && break
+  kill -0 "$KAFKA_PID" 2>/dev/null || { cat "$WORK/kafka.log" >&2; exit 1; }
   sleep 0.2
 done
+[ -s "$WORK/brokers" ] || { echo "Kafka did not start within 120 s" >&2; cat "$WORK/kafka.log" >&2; exit 1; }
+BROKER="$(cat "$WORK/brokers")"
+echo "   Kafka is up at $BROKER"
 
 echo "== creating topic $TOPIC with $PARTITIONS partitions"
-(cd "$WORK" && "$TANSU" topic create --broker "tcp://$BROKER" --partitions "$PARTITIONS" "$TOPIC")
+"$KAFKA_LOCAL" create-topic "$BROKER" "$TOPIC" "$PARTITIONS"
 
 echo "== producing $COUNT sample records"
 "$WASMKAFKA" produce --brokers "$BROKER" --topic "$TOPIC" --count "$COUNT" --distinct-keys 10

@@ -1,15 +1,27 @@
 #!/usr/bin/env bash
-# Installs what wasmkafka needs and is missing; reuses what is installed.
+# Installs what wasmkafka needs and is missing; reuses what is installed. Needs: Rust (rustup),
+# Java 17 (java on PATH or JAVA_HOME), Maven (mvn), python3 with venv and pip.
 #   - the wasm32-wasip2 rustup target (plugins are built for it)
-#   - the Tansu test broker, crates.io `tansu` 0.6.0 (about 15 minutes to build, once)
+#   - the Apache Kafka jars (Maven Central, cached in ~/.cache/wasmkafka, about 55 MB, once)
+#   - a Python venv with confluent-kafka (PyPI) for the interop tests (~/.cache/wasmkafka, once)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-TANSU_VERSION=0.6.0
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 
-if ! command -v cargo >/dev/null; then
-  echo "setup: cargo not found; install Rust with rustup first" >&2
+missing() {
+  echo "setup: $1 not found; $2" >&2
+  exit 1
+}
+command -v cargo >/dev/null || missing cargo "install Rust with rustup (https://rustup.rs)"
+command -v rustup >/dev/null || missing rustup "install Rust with rustup (https://rustup.rs)"
+JAVA="${JAVA_HOME:+$JAVA_HOME/bin/}java"
+command -v "$JAVA" >/dev/null || missing java "install Java 17 (Debian: apt install openjdk-17-jre-headless)"
+command -v mvn >/dev/null || missing mvn "install Maven (Debian: apt install maven)"
+command -v python3 >/dev/null || missing python3 "install Python 3 with venv (Debian: apt install python3-venv)"
+
+java_major=$("$JAVA" -version 2>&1 | sed -n 's/.* version "\([0-9]*\).*/\1/p' | head -n 1)
+if [ "${java_major:-0}" -lt 17 ]; then
+  echo "setup: Apache Kafka 4.x needs Java 17 or newer; $JAVA is version ${java_major:-unknown}" >&2
   exit 1
 fi
 
@@ -20,16 +32,5 @@ else
   rustup target add wasm32-wasip2
 fi
 
-installed_tansu_version() {
-  command -v tansu >/dev/null || return 1
-  cargo install --list 2>/dev/null | sed -n 's/^tansu v\([0-9.]*\):$/\1/p'
-}
-
-if [ -n "${TANSU_BIN:-}" ] && [ -x "$TANSU_BIN" ]; then
-  echo "setup: using TANSU_BIN=$TANSU_BIN"
-elif [ "$(installed_tansu_version || true)" = "$TANSU_VERSION" ]; then
-  echo "setup: tansu $TANSU_VERSION is installed ($(command -v tansu))"
-else
-  echo "setup: installing tansu $TANSU_VERSION (about 15 minutes, only this once)"
-  cargo install --locked tansu --version "$TANSU_VERSION" --features dynostore,libsql
-fi
+echo "setup: Apache Kafka jars, Python venv with confluent-kafka"
+cargo run --locked --quiet --profile "${SETUP_PROFILE:-dev}" -p wasmkafka-tests --bin kafka-local -- fetch

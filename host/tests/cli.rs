@@ -2,14 +2,14 @@
 
 use std::process::Command;
 
-use wasmkafka_tests::tansu::Tansu;
+use wasmkafka_tests::kafka::Kafka;
 
 fn wasmkafka() -> Command {
     Command::new(env!("CARGO_BIN_EXE_wasmkafka"))
 }
 
 /// Produces sample records with `wasmkafka produce` (extra flags: count, batch, keys).
-fn produce_sample(broker: &Tansu, topic: &str, flags: &[&str]) {
+fn produce_sample(broker: &Kafka, topic: &str, flags: &[&str]) {
     let output = wasmkafka()
         .args(["produce", "--brokers", &broker.addr(), "--topic", topic])
         .args(flags)
@@ -37,8 +37,8 @@ fn failing(args: &[&str]) -> String {
 
 #[tokio::test]
 async fn metadata_prints_brokers_topics_and_partition_leaders() {
-    let broker = Tansu::start().await.unwrap();
-    broker.create_topic("cli-metadata", 3, &[]).unwrap();
+    let broker = Kafka::shared();
+    broker.create_topic("cli-metadata", 3, &[]).await.unwrap();
     let output = wasmkafka()
         .args(["metadata", "--brokers", &broker.addr()])
         .output()
@@ -50,13 +50,13 @@ async fn metadata_prints_brokers_topics_and_partition_leaders() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(
-        stdout.contains(&format!("broker 111 at {}", broker.addr())),
+        stdout.contains(&format!("broker 1 at {}", broker.addr())),
         "{stdout}"
     );
     assert!(stdout.contains("cli-metadata (3 partitions)"), "{stdout}");
     for partition in 0..3 {
         assert!(
-            stdout.contains(&format!("partition {partition} leader 111")),
+            stdout.contains(&format!("partition {partition} leader 1")),
             "{stdout}"
         );
     }
@@ -64,10 +64,10 @@ async fn metadata_prints_brokers_topics_and_partition_leaders() {
 
 #[tokio::test]
 async fn run_prints_every_record_as_json_and_exits_after_max_records() {
-    let broker = Tansu::start().await.unwrap();
-    broker.create_topic("cli-run", 4, &[]).unwrap();
+    let broker = Kafka::shared();
+    broker.create_topic("cli-run", 4, &[]).await.unwrap();
     produce_sample(
-        &broker,
+        broker,
         "cli-run",
         &["--count", "2000", "--batch", "50", "--distinct-keys", "7"],
     );
@@ -204,7 +204,7 @@ fn bad_input_gets_a_clear_error_and_a_non_zero_exit() {
 
 #[test]
 fn an_unreachable_broker_is_reported_with_the_address_tried() {
-    let port = wasmkafka_tests::tansu::free_port().unwrap();
+    let port = wasmkafka_tests::kafka::free_port().unwrap();
     let addr = format!("127.0.0.1:{port}");
     let stderr = failing(&[
         "run",
@@ -223,7 +223,7 @@ fn an_unreachable_broker_is_reported_with_the_address_tried() {
 
 #[tokio::test]
 async fn run_names_a_missing_topic() {
-    let broker = Tansu::start().await.unwrap();
+    let broker = Kafka::shared();
     let addr = broker.addr();
     let stderr = failing(&[
         "run",
@@ -238,13 +238,28 @@ async fn run_names_a_missing_topic() {
         stderr.contains("topic `missing` does not exist"),
         "{stderr}"
     );
+    // Producing to it: Kafka (auto.create.topics.enable=false on the test broker) does not
+    // create it, and the error says how to.
+    let stderr = failing(&[
+        "produce",
+        "--brokers",
+        &addr,
+        "--topic",
+        "missing",
+        "--count",
+        "1",
+    ]);
+    assert!(
+        stderr.contains("topic `missing` does not exist") && stderr.contains("create it"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
 async fn three_group_members_in_separate_processes_read_every_record_once() {
-    let broker = Tansu::start().await.unwrap();
-    broker.create_topic("cli-group", 6, &[]).unwrap();
-    produce_sample(&broker, "cli-group", &["--count", "600", "--batch", "50"]);
+    let broker = Kafka::shared();
+    broker.create_topic("cli-group", 6, &[]).await.unwrap();
+    produce_sample(broker, "cli-group", &["--count", "600", "--batch", "50"]);
 
     // Each member prints 200 records and leaves (committing what it printed); whoever is
     // left takes over the rest. Together: every record exactly once.
@@ -367,9 +382,9 @@ fn plugin_check_reports_a_good_plugin_and_refuses_a_bad_one() {
 
 #[tokio::test]
 async fn run_uses_a_reset_policy_plugin_from_the_config() {
-    let broker = Tansu::start().await.unwrap();
-    broker.create_topic("cli-rewind", 1, &[]).unwrap();
-    produce_sample(&broker, "cli-rewind", &["--count", "100"]);
+    let broker = Kafka::shared();
+    broker.create_topic("cli-rewind", 1, &[]).await.unwrap();
+    produce_sample(broker, "cli-rewind", &["--count", "100"]);
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("rewind.toml");
     std::fs::write(

@@ -5,8 +5,10 @@
 pub mod fault_broker;
 pub mod fault_group;
 pub mod fault_log;
+pub mod java;
 pub mod kafka;
 pub mod plugins;
+pub mod python;
 pub mod tansu;
 
 /// Logs to the test output when `WASMKAFKA_LOG` is set (e.g. `WASMKAFKA_LOG=debug`).

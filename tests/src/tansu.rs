@@ -1,11 +1,12 @@
-//! The real-broker fixture: a Tansu broker on a free loopback port with SQLite storage in a
-//! temp dir. It finds the `tansu` binary (or installs it once, under a file lock, when it is
-//! missing), creates topics, produces records, restarts the broker, and always stops it: the
-//! process is killed when the fixture is dropped, also when the test panics.
+//! Tansu, a secondary compatibility target (Apache Kafka is the broker of record: see
+//! [`crate::kafka`]). A Tansu broker on a free loopback port with SQLite storage in a temp
+//! dir; it is used only where a `tansu` binary is found ($TANSU_BIN, PATH, ~/.cargo/bin):
+//! nothing installs it (`cargo install --locked tansu --version 0.6.0 --features
+//! dynostore,libsql` does). The broker is killed when the fixture is dropped, also when the
+//! test panics, and with the test process (see [`crate::kafka::process::spawn_tied`]).
 
 use std::fs::File;
 use std::io::Read;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,12 +14,12 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use kafka_protocol::records::Compression;
 use tempfile::TempDir;
+
+use crate::kafka::free_port;
+use crate::kafka::process::spawn_tied;
 use wasmkafka::client::Client;
 use wasmkafka::net::{Connection, ConnectionOptions, PoolOptions};
 use wasmkafka::produce::{produce_batch, OutgoingRecord};
-
-/// The version the tests are written against (see shared/TEST-BROKER.md).
-pub const TANSU_VERSION: &str = "0.6.0";
 
 /// A running Tansu broker. Killed on drop.
 pub struct Tansu {
@@ -29,9 +30,12 @@ pub struct Tansu {
 }
 
 impl Tansu {
-    /// Starts a broker on a free port in a fresh temp dir.
-    pub async fn start() -> Result<Tansu> {
-        let binary = tansu_binary()?;
+    /// Starts a broker on a free port in a fresh temp dir, or `None` when no `tansu` binary
+    /// is installed.
+    pub async fn start_if_installed() -> Result<Option<Tansu>> {
+        let Some(binary) = find_tansu() else {
+            return Ok(None);
+        };
         let dir = tempfile::Builder::new()
             .prefix("wasmkafka-tansu-")
             .tempdir()?;
@@ -43,7 +47,7 @@ impl Tansu {
             binary,
         };
         broker.spawn().await?;
-        Ok(broker)
+        Ok(Some(broker))
     }
 
     /// `127.0.0.1:port`.
@@ -75,7 +79,8 @@ impl Tansu {
             .append(true)
             .open(self.dir.path().join("tansu.log"))?;
         let url = self.url();
-        let child = Command::new(&self.binary)
+        let mut command = Command::new(&self.binary);
+        command
             .current_dir(self.dir.path())
             .args([
                 "broker",
@@ -93,8 +98,8 @@ impl Tansu {
             )
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
+            .stderr(log);
+        let child = spawn_tied(command)
             .with_context(|| format!("cannot start {}", self.binary.display()))?;
         self.child = Some(child);
         self.wait_ready().await
@@ -195,36 +200,8 @@ impl Drop for Tansu {
     }
 }
 
-/// A port that was free a moment ago.
-pub fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// Finds `tansu` ($TANSU_BIN, then PATH, then ~/.cargo/bin) or installs it once.
-pub fn tansu_binary() -> Result<PathBuf> {
-    if let Some(found) = find_tansu() {
-        return Ok(found);
-    }
-    // Install under a lock so parallel tests install once.
-    let lock_path = std::env::temp_dir().join("wasmkafka-tansu-install.lock");
-    let lock = File::create(&lock_path)?;
-    lock.lock()?;
-    if let Some(found) = find_tansu() {
-        return Ok(found);
-    }
-    eprintln!("tansu not found: installing tansu {TANSU_VERSION} (takes about 15 minutes)");
-    let status = Command::new("cargo")
-        .args(["install", "--locked", "tansu", "--version", TANSU_VERSION])
-        .args(["--features", "dynostore,libsql"])
-        .status()
-        .context("cannot run cargo install")?;
-    if !status.success() {
-        bail!("cargo install tansu failed ({status}); run scripts/setup.sh to see why");
-    }
-    find_tansu().context("tansu was installed but cannot be found on PATH or in ~/.cargo/bin")
-}
-
-fn find_tansu() -> Option<PathBuf> {
+/// `$TANSU_BIN`, then `tansu` on PATH, then in ~/.cargo/bin.
+pub fn find_tansu() -> Option<PathBuf> {
     if let Ok(path) = std::env::var("TANSU_BIN") {
         return Some(PathBuf::from(path));
     }

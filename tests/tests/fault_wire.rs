@@ -399,7 +399,7 @@ async fn different_keys_connect_in_parallel() {
 async fn concurrent_callers_share_a_connect_failure_and_later_ones_retry() {
     let pool = Pool::new(options());
     // A port nobody listens on.
-    let dead = wasmkafka_tests::tansu::free_port().unwrap();
+    let dead = wasmkafka_tests::kafka::free_port().unwrap();
     pool.set_address(7, format!("127.0.0.1:{dead}"));
     let tasks: Vec<_> = (0..20)
         .map(|_| {

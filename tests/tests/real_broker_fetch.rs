@@ -1,4 +1,4 @@
-//! The fetcher against a real broker (Tansu): a large topic read exactly once, a slow reader
+//! The fetcher against Apache Kafka: a large topic read exactly once, a slow reader
 //! that keeps memory bounded, and a compacted topic with offset gaps.
 
 use std::collections::BTreeMap;
@@ -8,7 +8,7 @@ use bytes::Bytes;
 use wasmkafka::fetch::{Consumer, ConsumerRecord, FetchOptions, TopicPartition};
 use wasmkafka::policy::ResetPolicySpec;
 use wasmkafka::produce::OutgoingRecord;
-use wasmkafka_tests::tansu::Tansu;
+use wasmkafka_tests::kafka::Kafka;
 
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -22,7 +22,7 @@ fn values(count: usize, partition: i32) -> Vec<OutgoingRecord> {
         .collect()
 }
 
-async fn produce_all(broker: &Tansu, topic: &str, partitions: i32, per_partition: usize) {
+async fn produce_all(broker: &Kafka, topic: &str, partitions: i32, per_partition: usize) {
     let client = broker.client();
     let mut tasks = Vec::new();
     for partition in 0..partitions {
@@ -87,9 +87,9 @@ fn by_partition(records: &[ConsumerRecord]) -> BTreeMap<i32, Vec<i64>> {
 #[tokio::test]
 async fn hundred_thousand_records_over_four_partitions_exactly_once() {
     wasmkafka_tests::init_tracing();
-    let broker = Tansu::start().await.unwrap();
-    broker.create_topic("big", 4, &[]).unwrap();
-    produce_all(&broker, "big", 4, 25_000).await;
+    let broker = Kafka::shared();
+    broker.create_topic("big", 4, &[]).await.unwrap();
+    produce_all(broker, "big", 4, 25_000).await;
 
     let consumer = Consumer::new(
         broker.client(),
@@ -106,6 +106,12 @@ async fn hundred_thousand_records_over_four_partitions_exactly_once() {
         consumer.stats()
     );
     assert_eq!(records.len(), 100_000);
+    // Kafka keeps a KIP-227 session: after the first full fetch, requests are incremental.
+    let stats = consumer.stats();
+    assert!(stats.incremental_fetches > 0, "{stats:?}");
+    // Kafka honours partition_max_bytes (1 MiB): a partition's ~2.3 MB of records cannot
+    // come in fewer than three answers.
+    assert!(stats.fetch_requests >= 3, "{stats:?}");
     let expected: Vec<i64> = (0..25_000).collect();
     for (partition, offsets) in by_partition(&records) {
         assert_eq!(offsets, expected, "partition {partition}");
@@ -134,9 +140,9 @@ async fn hundred_thousand_records_over_four_partitions_exactly_once() {
 #[tokio::test]
 async fn a_stalled_reader_stops_the_fetching() {
     wasmkafka_tests::init_tracing();
-    let broker = Tansu::start().await.unwrap();
-    broker.create_topic("slow", 4, &[]).unwrap();
-    produce_all(&broker, "slow", 4, 5_000).await;
+    let broker = Kafka::shared();
+    broker.create_topic("slow", 4, &[]).await.unwrap();
+    produce_all(broker, "slow", 4, 5_000).await;
 
     let consumer = Consumer::new(
         broker.client(),
@@ -148,7 +154,7 @@ async fn a_stalled_reader_stops_the_fetching() {
     // The reader stalls while 20 000 more records arrive: with every partition's records
     // waiting in the buffer, nothing more is fetched and the buffer does not grow.
     let before = consumer.stats();
-    produce_all(&broker, "slow", 4, 5_000).await;
+    produce_all(broker, "slow", 4, 5_000).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let stalled = consumer.stats();
     println!("before the stall: {before:?}\nafter it: {stalled:?}");
@@ -171,9 +177,21 @@ async fn a_stalled_reader_stops_the_fetching() {
 #[tokio::test]
 async fn a_compacted_topic_yields_exactly_the_surviving_records() {
     wasmkafka_tests::init_tracing();
-    let mut broker = Tansu::start().await.unwrap();
+    let broker = Kafka::shared();
+    // The log cleaner compacts a closed segment within a second or so with these settings
+    // (and the broker's log.cleaner.backoff.ms=200).
     broker
-        .create_topic("compacted", 1, &[("cleanup.policy", "compact")])
+        .create_topic(
+            "compacted",
+            1,
+            &[
+                ("cleanup.policy", "compact"),
+                ("segment.ms", "100"),
+                ("min.cleanable.dirty.ratio", "0.01"),
+                ("min.compaction.lag.ms", "0"),
+            ],
+        )
+        .await
         .unwrap();
     // Every third record has a key of its own; the others share 7 keys, so only the last
     // record of each of those survives compaction.
@@ -191,8 +209,20 @@ async fn a_compacted_topic_yields_exactly_the_surviving_records() {
             ..OutgoingRecord::default()
         })
         .collect();
+    let client = broker.client();
     broker
-        .produce(&broker.client(), "compacted", 0, &records, 20)
+        .produce(&client, "compacted", 0, &records, 20)
+        .await
+        .unwrap();
+    // The active segment is never cleaned: one more record after segment.ms rolls it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let roll = OutgoingRecord {
+        key: Some(Bytes::from("roll")),
+        value: Some(Bytes::from("v200")),
+        ..OutgoingRecord::default()
+    };
+    broker
+        .produce(&client, "compacted", 0, &[roll], 1)
         .await
         .unwrap();
     let mut last_of_key: BTreeMap<String, i64> = BTreeMap::new();
@@ -200,22 +230,46 @@ async fn a_compacted_topic_yields_exactly_the_surviving_records() {
         last_of_key.insert(key_of(i), i as i64);
     }
     let mut survivors: Vec<i64> = last_of_key.values().copied().collect();
+    survivors.push(200);
     survivors.sort_unstable();
     assert!(survivors.len() < 200);
 
-    // Compaction runs when the broker starts.
-    broker.restart().await.unwrap();
-
-    let consumer = Consumer::new(
-        broker.client(),
-        FetchOptions::default(),
-        ResetPolicySpec::Earliest.into_policy(),
-    );
-    consumer
-        .assign_topics(&["compacted".to_string()])
-        .await
-        .unwrap();
-    let read = consume(&consumer, survivors.len(), 1000, Duration::ZERO).await;
+    // Read the whole log until the cleaner has run: then exactly the survivors come back.
+    let tp = TopicPartition::new("compacted", 0);
+    let deadline = Instant::now() + WAIT;
+    let (consumer, read) = loop {
+        let consumer = Consumer::new(
+            broker.client(),
+            FetchOptions {
+                max_wait: Duration::from_millis(100),
+                ..FetchOptions::default()
+            },
+            ResetPolicySpec::Earliest.into_policy(),
+        );
+        consumer
+            .assign_topics(&["compacted".to_string()])
+            .await
+            .unwrap();
+        let mut read = Vec::new();
+        while consumer.position(&tp) != Some(201) {
+            assert!(Instant::now() < deadline, "the log end was not reached");
+            read.extend(
+                consumer
+                    .poll(1000, Duration::from_millis(200))
+                    .await
+                    .unwrap(),
+            );
+        }
+        if read.len() == survivors.len() {
+            break (consumer, read);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the log cleaner did not compact the topic: {} records",
+            read.len()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
     let offsets: Vec<i64> = read.iter().map(|r| r.offset).collect();
     assert_eq!(offsets, survivors, "exactly the surviving records");
     for record in &read {
@@ -229,8 +283,7 @@ async fn a_compacted_topic_yields_exactly_the_surviving_records() {
         .await
         .unwrap()
         .is_empty());
-    let tp = TopicPartition::new("compacted", 0);
-    assert_eq!(consumer.position(&tp), Some(200), "ends at the log end");
+    assert_eq!(consumer.position(&tp), Some(201), "ends at the log end");
 
     // A seek into a gap continues at the next surviving record.
     let gap = (0..200)

@@ -1,6 +1,8 @@
-//! Consumer groups against a real broker (Tansu): members share a topic, hand partitions over
-//! when one leaves, resume after their commits, keep heartbeating through long polls, and
-//! (cooperative) keep the partitions that do not move.
+//! Consumer groups against Apache Kafka (one shared broker per test binary; each test has its
+//! own topic and group): members share a topic and hand partitions over when one leaves,
+//! resume after their commits, keep heartbeating through long polls, leave when they stop
+//! polling; a cooperative join revokes exactly the partitions that move and an eager one
+//! everything; a static member comes back without a rebalance; a Wasm assignor runs a group.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -10,8 +12,8 @@ use bytes::Bytes;
 use wasmkafka::fetch::{FetchOptions, TopicPartition};
 use wasmkafka::group::{Builtin, GroupConsumer, GroupOptions, LoggingListener, RebalanceListener};
 use wasmkafka::policy::ResetPolicySpec;
-use wasmkafka::produce::{produce_batch, OutgoingRecord};
-use wasmkafka_tests::tansu::Tansu;
+use wasmkafka::produce::OutgoingRecord;
+use wasmkafka_tests::kafka::Kafka;
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -33,13 +35,12 @@ fn fetch_options() -> FetchOptions {
 }
 
 fn member(
-    broker: &Tansu,
     options: GroupOptions,
     assignor: Builtin,
     listener: Arc<dyn RebalanceListener>,
 ) -> GroupConsumer {
     GroupConsumer::start(
-        broker.client(),
+        Kafka::shared().client(),
         options,
         fetch_options(),
         ResetPolicySpec::Earliest.into_policy(),
@@ -48,8 +49,16 @@ fn member(
     )
 }
 
-async fn produce(broker: &Tansu, topic: &str, partitions: i32, per_partition: usize, tag: &str) {
-    let client = broker.client();
+/// A topic of the shared broker.
+async fn topic(name: &str, partitions: i32) {
+    Kafka::shared()
+        .create_topic(name, partitions, &[])
+        .await
+        .unwrap();
+}
+
+async fn produce(topic: &str, partitions: i32, per_partition: usize, tag: &str) {
+    let client = Kafka::shared().client();
     for partition in 0..partitions {
         let records: Vec<OutgoingRecord> = (0..per_partition)
             .map(|i| OutgoingRecord {
@@ -57,15 +66,45 @@ async fn produce(broker: &Tansu, topic: &str, partitions: i32, per_partition: us
                 ..OutgoingRecord::default()
             })
             .collect();
-        produce_batch(
-            &client,
+        produce_batch(&client, topic, partition, &records).await;
+    }
+    client.close();
+}
+
+/// Produces one batch. A partition that was just created can refuse it for a moment
+/// (NOT_LEADER_OR_FOLLOWER: the metadata names the leader before the leader has the log);
+/// such a refusal wrote nothing and is retried.
+async fn produce_batch(
+    client: &wasmkafka::client::Client,
+    topic: &str,
+    partition: i32,
+    records: &[OutgoingRecord],
+) {
+    use kafka_protocol::error::ResponseError;
+    use wasmkafka::produce::ProduceError;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match wasmkafka::produce::produce_batch(
+            client,
             topic,
             partition,
-            &records,
+            records,
             kafka_protocol::records::Compression::None,
         )
         .await
-        .unwrap();
+        {
+            Ok(_) => return,
+            Err(ProduceError::Broker {
+                error:
+                    ResponseError::NotLeaderOrFollower
+                    | ResponseError::LeaderNotAvailable
+                    | ResponseError::UnknownTopicOrPartition,
+                ..
+            }) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(error) => panic!("producing to {topic}/{partition}: {error}"),
+        }
     }
 }
 
@@ -90,6 +129,19 @@ fn keep_polling(
     })
 }
 
+/// Stops the pollers and closes the members (commit, revoke, leave).
+async fn close_all(members: Vec<Arc<GroupConsumer>>, pollers: Vec<tokio::task::JoinHandle<()>>) {
+    for poller in pollers {
+        poller.abort();
+        let _ = poller.await;
+    }
+    for member in members {
+        if let Ok(member) = Arc::try_unwrap(member) {
+            member.close().await;
+        }
+    }
+}
+
 /// Waits until the members' assignments are disjoint and cover `partitions`.
 async fn wait_for_cover(members: &[&GroupConsumer], partitions: i32) {
     let deadline = Instant::now() + WAIT;
@@ -106,6 +158,34 @@ async fn wait_for_cover(members: &[&GroupConsumer], partitions: i32) {
         }
         assert!(Instant::now() < deadline, "no stable cover: {shares:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until the members cover `partitions`, all in one generation, and nothing changes for
+/// a second and a half (five heartbeats): the group is settled.
+async fn settle(members: &[Arc<GroupConsumer>], partitions: i32) {
+    let refs: Vec<&GroupConsumer> = members.iter().map(|m| m.as_ref()).collect();
+    let deadline = Instant::now() + WAIT;
+    let mut last = None;
+    let mut since = Instant::now();
+    loop {
+        wait_for_cover(&refs, partitions).await;
+        let state: Vec<(BTreeSet<TopicPartition>, i32)> = members
+            .iter()
+            .map(|m| (m.assignment(), m.identity().generation))
+            .collect();
+        let one_generation = state.iter().all(|(_, g)| *g == state[0].1);
+        if !one_generation || last.as_ref() != Some(&state) {
+            last = Some(state);
+            since = Instant::now();
+        } else if since.elapsed() > Duration::from_millis(1500) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the group did not settle: {last:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -145,15 +225,13 @@ async fn wait_for_records(
 #[tokio::test]
 async fn three_members_share_six_partitions_and_hand_over_when_one_leaves() {
     wasmkafka_tests::init_tracing();
-    let broker = Tansu::start().await.unwrap();
-    broker.create_topic("shared", 6, &[]).unwrap();
-    produce(&broker, "shared", 6, 50, "a").await;
+    topic("shared", 6).await;
+    produce("shared", 6, 50, "a").await;
 
     let seen: Seen = Arc::default();
     let members: Vec<Arc<GroupConsumer>> = (0..3)
         .map(|_| {
             Arc::new(member(
-                &broker,
                 options("g-share", "shared"),
                 Builtin::Range,
                 Arc::new(LoggingListener),
@@ -180,7 +258,7 @@ async fn three_members_share_six_partitions_and_hand_over_when_one_leaves() {
         .unwrap_or_else(|_| panic!("member 2 is still shared"));
     let leaving = leaving_member.assignment();
     leaving_member.close().await;
-    produce(&broker, "shared", 6, 50, "b").await;
+    produce("shared", 6, 50, "b").await;
     let expected: BTreeSet<(i32, i64)> =
         (0..6).flat_map(|p| (0..100).map(move |o| (p, o))).collect();
     wait_for_records(&seen, &expected, &[]).await;
@@ -204,20 +282,16 @@ async fn three_members_share_six_partitions_and_hand_over_when_one_leaves() {
     }
     let duplicates = counts.values().filter(|c| **c > 1).count();
     println!("records seen twice: {duplicates} of {}", counts.len());
-    for poller in pollers {
-        poller.abort();
-    }
+    close_all(members, pollers).await;
 }
 
 #[tokio::test]
 async fn a_restarted_member_resumes_after_its_last_commit() {
     wasmkafka_tests::init_tracing();
-    let broker = Tansu::start().await.unwrap();
-    broker.create_topic("resume", 1, &[]).unwrap();
-    produce(&broker, "resume", 1, 100, "r").await;
+    topic("resume", 1).await;
+    produce("resume", 1, 100, "r").await;
 
     let first = member(
-        &broker,
         GroupOptions {
             auto_commit_interval: None,
             ..options("g-resume", "resume")
@@ -243,7 +317,7 @@ async fn a_restarted_member_resumes_after_its_last_commit() {
     );
     // An async commit, awaited: the positions were read when it started.
     first.commit_async().await.unwrap().unwrap();
-    let client = broker.client();
+    let client = Kafka::shared().client();
     let coordinator = wasmkafka::group::coordinator::find_coordinator(&client, "g-resume")
         .await
         .unwrap();
@@ -260,7 +334,6 @@ async fn a_restarted_member_resumes_after_its_last_commit() {
     first.close().await;
 
     let second = member(
-        &broker,
         options("g-resume", "resume"),
         Builtin::Range,
         Arc::new(LoggingListener),
@@ -286,6 +359,32 @@ struct Recorder {
     lost: Mutex<Vec<TopicPartition>>,
 }
 
+impl Recorder {
+    fn assigned(&self) -> BTreeSet<TopicPartition> {
+        self.assigned.lock().unwrap().iter().cloned().collect()
+    }
+    fn revoked(&self) -> BTreeSet<TopicPartition> {
+        self.revoked.lock().unwrap().iter().cloned().collect()
+    }
+    fn lost(&self) -> BTreeSet<TopicPartition> {
+        self.lost.lock().unwrap().iter().cloned().collect()
+    }
+    /// Every event so far, for a failure message.
+    fn events(&self) -> String {
+        format!(
+            "assigned {:?} revoked {:?} lost {:?}",
+            self.assigned.lock().unwrap(),
+            self.revoked.lock().unwrap(),
+            self.lost.lock().unwrap()
+        )
+    }
+    fn clear(&self) {
+        self.assigned.lock().unwrap().clear();
+        self.revoked.lock().unwrap().clear();
+        self.lost.lock().unwrap().clear();
+    }
+}
+
 impl RebalanceListener for Recorder {
     fn on_assigned(&self, partitions: &[TopicPartition]) {
         self.assigned.lock().unwrap().extend_from_slice(partitions);
@@ -298,77 +397,141 @@ impl RebalanceListener for Recorder {
     }
 }
 
-#[tokio::test]
-async fn cooperative_join_leaves_the_partitions_that_stay_untouched() {
+/// What one member's listener heard.
+#[derive(Debug)]
+struct Heard {
+    assigned: BTreeSet<TopicPartition>,
+    revoked: BTreeSet<TopicPartition>,
+    lost: BTreeSet<TopicPartition>,
+}
+
+/// What a fourth member's join did to a settled group of three.
+struct FourthJoin {
+    /// The shares of members 0-2 before the join.
+    before: Vec<BTreeSet<TopicPartition>>,
+    /// The shares of members 0-3 once the group settled again.
+    after: Vec<BTreeSet<TopicPartition>>,
+    /// What each member's listener heard from the join until the group settled.
+    heard: Vec<Heard>,
+    /// How many generations the join took.
+    generations: i32,
+}
+
+/// Three members settle on an 8-partition topic (3, 3 and 2 partitions), then a fourth joins
+/// and the group settles again (2 each); every record is read.
+async fn three_members_then_a_fourth(assignor: Builtin, topic_name: &str) -> FourthJoin {
     wasmkafka_tests::init_tracing();
-    let broker = Tansu::start().await.unwrap();
-    broker.create_topic("coop", 6, &[]).unwrap();
-    produce(&broker, "coop", 6, 20, "c").await;
+    topic(topic_name, 8).await;
+    produce(topic_name, 8, 20, "j").await;
+    let group = format!("g-{topic_name}");
     let seen: Seen = Arc::default();
-    let recorders: Vec<Arc<Recorder>> = (0..3).map(|_| Arc::default()).collect();
+    let recorders: Vec<Arc<Recorder>> = (0..4).map(|_| Arc::default()).collect();
     let start = |i: usize| {
         Arc::new(member(
-            &broker,
-            options("g-coop", "coop"),
-            Builtin::CooperativeSticky,
+            options(&group, topic_name),
+            assignor,
             recorders[i].clone(),
         ))
     };
-    let first = start(0);
-    let second = start(1);
-    let pollers = vec![
-        keep_polling(first.clone(), 0, seen.clone()),
-        keep_polling(second.clone(), 1, seen.clone()),
-    ];
-    wait_for_cover(&[&first, &second], 6).await;
-    let before = [first.assignment(), second.assignment()];
-    assert_eq!((before[0].len(), before[1].len()), (3, 3));
+    let mut members: Vec<Arc<GroupConsumer>> = (0..3).map(start).collect();
+    let mut pollers: Vec<_> = members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| keep_polling(m.clone(), i, seen.clone()))
+        .collect();
+    settle(&members, 8).await;
+    let before: Vec<_> = members.iter().map(|m| m.assignment()).collect();
+    let generation = members[0].identity().generation;
+    let mut sizes: Vec<usize> = before.iter().map(BTreeSet::len).collect();
+    sizes.sort();
+    assert_eq!(sizes, [2, 3, 3], "{before:?}");
+    for recorder in &recorders {
+        recorder.clear();
+    }
 
-    let third = start(2);
-    let _poller = keep_polling(third.clone(), 2, seen.clone());
-    wait_for_cover(&[&first, &second, &third], 6).await;
-    let after = [first.assignment(), second.assignment(), third.assignment()];
-    println!("before {before:?}\nafter {after:?}");
-    // Cooperative: each member keeps fetching some of its partitions all through the join
-    // (an eager member revokes everything first). Tansu answers each JoinGroup at once, with
-    // the members it has heard from so far (Kafka waits for all of them), so the leader may
-    // plan on a stale view and a partition can move back and forth; with Kafka's join
-    // barrier exactly the moved partitions are revoked.
-    for i in 0..2 {
-        let revoked: BTreeSet<_> = recorders[i]
-            .revoked
-            .lock()
-            .unwrap()
-            .iter()
-            .cloned()
-            .collect();
-        let never_stopped: BTreeSet<_> = before[i].difference(&revoked).cloned().collect();
-        assert!(
-            !never_stopped.is_empty(),
-            "member {i} revoked all of {:?}",
-            before[i]
-        );
-        assert!(never_stopped.is_subset(&after[i]));
-        assert!(recorders[i].lost.lock().unwrap().is_empty());
-    }
-    assert_eq!(after[2].len(), 2);
+    members.push(start(3));
+    pollers.push(keep_polling(members[3].clone(), 3, seen.clone()));
+    settle(&members, 8).await;
+    let after: Vec<_> = members.iter().map(|m| m.assignment()).collect();
+    let generations = members[0].identity().generation - generation;
+    println!("{assignor:?}: before {before:?}\nafter {after:?}\n{generations} generation(s)");
+    assert!(after.iter().all(|share| share.len() == 2), "{after:?}");
     let expected: BTreeSet<(i32, i64)> =
-        (0..6).flat_map(|p| (0..20).map(move |o| (p, o))).collect();
-    wait_for_records(&seen, &expected, &[]).await;
-    for poller in pollers {
-        poller.abort();
+        (0..8).flat_map(|p| (0..20).map(move |o| (p, o))).collect();
+    wait_for_records(&seen, &expected, &members).await;
+    // Taken before closing: a member that closes revokes everything.
+    let heard = recorders
+        .iter()
+        .map(|r| Heard {
+            assigned: r.assigned(),
+            revoked: r.revoked(),
+            lost: r.lost(),
+        })
+        .collect();
+    close_all(members, pollers).await;
+    FourthJoin {
+        before,
+        after,
+        heard,
+        generations,
     }
+}
+
+#[tokio::test]
+async fn a_cooperative_join_revokes_exactly_the_partitions_that_move() {
+    let FourthJoin {
+        before,
+        after,
+        heard,
+        generations,
+    } = three_members_then_a_fourth(Builtin::CooperativeSticky, "coop").await;
+    for i in 0..3 {
+        // Exactly the partitions that moved were revoked; the others never left the fetcher.
+        let moved: BTreeSet<_> = before[i].difference(&after[i]).cloned().collect();
+        assert_eq!(heard[i].revoked, moved, "member {i}: {:?}", heard[i]);
+        assert!(heard[i].revoked.is_disjoint(&after[i]));
+        // Sticky: the old members gain nothing, the newcomer takes what moved.
+        let gained: BTreeSet<_> = after[i].difference(&before[i]).cloned().collect();
+        assert_eq!(heard[i].assigned, gained, "member {i}: {:?}", heard[i]);
+        assert!(heard[i].lost.is_empty(), "member {i}: {:?}", heard[i]);
+    }
+    // The member that had two keeps both and revokes nothing.
+    let smallest = (0..3).find(|i| before[*i].len() == 2).unwrap();
+    assert!(heard[smallest].revoked.is_empty());
+    assert_eq!(after[smallest], before[smallest]);
+    assert_eq!(heard[3].assigned, after[3]);
+    assert!(heard[3].revoked.is_empty() && heard[3].lost.is_empty());
+    // Kafka's join barrier: one rebalance revokes what moves, the next hands it over.
+    assert_eq!(generations, 2);
+}
+
+#[tokio::test]
+async fn an_eager_join_revokes_everything_from_every_member() {
+    let FourthJoin {
+        before,
+        after,
+        heard,
+        generations,
+    } = three_members_then_a_fourth(Builtin::Range, "eager").await;
+    for i in 0..3 {
+        assert_eq!(heard[i].revoked, before[i], "member {i}: {:?}", heard[i]);
+        assert_eq!(heard[i].assigned, after[i], "member {i}: {:?}", heard[i]);
+        assert!(heard[i].lost.is_empty(), "member {i}: {:?}", heard[i]);
+    }
+    assert_eq!(heard[3].assigned, after[3]);
+    assert!(heard[3].revoked.is_empty() && heard[3].lost.is_empty());
+    // One rebalance: every member rejoined before Kafka answered any of them.
+    assert_eq!(generations, 1);
 }
 
 #[tokio::test]
 async fn heartbeats_keep_a_member_in_the_group_through_long_polls() {
     wasmkafka_tests::init_tracing();
-    let broker = Tansu::start().await.unwrap();
-    broker.create_topic("quiet", 1, &[]).unwrap();
+    topic("quiet", 1).await;
     let recorder = Arc::new(Recorder::default());
     // Each fetch long-polls for 5 s, longer than the 3 s session timeout.
     let member = GroupConsumer::start(
-        broker.client(),
+        Kafka::shared().client(),
         GroupOptions {
             session_timeout: Duration::from_secs(3),
             heartbeat_interval: Duration::from_millis(500),
@@ -399,7 +562,7 @@ async fn heartbeats_keep_a_member_in_the_group_through_long_polls() {
     );
     assert!(recorder.lost.lock().unwrap().is_empty());
     assert!(recorder.revoked.lock().unwrap().is_empty());
-    produce(&broker, "quiet", 1, 1, "late").await;
+    produce("quiet", 1, 1, "late").await;
     let mut records = Vec::new();
     let deadline = Instant::now() + WAIT;
     while records.is_empty() {
@@ -413,26 +576,23 @@ async fn heartbeats_keep_a_member_in_the_group_through_long_polls() {
 #[tokio::test]
 async fn a_member_that_stops_polling_leaves_and_its_partitions_move() {
     wasmkafka_tests::init_tracing();
-    let broker = Tansu::start().await.unwrap();
-    broker.create_topic("stall", 4, &[]).unwrap();
+    topic("stall", 4).await;
     let stalled_options = GroupOptions {
         max_poll_interval: Duration::from_secs(1),
         ..options("g-stall", "stall")
     };
     let stalled = Arc::new(member(
-        &broker,
         stalled_options,
         Builtin::Range,
         Arc::new(LoggingListener),
     ));
     let active = Arc::new(member(
-        &broker,
         options("g-stall", "stall"),
         Builtin::Range,
         Arc::new(LoggingListener),
     ));
     let seen: Seen = Arc::default();
-    let _poller = keep_polling(active.clone(), 1, seen.clone());
+    let poller = keep_polling(active.clone(), 1, seen.clone());
     // `stalled` polls once, then never again: after a second it leaves the group.
     let _ = stalled.poll(1, Duration::from_millis(10)).await;
     let deadline = Instant::now() + WAIT;
@@ -446,47 +606,37 @@ async fn a_member_that_stops_polling_leaves_and_its_partitions_move() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(stalled.assignment().is_empty());
-    produce(&broker, "stall", 4, 5, "s").await;
+    produce("stall", 4, 5, "s").await;
     let expected: BTreeSet<(i32, i64)> = (0..4).flat_map(|p| (0..5).map(move |o| (p, o))).collect();
     wait_for_records(&seen, &expected, &[]).await;
+    close_all(vec![active, stalled], vec![poller]).await;
 }
 
 #[tokio::test]
 async fn churn_loses_nothing_while_records_are_produced() {
     wasmkafka_tests::init_tracing();
-    let broker = Tansu::start().await.unwrap();
-    broker.create_topic("churn", 6, &[]).unwrap();
+    topic("churn", 6).await;
     let seen: Seen = Arc::default();
-    let producer = {
-        let client = broker.client();
-        tokio::spawn(async move {
-            for round in 0..30 {
-                for partition in 0..6 {
-                    let records: Vec<OutgoingRecord> = (0..5)
-                        .map(|i| OutgoingRecord {
-                            value: Some(Bytes::from(format!("{round}-{i}"))),
-                            ..OutgoingRecord::default()
-                        })
-                        .collect();
-                    produce_batch(
-                        &client,
-                        "churn",
-                        partition,
-                        &records,
-                        kafka_protocol::records::Compression::None,
-                    )
-                    .await
-                    .unwrap();
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
+    let producer = tokio::spawn(async move {
+        let client = Kafka::shared().client();
+        for round in 0..30 {
+            for partition in 0..6 {
+                let records: Vec<OutgoingRecord> = (0..5)
+                    .map(|i| OutgoingRecord {
+                        value: Some(Bytes::from(format!("{round}-{i}"))),
+                        ..OutgoingRecord::default()
+                    })
+                    .collect();
+                produce_batch(&client, "churn", partition, &records).await;
             }
-        })
-    };
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        client.close();
+    });
     // Members come and go while the producer runs: 0 and 1 from the start, 2 joins, 0 leaves,
     // 3 joins, 1 leaves.
     let start = |index: usize| {
         let member = Arc::new(member(
-            &broker,
             options("g-churn", "churn"),
             Builtin::Range,
             Arc::new(LoggingListener),
@@ -495,11 +645,7 @@ async fn churn_loses_nothing_while_records_are_produced() {
         (member, poller)
     };
     async fn stop((member, poller): (Arc<GroupConsumer>, tokio::task::JoinHandle<()>)) {
-        poller.abort();
-        let _ = poller.await;
-        if let Ok(member) = Arc::try_unwrap(member) {
-            member.close().await;
-        }
+        close_all(vec![member], vec![poller]).await;
     }
     let m0 = start(0);
     let m1 = start(1);
@@ -527,36 +673,35 @@ async fn churn_loses_nothing_while_records_are_produced() {
 }
 
 #[tokio::test]
-async fn a_static_member_restarting_gets_its_partitions_back() {
+async fn a_static_member_restarting_gets_its_partitions_back_without_a_rebalance() {
     wasmkafka_tests::init_tracing();
-    let broker = Tansu::start().await.unwrap();
-    broker.create_topic("static", 4, &[]).unwrap();
+    topic("static", 4).await;
     let static_options = |instance: &str| GroupOptions {
         instance_id: Some(instance.to_string()),
         ..options("g-static", "static")
     };
-    let other_events = Arc::new(Recorder::default());
-    // b joins first and leads: Tansu 0.6 keeps pointing at a leader that left, so a group
-    // whose leader restarts never re-forms there (a broker bug this test steps around).
-    let b = Arc::new(member(
-        &broker,
-        static_options("host-b"),
-        Builtin::Range,
-        other_events.clone(),
-    ));
-    assert!(b.wait_for_generation(-1, WAIT).await.is_some());
+    // a joins first and leads the group; it is the one that restarts.
     let a = member(
-        &broker,
         static_options("host-a"),
         Builtin::Range,
         Arc::new(LoggingListener),
     );
+    assert!(a.wait_for_assignment(WAIT).await);
+    let other_events = Arc::new(Recorder::default());
+    let b = Arc::new(member(
+        static_options("host-b"),
+        Builtin::Range,
+        other_events.clone(),
+    ));
     let seen: Seen = Arc::default();
-    let _poller = keep_polling(b.clone(), 1, seen.clone());
+    let poller = keep_polling(b.clone(), 1, seen.clone());
     let deadline = Instant::now() + WAIT;
     loop {
         let _ = a.poll(10, Duration::from_millis(50)).await.unwrap();
-        if a.assignment().len() == 2 && b.assignment().len() == 2 {
+        if a.assignment().len() == 2
+            && b.assignment().len() == 2
+            && a.identity().generation == b.identity().generation
+        {
             break;
         }
         assert!(
@@ -566,12 +711,17 @@ async fn a_static_member_restarting_gets_its_partitions_back() {
             b.assignment()
         );
     }
-    let before = a.assignment();
     let generation = b.identity().generation;
-    let revoked_before = other_events.revoked.lock().unwrap().len();
-    a.close().await; // static: no LeaveGroup
+    // Both applied that generation (the listener has heard it; `assignment` shows the
+    // partitions a moment earlier).
+    assert!(a.wait_for_generation(generation - 1, WAIT).await.is_some());
+    assert!(b.wait_for_generation(generation - 1, WAIT).await.is_some());
+    let before = a.assignment();
+    let b_before = b.assignment();
+    other_events.clear();
+    a.close().await; // static: commits, but no LeaveGroup
+
     let a = member(
-        &broker,
         static_options("host-a"),
         Builtin::Range,
         Arc::new(LoggingListener),
@@ -584,21 +734,29 @@ async fn a_static_member_restarting_gets_its_partitions_back() {
         b.assignment()
     );
     assert_eq!(a.assignment(), before, "the same partitions come back");
-    // Kafka (KIP-345) lets the returning static member in without a rebalance. Tansu 0.6
-    // answers its first SyncGroup with UNKNOWN_MEMBER_ID and rebalances, so the other member's
-    // generation is not checked here; ordering members by instance id still gives host-a the
-    // same partitions, and its partitions were never committed past what it handed out.
-    let _ = (generation, revoked_before, &other_events);
+    // KIP-345: the returning static member takes its old place in the current generation.
+    assert_eq!(a.identity().generation, generation);
+    // The other member heard nothing, and still nothing after several heartbeats.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(b.identity().generation, generation, "no rebalance");
+    assert_eq!(b.assignment(), b_before);
+    assert!(
+        other_events.assigned().is_empty()
+            && other_events.revoked().is_empty()
+            && other_events.lost().is_empty(),
+        "b heard {}",
+        other_events.events()
+    );
     a.close().await;
+    close_all(vec![b], vec![poller]).await;
 }
 
 #[tokio::test]
 async fn a_group_with_a_wasm_assignor_consumes_a_topic_end_to_end() {
     use wasmkafka::plugin::{PluginLimits, PluginRuntime, WasmAssignor};
     wasmkafka_tests::init_tracing();
-    let broker = Tansu::start().await.unwrap();
-    broker.create_topic("weighted", 8, &[]).unwrap();
-    produce(&broker, "weighted", 8, 25, "w").await;
+    topic("weighted", 8).await;
+    produce("weighted", 8, 25, "w").await;
     let runtime = PluginRuntime::new(PluginLimits::default(), None).unwrap();
     let plugin = wasmkafka_tests::plugins::plugin("assignor-weighted");
     let start = |weight: &str| {
@@ -606,7 +764,7 @@ async fn a_group_with_a_wasm_assignor_consumes_a_topic_end_to_end() {
             .unwrap()
             .with_settings(vec![("weight".into(), weight.into())]);
         Arc::new(GroupConsumer::start(
-            broker.client(),
+            Kafka::shared().client(),
             options("g-wasm", "weighted"),
             fetch_options(),
             ResetPolicySpec::Earliest.into_policy(),
@@ -618,7 +776,7 @@ async fn a_group_with_a_wasm_assignor_consumes_a_topic_end_to_end() {
     assert!(heavy.wait_for_generation(-1, WAIT).await.is_some());
     let light = start("1");
     let seen: Seen = Arc::default();
-    let _pollers = [
+    let pollers = vec![
         keep_polling(heavy.clone(), 0, seen.clone()),
         keep_polling(light.clone(), 1, seen.clone()),
     ];
@@ -635,4 +793,5 @@ async fn a_group_with_a_wasm_assignor_consumes_a_topic_end_to_end() {
     let expected: BTreeSet<(i32, i64)> =
         (0..8).flat_map(|p| (0..25).map(move |o| (p, o))).collect();
     wait_for_records(&seen, &expected, &[]).await;
+    close_all(vec![heavy, light], pollers).await;
 }

@@ -1,4 +1,4 @@
-//! The wire client against a real broker (Tansu): connections by purpose keep coordination
+//! The wire client against Apache Kafka: connections by purpose keep coordination
 //! traffic out of the way of long polls; pipelining; recovery after a broker restart; and a
 //! produce/fetch round trip through the record batch decoder.
 
@@ -16,7 +16,7 @@ use wasmkafka::client::Client;
 use wasmkafka::fetch::decode_records;
 use wasmkafka::net::{Connection, Purpose, SendOptions};
 use wasmkafka::produce::OutgoingRecord;
-use wasmkafka_tests::tansu::Tansu;
+use wasmkafka_tests::kafka::Kafka;
 
 const LONG_POLL: Duration = Duration::from_secs(2);
 
@@ -47,14 +47,20 @@ fn offset_fetch(topic: &str) -> OffsetFetchRequest {
             .with_partition_indexes(vec![0])]))
 }
 
-/// A broker with an empty one-partition topic, a client, and the leader's id.
-async fn setup(topic: &str) -> (Tansu, Client, i32) {
+/// An empty one-partition topic on `broker`, a client, and the leader's id.
+async fn setup_on(broker: &Kafka, topic: &str) -> (Client, i32) {
     wasmkafka_tests::init_tracing();
-    let broker = Tansu::start().await.unwrap();
-    broker.create_topic(topic, 1, &[]).unwrap();
+    broker.create_topic(topic, 1, &[]).await.unwrap();
     let client = broker.client();
     let metadata = client.refresh_metadata().await.unwrap();
     let leader = metadata.leader(topic, 0).expect("the topic has a leader");
+    (client, leader)
+}
+
+/// The shared broker with an empty one-partition topic, a client, and the leader's id.
+async fn setup(topic: &str) -> (&'static Kafka, Client, i32) {
+    let broker = Kafka::shared();
+    let (client, leader) = setup_on(broker, topic).await;
     (broker, client, leader)
 }
 
@@ -159,7 +165,9 @@ async fn pipelined_requests_on_one_real_connection() {
 
 #[tokio::test]
 async fn the_pool_recovers_after_a_broker_restart() {
-    let (mut broker, client, leader) = setup("restart").await;
+    // A broker of its own: the others share theirs.
+    let mut broker = Kafka::start().await.unwrap();
+    let (client, leader) = setup_on(&broker, "restart").await;
     let before = client.connection(leader, Purpose::Default).await.unwrap();
     broker.restart().await.unwrap();
     tokio::time::timeout(Duration::from_secs(5), before.closed())
@@ -177,12 +185,19 @@ async fn the_pool_recovers_after_a_broker_restart() {
 #[tokio::test]
 async fn produced_records_come_back_through_the_batch_decoder() {
     let (broker, client, leader) = setup("roundtrip").await;
+    // Timestamps of a minute ago: Kafka's time-based retention (7 days by default, checked
+    // every 500 ms on the test broker) would delete records stamped years back at once.
+    let base = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - 60_000;
     let records: Vec<OutgoingRecord> = (0..250)
         .map(|i| OutgoingRecord {
             key: Some(Bytes::from(format!("k{i}"))),
             value: Some(Bytes::from(format!("v{i}"))),
             headers: vec![("h".into(), Some(Bytes::from_static(b"x")))],
-            timestamp: Some(1_700_000_000_000 + i),
+            timestamp: Some(base + i),
         })
         .collect();
     broker
@@ -210,7 +225,7 @@ async fn produced_records_come_back_through_the_batch_decoder() {
         assert_eq!(record.offset, i as i64);
         assert_eq!(record.key.as_deref(), Some(format!("k{i}").as_bytes()));
         assert_eq!(record.value.as_deref(), Some(format!("v{i}").as_bytes()));
-        assert_eq!(record.timestamp, 1_700_000_000_000 + i as i64);
+        assert_eq!(record.timestamp, base + i as i64);
         assert_eq!(
             record.headers,
             vec![("h".to_string(), Some(Bytes::from_static(b"x")))]

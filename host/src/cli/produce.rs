@@ -38,7 +38,8 @@ pub async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
     let metadata = client.metadata();
     let topic = metadata.topics.get(&args.topic).with_context(|| {
         format!(
-            "topic `{}` does not exist; create it first (tansu topic create ... {})",
+            "topic `{}` does not exist; create it first (kafka-topics.sh --create --topic {} \
+             --partitions N --bootstrap-server ...)",
             args.topic, args.topic
         )
     })?;

@@ -13,7 +13,9 @@
 //! - JoinGroup and SyncGroup use the coordinator's `Group` connection (they block for a whole
 //!   rebalance); Heartbeat, OffsetFetch, OffsetCommit and LeaveGroup use `Coordination`, so a
 //!   join in progress or a long poll never delays a heartbeat or a commit.
-//! - One JoinGroup carries every configured assignor, in preference order.
+//! - One JoinGroup carries every configured assignor, in preference order; each subscription
+//!   names the owned partitions and the generation they were assigned in (KIP-792), -1 once
+//!   they are lost or given up with the membership.
 //! - Partitions are committed when they are revoked (eager: all, before rejoining;
 //!   cooperative: only those that move), with the positions read at the moment they leave
 //!   the fetcher, so nothing is committed that was not handed to the user. Lost partitions
@@ -23,6 +25,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity as LeaveMember;
@@ -82,6 +85,9 @@ pub struct Membership {
     /// Partitions whose committed offset could not be fetched yet.
     pub awaiting_committed: BTreeSet<TopicPartition>,
     pub failures: u32,
+    /// The generation whose assignment the owned partitions come from (-1: none yet, or
+    /// lost); the subscription carries it (KIP-792).
+    pub owned_generation: i32,
 }
 
 impl Membership {
@@ -286,30 +292,18 @@ impl Membership {
     async fn send_join(&mut self, coordinator: i32) -> Result<JoinGroupResponse, GroupError> {
         let identity = self.identity();
         let owned = self.owned();
-        let mut owned_by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
-        for tp in &owned {
-            owned_by_topic
-                .entry(tp.topic.to_string())
-                .or_default()
-                .push(tp.partition);
-        }
         let protocols = self
             .assignors
             .iter()
             .map(|assignor| {
-                // The generation is left out (-1): a subscription that changes on every join
-                // makes a coordinator that compares subscriptions (Tansu 0.6 bumps the
-                // generation whenever a member's metadata changes) rebalance forever.
-                let metadata = encode_subscription(
-                    &self.options.topics,
-                    &assignor.user_data(&self.options.topics),
-                    &owned_by_topic,
-                    -1,
-                    self.options.rack.as_deref(),
-                );
                 JoinGroupRequestProtocol::default()
                     .with_name(StrBytes::from_string(assignor.name().to_string()))
-                    .with_metadata(metadata)
+                    .with_metadata(subscription(
+                        &self.options,
+                        assignor.as_ref(),
+                        &owned,
+                        self.owned_generation,
+                    ))
             })
             .collect();
         let request = JoinGroupRequest::default()
@@ -476,6 +470,7 @@ impl Membership {
         if let Some(assignor) = self.assignors.iter().find(|a| a.name() == protocol_name) {
             assignor.on_assignment(&assignment, generation);
         }
+        self.owned_generation = generation;
         self.shared.generations.send_replace(generation);
         tracing::info!(
             group = self.group(),
@@ -658,6 +653,7 @@ impl Membership {
                 .into_iter()
                 .collect();
         self.awaiting_committed.clear();
+        self.owned_generation = -1;
         if !owned.is_empty() {
             self.consumer.revoke(&owned);
             self.listener.on_lost(&owned);
@@ -685,6 +681,7 @@ impl Membership {
                 identity.member_id.clear();
                 identity.generation = -1;
             }
+            self.owned_generation = -1;
         } else {
             self.lose_all();
         }
@@ -772,6 +769,87 @@ pub async fn commit_changed(
     Ok(())
 }
 
+/// One assignor's subscription for JoinGroup: the topics, the assignor's user data, the
+/// owned partitions with the generation they were assigned in (KIP-792; -1 when
+/// `subscription_generation` is off) and the rack.
+fn subscription(
+    options: &GroupOptions,
+    assignor: &dyn Assignor,
+    owned: &BTreeSet<TopicPartition>,
+    owned_generation: i32,
+) -> Bytes {
+    let mut owned_by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+    for tp in owned {
+        owned_by_topic
+            .entry(tp.topic.to_string())
+            .or_default()
+            .push(tp.partition);
+    }
+    let generation = if options.subscription_generation {
+        owned_generation
+    } else {
+        -1
+    };
+    encode_subscription(
+        &options.topics,
+        &assignor.user_data(&options.topics),
+        &owned_by_topic,
+        generation,
+        options.rack.as_deref(),
+    )
+}
+
 fn millis(duration: Duration) -> i32 {
     i32::try_from(duration.as_millis()).unwrap_or(i32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::group::protocol::decode_subscription;
+
+    #[test]
+    fn the_subscription_carries_the_generation_of_the_owned_partitions() {
+        let options = GroupOptions {
+            rack: Some("r1".into()),
+            ..GroupOptions::new("g", vec!["t".into(), "u".into()])
+        };
+        let owned = BTreeSet::from([
+            TopicPartition::new("t", 2),
+            TopicPartition::new("t", 0),
+            TopicPartition::new("u", 1),
+        ]);
+        let bytes = subscription(&options, &Builtin::CooperativeSticky, &owned, 7);
+        let member = decode_subscription("m", None, &bytes).unwrap();
+        assert_eq!(member.topics, ["t", "u"]);
+        assert_eq!(member.generation, 7);
+        assert_eq!(
+            member.owned,
+            BTreeMap::from([("t".to_string(), vec![0, 2]), ("u".to_string(), vec![1])])
+        );
+        assert_eq!(member.rack.as_deref(), Some("r1"));
+        // A member that owns nothing yet (or lost everything) says -1.
+        let fresh = subscription(&options, &Builtin::Range, &BTreeSet::new(), -1);
+        assert_eq!(
+            decode_subscription("m", None, &fresh).unwrap().generation,
+            -1
+        );
+    }
+
+    #[test]
+    fn the_compatibility_switch_leaves_the_generation_out() {
+        let options = GroupOptions {
+            subscription_generation: false,
+            ..GroupOptions::new("g", vec!["t".into()])
+        };
+        let owned = BTreeSet::from([TopicPartition::new("t", 0)]);
+        // Generations 3 and 4 encode the same bytes: rejoining without a change sends
+        // identical metadata.
+        let third = subscription(&options, &Builtin::CooperativeSticky, &owned, 3);
+        let fourth = subscription(&options, &Builtin::CooperativeSticky, &owned, 4);
+        assert_eq!(third, fourth);
+        let member = decode_subscription("m", None, &third).unwrap();
+        assert_eq!(member.generation, -1);
+        assert_eq!(member.owned, BTreeMap::from([("t".to_string(), vec![0])]));
+    }
 }

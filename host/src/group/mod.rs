@@ -52,6 +52,12 @@ pub struct GroupOptions {
     pub rack: Option<String>,
     /// Used when the chosen assignor fails or answers an invalid assignment.
     pub fallback_assignor: Builtin,
+    /// KIP-792: the subscription carries the generation in which the member's owned
+    /// partitions were assigned, so a leader can tell a stale claim from a current one (the
+    /// cooperative-sticky assignor keeps a partition claimed twice with the newer claim).
+    /// `false` sends -1 instead: only for coordinators that rebalance whenever a member's
+    /// metadata changes (Tansu 0.6), where a generation inside never lets a group settle.
+    pub subscription_generation: bool,
 }
 
 impl GroupOptions {
@@ -67,6 +73,7 @@ impl GroupOptions {
             auto_commit_interval: Some(Duration::from_secs(5)),
             rack: None,
             fallback_assignor: Builtin::Range,
+            subscription_generation: true,
         }
     }
 }
@@ -155,6 +162,7 @@ impl GroupConsumer {
             backoff,
             awaiting_committed: BTreeSet::new(),
             failures: 0,
+            owned_generation: -1,
         };
         GroupConsumer {
             client,

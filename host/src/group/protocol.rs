@@ -169,6 +169,22 @@ mod tests {
     }
 
     #[test]
+    fn an_old_subscription_without_a_generation_reads_as_minus_one() {
+        // v1 (owned partitions, no generation), as old clients send it.
+        let message = ConsumerProtocolSubscription::default()
+            .with_topics(vec![StrBytes::from_static_str("t")])
+            .with_owned_partitions(vec![OwnedTopic::default()
+                .with_topic(topic_name("t"))
+                .with_partitions(vec![1])]);
+        let mut buf = BytesMut::new();
+        buf.put_i16(1);
+        message.encode(&mut buf, 1).unwrap();
+        let member = decode_subscription("m", None, &buf.freeze()).unwrap();
+        assert_eq!(member.generation, -1);
+        assert_eq!(member.owned, BTreeMap::from([("t".to_string(), vec![1])]));
+    }
+
+    #[test]
     fn assignment_round_trip_and_garbage() {
         let mut share = MemberAssignment::default();
         share.add("t", 3);

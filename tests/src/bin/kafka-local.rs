@@ -1,14 +1,22 @@
 //! A local Apache Kafka for scripts (the demo, setup), through the same harness as the tests.
 //!
-//!   kafka-local fetch                      fetch and cache the Kafka jars (Maven Central)
-//!   kafka-local run [--nodes N] [--ready-file FILE]
+//!   kafka-local fetch                      fetch and cache what the tests need: the Kafka
+//!                                          jars (Maven Central) and the Python venv with
+//!                                          confluent-kafka (PyPI)
+//!   kafka-local run [--nodes N] [--ready-file FILE] [--set KEY=VALUE]...
 //!                                          start N nodes (default 1) on free loopback ports,
 //!                                          print `ready <bootstrap>`, write the bootstrap list
-//!                                          to FILE, and run until SIGTERM/SIGINT; the nodes
+//!                                          to FILE (--set: a broker setting over
+//!                                          tests/kafka/node.properties), and run until
+//!                                          SIGTERM/SIGINT; the nodes
 //!                                          and their data go with this process.
+//!   kafka-local create-topic BROKERS NAME PARTITIONS
+//!                                          create a topic (the cluster's replication factor)
 
 use anyhow::{bail, Context, Result};
-use wasmkafka_tests::kafka::{jars, Kafka, KafkaOptions};
+use wasmkafka::client::Client;
+use wasmkafka::net::PoolOptions;
+use wasmkafka_tests::kafka::{admin, jars, Kafka, KafkaOptions};
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -21,16 +29,39 @@ async fn main() -> Result<()> {
                 jars::kafka_version(),
                 lib.display()
             );
+            let python = wasmkafka_tests::python::python()?;
+            println!(
+                "Python with confluent-kafka {} at {}",
+                wasmkafka_tests::python::CONFLUENT_KAFKA_VERSION,
+                python.display()
+            );
             Ok(())
         }
         Some("run") => run(&args[1..]).await,
-        _ => bail!("usage: kafka-local fetch | kafka-local run [--nodes N] [--ready-file FILE]"),
+        Some("create-topic") => {
+            let [brokers, name, partitions] = &args[1..] else {
+                bail!("usage: kafka-local create-topic BROKERS NAME PARTITIONS");
+            };
+            let partitions = partitions.parse().context("PARTITIONS is a number")?;
+            let client = Client::new(
+                brokers.split(',').map(str::to_string).collect(),
+                PoolOptions::default(),
+            );
+            admin::create_topic(&client, name, partitions, &[]).await?;
+            println!("created topic {name} with {partitions} partitions");
+            Ok(())
+        }
+        _ => bail!(
+            "usage: kafka-local fetch | run [--nodes N] [--ready-file FILE] | \
+             create-topic BROKERS NAME PARTITIONS"
+        ),
     }
 }
 
 async fn run(args: &[String]) -> Result<()> {
     let mut nodes = 1;
     let mut ready_file = None;
+    let mut overrides = Vec::new();
     let mut rest = args.iter();
     while let Some(flag) = rest.next() {
         let value = rest
@@ -39,14 +70,16 @@ async fn run(args: &[String]) -> Result<()> {
         match flag.as_str() {
             "--nodes" => nodes = value.parse().context("--nodes takes a number")?,
             "--ready-file" => ready_file = Some(value.clone()),
+            "--set" => {
+                let (key, value) = value
+                    .split_once('=')
+                    .context("--set takes KEY=VALUE (a broker setting)")?;
+                overrides.push((key.to_string(), value.to_string()));
+            }
             _ => bail!("unknown flag {flag}"),
         }
     }
-    let kafka = Kafka::start_with(KafkaOptions {
-        nodes,
-        ..KafkaOptions::default()
-    })
-    .await?;
+    let kafka = Kafka::start_with(KafkaOptions { nodes, overrides }).await?;
     println!("ready {}", kafka.addr());
     if let Some(file) = ready_file {
         std::fs::write(&file, kafka.addr()).with_context(|| format!("cannot write {file}"))?;

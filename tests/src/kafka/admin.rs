@@ -1,6 +1,7 @@
 //! What the tests need of an admin client, sent with wasmkafka's own wire client: create
 //! topics (with configs), delete records (move the log start), wait for partition leaders.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -12,6 +13,7 @@ use kafka_protocol::messages::delete_records_request::{
 use kafka_protocol::messages::{CreateTopicsRequest, DeleteRecordsRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use wasmkafka::client::Client;
+use wasmkafka::fetch::{list_offsets, IsolationLevel, OffsetSpec, TopicPartition};
 use wasmkafka::net::Purpose;
 
 use super::Kafka;
@@ -23,8 +25,8 @@ fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_string()))
 }
 
-/// Creates a topic (the broker's default replication factor) and waits until every partition
-/// has a leader.
+/// Creates a topic (the broker's default replication factor) and waits until every partition's
+/// leader serves it.
 pub async fn create_topic(
     client: &Client,
     name: &str,
@@ -63,7 +65,53 @@ pub async fn create_topic(
             );
         }
     }
-    wait_for_leaders(client, Some(name), Duration::from_secs(60)).await
+    wait_until_served(client, name, Duration::from_secs(60)).await
+}
+
+/// Waits until every partition of `topic` has a leader that answers ListOffsets for it.
+/// Metadata names a leader a moment before that leader accepts requests: a produce right
+/// after CreateTopics can still get NOT_LEADER_OR_FOLLOWER.
+pub async fn wait_until_served(client: &Client, topic: &str, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let problem = match served(client, topic).await {
+            Ok(()) => return Ok(()),
+            Err(problem) => problem,
+        };
+        if Instant::now() > deadline {
+            bail!("{topic} is not served after {timeout:?}: {problem:#}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn served(client: &Client, topic: &str) -> Result<()> {
+    let metadata = client.refresh_metadata().await?;
+    let info = metadata
+        .topics
+        .get(topic)
+        .filter(|info| !info.partitions.is_empty())
+        .with_context(|| format!("metadata does not list {topic}"))?;
+    let mut by_leader: BTreeMap<i32, Vec<(TopicPartition, OffsetSpec)>> = BTreeMap::new();
+    for partition in info.partitions.values() {
+        if partition.leader < 0 {
+            bail!("{topic}/{} has no leader", partition.partition);
+        }
+        by_leader.entry(partition.leader).or_default().push((
+            TopicPartition::new(topic, partition.partition),
+            OffsetSpec::Latest,
+        ));
+    }
+    for (leader, wanted) in by_leader {
+        let answers =
+            list_offsets(client, leader, IsolationLevel::ReadUncommitted, &wanted).await?;
+        for (tp, answer) in answers {
+            if let Err(error) = answer {
+                bail!("{tp}: {error:?} from its leader {leader}");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Deletes the records of `topic`/`partition` below `offset` (DeleteRecords to the leader);

@@ -24,25 +24,35 @@ pub fn cooperative_sticky(group: &Group) -> Assignment {
 }
 
 /// The cooperative rule (KIP-429): takes out of each share every partition that another
-/// member still owns (every claimant must revoke it first); the next rebalance hands it over.
+/// member still owns (the owner must revoke it first); the next rebalance hands it over. A
+/// partition claimed by several members stays only with a claimant whose claim is from a
+/// newer generation than every other (KIP-792: the others' claims are stale); claims from the
+/// same generation are held back from everyone, so every claimant revokes it first.
 pub fn hold_back_owned_by_others(group: &Group, assignment: &mut Assignment) {
-    let mut owners: BTreeMap<(&str, i32), Vec<&str>> = BTreeMap::new();
+    let mut owners: BTreeMap<(&str, i32), Vec<&Member>> = BTreeMap::new();
     for member in &group.members {
         for (topic, partitions) in &member.owned {
             for partition in partitions {
                 owners
                     .entry((topic.as_str(), *partition))
                     .or_default()
-                    .push(&member.member_id);
+                    .push(member);
             }
         }
     }
     for (member_id, share) in assignment.iter_mut() {
         for (topic, partitions) in share.partitions.iter_mut() {
             partitions.retain(|partition| {
-                owners
-                    .get(&(topic.as_str(), *partition))
-                    .is_none_or(|o| o.iter().all(|owner| owner == member_id))
+                let Some(claimants) = owners.get(&(topic.as_str(), *partition)) else {
+                    return true;
+                };
+                let Some(own) = claimants.iter().find(|m| &m.member_id == member_id) else {
+                    return false;
+                };
+                claimants
+                    .iter()
+                    .filter(|m| &m.member_id != member_id)
+                    .all(|other| other.generation < own.generation)
             });
         }
         share.partitions.retain(|_, ps| !ps.is_empty());
@@ -294,5 +304,49 @@ mod tests {
         let second = cooperative_sticky(&next);
         assert_eq!(counts(&second), [2, 2, 2]);
         validate(&next, &second, true).unwrap();
+    }
+
+    /// a claims t/0 from generation `a_generation`, b from `b_generation` (b also owns t/1).
+    fn two_claimants(a_generation: i32, b_generation: i32) -> Group {
+        let mut a = owning(member("a", &["t"]), &[("t", 0)]);
+        a.generation = a_generation;
+        let mut b = owning(member("b", &["t"]), &[("t", 0), ("t", 1)]);
+        b.generation = b_generation;
+        group(vec![a, b], &[("t", 2)])
+    }
+
+    #[test]
+    fn a_partition_claimed_twice_stays_with_the_newer_generation() {
+        // b's claim is from generation 5, a's (stale) from 3: b keeps t/0 in both variants,
+        // even though a comes first in member order; balance moves t/1 to a (the cooperative
+        // variant only once b has revoked it).
+        let group = two_claimants(3, 5);
+        let assignment = sticky(&group);
+        assert_eq!(assignment["b"].partitions["t"], [0], "{assignment:?}");
+        assert_eq!(assignment["a"].partitions["t"], [1]);
+        let assignment = cooperative_sticky(&group);
+        assert_eq!(assignment["b"].partitions["t"], [0], "{assignment:?}");
+        assert_eq!(assignment["a"].count(), 0);
+        let report = validate(&group, &assignment, true).unwrap();
+        assert_eq!(report.unassigned, [("t".to_string(), 1)]);
+        // The other way round: a's claim is newer, so a keeps it and b keeps t/1.
+        let group = two_claimants(5, 3);
+        let assignment = cooperative_sticky(&group);
+        assert_eq!(assignment["a"].partitions["t"], [0]);
+        assert_eq!(assignment["b"].partitions["t"], [1]);
+        validate(&group, &assignment, true).unwrap();
+    }
+
+    #[test]
+    fn a_partition_claimed_twice_in_one_generation_is_revoked_by_both() {
+        // Nobody can tell which claim is current: sticky picks one by member order, the
+        // cooperative variant holds it back until both have revoked it.
+        let group = two_claimants(4, 4);
+        assert_eq!(sticky(&group)["a"].partitions["t"], [0]);
+        let assignment = cooperative_sticky(&group);
+        assert_eq!(assignment["a"].count(), 0, "{assignment:?}");
+        assert_eq!(assignment["b"].partitions["t"], [1]);
+        let report = validate(&group, &assignment, true).unwrap();
+        assert_eq!(report.unassigned, [("t".to_string(), 0)]);
     }
 }

@@ -103,11 +103,16 @@ pub fn validate(
         .map(|m| (m.member_id.as_str(), m))
         .collect();
     let existing: BTreeSet<(String, i32)> = group.all_partitions().into_iter().collect();
-    let mut owner_of: BTreeMap<(&str, i32), &str> = BTreeMap::new();
+    // Every claimant of each owned partition (two members may claim one, e.g. a stale claim
+    // from an older generation).
+    let mut owners_of: BTreeMap<(&str, i32), Vec<&str>> = BTreeMap::new();
     for member in &group.members {
         for (topic, partitions) in &member.owned {
             for partition in partitions {
-                owner_of.insert((topic.as_str(), *partition), &member.member_id);
+                owners_of
+                    .entry((topic.as_str(), *partition))
+                    .or_default()
+                    .push(&member.member_id);
             }
         }
     }
@@ -144,12 +149,13 @@ pub fn validate(
                 });
             }
             if cooperative {
-                if let Some(owner) = owner_of.get(&(topic, partition)) {
-                    if *owner != member_id {
+                // A claimant may keep its partition; anyone else must wait for the revoke.
+                if let Some(owners) = owners_of.get(&(topic, partition)) {
+                    if !owners.contains(&member_id.as_str()) {
                         return Err(InvalidAssignment::MovedWhileOwned {
                             topic: topic.to_string(),
                             partition,
-                            owner: owner.to_string(),
+                            owner: owners[0].to_string(),
                             member: member_id.clone(),
                         });
                     }
@@ -219,5 +225,28 @@ mod tests {
         assert!(error.to_string().contains("revoke"), "{error}");
         let report = validate(&group, &moved, false).unwrap();
         assert_eq!(report.unassigned, [("t".to_string(), 1)]);
+    }
+
+    #[test]
+    fn a_partition_claimed_twice_may_stay_with_either_claimant_only() {
+        let group = group(
+            vec![
+                owning(member("a", &["t"]), &[("t", 0)]),
+                owning(member("b", &["t"]), &[("t", 0)]),
+                member("c", &["t"]),
+            ],
+            &[("t", 1)],
+        );
+        let to = |member: &str| {
+            let mut share = MemberAssignment::default();
+            share.add("t", 0);
+            Assignment::from([(member.to_string(), share)])
+        };
+        validate(&group, &to("a"), true).unwrap();
+        validate(&group, &to("b"), true).unwrap();
+        assert!(matches!(
+            validate(&group, &to("c"), true),
+            Err(InvalidAssignment::MovedWhileOwned { .. })
+        ));
     }
 }

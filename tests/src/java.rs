@@ -1,0 +1,184 @@
+//! A Java client (`kafka-clients`, from the same cached Kafka classpath) as a consumer group
+//! member for the interop tests: `tests/java/GroupMember.java`, run with Java's source launcher.
+//! Its JSON lines (assignments, records, committed offsets) are collected on a thread.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+use crate::kafka::jars::{java, kafka_files, kafka_lib};
+use crate::kafka::process::{kill, spawn_tied};
+
+/// What the Java member printed so far.
+#[derive(Debug, Default)]
+struct Heard {
+    assignment: BTreeSet<i32>,
+    assigned_events: Vec<Vec<i32>>,
+    revoked_events: Vec<Vec<i32>>,
+    records: Vec<(i32, i64)>,
+    committed: Option<Value>,
+    closed: bool,
+}
+
+/// A running Java group member. Killed on drop.
+pub struct JavaMember {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    heard: Arc<Mutex<Heard>>,
+}
+
+fn partitions(value: &Value) -> Vec<i32> {
+    value["partitions"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(|p| p.as_i64())
+                .map(|p| p as i32)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl JavaMember {
+    /// Starts a member of `group` subscribed to `topic` with Java's `range` or
+    /// `cooperative-sticky` assignor.
+    pub fn start(bootstrap: &str, group: &str, topic: &str, assignor: &str) -> Result<JavaMember> {
+        let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("java/GroupMember.java");
+        let mut command = Command::new(java());
+        command
+            .arg(format!(
+                "-Dlog4j2.configurationFile={}",
+                kafka_files().join("tools-log4j2.properties").display()
+            ))
+            .arg("-cp")
+            .arg(format!("{}/*", kafka_lib()?.display()))
+            .arg(source)
+            .args([bootstrap, group, topic, assignor])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = spawn_tied(command).context("cannot start the Java group member")?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let heard = Arc::new(Mutex::new(Heard::default()));
+        let sink = heard.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let Ok(event) = serde_json::from_str::<Value>(&line) else {
+                    eprintln!("java member: {line}");
+                    continue;
+                };
+                let mut heard = sink.lock().unwrap();
+                match event["event"].as_str() {
+                    Some("assigned") => {
+                        let added = partitions(&event);
+                        heard.assignment.extend(added.iter().copied());
+                        heard.assigned_events.push(added);
+                    }
+                    Some("revoked") | Some("lost") => {
+                        let removed = partitions(&event);
+                        for partition in &removed {
+                            heard.assignment.remove(partition);
+                        }
+                        heard.revoked_events.push(removed);
+                    }
+                    Some("record") => {
+                        let partition = event["partition"].as_i64().unwrap_or(-1) as i32;
+                        let offset = event["offset"].as_i64().unwrap_or(-1);
+                        heard.records.push((partition, offset));
+                    }
+                    Some("committed") => heard.committed = Some(event["partitions"].clone()),
+                    Some("closed") => heard.closed = true,
+                    _ => {}
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        Ok(JavaMember {
+            child,
+            stdin,
+            heard,
+        })
+    }
+
+    /// The partitions the member holds now (by its rebalance listener).
+    pub fn assignment(&self) -> BTreeSet<i32> {
+        self.heard.lock().unwrap().assignment.clone()
+    }
+
+    /// Every partition set its listener was told it lost or gave up, in order.
+    pub fn revocations(&self) -> Vec<Vec<i32>> {
+        self.heard.lock().unwrap().revoked_events.clone()
+    }
+
+    /// Every (partition, offset) it printed, in order.
+    pub fn records(&self) -> Vec<(i32, i64)> {
+        self.heard.lock().unwrap().records.clone()
+    }
+
+    /// Whether it exited its poll loop.
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// What `committed()` reads for its assigned partitions: partition -> offset.
+    pub fn committed(&mut self, timeout: Duration) -> Result<Vec<(i32, i64)>> {
+        self.heard.lock().unwrap().committed = None;
+        self.command("committed")?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(value) = self.heard.lock().unwrap().committed.clone() {
+                let mut offsets: Vec<(i32, i64)> = value
+                    .as_object()
+                    .map(|map| {
+                        map.iter()
+                            .map(|(p, o)| (p.parse().unwrap_or(-1), o.as_i64().unwrap_or(-1)))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                offsets.sort();
+                return Ok(offsets);
+            }
+            if Instant::now() > deadline {
+                bail!("the Java member did not print its committed offsets");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Leaves the group (`close()`) and waits for the process to exit.
+    pub fn stop(&mut self, timeout: Duration) -> Result<()> {
+        self.command("stop")?;
+        let deadline = Instant::now() + timeout;
+        while !self.has_exited() {
+            if Instant::now() > deadline {
+                kill(&mut self.child);
+                bail!("the Java member did not stop within {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    fn command(&mut self, line: &str) -> Result<()> {
+        let stdin = self
+            .stdin
+            .as_mut()
+            .context("the Java member's input is closed")?;
+        writeln!(stdin, "{line}")?;
+        stdin.flush()?;
+        Ok(())
+    }
+}
+
+impl Drop for JavaMember {
+    fn drop(&mut self) {
+        kill(&mut self.child);
+    }
+}
