@@ -71,7 +71,9 @@ async fn run_prints_every_record_as_json_and_exits_after_max_records() {
         "cli-run",
         &["--count", "2000", "--batch", "50", "--distinct-keys", "7"],
     );
-    // Binary key and value, to check the base64 fields.
+    // Binary key and value, to check the base64 fields. Its timestamp (42) is ancient: it
+    // survives time-based retention only because its segment also holds the sample records,
+    // stamped now (Kafka deletes a segment by its newest timestamp).
     let client = broker.client();
     let binary = wasmkafka::produce::OutgoingRecord {
         key: Some(bytes::Bytes::from_static(&[0xc3, 0x28])),
