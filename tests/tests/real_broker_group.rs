@@ -71,41 +71,22 @@ async fn produce(topic: &str, partitions: i32, per_partition: usize, tag: &str) 
     client.close();
 }
 
-/// Produces one batch. A partition that was just created can refuse it for a moment
-/// (NOT_LEADER_OR_FOLLOWER: the metadata names the leader before the leader has the log);
-/// such a refusal wrote nothing and is retried.
+/// Produces one batch.
 async fn produce_batch(
     client: &wasmkafka::client::Client,
     topic: &str,
     partition: i32,
     records: &[OutgoingRecord],
 ) {
-    use kafka_protocol::error::ResponseError;
-    use wasmkafka::produce::ProduceError;
-    let deadline = Instant::now() + WAIT;
-    loop {
-        match wasmkafka::produce::produce_batch(
-            client,
-            topic,
-            partition,
-            records,
-            kafka_protocol::records::Compression::None,
-        )
-        .await
-        {
-            Ok(_) => return,
-            Err(ProduceError::Broker {
-                error:
-                    ResponseError::NotLeaderOrFollower
-                    | ResponseError::LeaderNotAvailable
-                    | ResponseError::UnknownTopicOrPartition,
-                ..
-            }) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(error) => panic!("producing to {topic}/{partition}: {error}"),
-        }
-    }
+    wasmkafka::produce::produce_batch(
+        client,
+        topic,
+        partition,
+        records,
+        kafka_protocol::records::Compression::None,
+    )
+    .await
+    .unwrap_or_else(|error| panic!("producing to {topic}/{partition}: {error}"));
 }
 
 type Seen = Arc<Mutex<Vec<(usize, i32, i64)>>>;
