@@ -12,6 +12,7 @@
 //! max_frame_bytes = 104857600
 //! reconnect_backoff_ms = 50
 //! reconnect_backoff_max_ms = 1000
+//! broker_compat = "kafka"    # or "tansu-0.6": Fetch v11, subscriptions without generation
 //!
 //! [consumer]
 //! topics = ["events"]
@@ -63,7 +64,7 @@ use serde::Deserialize;
 
 use crate::fetch::{FetchOptions, IsolationLevel};
 use crate::group::{Assignor, Builtin, GroupOptions};
-use crate::net::{ConnectionOptions, PoolOptions};
+use crate::net::{BrokerCompat, ConnectionOptions, PoolOptions};
 use crate::plugin::PluginLimits;
 use crate::policy::ResetPolicySpec;
 
@@ -166,6 +167,7 @@ pub struct NetConfig {
     pub max_frame_bytes: usize,
     pub reconnect_backoff_ms: u64,
     pub reconnect_backoff_max_ms: u64,
+    pub broker_compat: BrokerCompat,
 }
 
 impl Default for NetConfig {
@@ -177,6 +179,7 @@ impl Default for NetConfig {
             max_frame_bytes: 100 * 1024 * 1024,
             reconnect_backoff_ms: 50,
             reconnect_backoff_max_ms: 1_000,
+            broker_compat: BrokerCompat::Kafka,
         }
     }
 }
@@ -408,6 +411,7 @@ impl Config {
             rack: consumer.rack.clone(),
             fallback_assignor: Builtin::from_name(&self.plugins.assignor_fallback)
                 .unwrap_or(Builtin::Range),
+            subscription_generation: self.net.broker_compat.subscription_generation(),
             ..GroupOptions::new(group, consumer.topics.clone())
         })
     }
@@ -429,6 +433,7 @@ impl Config {
                 connect_timeout: Duration::from_millis(self.net.connect_timeout_ms),
                 request_timeout: Duration::from_millis(self.net.request_timeout_ms),
                 max_frame_bytes: self.net.max_frame_bytes,
+                compat: self.net.broker_compat,
             },
             idle_timeout: Duration::from_millis(self.net.idle_timeout_ms),
             reconnect_backoff: Duration::from_millis(self.net.reconnect_backoff_ms),
@@ -485,6 +490,29 @@ mod tests {
         assert_eq!(
             config.consumer.isolation_level,
             IsolationLevel::ReadCommitted
+        );
+    }
+
+    #[test]
+    fn the_tansu_switch_reaches_connections_and_groups() {
+        let kafka = Config::parse("[consumer]\ngroup = \"g\"\ntopics = [\"t\"]").unwrap();
+        assert_eq!(kafka.pool_options().connection.compat, BrokerCompat::Kafka);
+        assert!(kafka.group_options().unwrap().subscription_generation);
+        let tansu = Config::parse(
+            "[net]\nbroker_compat = \"tansu-0.6\"\n[consumer]\ngroup = \"g\"\ntopics = [\"t\"]",
+        )
+        .unwrap();
+        assert_eq!(
+            tansu.pool_options().connection.compat,
+            BrokerCompat::Tansu06
+        );
+        assert!(!tansu.group_options().unwrap().subscription_generation);
+        let error = Config::parse("[net]\nbroker_compat = \"tansu\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("broker_compat") && error.contains("tansu-0.6"),
+            "{error}"
         );
     }
 

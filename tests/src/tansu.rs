@@ -18,7 +18,7 @@ use tempfile::TempDir;
 use crate::kafka::free_port;
 use crate::kafka::process::spawn_tied;
 use wasmkafka::client::Client;
-use wasmkafka::net::{Connection, ConnectionOptions, PoolOptions};
+use wasmkafka::net::{BrokerCompat, Connection, ConnectionOptions, PoolOptions};
 use wasmkafka::produce::{produce_batch, OutgoingRecord};
 
 /// A running Tansu broker. Killed on drop.
@@ -68,9 +68,11 @@ impl Tansu {
         text
     }
 
-    /// A client bootstrapped at this broker.
+    /// A client bootstrapped at this broker, with the Tansu 0.6 compatibility switch.
     pub fn client(&self) -> Client {
-        Client::new(vec![self.addr()], PoolOptions::default())
+        let mut options = PoolOptions::default();
+        options.connection.compat = BrokerCompat::Tansu06;
+        Client::new(vec![self.addr()], options)
     }
 
     async fn spawn(&mut self) -> Result<()> {

@@ -241,3 +241,17 @@ async fn produced_records_come_back_through_the_batch_decoder() {
     let decoded = decode_records(&topic, 0, 142, data, |_| false).unwrap();
     assert_eq!(decoded.records.first().map(|r| r.offset), Some(142));
 }
+
+#[tokio::test]
+async fn apache_kafka_gets_the_newest_fetch_version_we_implement() {
+    let (_broker, client, leader) = setup("versions").await;
+    let connection = client.connection(leader, Purpose::Fetch).await.unwrap();
+    // No compatibility switch: Fetch v12 (the last one that names topics); the Tansu 0.6
+    // switch would hold it at v11.
+    assert_eq!(
+        connection
+            .version_for::<FetchRequest>(kafka_protocol::messages::ApiKey::Fetch)
+            .unwrap(),
+        12
+    );
+}

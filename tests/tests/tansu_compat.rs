@@ -2,7 +2,9 @@
 //! smoke set of consume, group and restart. Runs only where a `tansu` binary is installed
 //! ($TANSU_BIN, PATH or ~/.cargo/bin); elsewhere each test says so on stderr and returns.
 //! Tansu 0.6 answers JoinGroup without a join barrier, never sends OFFSET_OUT_OF_RANGE and
-//! answers fetch session id 0; these tests assert only what holds on both brokers.
+//! answers fetch session id 0; these tests assert only what holds on both brokers, with the
+//! `tansu-0.6` compatibility switch (`BrokerCompat::Tansu06`: Fetch v11, subscriptions
+//! without the generation).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -11,6 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use wasmkafka::fetch::{Consumer, FetchOptions};
 use wasmkafka::group::{Builtin, GroupConsumer, GroupOptions, LoggingListener};
+use wasmkafka::net::BrokerCompat;
 use wasmkafka::policy::ResetPolicySpec;
 use wasmkafka::produce::OutgoingRecord;
 use wasmkafka_tests::tansu::Tansu;
@@ -90,7 +93,7 @@ async fn two_group_members_split_a_topic() {
                 heartbeat_interval: Duration::from_millis(300),
                 // Tansu 0.6 rebalances whenever a member's metadata changes: with the
                 // generation inside the subscription (KIP-792) its groups never settle.
-                subscription_generation: false,
+                subscription_generation: BrokerCompat::Tansu06.subscription_generation(),
                 ..GroupOptions::new("compat-g", vec!["compat-group".to_string()])
             },
             FetchOptions {

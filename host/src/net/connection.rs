@@ -35,7 +35,7 @@ use tokio::task::JoinHandle;
 
 use super::error::{CloseReason, NetError};
 use super::frame::{buffer_for_frame, frame_with_size, read_frame};
-use super::versions::{client_max_version, BrokerVersions};
+use super::versions::{BrokerCompat, BrokerVersions};
 
 /// Settings for one connection.
 #[derive(Debug, Clone)]
@@ -44,6 +44,9 @@ pub struct ConnectionOptions {
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
     pub max_frame_bytes: usize,
+    /// Quirks of the broker to allow for (`net.broker_compat`); Apache Kafka's protocol by
+    /// default.
+    pub compat: BrokerCompat,
 }
 
 impl Default for ConnectionOptions {
@@ -53,6 +56,7 @@ impl Default for ConnectionOptions {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             max_frame_bytes: 100 * 1024 * 1024,
+            compat: BrokerCompat::Kafka,
         }
     }
 }
@@ -331,7 +335,7 @@ impl Connection {
 
     /// The version this connection uses for a request type.
     pub fn version_for<R: Request>(&self, api: ApiKey) -> Result<i16, NetError> {
-        let cap = client_max_version(api);
+        let cap = self.inner.options.compat.max_version(api);
         self.inner
             .versions
             .pick(api, R::VERSIONS, cap)

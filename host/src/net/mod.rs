@@ -12,3 +12,4 @@ pub use backoff::Backoff;
 pub use connection::{Connection, ConnectionOptions, SendOptions};
 pub use error::{CloseReason, NetError};
 pub use pool::{ConnKey, Pool, PoolOptions, PoolStats, Purpose};
+pub use versions::BrokerCompat;

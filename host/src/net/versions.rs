@@ -13,10 +13,10 @@ pub fn client_max_version(api: ApiKey) -> Option<i16> {
     match api {
         ApiKey::ApiVersions => Some(3),
         ApiKey::Metadata => Some(12),
-        // v12+ responses are flexible; Tansu 0.6 sends the NodeEndpoints tag (defined from
-        // v16) in v12 answers, which kafka-protocol refuses. v11 has sessions (KIP-227), rack
-        // ids and isolation levels; v13+ would also switch to topic ids.
-        ApiKey::Fetch => Some(11),
+        // v12 is the last version that names topics (v13+ use topic ids); sessions (KIP-227),
+        // rack ids, isolation levels; its answers may carry KIP-320's diverging epoch.
+        // `BrokerCompat::Tansu06` holds it at v11.
+        ApiKey::Fetch => Some(12),
         ApiKey::ListOffsets => Some(7),
         ApiKey::Produce => Some(9),
         ApiKey::FindCoordinator => Some(3),
@@ -29,6 +29,36 @@ pub fn client_max_version(api: ApiKey) -> Option<i16> {
         ApiKey::Heartbeat => Some(4),
         ApiKey::LeaveGroup => Some(4),
         _ => None,
+    }
+}
+
+/// A named compatibility switch for a broker that departs from Apache Kafka's protocol. The
+/// default, `Kafka`, is what Apache Kafka (and brokers that follow it) need; the others hold
+/// the client back where that broker's quirks require it, and only there.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+pub enum BrokerCompat {
+    #[default]
+    #[serde(rename = "kafka")]
+    Kafka,
+    /// Tansu 0.6: its v12 Fetch answers carry the NodeEndpoints tag (defined from v16), which
+    /// kafka-protocol refuses, so Fetch stays at v11; it rebalances whenever a member's
+    /// metadata changes, so subscriptions leave the generation out (-1).
+    #[serde(rename = "tansu-0.6")]
+    Tansu06,
+}
+
+impl BrokerCompat {
+    /// The highest version of `api` to use with such a broker (`None`: the codec's).
+    pub fn max_version(self, api: ApiKey) -> Option<i16> {
+        match (self, api) {
+            (BrokerCompat::Tansu06, ApiKey::Fetch) => Some(11),
+            _ => client_max_version(api),
+        }
+    }
+
+    /// Whether a member's subscription may carry its generation (KIP-792).
+    pub fn subscription_generation(self) -> bool {
+        self != BrokerCompat::Tansu06
     }
 }
 
@@ -72,6 +102,22 @@ impl BrokerVersions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_tansu_switch_holds_fetch_at_v11_and_nothing_else() {
+        let broker = BrokerVersions::new([
+            (ApiKey::Fetch as i16, VersionRange { min: 4, max: 17 }),
+            (ApiKey::Metadata as i16, VersionRange { min: 0, max: 13 }),
+        ]);
+        let codec = VersionRange { min: 0, max: 17 };
+        let pick = |compat: BrokerCompat, api| broker.pick(api, codec, compat.max_version(api));
+        assert_eq!(pick(BrokerCompat::Kafka, ApiKey::Fetch), Ok(12));
+        assert_eq!(pick(BrokerCompat::Tansu06, ApiKey::Fetch), Ok(11));
+        assert_eq!(pick(BrokerCompat::Kafka, ApiKey::Metadata), Ok(12));
+        assert_eq!(pick(BrokerCompat::Tansu06, ApiKey::Metadata), Ok(12));
+        assert!(BrokerCompat::Kafka.subscription_generation());
+        assert!(!BrokerCompat::Tansu06.subscription_generation());
+    }
 
     #[test]
     fn picks_the_highest_common_version() {
