@@ -99,6 +99,14 @@ async fn wait_for_split(java: &JavaMember, member: &GroupConsumer) {
     }
 }
 
+async fn wait_until_java_owns_every_partition(java: &JavaMember) {
+    let deadline = Instant::now() + WAIT;
+    while java.assignment().len() != PARTITIONS as usize {
+        assert!(Instant::now() < deadline, "java: {:?}", java.assignment());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn produce(kafka: &Kafka, topic: &str) {
     let client = kafka.client();
     for partition in 0..PARTITIONS {
@@ -182,11 +190,7 @@ async fn a_java_leader_assigns_cooperatively_to_a_wasmkafka_member() {
     // The Java member joins first: it leads every generation and runs its
     // CooperativeStickyAssignor over our subscription.
     let mut java = JavaMember::start(&kafka.addr(), group, topic, "cooperative-sticky").unwrap();
-    let deadline = Instant::now() + WAIT;
-    while java.assignment().len() != PARTITIONS as usize {
-        assert!(Instant::now() < deadline, "java: {:?}", java.assignment());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until_java_owns_every_partition(&java).await;
     let revoked = Arc::new(Revocations::default());
     let member = our_member(
         kafka,
@@ -217,11 +221,7 @@ async fn a_java_leader_assigns_cooperatively_to_a_wasmkafka_member() {
         .unwrap_or_else(|_| panic!("the member is still shared"))
         .close()
         .await;
-    let deadline = Instant::now() + WAIT;
-    while java.assignment().len() != PARTITIONS as usize {
-        assert!(Instant::now() < deadline, "java: {:?}", java.assignment());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until_java_owns_every_partition(&java).await;
     let committed = java.committed(Duration::from_secs(30)).unwrap();
     assert_eq!(
         committed,
