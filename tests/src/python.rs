@@ -2,11 +2,10 @@
 //! client: a venv created once under [`cache_dir`]`/python/` (pip install from PyPI), and the
 //! small scripts in `tests/python/` run as child processes that talk JSON lines on stdout.
 //!
-//! The venv is shared by every test process: one creates it under a file lock (as
-//! [`crate::kafka::jars`] does for the Kafka jars), the others wait and reuse it. Its folder is
+//! The venv is shared by every test process: one creates it ([`fill_once`]), the others wait
+//! and reuse it. Its folder is
 //! named after the pinned version, so a new pin gets a new venv.
 
-use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -17,7 +16,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::kafka::jars::cache_dir;
+use crate::cache::{cache_dir, fill_once};
 use crate::kafka::process;
 
 /// The confluent-kafka release the venv installs (it bundles its librdkafka).
@@ -55,41 +54,27 @@ pub async fn ready() -> Result<PathBuf> {
 }
 
 fn create_venv() -> Result<PathBuf> {
-    let root = cache_dir().join("python");
-    let venv = root.join(format!("confluent-kafka-{CONFLUENT_KAFKA_VERSION}"));
-    let python = venv.join("bin/python");
-    let done = venv.join("complete");
-    if done.exists() {
-        return Ok(python);
-    }
-    std::fs::create_dir_all(&root)
-        .with_context(|| format!("cannot create the cache folder {}", root.display()))?;
-    let lock = File::create(root.join(format!("confluent-kafka-{CONFLUENT_KAFKA_VERSION}.lock")))?;
-    lock.lock().context("cannot lock the Python venv cache")?;
-    if done.exists() {
-        return Ok(python);
-    }
-    eprintln!(
-        "python: creating a venv with confluent-kafka {CONFLUENT_KAFKA_VERSION} in {} (once)",
-        venv.display()
-    );
-    let _ = std::fs::remove_dir_all(&venv);
-    run(
-        Command::new(base_python()).args(["-m", "venv"]).arg(&venv),
-        "create the venv (Debian: apt install python3-venv; or set WASMKAFKA_PYTHON)",
-    )?;
-    run(
-        Command::new(venv.join("bin/pip"))
-            .args(["install", "--quiet", "--disable-pip-version-check"])
-            .arg(format!("confluent-kafka=={CONFLUENT_KAFKA_VERSION}")),
-        "pip install confluent-kafka",
-    )?;
-    run(
-        Command::new(&python).args(["-c", "import confluent_kafka"]),
-        "import confluent_kafka",
-    )?;
-    File::create(&done)?;
-    Ok(python)
+    let venv = cache_dir()
+        .join("python")
+        .join(format!("confluent-kafka-{CONFLUENT_KAFKA_VERSION}"));
+    let what = format!("a Python venv with confluent-kafka {CONFLUENT_KAFKA_VERSION} (PyPI)");
+    fill_once(&venv, &what, |venv| {
+        run(
+            Command::new(base_python()).args(["-m", "venv"]).arg(venv),
+            "create the venv (Debian: apt install python3-venv; or set WASMKAFKA_PYTHON)",
+        )?;
+        run(
+            Command::new(venv.join("bin/pip"))
+                .args(["install", "--quiet", "--disable-pip-version-check"])
+                .arg(format!("confluent-kafka=={CONFLUENT_KAFKA_VERSION}")),
+            "pip install confluent-kafka",
+        )?;
+        run(
+            Command::new(venv.join("bin/python")).args(["-c", "import confluent_kafka"]),
+            "import confluent_kafka",
+        )
+    })?;
+    Ok(venv.join("bin/python"))
 }
 
 fn run(command: &mut Command, what: &str) -> Result<()> {

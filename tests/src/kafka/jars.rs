@@ -1,15 +1,16 @@
 //! The Apache Kafka jars: the broker (`kafka.Kafka`), `kafka.tools.StorageTool` and the CLI
-//! tools, fetched once from Maven Central with `tests/kafka/pom.xml` and cached under the
-//! user's cache dir. The pom is the one place that pins the version; the cache folder is named
+//! tools, fetched once from Maven Central with `tests/kafka/pom.xml` into the user's cache
+//! ([`crate::cache`]). The pom is the one place that pins the version; the cache folder is named
 //! after that version and a hash of the pom, so a change to the pom fetches afresh.
 
-use std::fs::File;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
 use anyhow::{bail, Context, Result};
+
+use crate::cache::{cache_dir, fill_once};
 
 /// `tests/kafka/`: the pom, the node config template, the log4j2 configs.
 pub fn kafka_files() -> PathBuf {
@@ -31,21 +32,8 @@ pub fn kafka_version() -> &'static str {
     })
 }
 
-/// `$WASMKAFKA_CACHE`, else `$XDG_CACHE_HOME/wasmkafka`, else `~/.cache/wasmkafka`.
-pub fn cache_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("WASMKAFKA_CACHE") {
-        return PathBuf::from(dir);
-    }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("wasmkafka")
-}
-
-/// The folder holding the runtime classpath (`lib/*.jar`), fetched if it is not cached yet.
-/// Safe to call from several processes at once: one fetches under a file lock, the others
-/// wait for it and reuse its result.
+/// The folder holding the runtime classpath (its `*.jar`), fetched if it is not cached yet.
+/// Safe to call from several processes at once (see [`fill_once`]).
 pub fn kafka_lib() -> Result<PathBuf> {
     static LIB: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     LIB.get_or_init(|| fetch_once().map_err(|error| format!("{error:#}")))
@@ -58,53 +46,32 @@ fn fetch_once() -> Result<PathBuf> {
     let pom_text = std::fs::read(&pom).with_context(|| format!("cannot read {}", pom.display()))?;
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     pom_text.hash(&mut hasher);
-    let home = cache_dir().join(format!(
+    let lib = cache_dir().join(format!(
         "kafka-{}-{:08x}",
         kafka_version(),
         hasher.finish() as u32
     ));
-    let lib = home.join("lib");
-    let done = home.join("complete");
-    if done.exists() {
-        return Ok(lib);
-    }
-    std::fs::create_dir_all(&home)
-        .with_context(|| format!("cannot create the cache folder {}", home.display()))?;
-    let lock = File::create(home.join("fetch.lock"))?;
-    lock.lock().context("cannot lock the Kafka jar cache")?;
-    if done.exists() {
-        return Ok(lib);
-    }
-    eprintln!(
-        "kafka: fetching Apache Kafka {} jars from Maven Central into {} (once)",
-        kafka_version(),
-        lib.display()
-    );
-    let partial = home.join("lib.partial");
-    let _ = std::fs::remove_dir_all(&partial);
-    let output = Command::new("mvn")
-        .args(["-q", "-B", "-f"])
-        .arg(&pom)
-        .args([
-            "dependency:copy-dependencies",
-            "-DincludeScope=runtime",
-            "-Dmdep.useRepositoryLayout=false",
-        ])
-        .arg(format!("-DoutputDirectory={}", partial.display()))
-        .output()
-        .context("cannot run `mvn` (Maven): install it (Debian: apt install maven) and Java 17")?;
-    if !output.status.success() {
-        bail!(
-            "mvn could not fetch the Kafka jars ({}):\n{}{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    check_classpath(&partial)?;
-    let _ = std::fs::remove_dir_all(&lib);
-    std::fs::rename(&partial, &lib)?;
-    File::create(&done)?;
+    let what = format!("the Apache Kafka {} jars (Maven Central)", kafka_version());
+    fill_once(&lib, &what, |lib| {
+        let output = Command::new("mvn")
+            .args(["-q", "-B", "-f"])
+            .arg(&pom)
+            .args(["dependency:copy-dependencies", "-DincludeScope=runtime"])
+            .arg(format!("-DoutputDirectory={}", lib.display()))
+            .output()
+            .context(
+                "cannot run `mvn` (Maven): install it (Debian: apt install maven) and Java 17",
+            )?;
+        if !output.status.success() {
+            bail!(
+                "mvn could not fetch the Kafka jars ({}):\n{}{}",
+                output.status,
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        check_classpath(lib)
+    })?;
     Ok(lib)
 }
 
