@@ -6,6 +6,7 @@ pub mod cache;
 pub mod fault_broker;
 pub mod fault_group;
 pub mod fault_log;
+pub mod group;
 pub mod java;
 pub mod kafka;
 pub mod plugins;

@@ -189,35 +189,11 @@ impl Scenario {
         TopicPartition::new(&self.topic, partition)
     }
 
-    /// Waits until the members cover the partitions, in one generation, unchanged for 1.5 s.
+    /// Waits until the members settle (see [`wasmkafka_tests::group::settle`]).
     async fn settle(&self) {
-        let deadline = Instant::now() + WAIT;
-        let mut last = None;
-        let mut since = Instant::now();
-        loop {
-            let state: Vec<(BTreeSet<TopicPartition>, i32)> = self
-                .members
-                .iter()
-                .map(|m| (m.assignment(), m.identity().generation))
-                .collect();
-            let union: BTreeSet<&TopicPartition> = state.iter().flat_map(|(a, _)| a).collect();
-            let total: usize = state.iter().map(|(a, _)| a.len()).sum();
-            let covered = union.len() == PARTITIONS as usize
-                && total == PARTITIONS as usize
-                && state.iter().all(|(a, g)| !a.is_empty() && *g == state[0].1);
-            if !covered || last.as_ref() != Some(&state) {
-                last = Some(state);
-                since = Instant::now();
-            } else if since.elapsed() > Duration::from_millis(1500) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the group did not settle: {last:?}\n{}",
-                self.kafka.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wasmkafka_tests::group::settle(&self.members, PARTITIONS as usize, WAIT)
+            .await
+            .unwrap_or_else(|error| panic!("{error}\n{}", self.kafka.logs()));
     }
 
     /// The highest offset delivered so far, per partition.

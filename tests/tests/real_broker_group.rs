@@ -142,32 +142,11 @@ async fn wait_for_cover(members: &[&GroupConsumer], partitions: i32) {
     }
 }
 
-/// Waits until the members cover `partitions`, all in one generation, and nothing changes for
-/// a second and a half (five heartbeats): the group is settled.
+/// Waits until the members settle over `partitions` (see [`wasmkafka_tests::group::settle`]).
 async fn settle(members: &[Arc<GroupConsumer>], partitions: i32) {
-    let refs: Vec<&GroupConsumer> = members.iter().map(|m| m.as_ref()).collect();
-    let deadline = Instant::now() + WAIT;
-    let mut last = None;
-    let mut since = Instant::now();
-    loop {
-        wait_for_cover(&refs, partitions).await;
-        let state: Vec<(BTreeSet<TopicPartition>, i32)> = members
-            .iter()
-            .map(|m| (m.assignment(), m.identity().generation))
-            .collect();
-        let one_generation = state.iter().all(|(_, g)| *g == state[0].1);
-        if !one_generation || last.as_ref() != Some(&state) {
-            last = Some(state);
-            since = Instant::now();
-        } else if since.elapsed() > Duration::from_millis(1500) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the group did not settle: {last:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wasmkafka_tests::group::settle(members, partitions as usize, WAIT)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
 }
 
 async fn wait_for_records(
