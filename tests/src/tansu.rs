@@ -12,14 +12,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use kafka_protocol::records::Compression;
 use tempfile::TempDir;
+
+use wasmkafka::client::Client;
+use wasmkafka::net::{BrokerCompat, Connection, ConnectionOptions, PoolOptions};
+use wasmkafka::produce::OutgoingRecord;
 
 use crate::kafka::free_port;
 use crate::kafka::process::spawn_tied;
-use wasmkafka::client::Client;
-use wasmkafka::net::{BrokerCompat, Connection, ConnectionOptions, PoolOptions};
-use wasmkafka::produce::{produce_batch, OutgoingRecord};
 
 /// A running Tansu broker. Killed on drop.
 pub struct Tansu {
@@ -187,12 +187,7 @@ impl Tansu {
         records: &[OutgoingRecord],
         batch: usize,
     ) -> Result<i64> {
-        let mut first = None;
-        for chunk in records.chunks(batch.max(1)) {
-            let base = produce_batch(client, topic, partition, chunk, Compression::None).await?;
-            first.get_or_insert(base);
-        }
-        first.context("no records to produce")
+        crate::kafka::admin::produce(client, topic, partition, records, batch).await
     }
 }
 

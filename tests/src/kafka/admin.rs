@@ -12,9 +12,11 @@ use kafka_protocol::messages::delete_records_request::{
 };
 use kafka_protocol::messages::{CreateTopicsRequest, DeleteRecordsRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::Compression;
 use wasmkafka::client::Client;
 use wasmkafka::fetch::{list_offsets, IsolationLevel, OffsetSpec, TopicPartition};
 use wasmkafka::net::Purpose;
+use wasmkafka::produce::{produce_batch, OutgoingRecord};
 
 use super::Kafka;
 
@@ -146,6 +148,23 @@ pub async fn delete_records(
     Ok(answer.low_watermark)
 }
 
+/// Produces records to one partition in batches of `batch` (uncompressed); returns the first
+/// offset.
+pub async fn produce(
+    client: &Client,
+    topic: &str,
+    partition: i32,
+    records: &[OutgoingRecord],
+    batch: usize,
+) -> Result<i64> {
+    let mut first = None;
+    for chunk in records.chunks(batch.max(1)) {
+        let base = produce_batch(client, topic, partition, chunk, Compression::None).await?;
+        first.get_or_insert(base);
+    }
+    first.context("no records to produce")
+}
+
 /// Waits until every partition of `topic` (or of every topic) has a leader.
 pub async fn wait_for_leaders(
     client: &Client,
@@ -206,21 +225,9 @@ impl Kafka {
         client: &Client,
         topic: &str,
         partition: i32,
-        records: &[wasmkafka::produce::OutgoingRecord],
+        records: &[OutgoingRecord],
         batch: usize,
     ) -> Result<i64> {
-        let mut first = None;
-        for chunk in records.chunks(batch.max(1)) {
-            let base = wasmkafka::produce::produce_batch(
-                client,
-                topic,
-                partition,
-                chunk,
-                kafka_protocol::records::Compression::None,
-            )
-            .await?;
-            first.get_or_insert(base);
-        }
-        first.context("no records to produce")
+        produce(client, topic, partition, records, batch).await
     }
 }
