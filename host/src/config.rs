@@ -27,6 +27,8 @@
 //! max_partition_fetch_bytes = 1048576
 //! retry_backoff_ms = 100     # failed fetches, ListOffsets and metadata refreshes back off
 //! retry_backoff_max_ms = 1000
+//! max_poll_records = 10000   # records one poll hands over (`run` writes, flushes and commits
+//!                            # in batches of at most this many)
 //!
 //! # with a group:
 //! assignors = ["range", "cooperative-sticky"]   # preference order; cooperative rebalancing
@@ -36,7 +38,9 @@
 //! rebalance_timeout_ms = 60000
 //! heartbeat_interval_ms = 3000
 //! max_poll_interval_ms = 300000
-//! auto_commit_interval_ms = 5000   # 0 turns auto-commit off
+//! auto_commit_interval_ms = 5000   # 0 turns auto-commit off (then nothing is committed)
+//! commit_timeout_ms = 60000        # how long a commit retries transient errors
+//! shutdown_timeout_ms = 30000      # a clean stop (commit, leave) gives up after this
 //! rack = "eu-1a"
 //!
 //! [plugins]
@@ -197,6 +201,7 @@ pub struct ConsumerConfig {
     pub max_partition_fetch_bytes: i32,
     pub retry_backoff_ms: u64,
     pub retry_backoff_max_ms: u64,
+    pub max_poll_records: u64,
     pub assignors: Vec<String>,
     pub group_instance_id: Option<String>,
     pub session_timeout_ms: u64,
@@ -204,6 +209,8 @@ pub struct ConsumerConfig {
     pub heartbeat_interval_ms: u64,
     pub max_poll_interval_ms: u64,
     pub auto_commit_interval_ms: u64,
+    pub commit_timeout_ms: u64,
+    pub shutdown_timeout_ms: u64,
     pub rack: Option<String>,
 }
 
@@ -220,6 +227,7 @@ impl Default for ConsumerConfig {
             max_partition_fetch_bytes: 1024 * 1024,
             retry_backoff_ms: 100,
             retry_backoff_max_ms: 1_000,
+            max_poll_records: 10_000,
             assignors: vec!["range".into(), "cooperative-sticky".into()],
             group_instance_id: None,
             session_timeout_ms: 45_000,
@@ -227,6 +235,8 @@ impl Default for ConsumerConfig {
             heartbeat_interval_ms: 3_000,
             max_poll_interval_ms: 300_000,
             auto_commit_interval_ms: 5_000,
+            commit_timeout_ms: 60_000,
+            shutdown_timeout_ms: 30_000,
             rack: None,
         }
     }
@@ -298,6 +308,15 @@ impl Config {
             (
                 "consumer.retry_backoff_max_ms",
                 self.consumer.retry_backoff_max_ms,
+            ),
+            (
+                "consumer.commit_timeout_ms",
+                self.consumer.commit_timeout_ms,
+            ),
+            ("consumer.max_poll_records", self.consumer.max_poll_records),
+            (
+                "consumer.shutdown_timeout_ms",
+                self.consumer.shutdown_timeout_ms,
             ),
         ];
         for (key, value) in positive {
@@ -408,6 +427,7 @@ impl Config {
             max_poll_interval: Duration::from_millis(consumer.max_poll_interval_ms),
             auto_commit_interval: (consumer.auto_commit_interval_ms > 0)
                 .then(|| Duration::from_millis(consumer.auto_commit_interval_ms)),
+            commit_timeout: Duration::from_millis(consumer.commit_timeout_ms),
             rack: consumer.rack.clone(),
             fallback_assignor: Builtin::from_name(&self.plugins.assignor_fallback)
                 .unwrap_or(Builtin::Range),

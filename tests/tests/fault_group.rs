@@ -13,7 +13,7 @@ use wasmkafka::group::{
 };
 use wasmkafka::net::PoolOptions;
 use wasmkafka::policy::ResetPolicySpec;
-use wasmkafka_tests::fault_broker::FaultCluster;
+use wasmkafka_tests::fault_broker::{Fault, FaultCluster};
 use wasmkafka_tests::fault_group::ScriptedCoordinator;
 use wasmkafka_tests::fault_log::ScriptedLog;
 
@@ -50,7 +50,7 @@ impl Events {
 }
 
 struct Harness {
-    _cluster: FaultCluster,
+    cluster: FaultCluster,
     coordinator: ScriptedCoordinator,
     log: ScriptedLog,
     events: Arc<Events>,
@@ -65,7 +65,18 @@ async fn harness(instance_id: Option<&str>, assignors: Vec<Builtin>) -> Harness 
     .await
 }
 
+/// Auto-commit on, with an interval no test waits for: only revokes and close commit.
+const AUTO_COMMIT_UNSEEN: Option<Duration> = Some(Duration::from_secs(3600));
+
 async fn harness_with(instance_id: Option<&str>, assignors: Vec<Arc<dyn Assignor>>) -> Harness {
+    harness_full(instance_id, assignors, AUTO_COMMIT_UNSEEN).await
+}
+
+async fn harness_full(
+    instance_id: Option<&str>,
+    assignors: Vec<Arc<dyn Assignor>>,
+    auto_commit_interval: Option<Duration>,
+) -> Harness {
     wasmkafka_tests::init_tracing();
     let cluster = FaultCluster::start(1).await.unwrap();
     cluster.add_topic("t", &[1, 1]);
@@ -87,7 +98,7 @@ async fn harness_with(instance_id: Option<&str>, assignors: Vec<Arc<dyn Assignor
         GroupOptions {
             instance_id: instance_id.map(str::to_string),
             heartbeat_interval: Duration::from_millis(50),
-            auto_commit_interval: None,
+            auto_commit_interval,
             ..GroupOptions::new("g", vec!["t".to_string()])
         },
         FetchOptions {
@@ -101,7 +112,7 @@ async fn harness_with(instance_id: Option<&str>, assignors: Vec<Arc<dyn Assignor
         events.clone(),
     );
     Harness {
-        _cluster: cluster,
+        cluster,
         coordinator,
         log,
         events,
@@ -161,6 +172,8 @@ async fn rebalance_in_progress_rejoins_and_commits_what_was_handed_out() {
         .map(|r| r.offset)
         .collect();
     assert_eq!(t1, (4..10).collect::<Vec<_>>());
+    // The application is done with all of them (a poll would say the same).
+    h.member.mark_processed();
     let generation = h.member.identity().generation;
     h.coordinator
         .fail_next(ApiKey::Heartbeat, ResponseError::RebalanceInProgress);
@@ -278,41 +291,248 @@ async fn not_coordinator_finds_the_coordinator_again() {
 }
 
 #[tokio::test]
-async fn close_commits_and_leaves() {
+async fn close_commits_what_the_application_finished_and_leaves() {
     let h = harness(None, vec![Builtin::Range]).await;
     assert!(h.member.wait_for_assignment(WAIT).await);
-    let mut records = Vec::new();
+    // Several polls of a few records: all but the last poll's are finished.
+    let mut polls: Vec<Vec<(i32, i64)>> = Vec::new();
     let deadline = Instant::now() + WAIT;
-    while records.len() < 5 {
+    while polls.iter().map(Vec::len).sum::<usize>() < 13 {
         assert!(Instant::now() < deadline);
-        records.extend(
-            h.member
-                .poll(5 - records.len(), Duration::from_millis(50))
-                .await
-                .unwrap(),
-        );
+        let records = h.member.poll(3, Duration::from_millis(50)).await.unwrap();
+        if !records.is_empty() {
+            polls.push(records.iter().map(|r| (r.partition, r.offset)).collect());
+        }
     }
-    let handed: Vec<(i32, i64)> = records
-        .iter()
-        .map(|r| (r.partition, r.offset + 1))
-        .collect();
+    let (in_hand, finished) = polls.split_last().unwrap();
     let coordinator = h.coordinator.clone();
     h.member.close().await;
     assert_eq!(coordinator.leaves(), 1);
-    // What was committed is exactly what was handed out: nothing from the buffer beyond it
-    // (a partition nothing was read from commits where it starts, 0).
+    // Per partition: the first record still in hand, else after the last finished record
+    // (a partition nothing was read from commits where it starts, 0, or nothing at all).
+    let expected = |partition: i32| {
+        let first_in_hand = in_hand
+            .iter()
+            .filter(|(p, _)| *p == partition)
+            .map(|(_, o)| *o)
+            .min();
+        first_in_hand.unwrap_or_else(|| {
+            finished
+                .iter()
+                .flatten()
+                .filter(|(p, _)| *p == partition)
+                .map(|(_, o)| o + 1)
+                .max()
+                .unwrap_or(0)
+        })
+    };
     let commits = coordinator.commits();
     assert!(!commits.is_empty());
     for (topic, partition, offset) in commits {
         assert_eq!(topic, "t");
-        let next_to_hand = handed
-            .iter()
-            .filter(|(p, _)| *p == partition)
-            .map(|(_, o)| *o)
-            .max()
-            .unwrap_or(0);
-        assert_eq!(offset, next_to_hand, "partition {partition}");
+        assert_eq!(
+            offset,
+            expected(partition),
+            "partition {partition}: {polls:?}"
+        );
     }
+}
+
+#[tokio::test]
+async fn with_auto_commit_off_only_the_application_commits() {
+    let h = harness_full(None, vec![Builtin::Range.into_assignor()], None).await;
+    assert!(h.member.wait_for_assignment(WAIT).await);
+    let mut read = 0;
+    let deadline = Instant::now() + WAIT;
+    while read < 20 {
+        assert!(Instant::now() < deadline);
+        read += h
+            .member
+            .poll(100, Duration::from_millis(50))
+            .await
+            .unwrap()
+            .len();
+    }
+    h.member.commit().await.unwrap();
+    let mut commits = h.coordinator.commits();
+    commits.sort();
+    assert_eq!(commits, [("t".into(), 0, 10), ("t".into(), 1, 10)]);
+    // A rebalance revokes everything (eager) and a close leaves: neither commits.
+    h.coordinator.set_committed("t", 0, 10);
+    h.coordinator.set_committed("t", 1, 10);
+    let generation = h.member.identity().generation;
+    h.coordinator
+        .fail_next(ApiKey::Heartbeat, ResponseError::RebalanceInProgress);
+    assert!(h
+        .member
+        .wait_for_generation(generation, WAIT)
+        .await
+        .is_some());
+    let coordinator = h.coordinator.clone();
+    h.member.close().await;
+    assert_eq!(coordinator.leaves(), 1);
+    assert_eq!(
+        coordinator.commits().len(),
+        2,
+        "{:?}",
+        coordinator.commits()
+    );
+}
+
+#[tokio::test]
+async fn a_commit_after_the_member_lost_its_partitions_fails() {
+    let h = harness_full(None, vec![Builtin::Range.into_assignor()], None).await;
+    assert!(h.member.wait_for_assignment(WAIT).await);
+    let deadline = Instant::now() + WAIT;
+    while h
+        .member
+        .poll(100, Duration::from_millis(50))
+        .await
+        .unwrap()
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline);
+    }
+    h.coordinator
+        .fail_next(ApiKey::Heartbeat, ResponseError::UnknownMemberId);
+    until(
+        "the partitions to be lost",
+        || h.events.list().contains(&"lost 2".to_string()),
+        || format!("{:?}", h.events.list()),
+    )
+    .await;
+    let error = h.member.commit().await.unwrap_err();
+    assert!(matches!(error, GroupError::Lost { .. }), "{error:?}");
+    assert!(error.to_string().contains("delivered again"), "{error}");
+    assert!(h.coordinator.commits().is_empty());
+}
+
+/// Polls until `count` records came back, `max` per poll.
+async fn read(h: &Harness, count: usize, max: usize) -> Vec<(i32, i64)> {
+    let mut read = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    while read.len() < count {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {count} records",
+            read.len()
+        );
+        let records = h.member.poll(max, Duration::from_millis(50)).await.unwrap();
+        read.extend(records.iter().map(|r| (r.partition, r.offset)));
+    }
+    read
+}
+
+fn offset_commits_sent(cluster: &FaultCluster) -> usize {
+    cluster
+        .seen()
+        .iter()
+        .filter(|r| r.api_key == ApiKey::OffsetCommit as i16)
+        .count()
+}
+
+#[tokio::test]
+async fn transient_commit_errors_are_retried_until_the_commit_lands() {
+    let h = harness_full(None, vec![Builtin::Range.into_assignor()], None).await;
+    assert!(h.member.wait_for_assignment(WAIT).await);
+    read(&h, 20, 100).await;
+    for error in [
+        ResponseError::CoordinatorLoadInProgress,
+        ResponseError::RequestTimedOut,
+        ResponseError::NotCoordinator,
+    ] {
+        h.coordinator.fail_next(ApiKey::OffsetCommit, error);
+    }
+    let finds = h.coordinator.find_coordinator_requests();
+    h.member.commit().await.unwrap();
+    let mut commits = h.coordinator.commits();
+    commits.sort();
+    assert_eq!(commits, [("t".into(), 0, 10), ("t".into(), 1, 10)]);
+    assert_eq!(
+        offset_commits_sent(&h.cluster),
+        4,
+        "three failures, then the commit"
+    );
+    assert!(
+        h.coordinator.find_coordinator_requests() > finds,
+        "NOT_COORDINATOR looks the coordinator up again"
+    );
+}
+
+#[tokio::test]
+async fn commits_leave_in_order_and_waiting_ones_merge_with_the_newest_winning() {
+    let h = harness_full(None, vec![Builtin::Range.into_assignor()], None).await;
+    assert!(h.member.wait_for_assignment(WAIT).await);
+    // The first commit is held by the broker; the others queue behind it.
+    h.cluster.inject(
+        None,
+        ApiKey::OffsetCommit,
+        Fault::Delay(Duration::from_millis(300)),
+    );
+    let mut pending = Vec::new();
+    for _ in 0..20 {
+        read(&h, 1, 1).await;
+        pending.push(h.member.commit_async());
+    }
+    for commit in pending {
+        commit.await.unwrap().unwrap();
+    }
+    let commits = h.coordinator.commits();
+    for partition in [0, 1] {
+        let offsets: Vec<i64> = commits
+            .iter()
+            .filter(|(_, p, _)| *p == partition)
+            .map(|(_, _, o)| *o)
+            .collect();
+        assert!(
+            offsets.windows(2).all(|w| w[0] < w[1]),
+            "partition {partition} committed in order: {offsets:?}"
+        );
+        assert_eq!(offsets.last(), Some(&10), "partition {partition}");
+    }
+    let sent = offset_commits_sent(&h.cluster);
+    assert!(
+        sent < 20,
+        "commits waiting together were merged: {sent} sent"
+    );
+}
+
+#[tokio::test]
+async fn a_commit_refused_because_the_member_is_gone_fails_alone() {
+    let h = harness_full(None, vec![Builtin::Range.into_assignor()], None).await;
+    assert!(h.member.wait_for_assignment(WAIT).await);
+    read(&h, 20, 100).await;
+    h.coordinator
+        .fail_next(ApiKey::OffsetCommit, ResponseError::UnknownMemberId);
+    let error = h.member.commit().await.unwrap_err();
+    assert!(matches!(error, GroupError::MemberGone { .. }), "{error:?}");
+    assert_eq!(offset_commits_sent(&h.cluster), 1, "not retried");
+    // The queue goes on: the next commit lands.
+    h.member.commit().await.unwrap();
+    let mut commits = h.coordinator.commits();
+    commits.sort();
+    assert_eq!(commits, [("t".into(), 0, 10), ("t".into(), 1, 10)]);
+}
+
+#[tokio::test]
+async fn a_held_commit_does_not_delay_heartbeats() {
+    let h = harness_full(None, vec![Builtin::Range.into_assignor()], None).await;
+    assert!(h.member.wait_for_assignment(WAIT).await);
+    read(&h, 20, 100).await;
+    h.cluster.inject(
+        None,
+        ApiKey::OffsetCommit,
+        Fault::Delay(Duration::from_millis(1500)),
+    );
+    let commit = h.member.commit_async();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = h.coordinator.heartbeats();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(!commit.is_finished(), "the commit is still held");
+    let during = h.coordinator.heartbeats() - before;
+    // A 50 ms interval: about 16 in 800 ms; queued behind the commit there would be none.
+    assert!(during >= 4, "{during} heartbeats while the commit was held");
+    commit.await.unwrap().unwrap();
 }
 
 #[tokio::test]

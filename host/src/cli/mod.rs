@@ -6,6 +6,7 @@ mod output;
 mod plugin;
 mod produce;
 mod run;
+mod signals;
 
 use std::path::PathBuf;
 

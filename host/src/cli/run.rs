@@ -14,19 +14,31 @@ use crate::plugin::{PluginRuntime, WasmAssignor, WasmResetPolicy};
 use crate::policy::{FallbackPolicy, ResetPolicy};
 
 use super::output::record_json;
+use super::signals::StopSignals;
 use super::{Format, RunArgs};
 
-/// The most records one poll hands over.
-const POLL_MAX_RECORDS: usize = 10_000;
-/// How long one poll waits for records before the loop looks at ctrl-c again.
+/// How long one poll waits for records before the loop polls again.
 const POLL_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Why the consuming loop ended without an error.
+#[derive(Debug)]
+enum Ended {
+    /// `--max-records` reached.
+    Limit,
+    /// SIGTERM or SIGINT.
+    Signal(&'static str),
+    /// The reader of stdout went away (`| head`).
+    OutputClosed,
+}
+
+/// Consumes until a limit, a signal, a closed stdout or an error; every one of them ends in
+/// the same clean stop: what was written and flushed is committed, the group is left.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut config = args.common.load_config()?;
     if !args.topics.is_empty() {
         config.consumer.topics = args.topics.clone();
     }
-    if let Some(from) = args.from {
+    if let Some(from) = args.from.clone() {
         config.consumer.from = from;
     }
     if let Some(group) = &args.group {
@@ -35,6 +47,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     if config.consumer.topics.is_empty() {
         bail!("no topic given: pass --topic T (repeatable) or set consumer.topics in the config");
     }
+    let mut signals = StopSignals::install()?;
     let client = super::connect(&config).await?;
     let (assignors, policy) = load_plugins(&config)?;
     let source = match config.group_options() {
@@ -55,21 +68,57 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             Source::Partitions(consumer)
         }
     };
-    let mut stopped = 0;
+    let max_poll_records = usize::try_from(config.consumer.max_poll_records).unwrap_or(usize::MAX);
+    let ended = consume(&source, &args, max_poll_records, &mut signals).await;
+    match &ended {
+        Ok(Ended::Signal(signal)) => {
+            tracing::info!(signal, "stopping: committing what was written and leaving")
+        }
+        Ok(reason) => tracing::debug!(?reason, "stopping"),
+        Err(error) => tracing::debug!(%error, "stopping after an error"),
+    }
+    let timeout = Duration::from_millis(config.consumer.shutdown_timeout_ms);
+    let stopped = tokio::select! {
+        stopped = source.close(timeout) => stopped,
+        signal = signals.next() => bail!(
+            "{signal} during the clean stop: stopped at once; records printed since the last \
+             commit will be delivered again"
+        ),
+    };
+    client.close();
+    ended?;
+    if !stopped {
+        bail!(
+            "the clean stop did not finish within consumer.shutdown_timeout_ms ({} ms); records \
+             printed since the last commit will be delivered again",
+            config.consumer.shutdown_timeout_ms
+        );
+    }
+    Ok(())
+}
 
+/// The consuming loop: poll, write, flush, and only then tell the source the records are
+/// processed and commit them in the background (what its commits may cover).
+async fn consume(
+    source: &Source,
+    args: &RunArgs,
+    max_poll_records: usize,
+    signals: &mut StopSignals,
+) -> anyhow::Result<Ended> {
     let limit = args.max_records.unwrap_or(u64::MAX);
     let mut printed = 0u64;
+    let mut stopped = 0;
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
     while printed < limit {
         let wanted = usize::try_from(limit - printed)
             .unwrap_or(usize::MAX)
-            .min(POLL_MAX_RECORDS);
+            .min(max_poll_records);
+        // A signal that came while the last batch was being written wins over new records.
         let polled = tokio::select! {
+            biased;
+            signal = signals.next() => return Ok(Ended::Signal(signal)),
             polled = source.poll(wanted, POLL_TIMEOUT) => polled,
-            _ = &mut ctrl_c => break,
         };
         let records = match polled {
             Ok(records) => records,
@@ -79,7 +128,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 eprintln!("error: {error}");
                 stopped += 1;
                 if stopped >= source.assigned() {
-                    out.flush().or_else(stdout_closed)?;
                     bail!("every assigned partition stopped with an error (see above)");
                 }
                 continue;
@@ -87,12 +135,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             Err(GroupError::Consumer(error)) => return Err(error.into()),
             Err(error) => return Err(error.into()),
         };
-        for record in records {
-            if printed >= limit {
-                break;
-            }
+        for record in &records {
             let written = match args.format {
-                Format::Json => serde_json::to_writer(&mut out, &record_json(&record))
+                Format::Json => serde_json::to_writer(&mut out, &record_json(record))
                     .map_err(std::io::Error::from)
                     .and_then(|()| out.write_all(b"\n")),
                 Format::Raw => out
@@ -100,18 +145,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                     .and_then(|()| out.write_all(b"\n")),
             };
             if let Err(error) = written {
-                return stdout_closed(error);
+                return output_failed(error);
             }
-            printed += 1;
         }
         if let Err(error) = out.flush() {
-            return stdout_closed(error);
+            return output_failed(error);
         }
+        source.mark_processed();
+        source.commit_in_background();
+        printed += records.len() as u64;
     }
-    out.flush().or_else(stdout_closed)?;
-    source.close().await;
-    client.close();
-    Ok(())
+    Ok(Ended::Limit)
 }
 
 /// The assignors in preference order, and the reset policy.
@@ -169,19 +213,49 @@ impl Source {
         }
     }
 
-    /// A group member commits what it printed and leaves the group.
-    async fn close(self) {
+    /// Everything polled so far was written and flushed.
+    fn mark_processed(&self) {
         match self {
-            Source::Partitions(consumer) => consumer.close().await,
-            Source::Group(group) => group.close().await,
+            Source::Partitions(consumer) => consumer.mark_processed(),
+            Source::Group(group) => group.mark_processed(),
+        }
+    }
+
+    /// A group member with auto-commit on commits what was flushed, without waiting: its
+    /// commit queue sends one commit at a time and merges those that wait, so a crash
+    /// re-delivers about one batch. A failure is only logged (the next batch, the periodic
+    /// auto-commit and the close commit again).
+    fn commit_in_background(&self) {
+        let Source::Group(group) = self else { return };
+        if !group.auto_commits() {
+            return;
+        }
+        let pending = group.commit_async();
+        tokio::spawn(async move {
+            if let Ok(Err(error)) = pending.await {
+                tracing::debug!(%error, "commit after output failed; a later one covers it");
+            }
+        });
+    }
+
+    /// A group member commits what was processed and leaves the group; false if that did
+    /// not finish within `timeout`.
+    async fn close(self, timeout: Duration) -> bool {
+        match self {
+            Source::Partitions(consumer) => {
+                consumer.close().await;
+                true
+            }
+            Source::Group(group) => group.close_within(timeout).await,
         }
     }
 }
 
-/// A closed stdout (`| head`) ends the run quietly; anything else is an error.
-fn stdout_closed(error: std::io::Error) -> anyhow::Result<()> {
+/// A closed stdout (`| head`) ends the run like a limit; anything else is an error. The
+/// records of the failed write are not marked processed.
+fn output_failed(error: std::io::Error) -> anyhow::Result<Ended> {
     if error.kind() == ErrorKind::BrokenPipe {
-        Ok(())
+        Ok(Ended::OutputClosed)
     } else {
         Err(error).context("cannot write to stdout")
     }

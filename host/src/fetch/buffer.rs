@@ -81,12 +81,14 @@ impl RecordBuffer {
     }
 
     /// Takes up to `max` records from the oldest chunks whose partition `available` allows
-    /// (paused partitions keep theirs). Drained chunks leave the buffer; their partitions can
-    /// be fetched again.
+    /// (paused partitions keep theirs), telling `handed_out` each partition and the offset of
+    /// its first record taken. Drained chunks leave the buffer; their partitions can be
+    /// fetched again.
     pub fn take(
         &mut self,
         max: usize,
         available: impl Fn(&TopicPartition) -> bool,
+        mut handed_out: impl FnMut(&TopicPartition, i64),
     ) -> Vec<ConsumerRecord> {
         let mut out = Vec::new();
         let mut index = 0;
@@ -95,6 +97,9 @@ impl RecordBuffer {
             if !available(&chunk.tp) {
                 index += 1;
                 continue;
+            }
+            if let Some(first) = chunk.records.front() {
+                handed_out(&chunk.tp, first.offset);
             }
             while out.len() < max {
                 let Some(record) = chunk.records.pop_front() else {
@@ -151,13 +156,16 @@ mod tests {
         let mut buffer = RecordBuffer::default();
         buffer.push(chunk(0, &[0, 1, 5], 8));
         buffer.push(chunk(1, &[3, 4], 5));
-        let taken = buffer.take(2, |_| true);
+        let mut firsts = Vec::new();
+        let taken = buffer.take(2, |_| true, |tp, o| firsts.push((tp.partition, o)));
+        assert_eq!(firsts, [(0, 0)]);
         assert_eq!(taken.iter().map(|r| r.offset).collect::<Vec<_>>(), [0, 1]);
         assert_eq!(
             buffer.consumed_position(&TopicPartition::new("t", 0)),
             Some(2)
         );
-        let taken = buffer.take(10, |_| true);
+        let taken = buffer.take(10, |_| true, |tp, o| firsts.push((tp.partition, o)));
+        assert_eq!(firsts, [(0, 0), (0, 5), (1, 3)]);
         assert_eq!(
             taken
                 .iter()
@@ -175,7 +183,7 @@ mod tests {
         buffer.push(chunk(0, &[0, 1], 2));
         buffer.push(chunk(1, &[0], 1));
         let paused = TopicPartition::new("t", 0);
-        let taken = buffer.take(10, |tp| tp != &paused);
+        let taken = buffer.take(10, |tp| tp != &paused, |_, _| {});
         assert_eq!(taken.len(), 1);
         assert!(buffer.contains(&paused));
         assert!(buffer.bytes() > 0);

@@ -5,8 +5,10 @@
 //! what may be fetched wakes the driver.
 //!
 //! Positions: [`Consumer::position`] is the offset of the next record the user will get
-//! (after the last one handed out, or where fetching continues when nothing is buffered), the
-//! offset a group commits. It never counts records that were fetched but not handed out.
+//! (after the last one handed out, or where fetching continues when nothing is buffered). It
+//! never counts records that were fetched but not handed out. What a group commits on its own
+//! is less: the [finished position](super::delivery), which leaves out the records the
+//! application still has in hand.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -102,28 +104,24 @@ impl Consumer {
         self.change(|state| {
             for (tp, start) in partitions {
                 state.buffer.remove(&tp);
+                state.delivery.forget(&tp);
                 state.partitions.assign(tp, start);
             }
         });
     }
 
     /// Removes partitions: their buffered records are dropped, answers in flight are ignored.
-    /// Returns each partition's position at the moment it left (what a group commits).
-    pub fn revoke(&self, partitions: &[TopicPartition]) -> Vec<(TopicPartition, Option<i64>)> {
+    pub fn revoke(&self, partitions: &[TopicPartition]) {
         self.change(|state| {
-            partitions
-                .iter()
-                .map(|tp| {
-                    let position = position_in(state, tp);
-                    state.buffer.remove(tp);
-                    state.partitions.revoke(tp);
-                    (tp.clone(), position)
-                })
-                .collect()
-        })
+            for tp in partitions {
+                state.buffer.remove(tp);
+                state.delivery.forget(tp);
+                state.partitions.revoke(tp);
+            }
+        });
     }
 
-    /// The positions of those `partitions` that have one.
+    /// The positions of those `partitions` that have one (everything handed out counts).
     pub fn positions(&self, partitions: &[TopicPartition]) -> Vec<(TopicPartition, i64)> {
         let state = self.shared.lock();
         partitions
@@ -132,9 +130,29 @@ impl Consumer {
             .collect()
     }
 
-    /// How long ago `poll` was last called (`None` before the first call).
-    pub fn since_last_poll(&self) -> Option<Duration> {
-        self.shared.lock().last_poll.map(|at| at.elapsed())
+    /// The finished positions of those `partitions` that have a position: records the
+    /// application still has in hand do not count (see [`super::delivery`]).
+    pub fn finished_positions(&self, partitions: &[TopicPartition]) -> Vec<(TopicPartition, i64)> {
+        let state = self.shared.lock();
+        partitions
+            .iter()
+            .filter_map(|tp| {
+                let position = position_in(&state, tp)?;
+                Some((tp.clone(), state.delivery.finished(tp, position)))
+            })
+            .collect()
+    }
+
+    /// The application is done with every record `poll` returned so far: finished positions
+    /// include them (the next `poll` says the same).
+    pub fn mark_processed(&self) {
+        self.shared.lock().delivery.all_processed();
+    }
+
+    /// How long the application has not been polling: zero while a poll waits, `None` before
+    /// the first poll.
+    pub fn idle(&self) -> Option<Duration> {
+        self.shared.lock().delivery.idle()
     }
 
     /// The group's committed offsets for partitions assigned with [`StartAt::Committed`].
@@ -218,19 +236,23 @@ impl Consumer {
     /// Waits up to `timeout` for records and returns at most `max_records` (an empty vector
     /// when none arrived). A partition error is returned once, before further records; the
     /// failed partition stops, the others go on.
+    ///
+    /// Calling `poll` says the application is done with the records earlier polls returned
+    /// (see [`super::delivery`]). Cancel-safe: a dropped poll takes no records.
     pub async fn poll(
         &self,
         max_records: usize,
         timeout: Duration,
     ) -> Result<Vec<ConsumerRecord>, ConsumerError> {
         let deadline = tokio::time::Instant::now() + timeout;
+        self.shared.lock().delivery.poll_started();
+        let _waiting = PollGuard(&self.shared);
         loop {
             let ready = self.shared.records_ready.notified();
             tokio::pin!(ready);
             ready.as_mut().enable();
             {
                 let mut state = self.shared.lock();
-                state.last_poll = Some(std::time::Instant::now());
                 if state.closed {
                     return Err(ConsumerError::Closed);
                 }
@@ -239,9 +261,12 @@ impl Consumer {
                 }
                 let state = &mut *state;
                 let partitions = &state.partitions;
-                let records = state.buffer.take(max_records, |tp| {
-                    partitions.get(tp).is_some_and(|p| !p.paused)
-                });
+                let delivery = &mut state.delivery;
+                let records = state.buffer.take(
+                    max_records,
+                    |tp| partitions.get(tp).is_some_and(|p| !p.paused),
+                    |tp, first| delivery.handed_out(tp, first),
+                );
                 if !records.is_empty() {
                     self.shared.driver_wake.notify_one();
                     return Ok(records);
@@ -279,6 +304,15 @@ impl Consumer {
         let result = f(&mut self.shared.lock());
         self.shared.driver_wake.notify_one();
         result
+    }
+}
+
+/// Ends a poll in the delivery bookkeeping, however the poll ends (returned or dropped).
+struct PollGuard<'a>(&'a Shared);
+
+impl Drop for PollGuard<'_> {
+    fn drop(&mut self) {
+        self.0.lock().delivery.poll_ended();
     }
 }
 

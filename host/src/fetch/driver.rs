@@ -30,6 +30,7 @@ use crate::policy::ResetPolicy;
 
 use super::buffer::{record_bytes, Chunk, RecordBuffer};
 use super::consumer::FetchOptions;
+use super::delivery::Delivery;
 use super::error::PartitionError;
 use super::fetch_job::{Asked, FetchJob, FetchLimits, FetchedData, PartitionOutcome};
 use super::partition::{PartitionState, Partitions};
@@ -69,8 +70,8 @@ pub struct FetchState {
     pub errors: VecDeque<PartitionError>,
     pub closed: bool,
     pub stats: FetchStats,
-    /// When the user last called `poll` (the group's max poll interval watches it).
-    pub last_poll: Option<Instant>,
+    /// Records in hand and the application's polls (what commits may cover).
+    pub delivery: Delivery,
 }
 
 #[derive(Debug, Default)]

@@ -8,10 +8,12 @@
 //! - [`batch`], [`transactions`]: record batches to records; read_committed filtering.
 //! - [`reset`], [`offsets`]: resolving resets with the policy and ListOffsets.
 //! - [`buffer`]: fetched records waiting for the user (bounded: back-pressure).
+//! - [`delivery`]: the records the application still has in hand (what commits may cover).
 
 pub mod batch;
 pub mod buffer;
 pub mod consumer;
+pub mod delivery;
 pub mod driver;
 pub mod error;
 pub mod fetch_job;

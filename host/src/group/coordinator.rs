@@ -42,3 +42,30 @@ pub async fn find_coordinator(client: &Client, group: &str) -> Result<i32, Group
         })
         .into())
 }
+
+/// The group's coordinator, looked up once and shared by the membership, heartbeat and commit
+/// tasks; whichever task sees it move forgets it, and the next one to need it looks it up.
+#[derive(Debug, Default)]
+pub struct KnownCoordinator(std::sync::Mutex<Option<i32>>);
+
+impl KnownCoordinator {
+    /// The coordinator, found now if it is not known.
+    pub async fn get(&self, client: &Client, group: &str) -> Result<i32, GroupError> {
+        if let Some(id) = self.known() {
+            return Ok(id);
+        }
+        let id = find_coordinator(client, group).await?;
+        tracing::info!(group, coordinator = id, "found the group coordinator");
+        *self.0.lock().expect("coordinator lock") = Some(id);
+        Ok(id)
+    }
+
+    pub fn known(&self) -> Option<i32> {
+        *self.0.lock().expect("coordinator lock")
+    }
+
+    /// The coordinator moved or cannot be reached: look it up again next time.
+    pub fn forget(&self) {
+        *self.0.lock().expect("coordinator lock") = None;
+    }
+}

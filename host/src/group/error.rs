@@ -19,6 +19,12 @@ pub enum GroupError {
         api: &'static str,
         error: ResponseError,
     },
+    /// A transient broker error (a timeout, a replica not yet in sync): retry with backoff.
+    #[error("{api}: {error} (transient; retrying)")]
+    Transient {
+        api: &'static str,
+        error: ResponseError,
+    },
     /// The group is rebalancing: rejoin.
     #[error("{api}: the group is rebalancing")]
     Rebalancing { api: &'static str },
@@ -50,6 +56,52 @@ pub enum GroupError {
     Consumer(#[from] ConsumerError),
     #[error("the group consumer is closed")]
     Closed,
+    /// A commit while this consumer is not in the group (it left, or was removed and has not
+    /// rejoined yet): nothing was committed.
+    #[error(
+        "not committed: this consumer is not a member of group `{group}` right now (it left or \
+         was removed from the group); the records will be delivered again"
+    )]
+    NotMember { group: String },
+    /// A commit of records handed out before the member lost its partitions.
+    #[error(
+        "not committed: this consumer lost its partitions in group `{group}` since the last \
+         poll (it was removed from the group); their records will be delivered again"
+    )]
+    Lost { group: String },
+    /// A commit for partitions this member does not own (any more).
+    #[error(
+        "not committed: partitions {partitions:?} are no longer assigned to this member; \
+         their records will be delivered again to their new owner"
+    )]
+    NotOwned { partitions: Vec<String> },
+    /// The commit did not get through before its deadline.
+    #[error("commit not confirmed within {timeout:?}: {last}")]
+    CommitTimedOut {
+        timeout: std::time::Duration,
+        last: Box<GroupError>,
+    },
+}
+
+impl GroupError {
+    /// Heals by itself: retry the same request (after finding the coordinator again when
+    /// [`GroupError::coordinator_lost`] says so).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            GroupError::Client(_)
+                | GroupError::CoordinatorMoved { .. }
+                | GroupError::Transient { .. }
+        )
+    }
+
+    /// The coordinator may have moved: look it up again before the next try.
+    pub fn coordinator_lost(&self) -> bool {
+        matches!(
+            self,
+            GroupError::Client(_) | GroupError::CoordinatorMoved { .. }
+        )
+    }
 }
 
 /// Sorts a broker error code from a group API into what to do about it.
@@ -68,6 +120,13 @@ pub fn classify(
         UnknownMemberId | IllegalGeneration | FencedMemberEpoch | StaleMemberEpoch => {
             GroupError::MemberGone { api, error }
         }
+        RequestTimedOut
+        | NetworkException
+        | NotEnoughReplicas
+        | NotEnoughReplicasAfterAppend
+        | UnstableOffsetCommit
+        | UnknownTopicOrPartition
+        | ThrottlingQuotaExceeded => GroupError::Transient { api, error },
         FencedInstanceId => GroupError::Fenced {
             group: group.to_string(),
             instance_id: instance_id.unwrap_or_default().to_string(),

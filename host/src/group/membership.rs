@@ -9,19 +9,32 @@
 //!   Any state: fenced / fatal error ──► Failed (the error reaches `poll`); close ──► leave.
 //! ```
 //!
+//! Three tasks per member: this one (the phases), the [heartbeat](super::heartbeat) (started
+//! on entering `Stable`, stopped on leaving it) and the [commit queue](super::commit_queue).
+//!
 //! Invariants:
 //! - JoinGroup and SyncGroup use the coordinator's `Group` connection (they block for a whole
-//!   rebalance); Heartbeat, OffsetFetch, OffsetCommit and LeaveGroup use `Coordination`, so a
-//!   join in progress or a long poll never delays a heartbeat or a commit.
+//!   rebalance); OffsetFetch, OffsetCommit and LeaveGroup use `Coordination`, heartbeats their
+//!   own `Heartbeat` connection: a join in progress, a long poll or a held commit never delays
+//!   a heartbeat, and nothing this task waits for delays one either.
 //! - One JoinGroup carries every configured assignor, in preference order; each subscription
 //!   names the owned partitions and the generation they were assigned in (KIP-792), -1 once
 //!   they are lost or given up with the membership.
-//! - Partitions are committed when they are revoked (eager: all, before rejoining;
-//!   cooperative: only those that move), with the positions read at the moment they leave
-//!   the fetcher, so nothing is committed that was not handed to the user. Lost partitions
-//!   (the member was dropped from the group) are not committed: the generation is gone.
+//! - Every commit this task makes (auto-commit, before a revoke, on leaving) covers finished
+//!   positions only (see [`crate::fetch::delivery`]): records the application still has in
+//!   hand are delivered again after a crash, never skipped. With auto-commit off this task
+//!   commits nothing.
+//! - A revoke runs in order: the partitions are paused, the listener hears `on_revoked` (an
+//!   application committing by hand does it there), their finished positions are committed
+//!   (auto-commit on) or the commits already queued are waited for (off), and only then do
+//!   they leave the fetcher (eager: all, before rejoining; cooperative: only those that
+//!   move). Lost partitions (the member was dropped from the group) are not committed: the
+//!   generation is gone.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -31,8 +44,7 @@ use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity as LeaveMember;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    ApiKey, GroupId, HeartbeatRequest, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
-    SyncGroupRequest,
+    ApiKey, GroupId, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, SyncGroupRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::{watch, Notify};
@@ -43,8 +55,11 @@ use crate::fetch::{Consumer, StartAt, TopicPartition};
 use crate::net::{Backoff, Purpose, SendOptions};
 
 use super::assignor::{rebalance_protocol, Assignor, Builtin, RebalanceProtocol};
+use super::commit_queue::CommitQueue;
+use super::coordinator::KnownCoordinator;
 use super::error::{classify, GroupError};
-use super::offsets::{commit, fetch_committed, MemberIdentity};
+use super::heartbeat::Heartbeat;
+use super::offsets::{fetch_committed, MemberIdentity};
 use super::protocol::{
     decode_assignment, decode_subscription, encode_assignment, encode_subscription,
 };
@@ -52,18 +67,67 @@ use super::{GroupOptions, RebalanceListener};
 
 const PROTOCOL_TYPE: &str = "consumer";
 
-/// What the handle and the task share.
+/// How often the stable phase looks at the application's polls and at committed offsets
+/// still to fetch.
+const CHECK_INTERVAL: Duration = Duration::from_millis(200);
+
+/// What the handle and the tasks share.
 pub struct GroupShared {
+    pub group: String,
     pub identity: Mutex<MemberIdentity>,
-    pub coordinator: Mutex<Option<i32>>,
+    pub coordinator: KnownCoordinator,
     /// The partitions this member owns now.
     pub owned: Mutex<BTreeSet<TopicPartition>>,
-    /// The last offsets committed, to skip commits that change nothing.
+    /// The last offsets the broker confirmed, to skip commits that change nothing.
     pub committed: Mutex<BTreeMap<TopicPartition, i64>>,
+    /// How many times this member lost its partitions (dropped from the group): a commit of
+    /// records handed out before a loss must fail.
+    pub losses: AtomicU64,
     pub fatal: watch::Sender<Option<GroupError>>,
     pub closing: Notify,
     pub generations: watch::Sender<i32>,
 }
+
+impl GroupShared {
+    pub fn new(options: &GroupOptions) -> GroupShared {
+        GroupShared {
+            group: options.group_id.clone(),
+            identity: Mutex::new(MemberIdentity {
+                group: options.group_id.clone(),
+                member_id: String::new(),
+                generation: -1,
+                instance_id: options.instance_id.clone(),
+            }),
+            coordinator: KnownCoordinator::default(),
+            owned: Mutex::new(BTreeSet::new()),
+            committed: Mutex::new(BTreeMap::new()),
+            losses: AtomicU64::new(0),
+            fatal: watch::channel(None).0,
+            closing: Notify::new(),
+            generations: watch::channel(-1).0,
+        }
+    }
+
+    pub fn identity(&self) -> MemberIdentity {
+        self.identity.lock().expect("identity lock").clone()
+    }
+
+    pub fn owned(&self) -> Vec<TopicPartition> {
+        self.owned
+            .lock()
+            .expect("owned lock")
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    pub fn losses(&self) -> u64 {
+        self.losses.load(Ordering::SeqCst)
+    }
+}
+
+/// The auto-commit waiting for its answer.
+type PendingCommit = Pin<Box<dyn Future<Output = Result<(), GroupError>> + Send>>;
 
 enum Phase {
     Joining,
@@ -81,6 +145,7 @@ pub struct Membership {
     pub assignors: Vec<Arc<dyn Assignor>>,
     pub listener: Arc<dyn RebalanceListener>,
     pub shared: Arc<GroupShared>,
+    pub commits: CommitQueue,
     pub backoff: Backoff,
     /// Partitions whose committed offset could not be fetched yet.
     pub awaiting_committed: BTreeSet<TopicPartition>,
@@ -100,7 +165,7 @@ impl Membership {
     }
 
     fn identity(&self) -> MemberIdentity {
-        self.shared.identity.lock().expect("identity lock").clone()
+        self.shared.identity()
     }
 
     fn owned(&self) -> BTreeSet<TopicPartition> {
@@ -138,22 +203,15 @@ impl Membership {
         }
     }
 
-    async fn coordinator(&mut self) -> Result<i32, GroupError> {
-        if let Some(id) = *self.shared.coordinator.lock().expect("coordinator lock") {
-            return Ok(id);
-        }
-        let id = super::coordinator::find_coordinator(&self.client, self.group()).await?;
-        tracing::info!(
-            group = self.group(),
-            coordinator = id,
-            "found the group coordinator"
-        );
-        *self.shared.coordinator.lock().expect("coordinator lock") = Some(id);
-        Ok(id)
+    async fn coordinator(&self) -> Result<i32, GroupError> {
+        self.shared
+            .coordinator
+            .get(&self.client, self.group())
+            .await
     }
 
     fn forget_coordinator(&self) {
-        *self.shared.coordinator.lock().expect("coordinator lock") = None;
+        self.shared.coordinator.forget();
     }
 
     /// Decides the next phase after a failed request.
@@ -202,7 +260,7 @@ impl Membership {
         if self.protocol() == RebalanceProtocol::Eager {
             // Eager: give everything up (committing it) before the group re-forms.
             let owned: Vec<TopicPartition> = self.owned().into_iter().collect();
-            self.revoke(&owned, coordinator).await;
+            self.revoke(&owned).await;
         }
         let response = match self.send_join(coordinator).await {
             Ok(response) => response,
@@ -261,8 +319,7 @@ impl Membership {
             Err(error) => return self.after_error(error).await,
         };
         self.failures = 0;
-        self.apply(coordinator, &protocol_name, assignment, generation)
-            .await
+        self.apply(&protocol_name, assignment, generation).await
     }
 
     /// JoinGroup and SyncGroup wait for a whole rebalance: they get the rebalance timeout on
@@ -437,7 +494,6 @@ impl Membership {
     /// new partitions start at their committed offsets.
     async fn apply(
         &mut self,
-        coordinator: i32,
         protocol_name: &str,
         assignment: MemberAssignment,
         generation: i32,
@@ -452,7 +508,7 @@ impl Membership {
         let mut rejoin = false;
         if !revoked.is_empty() {
             // Only cooperative members still own partitions here (eager ones gave all up).
-            self.revoke(&revoked, coordinator).await;
+            self.revoke(&revoked).await;
             rejoin = true;
         }
         if !added.is_empty() {
@@ -464,7 +520,7 @@ impl Membership {
                 .expect("owned lock")
                 .extend(added.iter().cloned());
             self.awaiting_committed.extend(added.iter().cloned());
-            self.resolve_committed(coordinator).await;
+            self.resolve_committed().await;
             self.listener.on_assigned(&added);
         }
         if let Some(assignor) = self.assignors.iter().find(|a| a.name() == protocol_name) {
@@ -488,12 +544,18 @@ impl Membership {
     }
 
     /// Fetches committed offsets for partitions still waiting for them.
-    async fn resolve_committed(&mut self, coordinator: i32) {
+    async fn resolve_committed(&mut self) {
         if self.awaiting_committed.is_empty() {
             return;
         }
         let partitions: Vec<TopicPartition> = self.awaiting_committed.iter().cloned().collect();
-        match fetch_committed(&self.client, coordinator, self.group(), &partitions).await {
+        let fetched = match self.coordinator().await {
+            Ok(coordinator) => {
+                fetch_committed(&self.client, coordinator, self.group(), &partitions).await
+            }
+            Err(error) => Err(error),
+        };
+        match fetched {
             Ok(committed) => {
                 for (tp, offset) in &committed {
                     if let Some(offset) = offset {
@@ -509,46 +571,57 @@ impl Membership {
                 self.consumer.committed_offsets(committed);
             }
             Err(error) => {
-                tracing::warn!(group = self.group(), %error, "cannot fetch committed offsets yet; retrying at the next heartbeat")
+                if error.coordinator_lost() {
+                    self.forget_coordinator();
+                }
+                tracing::warn!(group = self.group(), %error, "cannot fetch committed offsets yet; retrying")
             }
         }
     }
 
     async fn stable(&mut self) -> Phase {
-        let mut next_commit = self
-            .options
-            .auto_commit_interval
-            .map(|i| Instant::now() + i);
-        // Both deadlines live across iterations: one timer firing must not push the other
-        // back (a short auto-commit interval would otherwise starve the heartbeat).
-        let mut heartbeat_at = Instant::now() + self.options.heartbeat_interval;
+        let mut heartbeat = Heartbeat::start(
+            self.client.clone(),
+            self.shared.clone(),
+            self.options.heartbeat_interval,
+            self.backoff,
+        );
+        let auto_commit = self.options.auto_commit_interval;
+        let mut next_commit = auto_commit.map(|interval| Instant::now() + interval);
+        let mut committing: Option<PendingCommit> = None;
+        let mut next_offset_fetch = Instant::now();
+        let mut offset_fetch_failures = 0;
         loop {
-            let commit_at = next_commit.unwrap_or(heartbeat_at + Duration::from_secs(3600));
+            // One auto-commit at a time: the next interval starts when it is answered.
+            let commit_at = next_commit.filter(|_| committing.is_none());
             tokio::select! {
                 _ = self.shared.closing.notified() => return Phase::Closing,
-                _ = tokio::time::sleep_until(heartbeat_at.into()) => {
-                    heartbeat_at = Instant::now() + self.options.heartbeat_interval;
-                    let coordinator = match self.coordinator().await {
-                        Ok(id) => id,
+                error = heartbeat.ended() => return self.after_error(error).await,
+                _ = sleep_until_some(commit_at) => {
+                    next_commit = auto_commit.map(|interval| Instant::now() + interval);
+                    let positions = self.consumer.finished_positions(&self.shared.owned());
+                    committing = Some(Box::pin(self.commits.commit(positions)));
+                }
+                result = wait_some(&mut committing) => {
+                    committing = None;
+                    match result {
+                        Ok(()) => {}
+                        Err(error @ (GroupError::Rebalancing { .. }
+                        | GroupError::MemberGone { .. }
+                        | GroupError::Fenced { .. }
+                        | GroupError::Fatal { .. })) => return self.after_error(error).await,
                         Err(error) => {
-                            tracing::warn!(group = self.group(), %error, "no coordinator for the heartbeat; retrying");
-                            continue;
-                        }
-                    };
-                    if let Err(error) = self.heartbeat(coordinator).await {
-                        match error {
-                            GroupError::Client(_) | GroupError::CoordinatorMoved { .. } => {
-                                // Still a member as far as we know: find the coordinator and
-                                // keep heartbeating; the session timeout is the judge.
-                                tracing::warn!(group = self.group(), %error, "heartbeat failed");
-                                self.forget_coordinator();
-                                continue;
-                            }
-                            other => return self.after_error(other).await,
+                            tracing::warn!(group = self.group(), %error, "auto-commit failed; trying again at the next interval")
                         }
                     }
-                    self.resolve_committed(coordinator).await;
-                    if let Some(idle) = self.consumer.since_last_poll() {
+                }
+                _ = tokio::time::sleep(CHECK_INTERVAL) => {
+                    if !self.awaiting_committed.is_empty() && Instant::now() >= next_offset_fetch {
+                        self.resolve_committed().await;
+                        offset_fetch_failures += 1;
+                        next_offset_fetch = Instant::now() + self.backoff.delay(offset_fetch_failures);
+                    }
+                    if let Some(idle) = self.consumer.idle() {
                         if idle > self.options.max_poll_interval {
                             tracing::warn!(
                                 group = self.group(),
@@ -556,94 +629,39 @@ impl Membership {
                                 "no poll within consumer.max_poll_interval_ms; leaving the group so \
                                  the partitions move to a live member (poll more often or raise it)"
                             );
+                            drop(heartbeat);
                             self.leave().await;
                             return Phase::Left;
                         }
                     }
                 }
-                _ = tokio::time::sleep_until(commit_at.into()) => {
-                    next_commit = self.options.auto_commit_interval.map(|i| Instant::now() + i);
-                    if let Err(error) = self.commit_positions().await {
-                        match error {
-                            GroupError::Rebalancing { .. } | GroupError::MemberGone { .. } | GroupError::Fenced { .. } | GroupError::Fatal { .. } => {
-                                return self.after_error(error).await;
-                            }
-                            other => tracing::warn!(group = self.group(), error = %other, "auto-commit failed; retrying at the next interval"),
-                        }
-                    }
-                }
             }
         }
     }
 
-    async fn heartbeat(&self, coordinator: i32) -> Result<(), GroupError> {
-        let identity = self.identity();
-        let request = HeartbeatRequest::default()
-            .with_group_id(GroupId(StrBytes::from_string(self.group().to_string())))
-            .with_generation_id(identity.generation)
-            .with_member_id(StrBytes::from_string(identity.member_id))
-            .with_group_instance_id(self.options.instance_id.clone().map(StrBytes::from_string));
-        let response = self
-            .client
-            .send(coordinator, Purpose::Coordination, &request)
-            .await?;
-        match ResponseError::try_from_code(response.error_code) {
-            None => Ok(()),
-            Some(error) => Err(classify(
-                "Heartbeat",
-                self.group(),
-                self.options.instance_id.as_deref(),
-                error,
-            )),
-        }
-    }
-
-    /// Commits the positions of every owned partition that moved since the last commit.
-    pub async fn commit_positions(&mut self) -> Result<(), GroupError> {
-        let coordinator = self.coordinator().await?;
-        let owned: Vec<TopicPartition> = self.owned().into_iter().collect();
-        let positions = self.consumer.positions(&owned);
-        commit_changed(
-            &self.client,
-            coordinator,
-            &self.shared,
-            &self.identity(),
-            positions,
-        )
-        .await
-    }
-
-    /// Takes partitions away from the fetcher, commits where they stood, tells the listener.
-    async fn revoke(&mut self, partitions: &[TopicPartition], coordinator: i32) {
+    /// Takes partitions away in order (see the module invariants): pause, tell the listener,
+    /// commit their finished positions (auto-commit) or wait for the commits already queued,
+    /// then drop them from the fetcher.
+    async fn revoke(&mut self, partitions: &[TopicPartition]) {
         if partitions.is_empty() {
             return;
         }
-        let positions: Vec<(TopicPartition, i64)> = self
-            .consumer
-            .revoke(partitions)
-            .into_iter()
-            .filter_map(|(tp, position)| position.map(|p| (tp, p)))
-            .collect();
-        let identity = self.identity();
-        if let Err(error) = commit_changed(
-            &self.client,
-            coordinator,
-            &self.shared,
-            &identity,
-            positions,
-        )
-        .await
-        {
+        self.consumer.pause(partitions);
+        self.listener.on_revoked(partitions);
+        let positions = if self.options.auto_commit_interval.is_some() {
+            self.consumer.finished_positions(partitions)
+        } else {
+            Vec::new()
+        };
+        if let Err(error) = self.commits.commit(positions).await {
             tracing::warn!(group = self.group(), %error, "commit before revoking failed; the next owner starts from the last commit");
         }
-        {
-            let mut owned = self.shared.owned.lock().expect("owned lock");
-            for tp in partitions {
-                owned.remove(tp);
-                self.awaiting_committed.remove(tp);
-            }
+        self.consumer.revoke(partitions);
+        let mut owned = self.shared.owned.lock().expect("owned lock");
+        for tp in partitions {
+            owned.remove(tp);
+            self.awaiting_committed.remove(tp);
         }
-        self.listener.on_revoked(partitions);
     }
 
     /// The member is no longer in the group: its partitions are gone, without a commit.
@@ -655,6 +673,7 @@ impl Membership {
         self.awaiting_committed.clear();
         self.owned_generation = -1;
         if !owned.is_empty() {
+            self.shared.losses.fetch_add(1, Ordering::SeqCst);
             self.consumer.revoke(&owned);
             self.listener.on_lost(&owned);
         }
@@ -663,28 +682,31 @@ impl Membership {
     /// Commits, revokes everything and leaves (a static member does not send LeaveGroup: its
     /// partitions wait for it until the session times out).
     async fn leave(&mut self) {
-        let coordinator = *self.shared.coordinator.lock().expect("coordinator lock");
-        if let Some(coordinator) = coordinator {
-            let owned: Vec<TopicPartition> = self.owned().into_iter().collect();
-            self.revoke(&owned, coordinator).await;
-            let identity = self.identity();
-            if self.options.instance_id.is_none() && !identity.member_id.is_empty() {
-                match self.send_leave(coordinator, &identity.member_id).await {
-                    Ok(_) => {
-                        tracing::info!(group = self.group(), member_id = %identity.member_id, "left the group")
-                    }
-                    Err(error) => {
-                        tracing::warn!(group = self.group(), %error, "LeaveGroup failed; the session timeout will remove this member")
-                    }
-                }
-                let mut identity = self.shared.identity.lock().expect("identity lock");
-                identity.member_id.clear();
-                identity.generation = -1;
-            }
-            self.owned_generation = -1;
-        } else {
+        let identity = self.identity();
+        if identity.generation < 0 {
             self.lose_all();
+            return;
         }
+        let owned: Vec<TopicPartition> = self.owned().into_iter().collect();
+        self.revoke(&owned).await;
+        if self.options.instance_id.is_none() && !identity.member_id.is_empty() {
+            let left = match self.coordinator().await {
+                Ok(coordinator) => self.send_leave(coordinator, &identity.member_id).await,
+                Err(error) => Err(error),
+            };
+            match left {
+                Ok(()) => {
+                    tracing::info!(group = self.group(), member_id = %identity.member_id, "left the group")
+                }
+                Err(error) => {
+                    tracing::warn!(group = self.group(), %error, "LeaveGroup failed; the session timeout will remove this member")
+                }
+            }
+            let mut identity = self.shared.identity.lock().expect("identity lock");
+            identity.member_id.clear();
+            identity.generation = -1;
+        }
+        self.owned_generation = -1;
     }
 
     /// LeaveGroup: v0-2 name the member in `member_id`, v3+ in a `members` list.
@@ -728,7 +750,7 @@ impl Membership {
         loop {
             if self
                 .consumer
-                .since_last_poll()
+                .idle()
                 .is_some_and(|idle| idle < left_at.elapsed())
             {
                 return Phase::Joining;
@@ -741,32 +763,20 @@ impl Membership {
     }
 }
 
-/// Commits the positions that differ from the last commit.
-pub async fn commit_changed(
-    client: &Client,
-    coordinator: i32,
-    shared: &GroupShared,
-    identity: &MemberIdentity,
-    positions: Vec<(TopicPartition, i64)>,
-) -> Result<(), GroupError> {
-    let changed: Vec<(TopicPartition, i64)> = {
-        let committed = shared.committed.lock().expect("committed lock");
-        positions
-            .into_iter()
-            .filter(|(tp, offset)| committed.get(tp) != Some(offset))
-            .collect()
-    };
-    if changed.is_empty() || identity.generation < 0 {
-        return Ok(());
+/// Sleeps until `at`, or forever without one.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
-    commit(client, coordinator, identity, &changed).await?;
-    tracing::debug!(group = %identity.group, offsets = ?changed, "committed");
-    shared
-        .committed
-        .lock()
-        .expect("committed lock")
-        .extend(changed);
-    Ok(())
+}
+
+/// The pending commit's answer, or never without one.
+async fn wait_some(pending: &mut Option<PendingCommit>) -> Result<(), GroupError> {
+    match pending {
+        Some(pending) => pending.await,
+        None => std::future::pending().await,
+    }
 }
 
 /// One assignor's subscription for JoinGroup: the topics, the assignor's user data, the

@@ -2,24 +2,29 @@
 //! and cooperative rebalancing, static membership, commits, and a rebalance listener.
 //!
 //! - [`GroupConsumer`]: the handle: a [`Consumer`] whose partitions the group decides.
-//! - [`membership`]: the background task and its state machine.
+//! - [`membership`]: the background task and its state machine; [`heartbeat`] and
+//!   [`commit_queue`], the two tasks beside it.
 //! - [`assignor`]: the `Assignor` trait and the built-ins (`range`, `roundrobin`, `sticky`,
 //!   `cooperative-sticky`) over the shared algorithms in `wasmkafka-policy`.
 //! - [`protocol`]: the consumer protocol inside JoinGroup/SyncGroup.
 //! - [`offsets`], [`coordinator`], [`error`].
 
 pub mod assignor;
+pub mod commit_queue;
 pub mod coordinator;
 pub mod error;
+pub mod heartbeat;
 pub mod membership;
 pub mod offsets;
 pub mod protocol;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::client::Client;
@@ -31,7 +36,8 @@ pub use assignor::{Assignor, AssignorError, Builtin, RebalanceProtocol};
 pub use error::GroupError;
 pub use offsets::MemberIdentity;
 
-use membership::{commit_changed, GroupShared, Membership};
+use commit_queue::CommitQueue;
+use membership::{GroupShared, Membership};
 
 /// Group settings (Kafka's names in parentheses).
 #[derive(Debug, Clone)]
@@ -47,8 +53,11 @@ pub struct GroupOptions {
     pub heartbeat_interval: Duration,
     /// No poll for this long: the member leaves so its partitions move on.
     pub max_poll_interval: Duration,
-    /// `None` turns auto-commit off (commit with [`GroupConsumer::commit`]).
+    /// `None` turns auto-commit off: nothing is committed unless the application commits
+    /// ([`GroupConsumer::commit`]), not even before a revoke or on close.
     pub auto_commit_interval: Option<Duration>,
+    /// (`default.api.timeout.ms` for commits) How long a commit retries transient errors.
+    pub commit_timeout: Duration,
     pub rack: Option<String>,
     /// Used when the chosen assignor fails or answers an invalid assignment.
     pub fallback_assignor: Builtin,
@@ -71,6 +80,7 @@ impl GroupOptions {
             heartbeat_interval: Duration::from_secs(3),
             max_poll_interval: Duration::from_secs(300),
             auto_commit_interval: Some(Duration::from_secs(5)),
+            commit_timeout: Duration::from_secs(60),
             rack: None,
             fallback_assignor: Builtin::Range,
             subscription_generation: true,
@@ -82,7 +92,10 @@ impl GroupOptions {
 pub trait RebalanceListener: Send + Sync {
     /// Partitions added to this member (their positions come from the committed offsets).
     fn on_assigned(&self, _partitions: &[TopicPartition]) {}
-    /// Partitions taken away in an orderly way (their positions were committed first).
+    /// Partitions about to be taken away in an orderly way. They are paused already; when
+    /// this returns, their finished positions are committed (auto-commit on) or the commits
+    /// already queued are waited for (off: an application committing by hand queues its
+    /// commit here, with a [`Committer`]), and then they leave the fetcher.
     fn on_revoked(&self, _partitions: &[TopicPartition]) {}
     /// Partitions lost because the member was dropped from the group (nothing committed).
     fn on_lost(&self, _partitions: &[TopicPartition]) {}
@@ -105,13 +118,22 @@ impl RebalanceListener for LoggingListener {
 }
 
 /// A consumer in a group.
+///
+/// Delivery (at least once): the consumer's own commits (auto-commit, before a revoke, on
+/// close) cover only the records the application has finished with: those earlier polls
+/// returned, once it polls again or calls [`GroupConsumer::mark_processed`] or
+/// [`GroupConsumer::commit`]. See [`crate::fetch::delivery`].
 pub struct GroupConsumer {
-    client: Client,
     consumer: Arc<Consumer>,
     shared: Arc<GroupShared>,
+    commits: CommitQueue,
     fatal: watch::Receiver<Option<GroupError>>,
     generations: watch::Receiver<i32>,
+    /// `shared.losses` when the last poll returned: a commit after a loss fails.
+    losses_seen: AtomicU64,
+    auto_commit: bool,
     membership: JoinHandle<()>,
+    commit_task: JoinHandle<()>,
 }
 
 impl GroupConsumer {
@@ -131,46 +153,42 @@ impl GroupConsumer {
         };
         let backoff = Backoff::new(fetch.retry_backoff, fetch.retry_backoff_max);
         let consumer = Arc::new(Consumer::new(client.clone(), fetch, reset_policy));
-        let (fatal_tx, fatal) = watch::channel(None);
-        let (generations_tx, generations) = watch::channel(-1);
-        let shared = Arc::new(GroupShared {
-            identity: Mutex::new(MemberIdentity {
-                group: options.group_id.clone(),
-                member_id: String::new(),
-                generation: -1,
-                instance_id: options.instance_id.clone(),
-            }),
-            coordinator: Mutex::new(None),
-            owned: Mutex::new(BTreeSet::new()),
-            committed: Mutex::new(BTreeMap::new()),
-            fatal: fatal_tx,
-            closing: Notify::new(),
-            generations: generations_tx,
-        });
+        let shared = Arc::new(GroupShared::new(&options));
+        let (commits, commit_task) = CommitQueue::start(
+            client.clone(),
+            shared.clone(),
+            backoff,
+            options.commit_timeout,
+        );
         let assignors = if assignors.is_empty() {
             vec![Builtin::Range.into_assignor()]
         } else {
             assignors
         };
+        let auto_commit = options.auto_commit_interval.is_some();
         let membership = Membership {
-            client: client.clone(),
+            client,
             consumer: consumer.clone(),
             options,
             assignors,
             listener,
             shared: shared.clone(),
+            commits: commits.clone(),
             backoff,
             awaiting_committed: BTreeSet::new(),
             failures: 0,
             owned_generation: -1,
         };
         GroupConsumer {
-            client,
             consumer,
+            fatal: shared.fatal.subscribe(),
+            generations: shared.generations.subscribe(),
             shared,
-            fatal,
-            generations,
+            commits,
+            losses_seen: AtomicU64::new(0),
+            auto_commit,
             membership: tokio::spawn(membership.run()),
+            commit_task,
         }
     }
 
@@ -180,7 +198,8 @@ impl GroupConsumer {
     }
 
     /// Waits for records (see [`Consumer::poll`]); a fatal group error (fenced, not
-    /// authorized, ...) ends the wait with that error.
+    /// authorized, ...) ends the wait with that error. Polling says the application is done
+    /// with the records earlier polls returned.
     pub async fn poll(
         &self,
         max_records: usize,
@@ -190,12 +209,26 @@ impl GroupConsumer {
             return Err(error);
         }
         let mut fatal = self.fatal.clone();
-        tokio::select! {
+        let polled = tokio::select! {
             polled = self.consumer.poll(max_records, timeout) => Ok(polled?),
             _ = fatal.wait_for(Option::is_some) => {
                 Err(self.fatal.borrow().clone().unwrap_or(GroupError::Closed))
             }
-        }
+        };
+        self.losses_seen
+            .store(self.shared.losses(), Ordering::SeqCst);
+        polled
+    }
+
+    /// The application is done with every record `poll` returned so far (the CLI says so
+    /// once its output is flushed); the consumer's own commits may cover them.
+    pub fn mark_processed(&self) {
+        self.consumer.mark_processed();
+    }
+
+    /// Whether auto-commit is on (`auto_commit_interval` set).
+    pub fn auto_commits(&self) -> bool {
+        self.auto_commit
     }
 
     /// The partitions this member owns now.
@@ -205,7 +238,7 @@ impl GroupConsumer {
 
     /// The member's id and generation.
     pub fn identity(&self) -> MemberIdentity {
-        self.shared.identity.lock().expect("identity lock").clone()
+        self.shared.identity()
     }
 
     /// Waits until a rebalance completes with a generation above `after` (or `timeout`).
@@ -238,44 +271,102 @@ impl GroupConsumer {
         }
     }
 
-    /// Commits the position of every owned partition (the next record to hand out).
+    /// Commits everything `poll` returned so far (the application says it is done with it),
+    /// through the member's commit queue, and waits for the answer. Fails, committing
+    /// nothing, when the member is not in the group or lost its partitions since the last
+    /// poll.
     pub async fn commit(&self) -> Result<(), GroupError> {
-        self.commit_async().await.map_err(|_| GroupError::Closed)?
+        self.queue_commit().await
     }
 
-    /// Starts a commit of the current positions in the background; the handle tells how it
-    /// went. Positions are read now, so later polls do not change what is committed.
+    /// [`GroupConsumer::commit`] without waiting: the commit takes its place in the queue now
+    /// (later polls do not change it); the handle tells how it went.
     pub fn commit_async(&self) -> JoinHandle<Result<(), GroupError>> {
-        let client = self.client.clone();
-        let shared = self.shared.clone();
-        let owned: Vec<TopicPartition> = self.assignment().into_iter().collect();
-        let positions = self.consumer.positions(&owned);
-        let identity = self.identity();
-        tokio::spawn(async move {
-            let known = *shared.coordinator.lock().expect("coordinator lock");
-            let coordinator = match known {
-                Some(id) => id,
-                None => coordinator::find_coordinator(&client, &identity.group).await?,
-            };
-            commit_changed(&client, coordinator, &shared, &identity, positions).await
-        })
+        tokio::spawn(self.queue_commit())
     }
 
-    /// Commits, gives the partitions up, leaves the group and stops.
-    pub async fn close(mut self) {
+    fn queue_commit(&self) -> impl Future<Output = Result<(), GroupError>> + Send + 'static {
+        let lost = self.shared.losses() != self.losses_seen.load(Ordering::SeqCst);
+        self.consumer.mark_processed();
+        let positions = self.consumer.positions(&self.shared.owned());
+        let queued = (!lost).then(|| self.commits.commit(positions));
+        let group = self.shared.group.clone();
+        async move {
+            match queued {
+                Some(queued) => queued.await,
+                None => Err(GroupError::Lost { group }),
+            }
+        }
+    }
+
+    /// A handle that commits through this member's queue, for a [`RebalanceListener`] that
+    /// commits by hand.
+    pub fn committer(&self) -> Committer {
+        Committer {
+            consumer: self.consumer.clone(),
+            commits: self.commits.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Stops fetching, commits the finished positions (auto-commit on), leaves the group (a
+    /// static member does not) and stops the tasks. Gives up after `timeout` and returns
+    /// false (the session timeout then removes the member).
+    pub async fn close_within(mut self, timeout: Duration) -> bool {
         self.shared.closing.notify_one();
-        if tokio::time::timeout(Duration::from_secs(30), &mut self.membership)
+        let stopped = tokio::time::timeout(timeout, &mut self.membership)
             .await
-            .is_err()
-        {
-            tracing::warn!("the membership task did not stop in time");
+            .is_ok();
+        if !stopped {
+            tracing::warn!(
+                ?timeout,
+                "the group consumer did not stop in time; leaving it to the session timeout"
+            );
         }
         self.consumer.shutdown();
+        stopped
+    }
+
+    /// [`GroupConsumer::close_within`] 30 seconds.
+    pub async fn close(self) {
+        self.close_within(Duration::from_secs(30)).await;
+    }
+}
+
+/// Commits through a member's queue (see [`GroupConsumer::committer`]).
+#[derive(Clone)]
+pub struct Committer {
+    consumer: Arc<Consumer>,
+    commits: CommitQueue,
+    shared: Arc<GroupShared>,
+}
+
+impl Committer {
+    /// Queues a commit of the positions (everything handed out) of `partitions`.
+    pub fn commit_positions(
+        &self,
+        partitions: &[TopicPartition],
+    ) -> impl Future<Output = Result<(), GroupError>> + Send + 'static {
+        self.commits.commit(self.consumer.positions(partitions))
+    }
+
+    /// Queues a commit of exactly these offsets (the next record to read, per partition).
+    pub fn commit_offsets(
+        &self,
+        offsets: Vec<(TopicPartition, i64)>,
+    ) -> impl Future<Output = Result<(), GroupError>> + Send + 'static {
+        self.commits.commit(offsets)
+    }
+
+    /// The partitions the member owns now.
+    pub fn assignment(&self) -> Vec<TopicPartition> {
+        self.shared.owned()
     }
 }
 
 impl Drop for GroupConsumer {
     fn drop(&mut self) {
         self.membership.abort();
+        self.commit_task.abort();
     }
 }

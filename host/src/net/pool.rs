@@ -2,8 +2,8 @@
 //!
 //! Kafka answers the requests on one connection in order, so a request queued behind a long
 //! poll waits for it. Giving each kind of traffic its own connection per broker keeps heartbeats
-//! and commits away from fetches and rebalances (franz-go keeps five such connections per broker,
-//! aiokafka two).
+//! and commits away from fetches and rebalances, and heartbeats away from commits (franz-go keeps
+//! five such connections per broker, aiokafka two).
 //!
 //! Invariants:
 //! - Connecting is single-flight per key: callers that ask for the same key while a connect is
@@ -31,16 +31,20 @@ pub enum Purpose {
     Fetch,
     /// JoinGroup and SyncGroup, which can block for a whole rebalance.
     Group,
-    /// Heartbeat, OffsetCommit, OffsetFetch, LeaveGroup.
+    /// OffsetCommit, OffsetFetch, LeaveGroup.
     Coordination,
+    /// Heartbeats alone: a commit the broker holds (waiting for the offsets topic's replicas)
+    /// would otherwise hold the heartbeat queued behind it.
+    Heartbeat,
 }
 
 impl Purpose {
-    pub const ALL: [Purpose; 4] = [
+    pub const ALL: [Purpose; 5] = [
         Purpose::Default,
         Purpose::Fetch,
         Purpose::Group,
         Purpose::Coordination,
+        Purpose::Heartbeat,
     ];
 }
 

@@ -1,0 +1,393 @@
+//! The delivery contract of `wasmkafka run --group`, with real processes, real signals and a
+//! real broker: a crash re-delivers and never skips; SIGTERM commits what was printed, leaves
+//! the group and exits 0.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use wasmkafka::fetch::TopicPartition;
+use wasmkafka::group::coordinator::find_coordinator;
+use wasmkafka::group::offsets::fetch_committed;
+use wasmkafka_tests::kafka::Kafka;
+
+/// Records one poll hands over in these tests: "one poll" in the duplicate bounds.
+const MAX_POLL_RECORDS: usize = 200;
+const PARTITIONS: i32 = 4;
+const RECORDS: usize = 20_000;
+
+fn wasmkafka() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_wasmkafka"))
+}
+
+/// (partition, offset) of a printed JSON record.
+type Printed = (i64, i64);
+
+/// Creates a topic of `PARTITIONS` partitions with `RECORDS` records.
+async fn topic_with_records(broker: &Kafka, topic: &str) {
+    broker.create_topic(topic, PARTITIONS, &[]).await.unwrap();
+    let output = wasmkafka()
+        .args(["produce", "--brokers", &broker.addr(), "--topic", topic])
+        .args(["--count", &RECORDS.to_string(), "--batch", "250"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn config_file(dir: &tempfile::TempDir, session_timeout_ms: u64) -> String {
+    let path = dir.path().join("member.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[consumer]\nheartbeat_interval_ms = 300\nsession_timeout_ms = {session_timeout_ms}\n\
+             rebalance_timeout_ms = 5000\nfetch_max_wait_ms = 200\nmax_poll_records = {MAX_POLL_RECORDS}\n\
+             auto_commit_interval_ms = 1000\n"
+        ),
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+/// A group member whose stdout is read by a slow reader (a slow pipe).
+struct Member {
+    child: Child,
+    printed: Arc<Mutex<Vec<Printed>>>,
+    stderr: Arc<Mutex<String>>,
+    readers: Vec<JoinHandle<()>>,
+}
+
+impl Member {
+    /// Starts a member; the reader pauses `pause` after every `every` lines.
+    fn start(
+        broker: &Kafka,
+        config: &str,
+        topic: &str,
+        group: &str,
+        pace: (usize, Duration),
+    ) -> Member {
+        let mut child = wasmkafka()
+            .args(["run", "--config", config, "--brokers", &broker.addr()])
+            .args(["--topic", topic, "--group", group, "--from", "earliest"])
+            .args(["--format", "json"])
+            .env("WASMKAFKA_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let printed = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let readers = vec![
+            read_records(child.stdout.take().unwrap(), printed.clone(), pace),
+            read_log(child.stderr.take().unwrap(), stderr.clone()),
+        ];
+        Member {
+            child,
+            printed,
+            stderr,
+            readers,
+        }
+    }
+
+    fn printed_count(&self) -> usize {
+        self.printed.lock().unwrap().len()
+    }
+
+    fn log(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits until `done` holds (or panics after `timeout`, or when the process ended).
+    fn wait_until(&mut self, what: &str, timeout: Duration, done: impl Fn(&Member) -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !done(self) {
+            if Instant::now() > deadline || self.child.try_wait().unwrap().is_some() {
+                let _ = self.child.kill();
+                panic!(
+                    "{what}: printed {}; stderr:\n{}",
+                    self.printed_count(),
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn wait_for_printed(&mut self, count: usize, timeout: Duration) {
+        self.wait_until(&format!("{count} records"), timeout, |m| {
+            m.printed_count() >= count
+        });
+    }
+
+    /// Waits until the member has its partitions (its log says so).
+    fn wait_until_assigned(&mut self, timeout: Duration) {
+        self.wait_until("an assignment", timeout, |m| {
+            m.log().contains("assignment applied")
+        });
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to end (up to `timeout`) and drains the pipe: everything it
+    /// wrote counts as printed. Returns the status, the time it took, stderr and the records.
+    fn finish(
+        mut self,
+        timeout: Duration,
+    ) -> (std::process::ExitStatus, Duration, String, Vec<Printed>) {
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if started.elapsed() > timeout {
+                let _ = self.child.kill();
+                panic!(
+                    "the member did not exit within {timeout:?}; stderr:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let took = started.elapsed();
+        for reader in self.readers.drain(..) {
+            reader.join().unwrap();
+        }
+        let printed = std::mem::take(&mut *self.printed.lock().unwrap());
+        (status, took, self.log(), printed)
+    }
+}
+
+/// Reads JSON records from the member's stdout, pausing `pace.1` after every `pace.0` lines.
+fn read_records(
+    stdout: std::process::ChildStdout,
+    sink: Arc<Mutex<Vec<Printed>>>,
+    (every, pause): (usize, Duration),
+) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut stdout = BufReader::new(stdout);
+        let mut line = String::new();
+        for n in 0.. {
+            line.clear();
+            if stdout.read_line(&mut line).unwrap_or(0) == 0 {
+                break;
+            }
+            // A line cut short by SIGKILL was not printed.
+            let Some(json) = line.strip_suffix('\n') else {
+                break;
+            };
+            let record: serde_json::Value = serde_json::from_str(json).unwrap();
+            sink.lock().unwrap().push((
+                record["partition"].as_i64().unwrap(),
+                record["offset"].as_i64().unwrap(),
+            ));
+            if every > 0 && n % every == every - 1 {
+                std::thread::sleep(pause);
+            }
+        }
+    })
+}
+
+fn read_log(stderr: std::process::ChildStderr, sink: Arc<Mutex<String>>) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let mut log = sink.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    })
+}
+
+/// A small xorshift generator: the kill moments vary from run to run; the seed is printed.
+struct Moments(u64);
+
+impl Moments {
+    fn between(&mut self, low_ms: u64, high_ms: u64) -> Duration {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        Duration::from_millis(low_ms + self.0 % (high_ms - low_ms))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_sigkilled_at_random_moments_never_skips_a_record() {
+    let broker = Kafka::shared();
+    topic_with_records(broker, "delivery-kill").await;
+    let dir = tempfile::tempdir().unwrap();
+    // A dead member stays in the group until its session times out; keep that short.
+    let config = config_file(&dir, 2_000);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    let mut moments = Moments(seed);
+    let broker_ref: &'static Kafka = broker;
+    let config_ref = config.clone();
+    let rounds = tokio::task::spawn_blocking(move || {
+        let mut seen: BTreeSet<Printed> = BTreeSet::new();
+        let mut duplicates_per_restart = Vec::new();
+        let slow = (20, Duration::from_millis(4)); // about 5,000 lines/s at most
+        for round in 0..5 {
+            let mut member =
+                Member::start(broker_ref, &config_ref, "delivery-kill", "kill-g", slow);
+            member.wait_for_printed(1, Duration::from_secs(60));
+            std::thread::sleep(moments.between(200, 1_500));
+            member.child.kill().unwrap(); // SIGKILL
+            let (_, _, _, printed) = member.finish(Duration::from_secs(10));
+            let duplicates = printed.iter().filter(|p| seen.contains(p)).count();
+            if round > 0 {
+                duplicates_per_restart.push(duplicates);
+            }
+            seen.extend(printed);
+        }
+        // The successor reads the rest at full speed, then stops cleanly.
+        let mut last = Member::start(
+            broker_ref,
+            &config_ref,
+            "delivery-kill",
+            "kill-g",
+            (0, Duration::ZERO),
+        );
+        last.wait_until_assigned(Duration::from_secs(60));
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let printed: BTreeSet<Printed> = last.printed.lock().unwrap().iter().copied().collect();
+            if seen.union(&printed).count() == RECORDS {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "seed {seed}: the last member stalled"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        last.signal("TERM");
+        let (status, _, stderr, printed) = last.finish(Duration::from_secs(20));
+        assert!(status.success(), "seed {seed}: {status:?}\n{stderr}");
+        duplicates_per_restart.push(printed.iter().filter(|p| seen.contains(p)).count());
+        seen.extend(printed);
+        (seen, duplicates_per_restart)
+    });
+    let (seen, duplicates) = tokio::time::timeout(Duration::from_secs(240), rounds)
+        .await
+        .expect("the rounds did not finish in 240 s")
+        .unwrap();
+    // Every produced record was printed at least once.
+    let per_partition = RECORDS as i64 / i64::from(PARTITIONS);
+    for partition in 0..i64::from(PARTITIONS) {
+        let offsets: Vec<i64> = seen
+            .iter()
+            .filter(|(p, _)| *p == partition)
+            .map(|(_, o)| *o)
+            .collect();
+        assert_eq!(
+            offsets,
+            (0..per_partition).collect::<Vec<_>>(),
+            "seed {seed}: partition {partition}"
+        );
+    }
+    // Re-delivered after each kill: at most the poll in hand, one flushed poll whose commit
+    // was in flight and one waiting behind it.
+    eprintln!("seed {seed}: duplicates per restart {duplicates:?}");
+    for (restart, count) in duplicates.iter().enumerate() {
+        assert!(
+            *count <= 3 * MAX_POLL_RECORDS,
+            "seed {seed}: restart {restart} re-delivered {count} records: {duplicates:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_commits_what_was_printed_leaves_and_exits_zero() {
+    let broker = Kafka::shared();
+    topic_with_records(broker, "delivery-term").await;
+    let dir = tempfile::tempdir().unwrap();
+    // A long session timeout: a member that did not leave would hold its partitions for it.
+    let config = config_file(&dir, 30_000);
+    let broker_ref: &'static Kafka = broker;
+    let config_ref = config.clone();
+    let first = tokio::task::spawn_blocking(move || {
+        let slow = (20, Duration::from_millis(4));
+        let mut member = Member::start(broker_ref, &config_ref, "delivery-term", "term-g", slow);
+        member.wait_for_printed(2_000, Duration::from_secs(60));
+        member.signal("TERM");
+        member.finish(Duration::from_secs(20))
+    });
+    let (status, took, stderr, printed) = first.await.unwrap();
+    assert!(status.success(), "{status:?}\n{stderr}");
+    assert!(
+        took < Duration::from_secs(10),
+        "the clean stop took {took:?}"
+    );
+    assert!(printed.len() >= 2_000 && printed.len() < RECORDS);
+
+    // What the group committed is exactly the last printed record + 1, per partition.
+    let mut last_printed: BTreeMap<i64, i64> = BTreeMap::new();
+    for (partition, offset) in &printed {
+        let last = last_printed.entry(*partition).or_insert(*offset);
+        *last = (*last).max(*offset);
+    }
+    let client = broker.client();
+    let coordinator = find_coordinator(&client, "term-g").await.unwrap();
+    let partitions: Vec<TopicPartition> = (0..PARTITIONS)
+        .map(|p| TopicPartition::new("delivery-term", p))
+        .collect();
+    let committed = fetch_committed(&client, coordinator, "term-g", &partitions)
+        .await
+        .unwrap();
+    for tp in &partitions {
+        let expected = last_printed.get(&i64::from(tp.partition)).map(|o| o + 1);
+        let committed = committed.get(tp).copied().flatten();
+        assert!(
+            committed == expected || (expected.is_none() && committed == Some(0)),
+            "{tp}: committed {committed:?}, last printed + 1 = {expected:?}"
+        );
+    }
+
+    // The next member starts at once (the first one left: no session-timeout wait) and
+    // continues exactly where the first stopped.
+    let config_ref = config.clone();
+    let next = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let mut member = Member::start(
+            broker_ref,
+            &config_ref,
+            "delivery-term",
+            "term-g",
+            (0, Duration::ZERO),
+        );
+        member.wait_for_printed(1, Duration::from_secs(60));
+        let first_record_after = started.elapsed();
+        member.wait_for_printed(RECORDS - printed.len(), Duration::from_secs(60));
+        member.signal("INT");
+        let (status, _, stderr, second) = member.finish(Duration::from_secs(20));
+        (first_record_after, status, stderr, printed, second)
+    });
+    let (first_record_after, status, stderr, printed, second) = next.await.unwrap();
+    assert!(status.success(), "{status:?}\n{stderr}");
+    assert!(
+        first_record_after < Duration::from_secs(15),
+        "the next member waited {first_record_after:?} for its first record"
+    );
+    let all: BTreeSet<Printed> = printed.iter().chain(&second).copied().collect();
+    assert_eq!(all.len(), RECORDS, "every record printed");
+    assert_eq!(
+        printed.len() + second.len(),
+        RECORDS,
+        "and none twice: the second member started at the committed offsets"
+    );
+}
