@@ -25,6 +25,8 @@
 //! fetch_min_bytes = 1
 //! fetch_max_bytes = 52428800
 //! max_partition_fetch_bytes = 1048576
+//! max_buffered_bytes = 67108864   # decoded records held for the application, at most
+//!                                 # (plus one answer per broker in flight)
 //! retry_backoff_ms = 100     # failed fetches, ListOffsets and metadata refreshes back off
 //! retry_backoff_max_ms = 1000
 //! max_poll_records = 10000   # records one poll hands over (`run` writes, flushes and commits
@@ -199,6 +201,7 @@ pub struct ConsumerConfig {
     pub fetch_min_bytes: i32,
     pub fetch_max_bytes: i32,
     pub max_partition_fetch_bytes: i32,
+    pub max_buffered_bytes: u64,
     pub retry_backoff_ms: u64,
     pub retry_backoff_max_ms: u64,
     pub max_poll_records: u64,
@@ -225,6 +228,7 @@ impl Default for ConsumerConfig {
             fetch_min_bytes: 1,
             fetch_max_bytes: 50 * 1024 * 1024,
             max_partition_fetch_bytes: 1024 * 1024,
+            max_buffered_bytes: 64 * 1024 * 1024,
             retry_backoff_ms: 100,
             retry_backoff_max_ms: 1_000,
             max_poll_records: 10_000,
@@ -314,6 +318,10 @@ impl Config {
                 self.consumer.commit_timeout_ms,
             ),
             ("consumer.max_poll_records", self.consumer.max_poll_records),
+            (
+                "consumer.max_buffered_bytes",
+                self.consumer.max_buffered_bytes,
+            ),
             (
                 "consumer.shutdown_timeout_ms",
                 self.consumer.shutdown_timeout_ms,
@@ -408,6 +416,7 @@ impl Config {
             min_bytes: consumer.fetch_min_bytes,
             max_bytes: consumer.fetch_max_bytes,
             partition_max_bytes: consumer.max_partition_fetch_bytes,
+            max_buffered_bytes: usize::try_from(consumer.max_buffered_bytes).unwrap_or(usize::MAX),
             isolation: consumer.isolation_level,
             retry_backoff: Duration::from_millis(consumer.retry_backoff_ms),
             retry_backoff_max: Duration::from_millis(consumer.retry_backoff_max_ms),

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use indexmap::IndexMap;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{
-    AbortedTransaction, FetchableTopicResponse, PartitionData,
+    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData,
 };
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -38,6 +38,8 @@ pub struct LogRecord {
     pub transactional: bool,
     /// A transaction marker (COMMIT or ABORT).
     pub control: bool,
+    /// The leader epoch it was written in.
+    pub leader_epoch: i32,
 }
 
 #[derive(Debug, Default)]
@@ -47,6 +49,28 @@ struct PartitionLog {
     next_offset: i64,
     /// Aborted transactions: (producer id, first offset, marker offset).
     aborted: Vec<(i64, i64, i64)>,
+    /// The current leader epoch (new records get it).
+    leader_epoch: i32,
+}
+
+impl PartitionLog {
+    /// Kafka's OffsetsForLeaderEpoch answer: the largest epoch at or below `epoch` and the
+    /// offset where it ends (the first offset of a later epoch, or the log end).
+    fn end_of_epoch(&self, epoch: i32) -> (i32, i64) {
+        let found = self
+            .records
+            .iter()
+            .map(|r| r.leader_epoch)
+            .filter(|e| *e <= epoch)
+            .max()
+            .unwrap_or(-1);
+        let end = self
+            .records
+            .iter()
+            .find(|r| r.leader_epoch > found)
+            .map_or(self.next_offset, |r| r.offset);
+        (found, end)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -67,6 +91,9 @@ struct LogState {
     forced_errors: HashMap<(String, i32), i16>,
     /// (topic, partition, wire timestamp) of every ListOffsets entry received.
     list_offsets_seen: Vec<(String, i32, i64)>,
+    /// Per partition, the (current leader epoch, last fetched epoch) of the last fetch that
+    /// named it.
+    fetch_epochs: HashMap<(String, i32), (i32, i32)>,
 }
 
 /// The log; cloning shares it.
@@ -109,6 +136,7 @@ impl ScriptedLog {
                 producer_id: -1,
                 transactional: false,
                 control: false,
+                leader_epoch: log.leader_epoch,
             });
             log.next_offset += 1;
         }
@@ -146,6 +174,7 @@ impl ScriptedLog {
                 producer_id,
                 transactional: true,
                 control,
+                leader_epoch: log.leader_epoch,
             });
             log.next_offset += 1;
         }
@@ -179,6 +208,29 @@ impl ScriptedLog {
             .insert((topic.to_string(), partition), error.code());
     }
 
+    /// An unclean leader election: a new leader (the next epoch) whose log ends at
+    /// `keep_below`; the records from there on are gone, new appends get the new epoch.
+    pub fn truncate_with_new_leader(&self, topic: &str, partition: i32, keep_below: i64) {
+        let mut state = self.state.lock().unwrap();
+        let log = state
+            .partitions
+            .get_mut(&(topic.to_string(), partition))
+            .expect("a known partition");
+        log.records.retain(|r| r.offset < keep_below);
+        log.next_offset = keep_below;
+        log.leader_epoch += 1;
+    }
+
+    /// The (current leader epoch, last fetched epoch) the last fetch of a partition carried.
+    pub fn fetch_epochs(&self, topic: &str, partition: i32) -> Option<(i32, i32)> {
+        self.state
+            .lock()
+            .unwrap()
+            .fetch_epochs
+            .get(&(topic.to_string(), partition))
+            .copied()
+    }
+
     /// Turns broker-side fetch sessions on (off by default, like Tansu).
     pub fn enable_sessions(&self) {
         self.state.lock().unwrap().sessions_enabled = true;
@@ -200,6 +252,14 @@ impl ScriptedLog {
         let request: FetchRequest = context.decode()?;
         let mut state = self.state.lock().unwrap();
         let mut response = FetchResponse::default();
+        for topic in &request.topics {
+            for p in &topic.partitions {
+                state.fetch_epochs.insert(
+                    (topic.topic.0.to_string(), p.partition),
+                    (p.current_leader_epoch, p.last_fetched_epoch),
+                );
+            }
+        }
 
         // Which partitions to answer for, at which offsets; incremental answers leave out
         // partitions without news.
@@ -314,9 +374,23 @@ impl ScriptedLog {
             return base.with_error_code(code).with_high_watermark(-1);
         }
         let limit = state.records_per_fetch;
+        let last_fetched_epoch = state.fetch_epochs.get(&key).map_or(-1, |(_, e)| *e);
         let Some(log) = state.partitions.get(&key) else {
             return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
         };
+        if last_fetched_epoch >= 0 {
+            // Kafka's check: the log must agree with the epoch of the record before `offset`.
+            let (epoch, end_offset) = log.end_of_epoch(last_fetched_epoch);
+            if epoch < last_fetched_epoch || end_offset < offset {
+                return base
+                    .with_high_watermark(log.next_offset)
+                    .with_diverging_epoch(
+                        EpochEndOffset::default()
+                            .with_epoch(epoch)
+                            .with_end_offset(end_offset),
+                    );
+            }
+        }
         let base = base
             .with_high_watermark(log.next_offset)
             .with_last_stable_offset(log.next_offset)
@@ -331,11 +405,16 @@ impl ScriptedLog {
             .iter()
             .filter(|r| r.offset >= offset)
             .take(limit)
+            // One batch has one leader epoch.
+            .take_while(|r| {
+                let first = log.records.iter().find(|r| r.offset >= offset);
+                first.is_some_and(|first| first.leader_epoch == r.leader_epoch)
+            })
             .map(|r| Record {
                 transactional: r.transactional,
                 control: r.control,
                 delete_horizon: false,
-                partition_leader_epoch: 0,
+                partition_leader_epoch: r.leader_epoch,
                 producer_id: r.producer_id,
                 producer_epoch: if r.producer_id < 0 { -1 } else { 0 },
                 timestamp_type: TimestampType::Creation,

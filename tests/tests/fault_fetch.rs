@@ -15,7 +15,9 @@ use wasmkafka::fetch::{
     PartitionState, StartAt, TopicPartition,
 };
 use wasmkafka::net::{ConnectionOptions, PoolOptions};
-use wasmkafka::policy::{ResetPolicySpec, ResetReason};
+use wasmkafka::policy::{
+    PolicyError, ResetContext, ResetDecision, ResetPolicy, ResetPolicySpec, ResetReason,
+};
 use wasmkafka_tests::fault_broker::{Fault, FaultCluster};
 use wasmkafka_tests::fault_log::ScriptedLog;
 
@@ -50,6 +52,15 @@ async fn harness_with(
     policy: ResetPolicySpec,
     options: FetchOptions,
 ) -> Harness {
+    harness_with_policy(nodes, leaders, policy.into_policy(), options).await
+}
+
+async fn harness_with_policy(
+    nodes: usize,
+    leaders: &[i32],
+    policy: Arc<dyn ResetPolicy>,
+    options: FetchOptions,
+) -> Harness {
     wasmkafka_tests::init_tracing();
     let cluster = FaultCluster::start(nodes).await.unwrap();
     cluster.add_topic("t", leaders);
@@ -75,7 +86,7 @@ async fn harness_with(
         retry_backoff_max: Duration::from_millis(200),
         ..options
     };
-    let consumer = Consumer::new(client, options, policy.into_policy());
+    let consumer = Consumer::new(client, options, policy);
     Harness {
         cluster,
         log,
@@ -609,4 +620,87 @@ async fn a_wasm_reset_policy_decides_a_forced_reset() {
     .await;
     assert_jump(&records, 100);
     assert_eq!(h.consumer.stats().out_of_range, 1);
+}
+
+/// `earliest`, remembering every reason it was asked about.
+#[derive(Debug, Default)]
+struct RecordingPolicy(std::sync::Mutex<Vec<ResetReason>>);
+
+impl ResetPolicy for RecordingPolicy {
+    fn name(&self) -> &str {
+        "recording-earliest"
+    }
+    fn decide(&self, context: &ResetContext) -> Result<ResetDecision, PolicyError> {
+        self.0.lock().unwrap().push(context.reason);
+        ResetPolicySpec::Earliest.into_policy().decide(context)
+    }
+}
+
+#[tokio::test]
+async fn a_log_that_diverged_below_the_position_reaches_the_policy_as_a_truncation() {
+    let policy = Arc::new(RecordingPolicy::default());
+    let h = harness_with_policy(1, &[1], policy.clone(), FetchOptions::default()).await;
+    h.log.append("t", 0, 10, |o| o);
+    h.consumer.assign([(tp(0), StartAt::Offset(0))]);
+    let mut records = Vec::new();
+    collect_until(&h.consumer, &mut records, |r| r.len() >= 10).await;
+    // The next fetch (at 10) names the epoch of record 9.
+    wait_until("a fetch with the last fetched epoch", || {
+        h.log.fetch_epochs("t", 0).map(|(_, last)| last) == Some(0)
+    })
+    .await;
+    // An unclean election: the new leader's log ends at 6 and takes new records there.
+    h.log.truncate_with_new_leader("t", 0, 6);
+    h.log.append("t", 0, 4, |o| o);
+    collect_until(&h.consumer, &mut records, |r| r.len() >= 14).await;
+    assert_eq!(
+        *policy.0.lock().unwrap(),
+        [ResetReason::LogTruncated {
+            offset: 10,
+            diverged_at: 6
+        }]
+    );
+    let replaced: Vec<(i64, i32)> = records[10..]
+        .iter()
+        .map(|r| (r.offset, r.leader_epoch))
+        .collect();
+    assert_eq!(
+        replaced,
+        [(6, 1), (7, 1), (8, 1), (9, 1)],
+        "the new records of epoch 1"
+    );
+    assert_eq!(h.consumer.stats().truncations, 1);
+}
+
+#[tokio::test]
+async fn fenced_and_unknown_leader_epochs_are_retried() {
+    let h = harness(1, &[1], ResetPolicySpec::Earliest).await;
+    h.log.append("t", 0, 10, |o| o);
+    h.log
+        .force_error_once("t", 0, ResponseError::FencedLeaderEpoch);
+    h.consumer.assign([(tp(0), StartAt::Offset(0))]);
+    let mut records = Vec::new();
+    collect_until(&h.consumer, &mut records, |r| r.len() >= 10).await;
+    h.log
+        .force_error_once("t", 0, ResponseError::UnknownLeaderEpoch);
+    h.log.append("t", 0, 10, |o| o);
+    collect_until(&h.consumer, &mut records, |r| r.len() >= 20).await;
+    assert_eq!(offsets(&records, 0), (0..20).collect::<Vec<_>>());
+    wait_until("FENCED_LEADER_EPOCH to refresh the metadata", || {
+        h.cluster
+            .seen()
+            .iter()
+            .filter(|r| r.api_key == ApiKey::Metadata as i16)
+            .count()
+            >= 2
+    })
+    .await;
+}
+
+async fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }

@@ -175,6 +175,46 @@ async fn a_stalled_reader_stops_the_fetching() {
 }
 
 #[tokio::test]
+async fn the_buffer_stays_within_max_buffered_bytes() {
+    wasmkafka_tests::init_tracing();
+    let broker = Kafka::shared();
+    broker.create_topic("bounded", 8, &[]).await.unwrap();
+    produce_all(broker, "bounded", 8, 5_000).await;
+    // 40 000 records of about 230 decoded bytes: over 9 MB if nothing held fetching back.
+    let cap = 256 * 1024;
+    let consumer = Consumer::new(
+        broker.client(),
+        FetchOptions {
+            max_buffered_bytes: cap,
+            ..FetchOptions::default()
+        },
+        ResetPolicySpec::Earliest.into_policy(),
+    );
+    consumer
+        .assign_topics(&["bounded".to_string()])
+        .await
+        .unwrap();
+    let records = consume(&consumer, 40_000, 500, Duration::from_millis(2)).await;
+    let peak = consumer.stats().buffer_bytes_peak;
+    println!("buffer peak {peak} bytes with a {cap}-byte cap");
+    // A fetch asks for what is left of the budget (scaled by how much records grow when
+    // decoded); Kafka may still send a whole first batch of 500 records (about 115 kB
+    // decoded) beyond it.
+    let one_batch = 160 * 1024;
+    assert!(
+        peak <= cap + one_batch,
+        "buffer peak {peak} bytes, cap {cap}"
+    );
+    for (partition, offsets) in by_partition(&records) {
+        assert_eq!(
+            offsets,
+            (0..5_000).collect::<Vec<_>>(),
+            "partition {partition}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_compacted_topic_yields_exactly_the_surviving_records() {
     wasmkafka_tests::init_tracing();
     let broker = Kafka::shared();

@@ -73,6 +73,7 @@ mod tests {
                 ("h".into(), Some(Bytes::from_static(b"v"))),
                 ("n".into(), None),
             ],
+            leader_epoch: 0,
         };
         let value = record_json(&record);
         assert_eq!(

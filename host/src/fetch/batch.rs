@@ -30,12 +30,16 @@ pub struct ConsumerRecord {
     pub key: Option<Bytes>,
     pub value: Option<Bytes>,
     pub headers: Vec<(String, Option<Bytes>)>,
+    /// The leader epoch its batch was written in (KIP-320; -1 when the producer's broker did
+    /// not say).
+    pub leader_epoch: i32,
 }
 
 /// The size of the fixed v2 batch header, up to and including the record count.
 const BATCH_HEADER_BYTES: usize = 61;
 /// baseOffset (8) + batchLength (4): the bytes before `batchLength` starts counting.
 const LOG_OVERHEAD: usize = 12;
+const LEADER_EPOCH_OFFSET: usize = 12;
 const MAGIC_OFFSET: usize = 16;
 const ATTRIBUTES_OFFSET: usize = 21;
 const LAST_OFFSET_DELTA_OFFSET: usize = 23;
@@ -51,6 +55,8 @@ pub struct BatchHeader {
     pub control: bool,
     pub transactional: bool,
     pub producer_id: i64,
+    /// The leader epoch the batch was written in.
+    pub leader_epoch: i32,
 }
 
 impl BatchHeader {
@@ -80,6 +86,9 @@ pub struct DecodedRecords {
     pub records: Vec<ConsumerRecord>,
     /// The next fetch offset; `None` when no complete batch was present.
     pub next_offset: Option<i64>,
+    /// The leader epoch of the last complete batch: the epoch of the record before
+    /// `next_offset` (KIP-320's "last fetched epoch").
+    pub last_epoch: Option<i32>,
 }
 
 /// Decodes every complete batch in `data`, keeping records at or after `position`.
@@ -133,6 +142,7 @@ pub fn decode_records(
         let batch_end = header.next_offset();
         // The hook sees every batch, control batches included (they end aborted transactions).
         let skipped = skip_batch(&header);
+        decoded.last_epoch = Some(header.leader_epoch);
         if skipped || header.control || batch_end <= position {
             position = position.max(batch_end);
             decoded.next_offset = Some(position);
@@ -173,6 +183,7 @@ pub fn decode_records(
                         .into_iter()
                         .map(|(k, v)| (k.to_string(), v))
                         .collect(),
+                    leader_epoch: header.leader_epoch,
                 }),
         );
     }
@@ -190,6 +201,7 @@ fn read_header(batch: &Bytes, base_offset: i64) -> BatchHeader {
         control: attributes & CONTROL_FLAG != 0,
         transactional: attributes & TRANSACTIONAL_FLAG != 0,
         producer_id: i64_at(PRODUCER_ID_OFFSET),
+        leader_epoch: i32_at(LEADER_EPOCH_OFFSET),
     }
 }
 

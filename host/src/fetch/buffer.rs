@@ -136,6 +136,7 @@ mod tests {
             key: None,
             value: Some(Bytes::from_static(b"0123456789")),
             headers: Vec::new(),
+            leader_epoch: 0,
         }
     }
 

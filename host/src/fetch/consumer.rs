@@ -23,7 +23,7 @@ use super::batch::ConsumerRecord;
 use super::driver::{Driver, FetchState, FetchStats, Shared};
 use super::error::ConsumerError;
 use super::offsets::OffsetSpec;
-use super::partition::{PartitionState, ResetCause, StartAt};
+use super::partition::{CommittedOffset, PartitionState, ResetCause, StartAt};
 use super::{IsolationLevel, TopicPartition};
 
 /// Fetch settings.
@@ -33,6 +33,10 @@ pub struct FetchOptions {
     pub min_bytes: i32,
     pub max_bytes: i32,
     pub partition_max_bytes: i32,
+    /// Decoded records held for the application, at most: no fetch starts while the buffer
+    /// holds this much, and a fetch asks for no more than what is left (one answer per
+    /// broker may overshoot by its first batch, which Kafka always sends).
+    pub max_buffered_bytes: usize,
     pub isolation: IsolationLevel,
     /// Backoff for failed fetches, ListOffsets and metadata refreshes.
     pub retry_backoff: Duration,
@@ -48,6 +52,7 @@ impl Default for FetchOptions {
             min_bytes: 1,
             max_bytes: 50 * 1024 * 1024,
             partition_max_bytes: 1024 * 1024,
+            max_buffered_bytes: 64 * 1024 * 1024,
             isolation: IsolationLevel::ReadUncommitted,
             retry_backoff: Duration::from_millis(100),
             retry_backoff_max: Duration::from_secs(1),
@@ -130,15 +135,51 @@ impl Consumer {
             .collect()
     }
 
-    /// The finished positions of those `partitions` that have a position: records the
-    /// application still has in hand do not count (see [`super::delivery`]).
-    pub fn finished_positions(&self, partitions: &[TopicPartition]) -> Vec<(TopicPartition, i64)> {
+    /// What the consumer's own commits cover: the finished positions of those `partitions`
+    /// that have a position (records the application still has in hand do not count, see
+    /// [`super::delivery`]), with their leader epochs.
+    pub fn finished_positions(
+        &self,
+        partitions: &[TopicPartition],
+    ) -> Vec<(TopicPartition, CommittedOffset)> {
+        self.offsets_to_commit(partitions, true)
+    }
+
+    /// What an explicit commit covers: the positions of those `partitions` that have one
+    /// (everything handed out), with their leader epochs.
+    pub fn handed_out_positions(
+        &self,
+        partitions: &[TopicPartition],
+    ) -> Vec<(TopicPartition, CommittedOffset)> {
+        self.offsets_to_commit(partitions, false)
+    }
+
+    /// The leader epoch committed with an offset is the epoch of the partition's last fetched
+    /// batch: no record before the offset is newer (KIP-320 validates a resumed position
+    /// against it).
+    fn offsets_to_commit(
+        &self,
+        partitions: &[TopicPartition],
+        finished_only: bool,
+    ) -> Vec<(TopicPartition, CommittedOffset)> {
         let state = self.shared.lock();
         partitions
             .iter()
             .filter_map(|tp| {
                 let position = position_in(&state, tp)?;
-                Some((tp.clone(), state.delivery.finished(tp, position)))
+                let offset = if finished_only {
+                    state.delivery.finished(tp, position)
+                } else {
+                    position
+                };
+                let leader_epoch = state.partitions.get(tp).and_then(|p| p.position_epoch);
+                Some((
+                    tp.clone(),
+                    CommittedOffset {
+                        offset,
+                        leader_epoch,
+                    },
+                ))
             })
             .collect()
     }
@@ -158,7 +199,7 @@ impl Consumer {
     /// The group's committed offsets for partitions assigned with [`StartAt::Committed`].
     pub fn committed_offsets(
         &self,
-        offsets: impl IntoIterator<Item = (TopicPartition, Option<i64>)>,
+        offsets: impl IntoIterator<Item = (TopicPartition, Option<CommittedOffset>)>,
     ) {
         self.change(|state| {
             for (tp, offset) in offsets {

@@ -41,6 +41,11 @@ use super::TopicPartition;
 /// A broker that answers an empty fetch at once (instead of waiting up to max wait) is not
 /// asked again sooner than this.
 const EMPTY_FETCH_SPACING: Duration = Duration::from_millis(10);
+/// A partition whose topic is missing from this many refreshes in a row (about 3 s of
+/// backoff) stops with [`PartitionError::TopicGone`].
+const GONE_AFTER_REFRESHES: u32 = 6;
+/// Decoded bytes per wire byte assumed before the first answer.
+const INITIAL_EXPANSION: f64 = 4.0;
 /// How long the plan sleeps when nothing else wakes it.
 const IDLE_TICK: Duration = Duration::from_secs(1);
 
@@ -53,6 +58,8 @@ pub struct FetchStats {
     /// Answers (per partition) dropped because the partition had moved.
     pub stale_dropped: u64,
     pub out_of_range: u64,
+    /// Positions beyond the end of a diverged log (KIP-320 truncation detection).
+    pub truncations: u64,
     pub resets_resolved: u64,
     pub reset_retries: u64,
     /// The most bytes the record buffer held at once.
@@ -112,7 +119,11 @@ enum JobDone {
     Reset {
         outcomes: Vec<(ResetRequest, ResetOutcome)>,
     },
-    Metadata(Result<(), ClientError>),
+    /// A metadata refresh; `for_leaders` when it was asked because partitions had no leader.
+    Metadata {
+        result: Result<(), ClientError>,
+        for_leaders: bool,
+    },
 }
 
 pub struct Driver {
@@ -125,8 +136,14 @@ pub struct Driver {
     resetting: HashSet<TopicPartition>,
     metadata_refreshing: bool,
     metadata_failures: u32,
+    /// Refreshes in a row that were asked because partitions had no leader (an election in
+    /// progress, a topic being created): they back off like failures, so nothing spins.
+    leaderless_refreshes: u32,
     metadata_retry_at: Option<Instant>,
     backoff: Backoff,
+    /// Decoded bytes per byte on the wire in the last answer with records (records grow when
+    /// decoded, compressed ones most): requests ask for the byte budget divided by it.
+    expansion: f64,
     jobs: JoinSet<JobDone>,
 }
 
@@ -147,8 +164,10 @@ impl Driver {
             resetting: HashSet::new(),
             metadata_refreshing: false,
             metadata_failures: 0,
+            leaderless_refreshes: 0,
             metadata_retry_at: None,
             backoff,
+            expansion: INITIAL_EXPANSION,
             jobs: JoinSet::new(),
         }
     }
@@ -176,14 +195,23 @@ impl Driver {
         let now = Instant::now();
         let mut wake_at = now + IDLE_TICK;
         let metadata = self.client.metadata();
-        let mut need_metadata = self.client.metadata_is_stale();
+        let need_metadata = self.client.metadata_is_stale();
+        let mut leaderless = false;
+        let mut gone = Vec::new();
         let mut fetches: BTreeMap<i32, Vec<Asked>> = BTreeMap::new();
         let mut resets: BTreeMap<i32, Vec<ResetRequest>> = BTreeMap::new();
+        let fetch_budget;
         {
             let state = self.shared.lock();
+            // Back-pressure in bytes: nothing new is fetched while the buffer is full.
+            fetch_budget = self
+                .options
+                .max_buffered_bytes
+                .saturating_sub(state.buffer.bytes());
             for (tp, partition) in state.partitions.iter() {
                 let wants_fetch = matches!(partition.state, PartitionState::Fetching { .. })
                     && !partition.paused
+                    && fetch_budget > 0
                     && !state.buffer.contains(tp);
                 let wants_reset = matches!(partition.state, PartitionState::AwaitingReset { .. })
                     && !self.resetting.contains(tp);
@@ -191,7 +219,12 @@ impl Driver {
                     continue;
                 }
                 let Some(leader) = metadata.leader(&tp.topic, tp.partition) else {
-                    need_metadata = true;
+                    leaderless = true;
+                    if self.leaderless_refreshes >= GONE_AFTER_REFRESHES
+                        && topic_missing(&metadata, &tp.topic)
+                    {
+                        gone.push((tp.clone(), partition.epoch));
+                    }
                     continue;
                 };
                 match partition.state {
@@ -202,6 +235,8 @@ impl Driver {
                                 tp: tp.clone(),
                                 epoch: partition.epoch,
                                 position,
+                                leader_epoch: leader_epoch(&metadata, tp),
+                                position_epoch: partition.position_epoch.unwrap_or(-1),
                             });
                         } else if let Some(at) = leader_state.retry_at.filter(|at| *at > now) {
                             wake_at = wake_at.min(at);
@@ -220,20 +255,51 @@ impl Driver {
                 }
             }
         }
+        if !gone.is_empty() {
+            let mut state = self.shared.lock();
+            for (tp, epoch) in gone {
+                if state.partitions.fail(&tp, epoch) {
+                    tracing::error!(partition = %tp, "the topic is gone from the metadata; the partition stops");
+                    state
+                        .errors
+                        .push_back(PartitionError::TopicGone { partition: tp });
+                }
+            }
+            drop(state);
+            self.shared.records_ready.notify_waiters();
+        }
+        // Leaders fetching at once share what is left of the budget.
+        let per_leader = fetch_budget as f64 / fetches.len().max(1) as f64 / self.expansion;
+        let per_leader = per_leader as usize;
+        let max_bytes = i32::try_from(per_leader)
+            .unwrap_or(i32::MAX)
+            .clamp(1, self.options.max_bytes);
         for (leader, asked) in fetches {
-            self.start_fetch(leader, asked);
+            self.start_fetch(leader, asked, max_bytes);
         }
         for (leader, requests) in resets {
             self.start_reset(leader, requests);
         }
-        if need_metadata && !self.metadata_refreshing {
+        if !leaderless {
+            self.leaderless_refreshes = 0;
+        }
+        if (need_metadata || leaderless) && !self.metadata_refreshing {
             match self.metadata_retry_at {
                 Some(at) if at > now => wake_at = wake_at.min(at),
                 _ => {
                     self.metadata_refreshing = true;
                     let client = self.client.clone();
                     self.jobs.spawn(async move {
-                        JobDone::Metadata(client.fresh_metadata().await.map(|_| ()))
+                        // A missing leader is not "stale" to the cache: ask the cluster.
+                        let result = if leaderless {
+                            client.refresh_metadata().await
+                        } else {
+                            client.fresh_metadata().await
+                        };
+                        JobDone::Metadata {
+                            result: result.map(|_| ()),
+                            for_leaders: leaderless,
+                        }
                     });
                 }
             }
@@ -241,7 +307,7 @@ impl Driver {
         wake_at
     }
 
-    fn start_fetch(&mut self, leader: i32, asked: Vec<Asked>) {
+    fn start_fetch(&mut self, leader: i32, asked: Vec<Asked>, max_bytes: i32) {
         let wanted: BTreeMap<TopicPartition, SessionPartition> = asked
             .iter()
             .map(|a| {
@@ -250,6 +316,8 @@ impl Driver {
                     SessionPartition {
                         fetch_offset: a.position,
                         max_bytes: self.options.partition_max_bytes,
+                        current_leader_epoch: a.leader_epoch,
+                        last_fetched_epoch: a.position_epoch,
                     },
                 )
             })
@@ -271,7 +339,7 @@ impl Driver {
             limits: FetchLimits {
                 max_wait: self.options.max_wait,
                 min_bytes: self.options.min_bytes,
-                max_bytes: self.options.max_bytes,
+                max_bytes,
                 isolation: self.options.isolation,
                 timeout: self.client.pool().options().connection.request_timeout
                     + self.options.max_wait,
@@ -318,12 +386,23 @@ impl Driver {
                 result,
             } => self.apply_fetch(leader, started, result),
             JobDone::Reset { outcomes } => self.apply_resets(outcomes),
-            JobDone::Metadata(result) => {
+            JobDone::Metadata {
+                result,
+                for_leaders,
+            } => {
                 self.metadata_refreshing = false;
                 match result {
                     Ok(()) => {
                         self.metadata_failures = 0;
-                        self.metadata_retry_at = None;
+                        // The next refresh waits at least the minimum backoff, longer while
+                        // leaders stay missing.
+                        let delay = if for_leaders {
+                            self.leaderless_refreshes += 1;
+                            self.backoff.delay(self.leaderless_refreshes)
+                        } else {
+                            self.options.retry_backoff
+                        };
+                        self.metadata_retry_at = Some(Instant::now() + delay);
                     }
                     Err(error) => {
                         self.metadata_failures += 1;
@@ -377,6 +456,8 @@ impl Driver {
 
         let mut records_arrived = false;
         let mut partition_errors = false;
+        let mut decoded_bytes = 0;
+        let wire_bytes = data.wire_bytes;
         let mut state = self.shared.lock();
         let state = &mut *state;
         for (asked, outcome) in data.partitions {
@@ -384,6 +465,7 @@ impl Driver {
                 tp,
                 epoch,
                 position,
+                ..
             } = asked;
             if !state.partitions.is_current_fetch(&tp, epoch, position) {
                 tracing::debug!(partition = %tp, position, "dropping a stale fetch answer");
@@ -394,16 +476,20 @@ impl Driver {
                 PartitionOutcome::Records {
                     records,
                     next_offset,
+                    last_epoch,
                     high_watermark,
                 } => {
                     let Some(next_offset) = next_offset else {
                         continue;
                     };
                     tracing::trace!(partition = %tp, position, next_offset, high_watermark, records = records.len(), "fetched");
-                    state.partitions.advance(&tp, epoch, position, next_offset);
+                    state
+                        .partitions
+                        .advance(&tp, epoch, position, next_offset, last_epoch);
                     if !records.is_empty() {
                         records_arrived = true;
                         let bytes = records.iter().map(record_bytes).sum();
+                        decoded_bytes += bytes;
                         state.buffer.push(Chunk {
                             tp,
                             epoch,
@@ -414,10 +500,33 @@ impl Driver {
                         });
                     }
                 }
+                PartitionOutcome::Diverged {
+                    epoch: leader_epoch,
+                    end_offset,
+                } => {
+                    if state
+                        .partitions
+                        .truncated(&tp, epoch, position, leader_epoch, end_offset)
+                    {
+                        tracing::warn!(partition = %tp, position, diverged_at = end_offset, leader_epoch, "the leader's log diverged below the position (truncation); asking the reset policy");
+                        state.stats.truncations += 1;
+                    }
+                }
                 PartitionOutcome::Error(ResponseError::OffsetOutOfRange) => {
                     tracing::info!(partition = %tp, offset = position, "offset out of range; asking the reset policy");
                     state.stats.out_of_range += 1;
                     state.partitions.out_of_range(&tp, epoch, position);
+                }
+                PartitionOutcome::Error(error) if refusal_hint(error).is_some() => {
+                    if state.partitions.fail(&tp, epoch) {
+                        tracing::error!(partition = %tp, %error, "the broker refuses the partition; it stops");
+                        state.errors.push_back(PartitionError::Refused {
+                            partition: tp,
+                            error,
+                            hint: refusal_hint(error).expect("checked by the guard"),
+                        });
+                        records_arrived = true;
+                    }
                 }
                 PartitionOutcome::Error(error) => {
                     tracing::debug!(partition = %tp, %error, "fetch error for a partition; retrying");
@@ -438,6 +547,9 @@ impl Driver {
             }
         }
         state.stats.buffer_bytes_peak = state.stats.buffer_bytes_peak.max(state.buffer.bytes());
+        if wire_bytes > 0 && decoded_bytes > 0 {
+            self.expansion = (decoded_bytes as f64 / wire_bytes as f64).max(1.0);
+        }
         let leader_state = self.leaders.entry(leader).or_default();
         if partition_errors {
             leader_state.retry_at = Some(now + backoff.delay(1));
@@ -487,6 +599,42 @@ impl Driver {
             self.shared.records_ready.notify_waiters();
         }
     }
+}
+
+/// What to do about a fetch error no retry fixes (`None`: a retry may).
+fn refusal_hint(error: ResponseError) -> Option<&'static str> {
+    match error {
+        ResponseError::TopicAuthorizationFailed => {
+            Some("Grant this client Read on the topic (an ACL), or consume another topic")
+        }
+        ResponseError::ClusterAuthorizationFailed => {
+            Some("Grant this client access to the cluster")
+        }
+        ResponseError::UnsupportedCompressionType => {
+            Some("The topic uses a compression codec this consumer does not decode")
+        }
+        _ => None,
+    }
+}
+
+/// The topic is absent from the metadata, or the cluster says it does not exist.
+fn topic_missing(metadata: &crate::cluster::Metadata, topic: &str) -> bool {
+    match metadata.topics.get(topic) {
+        None => metadata.fetched_at.is_some(),
+        Some(info) => matches!(
+            info.error,
+            Some(ResponseError::UnknownTopicOrPartition | ResponseError::UnknownTopicId)
+        ),
+    }
+}
+
+/// The leader epoch the metadata gives a partition (-1: unknown).
+fn leader_epoch(metadata: &crate::cluster::Metadata, tp: &TopicPartition) -> i32 {
+    metadata
+        .topics
+        .get(&*tp.topic)
+        .and_then(|topic| topic.partitions.get(&tp.partition))
+        .map_or(-1, |partition| partition.leader_epoch)
 }
 
 fn is_session_error(error: ResponseError) -> bool {

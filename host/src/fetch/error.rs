@@ -1,6 +1,8 @@
 //! Consumer errors. A [`PartitionError`] stops one partition (until the user seeks it) and is
 //! handed to the user once; the other partitions keep flowing.
 
+use kafka_protocol::error::ResponseError;
+
 use crate::client::ClientError;
 use crate::policy::{PolicyError, ResetReason};
 
@@ -43,6 +45,19 @@ pub enum PartitionError {
         log_start: i64,
         high_watermark: i64,
     },
+    /// The broker refused the partition for a reason no retry fixes.
+    #[error("{partition}: the broker refused to serve it: {error}. {hint}. The partition stops")]
+    Refused {
+        partition: TopicPartition,
+        error: ResponseError,
+        hint: &'static str,
+    },
+    /// The partition's topic is gone from the cluster's metadata (deleted).
+    #[error(
+        "{partition}: the topic no longer exists in the cluster's metadata (deleted?). The \
+         partition stops; a group reassigns what is left"
+    )]
+    TopicGone { partition: TopicPartition },
     /// The broker sent record data that cannot be decoded.
     #[error("{partition}: cannot decode records: {error}. The partition stops until it is seeked past the bad batch")]
     Corrupt {
@@ -57,6 +72,8 @@ impl PartitionError {
             PartitionError::ResetRefused { partition, .. }
             | PartitionError::PolicyFailed { partition, .. }
             | PartitionError::InvalidDecision { partition, .. }
+            | PartitionError::Refused { partition, .. }
+            | PartitionError::TopicGone { partition }
             | PartitionError::Corrupt { partition, .. } => partition,
         }
     }

@@ -19,6 +19,10 @@ use super::{by_topic, IsolationLevel, TopicPartition};
 
 /// The first Fetch version with sessions (KIP-227).
 const FIRST_SESSION_VERSION: i16 = 7;
+/// The first Fetch version that carries the last fetched epoch (diverging-epoch answers).
+const FIRST_LAST_FETCHED_EPOCH_VERSION: i16 = 12;
+/// The first Fetch version that carries the current leader epoch (fencing, KIP-320).
+const FIRST_CURRENT_LEADER_EPOCH_VERSION: i16 = 9;
 
 /// A partition as it was asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +30,10 @@ pub struct Asked {
     pub tp: TopicPartition,
     pub epoch: u64,
     pub position: i64,
+    /// The leader epoch in the metadata when the fetch was planned (-1: unknown).
+    pub leader_epoch: i32,
+    /// The epoch of the record before `position` (-1: unknown).
+    pub position_epoch: i32,
 }
 
 /// Request-wide settings.
@@ -55,7 +63,15 @@ pub enum PartitionOutcome {
         records: Vec<ConsumerRecord>,
         /// `None` when no complete batch arrived.
         next_offset: Option<i64>,
+        /// The leader epoch of the record before `next_offset`.
+        last_epoch: Option<i32>,
         high_watermark: i64,
+    },
+    /// The leader's log diverged from what was read (KIP-320): its log for `epoch` ends at
+    /// `end_offset`.
+    Diverged {
+        epoch: i32,
+        end_offset: i64,
     },
     Error(ResponseError),
     Corrupt(BatchError),
@@ -69,6 +85,9 @@ pub struct FetchedData {
     /// False when the connection's Fetch version has no sessions (the request went out full).
     pub sessions_supported: bool,
     pub partitions: Vec<(Asked, PartitionOutcome)>,
+    /// The record data's size on the wire (how much the answer's records grew when decoded
+    /// tells the next request how much to ask for).
+    pub wire_bytes: usize,
 }
 
 impl FetchJob {
@@ -77,9 +96,9 @@ impl FetchJob {
         let version = connection.version_for::<FetchRequest>(ApiKey::Fetch)?;
         let sessions_supported = version >= FIRST_SESSION_VERSION;
         let request = if sessions_supported {
-            self.request(&self.session)
+            self.request(&self.session, version)
         } else {
-            self.request(&self.full_session_request())
+            self.request(&self.full_session_request(), version)
         };
         let options = SendOptions {
             version: Some(version),
@@ -106,6 +125,8 @@ impl FetchJob {
                         SessionPartition {
                             fetch_offset: a.position,
                             max_bytes,
+                            current_leader_epoch: a.leader_epoch,
+                            last_fetched_epoch: a.position_epoch,
                         },
                     )
                 })
@@ -114,15 +135,26 @@ impl FetchJob {
         }
     }
 
-    fn request(&self, session: &SessionRequest) -> FetchRequest {
+    fn request(&self, session: &SessionRequest, version: i16) -> FetchRequest {
+        // Fields a version does not have must stay at their defaults to encode.
+        let carries_last_epoch = version >= FIRST_LAST_FETCHED_EPOCH_VERSION;
+        let carries_leader_epoch = version >= FIRST_CURRENT_LEADER_EPOCH_VERSION;
         let topics = by_topic(session.send.iter().map(|(tp, partition)| {
             (
                 tp,
                 FetchPartition::default()
                     .with_partition(tp.partition)
                     .with_fetch_offset(partition.fetch_offset)
-                    .with_current_leader_epoch(-1)
-                    .with_last_fetched_epoch(-1)
+                    .with_current_leader_epoch(if carries_leader_epoch {
+                        partition.current_leader_epoch
+                    } else {
+                        -1
+                    })
+                    .with_last_fetched_epoch(if carries_last_epoch {
+                        partition.last_fetched_epoch
+                    } else {
+                        -1
+                    })
                     .with_log_start_offset(-1)
                     .with_partition_max_bytes(partition.max_bytes),
             )
@@ -160,6 +192,7 @@ impl FetchJob {
 
     fn decode(&self, response: FetchResponse, sessions_supported: bool) -> FetchedData {
         let mut partitions = Vec::new();
+        let mut wire_bytes = 0;
         for topic in response.responses {
             for data in topic.partitions {
                 let tp = TopicPartition::new(topic.topic.0.as_str(), data.partition_index);
@@ -167,7 +200,14 @@ impl FetchJob {
                     tracing::debug!(partition = %tp, "fetch answer for a partition not asked for");
                     continue;
                 };
+                let diverging = &data.diverging_epoch;
                 let outcome = match ResponseError::try_from_code(data.error_code) {
+                    _ if diverging.epoch >= 0 && diverging.end_offset >= 0 => {
+                        PartitionOutcome::Diverged {
+                            epoch: diverging.epoch,
+                            end_offset: diverging.end_offset,
+                        }
+                    }
                     Some(error) => PartitionOutcome::Error(error),
                     None => {
                         let mut aborted = AbortedTransactions::new(
@@ -181,13 +221,16 @@ impl FetchJob {
                             &tp.topic,
                             tp.partition,
                             asked.position,
-                            data.records.unwrap_or_default(),
+                            data.records
+                                .inspect(|r| wire_bytes += r.len())
+                                .unwrap_or_default(),
                             |header| read_committed && aborted.skip(header),
                         );
                         match decoded {
                             Ok(decoded) => PartitionOutcome::Records {
                                 records: decoded.records,
                                 next_offset: decoded.next_offset,
+                                last_epoch: decoded.last_epoch,
                                 high_watermark: data.high_watermark,
                             },
                             Err(error) => PartitionOutcome::Corrupt(error),
@@ -202,6 +245,7 @@ impl FetchJob {
             session_id: response.session_id,
             sessions_supported,
             partitions,
+            wire_bytes,
         }
     }
 }

@@ -32,7 +32,7 @@ pub use consumer::{Consumer, FetchOptions};
 pub use driver::FetchStats;
 pub use error::{ConsumerError, PartitionError};
 pub use offsets::{list_offsets, OffsetSpec};
-pub use partition::{PartitionState, ResetCause, StartAt};
+pub use partition::{CommittedOffset, PartitionState, ResetCause, StartAt};
 
 /// A topic and a partition.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

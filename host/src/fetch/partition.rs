@@ -14,8 +14,14 @@
 //! Pausing is a flag beside the state: a paused partition keeps its state and is not fetched.
 //!
 //! Invariant: every move that does not come from the partition's own fetch progress (assign,
-//! seek, reset, out of range, resolved reset) gives the partition a new epoch from one
-//! counter that only grows. A fetch or reset answer carries the epoch it was asked under and
+//! seek, reset, out of range, truncation, resolved reset) gives the partition a new epoch from
+//! one counter that only grows.
+//!
+//! KIP-320: beside its position a partition keeps the leader epoch of the record before it
+//! (`position_epoch`: from fetched batches, or the committed offset's epoch), which every
+//! fetch carries as its last fetched epoch; a leader whose log diverged answers with the end
+//! of that epoch, and a position beyond it is a truncation ([`Partitions::truncated`]) that
+//! goes to the reset policy as its own reason. A seek or a reset forgets the epoch. A fetch or reset answer carries the epoch it was asked under and
 //! is applied only if the epoch (and for fetches the position) still match; a revoked and
 //! re-assigned partition never matches an answer from before the revoke.
 
@@ -34,6 +40,14 @@ pub enum ResetCause {
     Policy(ResetReason),
     /// The user asked for this (seek to beginning / end / a timestamp).
     To(OffsetSpec),
+}
+
+/// A group's committed offset for a partition, with the leader epoch it was committed under
+/// when the committer said (KIP-320).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommittedOffset {
+    pub offset: i64,
+    pub leader_epoch: Option<i32>,
 }
 
 /// Where a newly assigned partition starts.
@@ -70,6 +84,8 @@ pub struct Partition {
     pub paused: bool,
     /// The committed offset the group reported, for the reset policy's context.
     pub committed: Option<i64>,
+    /// The leader epoch of the record before the position, when known (KIP-320).
+    pub position_epoch: Option<i32>,
     /// Failed reset attempts in a row, and when the next may start.
     pub reset_attempts: u32,
     pub retry_at: Option<Instant>,
@@ -105,6 +121,7 @@ impl Partitions {
                 epoch,
                 paused: false,
                 committed: None,
+                position_epoch: None,
                 reset_attempts: 0,
                 retry_at: None,
             },
@@ -139,6 +156,7 @@ impl Partitions {
             Some(partition) => {
                 partition.state = state;
                 partition.epoch = epoch;
+                partition.position_epoch = None;
                 partition.reset_attempts = 0;
                 partition.retry_at = None;
                 true
@@ -157,8 +175,15 @@ impl Partitions {
         self.moved(tp, PartitionState::AwaitingReset { cause })
     }
 
-    /// The group's committed offset arrived: fetch from it, or reset if there is none.
-    pub fn committed_offset(&mut self, tp: &TopicPartition, committed: Option<i64>) -> bool {
+    /// The group's committed offset arrived (with the leader epoch it was committed under,
+    /// when the committer said): fetch from it, or reset if there is none.
+    pub fn committed_offset(
+        &mut self,
+        tp: &TopicPartition,
+        committed: Option<CommittedOffset>,
+    ) -> bool {
+        let leader_epoch = committed.and_then(|c| c.leader_epoch);
+        let committed = committed.map(|c| c.offset);
         if !matches!(self.state(tp), Some(PartitionState::AwaitingCommitted)) {
             return false;
         }
@@ -171,6 +196,7 @@ impl Partitions {
         let moved = self.moved(tp, state);
         if let Some(partition) = self.map.get_mut(tp) {
             partition.committed = committed;
+            partition.position_epoch = leader_epoch;
         }
         moved
     }
@@ -203,8 +229,16 @@ impl Partitions {
         })
     }
 
-    /// The fetch loop's own progress: from `from` to `to` under the same epoch.
-    pub fn advance(&mut self, tp: &TopicPartition, epoch: u64, from: i64, to: i64) -> bool {
+    /// The fetch loop's own progress: from `from` to `to` under the same epoch; `to_epoch` is
+    /// the leader epoch of the record before `to`.
+    pub fn advance(
+        &mut self,
+        tp: &TopicPartition,
+        epoch: u64,
+        from: i64,
+        to: i64,
+        to_epoch: Option<i32>,
+    ) -> bool {
         if !self.is_current_fetch(tp, epoch, from) {
             return false;
         }
@@ -212,7 +246,40 @@ impl Partitions {
         partition.state = PartitionState::Fetching {
             position: to.max(from),
         };
+        if to > from {
+            partition.position_epoch = to_epoch.or(partition.position_epoch);
+        }
         true
+    }
+
+    /// The leader's log for the position's epoch ends at `end_offset` (a diverging-epoch
+    /// answer to the fetch at `position` under `epoch`). Below the position, the log was
+    /// truncated: the partition goes to the reset policy. At or above it, nothing read was
+    /// lost: the position stays and takes `leader_epoch` as its epoch. Returns true for a
+    /// truncation.
+    pub fn truncated(
+        &mut self,
+        tp: &TopicPartition,
+        epoch: u64,
+        position: i64,
+        leader_epoch: i32,
+        end_offset: i64,
+    ) -> bool {
+        if !self.is_current_fetch(tp, epoch, position) {
+            return false;
+        }
+        if end_offset >= position {
+            let partition = self.map.get_mut(tp).expect("checked above");
+            partition.position_epoch = Some(leader_epoch);
+            return false;
+        }
+        self.reset(
+            tp,
+            ResetCause::Policy(ResetReason::LogTruncated {
+                offset: position,
+                diverged_at: end_offset,
+            }),
+        )
     }
 
     /// The broker said `position` is out of range.
@@ -290,9 +357,9 @@ mod tests {
         let mut partitions = Partitions::default();
         partitions.assign(tp(0), StartAt::Offset(5));
         let epoch = partitions.get(&tp(0)).unwrap().epoch;
-        assert!(partitions.advance(&tp(0), epoch, 5, 9));
+        assert!(partitions.advance(&tp(0), epoch, 5, 9, Some(2)));
         assert!(
-            !partitions.advance(&tp(0), epoch, 5, 12),
+            !partitions.advance(&tp(0), epoch, 5, 12, Some(2)),
             "second answer for 5 is stale"
         );
         assert!(partitions.out_of_range(&tp(0), epoch, 9));
@@ -339,8 +406,15 @@ mod tests {
         let mut partitions = Partitions::default();
         partitions.assign(tp(0), StartAt::Committed);
         partitions.assign(tp(1), StartAt::Committed);
-        assert!(partitions.committed_offset(&tp(0), Some(42)));
+        let at = |offset| {
+            Some(CommittedOffset {
+                offset,
+                leader_epoch: Some(3),
+            })
+        };
+        assert!(partitions.committed_offset(&tp(0), at(42)));
         assert!(partitions.committed_offset(&tp(1), None));
+        assert_eq!(partitions.get(&tp(0)).unwrap().position_epoch, Some(3));
         assert_eq!(
             partitions.state(&tp(0)),
             Some(PartitionState::Fetching { position: 42 })
@@ -352,8 +426,39 @@ mod tests {
             })
         );
         assert!(
-            !partitions.committed_offset(&tp(0), Some(1)),
+            !partitions.committed_offset(&tp(0), at(1)),
             "only while awaiting it"
+        );
+    }
+
+    #[test]
+    fn a_diverged_log_below_the_position_is_a_truncation_for_the_policy() {
+        let mut partitions = Partitions::default();
+        partitions.assign(tp(0), StartAt::Offset(0));
+        let epoch = partitions.get(&tp(0)).unwrap().epoch;
+        assert!(partitions.advance(&tp(0), epoch, 0, 200, Some(4)));
+        assert_eq!(partitions.get(&tp(0)).unwrap().position_epoch, Some(4));
+        // The new leader's log for epoch 4 ends at 250: nothing read was lost.
+        assert!(!partitions.truncated(&tp(0), epoch, 200, 4, 250));
+        assert_eq!(
+            partitions.state(&tp(0)),
+            Some(PartitionState::Fetching { position: 200 })
+        );
+        // It ends at 120: records 120..200 were replaced.
+        assert!(partitions.truncated(&tp(0), epoch, 200, 4, 120));
+        assert_eq!(
+            partitions.state(&tp(0)),
+            Some(PartitionState::AwaitingReset {
+                cause: ResetCause::Policy(ResetReason::LogTruncated {
+                    offset: 200,
+                    diverged_at: 120
+                })
+            })
+        );
+        assert_eq!(partitions.get(&tp(0)).unwrap().position_epoch, None);
+        assert!(
+            !partitions.truncated(&tp(0), epoch, 200, 4, 120),
+            "a stale answer does nothing"
         );
     }
 }

@@ -24,6 +24,11 @@ use super::TopicPartition;
 pub struct SessionPartition {
     pub fetch_offset: i64,
     pub max_bytes: i32,
+    /// The leader epoch the consumer knows (-1: unknown); the broker fences older ones.
+    pub current_leader_epoch: i32,
+    /// The epoch of the record before `fetch_offset` (-1: unknown); the broker answers a
+    /// diverging epoch when its log no longer agrees (KIP-320).
+    pub last_fetched_epoch: i32,
 }
 
 /// What goes on the wire for one fetch.
@@ -149,6 +154,8 @@ mod tests {
                     SessionPartition {
                         fetch_offset: *offset,
                         max_bytes: 1024,
+                        current_leader_epoch: -1,
+                        last_fetched_epoch: -1,
                     },
                 )
             })

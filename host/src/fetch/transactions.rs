@@ -71,6 +71,7 @@ mod tests {
             control,
             transactional,
             producer_id: producer,
+            leader_epoch: 0,
         }
     }
 

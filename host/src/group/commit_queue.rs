@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::client::Client;
-use crate::fetch::TopicPartition;
+use crate::fetch::{CommittedOffset, TopicPartition};
 use crate::net::Backoff;
 
 use super::error::GroupError;
@@ -34,7 +34,7 @@ use super::offsets::commit;
 type Reply = oneshot::Sender<Result<(), GroupError>>;
 
 struct CommitRequest {
-    offsets: Vec<(TopicPartition, i64)>,
+    offsets: Vec<(TopicPartition, CommittedOffset)>,
     reply: Reply,
 }
 
@@ -67,7 +67,7 @@ impl CommitQueue {
     /// commit queued before it has been.
     pub fn commit(
         &self,
-        offsets: Vec<(TopicPartition, i64)>,
+        offsets: Vec<(TopicPartition, CommittedOffset)>,
     ) -> impl Future<Output = Result<(), GroupError>> + Send + 'static {
         let (reply, answer) = oneshot::channel();
         let queued = self.requests.send(CommitRequest { offsets, reply });
@@ -110,7 +110,7 @@ impl Sender {
     }
 
     /// The request's partitions this member does not own, as an error.
-    fn not_owned(&self, offsets: &[(TopicPartition, i64)]) -> Option<GroupError> {
+    fn not_owned(&self, offsets: &[(TopicPartition, CommittedOffset)]) -> Option<GroupError> {
         let owned = self.shared.owned.lock().expect("owned lock");
         let missing: Vec<String> = offsets
             .iter()
@@ -153,7 +153,7 @@ impl Sender {
                         .committed
                         .lock()
                         .expect("committed lock")
-                        .extend(offsets);
+                        .extend(offsets.into_iter().map(|(tp, c)| (tp, c.offset)));
                     return Ok(());
                 }
                 Err(error) if error.is_transient() => error,
@@ -177,8 +177,8 @@ impl Sender {
 
     /// The newest offset per owned partition in the batch, where it differs from the last
     /// commit the broker confirmed.
-    fn changed(&self, batch: &[CommitRequest]) -> Vec<(TopicPartition, i64)> {
-        let mut newest: BTreeMap<&TopicPartition, i64> = BTreeMap::new();
+    fn changed(&self, batch: &[CommitRequest]) -> Vec<(TopicPartition, CommittedOffset)> {
+        let mut newest: BTreeMap<&TopicPartition, CommittedOffset> = BTreeMap::new();
         for request in batch {
             for (tp, offset) in &request.offsets {
                 newest.insert(tp, *offset);
@@ -188,8 +188,8 @@ impl Sender {
         let committed = self.shared.committed.lock().expect("committed lock");
         newest
             .into_iter()
-            .filter(|(tp, offset)| owned.contains(*tp) && committed.get(*tp) != Some(offset))
-            .map(|(tp, offset)| (tp.clone(), offset))
+            .filter(|(tp, c)| owned.contains(*tp) && committed.get(*tp) != Some(&c.offset))
+            .map(|(tp, c)| (tp.clone(), c))
             .collect()
     }
 }

@@ -59,7 +59,7 @@ use super::commit_queue::CommitQueue;
 use super::coordinator::KnownCoordinator;
 use super::error::{classify, GroupError};
 use super::heartbeat::Heartbeat;
-use super::offsets::{fetch_committed, MemberIdentity};
+use super::offsets::{fetch_committed_with_epochs, MemberIdentity};
 use super::protocol::{
     decode_assignment, decode_subscription, encode_assignment, encode_subscription,
 };
@@ -551,7 +551,8 @@ impl Membership {
         let partitions: Vec<TopicPartition> = self.awaiting_committed.iter().cloned().collect();
         let fetched = match self.coordinator().await {
             Ok(coordinator) => {
-                fetch_committed(&self.client, coordinator, self.group(), &partitions).await
+                fetch_committed_with_epochs(&self.client, coordinator, self.group(), &partitions)
+                    .await
             }
             Err(error) => Err(error),
         };
@@ -563,7 +564,7 @@ impl Membership {
                             .committed
                             .lock()
                             .expect("committed lock")
-                            .insert(tp.clone(), *offset);
+                            .insert(tp.clone(), offset.offset);
                     }
                     self.awaiting_committed.remove(tp);
                 }

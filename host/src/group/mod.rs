@@ -28,7 +28,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::client::Client;
-use crate::fetch::{Consumer, ConsumerRecord, FetchOptions, PartitionState, TopicPartition};
+use crate::fetch::{
+    CommittedOffset, Consumer, ConsumerRecord, FetchOptions, PartitionState, TopicPartition,
+};
 use crate::net::Backoff;
 use crate::policy::ResetPolicy;
 
@@ -288,7 +290,7 @@ impl GroupConsumer {
     fn queue_commit(&self) -> impl Future<Output = Result<(), GroupError>> + Send + 'static {
         let lost = self.shared.losses() != self.losses_seen.load(Ordering::SeqCst);
         self.consumer.mark_processed();
-        let positions = self.consumer.positions(&self.shared.owned());
+        let positions = self.consumer.handed_out_positions(&self.shared.owned());
         let queued = (!lost).then(|| self.commits.commit(positions));
         let group = self.shared.group.clone();
         async move {
@@ -347,7 +349,8 @@ impl Committer {
         &self,
         partitions: &[TopicPartition],
     ) -> impl Future<Output = Result<(), GroupError>> + Send + 'static {
-        self.commits.commit(self.consumer.positions(partitions))
+        self.commits
+            .commit(self.consumer.handed_out_positions(partitions))
     }
 
     /// Queues a commit of exactly these offsets (the next record to read, per partition).
@@ -355,6 +358,16 @@ impl Committer {
         &self,
         offsets: Vec<(TopicPartition, i64)>,
     ) -> impl Future<Output = Result<(), GroupError>> + Send + 'static {
+        let offsets = offsets
+            .into_iter()
+            .map(|(tp, offset)| {
+                let committed = CommittedOffset {
+                    offset,
+                    leader_epoch: None,
+                };
+                (tp, committed)
+            })
+            .collect();
         self.commits.commit(offsets)
     }
 

@@ -9,12 +9,15 @@ use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
-use kafka_protocol::messages::{GroupId, OffsetCommitRequest, OffsetFetchRequest, TopicName};
+use kafka_protocol::messages::{
+    ApiKey, GroupId, OffsetCommitRequest, OffsetFetchRequest, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::client::Client;
-use crate::fetch::{by_topic, TopicPartition};
-use crate::net::Purpose;
+use crate::client::ClientError;
+use crate::fetch::{by_topic, CommittedOffset, TopicPartition};
+use crate::net::{Purpose, SendOptions};
 
 use super::error::{classify, GroupError};
 
@@ -38,6 +41,21 @@ pub async fn fetch_committed(
     group: &str,
     partitions: &[TopicPartition],
 ) -> Result<BTreeMap<TopicPartition, Option<i64>>, GroupError> {
+    let committed = fetch_committed_with_epochs(client, coordinator, group, partitions).await?;
+    Ok(committed
+        .into_iter()
+        .map(|(tp, committed)| (tp, committed.map(|c| c.offset)))
+        .collect())
+}
+
+/// The group's committed offsets for `partitions` with the leader epochs they were committed
+/// under (`None`: nothing committed).
+pub async fn fetch_committed_with_epochs(
+    client: &Client,
+    coordinator: i32,
+    group: &str,
+    partitions: &[TopicPartition],
+) -> Result<BTreeMap<TopicPartition, Option<CommittedOffset>>, GroupError> {
     let request = OffsetFetchRequest::default()
         .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
         .with_require_stable(true)
@@ -65,7 +83,11 @@ pub async fn fetch_committed(
             }
             committed.insert(
                 TopicPartition::new(topic.name.0.as_str(), p.partition_index),
-                (p.committed_offset >= 0).then_some(p.committed_offset),
+                (p.committed_offset >= 0).then_some(CommittedOffset {
+                    offset: p.committed_offset,
+                    leader_epoch: (p.committed_leader_epoch >= 0)
+                        .then_some(p.committed_leader_epoch),
+                }),
             );
         }
     }
@@ -77,11 +99,18 @@ pub async fn commit(
     client: &Client,
     coordinator: i32,
     member: &MemberIdentity,
-    offsets: &[(TopicPartition, i64)],
+    offsets: &[(TopicPartition, CommittedOffset)],
 ) -> Result<(), GroupError> {
     if offsets.is_empty() {
         return Ok(());
     }
+    let version = client
+        .connection(coordinator, Purpose::Coordination)
+        .await?
+        .version_for::<OffsetCommitRequest>(ApiKey::OffsetCommit)
+        .map_err(ClientError::from)?;
+    // The committed leader epoch exists from v6; an older request must leave it out.
+    let with_epochs = version >= 6;
     let request = OffsetCommitRequest::default()
         .with_group_id(GroupId(StrBytes::from_string(member.group.clone())))
         .with_generation_id_or_member_epoch(member.generation)
@@ -97,7 +126,7 @@ pub async fn commit(
             by_topic(
                 offsets
                     .iter()
-                    .map(|(tp, offset)| (tp, (tp.partition, *offset))),
+                    .map(|(tp, committed)| (tp, (tp.partition, *committed))),
             )
             .into_iter()
             .map(|(topic, partitions)| {
@@ -106,11 +135,16 @@ pub async fn commit(
                     .with_partitions(
                         partitions
                             .into_iter()
-                            .map(|(partition, offset)| {
+                            .map(|(partition, committed)| {
                                 OffsetCommitRequestPartition::default()
                                     .with_partition_index(partition)
-                                    .with_committed_offset(offset)
-                                    .with_committed_leader_epoch(-1)
+                                    .with_committed_offset(committed.offset)
+                                    .with_committed_leader_epoch(
+                                        committed
+                                            .leader_epoch
+                                            .filter(|_| with_epochs)
+                                            .unwrap_or(-1),
+                                    )
                                     .with_committed_metadata(Some(StrBytes::from_static_str("")))
                             })
                             .collect(),
@@ -118,8 +152,16 @@ pub async fn commit(
             })
             .collect(),
         );
-    let response = client
-        .send(coordinator, Purpose::Coordination, &request)
+    let (_, response) = client
+        .send_with(
+            coordinator,
+            Purpose::Coordination,
+            &request,
+            SendOptions {
+                version: Some(version),
+                ..SendOptions::default()
+            },
+        )
         .await?;
     for topic in &response.topics {
         for p in &topic.partitions {

@@ -84,6 +84,9 @@ impl ResetPolicy for WasmResetPolicy {
             reason: match context.reason {
                 ResetReason::NoCommittedOffset => t::ResetReason::NoCommittedOffset,
                 ResetReason::OutOfRange { offset } => t::ResetReason::OutOfRange(offset),
+                // Contract 0.1.0 has no truncation reason: the position is out of the log
+                // the plugin can see.
+                ResetReason::LogTruncated { offset, .. } => t::ResetReason::OutOfRange(offset),
             },
             committed: context.committed,
             log_start: context.log_start,

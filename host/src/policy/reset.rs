@@ -256,4 +256,28 @@ mod tests {
             ResetDecision::Fail(_)
         ));
     }
+
+    #[test]
+    fn after_a_truncation_the_builtins_resume_where_the_log_diverged() {
+        let truncated = context(ResetReason::LogTruncated {
+            offset: 240,
+            diverged_at: 180,
+        });
+        let decide = |spec: ResetPolicySpec| spec.into_policy().decide(&truncated).unwrap();
+        for spec in [
+            ResetPolicySpec::Earliest,
+            ResetPolicySpec::Latest,
+            ResetPolicySpec::ByDuration(Duration::from_secs(60)),
+        ] {
+            assert_eq!(decide(spec.clone()), ResetDecision::Offset(180), "{spec}");
+        }
+        assert!(matches!(
+            decide(ResetPolicySpec::None),
+            ResetDecision::Fail(_)
+        ));
+        assert!(truncated
+            .reason
+            .to_string()
+            .contains("truncated at offset 180"));
+    }
 }

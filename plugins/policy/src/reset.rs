@@ -12,6 +12,10 @@ pub enum ResetReason {
     /// The broker said the partition's offset is out of range: the data there was compacted
     /// or deleted, or the offset is beyond the end of the log.
     OutOfRange { offset: i64 },
+    /// The log diverged from what the consumer read (truncation after an unclean leader
+    /// election, KIP-320): the records from `diverged_at` on are not the ones the consumer
+    /// saw before `offset`, its position.
+    LogTruncated { offset: i64, diverged_at: i64 },
 }
 
 impl fmt::Display for ResetReason {
@@ -19,6 +23,14 @@ impl fmt::Display for ResetReason {
         match self {
             ResetReason::NoCommittedOffset => f.write_str("no committed offset"),
             ResetReason::OutOfRange { offset } => write!(f, "offset {offset} is out of range"),
+            ResetReason::LogTruncated {
+                offset,
+                diverged_at,
+            } => write!(
+                f,
+                "the log was truncated at offset {diverged_at} below position {offset} \
+                 (an unclean leader election replaced records already read)"
+            ),
         }
     }
 }
@@ -59,12 +71,23 @@ pub enum ResetDecision {
     Fail(String),
 }
 
-pub fn earliest(_context: &ResetContext) -> ResetDecision {
-    ResetDecision::Earliest
+/// After a truncation the built-in policies (but `none`) resume where the log diverged: the
+/// records from there on are new to the consumer, and everything before it was read.
+fn after_truncation(context: &ResetContext) -> Option<ResetDecision> {
+    match context.reason {
+        ResetReason::LogTruncated { diverged_at, .. } => Some(ResetDecision::Offset(
+            diverged_at.clamp(context.log_start, context.high_watermark),
+        )),
+        _ => None,
+    }
 }
 
-pub fn latest(_context: &ResetContext) -> ResetDecision {
-    ResetDecision::Latest
+pub fn earliest(context: &ResetContext) -> ResetDecision {
+    after_truncation(context).unwrap_or(ResetDecision::Earliest)
+}
+
+pub fn latest(context: &ResetContext) -> ResetDecision {
+    after_truncation(context).unwrap_or(ResetDecision::Latest)
 }
 
 /// Never resets: the partition stops with an error naming the offset and the valid range.
@@ -74,6 +97,9 @@ pub fn none(_context: &ResetContext) -> ResetDecision {
 
 /// The first record no older than `age` (Kafka 4's `by_duration:<ISO-8601 duration>`).
 pub fn by_duration(context: &ResetContext, age: Duration) -> ResetDecision {
+    if let Some(decision) = after_truncation(context) {
+        return decision;
+    }
     let back = i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
     ResetDecision::Timestamp(context.now_ms.saturating_sub(back).max(0))
 }
