@@ -9,9 +9,13 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use kafka_protocol::messages::ApiKey;
 use wasmkafka::fetch::TopicPartition;
 use wasmkafka::group::coordinator::find_coordinator;
 use wasmkafka::group::offsets::fetch_committed;
+use wasmkafka_tests::fault_broker::{Fault, FaultCluster};
+use wasmkafka_tests::fault_group::ScriptedCoordinator;
+use wasmkafka_tests::fault_log::ScriptedLog;
 use wasmkafka_tests::kafka::Kafka;
 
 /// Records one poll hands over in these tests: "one poll" in the duplicate bounds.
@@ -66,14 +70,14 @@ struct Member {
 impl Member {
     /// Starts a member; the reader pauses `pause` after every `every` lines.
     fn start(
-        broker: &Kafka,
+        brokers: &str,
         config: &str,
         topic: &str,
         group: &str,
         pace: (usize, Duration),
     ) -> Member {
         let mut child = wasmkafka()
-            .args(["run", "--config", config, "--brokers", &broker.addr()])
+            .args(["run", "--config", config, "--brokers", brokers])
             .args(["--topic", topic, "--group", group, "--from", "earliest"])
             .args(["--format", "json"])
             .env("WASMKAFKA_LOG", "info")
@@ -242,8 +246,13 @@ async fn a_member_sigkilled_at_random_moments_never_skips_a_record() {
         let mut duplicates_per_restart = Vec::new();
         let slow = (20, Duration::from_millis(4)); // about 5,000 lines/s at most
         for round in 0..5 {
-            let mut member =
-                Member::start(broker_ref, &config_ref, "delivery-kill", "kill-g", slow);
+            let mut member = Member::start(
+                &broker_ref.addr(),
+                &config_ref,
+                "delivery-kill",
+                "kill-g",
+                slow,
+            );
             member.wait_for_printed(1, Duration::from_secs(60));
             std::thread::sleep(moments.between(200, 1_500));
             member.child.kill().unwrap(); // SIGKILL
@@ -256,7 +265,7 @@ async fn a_member_sigkilled_at_random_moments_never_skips_a_record() {
         }
         // The successor reads the rest at full speed, then stops cleanly.
         let mut last = Member::start(
-            broker_ref,
+            &broker_ref.addr(),
             &config_ref,
             "delivery-kill",
             "kill-g",
@@ -322,7 +331,13 @@ async fn sigterm_commits_what_was_printed_leaves_and_exits_zero() {
     let config_ref = config.clone();
     let first = tokio::task::spawn_blocking(move || {
         let slow = (20, Duration::from_millis(4));
-        let mut member = Member::start(broker_ref, &config_ref, "delivery-term", "term-g", slow);
+        let mut member = Member::start(
+            &broker_ref.addr(),
+            &config_ref,
+            "delivery-term",
+            "term-g",
+            slow,
+        );
         member.wait_for_printed(2_000, Duration::from_secs(60));
         member.signal("TERM");
         member.finish(Duration::from_secs(20))
@@ -364,7 +379,7 @@ async fn sigterm_commits_what_was_printed_leaves_and_exits_zero() {
     let next = tokio::task::spawn_blocking(move || {
         let started = Instant::now();
         let mut member = Member::start(
-            broker_ref,
+            &broker_ref.addr(),
             &config_ref,
             "delivery-term",
             "term-g",
@@ -389,5 +404,83 @@ async fn sigterm_commits_what_was_printed_leaves_and_exits_zero() {
         printed.len() + second.len(),
         RECORDS,
         "and none twice: the second member started at the committed offsets"
+    );
+}
+
+/// A scripted broker (one node, topic `t` with 50 records, a group coordinator) whose
+/// LeaveGroup is never answered: a clean stop cannot finish.
+async fn broker_that_never_answers_leave_group() -> (FaultCluster, ScriptedCoordinator, ScriptedLog)
+{
+    let cluster = FaultCluster::start(1).await.unwrap();
+    cluster.add_topic("t", &[1]);
+    let log = ScriptedLog::install(&cluster);
+    log.append("t", 0, 50, |o| o);
+    let coordinator = ScriptedCoordinator::install(&cluster);
+    cluster.inject(None, ApiKey::LeaveGroup, Fault::Drop);
+    (cluster, coordinator, log)
+}
+
+fn stuck_stop_config(dir: &tempfile::TempDir, shutdown_timeout_ms: u64) -> String {
+    let path = dir.path().join("stuck.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[consumer]\nheartbeat_interval_ms = 300\nfetch_max_wait_ms = 100\n\
+             shutdown_timeout_ms = {shutdown_timeout_ms}\n"
+        ),
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_signal_during_a_stuck_stop_ends_it_at_once_with_status_1() {
+    let (cluster, _coordinator, _log) = broker_that_never_answers_leave_group().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = stuck_stop_config(&dir, 60_000);
+    let brokers = cluster.addr(1);
+    let ended = tokio::task::spawn_blocking(move || {
+        let mut member = Member::start(&brokers, &config, "t", "stuck-g", (0, Duration::ZERO));
+        member.wait_for_printed(50, Duration::from_secs(30));
+        member.signal("TERM");
+        std::thread::sleep(Duration::from_millis(800));
+        assert!(
+            member.child.try_wait().unwrap().is_none(),
+            "the stop waits for LeaveGroup"
+        );
+        member.signal("INT");
+        member.finish(Duration::from_secs(5))
+    });
+    let (status, took, stderr, printed) = ended.await.unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        took < Duration::from_secs(3),
+        "exited {took:?} after the second signal"
+    );
+    assert!(stderr.contains("SIGINT during the clean stop"), "{stderr}");
+    assert_eq!(printed.len(), 50);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_timeout_ends_a_stuck_stop_with_status_1() {
+    let (cluster, _coordinator, _log) = broker_that_never_answers_leave_group().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = stuck_stop_config(&dir, 1_000);
+    let brokers = cluster.addr(1);
+    let ended = tokio::task::spawn_blocking(move || {
+        let mut member = Member::start(&brokers, &config, "t", "stuck-g", (0, Duration::ZERO));
+        member.wait_for_printed(50, Duration::from_secs(30));
+        member.signal("TERM");
+        member.finish(Duration::from_secs(10))
+    });
+    let (status, took, stderr, _) = ended.await.unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "exited after {took:?}"
+    );
+    assert!(
+        stderr.contains("consumer.shutdown_timeout_ms (1000 ms)"),
+        "{stderr}"
     );
 }
