@@ -5,11 +5,14 @@ use std::collections::BTreeMap;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::{BrokerId, ListOffsetsRequest, TopicName};
+use kafka_protocol::messages::{ApiKey, BrokerId, ListOffsetsRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::client::{Client, ClientError};
-use crate::net::Purpose;
+use crate::net::{Purpose, SendOptions};
+
+/// The first ListOffsets version that carries the current leader epoch.
+const FIRST_CURRENT_LEADER_EPOCH_VERSION: i16 = 4;
 
 use super::{by_topic, IsolationLevel, TopicPartition};
 
@@ -37,19 +40,37 @@ impl OffsetSpec {
 pub type OffsetAnswer = Result<i64, ResponseError>;
 
 /// Sends one ListOffsets to `broker` for all `wanted` partitions. With read_committed,
-/// "latest" is the last stable offset.
+/// "latest" is the last stable offset. Each partition carries the leader epoch the metadata
+/// knows (KIP-320, v4+): a deposed leader answers FENCED_LEADER_EPOCH instead of old offsets.
 pub async fn list_offsets(
     client: &Client,
     broker: i32,
     isolation: IsolationLevel,
     wanted: &[(TopicPartition, OffsetSpec)],
 ) -> Result<BTreeMap<TopicPartition, OffsetAnswer>, ClientError> {
+    let version = client
+        .connection(broker, Purpose::Default)
+        .await?
+        .version_for::<ListOffsetsRequest>(ApiKey::ListOffsets)?;
+    let metadata = client.metadata();
+    let leader_epoch = |tp: &TopicPartition| {
+        let known = metadata
+            .topics
+            .get(&*tp.topic)
+            .and_then(|topic| topic.partitions.get(&tp.partition))
+            .map_or(-1, |partition| partition.leader_epoch);
+        if version >= FIRST_CURRENT_LEADER_EPOCH_VERSION {
+            known
+        } else {
+            -1
+        }
+    };
     let topics = by_topic(wanted.iter().map(|(tp, spec)| {
         (
             tp,
             ListOffsetsPartition::default()
                 .with_partition_index(tp.partition)
-                .with_current_leader_epoch(-1)
+                .with_current_leader_epoch(leader_epoch(tp))
                 .with_timestamp(spec.wire_timestamp()),
         )
     }));
@@ -66,7 +87,17 @@ pub async fn list_offsets(
                 })
                 .collect(),
         );
-    let response = client.send(broker, Purpose::Default, &request).await?;
+    let (_, response) = client
+        .send_with(
+            broker,
+            Purpose::Default,
+            &request,
+            SendOptions {
+                version: Some(version),
+                ..SendOptions::default()
+            },
+        )
+        .await?;
     let mut answers = BTreeMap::new();
     for topic in &response.topics {
         for p in &topic.partitions {
