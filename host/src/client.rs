@@ -2,17 +2,27 @@
 //!
 //! Bootstrap addresses get negative broker ids (-1, -2, ...) so they live in the same pool as
 //! real brokers without colliding with them. Requests go to a broker id for a [`Purpose`]; a
-//! connection failure marks the metadata stale so the next lookup refreshes it.
+//! connection failure marks the metadata stale (stamped with the generation the request was
+//! made under) so the next lookup refreshes it.
+//!
+//! Metadata refreshes have one path, [`Client::refresh`]: one at a time, never two starting
+//! closer together than `min_age` (callers in between wait and share the next answer), each
+//! logged with its reason. Answers are merged into the cache, never swapped in whole (see
+//! [`crate::cluster::merge`]).
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Instant;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{MetadataRequest, TopicName};
 use kafka_protocol::protocol::{Request, StrBytes};
-use tokio::sync::Mutex as AsyncMutex;
+use tokio::sync::{watch, Mutex as AsyncMutex};
 
-use crate::cluster::{means_stale_metadata, Metadata, MetadataCache};
+use crate::cluster::{
+    means_stale_metadata, Metadata, MetadataCache, MetadataOptions, MetadataScope, RefreshReason,
+};
 use crate::net::{ConnKey, Connection, NetError, Pool, PoolOptions, Purpose, SendOptions};
 
 /// Errors of the client layer.
@@ -37,24 +47,48 @@ pub enum ClientError {
 pub struct Client {
     pool: Pool,
     metadata: Arc<MetadataCache>,
+    metadata_options: MetadataOptions,
     bootstrap: Arc<Vec<String>>,
-    refresh_lock: Arc<AsyncMutex<()>>,
+    refreshes: Arc<AsyncMutex<RefreshHistory>>,
+}
+
+/// What the refresh path remembers between refreshes (held under its lock).
+#[derive(Debug, Default)]
+struct RefreshHistory {
+    /// When the last Metadata request went out: the floor counts from it.
+    last_started: Option<Instant>,
+    /// The generation and topics of the last answer for some topics.
+    last_topics_answer: Option<(u64, BTreeSet<String>)>,
 }
 
 impl Client {
-    /// Creates a client for the given bootstrap addresses. Nothing connects until the first
-    /// request (see [`Client::refresh_metadata`]).
+    /// Creates a client for the given bootstrap addresses with the default metadata ages.
+    /// Nothing connects until the first request (see [`Client::refresh_metadata`]).
     pub fn new(bootstrap: Vec<String>, options: PoolOptions) -> Client {
+        Client::with_metadata_options(bootstrap, options, MetadataOptions::default())
+    }
+
+    /// Like [`Client::new`] with the metadata refresh floor and ceiling given.
+    pub fn with_metadata_options(
+        bootstrap: Vec<String>,
+        options: PoolOptions,
+        metadata_options: MetadataOptions,
+    ) -> Client {
         let pool = Pool::new(options);
         for (index, addr) in bootstrap.iter().enumerate() {
             pool.set_address(bootstrap_id(index), addr.clone());
         }
         Client {
             pool,
-            metadata: Arc::new(MetadataCache::default()),
+            metadata: Arc::new(MetadataCache::new(metadata_options.max_age)),
+            metadata_options,
             bootstrap: Arc::new(bootstrap),
-            refresh_lock: Arc::new(AsyncMutex::new(())),
+            refreshes: Arc::new(AsyncMutex::new(RefreshHistory::default())),
         }
+    }
+
+    pub fn metadata_options(&self) -> MetadataOptions {
+        self.metadata_options
     }
 
     pub fn pool(&self) -> &Pool {
@@ -66,16 +100,37 @@ impl Client {
         self.metadata.snapshot()
     }
 
+    /// The current snapshot's generation: stamp a request with it and hand it back with the
+    /// request's error ([`Client::observe_error_under`]).
+    pub fn metadata_generation(&self) -> u64 {
+        self.metadata.generation()
+    }
+
+    /// Every new metadata snapshot as it is merged in (whoever refreshed).
+    pub fn metadata_updates(&self) -> watch::Receiver<Arc<Metadata>> {
+        self.metadata.subscribe()
+    }
+
     /// The connection for (broker, purpose).
     pub async fn connection(
         &self,
         broker: i32,
         purpose: Purpose,
     ) -> Result<Connection, ClientError> {
+        let generation = self.metadata.generation();
+        self.connection_under(broker, purpose, generation).await
+    }
+
+    async fn connection_under(
+        &self,
+        broker: i32,
+        purpose: Purpose,
+        generation: u64,
+    ) -> Result<Connection, ClientError> {
         self.pool
             .get(ConnKey::new(broker, purpose))
             .await
-            .inspect_err(|_| self.metadata.mark_stale())
+            .inspect_err(|_| self.metadata.mark_stale_under(generation))
             .map_err(ClientError::from)
     }
 
@@ -100,60 +155,132 @@ impl Client {
         request: &R,
         options: SendOptions,
     ) -> Result<(i16, R::Response), ClientError> {
-        let connection = self.connection(broker, purpose).await?;
+        let generation = self.metadata.generation();
+        let connection = self.connection_under(broker, purpose, generation).await?;
         connection
             .send_with(request, options)
             .await
             .inspect_err(|e| {
                 if e.is_retriable() {
-                    self.metadata.mark_stale();
+                    self.metadata.mark_stale_under(generation);
                 }
             })
             .map_err(ClientError::from)
     }
 
-    /// True when the metadata was marked stale or was never fetched.
+    /// True when the metadata was never fetched, was marked stale, or its last answer for
+    /// every topic is older than `max_age`.
     pub fn metadata_is_stale(&self) -> bool {
         self.metadata.is_stale()
     }
 
+    /// Why the metadata needs a refresh, if it does.
+    pub fn metadata_staleness(&self) -> Option<RefreshReason> {
+        self.metadata.staleness()
+    }
+
     /// Tells the cache about an error code from a response; stale-metadata errors mark it stale.
     pub fn observe_error(&self, error: ResponseError) {
+        self.observe_error_under(error, self.metadata.generation());
+    }
+
+    /// Like [`Client::observe_error`] for a request made under metadata `generation`
+    /// ([`Client::metadata_generation`] when it was planned): an error from before the last
+    /// full refresh marks nothing.
+    pub fn observe_error_under(&self, error: ResponseError, generation: u64) {
         if means_stale_metadata(error) {
-            self.metadata.mark_stale();
+            self.metadata.mark_stale_under(generation);
         }
     }
 
-    /// The metadata, refreshed first if it is stale.
+    /// The metadata, refreshed first if it is stale (never fetched, marked, or past the max
+    /// age).
     pub async fn fresh_metadata(&self) -> Result<Arc<Metadata>, ClientError> {
-        if self.metadata.is_stale() {
-            self.refresh_metadata().await
-        } else {
-            Ok(self.metadata.snapshot())
+        match self.metadata.staleness() {
+            Some(why) => self.refresh(MetadataScope::AllTopics, why).await,
+            None => Ok(self.metadata.snapshot()),
         }
     }
 
-    /// Fetches metadata for all topics from the first broker that answers: known brokers first,
-    /// then the bootstrap list. Concurrent callers share one refresh.
+    /// Metadata for every topic answered after this call (see [`Client::refresh`]).
     pub async fn refresh_metadata(&self) -> Result<Arc<Metadata>, ClientError> {
-        let before = self.metadata.snapshot().fetched_at;
-        let _guard = self.refresh_lock.lock().await;
-        let current = self.metadata.snapshot();
-        if current.fetched_at != before && !self.metadata.is_stale() {
-            return Ok(current); // someone refreshed while we waited
-        }
-        let request = MetadataRequest::default()
-            .with_topics(None)
-            .with_allow_auto_topic_creation(false);
-        self.refresh_with(&request, &current).await
+        self.refresh_metadata_because("a refresh was asked for")
+            .await
     }
 
-    /// Fetches metadata for the named topics only (all brokers are still returned).
+    /// [`Client::refresh_metadata`], logging `why`.
+    pub async fn refresh_metadata_because(
+        &self,
+        why: &'static str,
+    ) -> Result<Arc<Metadata>, ClientError> {
+        self.refresh(MetadataScope::AllTopics, RefreshReason::Asked(why))
+            .await
+    }
+
+    /// Metadata for the named topics (all brokers are still returned; other topics stay as
+    /// they were). A snapshot whose answer for every topic is younger than `min_age` and names
+    /// them all is current enough: it is returned without a request.
     pub async fn refresh_topics(&self, topics: &[String]) -> Result<Arc<Metadata>, ClientError> {
-        let _guard = self.refresh_lock.lock().await;
         let current = self.metadata.snapshot();
-        let request = MetadataRequest::default()
-            .with_topics(Some(
+        let young = current
+            .all_topics_fetched_at
+            .is_some_and(|at| at.elapsed() < self.metadata_options.min_age);
+        if young
+            && !self.metadata.is_stale()
+            && topics.iter().all(|t| current.topics.contains_key(t))
+        {
+            return Ok(current);
+        }
+        let scope = MetadataScope::topics(topics.iter().cloned());
+        self.refresh(scope, RefreshReason::TopicsLookedUp).await
+    }
+
+    /// The one refresh path: an answer for `scope` that arrived after this call.
+    ///
+    /// One refresh runs at a time. A caller that finds an answer covering `scope` merged
+    /// since it called (another caller's) takes it. Otherwise it waits until `min_age` has
+    /// passed since the last refresh started, then asks the known brokers and the bootstrap
+    /// addresses in turn, and merges the first answer into the cache.
+    pub async fn refresh(
+        &self,
+        scope: MetadataScope,
+        why: RefreshReason,
+    ) -> Result<Arc<Metadata>, ClientError> {
+        let called_under = self.metadata.generation();
+        let mut history = self.refreshes.lock().await;
+        let current = self.metadata.snapshot();
+        if answered_since(&current, &history, called_under, &scope) {
+            return Ok(current);
+        }
+        if let Some(floor) = history
+            .last_started
+            .map(|at| at + self.metadata_options.min_age)
+            .filter(|floor| *floor > Instant::now())
+        {
+            tracing::debug!(%why, wait = ?(floor - Instant::now()), "metadata refresh waits for net.metadata_min_age_ms");
+            tokio::time::sleep_until(floor.into()).await;
+        }
+        tracing::debug!(%why, ?scope, generation = current.generation, "refreshing metadata");
+        history.last_started = Some(Instant::now());
+        let answer = self.request_metadata(&scope, &current).await?;
+        let merged = self.metadata.merge(answer, &scope);
+        self.apply_brokers(&current, &merged);
+        if let MetadataScope::Topics(topics) = scope {
+            history.last_topics_answer = Some((merged.generation, topics));
+        }
+        Ok(merged)
+    }
+
+    /// Sends one Metadata request for `scope` to the first broker that answers: known brokers
+    /// first, then the bootstrap list.
+    async fn request_metadata(
+        &self,
+        scope: &MetadataScope,
+        current: &Metadata,
+    ) -> Result<Metadata, ClientError> {
+        let topics = match scope {
+            MetadataScope::AllTopics => None,
+            MetadataScope::Topics(topics) => Some(
                 topics
                     .iter()
                     .map(|t| {
@@ -161,26 +288,17 @@ impl Client {
                             .with_name(Some(TopicName(StrBytes::from_string(t.clone()))))
                     })
                     .collect(),
-            ))
+            ),
+        };
+        let request = MetadataRequest::default()
+            .with_topics(topics)
             .with_allow_auto_topic_creation(false);
-        self.refresh_with(&request, &current).await
-    }
-
-    async fn refresh_with(
-        &self,
-        request: &MetadataRequest,
-        current: &Metadata,
-    ) -> Result<Arc<Metadata>, ClientError> {
         let mut candidates: Vec<i32> = current.brokers.keys().copied().collect();
         candidates.extend((0..self.bootstrap.len()).map(bootstrap_id));
         let mut tried = Vec::new();
         for broker in candidates {
-            match self.send(broker, Purpose::Default, request).await {
-                Ok(response) => {
-                    let fresh = Metadata::from_response(&response);
-                    self.apply_brokers(current, &fresh);
-                    return Ok(self.metadata.replace(fresh));
-                }
+            match self.send(broker, Purpose::Default, &request).await {
+                Ok(response) => return Ok(Metadata::from_response(&response)),
                 Err(error) => {
                     let addr = self.pool.address(broker).unwrap_or_default();
                     tracing::debug!(broker, %addr, %error, "metadata request failed");
@@ -211,6 +329,24 @@ impl Client {
     pub fn close(&self) {
         self.pool.close_all();
     }
+}
+
+/// True when an answer covering `scope` was merged after generation `called_under`.
+fn answered_since(
+    current: &Metadata,
+    history: &RefreshHistory,
+    called_under: u64,
+    scope: &MetadataScope,
+) -> bool {
+    if current.all_topics_generation > called_under {
+        return true;
+    }
+    history
+        .last_topics_answer
+        .as_ref()
+        .is_some_and(|(generation, topics)| {
+            *generation > called_under && MetadataScope::Topics(topics.clone()).covers(scope)
+        })
 }
 
 /// The pool id of the `index`-th bootstrap address.

@@ -13,9 +13,17 @@
 //! reconnect_backoff_ms = 50
 //! reconnect_backoff_max_ms = 1000
 //! broker_compat = "kafka"    # or "tansu-0.6": Fetch v11, subscriptions without generation
+//! metadata_min_age_ms = 1000     # no two metadata refreshes closer together than this,
+//!                                # whoever asks (no spinning while a leader is elected)
+//! metadata_max_age_ms = 300000   # refresh at least this often (Kafka's metadata.max.age.ms):
+//!                                # new partitions and topics matching a pattern show up
 //!
 //! [consumer]
 //! topics = ["events"]
+//! topic_pattern = "^events-.*"   # with a group: also every topic whose name matches (regex
+//!                                # crate syntax, anywhere in the name unless anchored with ^
+//!                                # and $; internal topics never match), followed as topics
+//!                                # come and go
 //! group = "my-group"
 //! from = "earliest"          # the reset policy: where to start without a committed offset and
 //!                            # where an out-of-range offset goes: earliest | latest | none |
@@ -68,8 +76,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::cluster::MetadataOptions;
 use crate::fetch::{FetchOptions, IsolationLevel};
-use crate::group::{Assignor, Builtin, GroupOptions};
+use crate::group::{Assignor, Builtin, GroupOptions, TopicPattern};
 use crate::net::{BrokerCompat, ConnectionOptions, PoolOptions};
 use crate::plugin::PluginLimits;
 use crate::policy::ResetPolicySpec;
@@ -174,6 +183,8 @@ pub struct NetConfig {
     pub reconnect_backoff_ms: u64,
     pub reconnect_backoff_max_ms: u64,
     pub broker_compat: BrokerCompat,
+    pub metadata_min_age_ms: u64,
+    pub metadata_max_age_ms: u64,
 }
 
 impl Default for NetConfig {
@@ -186,6 +197,8 @@ impl Default for NetConfig {
             reconnect_backoff_ms: 50,
             reconnect_backoff_max_ms: 1_000,
             broker_compat: BrokerCompat::Kafka,
+            metadata_min_age_ms: 1_000,
+            metadata_max_age_ms: 300_000,
         }
     }
 }
@@ -194,6 +207,8 @@ impl Default for NetConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct ConsumerConfig {
     pub topics: Vec<String>,
+    /// A regex: with a group, the member also subscribes to every matching topic.
+    pub topic_pattern: Option<String>,
     pub group: Option<String>,
     pub from: ResetPolicySpec,
     pub isolation_level: IsolationLevel,
@@ -221,6 +236,7 @@ impl Default for ConsumerConfig {
     fn default() -> Self {
         Self {
             topics: Vec::new(),
+            topic_pattern: None,
             group: None,
             from: ResetPolicySpec::Earliest,
             isolation_level: IsolationLevel::ReadUncommitted,
@@ -287,6 +303,8 @@ impl Config {
             ("net.request_timeout_ms", self.net.request_timeout_ms),
             ("net.idle_timeout_ms", self.net.idle_timeout_ms),
             ("net.reconnect_backoff_ms", self.net.reconnect_backoff_ms),
+            ("net.metadata_min_age_ms", self.net.metadata_min_age_ms),
+            ("net.metadata_max_age_ms", self.net.metadata_max_age_ms),
             (
                 "net.reconnect_backoff_max_ms",
                 self.net.reconnect_backoff_max_ms,
@@ -341,6 +359,17 @@ impl Config {
                 problem: format!("{} is too small (at least 1024)", self.net.max_frame_bytes),
             });
         }
+        if self.net.metadata_min_age_ms > self.net.metadata_max_age_ms {
+            return Err(ConfigError::Invalid {
+                key: "net.metadata_min_age_ms",
+                problem: format!(
+                    "{} must not be above net.metadata_max_age_ms ({}): the floor under \
+                     refreshes cannot be higher than the ceiling",
+                    self.net.metadata_min_age_ms, self.net.metadata_max_age_ms
+                ),
+            });
+        }
+        self.topic_pattern()?;
         if self.consumer.fetch_max_wait_ms >= self.net.request_timeout_ms {
             return Err(ConfigError::Invalid {
                 key: "consumer.fetch_max_wait_ms",
@@ -408,6 +437,27 @@ impl Config {
         Ok(&self.brokers)
     }
 
+    /// The compiled `consumer.topic_pattern`, if one is set.
+    pub fn topic_pattern(&self) -> Result<Option<TopicPattern>, ConfigError> {
+        let Some(pattern) = &self.consumer.topic_pattern else {
+            return Ok(None);
+        };
+        TopicPattern::new(pattern)
+            .map(Some)
+            .map_err(|error| ConfigError::Invalid {
+                key: "consumer.topic_pattern",
+                problem: format!("`{pattern}` is not a valid regular expression: {error}"),
+            })
+    }
+
+    /// The metadata refresh floor and ceiling.
+    pub fn metadata_options(&self) -> MetadataOptions {
+        MetadataOptions {
+            min_age: Duration::from_millis(self.net.metadata_min_age_ms),
+            max_age: Duration::from_millis(self.net.metadata_max_age_ms),
+        }
+    }
+
     /// The fetcher's settings.
     pub fn fetch_options(&self) -> FetchOptions {
         let consumer = &self.consumer;
@@ -441,6 +491,8 @@ impl Config {
             fallback_assignor: Builtin::from_name(&self.plugins.assignor_fallback)
                 .unwrap_or(Builtin::Range),
             subscription_generation: self.net.broker_compat.subscription_generation(),
+            // Checked by `validate`.
+            topic_pattern: self.topic_pattern().ok().flatten(),
             ..GroupOptions::new(group, consumer.topics.clone())
         })
     }
@@ -591,5 +643,42 @@ mod tests {
         assert!(error.contains("consumer.heartbeat_interval_ms"), "{error}");
         let error = Config::default().require_brokers().unwrap_err().to_string();
         assert!(error.contains("--brokers"), "{error}");
+    }
+
+    #[test]
+    fn metadata_ages_and_the_topic_pattern_are_checked() {
+        let config = Config::parse(
+            "[net]\nmetadata_min_age_ms = 200\nmetadata_max_age_ms = 2000\n\
+             [consumer]\ngroup = \"g\"\ntopic_pattern = \"^events-.*\"",
+        )
+        .unwrap();
+        assert_eq!(
+            config.metadata_options(),
+            MetadataOptions {
+                min_age: Duration::from_millis(200),
+                max_age: Duration::from_secs(2),
+            }
+        );
+        let pattern = config.group_options().unwrap().topic_pattern.unwrap();
+        assert!(pattern.matches("events-1") && !pattern.matches("other"));
+        assert_eq!(
+            Config::default().metadata_options(),
+            MetadataOptions::default()
+        );
+        for (text, key) in [
+            ("[net]\nmetadata_min_age_ms = 0", "net.metadata_min_age_ms"),
+            ("[net]\nmetadata_max_age_ms = 0", "net.metadata_max_age_ms"),
+            (
+                "[net]\nmetadata_min_age_ms = 5000\nmetadata_max_age_ms = 4000",
+                "net.metadata_min_age_ms",
+            ),
+            (
+                "[consumer]\ntopic_pattern = \"(unclosed\"",
+                "consumer.topic_pattern",
+            ),
+        ] {
+            let error = Config::parse(text).unwrap_err().to_string();
+            assert!(error.contains(key), "{text}: {error}");
+        }
     }
 }

@@ -162,7 +162,7 @@ fn bad_input_gets_a_clear_error_and_a_non_zero_exit() {
     )
     .unwrap();
     let config = config.display().to_string();
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 8] = [
         (&["metadata", "--config", &config], "request_timout_ms"),
         (&["metadata", "--brokers", "localhost"], "HOST:PORT"),
         (&["metadata"], "--brokers"),
@@ -193,6 +193,22 @@ fn bad_input_gets_a_clear_error_and_a_non_zero_exit() {
                 "by_duration:P1M",
             ],
             "no years or months",
+        ),
+        (
+            &["run", "--brokers", "127.0.0.1:9", "--topic-pattern", "^t"],
+            "needs --group",
+        ),
+        (
+            &[
+                "run",
+                "--brokers",
+                "127.0.0.1:9",
+                "--group",
+                "g",
+                "--topic-pattern",
+                "(t",
+            ],
+            "consumer.topic_pattern",
         ),
     ];
     for (args, expected) in cases {

@@ -1,11 +1,14 @@
 //! The wire client against the scripted fault broker: every fault gives a typed error, no
 //! panic, and the pool recovers on the next request.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{ApiKey, MetadataRequest};
 use wasmkafka::client::{Client, ClientError};
+use wasmkafka::cluster::MetadataOptions;
 use wasmkafka::net::{
     CloseReason, ConnKey, ConnectionOptions, NetError, Pool, PoolOptions, Purpose,
 };
@@ -470,7 +473,6 @@ async fn idle_connections_are_reaped_but_never_with_a_request_in_flight() {
 
 #[tokio::test]
 async fn stale_metadata_errors_make_the_next_lookup_refresh() {
-    use kafka_protocol::error::ResponseError;
     let (cluster, client) = cluster_and_client(2).await;
     assert_eq!(
         client.fresh_metadata().await.unwrap().leader("t", 0),
@@ -526,4 +528,111 @@ async fn a_connection_failure_marks_metadata_stale() {
         .filter(|r| r.api_key == ApiKey::Metadata as i16)
         .count();
     assert_eq!(refreshed, 2, "the failed request, then a refresh");
+}
+
+fn metadata_requests(cluster: &FaultCluster) -> usize {
+    cluster
+        .seen()
+        .iter()
+        .filter(|r| r.api_key == ApiKey::Metadata as i16)
+        .count()
+}
+
+async fn client_with_ages(cluster: &FaultCluster, min_age: Duration) -> Client {
+    let client = Client::with_metadata_options(
+        vec![cluster.addr(1)],
+        options(),
+        MetadataOptions {
+            min_age,
+            max_age: Duration::from_secs(60),
+        },
+    );
+    client.refresh_metadata().await.unwrap();
+    client
+}
+
+#[tokio::test]
+async fn refreshes_asked_for_within_the_floor_share_one_metadata_request() {
+    wasmkafka_tests::init_tracing();
+    let cluster = FaultCluster::start(1).await.unwrap();
+    cluster.add_topic("t", &[1]);
+    let floor = Duration::from_millis(400);
+    let client = client_with_ages(&cluster, floor).await;
+    let refreshed_at = Instant::now();
+    let before = metadata_requests(&cluster);
+    // Eight callers at once, half of them after an error marked the cache stale.
+    client.observe_error(ResponseError::NotLeaderOrFollower);
+    let callers: Vec<_> = (0..8)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                if i % 2 == 0 {
+                    client.refresh_metadata().await
+                } else {
+                    client.fresh_metadata().await
+                }
+            })
+        })
+        .collect();
+    let mut generations = BTreeSet::new();
+    for caller in callers {
+        generations.insert(caller.await.unwrap().unwrap().generation);
+    }
+    assert_eq!(
+        metadata_requests(&cluster),
+        before + 1,
+        "one request for all"
+    );
+    assert_eq!(generations.len(), 1, "every caller got the same answer");
+    assert!(
+        refreshed_at.elapsed() >= floor - Duration::from_millis(20),
+        "the refresh waited for the floor: {:?}",
+        refreshed_at.elapsed()
+    );
+    assert!(!client.metadata_is_stale());
+}
+
+#[tokio::test]
+async fn a_cache_marked_stale_again_and_again_refreshes_at_the_floor_only() {
+    wasmkafka_tests::init_tracing();
+    let cluster = FaultCluster::start(1).await.unwrap();
+    cluster.add_topic("t", &[1]);
+    let client = client_with_ages(&cluster, Duration::from_millis(250)).await;
+    // A leader is being elected: every answer says LEADER_NOT_AVAILABLE.
+    cluster.set_partition("t", 0, -1, ResponseError::LeaderNotAvailable.code());
+    let before = metadata_requests(&cluster);
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(1100) {
+        client.observe_error(ResponseError::LeaderNotAvailable);
+        let metadata = client.fresh_metadata().await.unwrap();
+        assert_eq!(metadata.leader("t", 0), None);
+    }
+    let refreshes = metadata_requests(&cluster) - before;
+    assert!(
+        (3..=5).contains(&refreshes),
+        "{refreshes} refreshes in 1.1 s with a 250 ms floor"
+    );
+}
+
+#[tokio::test]
+async fn an_answer_for_some_topics_keeps_the_others() {
+    wasmkafka_tests::init_tracing();
+    let cluster = FaultCluster::start(2).await.unwrap();
+    cluster.add_topic("t", &[1]);
+    cluster.add_topic("u", &[1, 1]);
+    let client = client_with_ages(&cluster, Duration::from_millis(10)).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    cluster.set_partition("t", 0, 2, 0);
+    let metadata = client.refresh_topics(&["t".to_string()]).await.unwrap();
+    assert_eq!(metadata.leader("t", 0), Some(2));
+    assert_eq!(
+        metadata.topics["u"].partitions.len(),
+        2,
+        "u was not asked about"
+    );
+    let asked = cluster.seen().last().cloned().unwrap();
+    assert_eq!(asked.api_key, ApiKey::Metadata as i16);
+    // The answer for `t` alone does not count as an answer for every topic.
+    assert_eq!(metadata.all_topics_generation, 1);
+    assert_eq!(metadata.generation, 2);
 }

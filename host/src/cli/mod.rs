@@ -88,6 +88,10 @@ pub struct RunArgs {
     /// Topic to consume (repeat for several).
     #[arg(long = "topic", value_name = "T")]
     pub topics: Vec<String>,
+    /// With --group: also consume every topic whose name matches this regular expression,
+    /// following topics as they are created (internal topics never match).
+    #[arg(long, value_name = "REGEX")]
+    pub topic_pattern: Option<String>,
     /// Consumer group to join.
     #[arg(long, value_name = "G")]
     pub group: Option<String>,
@@ -115,7 +119,11 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
 /// A client for the configured brokers, with metadata fetched (so an unreachable cluster is
 /// reported here, with the addresses tried).
 pub(crate) async fn connect(config: &Config) -> anyhow::Result<Client> {
-    let client = Client::new(config.brokers.clone(), config.pool_options());
+    let client = Client::with_metadata_options(
+        config.brokers.clone(),
+        config.pool_options(),
+        config.metadata_options(),
+    );
     client
         .refresh_metadata()
         .await

@@ -44,8 +44,21 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(group) = &args.group {
         config.consumer.group = Some(group.clone());
     }
-    if config.consumer.topics.is_empty() {
-        bail!("no topic given: pass --topic T (repeatable) or set consumer.topics in the config");
+    if let Some(pattern) = &args.topic_pattern {
+        config.consumer.topic_pattern = Some(pattern.clone());
+        config.validate()?;
+    }
+    if config.consumer.topics.is_empty() && config.consumer.topic_pattern.is_none() {
+        bail!(
+            "no topic given: pass --topic T (repeatable) or --topic-pattern REGEX, or set \
+             consumer.topics or consumer.topic_pattern in the config"
+        );
+    }
+    if config.consumer.topic_pattern.is_some() && config.consumer.group.is_none() {
+        bail!(
+            "a topic pattern needs --group (or consumer.group): without a group the consumer \
+             reads a fixed list of topics (--topic)"
+        );
     }
     let mut signals = StopSignals::install()?;
     let client = super::connect(&config).await?;

@@ -1,13 +1,18 @@
-//! The cluster metadata cache: brokers, topics, partitions and their leaders.
+//! The cluster metadata: brokers, topics, partitions and their leaders.
 //!
-//! Invariant: a snapshot is immutable; a refresh swaps in a new `Arc<Metadata>`, so readers never
-//! see a half-applied refresh. The cache is marked stale by errors that mean the metadata is
-//! wrong (NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION, a broker that cannot be reached),
-//! and the next caller that needs it refreshes it.
+//! - [`Metadata`]: one immutable snapshot, numbered by a generation.
+//! - [`merge`]: how an answer becomes the next snapshot (per topic, per partition; a lower
+//!   leader epoch never replaces a higher one).
+//! - [`cache`]: the shared cache: the current snapshot, stale marks stamped with the
+//!   generation they were made under, the max age.
+//!
+//! Invariant: a snapshot is immutable; a refresh merges its answer into a new `Arc<Metadata>`,
+//! so readers never see a half-applied refresh.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+pub mod cache;
+pub mod merge;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use kafka_protocol::error::ResponseError;
@@ -57,7 +62,44 @@ pub struct Metadata {
     pub controller: i32,
     pub brokers: BTreeMap<i32, BrokerInfo>,
     pub topics: BTreeMap<String, TopicInfo>,
+    /// When the newest answer in this snapshot arrived (`None`: nothing fetched yet).
     pub fetched_at: Option<Instant>,
+    /// When the last answer naming every topic arrived; the max age counts from it.
+    pub all_topics_fetched_at: Option<Instant>,
+    /// Numbers the snapshots of one cache: every merged answer adds one (0: nothing fetched).
+    pub generation: u64,
+    /// The generation of the last answer naming every topic (0: none yet).
+    pub all_topics_generation: u64,
+}
+
+/// Which topics a Metadata request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetadataScope {
+    /// Every topic: the answer is the whole truth (topics it leaves out are gone).
+    AllTopics,
+    /// These topics: the answer updates them only.
+    Topics(BTreeSet<String>),
+}
+
+impl MetadataScope {
+    pub fn topics<I, S>(names: I) -> MetadataScope
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        MetadataScope::Topics(names.into_iter().map(Into::into).collect())
+    }
+
+    /// True when an answer for `self` also answers `wanted`.
+    pub fn covers(&self, wanted: &MetadataScope) -> bool {
+        match (self, wanted) {
+            (MetadataScope::AllTopics, _) => true,
+            (MetadataScope::Topics(_), MetadataScope::AllTopics) => false,
+            (MetadataScope::Topics(asked), MetadataScope::Topics(wanted)) => {
+                wanted.is_subset(asked)
+            }
+        }
+    }
 }
 
 impl Metadata {
@@ -113,6 +155,7 @@ impl Metadata {
             brokers,
             topics,
             fetched_at: Some(Instant::now()),
+            ..Metadata::default()
         }
     }
 
@@ -120,6 +163,22 @@ impl Metadata {
     pub fn leader(&self, topic: &str, partition: i32) -> Option<i32> {
         let leader = self.topics.get(topic)?.partitions.get(&partition)?.leader;
         (leader >= 0).then_some(leader)
+    }
+
+    /// The partition count of each of `topics` that exists (no topic-level error, at least
+    /// one partition); topics that do not are left out.
+    pub fn partition_counts<'a>(
+        &self,
+        topics: impl IntoIterator<Item = &'a String>,
+    ) -> BTreeMap<String, usize> {
+        topics
+            .into_iter()
+            .filter_map(|name| {
+                let info = self.topics.get(name)?;
+                (info.error.is_none() && !info.partitions.is_empty())
+                    .then(|| (name.clone(), info.partitions.len()))
+            })
+            .collect()
     }
 }
 
@@ -141,32 +200,4 @@ pub fn means_stale_metadata(error: ResponseError) -> bool {
     )
 }
 
-/// The shared cache.
-#[derive(Debug, Default)]
-pub struct MetadataCache {
-    current: RwLock<Arc<Metadata>>,
-    stale: AtomicBool,
-}
-
-impl MetadataCache {
-    pub fn snapshot(&self) -> Arc<Metadata> {
-        self.current.read().expect("metadata lock poisoned").clone()
-    }
-
-    /// Replaces the snapshot and clears the stale mark.
-    pub fn replace(&self, metadata: Metadata) -> Arc<Metadata> {
-        let metadata = Arc::new(metadata);
-        *self.current.write().expect("metadata lock poisoned") = metadata.clone();
-        self.stale.store(false, Ordering::Release);
-        metadata
-    }
-
-    pub fn mark_stale(&self) {
-        self.stale.store(true, Ordering::Release);
-    }
-
-    /// Stale when marked, or when no refresh has happened yet.
-    pub fn is_stale(&self) -> bool {
-        self.stale.load(Ordering::Acquire) || self.snapshot().fetched_at.is_none()
-    }
-}
+pub use cache::{MetadataCache, MetadataOptions, RefreshReason};

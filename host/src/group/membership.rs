@@ -12,6 +12,12 @@
 //! Three tasks per member: this one (the phases), the [heartbeat](super::heartbeat) (started
 //! on entering `Stable`, stopped on leaving it) and the [commit queue](super::commit_queue).
 //!
+//! While `Stable`, this task also follows the metadata (see [`super::subscription`]): it asks
+//! the client for fresh metadata on the max-age cadence (the client's one refresh path, shared
+//! with the fetcher) and looks at every new snapshot, whoever refreshed it. A member whose
+//! topic pattern matches other topics, and a leader whose group's partition counts changed
+//! since its assignment, go back to `Joining`. Heartbeats run on their own task meanwhile.
+//!
 //! Invariants:
 //! - JoinGroup and SyncGroup use the coordinator's `Group` connection (they block for a whole
 //!   rebalance); OffsetFetch, OffsetCommit and LeaveGroup use `Coordination`, heartbeats their
@@ -51,6 +57,7 @@ use tokio::sync::{watch, Notify};
 use wasmkafka_policy::assign::{self, Group, MemberAssignment, PartitionInfo};
 
 use crate::client::{Client, ClientError};
+use crate::cluster::Metadata;
 use crate::fetch::{Consumer, StartAt, TopicPartition};
 use crate::net::{Backoff, Purpose, SendOptions};
 
@@ -63,6 +70,7 @@ use super::offsets::{fetch_committed_with_epochs, MemberIdentity};
 use super::protocol::{
     decode_assignment, decode_subscription, encode_assignment, encode_subscription,
 };
+use super::subscription::{subscribed_topics, Followed, RejoinReason};
 use super::{GroupOptions, RebalanceListener};
 
 const PROTOCOL_TYPE: &str = "consumer";
@@ -126,8 +134,12 @@ impl GroupShared {
     }
 }
 
+/// A request the stable phase waits for beside everything else.
+type Pending<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 /// The auto-commit waiting for its answer.
-type PendingCommit = Pin<Box<dyn Future<Output = Result<(), GroupError>> + Send>>;
+type PendingCommit = Pending<Result<(), GroupError>>;
+/// The max-age metadata refresh waiting for its answer.
+type PendingRefresh = Pending<Result<(), ClientError>>;
 
 enum Phase {
     Joining,
@@ -153,6 +165,9 @@ pub struct Membership {
     /// The generation whose assignment the owned partitions come from (-1: none yet, or
     /// lost); the subscription carries it (KIP-792).
     pub owned_generation: i32,
+    /// The topics of the last JoinGroup and, when this member led, the partition counts its
+    /// assignment saw: what new metadata is compared with.
+    pub followed: Followed,
 }
 
 impl Membership {
@@ -170,6 +185,38 @@ impl Membership {
 
     fn owned(&self) -> BTreeSet<TopicPartition> {
         self.shared.owned.lock().expect("owned lock").clone()
+    }
+
+    /// The topics to join with: the explicit ones and, with a pattern, the matching topics
+    /// of an answer for every topic.
+    async fn subscription_topics(&self) -> Result<Vec<String>, GroupError> {
+        let Some(pattern) = &self.options.topic_pattern else {
+            return Ok(self.options.topics.clone());
+        };
+        let metadata = self.client.fresh_metadata().await?;
+        let topics = subscribed_topics(&self.options.topics, Some(pattern), &metadata);
+        tracing::debug!(group = self.group(), %pattern, ?topics, "topics matching the pattern");
+        Ok(topics)
+    }
+
+    /// Whether `metadata` means this member must rejoin (see [`super::subscription`]).
+    fn rejoin_reason(&self, metadata: &Metadata) -> Option<RejoinReason> {
+        self.followed.rejoin_reason(
+            &self.options.topics,
+            self.options.topic_pattern.as_ref(),
+            metadata,
+        )
+    }
+
+    /// When the stable phase next asks for fresh metadata: when the last answer for every
+    /// topic reaches the max age, and never sooner than the min age from now.
+    fn next_metadata_check(&self, metadata: &Metadata) -> Instant {
+        let ages = self.client.metadata_options();
+        let now = Instant::now();
+        let due = metadata
+            .all_topics_fetched_at
+            .map_or(now, |at| at + ages.max_age);
+        due.max(now + ages.min_age)
     }
 
     pub async fn run(mut self) {
@@ -257,6 +304,10 @@ impl Membership {
             Ok(id) => id,
             Err(error) => return self.after_error(error).await,
         };
+        match self.subscription_topics().await {
+            Ok(topics) => self.followed.joined_with(topics),
+            Err(error) => return self.after_error(error).await,
+        }
         if self.protocol() == RebalanceProtocol::Eager {
             // Eager: give everything up (committing it) before the group re-forms.
             let owned: Vec<TopicPartition> = self.owned().into_iter().collect();
@@ -357,6 +408,7 @@ impl Membership {
                     .with_name(StrBytes::from_string(assignor.name().to_string()))
                     .with_metadata(subscription(
                         &self.options,
+                        self.followed.topics(),
                         assignor.as_ref(),
                         &owned,
                         self.owned_generation,
@@ -393,13 +445,20 @@ impl Membership {
         let topics: BTreeSet<String> = members.iter().flat_map(|m| m.topics.clone()).collect();
         let topics: Vec<String> = topics.into_iter().collect();
         let metadata = self.client.refresh_topics(&topics).await?;
+        let counts = metadata.partition_counts(&topics);
+        self.followed
+            .assigned(topics.iter().cloned().collect(), counts.clone());
         let mut group = Group {
             members,
             topics: BTreeMap::new(),
             settings: BTreeMap::new(),
         };
         for topic in &topics {
-            if let Some(info) = metadata.topics.get(topic).filter(|t| t.error.is_none()) {
+            if let Some(info) = metadata
+                .topics
+                .get(topic)
+                .filter(|_| counts.contains_key(topic))
+            {
                 group.topics.insert(
                     topic.clone(),
                     info.partitions
@@ -581,6 +640,15 @@ impl Membership {
     }
 
     async fn stable(&mut self) -> Phase {
+        let mut metadata_updates = self.client.metadata_updates();
+        let snapshot = metadata_updates.borrow_and_update().clone();
+        // The metadata may have moved on while the group was forming.
+        if let Some(reason) = self.rejoin_reason(&snapshot) {
+            tracing::info!(group = self.group(), %reason, "rejoining the group");
+            return Phase::Joining;
+        }
+        let mut refresh_at = Some(self.next_metadata_check(&snapshot));
+        let mut refreshing: Option<PendingRefresh> = None;
         let mut heartbeat = Heartbeat::start(
             self.client.clone(),
             self.shared.clone(),
@@ -602,6 +670,31 @@ impl Membership {
                     next_commit = auto_commit.map(|interval| Instant::now() + interval);
                     let positions = self.consumer.finished_positions(&self.shared.owned());
                     committing = Some(Box::pin(self.commits.commit(positions)));
+                }
+                changed = metadata_updates.changed() => {
+                    // The sender lives as long as the client this task holds.
+                    debug_assert!(changed.is_ok(), "the metadata cache outlives its client");
+                    let snapshot = metadata_updates.borrow_and_update().clone();
+                    if let Some(reason) = self.rejoin_reason(&snapshot) {
+                        tracing::info!(group = self.group(), %reason, "rejoining the group");
+                        return Phase::Joining;
+                    }
+                    if refreshing.is_none() {
+                        refresh_at = Some(self.next_metadata_check(&snapshot));
+                    }
+                }
+                _ = sleep_until_some(refresh_at.filter(|_| refreshing.is_none())) => {
+                    let client = self.client.clone();
+                    refreshing = Some(Box::pin(async move {
+                        client.fresh_metadata().await.map(|_| ())
+                    }));
+                }
+                result = wait_some(&mut refreshing) => {
+                    refreshing = None;
+                    if let Err(error) = result {
+                        tracing::warn!(group = self.group(), %error, "metadata refresh failed; trying again");
+                    }
+                    refresh_at = Some(self.next_metadata_check(&self.client.metadata()));
                 }
                 result = wait_some(&mut committing) => {
                     committing = None;
@@ -772,8 +865,8 @@ async fn sleep_until_some(at: Option<Instant>) {
     }
 }
 
-/// The pending commit's answer, or never without one.
-async fn wait_some(pending: &mut Option<PendingCommit>) -> Result<(), GroupError> {
+/// The pending request's answer, or never without one.
+async fn wait_some<T>(pending: &mut Option<Pending<T>>) -> T {
     match pending {
         Some(pending) => pending.await,
         None => std::future::pending().await,
@@ -785,6 +878,7 @@ async fn wait_some(pending: &mut Option<PendingCommit>) -> Result<(), GroupError
 /// `subscription_generation` is off) and the rack.
 fn subscription(
     options: &GroupOptions,
+    topics: &[String],
     assignor: &dyn Assignor,
     owned: &BTreeSet<TopicPartition>,
     owned_generation: i32,
@@ -802,8 +896,8 @@ fn subscription(
         -1
     };
     encode_subscription(
-        &options.topics,
-        &assignor.user_data(&options.topics),
+        topics,
+        &assignor.user_data(topics),
         &owned_by_topic,
         generation,
         options.rack.as_deref(),
@@ -830,7 +924,13 @@ mod tests {
             TopicPartition::new("t", 0),
             TopicPartition::new("u", 1),
         ]);
-        let bytes = subscription(&options, &Builtin::CooperativeSticky, &owned, 7);
+        let bytes = subscription(
+            &options,
+            &options.topics,
+            &Builtin::CooperativeSticky,
+            &owned,
+            7,
+        );
         let member = decode_subscription("m", None, &bytes).unwrap();
         assert_eq!(member.topics, ["t", "u"]);
         assert_eq!(member.generation, 7);
@@ -840,7 +940,13 @@ mod tests {
         );
         assert_eq!(member.rack.as_deref(), Some("r1"));
         // A member that owns nothing yet (or lost everything) says -1.
-        let fresh = subscription(&options, &Builtin::Range, &BTreeSet::new(), -1);
+        let fresh = subscription(
+            &options,
+            &options.topics,
+            &Builtin::Range,
+            &BTreeSet::new(),
+            -1,
+        );
         assert_eq!(
             decode_subscription("m", None, &fresh).unwrap().generation,
             -1
@@ -856,8 +962,20 @@ mod tests {
         let owned = BTreeSet::from([TopicPartition::new("t", 0)]);
         // Generations 3 and 4 encode the same bytes: rejoining without a change sends
         // identical metadata.
-        let third = subscription(&options, &Builtin::CooperativeSticky, &owned, 3);
-        let fourth = subscription(&options, &Builtin::CooperativeSticky, &owned, 4);
+        let third = subscription(
+            &options,
+            &options.topics,
+            &Builtin::CooperativeSticky,
+            &owned,
+            3,
+        );
+        let fourth = subscription(
+            &options,
+            &options.topics,
+            &Builtin::CooperativeSticky,
+            &owned,
+            4,
+        );
         assert_eq!(third, fourth);
         let member = decode_subscription("m", None, &third).unwrap();
         assert_eq!(member.generation, -1);

@@ -7,6 +7,8 @@
 //! - [`assignor`]: the `Assignor` trait and the built-ins (`range`, `roundrobin`, `sticky`,
 //!   `cooperative-sticky`) over the shared algorithms in `wasmkafka-policy`.
 //! - [`protocol`]: the consumer protocol inside JoinGroup/SyncGroup.
+//! - [`subscription`]: explicit topics and topic patterns; the metadata changes (new
+//!   partitions, new matching topics) that make a member rejoin.
 //! - [`offsets`], [`coordinator`], [`error`].
 
 pub mod assignor;
@@ -17,6 +19,7 @@ pub mod heartbeat;
 pub mod membership;
 pub mod offsets;
 pub mod protocol;
+pub mod subscription;
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -37,6 +40,7 @@ use crate::policy::ResetPolicy;
 pub use assignor::{Assignor, AssignorError, Builtin, RebalanceProtocol};
 pub use error::GroupError;
 pub use offsets::MemberIdentity;
+pub use subscription::TopicPattern;
 
 use commit_queue::CommitQueue;
 use membership::{GroupShared, Membership};
@@ -47,7 +51,12 @@ pub struct GroupOptions {
     pub group_id: String,
     /// Static membership (`group.instance.id`, KIP-345).
     pub instance_id: Option<String>,
+    /// Topics to subscribe to (`subscribe(Collection)`).
     pub topics: Vec<String>,
+    /// (`subscribe(Pattern)`) Also subscribe to every non-internal topic whose name matches,
+    /// as the metadata lists them: re-evaluated after every metadata refresh (at least every
+    /// `net.metadata_max_age_ms`); when the matching set changes the member rejoins.
+    pub topic_pattern: Option<TopicPattern>,
     /// (`session.timeout.ms`) No heartbeat for this long: the coordinator drops the member.
     pub session_timeout: Duration,
     /// (`max.poll.interval.ms` for JoinGroup) How long a rebalance may wait for members.
@@ -77,6 +86,7 @@ impl GroupOptions {
             group_id: group_id.into(),
             instance_id: None,
             topics,
+            topic_pattern: None,
             session_timeout: Duration::from_secs(45),
             rebalance_timeout: Duration::from_secs(60),
             heartbeat_interval: Duration::from_secs(3),
@@ -180,6 +190,7 @@ impl GroupConsumer {
             awaiting_committed: BTreeSet::new(),
             failures: 0,
             owned_generation: -1,
+            followed: Default::default(),
         };
         GroupConsumer {
             consumer,

@@ -1,16 +1,20 @@
 //! What the tests need of an admin client, sent with wasmkafka's own wire client: create
-//! topics (with configs), delete records (move the log start), wait for partition leaders.
+//! topics (with configs), add partitions, delete records (move the log start), wait for
+//! partition leaders.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use kafka_protocol::error::ParseResponseErrorCode;
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_records_request::{
     DeleteRecordsPartition, DeleteRecordsTopic,
 };
-use kafka_protocol::messages::{CreateTopicsRequest, DeleteRecordsRequest, TopicName};
+use kafka_protocol::messages::{
+    CreatePartitionsRequest, CreateTopicsRequest, DeleteRecordsRequest, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
 use wasmkafka::client::Client;
@@ -68,6 +72,50 @@ pub async fn create_topic(
         }
     }
     wait_until_served(client, name, Duration::from_secs(60)).await
+}
+
+/// Grows `topic` to `count` partitions (CreatePartitions, the broker's replica placement) and
+/// waits until the metadata lists them all and every leader serves its partition.
+pub async fn create_partitions(client: &Client, topic: &str, count: i32) -> Result<()> {
+    let metadata = client.refresh_metadata().await?;
+    let broker = *metadata
+        .brokers
+        .keys()
+        .next()
+        .context("the cluster lists no broker")?;
+    let request = CreatePartitionsRequest::default()
+        .with_topics(vec![CreatePartitionsTopic::default()
+            .with_name(topic_name(topic))
+            .with_count(count)
+            .with_assignments(None)])
+        .with_timeout_ms(30_000)
+        .with_validate_only(false);
+    let response = client.send(broker, Purpose::Default, &request).await?;
+    for result in &response.results {
+        if let Some(error) = result.error_code.err() {
+            bail!(
+                "growing {topic} to {count} partitions failed: {error:?} {}",
+                result.error_message.as_deref().unwrap_or("")
+            );
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let listed = client
+            .refresh_metadata()
+            .await?
+            .topics
+            .get(topic)
+            .map_or(0, |info| info.partitions.len());
+        if listed == count as usize {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("{topic} lists {listed} partitions, not {count}, 60 s after CreatePartitions");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_until_served(client, topic, Duration::from_secs(60)).await
 }
 
 /// Waits until every partition of `topic` has a leader that answers ListOffsets for it.
@@ -209,6 +257,14 @@ impl Kafka {
         let created = create_topic(&client, name, partitions, configs).await;
         client.close();
         created
+    }
+
+    /// Grows `topic` to `count` partitions; returns once every one is served.
+    pub async fn create_partitions(&self, topic: &str, count: i32) -> Result<()> {
+        let client = self.client();
+        let grown = create_partitions(&client, topic, count).await;
+        client.close();
+        grown
     }
 
     /// Moves the log start of `topic`/`partition` to `offset`; returns the new log start.

@@ -23,7 +23,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use wasmkafka::client::Client;
+use wasmkafka::cluster::MetadataOptions;
 use wasmkafka::net::PoolOptions;
+
+/// The metadata refresh floor of [`Kafka::client`].
+pub const TEST_METADATA_MIN_AGE: Duration = Duration::from_millis(100);
 
 pub use admin::TopicConfig;
 use node::{Node, NodeSpec};
@@ -139,9 +143,19 @@ impl Kafka {
         self.node(node_id).addr()
     }
 
-    /// A client bootstrapped at every node.
+    /// A client bootstrapped at every node, with a short metadata refresh floor
+    /// ([`TEST_METADATA_MIN_AGE`]): the admin helpers poll metadata while topics are created
+    /// and leaders elected, and the default floor (1 s) would slow every one of them.
     pub fn client(&self) -> Client {
-        Client::new(self.addrs(), PoolOptions::default())
+        self.client_with(MetadataOptions {
+            min_age: TEST_METADATA_MIN_AGE,
+            ..MetadataOptions::default()
+        })
+    }
+
+    /// A client bootstrapped at every node with these metadata ages.
+    pub fn client_with(&self, metadata: MetadataOptions) -> Client {
+        Client::with_metadata_options(self.addrs(), PoolOptions::default(), metadata)
     }
 
     /// The process ids of the running nodes' JVMs.
