@@ -98,6 +98,8 @@ struct State {
     topics: Mutex<Vec<FaultTopic>>,
     faults: Mutex<VecDeque<(Option<i32>, ApiKey, Fault)>>,
     responders: Mutex<HashMap<i16, Responder>>,
+    /// Leader epochs Metadata answers give partitions (-1 where none was set).
+    leader_epochs: Mutex<HashMap<(String, i32), i32>>,
     api_versions: Mutex<Vec<(i16, i16, i16)>>,
     seen: Mutex<Vec<SeenRequest>>,
     delaying_now: AtomicUsize,
@@ -132,6 +134,7 @@ impl FaultCluster {
             topics: Mutex::default(),
             faults: Mutex::default(),
             responders: Mutex::default(),
+            leader_epochs: Mutex::default(),
             api_versions: Mutex::new(default_api_versions()),
             seen: Mutex::default(),
             delaying_now: AtomicUsize::new(0),
@@ -218,6 +221,15 @@ impl FaultCluster {
         *entry = (partition, leader, error_code);
     }
 
+    /// Sets the leader epoch Metadata answers give a partition (KIP-320; -1 unless set).
+    pub fn set_leader_epoch(&self, topic: &str, partition: i32, epoch: i32) {
+        self.state
+            .leader_epochs
+            .lock()
+            .unwrap()
+            .insert((topic.to_string(), partition), epoch);
+    }
+
     /// Which nodes Metadata answers name (to make a broker vanish from the cluster).
     pub fn advertise(&self, nodes: &[i32]) {
         *self.state.advertised.lock().unwrap() = nodes.to_vec();
@@ -242,6 +254,11 @@ impl FaultCluster {
             .lock()
             .unwrap()
             .insert(api as i16, Arc::new(responder));
+    }
+
+    /// The ApiVersions table the nodes announce: (api key, min, max).
+    pub fn api_versions(&self) -> Vec<(i16, i16, i16)> {
+        self.state.api_versions.lock().unwrap().clone()
     }
 
     /// Replaces the ApiVersions table: (api key, min, max).
@@ -397,6 +414,7 @@ impl FaultCluster {
                 .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
                 .collect()
         });
+        let leader_epochs = self.state.leader_epochs.lock().unwrap().clone();
         let topics = self
             .state
             .topics
@@ -414,6 +432,12 @@ impl FaultCluster {
                                 MetadataResponsePartition::default()
                                     .with_partition_index(*p)
                                     .with_leader_id(BrokerId(*leader))
+                                    .with_leader_epoch(
+                                        leader_epochs
+                                            .get(&(t.name.clone(), *p))
+                                            .copied()
+                                            .unwrap_or(-1),
+                                    )
                                     .with_error_code(*error)
                                     .with_replica_nodes(vec![BrokerId(*leader)])
                                     .with_isr_nodes(vec![BrokerId(*leader)])
@@ -470,6 +494,7 @@ fn default_api_versions() -> Vec<(i16, i16, i16)> {
         (ApiKey::Produce, 3, 9),
         (ApiKey::Fetch, 4, 12),
         (ApiKey::ListOffsets, 1, 7),
+        (ApiKey::OffsetForLeaderEpoch, 3, 4),
         (ApiKey::Metadata, 1, 12),
         (ApiKey::OffsetCommit, 2, 8),
         (ApiKey::OffsetFetch, 1, 7),

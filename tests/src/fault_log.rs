@@ -1,7 +1,8 @@
-//! A scripted partition log for the fault broker: answers Fetch and ListOffsets from records
-//! kept in memory, with the behaviour the real test broker lacks: a log start that moves
-//! (deleted data) and OFFSET_OUT_OF_RANGE for offsets outside the log, plus broker-side fetch
-//! sessions (KIP-227) that can be switched on and dropped on cue.
+//! A scripted partition log for the fault broker: answers Fetch, ListOffsets and
+//! OffsetForLeaderEpoch from records kept in memory, with the behaviour the real test broker
+//! lacks: a log start that moves (deleted data) and OFFSET_OUT_OF_RANGE for offsets outside
+//! the log, an unclean leader election on cue (a truncated log under a new leader epoch), plus
+//! broker-side fetch sessions (KIP-227) that can be switched on and dropped on cue.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -16,9 +17,12 @@ use kafka_protocol::messages::fetch_response::{
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset as LeaderEpochEndOffset, OffsetForLeaderTopicResult,
+};
 use kafka_protocol::messages::{
     ApiKey, BrokerId, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
-    ProducerId, TopicName,
+    OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, ProducerId, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{Compression, Record, TimestampType};
@@ -94,6 +98,14 @@ struct LogState {
     /// Per partition, the (current leader epoch, last fetched epoch) of the last fetch that
     /// named it.
     fetch_epochs: HashMap<(String, i32), (i32, i32)>,
+    /// A leader that ignores the last fetched epoch of a fetch (never answers a diverging
+    /// epoch): only OffsetForLeaderEpoch finds a truncation then.
+    no_diverging_answers: bool,
+    /// Every OffsetForLeaderEpoch entry received: (topic, partition, current leader epoch,
+    /// leader epoch asked about).
+    validations_seen: Vec<(String, i32, i32, i32)>,
+    /// Every fetch offset asked for, in order: (topic, partition, offset).
+    fetch_offsets_seen: Vec<(String, i32, i64)>,
 }
 
 /// The log; cloning shares it.
@@ -116,6 +128,10 @@ impl ScriptedLog {
         let list_log = log.clone();
         cluster.respond_with(ApiKey::ListOffsets, move |context| {
             list_log.list_offsets(context)
+        });
+        let epoch_log = log.clone();
+        cluster.respond_with(ApiKey::OffsetForLeaderEpoch, move |context| {
+            epoch_log.offset_for_leader_epoch(context)
         });
         log
     }
@@ -221,6 +237,30 @@ impl ScriptedLog {
         log.leader_epoch += 1;
     }
 
+    /// The leader stops answering diverging epochs to fetches (as a leader that does not check
+    /// a fetch's last fetched epoch).
+    pub fn disable_diverging_answers(&self) {
+        self.state.lock().unwrap().no_diverging_answers = true;
+    }
+
+    /// Every OffsetForLeaderEpoch entry received: (topic, partition, current leader epoch,
+    /// leader epoch asked about).
+    pub fn validations_seen(&self) -> Vec<(String, i32, i32, i32)> {
+        self.state.lock().unwrap().validations_seen.clone()
+    }
+
+    /// The offsets fetches asked for a partition, in order.
+    pub fn fetch_offsets_seen(&self, topic: &str, partition: i32) -> Vec<i64> {
+        self.state
+            .lock()
+            .unwrap()
+            .fetch_offsets_seen
+            .iter()
+            .filter(|(t, p, _)| t == topic && *p == partition)
+            .map(|(_, _, offset)| *offset)
+            .collect()
+    }
+
     /// The (current leader epoch, last fetched epoch) the last fetch of a partition carried.
     pub fn fetch_epochs(&self, topic: &str, partition: i32) -> Option<(i32, i32)> {
         self.state
@@ -258,6 +298,11 @@ impl ScriptedLog {
                     (topic.topic.0.to_string(), p.partition),
                     (p.current_leader_epoch, p.last_fetched_epoch),
                 );
+                state.fetch_offsets_seen.push((
+                    topic.topic.0.to_string(),
+                    p.partition,
+                    p.fetch_offset,
+                ));
             }
         }
 
@@ -374,11 +419,15 @@ impl ScriptedLog {
             return base.with_error_code(code).with_high_watermark(-1);
         }
         let limit = state.records_per_fetch;
-        let last_fetched_epoch = state.fetch_epochs.get(&key).map_or(-1, |(_, e)| *e);
+        let (current_leader_epoch, last_fetched_epoch) =
+            state.fetch_epochs.get(&key).copied().unwrap_or((-1, -1));
         let Some(log) = state.partitions.get(&key) else {
             return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
         };
-        if last_fetched_epoch >= 0 {
+        if let Some(error) = epoch_error(log, current_leader_epoch) {
+            return base.with_error_code(error.code()).with_high_watermark(-1);
+        }
+        if last_fetched_epoch >= 0 && !state.no_diverging_answers {
             // Kafka's check: the log must agree with the epoch of the record before `offset`.
             let (epoch, end_offset) = log.end_of_epoch(last_fetched_epoch);
             if epoch < last_fetched_epoch || end_offset < offset {
@@ -449,6 +498,45 @@ impl ScriptedLog {
         base.with_records(Some(encoded))
     }
 
+    fn offset_for_leader_epoch(&self, context: &RequestContext<'_>) -> Result<Option<Bytes>> {
+        let version = context.header.request_api_version;
+        let request: OffsetForLeaderEpochRequest = context.decode()?;
+        let mut state = self.state.lock().unwrap();
+        let mut topics = Vec::new();
+        for topic in &request.topics {
+            let name = topic.topic.0.to_string();
+            let mut partitions = Vec::new();
+            for p in &topic.partitions {
+                state.validations_seen.push((
+                    name.clone(),
+                    p.partition,
+                    p.current_leader_epoch,
+                    p.leader_epoch,
+                ));
+                let answer = LeaderEpochEndOffset::default().with_partition(p.partition);
+                let answer = match state.partitions.get(&(name.clone(), p.partition)) {
+                    None => answer.with_error_code(ResponseError::UnknownTopicOrPartition.code()),
+                    Some(log) => match epoch_error(log, p.current_leader_epoch) {
+                        Some(error) => answer.with_error_code(error.code()),
+                        None => {
+                            let (epoch, end) = log.end_of_epoch(p.leader_epoch);
+                            let end = if epoch < 0 { -1 } else { end };
+                            answer.with_leader_epoch(epoch).with_end_offset(end)
+                        }
+                    },
+                };
+                partitions.push(answer);
+            }
+            topics.push(
+                OffsetForLeaderTopicResult::default()
+                    .with_topic(topic.topic.clone())
+                    .with_partitions(partitions),
+            );
+        }
+        let response = OffsetForLeaderEpochResponse::default().with_topics(topics);
+        Ok(Some(encode(&response, version)?))
+    }
+
     fn list_offsets(&self, context: &RequestContext<'_>) -> Result<Option<Bytes>> {
         let version = context.header.request_api_version;
         let request: ListOffsetsRequest = context.decode()?;
@@ -486,5 +574,16 @@ impl ScriptedLog {
         }
         let response = ListOffsetsResponse::default().with_topics(topics);
         Ok(Some(encode(&response, version)?))
+    }
+}
+
+/// Kafka's check of a request's current leader epoch (-1: none given): older than the
+/// leader's is FENCED_LEADER_EPOCH, newer is UNKNOWN_LEADER_EPOCH.
+fn epoch_error(log: &PartitionLog, current_leader_epoch: i32) -> Option<ResponseError> {
+    match current_leader_epoch {
+        e if e < 0 => None,
+        e if e < log.leader_epoch => Some(ResponseError::FencedLeaderEpoch),
+        e if e > log.leader_epoch => Some(ResponseError::UnknownLeaderEpoch),
+        _ => None,
     }
 }

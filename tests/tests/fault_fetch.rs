@@ -11,8 +11,8 @@ use kafka_protocol::messages::{ApiKey, FetchRequest};
 use kafka_protocol::protocol::Decodable;
 use wasmkafka::client::Client;
 use wasmkafka::fetch::{
-    Consumer, ConsumerError, ConsumerRecord, FetchOptions, IsolationLevel, PartitionError,
-    PartitionState, StartAt, TopicPartition,
+    CommittedOffset, Consumer, ConsumerError, ConsumerRecord, FetchOptions, IsolationLevel,
+    PartitionError, PartitionState, StartAt, TopicPartition,
 };
 use wasmkafka::net::{ConnectionOptions, PoolOptions};
 use wasmkafka::policy::{
@@ -670,6 +670,133 @@ async fn a_log_that_diverged_below_the_position_reaches_the_policy_as_a_truncati
         "the new records of epoch 1"
     );
     assert_eq!(h.consumer.stats().truncations, 1);
+}
+
+#[tokio::test]
+async fn a_new_leader_is_asked_where_the_positions_epoch_ends_before_fetching() {
+    let policy = Arc::new(RecordingPolicy::default());
+    let h = harness_with_policy(1, &[1], policy.clone(), FetchOptions::default()).await;
+    // A leader that never answers a diverging epoch to a fetch: only validation can tell.
+    h.log.disable_diverging_answers();
+    h.cluster.set_leader_epoch("t", 0, 0);
+    h.log.append("t", 0, 10, |o| o);
+    h.consumer.assign([(tp(0), StartAt::Offset(0))]);
+    let mut records = Vec::new();
+    collect_until(&h.consumer, &mut records, |r| r.len() >= 10).await;
+    assert!(
+        h.log.validations_seen().is_empty(),
+        "a position read from the current leader needs no validation"
+    );
+    // An unclean election: leader epoch 1, whose log ends at 6, then takes 4 new records.
+    h.log.truncate_with_new_leader("t", 0, 6);
+    h.log.append("t", 0, 4, |o| o);
+    h.cluster.set_leader_epoch("t", 0, 1);
+    collect_until(&h.consumer, &mut records, |r| r.len() >= 14).await;
+    // The fetch under epoch 0 was fenced; the consumer learned epoch 1 and asked where
+    // epoch 0 ends before fetching again.
+    assert_eq!(
+        h.log.validations_seen(),
+        [("t".to_string(), 0, 1, 0)],
+        "(topic, partition, current leader epoch, epoch asked about)"
+    );
+    assert_eq!(
+        *policy.0.lock().unwrap(),
+        [ResetReason::LogTruncated {
+            offset: 10,
+            diverged_at: 6
+        }]
+    );
+    let replaced: Vec<(i64, i32)> = records[10..]
+        .iter()
+        .map(|r| (r.offset, r.leader_epoch))
+        .collect();
+    assert_eq!(replaced, [(6, 1), (7, 1), (8, 1), (9, 1)]);
+    let stats = h.consumer.stats();
+    assert_eq!((stats.validations, stats.truncations), (1, 1));
+}
+
+#[tokio::test]
+async fn a_clean_leader_change_keeps_the_position() {
+    let policy = Arc::new(RecordingPolicy::default());
+    let h = harness_with_policy(1, &[1], policy.clone(), FetchOptions::default()).await;
+    h.log.disable_diverging_answers();
+    h.cluster.set_leader_epoch("t", 0, 0);
+    h.log.append("t", 0, 10, |o| o);
+    h.consumer.assign([(tp(0), StartAt::Offset(0))]);
+    let mut records = Vec::new();
+    collect_until(&h.consumer, &mut records, |r| r.len() >= 10).await;
+    // A new leader with the whole log (epoch 0 ends at 10), then new records.
+    h.log.truncate_with_new_leader("t", 0, 10);
+    h.log.append("t", 0, 5, |o| o);
+    h.cluster.set_leader_epoch("t", 0, 1);
+    collect_until(&h.consumer, &mut records, |r| r.len() >= 15).await;
+    assert_eq!(offsets(&records, 0), (0..15).collect::<Vec<_>>());
+    assert_eq!(h.log.validations_seen(), [("t".to_string(), 0, 1, 0)]);
+    assert!(policy.0.lock().unwrap().is_empty(), "no reset");
+    assert_eq!(h.consumer.stats().truncations, 0);
+}
+
+#[tokio::test]
+async fn a_committed_offset_with_an_epoch_is_validated_before_the_first_fetch() {
+    let policy = Arc::new(RecordingPolicy::default());
+    let h = harness_with_policy(1, &[1], policy.clone(), FetchOptions::default()).await;
+    h.log.disable_diverging_answers();
+    // The group committed 10 under epoch 0; since then the log was truncated at 6.
+    h.log.append("t", 0, 10, |o| o);
+    h.log.truncate_with_new_leader("t", 0, 6);
+    h.log.append("t", 0, 2, |o| o);
+    h.cluster.set_leader_epoch("t", 0, 1);
+    h.consumer.assign([(tp(0), StartAt::Committed)]);
+    h.consumer.committed_offsets([(
+        tp(0),
+        Some(CommittedOffset {
+            offset: 10,
+            leader_epoch: Some(0),
+        }),
+    )]);
+    let mut records = Vec::new();
+    collect_until(&h.consumer, &mut records, |r| r.len() >= 2).await;
+    assert_eq!(offsets(&records, 0), [6, 7]);
+    assert_eq!(
+        *policy.0.lock().unwrap(),
+        [ResetReason::LogTruncated {
+            offset: 10,
+            diverged_at: 6
+        }]
+    );
+    assert_eq!(
+        h.log.fetch_offsets_seen("t", 0).first(),
+        Some(&6),
+        "nothing was fetched at the unchecked position"
+    );
+}
+
+#[tokio::test]
+async fn a_leader_without_offset_for_leader_epoch_is_fetched_unchecked() {
+    let policy = Arc::new(RecordingPolicy::default());
+    let h = harness_with_policy(1, &[1], policy.clone(), FetchOptions::default()).await;
+    let versions = h
+        .cluster
+        .api_versions()
+        .into_iter()
+        .filter(|(key, _, _)| *key != ApiKey::OffsetForLeaderEpoch as i16)
+        .collect();
+    h.cluster.set_api_versions(versions);
+    h.cluster.set_leader_epoch("t", 0, 0);
+    h.log.append("t", 0, 10, |o| o);
+    h.consumer.assign([(tp(0), StartAt::Committed)]);
+    h.consumer.committed_offsets([(
+        tp(0),
+        Some(CommittedOffset {
+            offset: 4,
+            leader_epoch: Some(0),
+        }),
+    )]);
+    let mut records = Vec::new();
+    collect_until(&h.consumer, &mut records, |r| r.len() >= 6).await;
+    assert_eq!(offsets(&records, 0), (4..10).collect::<Vec<_>>());
+    assert!(h.log.validations_seen().is_empty());
+    assert!(policy.0.lock().unwrap().is_empty());
 }
 
 #[tokio::test]

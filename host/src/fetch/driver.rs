@@ -13,6 +13,9 @@
 //!   (see [`super::partition`]); anything else is counted and dropped.
 //! - A partition waiting for a reset is not fetched; the resets of one leader's partitions go
 //!   out together; failures are retried with backoff, per partition.
+//! - A position not yet checked against its current leader (KIP-320: a new leader, a
+//!   committed offset with an epoch) is validated before it is fetched; the validations of one
+//!   leader's partitions go out together (see [`super::validate`]).
 //! - Nothing here waits without a bound: every job has a timeout, every retry a deadline.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -36,13 +39,15 @@ use super::fetch_job::{Asked, FetchJob, FetchLimits, FetchedData, PartitionOutco
 use super::partition::{PartitionState, Partitions};
 use super::reset::{ResetJob, ResetOutcome, ResetRequest};
 use super::session::{FetchSession, SessionPartition};
+use super::validate::{validate, ValidateOutcome, ValidateRequest};
 use super::TopicPartition;
 
 /// A broker that answers an empty fetch at once (instead of waiting up to max wait) is not
 /// asked again sooner than this.
 const EMPTY_FETCH_SPACING: Duration = Duration::from_millis(10);
-/// A partition whose topic is missing from this many refreshes in a row (about 3 s of
-/// backoff) stops with [`PartitionError::TopicGone`].
+/// A partition whose topic is missing from this many refreshes in a row stops with
+/// [`PartitionError::TopicGone`]. Refreshes are at least `net.metadata_min_age_ms` apart
+/// (1 s by default) and back off beyond it, so that is 6 s or more.
 const GONE_AFTER_REFRESHES: u32 = 6;
 /// Decoded bytes per wire byte assumed before the first answer.
 const INITIAL_EXPANSION: f64 = 4.0;
@@ -58,7 +63,10 @@ pub struct FetchStats {
     /// Answers (per partition) dropped because the partition had moved.
     pub stale_dropped: u64,
     pub out_of_range: u64,
-    /// Positions beyond the end of a diverged log (KIP-320 truncation detection).
+    /// Positions checked against a new leader with OffsetForLeaderEpoch (KIP-320).
+    pub validations: u64,
+    /// Positions beyond the end of a diverged log (KIP-320 truncation detection), found by a
+    /// validation or by a fetch's diverging-epoch answer.
     pub truncations: u64,
     pub resets_resolved: u64,
     pub reset_retries: u64,
@@ -114,10 +122,17 @@ enum JobDone {
     Fetch {
         leader: i32,
         started: Instant,
+        /// The metadata generation the fetch was planned under (errors mark it stale only
+        /// if no newer answer arrived since).
+        generation: u64,
         result: Result<FetchedData, ClientError>,
     },
     Reset {
         outcomes: Vec<(ResetRequest, ResetOutcome)>,
+    },
+    Validate {
+        generation: u64,
+        outcomes: Vec<(ValidateRequest, ValidateOutcome)>,
     },
     /// A metadata refresh; `for_leaders` when it was asked because partitions had no leader.
     Metadata {
@@ -134,6 +149,8 @@ pub struct Driver {
     leaders: HashMap<i32, LeaderState>,
     /// Partitions with a reset job in flight.
     resetting: HashSet<TopicPartition>,
+    /// Partitions with a validation in flight.
+    validating: HashSet<TopicPartition>,
     metadata_refreshing: bool,
     metadata_failures: u32,
     /// Refreshes in a row that were asked because partitions had no leader (an election in
@@ -162,6 +179,7 @@ impl Driver {
             shared,
             leaders: HashMap::new(),
             resetting: HashSet::new(),
+            validating: HashSet::new(),
             metadata_refreshing: false,
             metadata_failures: 0,
             leaderless_refreshes: 0,
@@ -173,6 +191,9 @@ impl Driver {
     }
 
     pub async fn run(mut self) {
+        // Whoever refreshes the metadata (this task, the group, the user), a new leader is
+        // acted on at once.
+        let mut metadata_updates = self.client.metadata_updates();
         loop {
             if self.shared.lock().closed {
                 return; // dropping `jobs` aborts whatever is in flight
@@ -185,6 +206,7 @@ impl Driver {
                     Err(_) => {}
                 },
                 _ = self.shared.driver_wake.notified() => {}
+                _ = metadata_updates.changed() => {}
                 _ = tokio::time::sleep_until(wake_at.into()) => {}
             }
         }
@@ -200,6 +222,7 @@ impl Driver {
         let mut gone = Vec::new();
         let mut fetches: BTreeMap<i32, Vec<Asked>> = BTreeMap::new();
         let mut resets: BTreeMap<i32, Vec<ResetRequest>> = BTreeMap::new();
+        let mut validations: BTreeMap<i32, Vec<ValidateRequest>> = BTreeMap::new();
         let fetch_budget;
         {
             let state = self.shared.lock();
@@ -227,7 +250,26 @@ impl Driver {
                     }
                     continue;
                 };
+                let current_leader_epoch = leader_epoch(&metadata, tp);
                 match partition.state {
+                    PartitionState::Fetching { position }
+                        if partition.needs_validation(current_leader_epoch) =>
+                    {
+                        match partition.retry_at {
+                            _ if self.validating.contains(tp) => {}
+                            Some(at) if at > now => wake_at = wake_at.min(at),
+                            _ => validations
+                                .entry(leader)
+                                .or_default()
+                                .push(ValidateRequest {
+                                    tp: tp.clone(),
+                                    epoch: partition.epoch,
+                                    position,
+                                    position_epoch: partition.position_epoch.unwrap_or(-1),
+                                    leader_epoch: current_leader_epoch,
+                                }),
+                        }
+                    }
                     PartitionState::Fetching { position } => {
                         let leader_state = self.leaders.entry(leader).or_default();
                         if leader_state.ready(now) {
@@ -235,7 +277,7 @@ impl Driver {
                                 tp: tp.clone(),
                                 epoch: partition.epoch,
                                 position,
-                                leader_epoch: leader_epoch(&metadata, tp),
+                                leader_epoch: current_leader_epoch,
                                 position_epoch: partition.position_epoch.unwrap_or(-1),
                             });
                         } else if let Some(at) = leader_state.retry_at.filter(|at| *at > now) {
@@ -280,6 +322,9 @@ impl Driver {
         for (leader, requests) in resets {
             self.start_reset(leader, requests);
         }
+        for (leader, requests) in validations {
+            self.start_validation(leader, requests);
+        }
         if !leaderless {
             self.leaderless_refreshes = 0;
         }
@@ -292,7 +337,9 @@ impl Driver {
                     self.jobs.spawn(async move {
                         // A missing leader is not "stale" to the cache: ask the cluster.
                         let result = if leaderless {
-                            client.refresh_metadata().await
+                            client
+                                .refresh_metadata_because("partitions have no leader")
+                                .await
                         } else {
                             client.fresh_metadata().await
                         };
@@ -346,12 +393,14 @@ impl Driver {
             },
         };
         let client = self.client.clone();
+        let generation = self.client.metadata_generation();
         self.jobs.spawn(async move {
             let started = Instant::now();
             let result = job.run(client).await;
             JobDone::Fetch {
                 leader,
                 started,
+                generation,
                 result,
             }
         });
@@ -378,14 +427,33 @@ impl Driver {
         });
     }
 
+    fn start_validation(&mut self, leader: i32, requests: Vec<ValidateRequest>) {
+        self.validating
+            .extend(requests.iter().map(|r| r.tp.clone()));
+        self.shared.lock().stats.validations += requests.len() as u64;
+        let client = self.client.clone();
+        let generation = self.client.metadata_generation();
+        self.jobs.spawn(async move {
+            JobDone::Validate {
+                generation,
+                outcomes: validate(&client, leader, requests).await,
+            }
+        });
+    }
+
     fn apply(&mut self, done: JobDone) {
         match done {
             JobDone::Fetch {
                 leader,
                 started,
+                generation,
                 result,
-            } => self.apply_fetch(leader, started, result),
+            } => self.apply_fetch(leader, started, generation, result),
             JobDone::Reset { outcomes } => self.apply_resets(outcomes),
+            JobDone::Validate {
+                generation,
+                outcomes,
+            } => self.apply_validations(generation, outcomes),
             JobDone::Metadata {
                 result,
                 for_leaders,
@@ -419,6 +487,7 @@ impl Driver {
         &mut self,
         leader: i32,
         started: Instant,
+        generation: u64,
         result: Result<FetchedData, ClientError>,
     ) {
         let now = Instant::now();
@@ -444,7 +513,7 @@ impl Driver {
             .on_response(data.error, data.session_id)
         {
             if let Some(error) = data.error.filter(|e| !is_session_error(*e)) {
-                self.client.observe_error(error);
+                self.client.observe_error_under(error, generation);
                 leader_state.failures += 1;
                 leader_state.retry_at = Some(now + backoff.delay(leader_state.failures));
                 tracing::warn!(leader, %error, "fetch refused; retrying");
@@ -465,6 +534,7 @@ impl Driver {
                 tp,
                 epoch,
                 position,
+                leader_epoch: asked_leader_epoch,
                 ..
             } = asked;
             if !state.partitions.is_current_fetch(&tp, epoch, position) {
@@ -483,9 +553,14 @@ impl Driver {
                         continue;
                     };
                     tracing::trace!(partition = %tp, position, next_offset, high_watermark, records = records.len(), "fetched");
-                    state
-                        .partitions
-                        .advance(&tp, epoch, position, next_offset, last_epoch);
+                    state.partitions.advance(
+                        &tp,
+                        epoch,
+                        position,
+                        next_offset,
+                        last_epoch,
+                        asked_leader_epoch,
+                    );
                     if !records.is_empty() {
                         records_arrived = true;
                         let bytes = records.iter().map(record_bytes).sum();
@@ -530,7 +605,7 @@ impl Driver {
                 }
                 PartitionOutcome::Error(error) => {
                     tracing::debug!(partition = %tp, %error, "fetch error for a partition; retrying");
-                    self.client.observe_error(error);
+                    self.client.observe_error_under(error, generation);
                     if !means_stale_metadata(error) {
                         partition_errors = true;
                     }
@@ -561,6 +636,61 @@ impl Driver {
         }
     }
 
+    fn apply_validations(
+        &mut self,
+        generation: u64,
+        outcomes: Vec<(ValidateRequest, ValidateOutcome)>,
+    ) {
+        let now = Instant::now();
+        let mut state = self.shared.lock();
+        let state = &mut *state;
+        for (request, outcome) in outcomes {
+            self.validating.remove(&request.tp);
+            let ValidateRequest {
+                tp,
+                epoch,
+                position,
+                position_epoch,
+                leader_epoch,
+            } = request;
+            if !state.partitions.is_current_fetch(&tp, epoch, position) {
+                tracing::debug!(partition = %tp, ?outcome, "dropping a stale validation answer");
+                state.stats.stale_dropped += 1;
+                continue;
+            }
+            match outcome {
+                ValidateOutcome::EpochEndsAt(end_offset) => {
+                    if state
+                        .partitions
+                        .validated(&tp, epoch, position, leader_epoch, end_offset)
+                    {
+                        tracing::warn!(partition = %tp, position, position_epoch, leader_epoch, diverged_at = end_offset, "the new leader's log ends the position's epoch below the position (truncation); asking the reset policy");
+                        state.stats.truncations += 1;
+                    } else {
+                        tracing::debug!(partition = %tp, position, position_epoch, leader_epoch, ?end_offset, "position validated");
+                    }
+                }
+                ValidateOutcome::Unsupported => {
+                    tracing::debug!(partition = %tp, "the leader cannot validate positions (OffsetForLeaderEpoch v3+); fetching unchecked");
+                    state
+                        .partitions
+                        .validated(&tp, epoch, position, leader_epoch, None);
+                }
+                ValidateOutcome::Retry { error, reason } => {
+                    if let Some(error) = error {
+                        self.client.observe_error_under(error, generation);
+                    }
+                    let attempts = state.partitions.get(&tp).map_or(0, |p| p.attempts) + 1;
+                    let delay = self.backoff.delay(attempts);
+                    state
+                        .partitions
+                        .validation_retry(&tp, epoch, position, now + delay);
+                    tracing::debug!(partition = %tp, %reason, attempts, ?delay, "validation failed; retrying");
+                }
+            }
+        }
+    }
+
     fn apply_resets(&mut self, outcomes: Vec<(ResetRequest, ResetOutcome)>) {
         let now = Instant::now();
         let mut errors_arrived = false;
@@ -587,7 +717,7 @@ impl Driver {
                     errors_arrived = true;
                 }
                 ResetOutcome::Retry(reason) => {
-                    let attempts = state.partitions.get(&tp).map_or(0, |p| p.reset_attempts) + 1;
+                    let attempts = state.partitions.get(&tp).map_or(0, |p| p.attempts) + 1;
                     let delay = self.backoff.delay(attempts);
                     state.partitions.reset_retry(&tp, epoch, now + delay);
                     state.stats.reset_retries += 1;

@@ -7,6 +7,7 @@
 //! - [`fetch_job`], [`session`]: one Fetch request to one leader; KIP-227 sessions.
 //! - [`batch`], [`transactions`]: record batches to records; read_committed filtering.
 //! - [`reset`], [`offsets`]: resolving resets with the policy and ListOffsets.
+//! - [`validate`]: checking positions against a new leader (KIP-320 OffsetForLeaderEpoch).
 //! - [`buffer`]: fetched records waiting for the user (bounded: back-pressure).
 //! - [`delivery`]: the records the application still has in hand (what commits may cover).
 
@@ -22,6 +23,7 @@ pub mod partition;
 pub mod reset;
 pub mod session;
 pub mod transactions;
+pub mod validate;
 
 use std::collections::BTreeMap;
 use std::fmt;

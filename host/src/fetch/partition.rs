@@ -18,12 +18,23 @@
 //! one counter that only grows.
 //!
 //! KIP-320: beside its position a partition keeps the leader epoch of the record before it
-//! (`position_epoch`: from fetched batches, or the committed offset's epoch), which every
-//! fetch carries as its last fetched epoch; a leader whose log diverged answers with the end
-//! of that epoch, and a position beyond it is a truncation ([`Partitions::truncated`]) that
-//! goes to the reset policy as its own reason. A seek or a reset forgets the epoch. A fetch or reset answer carries the epoch it was asked under and
-//! is applied only if the epoch (and for fetches the position) still match; a revoked and
-//! re-assigned partition never matches an answer from before the revoke.
+//! (`position_epoch`: from fetched batches, or the committed offset's epoch) and the leader
+//! epoch its position was last checked against (`validated_leader_epoch`: the leader whose
+//! answer moved it, or that answered a validation).
+//! - A `Fetching` partition whose position has an epoch but was not checked against the
+//!   current leader (a new leader, or a committed offset just loaded) is validated before it
+//!   is fetched again ([`Partition::needs_validation`]): OffsetForLeaderEpoch asks the leader
+//!   where the position's epoch ends in its log ([`Partitions::validated`]).
+//! - Every fetch also carries the position's epoch as its last fetched epoch; a leader that
+//!   checks it answers with the end of that epoch instead of records ([`Partitions::truncated`]).
+//!
+//! Either way, an epoch that ends below the position means the log was truncated under us
+//! (an unclean election): the partition goes to the reset policy with its own reason. A seek
+//! or a reset forgets both epochs.
+//!
+//! A fetch, validation or reset answer carries the epoch it was asked under and is applied
+//! only if the epoch (and for fetches and validations the position) still match; a revoked
+//! and re-assigned partition never matches an answer from before the revoke.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -86,9 +97,26 @@ pub struct Partition {
     pub committed: Option<i64>,
     /// The leader epoch of the record before the position, when known (KIP-320).
     pub position_epoch: Option<i32>,
-    /// Failed reset attempts in a row, and when the next may start.
-    pub reset_attempts: u32,
+    /// The leader epoch whose leader last answered for this position (a fetch that moved it,
+    /// or a validation); `None` after any other move.
+    pub validated_leader_epoch: Option<i32>,
+    /// Failed reset or validation attempts in a row, and when the next may start.
+    pub attempts: u32,
     pub retry_at: Option<Instant>,
+}
+
+impl Partition {
+    /// True when the position must be checked against the leader of `current_leader_epoch`
+    /// (from the metadata; -1: unknown) before the next fetch: it has an epoch, and no leader
+    /// that recent has answered for it yet.
+    pub fn needs_validation(&self, current_leader_epoch: i32) -> bool {
+        matches!(self.state, PartitionState::Fetching { .. })
+            && self.position_epoch.is_some()
+            && current_leader_epoch >= 0
+            && self
+                .validated_leader_epoch
+                .is_none_or(|validated| validated < current_leader_epoch)
+    }
 }
 
 /// The assigned partitions.
@@ -122,7 +150,8 @@ impl Partitions {
                 paused: false,
                 committed: None,
                 position_epoch: None,
-                reset_attempts: 0,
+                validated_leader_epoch: None,
+                attempts: 0,
                 retry_at: None,
             },
         );
@@ -157,7 +186,8 @@ impl Partitions {
                 partition.state = state;
                 partition.epoch = epoch;
                 partition.position_epoch = None;
-                partition.reset_attempts = 0;
+                partition.validated_leader_epoch = None;
+                partition.attempts = 0;
                 partition.retry_at = None;
                 true
             }
@@ -229,8 +259,9 @@ impl Partitions {
         })
     }
 
-    /// The fetch loop's own progress: from `from` to `to` under the same epoch; `to_epoch` is
-    /// the leader epoch of the record before `to`.
+    /// The fetch loop's own progress: from `from` to `to` under the same epoch, answered by
+    /// the leader of `leader_epoch` (-1: unknown); `to_epoch` is the leader epoch of the record
+    /// before `to`.
     pub fn advance(
         &mut self,
         tp: &TopicPartition,
@@ -238,6 +269,7 @@ impl Partitions {
         from: i64,
         to: i64,
         to_epoch: Option<i32>,
+        leader_epoch: i32,
     ) -> bool {
         if !self.is_current_fetch(tp, epoch, from) {
             return false;
@@ -249,7 +281,60 @@ impl Partitions {
         if to > from {
             partition.position_epoch = to_epoch.or(partition.position_epoch);
         }
+        if leader_epoch >= 0 {
+            partition.validated_leader_epoch = Some(leader_epoch);
+        }
         true
+    }
+
+    /// The leader of `leader_epoch` answered OffsetForLeaderEpoch for the position's epoch
+    /// (asked at `position` under `epoch`): that epoch ends at `end_offset` in its log
+    /// (`None`: the leader knows no epoch that old, so it cannot say; the position stands and a
+    /// fetch finds out whether it is still in the log). Below the position, the log was
+    /// truncated: the partition goes to the reset policy. Returns true for a truncation.
+    pub fn validated(
+        &mut self,
+        tp: &TopicPartition,
+        epoch: u64,
+        position: i64,
+        leader_epoch: i32,
+        end_offset: Option<i64>,
+    ) -> bool {
+        if !self.is_current_fetch(tp, epoch, position) {
+            return false;
+        }
+        if let Some(diverged_at) = end_offset.filter(|end| *end < position) {
+            return self.reset(
+                tp,
+                ResetCause::Policy(ResetReason::LogTruncated {
+                    offset: position,
+                    diverged_at,
+                }),
+            );
+        }
+        let partition = self.map.get_mut(tp).expect("checked above");
+        partition.validated_leader_epoch = Some(leader_epoch);
+        partition.attempts = 0;
+        partition.retry_at = None;
+        false
+    }
+
+    /// A validation asked at `position` under `epoch` failed for a reason worth retrying: try
+    /// again at `retry_at`. Returns the attempts so far.
+    pub fn validation_retry(
+        &mut self,
+        tp: &TopicPartition,
+        epoch: u64,
+        position: i64,
+        retry_at: Instant,
+    ) -> Option<u32> {
+        if !self.is_current_fetch(tp, epoch, position) {
+            return None;
+        }
+        let partition = self.map.get_mut(tp).expect("checked above");
+        partition.attempts += 1;
+        partition.retry_at = Some(retry_at);
+        Some(partition.attempts)
     }
 
     /// The leader's log for the position's epoch ends at `end_offset` (a diverging-epoch
@@ -308,9 +393,9 @@ impl Partitions {
             return None;
         }
         let partition = self.map.get_mut(tp).expect("checked above");
-        partition.reset_attempts += 1;
+        partition.attempts += 1;
         partition.retry_at = Some(retry_at);
-        Some(partition.reset_attempts)
+        Some(partition.attempts)
     }
 
     /// The partition stops with an error (handed to the user); applied only under `epoch`.
@@ -357,9 +442,9 @@ mod tests {
         let mut partitions = Partitions::default();
         partitions.assign(tp(0), StartAt::Offset(5));
         let epoch = partitions.get(&tp(0)).unwrap().epoch;
-        assert!(partitions.advance(&tp(0), epoch, 5, 9, Some(2)));
+        assert!(partitions.advance(&tp(0), epoch, 5, 9, Some(2), 2));
         assert!(
-            !partitions.advance(&tp(0), epoch, 5, 12, Some(2)),
+            !partitions.advance(&tp(0), epoch, 5, 12, Some(2), 2),
             "second answer for 5 is stale"
         );
         assert!(partitions.out_of_range(&tp(0), epoch, 9));
@@ -432,11 +517,66 @@ mod tests {
     }
 
     #[test]
+    fn a_position_with_an_epoch_is_validated_once_per_new_leader() {
+        let mut partitions = Partitions::default();
+        partitions.assign(tp(0), StartAt::Committed);
+        partitions.committed_offset(
+            &tp(0),
+            Some(CommittedOffset {
+                offset: 200,
+                leader_epoch: Some(4),
+            }),
+        );
+        let epoch = partitions.get(&tp(0)).unwrap().epoch;
+        // A committed offset with an epoch is checked before the first fetch.
+        assert!(partitions.get(&tp(0)).unwrap().needs_validation(4));
+        assert!(!partitions.validated(&tp(0), epoch, 200, 4, Some(250)));
+        assert!(!partitions.get(&tp(0)).unwrap().needs_validation(4));
+        // A newer leader checks it again; an older metadata epoch does not.
+        assert!(partitions.get(&tp(0)).unwrap().needs_validation(5));
+        assert!(!partitions.get(&tp(0)).unwrap().needs_validation(3));
+        // A fetch answered by the leader of epoch 5 is as good as a validation.
+        assert!(partitions.advance(&tp(0), epoch, 200, 210, Some(5), 5));
+        assert!(!partitions.get(&tp(0)).unwrap().needs_validation(5));
+        // The leader of epoch 6 says epoch 5 ended at 205: the log was truncated below us.
+        assert!(partitions.validated(&tp(0), epoch, 210, 6, Some(205)));
+        assert_eq!(
+            partitions.state(&tp(0)),
+            Some(PartitionState::AwaitingReset {
+                cause: ResetCause::Policy(ResetReason::LogTruncated {
+                    offset: 210,
+                    diverged_at: 205
+                })
+            })
+        );
+        // A position without an epoch (a seek) is never validated.
+        partitions.seek(&tp(0), 7);
+        assert!(!partitions.get(&tp(0)).unwrap().needs_validation(9));
+    }
+
+    #[test]
+    fn a_leader_that_knows_no_such_epoch_leaves_the_position() {
+        let mut partitions = Partitions::default();
+        partitions.assign(tp(0), StartAt::Offset(0));
+        let epoch = partitions.get(&tp(0)).unwrap().epoch;
+        assert!(partitions.advance(&tp(0), epoch, 0, 50, Some(1), 1));
+        assert!(!partitions.validated(&tp(0), epoch, 50, 2, None));
+        assert_eq!(
+            partitions.state(&tp(0)),
+            Some(PartitionState::Fetching { position: 50 })
+        );
+        assert!(
+            !partitions.validated(&tp(0), epoch, 40, 2, Some(10)),
+            "an answer for another position is stale"
+        );
+    }
+
+    #[test]
     fn a_diverged_log_below_the_position_is_a_truncation_for_the_policy() {
         let mut partitions = Partitions::default();
         partitions.assign(tp(0), StartAt::Offset(0));
         let epoch = partitions.get(&tp(0)).unwrap().epoch;
-        assert!(partitions.advance(&tp(0), epoch, 0, 200, Some(4)));
+        assert!(partitions.advance(&tp(0), epoch, 0, 200, Some(4), 4));
         assert_eq!(partitions.get(&tp(0)).unwrap().position_epoch, Some(4));
         // The new leader's log for epoch 4 ends at 250: nothing read was lost.
         assert!(!partitions.truncated(&tp(0), epoch, 200, 4, 250));

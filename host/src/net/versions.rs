@@ -18,6 +18,8 @@ pub fn client_max_version(api: ApiKey) -> Option<i16> {
         // `BrokerCompat::Tansu06` holds it at v11.
         ApiKey::Fetch => Some(12),
         ApiKey::ListOffsets => Some(7),
+        // v3+ for consumers (replica id -1); v4 is v3 in the flexible encoding.
+        ApiKey::OffsetForLeaderEpoch => Some(4),
         ApiKey::Produce => Some(9),
         ApiKey::FindCoordinator => Some(3),
         ApiKey::OffsetFetch => Some(7),
