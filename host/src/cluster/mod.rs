@@ -165,6 +165,16 @@ impl Metadata {
         (leader >= 0).then_some(leader)
     }
 
+    /// The racks of these brokers (replicas of a partition), each once, sorted; brokers
+    /// without a rack, or unknown, add nothing.
+    pub fn racks_of(&self, brokers: &[i32]) -> Vec<String> {
+        let racks: std::collections::BTreeSet<&str> = brokers
+            .iter()
+            .filter_map(|id| self.brokers.get(id)?.rack.as_deref())
+            .collect();
+        racks.into_iter().map(str::to_string).collect()
+    }
+
     /// The partition count of each of `topics` that exists (no topic-level error, at least
     /// one partition); topics that do not are left out.
     pub fn partition_counts<'a>(

@@ -97,6 +97,55 @@ impl Assignor for Builtin {
     }
 }
 
+/// The leader's decision, and how it came about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assigned {
+    pub assignment: Assignment,
+    /// Subscribed partitions nobody got (normal in a cooperative first round).
+    pub unassigned: Vec<(String, i32)>,
+    /// The chosen assignor failed or answered an invalid assignment: why. The fallback's
+    /// answer was used instead.
+    pub fell_back: Option<AssignorError>,
+}
+
+/// The group leader's whole decision, one path for the consumer and the policy lab: run
+/// `chosen` over `group`, check its answer ([`assign::validate`]: known members, subscribed
+/// and existing partitions, each once, and in cooperative mode nothing handed over while
+/// another member owns it), and if it fails use `fallback` (holding back, in cooperative
+/// mode, what other members own).
+pub fn assign_group(chosen: &dyn Assignor, fallback: Builtin, group: &Group) -> Assigned {
+    let cooperative = chosen.protocol() == RebalanceProtocol::Cooperative;
+    let checked = chosen.assign(group).and_then(|assignment| {
+        assign::validate(group, &assignment, cooperative)
+            .map(|report| (assignment, report))
+            .map_err(|invalid| AssignorError {
+                assignor: chosen.name().to_string(),
+                message: format!("invalid assignment: {invalid}"),
+            })
+    });
+    match checked {
+        Ok((assignment, report)) => Assigned {
+            assignment,
+            unassigned: report.unassigned,
+            fell_back: None,
+        },
+        Err(error) => {
+            let mut assignment = fallback.assign(group).unwrap_or_default();
+            if cooperative {
+                assign::hold_back_owned_by_others(group, &mut assignment);
+            }
+            let unassigned = assign::validate(group, &assignment, cooperative)
+                .map(|report| report.unassigned)
+                .unwrap_or_default();
+            Assigned {
+                assignment,
+                unassigned,
+                fell_back: Some(error),
+            }
+        }
+    }
+}
+
 /// The protocol a member uses: cooperative only if every configured assignor is.
 pub fn rebalance_protocol(assignors: &[Arc<dyn Assignor>]) -> RebalanceProtocol {
     if !assignors.is_empty()

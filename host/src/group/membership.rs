@@ -54,14 +54,14 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::{watch, Notify};
-use wasmkafka_policy::assign::{self, Group, MemberAssignment, PartitionInfo};
+use wasmkafka_policy::assign::{Group, MemberAssignment, PartitionInfo};
 
 use crate::client::{Client, ClientError};
 use crate::cluster::Metadata;
 use crate::fetch::{Consumer, StartAt, TopicPartition};
 use crate::net::{Backoff, Purpose, SendOptions};
 
-use super::assignor::{rebalance_protocol, Assignor, Builtin, RebalanceProtocol};
+use super::assignor::{assign_group, rebalance_protocol, Assignor, Builtin, RebalanceProtocol};
 use super::commit_queue::CommitQueue;
 use super::coordinator::KnownCoordinator;
 use super::error::{classify, GroupError};
@@ -462,10 +462,10 @@ impl Membership {
                 group.topics.insert(
                     topic.clone(),
                     info.partitions
-                        .keys()
+                        .values()
                         .map(|p| PartitionInfo {
-                            partition: *p,
-                            racks: Vec::new(),
+                            partition: p.partition,
+                            racks: metadata.racks_of(&p.replicas),
                         })
                         .collect(),
                 );
@@ -479,39 +479,15 @@ impl Membership {
             .find(|a| a.name() == protocol_name)
             .cloned()
             .unwrap_or_else(|| Builtin::Range.into_assignor());
-        let cooperative = chosen.protocol() == RebalanceProtocol::Cooperative;
-        let assignment = chosen
-            .assign(&group)
-            .map_err(GroupError::from)
-            .and_then(|assignment| {
-                assign::validate(&group, &assignment, cooperative)
-                    .map(|report| (assignment, report))
-                    .map_err(|invalid| {
-                        GroupError::Assignor(super::assignor::AssignorError {
-                            assignor: chosen.name().to_string(),
-                            message: format!("invalid assignment: {invalid}"),
-                        })
-                    })
-            });
-        let assignment = match assignment {
-            Ok((assignment, report)) => {
-                if !report.unassigned.is_empty() {
-                    tracing::info!(group = self.group(), unassigned = ?report.unassigned, "partitions left unassigned this round");
-                }
-                assignment
-            }
-            Err(error) => {
-                let fallback = self.options.fallback_assignor;
-                tracing::error!(group = self.group(), %error, fallback = fallback.name(), "the assignor failed; using the fallback");
-                let mut fallback_assignment = fallback.assign(&group)?;
-                if cooperative {
-                    // The fallback may move owned partitions; in cooperative mode hand out
-                    // only what nobody else owns.
-                    assign::hold_back_owned_by_others(&group, &mut fallback_assignment);
-                }
-                fallback_assignment
-            }
-        };
+        let assigned = assign_group(chosen.as_ref(), self.options.fallback_assignor, &group);
+        if let Some(error) = &assigned.fell_back {
+            let fallback = self.options.fallback_assignor.name();
+            tracing::error!(group = self.group(), %error, fallback, "the assignor failed; using the fallback");
+        }
+        if !assigned.unassigned.is_empty() {
+            tracing::info!(group = self.group(), unassigned = ?assigned.unassigned, "partitions left unassigned this round");
+        }
+        let assignment = assigned.assignment;
         Ok(assignment
             .iter()
             .map(|(member_id, share)| {
