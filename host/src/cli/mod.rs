@@ -1,6 +1,7 @@
 //! The `wasmkafka` command line. The `run` flags are a public contract (see the README); keep
 //! them stable.
 
+mod assign_sim;
 mod metadata;
 mod output;
 mod plugin;
@@ -40,6 +41,9 @@ pub enum Command {
     /// Work with plugins (Wasm assignors and reset policies).
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// Simulate assignors side by side over a group and a sequence of events (members join,
+    /// leave, crash; topics grow): balance, movement, revocations, rack locality, time.
+    AssignSim(assign_sim::AssignSimArgs),
 }
 
 /// Flags every subcommand that talks to a cluster shares.
@@ -113,6 +117,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Metadata(args) => metadata::metadata(args).await,
         Command::Produce(args) => produce::produce(args).await,
         Command::Plugin(command) => plugin::plugin(command).await,
+        Command::AssignSim(args) => assign_sim::assign_sim(args).await,
     }
 }
 

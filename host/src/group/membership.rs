@@ -165,6 +165,9 @@ pub struct Membership {
     /// The generation whose assignment the owned partitions come from (-1: none yet, or
     /// lost); the subscription carries it (KIP-792).
     pub owned_generation: i32,
+    /// Partitions an eager join gave up, still named in its subscription until the next
+    /// assignment (or a loss).
+    pub given_up: BTreeSet<TopicPartition>,
     /// The topics of the last JoinGroup and, when this member led, the partition counts its
     /// assignment saw: what new metadata is compared with.
     pub followed: Followed,
@@ -310,7 +313,9 @@ impl Membership {
         }
         if self.protocol() == RebalanceProtocol::Eager {
             // Eager: give everything up (committing it) before the group re-forms.
-            let owned: Vec<TopicPartition> = self.owned().into_iter().collect();
+            let owned = self.owned();
+            self.given_up.extend(owned.iter().cloned());
+            let owned: Vec<TopicPartition> = owned.into_iter().collect();
             self.revoke(&owned).await;
         }
         let response = match self.send_join(coordinator).await {
@@ -399,7 +404,10 @@ impl Membership {
 
     async fn send_join(&mut self, coordinator: i32) -> Result<JoinGroupResponse, GroupError> {
         let identity = self.identity();
-        let owned = self.owned();
+        // An eager member names what it gave up for this rebalance too, so a sticky
+        // assignor can keep partitions where they were (Java's eager StickyAssignor carries
+        // the same in its user data).
+        let owned: BTreeSet<TopicPartition> = self.owned().union(&self.given_up).cloned().collect();
         let protocols = self
             .assignors
             .iter()
@@ -562,6 +570,7 @@ impl Membership {
             assignor.on_assignment(&assignment, generation);
         }
         self.owned_generation = generation;
+        self.given_up.clear();
         self.shared.generations.send_replace(generation);
         tracing::info!(
             group = self.group(),
@@ -742,6 +751,7 @@ impl Membership {
                 .collect();
         self.awaiting_committed.clear();
         self.owned_generation = -1;
+        self.given_up.clear();
         if !owned.is_empty() {
             self.shared.losses.fetch_add(1, Ordering::SeqCst);
             self.consumer.revoke(&owned);
@@ -777,6 +787,7 @@ impl Membership {
             identity.generation = -1;
         }
         self.owned_generation = -1;
+        self.given_up.clear();
     }
 
     /// LeaveGroup: v0-2 name the member in `member_id`, v3+ in a `members` list.

@@ -190,6 +190,7 @@ impl GroupConsumer {
             awaiting_committed: BTreeSet::new(),
             failures: 0,
             owned_generation: -1,
+            given_up: BTreeSet::new(),
             followed: Default::default(),
         };
         GroupConsumer {

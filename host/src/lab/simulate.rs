@@ -1,0 +1,465 @@
+//! Runs an assignor through a scenario with the consumer's own rebalance logic.
+//!
+//! Each event is one rebalance, played the way the group plays it:
+//! - **Eager:** every member gives up everything it owns (revoked), then the leader assigns
+//!   over the whole group once; subscriptions still name what each member had.
+//! - **Cooperative (KIP-429):** members join with what they own; the leader's assignment may
+//!   not hand a partition to anyone while another member owns it, so members revoke only what
+//!   moves away, and a second rebalance hands those partitions out.
+//!
+//! The leader's decision is [`assign_group`], the very function the consumer's group leader
+//! runs (the assignor, the same validation, the same fallback). Each member has an assignor
+//! instance of its own for what members do themselves: the user data in its subscription, and
+//! the `on_assignment` hook after each round.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use wasmkafka_policy::assign::{Group, Member, PartitionInfo};
+
+use crate::group::assignor::{assign_group, Assignor, Builtin, RebalanceProtocol};
+
+use super::scenario::{Event, MemberSpec, Scenario};
+
+/// Makes an assignor instance with these settings (the leader's, or one member's).
+pub type MakeAssignor = dyn Fn(&BTreeMap<String, String>) -> anyhow::Result<Arc<dyn Assignor>>;
+
+/// One partition.
+type Tp = (String, i32);
+
+/// Partitions per member (or per topic): the fewest and the most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Spread {
+    pub min: usize,
+    pub max: usize,
+}
+
+/// What one event did under one assignor.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepReport {
+    pub step: usize,
+    pub event: String,
+    pub members: usize,
+    pub partitions: usize,
+    /// Rebalances it took (2 when a cooperative round revoked something).
+    pub rounds: usize,
+    /// Partitions per member, over all topics.
+    pub balance: Spread,
+    /// Per topic, partitions per member subscribed to it.
+    pub balance_per_topic: BTreeMap<String, Spread>,
+    /// Partitions a member kept through the event but lost to another (or to nobody).
+    pub moved: usize,
+    /// Partitions members gave up (their listeners heard `on_revoked`).
+    pub revoked: usize,
+    /// Partitions of crashed members (nobody revoked them).
+    pub lost: usize,
+    /// Subscribed partitions nobody owns after the event.
+    pub unassigned: usize,
+    /// Assigned partitions with a replica on their member's rack, of those where both racks
+    /// are known (`None`: no racks in the scenario).
+    pub rack_local: Option<f64>,
+    /// Time in the leader's decision per round.
+    pub assign_seconds: Vec<f64>,
+    /// Why the assignor's answer was replaced by the fallback's, per round where it was.
+    pub fell_back: Vec<String>,
+}
+
+/// One assignor's run through the scenario.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AssignorRun {
+    pub assignor: String,
+    pub protocol: &'static str,
+    pub steps: Vec<StepReport>,
+}
+
+struct LiveMember {
+    spec: MemberSpec,
+    owned: BTreeSet<Tp>,
+    generation: i32,
+    assignor: Arc<dyn Assignor>,
+}
+
+/// The group as it evolves.
+struct Simulation<'a> {
+    scenario: &'a Scenario,
+    make: &'a MakeAssignor,
+    leader: Arc<dyn Assignor>,
+    fallback: Builtin,
+    topics: BTreeMap<String, Vec<Vec<String>>>,
+    members: BTreeMap<String, LiveMember>,
+    generation: i32,
+}
+
+/// Runs the scenario's start and every event under the assignor `make` builds.
+pub fn simulate(
+    scenario: &Scenario,
+    make: &MakeAssignor,
+    fallback: Builtin,
+) -> anyhow::Result<AssignorRun> {
+    let leader = make(&scenario.settings)?;
+    let mut simulation = Simulation {
+        scenario,
+        make,
+        leader: leader.clone(),
+        fallback,
+        topics: scenario
+            .topics
+            .iter()
+            .map(|t| (t.name.clone(), t.partitions.clone()))
+            .collect(),
+        members: BTreeMap::new(),
+        generation: 0,
+    };
+    let mut steps = Vec::new();
+    let events = std::iter::once(Event::Start).chain(scenario.events.iter().cloned());
+    for (step, event) in events.enumerate() {
+        steps.push(simulation.step(step, &event)?);
+    }
+    Ok(AssignorRun {
+        assignor: leader.name().to_string(),
+        protocol: match leader.protocol() {
+            RebalanceProtocol::Eager => "eager",
+            RebalanceProtocol::Cooperative => "cooperative",
+        },
+        steps,
+    })
+}
+
+impl Simulation<'_> {
+    fn join(&mut self, spec: &MemberSpec) -> anyhow::Result<()> {
+        let assignor = (self.make)(&spec.settings)?;
+        self.members.insert(
+            spec.id.clone(),
+            LiveMember {
+                spec: spec.clone(),
+                owned: spec.owned.iter().cloned().collect(),
+                generation: if spec.owned.is_empty() { -1 } else { 0 },
+                assignor,
+            },
+        );
+        Ok(())
+    }
+
+    fn owners(&self) -> BTreeMap<Tp, String> {
+        self.members
+            .iter()
+            .flat_map(|(id, m)| m.owned.iter().map(move |tp| (tp.clone(), id.clone())))
+            .collect()
+    }
+
+    fn step(&mut self, step: usize, event: &Event) -> anyhow::Result<StepReport> {
+        let mut revoked = 0;
+        let mut lost = 0;
+        match event {
+            Event::Start => {
+                for spec in &self.scenario.members {
+                    self.join(spec)?;
+                }
+            }
+            Event::Join(specs) => {
+                for spec in specs {
+                    self.join(spec)?;
+                }
+            }
+            Event::Leave(ids) => {
+                for id in ids {
+                    revoked += self.members.remove(id).map_or(0, |m| m.owned.len());
+                }
+            }
+            Event::Crash(ids) => {
+                for id in ids {
+                    lost += self.members.remove(id).map_or(0, |m| m.owned.len());
+                }
+            }
+            Event::Grow { topic, partitions } => {
+                let now = self.topics.get(topic).map_or(0, Vec::len);
+                let grown = self.scenario.grown_partitions(now, *partitions);
+                self.topics.entry(topic.clone()).or_default().extend(grown);
+            }
+        }
+        let kept_before = self.owners();
+        let cooperative = self.leader.protocol() == RebalanceProtocol::Cooperative;
+        if !cooperative {
+            // Eager: every member gives up everything first; its subscription still names
+            // what it had (what a sticky assignor keeps where it was).
+            revoked += self.members.values().map(|m| m.owned.len()).sum::<usize>();
+        }
+        let mut assign_seconds = Vec::new();
+        let mut fell_back = Vec::new();
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            let (took, failure, revoked_now) = self.round();
+            assign_seconds.push(took.as_secs_f64());
+            fell_back.extend(failure);
+            if cooperative {
+                revoked += revoked_now;
+            }
+            // A cooperative round that revoked something is followed by one that hands it out.
+            if !(cooperative && revoked_now > 0) || rounds == 2 {
+                break;
+            }
+        }
+        let owners = self.owners();
+        let moved = kept_before
+            .iter()
+            .filter(|(tp, owner)| owners.get(*tp) != Some(*owner))
+            .count();
+        Ok(StepReport {
+            step,
+            event: event.to_string(),
+            members: self.members.len(),
+            partitions: self.topics.values().map(Vec::len).sum(),
+            rounds,
+            balance: self.balance(None),
+            balance_per_topic: self
+                .topics
+                .keys()
+                .map(|topic| (topic.clone(), self.balance(Some(topic))))
+                .collect(),
+            moved,
+            revoked,
+            lost,
+            unassigned: self
+                .subscribed_partitions()
+                .filter(|tp| !owners.contains_key(tp))
+                .count(),
+            rack_local: self.rack_locality(),
+            assign_seconds,
+            fell_back,
+        })
+    }
+
+    /// One rebalance: subscriptions in, the leader's decision, each member takes its share.
+    /// Returns the time the decision took, why it fell back if it did, and what members
+    /// revoked.
+    fn round(&mut self) -> (Duration, Option<String>, usize) {
+        let group = self.group();
+        let started = Instant::now();
+        let assigned = assign_group(self.leader.as_ref(), self.fallback, &group);
+        let took = started.elapsed();
+        self.generation += 1;
+        let mut revoked = 0;
+        for (id, member) in self.members.iter_mut() {
+            let share = assigned.assignment.get(id).cloned().unwrap_or_default();
+            let new: BTreeSet<Tp> = share.iter().map(|(t, p)| (t.to_string(), p)).collect();
+            revoked += member.owned.difference(&new).count();
+            member.owned = new;
+            member.generation = self.generation;
+            member.assignor.on_assignment(&share, self.generation);
+        }
+        let failure = assigned.fell_back.map(|error| error.to_string());
+        (took, failure, revoked)
+    }
+
+    /// The group as the leader sees it in JoinGroup.
+    fn group(&self) -> Group {
+        let members = self
+            .members
+            .values()
+            .map(|m| {
+                let mut owned: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+                for (topic, partition) in &m.owned {
+                    owned.entry(topic.clone()).or_default().push(*partition);
+                }
+                Member {
+                    member_id: m.spec.id.clone(),
+                    instance_id: m.spec.instance_id.clone(),
+                    topics: m.spec.topics.clone(),
+                    user_data: m.assignor.user_data(&m.spec.topics),
+                    owned,
+                    generation: if m.owned.is_empty() { -1 } else { m.generation },
+                    rack: m.spec.rack.clone(),
+                }
+            })
+            .collect();
+        let subscribed: BTreeSet<&str> = self
+            .members
+            .values()
+            .flat_map(|m| m.spec.topics.iter().map(String::as_str))
+            .collect();
+        let topics = self
+            .topics
+            .iter()
+            .filter(|(name, _)| subscribed.contains(name.as_str()))
+            .map(|(name, partitions)| {
+                let infos = partitions
+                    .iter()
+                    .enumerate()
+                    .map(|(p, racks)| PartitionInfo {
+                        partition: p as i32,
+                        racks: racks.clone(),
+                    })
+                    .collect();
+                (name.clone(), infos)
+            })
+            .collect();
+        Group {
+            members,
+            topics,
+            settings: BTreeMap::new(),
+        }
+    }
+
+    fn subscribed_partitions(&self) -> impl Iterator<Item = Tp> + '_ {
+        let subscribed: BTreeSet<&String> =
+            self.members.values().flat_map(|m| &m.spec.topics).collect();
+        self.topics
+            .iter()
+            .filter(move |(name, _)| subscribed.contains(name))
+            .flat_map(|(name, partitions)| (0..partitions.len()).map(|p| (name.clone(), p as i32)))
+    }
+
+    /// Partitions per member (of `topic`, among the members subscribed to it).
+    fn balance(&self, topic: Option<&String>) -> Spread {
+        let counts: Vec<usize> = self
+            .members
+            .values()
+            .filter(|m| topic.is_none_or(|t| m.spec.topics.contains(t)))
+            .map(|m| {
+                m.owned
+                    .iter()
+                    .filter(|(t, _)| topic.is_none_or(|topic| t == topic))
+                    .count()
+            })
+            .collect();
+        Spread {
+            min: counts.iter().copied().min().unwrap_or(0),
+            max: counts.iter().copied().max().unwrap_or(0),
+        }
+    }
+
+    fn rack_locality(&self) -> Option<f64> {
+        let mut known = 0usize;
+        let mut local = 0usize;
+        for member in self.members.values() {
+            let Some(rack) = &member.spec.rack else {
+                continue;
+            };
+            for (topic, partition) in &member.owned {
+                let Some(racks) = self
+                    .topics
+                    .get(topic)
+                    .and_then(|t| t.get(*partition as usize))
+                else {
+                    continue;
+                };
+                if racks.is_empty() {
+                    continue;
+                }
+                known += 1;
+                local += usize::from(racks.contains(rack));
+            }
+        }
+        (known > 0).then(|| local as f64 / known as f64)
+    }
+}
+
+/// The built-in assignors as instance makers (settings do not matter to them).
+pub fn builtin(builtin: Builtin) -> Box<MakeAssignor> {
+    Box::new(move |_| Ok(builtin.into_assignor()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_none(scenario: &Scenario) -> AssignorRun {
+        run(scenario, Builtin::Range)
+    }
+
+    fn run(scenario: &Scenario, builtin_assignor: Builtin) -> AssignorRun {
+        simulate(scenario, &*builtin(builtin_assignor), Builtin::Range).unwrap()
+    }
+
+    /// Three members on one topic of 6, then a fourth joins, then one crashes: numbers worked
+    /// out by hand below.
+    fn scenario() -> Scenario {
+        let mut scenario = Scenario::from_flags(3, &["t:6".into()], 0, 1).unwrap();
+        scenario.push_events(&["join 1", "crash m001"]).unwrap();
+        scenario
+    }
+
+    #[test]
+    fn range_is_eager_every_member_revokes_everything() {
+        let run = run(&scenario(), Builtin::Range);
+        assert_eq!(run.protocol, "eager");
+        let start = &run.steps[0];
+        // 6 over 3: 2 each; nothing owned before, so nothing revoked or moved.
+        assert_eq!(
+            (start.balance, start.moved, start.revoked, start.unassigned),
+            (Spread { min: 2, max: 2 }, 0, 0, 0)
+        );
+        // A fourth member: range gives m000 0-1, m001 2-3, m002 4, m003 5. Everyone revokes
+        // all 6 first; m001 keeps 2-3, m002 had 4-5 (keeps 4, loses 5): 1 moved.
+        let join = &run.steps[1];
+        assert_eq!(join.rounds, 1);
+        assert_eq!(join.revoked, 6);
+        assert_eq!(join.moved, 1);
+        assert_eq!(join.balance, Spread { min: 1, max: 2 });
+        // m001 crashes with 2-3: lost 2. Range over m000, m002, m003: 0-1, 2-3, 4-5. Each
+        // revokes its own (2 + 1 + 1 = 4 revoked); m002 had 4 (now m003's), m003 had 5 (keeps
+        // 5? no: m003 gets 4-5, keeps 5); so m002's 4 moved: 1.
+        let crash = &run.steps[2];
+        assert_eq!((crash.lost, crash.revoked), (2, 4));
+        assert_eq!(crash.moved, 1);
+        assert_eq!(crash.balance, Spread { min: 2, max: 2 });
+    }
+
+    #[test]
+    fn cooperative_sticky_revokes_only_what_moves_in_two_rounds() {
+        let run = run(&scenario(), Builtin::CooperativeSticky);
+        assert_eq!(run.protocol, "cooperative");
+        let join = &run.steps[1];
+        // 6 over 4 members is 2, 2, 1, 1: one member gives one partition to the newcomer
+        // (two rounds: revoke, then hand over), nothing else moves.
+        assert_eq!(join.rounds, 2);
+        assert_eq!(join.revoked, 1);
+        assert_eq!(join.moved, 1);
+        assert_eq!(join.unassigned, 0);
+        assert_eq!(join.balance, Spread { min: 1, max: 2 });
+        // The crash: m001 had 2 or 1, and the others end at 2 each without revoking.
+        let crash = &run.steps[2];
+        assert_eq!((crash.revoked, crash.moved), (0, 0));
+        assert!(crash.lost == 1 || crash.lost == 2, "lost {}", crash.lost);
+        assert_eq!(crash.rounds, 1);
+        assert_eq!(crash.unassigned, 0);
+        assert_eq!(crash.balance, Spread { min: 2, max: 2 });
+    }
+
+    #[test]
+    fn an_eager_sticky_assignor_keeps_partitions_where_they_were() {
+        let run = run(&scenario(), Builtin::Sticky);
+        let join = &run.steps[1];
+        // Everyone revokes all 6, but only the one partition the newcomer needs moves.
+        assert_eq!((join.revoked, join.moved), (6, 1));
+        // m001's partitions are lost; the survivors keep theirs (revoking them all first).
+        let crash = &run.steps[2];
+        assert_eq!(crash.moved, 0);
+        assert_eq!(crash.revoked, 6 - crash.lost);
+    }
+
+    #[test]
+    fn rack_locality_counts_members_on_a_replica_rack() {
+        // Two racks, one replica per partition: partition p on rack p % 2; members m000 (r0),
+        // m001 (r1). Range gives m000 0-1 (one local), m001 2-3 (one local): 50%.
+        let scenario = Scenario::from_flags(2, &["t:4".into()], 2, 1).unwrap();
+        let run = run(&scenario, Builtin::Range);
+        assert_eq!(run.steps[0].rack_local, Some(0.5));
+        let none = Scenario::from_flags(2, &["t:4".into()], 0, 1).unwrap();
+        assert_eq!(run_none(&none).steps[0].rack_local, None);
+    }
+
+    #[test]
+    fn a_topic_that_grows_is_spread_over_the_members() {
+        let mut scenario = Scenario::from_flags(2, &["t:2".into()], 0, 1).unwrap();
+        scenario.push_events(&["grow t:6"]).unwrap();
+        let run = run(&scenario, Builtin::CooperativeSticky);
+        let grow = &run.steps[1];
+        assert_eq!(grow.partitions, 6);
+        assert_eq!((grow.moved, grow.revoked, grow.unassigned), (0, 0, 0));
+        assert_eq!(grow.balance, Spread { min: 3, max: 3 });
+    }
+}
