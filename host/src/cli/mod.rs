@@ -8,6 +8,7 @@ mod plugin;
 mod produce;
 mod run;
 mod signals;
+mod start;
 
 use std::path::PathBuf;
 
@@ -104,10 +105,35 @@ pub struct RunArgs {
     #[arg(long, value_name = "POLICY")]
     pub from: Option<ResetPolicySpec>,
     /// Exit 0 after printing this many records.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", visible_alias = "count")]
     pub max_records: Option<u64>,
+    /// Exit 0 once every assigned partition has been read to its end (the high watermark, or
+    /// the last stable offset under read_committed, as of when it got there).
+    #[arg(long)]
+    pub exit_at_end: bool,
+    /// Where to start (without --group), for every partition or, as P=SPEC, for one
+    /// (repeatable): beginning, end, N (an offset), -N (N records before the end), @MS (the
+    /// first record at or after MS milliseconds since the epoch). A group member starts at
+    /// its group's committed offsets (`stored`) and --from where there are none.
+    #[arg(long = "offset", value_name = "[P=]SPEC", allow_hyphen_values = true)]
+    pub offsets: Vec<String>,
+    /// Only these partitions of the topics (without --group; repeatable or comma separated).
+    #[arg(long = "partition", value_name = "P", value_delimiter = ',')]
+    pub partitions: Vec<i32>,
     #[arg(long, value_enum, default_value = "json")]
     pub format: Format,
+    /// Write each record with this kcat-style format instead of --format: %t topic,
+    /// %p partition, %o offset, %k key, %s value, %T timestamp, %h headers (k=v,...), %K / %S
+    /// key / value length, %% a percent sign; \n \t escapes. E.g. '%t %p %o %k %s\n'.
+    #[arg(long, value_name = "FMT")]
+    pub format_string: Option<String>,
+    /// With --format raw: write the key, this delimiter, then the value.
+    #[arg(long, value_name = "DELIM")]
+    pub key_delimiter: Option<String>,
+    /// With --format json: keys and values that are valid JSON are embedded as JSON rather
+    /// than as strings.
+    #[arg(long)]
+    pub json_values: bool,
 }
 
 /// Runs a parsed command line.

@@ -9,11 +9,13 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::fetch::{Consumer, ConsumerError, ConsumerRecord};
+
+use super::start::{start_positions, StartSpecs};
 use crate::group::{Assignor, GroupConsumer, GroupError, LoggingListener};
 use crate::plugin::{PluginRuntime, WasmAssignor, WasmResetPolicy};
 use crate::policy::{FallbackPolicy, ResetPolicy};
 
-use super::output::record_json;
+use super::output::RecordWriter;
 use super::signals::StopSignals;
 use super::{Format, RunArgs};
 
@@ -25,6 +27,8 @@ const POLL_TIMEOUT: Duration = Duration::from_secs(1);
 enum Ended {
     /// `--max-records` reached.
     Limit,
+    /// `--exit-at-end`: every partition was read to its end.
+    AtEnd,
     /// SIGTERM or SIGINT.
     Signal(&'static str),
     /// The reader of stdout went away (`| head`).
@@ -54,6 +58,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
              consumer.topics or consumer.topic_pattern in the config"
         );
     }
+    let starts = StartSpecs::parse(&args.offsets)?;
+    if config.consumer.group.is_some() && (!starts.is_empty() || !args.partitions.is_empty()) {
+        bail!(
+            "--offset and --partition apply without --group: a group member reads the \
+             partitions the group gives it from the group's committed offsets (and --from \
+             where there are none)"
+        );
+    }
+    let writer = record_writer(&args)?;
     if config.consumer.topic_pattern.is_some() && config.consumer.group.is_none() {
         bail!(
             "a topic pattern needs --group (or consumer.group): without a group the consumer \
@@ -77,12 +90,20 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
         None => {
             let consumer = Consumer::new(client.clone(), config.fetch_options(), policy);
-            consumer.assign_topics(&config.consumer.topics).await?;
+            let positions = start_positions(
+                &client,
+                &config.consumer.topics,
+                &args.partitions,
+                &starts,
+                config.consumer.isolation_level,
+            )
+            .await?;
+            consumer.assign(positions);
             Source::Partitions(consumer)
         }
     };
     let max_poll_records = usize::try_from(config.consumer.max_poll_records).unwrap_or(usize::MAX);
-    let ended = consume(&source, &args, max_poll_records, &mut signals).await;
+    let ended = consume(&source, &args, &writer, max_poll_records, &mut signals).await;
     match &ended {
         Ok(Ended::Signal(signal)) => {
             tracing::info!(signal, "stopping: committing what was written and leaving")
@@ -115,6 +136,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 async fn consume(
     source: &Source,
     args: &RunArgs,
+    writer: &RecordWriter,
     max_poll_records: usize,
     signals: &mut StopSignals,
 ) -> anyhow::Result<Ended> {
@@ -149,15 +171,7 @@ async fn consume(
             Err(error) => return Err(error.into()),
         };
         for record in &records {
-            let written = match args.format {
-                Format::Json => serde_json::to_writer(&mut out, &record_json(record))
-                    .map_err(std::io::Error::from)
-                    .and_then(|()| out.write_all(b"\n")),
-                Format::Raw => out
-                    .write_all(record.value.as_deref().unwrap_or_default())
-                    .and_then(|()| out.write_all(b"\n")),
-            };
-            if let Err(error) = written {
+            if let Err(error) = writer.write(&mut out, record) {
                 return output_failed(error);
             }
         }
@@ -167,6 +181,9 @@ async fn consume(
         source.mark_processed();
         source.commit_in_background();
         printed += records.len() as u64;
+        if args.exit_at_end && source.at_end() {
+            return Ok(Ended::AtEnd);
+        }
     }
     Ok(Ended::Limit)
 }
@@ -219,6 +236,14 @@ impl Source {
         }
     }
 
+    /// Every assigned partition was handed out to its end (see [`Consumer::at_end`]).
+    fn at_end(&self) -> bool {
+        match self {
+            Source::Partitions(consumer) => consumer.at_end(),
+            Source::Group(group) => group.consumer().at_end(),
+        }
+    }
+
     fn assigned(&self) -> usize {
         match self {
             Source::Partitions(consumer) => consumer.assignment().len(),
@@ -262,6 +287,21 @@ impl Source {
             Source::Group(group) => group.close_within(timeout).await,
         }
     }
+}
+
+/// The output format the flags ask for.
+fn record_writer(args: &RunArgs) -> anyhow::Result<RecordWriter> {
+    if let Some(format) = &args.format_string {
+        return RecordWriter::template(format);
+    }
+    Ok(match args.format {
+        Format::Json => RecordWriter::Json {
+            json_values: args.json_values,
+        },
+        Format::Raw => RecordWriter::Raw {
+            key_delimiter: args.key_delimiter.as_ref().map(|d| d.as_bytes().to_vec()),
+        },
+    })
 }
 
 /// A closed stdout (`| head`) ends the run like a limit; anything else is an error. The

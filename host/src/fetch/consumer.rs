@@ -223,6 +223,35 @@ impl Consumer {
         position_in(&self.shared.lock(), tp)
     }
 
+    /// How far the partition's next record is from the end of what it may read (the high
+    /// watermark, or the last stable offset under read_committed), as of the last fetch
+    /// answer: 0 once everything was handed out. `None` before the first answer or while the
+    /// partition has no position.
+    pub fn lag(&self, tp: &TopicPartition) -> Option<i64> {
+        let state = self.shared.lock();
+        lag_in(&state, tp)
+    }
+
+    /// True when partitions are assigned and each one was handed out up to the end of what
+    /// it may read, as of its last fetch answer (or stopped with an error).
+    pub fn at_end(&self) -> bool {
+        let state = self.shared.lock();
+        !state.partitions.is_empty()
+            && state.partitions.iter().all(|(tp, partition)| {
+                partition.state == PartitionState::Failed || lag_in(&state, tp) == Some(0)
+            })
+    }
+
+    /// [`Consumer::lag`] of every assigned partition that has one.
+    pub fn lags(&self) -> BTreeMap<TopicPartition, i64> {
+        let state = self.shared.lock();
+        state
+            .partitions
+            .iter()
+            .filter_map(|(tp, _)| Some((tp.clone(), lag_in(&state, tp)?)))
+            .collect()
+    }
+
     /// Moves a partition to `offset`: buffered records are dropped, answers in flight for the
     /// old position are ignored. Returns false if the partition is not assigned.
     pub fn seek(&self, tp: &TopicPartition, offset: i64) -> bool {
@@ -367,6 +396,11 @@ fn position_in(state: &FetchState, tp: &TopicPartition) -> Option<i64> {
         PartitionState::Fetching { position } => Some(position),
         _ => None,
     }
+}
+
+fn lag_in(state: &FetchState, tp: &TopicPartition) -> Option<i64> {
+    let end = state.partitions.get(tp)?.readable_end?;
+    Some((end - position_in(state, tp)?).max(0))
 }
 
 impl Drop for Consumer {

@@ -547,12 +547,13 @@ impl Driver {
                     records,
                     next_offset,
                     last_epoch,
-                    high_watermark,
+                    readable_end,
                 } => {
+                    state.partitions.set_readable_end(&tp, epoch, readable_end);
                     let Some(next_offset) = next_offset else {
                         continue;
                     };
-                    tracing::trace!(partition = %tp, position, next_offset, high_watermark, records = records.len(), "fetched");
+                    tracing::trace!(partition = %tp, position, next_offset, readable_end, records = records.len(), "fetched");
                     state.partitions.advance(
                         &tp,
                         epoch,

@@ -65,7 +65,9 @@ pub enum PartitionOutcome {
         next_offset: Option<i64>,
         /// The leader epoch of the record before `next_offset`.
         last_epoch: Option<i32>,
-        high_watermark: i64,
+        /// The end of what this consumer may read: the high watermark, or under
+        /// read_committed the last stable offset.
+        readable_end: i64,
     },
     /// The leader's log diverged from what was read (KIP-320): its log for `epoch` ends at
     /// `end_offset`.
@@ -231,7 +233,11 @@ impl FetchJob {
                                 records: decoded.records,
                                 next_offset: decoded.next_offset,
                                 last_epoch: decoded.last_epoch,
-                                high_watermark: data.high_watermark,
+                                readable_end: if read_committed && data.last_stable_offset >= 0 {
+                                    data.last_stable_offset
+                                } else {
+                                    data.high_watermark
+                                },
                             },
                             Err(error) => PartitionOutcome::Corrupt(error),
                         }

@@ -70,6 +70,8 @@ pub enum StartAt {
     Committed,
     /// Ask the reset policy (no committed offset).
     Reset,
+    /// The start, the end, or the first record at or after a time.
+    At(OffsetSpec),
 }
 
 /// A partition's state.
@@ -100,6 +102,9 @@ pub struct Partition {
     /// The leader epoch whose leader last answered for this position (a fetch that moved it,
     /// or a validation); `None` after any other move.
     pub validated_leader_epoch: Option<i32>,
+    /// The end of what the consumer may read (high watermark, or last stable offset under
+    /// read_committed) as of the last fetch answer; `None` before the first.
+    pub readable_end: Option<i64>,
     /// Failed reset or validation attempts in a row, and when the next may start.
     pub attempts: u32,
     pub retry_at: Option<Instant>,
@@ -140,6 +145,9 @@ impl Partitions {
             StartAt::Reset => PartitionState::AwaitingReset {
                 cause: ResetCause::Policy(ResetReason::NoCommittedOffset),
             },
+            StartAt::At(spec) => PartitionState::AwaitingReset {
+                cause: ResetCause::To(spec),
+            },
         };
         let epoch = self.next_epoch();
         self.map.insert(
@@ -151,6 +159,7 @@ impl Partitions {
                 committed: None,
                 position_epoch: None,
                 validated_leader_epoch: None,
+                readable_end: None,
                 attempts: 0,
                 retry_at: None,
             },
@@ -365,6 +374,14 @@ impl Partitions {
                 diverged_at: end_offset,
             }),
         )
+    }
+
+    /// A fetch asked under `epoch` reported where the readable log ends (the log's end does
+    /// not depend on the position, so any answer under the current epoch counts).
+    pub fn set_readable_end(&mut self, tp: &TopicPartition, epoch: u64, end: i64) {
+        if let Some(partition) = self.map.get_mut(tp).filter(|p| p.epoch == epoch) {
+            partition.readable_end = Some(end);
+        }
     }
 
     /// The broker said `position` is out of range.
