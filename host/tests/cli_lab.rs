@@ -140,7 +140,10 @@ topics = ["t"]
         "range",
     ]);
     let table = String::from_utf8(table.stdout).unwrap();
-    assert!(table.contains("assignor range (eager)"), "{table}");
+    assert!(
+        table.contains("assignor range (eager, built-in)"),
+        "{table}"
+    );
     assert!(table.contains("33%"), "{table}");
     assert!(table.contains("per topic: t 2-2, u 2-2"), "{table}");
 }
@@ -159,6 +162,8 @@ fn a_wasm_assignor_runs_beside_its_builtin_twin_with_the_same_numbers() {
     assert_eq!(runs.len(), 2);
     assert_eq!(numbers(&runs[0]), numbers(&runs[1]));
     assert_eq!(runs[1]["protocol"], "eager");
+    assert_eq!(runs[0]["source"], "built-in");
+    assert_eq!(runs[1]["source"], plugin.to_str().unwrap());
 }
 
 #[test]

@@ -94,8 +94,13 @@ fn run(args: &AssignSimArgs) -> anyhow::Result<String> {
     let mut runs: Vec<AssignorRun> = Vec::new();
     for name in &names {
         let make = assignor_maker(name, &mut runtime)?;
+        let source = if Builtin::from_name(name).is_some() {
+            "built-in"
+        } else {
+            name.as_str()
+        };
         runs.push(
-            simulate(&scenario, &*make, fallback)
+            simulate(&scenario, &*make, source, fallback)
                 .with_context(|| format!("simulating `{name}`"))?,
         );
     }

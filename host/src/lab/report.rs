@@ -20,7 +20,11 @@ fn millis(seconds: &[f64]) -> String {
 pub fn table(runs: &[AssignorRun]) -> String {
     let mut out = String::new();
     for run in runs {
-        let _ = writeln!(out, "assignor {} ({})", run.assignor, run.protocol);
+        let _ = writeln!(
+            out,
+            "assignor {} ({}, {})",
+            run.assignor, run.protocol, run.source
+        );
         let header = [
             "step",
             "event",

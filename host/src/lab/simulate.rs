@@ -70,6 +70,8 @@ pub struct StepReport {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AssignorRun {
     pub assignor: String,
+    /// Where it comes from: `built-in`, or the plugin file.
+    pub source: String,
     pub protocol: &'static str,
     pub steps: Vec<StepReport>,
 }
@@ -92,10 +94,12 @@ struct Simulation<'a> {
     generation: i32,
 }
 
-/// Runs the scenario's start and every event under the assignor `make` builds.
+/// Runs the scenario's start and every event under the assignor `make` builds (`source` says
+/// where it comes from, for the report).
 pub fn simulate(
     scenario: &Scenario,
     make: &MakeAssignor,
+    source: &str,
     fallback: Builtin,
 ) -> anyhow::Result<AssignorRun> {
     let leader = make(&scenario.settings)?;
@@ -119,6 +123,7 @@ pub fn simulate(
     }
     Ok(AssignorRun {
         assignor: leader.name().to_string(),
+        source: source.to_string(),
         protocol: match leader.protocol() {
             RebalanceProtocol::Eager => "eager",
             RebalanceProtocol::Cooperative => "cooperative",
@@ -371,7 +376,13 @@ mod tests {
     }
 
     fn run(scenario: &Scenario, builtin_assignor: Builtin) -> AssignorRun {
-        simulate(scenario, &*builtin(builtin_assignor), Builtin::Range).unwrap()
+        simulate(
+            scenario,
+            &*builtin(builtin_assignor),
+            "built-in",
+            Builtin::Range,
+        )
+        .unwrap()
     }
 
     /// Three members on one topic of 6, then a fourth joins, then one crashes: numbers worked

@@ -9,7 +9,8 @@
 //! 2. Partitions nobody keeps go, in order, to the eligible member with the fewest.
 //! 3. While some member has two or more partitions more than an eligible member, one moves.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
 
 use super::{empty_assignment, Assignment, Group, Member};
 
@@ -60,19 +61,19 @@ pub fn hold_back_owned_by_others(group: &Group, assignment: &mut Assignment) {
 }
 
 fn plan(group: &Group) -> Assignment {
+    // Members by index in sort order: the index is also the tie-break.
     let members = group.sorted_members();
-    let order: BTreeMap<&str, usize> = members
+    let subscribes: Vec<HashSet<&str>> = members
         .iter()
-        .enumerate()
-        .map(|(i, m)| (m.member_id.as_str(), i))
+        .map(|m| m.topics.iter().map(String::as_str).collect())
         .collect();
     let existing: BTreeSet<(String, i32)> = group.all_partitions().into_iter().collect();
 
     // 1. Keep valid owned partitions; newest generation wins a conflict.
-    let mut keeper: BTreeMap<(String, i32), &Member> = BTreeMap::new();
-    for member in &members {
+    let mut keeper: BTreeMap<(String, i32), usize> = BTreeMap::new();
+    for (i, member) in members.iter().enumerate() {
         for (topic, partitions) in &member.owned {
-            if !member.subscribes(topic) {
+            if !subscribes[i].contains(topic.as_str()) {
                 continue;
             }
             for partition in partitions {
@@ -81,74 +82,84 @@ fn plan(group: &Group) -> Assignment {
                     continue;
                 }
                 match keeper.get(&key) {
-                    Some(current) if current.generation >= member.generation => {}
+                    Some(current) if members[*current].generation >= member.generation => {}
                     _ => {
-                        keeper.insert(key, member);
+                        keeper.insert(key, i);
                     }
                 }
             }
         }
     }
-    let mut held: BTreeMap<&str, BTreeSet<(String, i32)>> = members
-        .iter()
-        .map(|m| (m.member_id.as_str(), BTreeSet::new()))
-        .collect();
-    for (partition, member) in &keeper {
-        held.get_mut(member.member_id.as_str())
-            .expect("member known")
-            .insert(partition.clone());
+    let mut held: Vec<BTreeSet<(String, i32)>> = vec![BTreeSet::new(); members.len()];
+    for (partition, member) in keeper.iter() {
+        held[*member].insert(partition.clone());
     }
 
-    // 2. Everything else to the least loaded eligible member.
+    // 2. Everything else, in order, to the least loaded eligible member (ties: member
+    // order). Members eligible for the same topics share one min-heap of (count, index);
+    // counts only grow, so an entry whose count went stale is pushed back with the current
+    // one when it comes up.
+    let mut eligible: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, topics) in subscribes.iter().enumerate() {
+        for topic in topics {
+            eligible.entry(topic).or_default().push(i);
+        }
+    }
+    let mut classes: BTreeMap<&[usize], usize> = BTreeMap::new();
+    let mut heaps: Vec<BinaryHeap<Reverse<(usize, usize)>>> = Vec::new();
+    let mut class_of: HashMap<&str, usize> = HashMap::new();
+    for (topic, class_members) in &eligible {
+        let class = *classes.entry(class_members.as_slice()).or_insert_with(|| {
+            heaps.push(
+                class_members
+                    .iter()
+                    .map(|i| Reverse((held[*i].len(), *i)))
+                    .collect(),
+            );
+            heaps.len() - 1
+        });
+        class_of.insert(topic, class);
+    }
     for partition in &existing {
         if keeper.contains_key(partition) {
             continue;
         }
-        let target = members
-            .iter()
-            .filter(|m| m.subscribes(&partition.0))
-            .min_by_key(|m| {
-                (
-                    held[m.member_id.as_str()].len(),
-                    order[m.member_id.as_str()],
-                )
-            });
-        if let Some(member) = target {
-            held.get_mut(member.member_id.as_str())
-                .expect("member known")
-                .insert(partition.clone());
+        let Some(heap) = class_of
+            .get(partition.0.as_str())
+            .map(|class| &mut heaps[*class])
+        else {
+            continue; // nobody subscribes
+        };
+        while let Some(Reverse((count, i))) = heap.pop() {
+            if count != held[i].len() {
+                heap.push(Reverse((held[i].len(), i)));
+                continue;
+            }
+            held[i].insert(partition.clone());
+            heap.push(Reverse((held[i].len(), i)));
+            break;
         }
     }
 
     // 3. Balance: move one partition at a time from a fuller member to an emptier eligible
     // one while their counts differ by two or more. Every move lowers the sum of squared
     // counts, so this ends.
+    let mut by_load: Vec<usize> = (0..members.len()).collect();
     loop {
-        let mut by_load: Vec<&Member> = members.clone();
-        by_load.sort_by_key(|m| {
-            (
-                held[m.member_id.as_str()].len(),
-                order[m.member_id.as_str()],
-            )
-        });
+        by_load.sort_by_key(|i| (held[*i].len(), *i));
         let mut moved = None;
         'search: for from in by_load.iter().rev() {
-            let from_count = held[from.member_id.as_str()].len();
+            let from_count = held[*from].len();
             for to in &by_load {
-                let to_count = held[to.member_id.as_str()].len();
-                if to_count + 1 >= from_count {
+                if held[*to].len() + 1 >= from_count {
                     break;
                 }
-                if let Some(partition) = held[from.member_id.as_str()]
+                if let Some(partition) = held[*from]
                     .iter()
                     .rev()
-                    .find(|(topic, _)| to.subscribes(topic))
+                    .find(|(topic, _)| subscribes[*to].contains(topic.as_str()))
                 {
-                    moved = Some((
-                        from.member_id.as_str(),
-                        to.member_id.as_str(),
-                        partition.clone(),
-                    ));
+                    moved = Some((*from, *to, partition.clone()));
                     break 'search;
                 }
             }
@@ -156,13 +167,15 @@ fn plan(group: &Group) -> Assignment {
         let Some((from, to, partition)) = moved else {
             break;
         };
-        held.get_mut(from).expect("member known").remove(&partition);
-        held.get_mut(to).expect("member known").insert(partition);
+        held[from].remove(&partition);
+        held[to].insert(partition);
     }
 
     let mut assignment = empty_assignment(group);
-    for (member_id, partitions) in held {
-        let share = assignment.get_mut(member_id).expect("member known");
+    for (i, partitions) in held.into_iter().enumerate() {
+        let share = assignment
+            .get_mut(&members[i].member_id)
+            .expect("member known");
         for (topic, partition) in partitions {
             share.add(&topic, partition);
         }
