@@ -44,6 +44,9 @@ const MAGIC_OFFSET: usize = 16;
 const ATTRIBUTES_OFFSET: usize = 21;
 const LAST_OFFSET_DELTA_OFFSET: usize = 23;
 const PRODUCER_ID_OFFSET: usize = 43;
+/// The largest base offset taken for real: far beyond any log, and low enough that adding any
+/// 32-bit delta cannot overflow.
+const MAX_OFFSET: i64 = 1 << 62;
 const CONTROL_FLAG: i16 = 1 << 5;
 const TRANSACTIONAL_FLAG: i16 = 1 << 4;
 
@@ -139,6 +142,17 @@ pub fn decode_records(
             });
         }
         let header = read_header(&batch, base_offset);
+        // Offsets far beyond any real log (or a negative delta) are garbage; refusing them
+        // here also keeps every offset sum below from overflowing.
+        if !(0..=MAX_OFFSET).contains(&base_offset) || header.last_offset_delta < 0 {
+            return Err(BatchError::Corrupt {
+                offset: base_offset,
+                reason: format!(
+                    "impossible offsets: base {base_offset}, last offset delta {}",
+                    header.last_offset_delta
+                ),
+            });
+        }
         let batch_end = header.next_offset();
         // The hook sees every batch, control batches included (they end aborted transactions).
         let skipped = skip_batch(&header);
