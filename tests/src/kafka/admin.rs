@@ -8,12 +8,16 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use kafka_protocol::error::ParseResponseErrorCode;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::create_topics_request::{
+    CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
+};
 use kafka_protocol::messages::delete_records_request::{
     DeleteRecordsPartition, DeleteRecordsTopic,
 };
+use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
 use kafka_protocol::messages::{
-    CreatePartitionsRequest, CreateTopicsRequest, DeleteRecordsRequest, TopicName,
+    BrokerId, CreatePartitionsRequest, CreateTopicsRequest, DeleteRecordsRequest,
+    ElectLeadersRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
@@ -39,26 +43,59 @@ pub async fn create_topic(
     partitions: i32,
     configs: TopicConfig<'_>,
 ) -> Result<()> {
+    create_topic_placed(client, name, Placement::Count(partitions), configs).await
+}
+
+/// Where a new topic's partitions go.
+pub enum Placement<'a> {
+    /// This many partitions, replicas placed by the broker.
+    Count(i32),
+    /// Partition `i` on the brokers of `replicas[i]` (the first one leads).
+    Replicas(&'a [Vec<i32>]),
+}
+
+/// Creates a topic with its partitions placed as said and waits until every leader serves it.
+pub async fn create_topic_placed(
+    client: &Client,
+    name: &str,
+    placement: Placement<'_>,
+    configs: TopicConfig<'_>,
+) -> Result<()> {
     let metadata = client.refresh_metadata().await?;
     let broker = *metadata
         .brokers
         .keys()
         .next()
         .context("the cluster lists no broker")?;
-    let topic = CreatableTopic::default()
-        .with_name(topic_name(name))
-        .with_num_partitions(partitions)
-        .with_replication_factor(-1)
-        .with_configs(
-            configs
-                .iter()
-                .map(|(key, value)| {
-                    CreatableTopicConfig::default()
-                        .with_name(StrBytes::from_string(key.to_string()))
-                        .with_value(Some(StrBytes::from_string(value.to_string())))
-                })
-                .collect(),
-        );
+    let topic = match placement {
+        Placement::Count(partitions) => CreatableTopic::default()
+            .with_num_partitions(partitions)
+            .with_replication_factor(-1),
+        Placement::Replicas(replicas) => CreatableTopic::default()
+            .with_num_partitions(-1)
+            .with_replication_factor(-1)
+            .with_assignments(
+                replicas
+                    .iter()
+                    .enumerate()
+                    .map(|(partition, brokers)| {
+                        CreatableReplicaAssignment::default()
+                            .with_partition_index(partition as i32)
+                            .with_broker_ids(brokers.iter().map(|b| BrokerId(*b)).collect())
+                    })
+                    .collect(),
+            ),
+    };
+    let topic = topic.with_name(topic_name(name)).with_configs(
+        configs
+            .iter()
+            .map(|(key, value)| {
+                CreatableTopicConfig::default()
+                    .with_name(StrBytes::from_string(key.to_string()))
+                    .with_value(Some(StrBytes::from_string(value.to_string())))
+            })
+            .collect(),
+    );
     let request = CreateTopicsRequest::default()
         .with_topics(vec![topic])
         .with_timeout_ms(30_000);
@@ -116,6 +153,50 @@ pub async fn create_partitions(client: &Client, topic: &str, count: i32) -> Resu
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     wait_until_served(client, topic, Duration::from_secs(60)).await
+}
+
+/// Asks the cluster to elect leaders for these partitions of `topic`: unclean (any live
+/// replica, even one that is not in sync: records may be lost) or preferred.
+pub async fn elect_leaders(
+    client: &Client,
+    topic: &str,
+    partitions: &[i32],
+    unclean: bool,
+) -> Result<()> {
+    let metadata = client.refresh_metadata().await?;
+    let request = ElectLeadersRequest::default()
+        .with_election_type(i8::from(unclean))
+        .with_topic_partitions(Some(vec![TopicPartitions::default()
+            .with_topic(topic_name(topic))
+            .with_partitions(partitions.to_vec())]))
+        .with_timeout_ms(30_000);
+    // Any live broker forwards it to the controller.
+    let mut answer = None;
+    for broker in metadata.brokers.keys() {
+        match client.send(*broker, Purpose::Default, &request).await {
+            Ok(response) => {
+                answer = Some(response);
+                break;
+            }
+            Err(error) => tracing::debug!(broker, %error, "ElectLeaders: trying another broker"),
+        }
+    }
+    let response = answer.context("no broker answered ElectLeaders")?;
+    if let Some(error) = response.error_code.err() {
+        bail!("electing leaders for {topic} failed: {error:?}");
+    }
+    for result in &response.replica_election_results {
+        for partition in &result.partition_result {
+            if let Some(error) = partition.error_code.err() {
+                bail!(
+                    "electing a leader for {topic}/{} failed: {error:?} {}",
+                    partition.partition_id,
+                    partition.error_message.as_deref().unwrap_or("")
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Waits until every partition of `topic` has a leader that answers ListOffsets for it.
