@@ -53,6 +53,9 @@
 //! shutdown_timeout_ms = 30000      # a clean stop (commit, leave) gives up after this
 //! rack = "eu-1a"
 //!
+//! [metrics]
+//! listen = "127.0.0.1:9464"   # Prometheus /metrics, /healthz, /readyz (also --metrics)
+//!
 //! [plugins]
 //! assignor_fallback = "range"  # when the chosen assignor fails or answers nonsense
 //! deadline_ms = 1000           # per call
@@ -107,6 +110,16 @@ pub struct Config {
     pub consumer: ConsumerConfig,
     #[serde(default)]
     pub plugins: PluginsConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`: where `run` serves `/metrics`, `/healthz` and `/readyz`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// `HOST:PORT` to listen on (`--metrics`); nothing is served without it.
+    pub listen: Option<String>,
 }
 
 /// `[plugins]`: Wasm assignors and a Wasm reset policy, and the limits every call runs under.

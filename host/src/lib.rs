@@ -12,6 +12,7 @@ pub mod config;
 pub mod fetch;
 pub mod group;
 pub mod lab;
+pub mod metrics;
 pub mod net;
 pub mod plugin;
 pub mod policy;

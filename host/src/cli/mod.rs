@@ -134,6 +134,10 @@ pub struct RunArgs {
     /// than as strings.
     #[arg(long)]
     pub json_values: bool,
+    /// Serve Prometheus metrics at http://ADDR/metrics, and /healthz and /readyz (e.g.
+    /// 127.0.0.1:9464; `metrics.listen` in the config).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics: Option<String>,
 }
 
 /// Runs a parsed command line.

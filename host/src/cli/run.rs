@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::fetch::{Consumer, ConsumerError, ConsumerRecord};
+use crate::metrics::server::MetricsServer;
+use crate::metrics::{Metrics, Snapshot};
 
 use super::start::{start_positions, StartSpecs};
 use crate::group::{Assignor, GroupConsumer, GroupError, LoggingListener};
@@ -74,7 +76,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         );
     }
     let mut signals = StopSignals::install()?;
+    if let Some(listen) = &args.metrics {
+        config.metrics.listen = Some(listen.clone());
+    }
+    // Up before the cluster is reached: /healthz answers and /readyz says why not yet.
+    let metrics = Arc::new(Metrics::new());
+    let _server = match &config.metrics.listen {
+        Some(listen) => Some(MetricsServer::start(listen, metrics.clone()).await?),
+        None => None,
+    };
     let client = super::connect(&config).await?;
+    metrics.watch_client(client.clone());
     let (assignors, policy) = load_plugins(&config)?;
     let source = match config.group_options() {
         Some(group) => {
@@ -103,7 +115,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     };
     let max_poll_records = usize::try_from(config.consumer.max_poll_records).unwrap_or(usize::MAX);
-    let ended = consume(&source, &args, &writer, max_poll_records, &mut signals).await;
+    let ended = consume(
+        &source,
+        &args,
+        &writer,
+        &metrics,
+        max_poll_records,
+        &mut signals,
+    )
+    .await;
     match &ended {
         Ok(Ended::Signal(signal)) => {
             tracing::info!(signal, "stopping: committing what was written and leaving")
@@ -137,6 +157,7 @@ async fn consume(
     source: &Source,
     args: &RunArgs,
     writer: &RecordWriter,
+    metrics: &Metrics,
     max_poll_records: usize,
     signals: &mut StopSignals,
 ) -> anyhow::Result<Ended> {
@@ -155,6 +176,7 @@ async fn consume(
             signal = signals.next() => return Ok(Ended::Signal(signal)),
             polled = source.poll(wanted, POLL_TIMEOUT) => polled,
         };
+        metrics.update(source.snapshot());
         let records = match polled {
             Ok(records) => records,
             // One partition stopped (e.g. reset policy `none`): say so, keep the others going.
@@ -177,6 +199,11 @@ async fn consume(
         }
         if let Err(error) = out.flush() {
             return output_failed(error);
+        }
+        for record in &records {
+            let bytes = record.key.as_ref().map_or(0, |k| k.len())
+                + record.value.as_ref().map_or(0, |v| v.len());
+            metrics.record_written(&record.topic, bytes);
         }
         source.mark_processed();
         source.commit_in_background();
@@ -233,6 +260,23 @@ impl Source {
         match self {
             Source::Partitions(consumer) => Ok(consumer.poll(max, timeout).await?),
             Source::Group(group) => group.poll(max, timeout).await,
+        }
+    }
+
+    /// What the metrics report of the consumer now.
+    fn snapshot(&self) -> Snapshot {
+        let (consumer, generation) = match self {
+            Source::Partitions(consumer) => (consumer, None),
+            Source::Group(group) => (
+                group.consumer(),
+                Some(group.identity().generation).filter(|g| *g >= 0),
+            ),
+        };
+        Snapshot {
+            fetch: consumer.stats(),
+            lags: consumer.lags(),
+            assigned: consumer.assignment().len(),
+            generation,
         }
     }
 
