@@ -247,3 +247,65 @@ async fn start_flags_that_do_not_fit_are_refused_with_the_fix() {
     let error = failing(&["--format-string", "%x"]);
     assert!(error.contains("%t %p %o"), "{error}");
 }
+
+#[tokio::test]
+async fn kafka_property_names_work_in_the_file_and_as_dash_x() {
+    let broker = Kafka::shared();
+    topic_with_uneven_partitions(broker, "kcat-props", base()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("consumer.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "\"bootstrap.servers\" = \"{}\"\n\"auto.offset.reset\" = \"smallest\"\n",
+            broker.addr()
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let output = wasmkafka(&[
+        "run",
+        "--config",
+        config,
+        "--topic",
+        "kcat-props",
+        "--partition",
+        "1",
+        "-X",
+        "max.poll.records=1",
+        "-X",
+        "consumer.fetch_max_wait_ms=100",
+        "--exit-at-end",
+        "--format-string",
+        "%p:%o:%s\\n",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        "1:0:p1-0\n1:1:p1-1\n"
+    );
+
+    let failing = |args: &[&str]| {
+        let output = wasmkafka(args);
+        assert!(!output.status.success(), "{args:?} succeeded");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let error = failing(&["metadata", "--config", config, "-X", "group.idd=g"]);
+    assert!(error.contains("did you mean `group.id`?"), "{error}");
+    let error = failing(&[
+        "metadata",
+        "--config",
+        config,
+        "-X",
+        "max.poll.records=lots",
+    ]);
+    assert!(error.contains("`lots` is not a whole number"), "{error}");
+    let error = failing(&["metadata", "--config", config, "-X", "consumer.grop=g"]);
+    assert!(error.contains("did you mean `group`?"), "{error}");
+    let error = failing(&["metadata", "-X", "security.protocol=SASL_SSL"]);
+    assert!(error.contains("not supported by this build"), "{error}");
+}

@@ -56,15 +56,26 @@ pub struct CommonArgs {
     /// Bootstrap brokers, comma separated.
     #[arg(long, value_name = "HOST:PORT,...", value_delimiter = ',')]
     pub brokers: Vec<String>,
+    /// A setting, as kcat takes it (repeatable): a Kafka property name (`-X group.id=g`,
+    /// `-X auto.offset.reset=earliest`, `-X enable.auto.commit=false`) or a key of the config
+    /// file, dotted (`-X consumer.max_poll_records=500`). Applied over the file.
+    #[arg(short = 'X', long = "property", value_name = "KEY=VALUE")]
+    pub properties: Vec<String>,
 }
 
 impl CommonArgs {
     /// The config file (or defaults) with the flags applied, validated.
     pub fn load_config(&self) -> anyhow::Result<Config> {
-        let mut config = match &self.config {
-            Some(path) => Config::load(path)?,
-            None => Config::default(),
-        };
+        let properties = self
+            .properties
+            .iter()
+            .map(|p| {
+                p.split_once('=')
+                    .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+                    .with_context(|| format!("-X `{p}` is not KEY=VALUE"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut config = Config::load_with(self.config.as_deref(), &properties)?;
         if !self.brokers.is_empty() {
             for broker in &self.brokers {
                 validate_broker_address(broker)?;

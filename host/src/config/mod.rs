@@ -79,6 +79,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub mod properties;
+
 use crate::cluster::MetadataOptions;
 use crate::fetch::{FetchOptions, IsolationLevel};
 use crate::group::{Assignor, Builtin, GroupOptions, TopicPattern};
@@ -95,6 +97,8 @@ pub enum ConfigError {
     Parse { path: String, reason: String },
     #[error("invalid value for `{key}`: {problem}")]
     Invalid { key: &'static str, problem: String },
+    #[error("property `{key}`: {problem}")]
+    Property { key: String, problem: String },
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -282,27 +286,53 @@ fn default_client_id() -> String {
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_with(Some(path), &[])
+    }
+
+    /// Parses and validates config text.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse_with(text, &[])
+    }
+
+    /// Parses config text, with Kafka-named keys moved into place and `properties`
+    /// (`-X key=value`: Kafka names or this file's dotted keys) applied on top; validates it.
+    pub fn parse_with(text: &str, properties: &[(String, String)]) -> Result<Config, ConfigError> {
+        let parse_error = |reason: String| ConfigError::Parse {
+            path: "<text>".into(),
+            reason: properties::with_suggestion(reason),
+        };
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| parse_error(e.to_string()))?;
+        properties::resolve_aliases(&mut table)?;
+        for (key, value) in properties {
+            properties::apply(&mut table, key, value)?;
+        }
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| parse_error(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// A config file (or the defaults) with `properties` applied (see [`Config::parse_with`]).
+    pub fn load_with(
+        path: Option<&Path>,
+        properties: &[(String, String)],
+    ) -> Result<Config, ConfigError> {
+        let Some(path) = path else {
+            return Config::parse_with("", properties);
+        };
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
             path: path.display().to_string(),
             reason: e.to_string(),
         })?;
-        Self::parse(&text).map_err(|e| match e {
+        Config::parse_with(&text, properties).map_err(|e| match e {
             ConfigError::Parse { reason, .. } => ConfigError::Parse {
                 path: path.display().to_string(),
                 reason,
             },
             other => other,
         })
-    }
-
-    /// Parses and validates config text.
-    pub fn parse(text: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: "<text>".into(),
-            reason: e.to_string(),
-        })?;
-        config.validate()?;
-        Ok(config)
     }
 
     /// Checks values that parse but make no sense. Brokers are checked by [`Config::require_brokers`]
