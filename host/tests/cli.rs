@@ -463,3 +463,26 @@ async fn run_uses_a_reset_policy_plugin_from_the_config() {
         "{stderr}"
     );
 }
+
+#[test]
+fn version_names_the_plugin_contract_and_completions_are_printed() {
+    let output = wasmkafka().arg("--version").output().unwrap();
+    let version = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(
+        version.trim(),
+        format!(
+            "wasmkafka {} (plugin contract wasmkafka:plugin@{})",
+            env!("CARGO_PKG_VERSION"),
+            wasmkafka::plugin::CONTRACT_VERSION
+        )
+    );
+    for shell in ["bash", "zsh", "fish"] {
+        let output = wasmkafka().args(["completions", shell]).output().unwrap();
+        assert!(output.status.success());
+        let script = String::from_utf8(output.stdout).unwrap();
+        assert!(
+            script.contains("assign-sim") && script.contains("--exit-at-end"),
+            "{shell}"
+        );
+    }
+}

@@ -19,10 +19,22 @@ use crate::client::Client;
 use crate::config::{validate_broker_address, Config};
 use crate::policy::ResetPolicySpec;
 
+/// `wasmkafka --version`: the build and the plugin contract versions it speaks.
+fn version() -> &'static str {
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION.get_or_init(|| {
+        format!(
+            "{} (plugin contract wasmkafka:plugin@{})",
+            env!("CARGO_PKG_VERSION"),
+            crate::plugin::CONTRACT_VERSION
+        )
+    })
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "wasmkafka",
-    version,
+    version = version(),
     about = "A Kafka consumer with sandboxed WebAssembly assignors and offset-reset policies",
     long_about = None
 )]
@@ -45,6 +57,12 @@ pub enum Command {
     /// Simulate assignors side by side over a group and a sequence of events (members join,
     /// leave, crash; topics grow): balance, movement, revocations, rack locality, time.
     AssignSim(assign_sim::AssignSimArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout, e.g.
+    /// `wasmkafka completions bash > /etc/bash_completion.d/wasmkafka`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Flags every subcommand that talks to a cluster shares.
@@ -159,6 +177,16 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Produce(args) => produce::produce(args).await,
         Command::Plugin(command) => plugin::plugin(command).await,
         Command::AssignSim(args) => assign_sim::assign_sim(args).await,
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "wasmkafka",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
     }
 }
 
