@@ -481,7 +481,7 @@ fn version_names_the_plugin_contract_and_completions_are_printed() {
         assert!(output.status.success());
         let script = String::from_utf8(output.stdout).unwrap();
         assert!(
-            script.contains("assign-sim") && script.contains("--exit-at-end"),
+            script.contains("assign-sim") && script.contains("exit-at-end"),
             "{shell}"
         );
     }
