@@ -7,6 +7,7 @@ mod output;
 mod plugin;
 mod produce;
 mod run;
+mod scaffold;
 mod signals;
 mod start;
 

@@ -20,6 +20,9 @@ use crate::policy::{ResetContext, ResetDecision, ResetPolicy, ResetReason};
 pub enum PluginCommand {
     /// Check a plugin: kind, contract version, exports, imports, and a smoke call.
     Check(CheckArgs),
+    /// Start a plugin crate of your own (standalone, with a test and a README) that builds
+    /// with `cargo build --release --target wasm32-wasip2`.
+    New(super::scaffold::NewArgs),
 }
 
 #[derive(Debug, Args)]
@@ -36,6 +39,15 @@ pub async fn plugin(command: PluginCommand) -> anyhow::Result<()> {
         PluginCommand::Check(args) => tokio::task::spawn_blocking(move || check(args))
             .await
             .context("the check stopped")?,
+        PluginCommand::New(args) => {
+            let dir = super::scaffold::new_plugin(&args)?;
+            println!("created {}", dir.display());
+            println!(
+                "next: cd {} && cargo test && cargo build --release --target wasm32-wasip2",
+                dir.display()
+            );
+            Ok(())
+        }
     }
 }
 
