@@ -799,6 +799,53 @@ async fn a_leader_without_offset_for_leader_epoch_is_fetched_unchecked() {
     assert!(policy.0.lock().unwrap().is_empty());
 }
 
+/// A reset policy that takes its time (here: a Wasm plugin sleeping until its deadline) runs
+/// off the async workers: on this single-threaded runtime, another task keeps ticking while
+/// the policy is asked, and the partition then stops with the deadline named.
+#[tokio::test]
+async fn a_slow_reset_policy_does_not_stall_the_runtime() {
+    let runtime = wasmkafka::plugin::PluginRuntime::new(
+        wasmkafka::plugin::PluginLimits {
+            deadline: Duration::from_millis(500),
+            ..wasmkafka::plugin::PluginLimits::default()
+        },
+        None,
+    )
+    .unwrap();
+    let sleepy = wasmkafka::plugin::WasmResetPolicy::load(
+        &runtime,
+        &wasmkafka_tests::plugins::plugin("hostile-sleep"),
+    )
+    .unwrap();
+    let h = harness_with_policy(1, &[1], Arc::new(sleepy), FetchOptions::default()).await;
+    h.log.append("t", 0, 10, |o| o);
+    let ticks = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let ticker = {
+        let ticks = ticks.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                ticks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        })
+    };
+    h.consumer.assign([(tp(0), StartAt::Reset)]);
+    let started = Instant::now();
+    let error = loop {
+        match h.consumer.poll(100, Duration::from_millis(100)).await {
+            Err(error) => break error,
+            Ok(records) => assert!(records.is_empty()),
+        }
+        assert!(started.elapsed() < WAIT, "no error from the policy");
+    };
+    let took = started.elapsed();
+    let ticked = ticks.load(std::sync::atomic::Ordering::SeqCst);
+    ticker.abort();
+    assert!(error.to_string().contains("deadline"), "{error}");
+    // About 50 ticks fit in the policy's 500 ms: the runtime's only thread was free.
+    assert!(ticked >= 25, "{ticked} ticks in {took:?}");
+}
+
 #[tokio::test]
 async fn fenced_and_unknown_leader_epochs_are_retried() {
     let h = harness(1, &[1], ResetPolicySpec::Earliest).await;

@@ -197,6 +197,45 @@ fn an_endless_loop_is_stopped_at_the_deadline() {
     assert!(range.assign(&small_group()).is_ok());
 }
 
+/// A plugin that sleeps (a blocking WASI clock wait, where epoch interruption does not
+/// reach) and one that polls a clock an hour away end at the deadline like the busy loop.
+#[test]
+fn sleeping_and_polling_plugins_end_at_the_deadline() {
+    let deadline = Duration::from_millis(300);
+    let runtime = runtime(PluginLimits {
+        deadline,
+        ..PluginLimits::default()
+    });
+    let context = ResetContext {
+        topic: "t".into(),
+        partition: 0,
+        reason: ResetReason::NoCommittedOffset,
+        committed: None,
+        log_start: 0,
+        high_watermark: 10,
+        now_ms: 0,
+        group: None,
+        settings: BTreeMap::new(),
+    };
+    for crate_name in ["hostile-sleep", "hostile-poll"] {
+        let policy = WasmResetPolicy::load(&runtime, &plugin(crate_name)).unwrap();
+        let started = Instant::now();
+        let error = policy.decide(&context).unwrap_err();
+        let took = started.elapsed();
+        assert!(
+            error.message.contains("ran past its 300ms deadline"),
+            "{crate_name}: {error}"
+        );
+        assert!(
+            took >= deadline && took < deadline + Duration::from_millis(700),
+            "{crate_name} ended after {took:?}"
+        );
+    }
+    // The host goes on: a good plugin in the same runtime still answers.
+    let rewind = WasmResetPolicy::load(&runtime, &plugin("reset-rewind")).unwrap();
+    assert!(rewind.decide(&context).is_ok());
+}
+
 #[test]
 fn a_memory_bomb_hits_the_cap() {
     let runtime = runtime(PluginLimits {

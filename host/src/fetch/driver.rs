@@ -417,7 +417,7 @@ impl Driver {
                 client: &client,
                 leader,
                 isolation,
-                policy: policy.as_ref(),
+                policy,
                 group: group.as_deref(),
                 now_ms: now_ms(),
             };

@@ -15,7 +15,9 @@ use std::collections::BTreeMap;
 use kafka_protocol::error::ResponseError;
 
 use crate::client::{Client, ClientError};
-use crate::policy::{ResetContext, ResetDecision, ResetPolicy};
+use std::sync::Arc;
+
+use crate::policy::{PolicyError, ResetContext, ResetDecision, ResetPolicy};
 
 use super::error::PartitionError;
 use super::offsets::{list_offsets, OffsetAnswer, OffsetSpec};
@@ -44,7 +46,8 @@ pub struct ResetJob<'a> {
     pub client: &'a Client,
     pub leader: i32,
     pub isolation: IsolationLevel,
-    pub policy: &'a dyn ResetPolicy,
+    /// Called off the async workers (a Wasm policy may take up to its deadline).
+    pub policy: Arc<dyn ResetPolicy>,
     pub group: Option<&'a str>,
     pub now_ms: i64,
 }
@@ -76,7 +79,7 @@ impl ResetJob<'_> {
                     continue;
                 }
             };
-            match self.target(&request, log_start, high_watermark) {
+            match self.target(&request, log_start, high_watermark).await {
                 Ok(Target::Offset(offset)) => {
                     outcomes.push((request, ResetOutcome::Resolved(offset)))
                 }
@@ -121,7 +124,7 @@ impl ResetJob<'_> {
         list_offsets(self.client, self.leader, self.isolation, &wanted).await
     }
 
-    fn target(
+    async fn target(
         &self,
         request: &ResetRequest,
         log_start: i64,
@@ -146,13 +149,19 @@ impl ResetJob<'_> {
         };
         let partition = request.tp.clone();
         let policy = self.policy.name().to_string();
-        let decision =
-            self.policy
-                .decide(&context)
-                .map_err(|error| PartitionError::PolicyFailed {
-                    partition: partition.clone(),
-                    error,
-                })?;
+        let deciding = self.policy.clone();
+        let decided = tokio::task::spawn_blocking(move || deciding.decide(&context))
+            .await
+            .unwrap_or_else(|failed| {
+                Err(PolicyError {
+                    policy: policy.clone(),
+                    message: format!("the policy call did not finish: {failed}"),
+                })
+            });
+        let decision = decided.map_err(|error| PartitionError::PolicyFailed {
+            partition: partition.clone(),
+            error,
+        })?;
         tracing::info!(%partition, %reason, log_start, high_watermark, %policy, ?decision, "reset policy decided");
         match decision {
             ResetDecision::Earliest => Ok(Target::Offset(log_start)),

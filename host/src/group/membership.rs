@@ -487,7 +487,18 @@ impl Membership {
             .find(|a| a.name() == protocol_name)
             .cloned()
             .unwrap_or_else(|| Builtin::Range.into_assignor());
-        let assigned = assign_group(chosen.as_ref(), self.options.fallback_assignor, &group);
+        // Off the async workers: a Wasm assignor may take up to its deadline.
+        let fallback = self.options.fallback_assignor;
+        let running = chosen.clone();
+        let assigned =
+            tokio::task::spawn_blocking(move || assign_group(running.as_ref(), fallback, &group))
+                .await
+                .map_err(|failed| {
+                    GroupError::Assignor(super::assignor::AssignorError {
+                        assignor: chosen.name().to_string(),
+                        message: format!("the assignor call did not finish: {failed}"),
+                    })
+                })?;
         if let Some(error) = &assigned.fell_back {
             let fallback = self.options.fallback_assignor.name();
             tracing::error!(group = self.group(), %error, fallback, "the assignor failed; using the fallback");
@@ -567,7 +578,11 @@ impl Membership {
             self.listener.on_assigned(&added);
         }
         if let Some(assignor) = self.assignors.iter().find(|a| a.name() == protocol_name) {
-            assignor.on_assignment(&assignment, generation);
+            // Off the async workers, like `assign`.
+            let assignor = assignor.clone();
+            let share = assignment.clone();
+            let _ = tokio::task::spawn_blocking(move || assignor.on_assignment(&share, generation))
+                .await;
         }
         self.owned_generation = generation;
         self.given_up.clear();

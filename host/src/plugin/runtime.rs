@@ -8,6 +8,12 @@
 //!   enforced by a resource limiter; one instance, one table, a bounded number of memories.
 //! - A trap, a deadline, a memory cap hit becomes a typed [`PluginError`] naming the plugin;
 //!   the host goes on.
+//! - The deadline holds in a blocking WASI wait too (Rust's `thread::sleep`, a `poll` on a clock),
+//!   where epoch interruption does not reach: every clock subscription a plugin makes ends by
+//!   the call's deadline at the latest ([`limit_clock_waits`]), and a call that asked to wait
+//!   beyond it fails with the deadline even if it then answers in time. Clocks are the only
+//!   pollables that can stay pending here (stdin is empty, stdout and stderr are sinks), so no
+//!   wait outlives the deadline.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -88,6 +94,10 @@ pub struct CallState {
     wasi: WasiCtx,
     table: ResourceTable,
     limiter: MemoryCap,
+    /// When this call's time is up.
+    deadline: std::time::Instant,
+    /// The plugin asked to wait on a clock beyond the deadline (the wait was cut short).
+    waited_past_deadline: bool,
 }
 
 impl WasiView for CallState {
@@ -172,6 +182,7 @@ impl PluginRuntime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| format!("cannot link WASI: {e:#}"))?;
+        limit_clock_waits(&mut linker).map_err(|e| format!("cannot link WASI clocks: {e:#}"))?;
         let ticker_stop = Arc::new(AtomicBool::new(false));
         {
             let engine = engine.clone();
@@ -297,6 +308,8 @@ impl PluginRuntime {
                     limit: self.limits.memory_bytes,
                     hit: false,
                 },
+                deadline: std::time::Instant::now() + self.limits.deadline,
+                waited_past_deadline: false,
             },
         );
         store.limiter(|state| &mut state.limiter);
@@ -309,6 +322,9 @@ impl PluginRuntime {
     pub fn classify(&self, store: &Store<CallState>, error: &wasmtime::Error) -> PluginFailure {
         if store.data().limiter.hit {
             return PluginFailure::MemoryLimit(self.limits.memory_bytes);
+        }
+        if store.data().waited_past_deadline {
+            return PluginFailure::Deadline(self.limits.deadline);
         }
         match error.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => PluginFailure::Deadline(self.limits.deadline),
@@ -358,6 +374,14 @@ impl PluginCaller {
             .map_err(|e| PluginFailure::Instantiate(format!("{e:#}")))
             .and_then(|instance| {
                 f(&instance, &mut store).map_err(|e| self.runtime.classify(&store, &e))
+            })
+            .and_then(|value| {
+                // It answered, but only because its wait was cut short at the deadline.
+                if store.data().waited_past_deadline {
+                    Err(PluginFailure::Deadline(self.runtime.limits.deadline))
+                } else {
+                    Ok(value)
+                }
             });
         match result {
             Ok(value) => {
@@ -371,4 +395,55 @@ impl PluginCaller {
             }
         }
     }
+}
+
+/// The WASI clock version the host's bindings define; plugins importing any 0.2.x match it.
+const MONOTONIC_CLOCK: &str = "wasi:clocks/monotonic-clock@0.2.12";
+
+/// Replaces the monotonic clock's `subscribe-duration` and `subscribe-instant` with versions
+/// that never wait past the call's deadline (see the module invariants): a longer wait is
+/// shortened to the deadline and remembered, so the call fails with the deadline.
+fn limit_clock_waits(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+    use wasmtime::component::Resource;
+    use wasmtime::StoreContextMut;
+    use wasmtime_wasi::clocks::WasiClocksView;
+    use wasmtime_wasi::p2::bindings::clocks::monotonic_clock::Host as MonotonicClock;
+    use wasmtime_wasi::p2::DynPollable;
+
+    /// Subscribes for `nanos` from now, or until the deadline if that comes first.
+    fn bounded(state: &mut CallState, nanos: u64) -> wasmtime::Result<(Resource<DynPollable>,)> {
+        let left = state
+            .deadline
+            .saturating_duration_since(std::time::Instant::now())
+            .as_nanos() as u64;
+        let nanos = if nanos > left {
+            state.waited_past_deadline = true;
+            left
+        } else {
+            nanos
+        };
+        Ok((MonotonicClock::subscribe_duration(
+            &mut state.clocks(),
+            nanos,
+        )?,))
+    }
+
+    linker.allow_shadowing(true);
+    let mut clock = linker.instance(MONOTONIC_CLOCK)?;
+    clock.func_wrap(
+        "subscribe-duration",
+        |mut store: StoreContextMut<'_, CallState>, (nanos,): (u64,)| {
+            bounded(store.data_mut(), nanos)
+        },
+    )?;
+    clock.func_wrap(
+        "subscribe-instant",
+        |mut store: StoreContextMut<'_, CallState>, (when,): (u64,)| {
+            let state = store.data_mut();
+            let now = MonotonicClock::now(&mut state.clocks())?;
+            bounded(state, when.saturating_sub(now))
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
 }
