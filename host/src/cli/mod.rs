@@ -3,6 +3,7 @@
 
 mod assign_sim;
 mod metadata;
+mod offsets;
 mod output;
 mod plugin;
 mod produce;
@@ -58,6 +59,9 @@ pub enum Command {
     /// Simulate assignors side by side over a group and a sequence of events (members join,
     /// leave, crash; topics grow): balance, movement, revocations, rack locality, time.
     AssignSim(assign_sim::AssignSimArgs),
+    /// A group's committed offsets: describe them, plan where they go (`--execute` commits).
+    #[command(subcommand)]
+    Offsets(offsets::OffsetsCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout, e.g.
     /// `wasmkafka completions bash > /etc/bash_completion.d/wasmkafka`.
     Completions {
@@ -178,6 +182,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Produce(args) => produce::produce(args).await,
         Command::Plugin(command) => plugin::plugin(command).await,
         Command::AssignSim(args) => assign_sim::assign_sim(args).await,
+        Command::Offsets(command) => offsets::offsets(command).await,
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(

@@ -52,7 +52,9 @@ pub struct ResetJob<'a> {
     pub now_ms: i64,
 }
 
-enum Target {
+/// Where a reset goes: an offset, or the first record at or after a time (ms since the epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
     Offset(i64),
     Timestamp(i64),
 }
@@ -163,29 +165,51 @@ impl ResetJob<'_> {
             error,
         })?;
         tracing::info!(%partition, %reason, log_start, high_watermark, %policy, ?decision, "reset policy decided");
-        match decision {
-            ResetDecision::Earliest => Ok(Target::Offset(log_start)),
-            ResetDecision::Latest => Ok(Target::Offset(high_watermark)),
-            ResetDecision::Offset(offset) if (log_start..=high_watermark).contains(&offset) => {
-                Ok(Target::Offset(offset))
-            }
-            ResetDecision::Offset(offset) => Err(PartitionError::InvalidDecision {
-                partition,
-                policy,
-                offset,
-                log_start,
-                high_watermark,
-            }),
-            ResetDecision::Timestamp(ms) => Ok(Target::Timestamp(ms)),
-            ResetDecision::Fail(message) => Err(PartitionError::ResetRefused {
-                partition,
-                reason,
-                log_start,
-                high_watermark,
-                policy,
-                message,
-            }),
+        decision_target(
+            partition,
+            reason,
+            &policy,
+            decision,
+            log_start,
+            high_watermark,
+        )
+    }
+}
+
+/// Where a policy's decision points in a log of `log_start..=high_watermark`: an offset, a
+/// time still to look up (ListOffsets), or an error for the user (an offset outside the log,
+/// or a refusal). The consumer and `wasmkafka offsets plan` both resolve decisions here.
+pub fn decision_target(
+    partition: TopicPartition,
+    reason: crate::policy::ResetReason,
+    policy: &str,
+    decision: ResetDecision,
+    log_start: i64,
+    high_watermark: i64,
+) -> Result<Target, PartitionError> {
+    let policy = policy.to_string();
+    match decision {
+        ResetDecision::Earliest => Ok(Target::Offset(log_start)),
+        ResetDecision::Latest => Ok(Target::Offset(high_watermark)),
+        ResetDecision::Offset(offset) if (log_start..=high_watermark).contains(&offset) => {
+            Ok(Target::Offset(offset))
         }
+        ResetDecision::Offset(offset) => Err(PartitionError::InvalidDecision {
+            partition,
+            policy,
+            offset,
+            log_start,
+            high_watermark,
+        }),
+        ResetDecision::Timestamp(ms) => Ok(Target::Timestamp(ms)),
+        ResetDecision::Fail(message) => Err(PartitionError::ResetRefused {
+            partition,
+            reason,
+            log_start,
+            high_watermark,
+            policy,
+            message,
+        }),
     }
 }
 

@@ -14,6 +14,7 @@
 pub mod assignor;
 pub mod commit_queue;
 pub mod coordinator;
+pub mod describe;
 pub mod error;
 pub mod heartbeat;
 pub mod membership;
