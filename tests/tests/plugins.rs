@@ -236,6 +236,55 @@ fn sleeping_and_polling_plugins_end_at_the_deadline() {
     assert!(rewind.decide(&context).is_ok());
 }
 
+/// A changed plugin file is used at the next call; a broken or renamed new version is
+/// refused and the previous one keeps answering.
+#[test]
+fn a_changed_plugin_file_is_picked_up_and_a_broken_one_is_refused() {
+    let runtime = runtime(PluginLimits::default());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.wasm");
+    // Each copy gets a distinct modification time, as a deploy would.
+    let mut stamp = std::time::SystemTime::now();
+    let mut install = |bytes: &[u8]| {
+        std::fs::write(&path, bytes).unwrap();
+        stamp += Duration::from_secs(1);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(stamp)
+            .unwrap();
+    };
+    install(&std::fs::read(plugin("reset-latest")).unwrap());
+    let policy = WasmResetPolicy::load(&runtime, &path).unwrap();
+    let context = ResetContext {
+        topic: "t".into(),
+        partition: 0,
+        reason: ResetReason::NoCommittedOffset,
+        committed: None,
+        log_start: 10,
+        high_watermark: 100,
+        now_ms: 0,
+        group: None,
+        settings: BTreeMap::new(),
+    };
+    use wasmkafka::policy::ResetDecision;
+    assert_eq!(policy.decide(&context).unwrap(), ResetDecision::Latest);
+    // Version 2 (same name, other answers) is picked up without reloading by hand.
+    install(&std::fs::read(plugin("test-latest-v2")).unwrap());
+    assert_eq!(policy.decide(&context).unwrap(), ResetDecision::Offset(11));
+    // A broken file: version 2 keeps answering.
+    install(b"not a component");
+    assert_eq!(policy.decide(&context).unwrap(), ResetDecision::Offset(11));
+    // A plugin that renamed itself is refused too.
+    install(&std::fs::read(plugin("reset-earliest")).unwrap());
+    assert_eq!(policy.decide(&context).unwrap(), ResetDecision::Offset(11));
+    assert_eq!(policy.name(), "latest");
+    // Back to version 1.
+    install(&std::fs::read(plugin("reset-latest")).unwrap());
+    assert_eq!(policy.decide(&context).unwrap(), ResetDecision::Latest);
+}
+
 #[test]
 fn a_memory_bomb_hits_the_cap() {
     let runtime = runtime(PluginLimits {

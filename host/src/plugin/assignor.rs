@@ -9,6 +9,7 @@ use wasmkafka_policy::assign::{Assignment, Group, MemberAssignment};
 use crate::group::{Assignor, AssignorError, RebalanceProtocol};
 
 use super::contract::PluginKind;
+use super::hot_swap::Swappable;
 use super::runtime::{CallState, PluginCaller, PluginError, PluginFailure, PluginRuntime};
 
 mod bindings {
@@ -22,10 +23,12 @@ use bindings::exports::wasmkafka::plugin::assignor as wit;
 use bindings::wasmkafka::plugin::types as t;
 use bindings::{AssignorPlugin, AssignorPluginPre};
 
-/// An assignor plugin, ready to call.
+/// An assignor plugin, ready to call; a changed file is picked up at the next call (see
+/// [`super::hot_swap`]).
 pub struct WasmAssignor {
     caller: PluginCaller,
-    pre: AssignorPluginPre<CallState>,
+    runtime: Arc<PluginRuntime>,
+    pre: Swappable<AssignorPluginPre<CallState>>,
     name: String,
     protocol: RebalanceProtocol,
     /// What `on-assignment` returned last, handed to the next `user-data` call.
@@ -46,34 +49,23 @@ impl std::fmt::Debug for WasmAssignor {
 impl WasmAssignor {
     /// Loads, checks and links an assignor plugin, then asks its name and protocol.
     pub fn load(runtime: &Arc<PluginRuntime>, path: &Path) -> Result<WasmAssignor, PluginError> {
-        let instance_pre = runtime.prepare(path, PluginKind::Assignor)?;
         let caller = PluginCaller::new(runtime.clone(), path);
-        let pre = AssignorPluginPre::new(instance_pre)
-            .map_err(|e| caller.error(PluginFailure::Instantiate(format!("{e:#}"))))?;
-        let mut assignor = WasmAssignor {
-            caller,
-            pre,
-            name: String::new(),
-            protocol: RebalanceProtocol::Eager,
-            state: Mutex::new(Vec::new()),
-            settings: Vec::new(),
-        };
-        let (name, protocol) = assignor.call(|plugin, store| {
-            let name = plugin.call_name(&mut *store)?;
-            let protocol = plugin.call_protocol(&mut *store)?;
-            Ok((name, protocol))
-        })?;
+        let pre = link(runtime, &caller, path)?;
+        let (name, protocol) = identify(&caller, &pre)?;
         if name.is_empty() || name.len() > 255 {
-            return Err(assignor.caller.error(PluginFailure::InvalidAnswer(format!(
+            return Err(caller.error(PluginFailure::InvalidAnswer(format!(
                 "its name `{name}` must be 1 to 255 characters"
             ))));
         }
-        assignor.name = name;
-        assignor.protocol = match protocol {
-            t::RebalanceProtocol::Eager => RebalanceProtocol::Eager,
-            t::RebalanceProtocol::Cooperative => RebalanceProtocol::Cooperative,
-        };
-        Ok(assignor)
+        Ok(WasmAssignor {
+            caller,
+            runtime: runtime.clone(),
+            pre: Swappable::new(path, pre),
+            name,
+            protocol,
+            state: Mutex::new(Vec::new()),
+            settings: Vec::new(),
+        })
     }
 
     /// Settings handed to the plugin with every group (from the config).
@@ -82,14 +74,25 @@ impl WasmAssignor {
         self
     }
 
+    /// Calls the current version (a changed file is loaded first; a new version must keep
+    /// the name and protocol the group knows this assignor by).
     fn call<R>(
         &self,
         f: impl FnOnce(&wit::Guest, &mut wasmtime::Store<CallState>) -> wasmtime::Result<R>,
     ) -> Result<R, PluginError> {
-        self.caller.call(
-            |store| self.pre.instantiate(store),
-            |instance: &AssignorPlugin, store| f(instance.wasmkafka_plugin_assignor(), store),
-        )
+        let (pre, _) = self.pre.current(|path| {
+            let pre = link(&self.runtime, &self.caller, path)?;
+            let (name, protocol) = identify(&self.caller, &pre)?;
+            if name != self.name || protocol != self.protocol {
+                return Err(self.caller.error(PluginFailure::InvalidAnswer(format!(
+                    "its new version is `{name}` ({protocol:?}), not `{}` ({:?}); restart to \
+                     use it",
+                    self.name, self.protocol
+                ))));
+            }
+            Ok(pre)
+        });
+        call_on(&self.caller, &pre, f)
     }
 
     fn error(&self, error: PluginError) -> AssignorError {
@@ -166,6 +169,45 @@ impl Assignor for WasmAssignor {
             }
         }
     }
+}
+
+/// Loads, checks and links the file as an assignor.
+fn link(
+    runtime: &PluginRuntime,
+    caller: &PluginCaller,
+    path: &Path,
+) -> Result<AssignorPluginPre<CallState>, PluginError> {
+    let instance_pre = runtime.prepare(path, PluginKind::Assignor)?;
+    AssignorPluginPre::new(instance_pre)
+        .map_err(|e| caller.error(PluginFailure::Instantiate(format!("{e:#}"))))
+}
+
+fn call_on<R>(
+    caller: &PluginCaller,
+    pre: &AssignorPluginPre<CallState>,
+    f: impl FnOnce(&wit::Guest, &mut wasmtime::Store<CallState>) -> wasmtime::Result<R>,
+) -> Result<R, PluginError> {
+    caller.call(
+        |store| pre.instantiate(store),
+        |instance: &AssignorPlugin, store| f(instance.wasmkafka_plugin_assignor(), store),
+    )
+}
+
+/// The plugin's name and rebalance protocol.
+fn identify(
+    caller: &PluginCaller,
+    pre: &AssignorPluginPre<CallState>,
+) -> Result<(String, RebalanceProtocol), PluginError> {
+    let (name, protocol) = call_on(caller, pre, |plugin, store| {
+        let name = plugin.call_name(&mut *store)?;
+        let protocol = plugin.call_protocol(&mut *store)?;
+        Ok((name, protocol))
+    })?;
+    let protocol = match protocol {
+        t::RebalanceProtocol::Eager => RebalanceProtocol::Eager,
+        t::RebalanceProtocol::Cooperative => RebalanceProtocol::Cooperative,
+    };
+    Ok((name, protocol))
 }
 
 fn to_wit(group: &Group) -> t::Group {

@@ -7,9 +7,12 @@
 //!   cap, typed failures.
 //! - [`assignor`], [`reset`]: the typed handles (wasmtime `bindgen!` over `wit/plugin.wit`).
 //! - [`quarantine`]: a plugin that keeps failing is skipped for a while.
+//! - [`hot_swap`]: a changed plugin file is picked up at the next call; a broken new version
+//!   is refused and the previous one keeps running.
 
 pub mod assignor;
 pub mod contract;
+pub mod hot_swap;
 pub mod quarantine;
 pub mod reset;
 pub mod runtime;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::policy::{PolicyError, ResetContext, ResetDecision, ResetPolicy, ResetReason};
 
 use super::contract::PluginKind;
+use super::hot_swap::Swappable;
 use super::runtime::{CallState, PluginCaller, PluginError, PluginFailure, PluginRuntime};
 
 mod bindings {
@@ -19,10 +20,12 @@ use bindings::exports::wasmkafka::plugin::reset_policy as wit;
 use bindings::wasmkafka::plugin::types as t;
 use bindings::{ResetPolicyPlugin, ResetPolicyPluginPre};
 
-/// A reset-policy plugin, ready to call.
+/// A reset-policy plugin, ready to call; a changed file is picked up at the next decision
+/// (see [`super::hot_swap`]).
 pub struct WasmResetPolicy {
     caller: PluginCaller,
-    pre: ResetPolicyPluginPre<CallState>,
+    runtime: Arc<PluginRuntime>,
+    pre: Swappable<ResetPolicyPluginPre<CallState>>,
     name: String,
     settings: Vec<(String, String)>,
 }
@@ -39,18 +42,16 @@ impl std::fmt::Debug for WasmResetPolicy {
 impl WasmResetPolicy {
     /// Loads, checks and links a reset-policy plugin, then asks its name.
     pub fn load(runtime: &Arc<PluginRuntime>, path: &Path) -> Result<WasmResetPolicy, PluginError> {
-        let instance_pre = runtime.prepare(path, PluginKind::ResetPolicy)?;
         let caller = PluginCaller::new(runtime.clone(), path);
-        let pre = ResetPolicyPluginPre::new(instance_pre)
-            .map_err(|e| caller.error(PluginFailure::Instantiate(format!("{e:#}"))))?;
-        let mut policy = WasmResetPolicy {
+        let pre = link(runtime, &caller, path)?;
+        let name = call_on(&caller, &pre, |plugin, store| plugin.call_name(store))?;
+        Ok(WasmResetPolicy {
             caller,
-            pre,
-            name: String::new(),
+            runtime: runtime.clone(),
+            pre: Swappable::new(path, pre),
+            name,
             settings: Vec::new(),
-        };
-        policy.name = policy.call(|plugin, store| plugin.call_name(store))?;
-        Ok(policy)
+        })
     }
 
     /// Settings handed to the plugin with every decision (from the config).
@@ -59,17 +60,47 @@ impl WasmResetPolicy {
         self
     }
 
+    /// Calls the current version (a changed file is loaded first; a new version must keep
+    /// the plugin's name).
     fn call<R>(
         &self,
         f: impl FnOnce(&wit::Guest, &mut wasmtime::Store<CallState>) -> wasmtime::Result<R>,
     ) -> Result<R, PluginError> {
-        self.caller.call(
-            |store| self.pre.instantiate(store),
-            |instance: &ResetPolicyPlugin, store| {
-                f(instance.wasmkafka_plugin_reset_policy(), store)
-            },
-        )
+        let (pre, _) = self.pre.current(|path| {
+            let pre = link(&self.runtime, &self.caller, path)?;
+            let name = call_on(&self.caller, &pre, |plugin, store| plugin.call_name(store))?;
+            if name != self.name {
+                return Err(self.caller.error(PluginFailure::InvalidAnswer(format!(
+                    "its new version is named `{name}`, not `{}`; restart to use it",
+                    self.name
+                ))));
+            }
+            Ok(pre)
+        });
+        call_on(&self.caller, &pre, f)
     }
+}
+
+/// Loads, checks and links the file as a reset policy.
+fn link(
+    runtime: &PluginRuntime,
+    caller: &PluginCaller,
+    path: &Path,
+) -> Result<ResetPolicyPluginPre<CallState>, PluginError> {
+    let instance_pre = runtime.prepare(path, PluginKind::ResetPolicy)?;
+    ResetPolicyPluginPre::new(instance_pre)
+        .map_err(|e| caller.error(PluginFailure::Instantiate(format!("{e:#}"))))
+}
+
+fn call_on<R>(
+    caller: &PluginCaller,
+    pre: &ResetPolicyPluginPre<CallState>,
+    f: impl FnOnce(&wit::Guest, &mut wasmtime::Store<CallState>) -> wasmtime::Result<R>,
+) -> Result<R, PluginError> {
+    caller.call(
+        |store| pre.instantiate(store),
+        |instance: &ResetPolicyPlugin, store| f(instance.wasmkafka_plugin_reset_policy(), store),
+    )
 }
 
 impl ResetPolicy for WasmResetPolicy {
