@@ -356,8 +356,8 @@ fn plugin_check_reports_a_good_plugin_and_refuses_a_bad_one() {
     );
     for expected in [
         "kind:     assignor",
-        "wasmkafka:plugin@0.1.0",
-        "exports:  wasmkafka:plugin/assignor@0.1.0",
+        "contract: wasmkafka:plugin@0.2.0 (this host runs 0.2.0, 0.1.0)",
+        "exports:  wasmkafka:plugin/assignor@0.2.0",
         "name:     range",
         "valid; 9 assigned",
         "ok",
@@ -471,9 +471,8 @@ fn version_names_the_plugin_contract_and_completions_are_printed() {
     assert_eq!(
         version.trim(),
         format!(
-            "wasmkafka {} (plugin contract wasmkafka:plugin@{})",
+            "wasmkafka {} (plugin contracts wasmkafka:plugin@0.2.0, @0.1.0)",
             env!("CARGO_PKG_VERSION"),
-            wasmkafka::plugin::CONTRACT_VERSION
         )
     );
     for shell in ["bash", "zsh", "fish"] {

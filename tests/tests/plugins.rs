@@ -285,6 +285,63 @@ fn a_changed_plugin_file_is_picked_up_and_a_broken_one_is_refused() {
     assert_eq!(policy.decide(&context).unwrap(), ResetDecision::Latest);
 }
 
+/// A plugin built against the frozen contract 0.1.0 still runs, and sees a truncated log as
+/// out of range; a 0.2.0 plugin sees the truncation and answers many partitions in one call.
+#[test]
+fn contract_versions_side_by_side() {
+    use wasmkafka::policy::ResetDecision;
+    let runtime = runtime(PluginLimits::default());
+    let context = |reason| ResetContext {
+        topic: "t".into(),
+        partition: 0,
+        reason,
+        committed: Some(90),
+        log_start: 10,
+        high_watermark: 100,
+        now_ms: 0,
+        group: None,
+        settings: BTreeMap::new(),
+    };
+    let truncated = ResetReason::LogTruncated {
+        offset: 90,
+        diverged_at: 40,
+    };
+    let frozen = WasmResetPolicy::load(&runtime, &plugin("contract-v0-1-0")).unwrap();
+    assert_eq!(frozen.name(), "frozen");
+    assert_eq!(
+        frozen
+            .decide(&context(ResetReason::NoCommittedOffset))
+            .unwrap(),
+        ResetDecision::Latest
+    );
+    // Out of range to a 0.1.0 plugin: its own answer for that branch.
+    assert_eq!(
+        frozen.decide(&context(truncated)).unwrap(),
+        ResetDecision::Offset(11)
+    );
+    // 0.2.0: the built-in `earliest` plugin resumes where the log diverged, like the native
+    // one, and `decide-all` answers every partition in one call.
+    let earliest = WasmResetPolicy::load(&runtime, &plugin("reset-earliest")).unwrap();
+    let contexts = [
+        context(truncated),
+        context(ResetReason::NoCommittedOffset),
+        context(ResetReason::OutOfRange { offset: 5 }),
+    ];
+    let wasm: Vec<ResetDecision> = earliest
+        .decide_all(&contexts)
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let native: Vec<ResetDecision> = contexts
+        .iter()
+        .map(|c| ResetPolicySpec::Earliest.into_policy().decide(c).unwrap())
+        .collect();
+    assert_eq!(wasm, native);
+    assert_eq!(wasm[0], ResetDecision::Offset(40));
+    // The frozen plugin answers decide_all too (one call per partition).
+    assert_eq!(frozen.decide_all(&contexts).len(), 3);
+}
+
 #[test]
 fn a_memory_bomb_hits_the_cap() {
     let runtime = runtime(PluginLimits {
@@ -344,10 +401,14 @@ fn contract_version_and_imports_are_checked_before_compiling() {
     assert_eq!(
         error.failure,
         PluginFailure::Contract(ContractError::UnsupportedVersion {
-            found: "9.9.0".into()
+            found: "9.9.0".into(),
+            supported: "0.2.0, 0.1.0".into(),
         })
     );
-    assert!(error.to_string().contains("0.1.0"), "{error}");
+    assert!(
+        error.to_string().contains("runs versions 0.2.0, 0.1.0"),
+        "{error}"
+    );
 
     let error = WasmAssignor::load(&runtime, &plugin("hostile-filesystem")).unwrap_err();
     let PluginFailure::Contract(ContractError::ForbiddenImport(import)) = &error.failure else {

@@ -26,9 +26,9 @@ fn version() -> &'static str {
     static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     VERSION.get_or_init(|| {
         format!(
-            "{} (plugin contract wasmkafka:plugin@{})",
+            "{} (plugin contracts wasmkafka:plugin@{})",
             env!("CARGO_PKG_VERSION"),
-            crate::plugin::CONTRACT_VERSION
+            crate::plugin::contract::CONTRACT_VERSIONS.join(", @")
         )
     })
 }

@@ -12,7 +12,7 @@ use wasmkafka_policy::assign::{validate, Group, Member, PartitionInfo};
 use crate::group::Assignor;
 use crate::plugin::{
     inspect, PluginKind, PluginLimits, PluginRuntime, WasmAssignor, WasmResetPolicy,
-    CONTRACT_VERSION,
+    CONTRACT_VERSIONS,
 };
 use crate::policy::{ResetContext, ResetDecision, ResetPolicy, ResetReason};
 
@@ -68,8 +68,9 @@ fn check(args: CheckArgs) -> anyhow::Result<()> {
     println!("file:     {} ({} bytes)", args.file.display(), bytes.len());
     println!("kind:     {}", info.kind);
     println!(
-        "contract: wasmkafka:plugin@{} (this host: {CONTRACT_VERSION})",
-        info.version
+        "contract: wasmkafka:plugin@{} (this host runs {})",
+        info.version,
+        CONTRACT_VERSIONS.join(", ")
     );
     println!("exports:  {}", info.exports.join(", "));
     println!(

@@ -17,7 +17,7 @@ use kafka_protocol::error::ResponseError;
 use crate::client::{Client, ClientError};
 use std::sync::Arc;
 
-use crate::policy::{PolicyError, ResetContext, ResetDecision, ResetPolicy};
+use crate::policy::{PolicyError, ResetContext, ResetDecision, ResetPolicy, ResetReason};
 
 use super::error::PartitionError;
 use super::offsets::{list_offsets, OffsetAnswer, OffsetSpec};
@@ -69,7 +69,9 @@ impl ResetJob<'_> {
         };
 
         let mut outcomes = Vec::with_capacity(requests.len());
-        let mut by_time: Vec<(ResetRequest, i64, i64)> = Vec::new();
+        let mut targets: Vec<(ResetRequest, Result<Target, PartitionError>, i64)> = Vec::new();
+        // The partitions the policy decides: all of them in one call.
+        let mut asking: Vec<(ResetRequest, ResetContext)> = Vec::new();
         for request in requests {
             let bounds = answer(&earliest, &request.tp)
                 .and_then(|start| answer(&latest, &request.tp).map(|end| (start, end)));
@@ -81,7 +83,22 @@ impl ResetJob<'_> {
                     continue;
                 }
             };
-            match self.target(&request, log_start, high_watermark).await {
+            let target = match request.cause {
+                ResetCause::To(OffsetSpec::Earliest) => Target::Offset(log_start),
+                ResetCause::To(OffsetSpec::Latest) => Target::Offset(high_watermark),
+                ResetCause::To(OffsetSpec::Timestamp(ms)) => Target::Timestamp(ms),
+                ResetCause::Policy(reason) => {
+                    let context = self.context(&request, reason, log_start, high_watermark);
+                    asking.push((request, context));
+                    continue;
+                }
+            };
+            targets.push((request, Ok(target), high_watermark));
+        }
+        targets.extend(self.decide(asking).await);
+        let mut by_time: Vec<(ResetRequest, i64, i64)> = Vec::new();
+        for (request, target, high_watermark) in targets {
+            match target {
                 Ok(Target::Offset(offset)) => {
                     outcomes.push((request, ResetOutcome::Resolved(offset)))
                 }
@@ -126,19 +143,14 @@ impl ResetJob<'_> {
         list_offsets(self.client, self.leader, self.isolation, &wanted).await
     }
 
-    async fn target(
+    fn context(
         &self,
         request: &ResetRequest,
+        reason: ResetReason,
         log_start: i64,
         high_watermark: i64,
-    ) -> Result<Target, PartitionError> {
-        let reason = match request.cause {
-            ResetCause::To(OffsetSpec::Earliest) => return Ok(Target::Offset(log_start)),
-            ResetCause::To(OffsetSpec::Latest) => return Ok(Target::Offset(high_watermark)),
-            ResetCause::To(OffsetSpec::Timestamp(ms)) => return Ok(Target::Timestamp(ms)),
-            ResetCause::Policy(reason) => reason,
-        };
-        let context = ResetContext {
+    ) -> ResetContext {
+        ResetContext {
             topic: request.tp.topic.to_string(),
             partition: request.tp.partition,
             reason,
@@ -148,31 +160,50 @@ impl ResetJob<'_> {
             now_ms: self.now_ms,
             group: self.group.map(str::to_string),
             settings: Default::default(),
-        };
-        let partition = request.tp.clone();
+        }
+    }
+
+    /// Asks the policy about every partition in `asking`, in one call off the async
+    /// workers, and resolves each decision against its log.
+    async fn decide(
+        &self,
+        asking: Vec<(ResetRequest, ResetContext)>,
+    ) -> Vec<(ResetRequest, Result<Target, PartitionError>, i64)> {
+        if asking.is_empty() {
+            return Vec::new();
+        }
         let policy = self.policy.name().to_string();
+        let contexts: Vec<ResetContext> = asking.iter().map(|(_, c)| c.clone()).collect();
         let deciding = self.policy.clone();
-        let decided = tokio::task::spawn_blocking(move || deciding.decide(&context))
+        let count = contexts.len();
+        let decided = tokio::task::spawn_blocking(move || deciding.decide_all(&contexts))
             .await
             .unwrap_or_else(|failed| {
-                Err(PolicyError {
+                let error = PolicyError {
                     policy: policy.clone(),
                     message: format!("the policy call did not finish: {failed}"),
-                })
+                };
+                vec![Err(error); count]
             });
-        let decision = decided.map_err(|error| PartitionError::PolicyFailed {
-            partition: partition.clone(),
-            error,
-        })?;
-        tracing::info!(%partition, %reason, log_start, high_watermark, %policy, ?decision, "reset policy decided");
-        decision_target(
-            partition,
-            reason,
-            &policy,
-            decision,
-            log_start,
-            high_watermark,
-        )
+        asking
+            .into_iter()
+            .zip(decided)
+            .map(|((request, context), decided)| {
+                let partition = request.tp.clone();
+                let (reason, log_start, high_watermark) =
+                    (context.reason, context.log_start, context.high_watermark);
+                let target = decided
+                    .map_err(|error| PartitionError::PolicyFailed {
+                        partition: partition.clone(),
+                        error,
+                    })
+                    .and_then(|decision| {
+                        tracing::info!(%partition, %reason, log_start, high_watermark, %policy, ?decision, "reset policy decided");
+                        decision_target(partition, reason, &policy, decision, log_start, high_watermark)
+                    });
+                (request, target, high_watermark)
+            })
+            .collect()
     }
 }
 

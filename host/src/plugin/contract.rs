@@ -7,7 +7,10 @@ use wasmparser::{Encoding, Parser, Payload};
 
 /// The contract package and the version this host implements.
 pub const PACKAGE: &str = "wasmkafka:plugin";
-pub const CONTRACT_VERSION: &str = "0.1.0";
+/// The contract this host's plugins are built against (`wit/plugin.wit`).
+pub const CONTRACT_VERSION: &str = "0.2.0";
+/// Every contract version this host runs, newest first (frozen ones under `wit/since_v*/`).
+pub const CONTRACT_VERSIONS: &[&str] = &["0.2.0", "0.1.0"];
 
 /// Import prefixes a plugin may use: the WASI pieces Rust's standard library links (stdio,
 /// environment, exit, streams, random, clocks). The host grants them with nothing behind
@@ -74,10 +77,10 @@ pub enum ContractError {
     )]
     NoPluginExport(String),
     #[error(
-        "implements contract version {found} of `{PACKAGE}`, but this host implements \
-         {CONTRACT_VERSION}; rebuild the plugin against wit/plugin.wit of this wasmkafka"
+        "implements contract version {found} of `{PACKAGE}`, but this host runs versions \
+         {supported}; rebuild the plugin against wit/plugin.wit of this wasmkafka"
     )]
-    UnsupportedVersion { found: String },
+    UnsupportedVersion { found: String, supported: String },
     #[error("exports both an assignor and a reset policy; a plugin is one or the other")]
     TwoKinds,
     #[error(
@@ -145,11 +148,14 @@ pub fn inspect(bytes: &[u8]) -> Result<PluginInfo, ContractError> {
         [(kind, version)] => (*kind, version.clone()),
         _ => return Err(ContractError::TwoKinds),
     };
-    if version != CONTRACT_VERSION {
-        return Err(ContractError::UnsupportedVersion { found: version });
+    if !CONTRACT_VERSIONS.contains(&version.as_str()) {
+        return Err(ContractError::UnsupportedVersion {
+            found: version,
+            supported: CONTRACT_VERSIONS.join(", "),
+        });
     }
     // The contract's own type-only interface is imported by every plugin.
-    let types = format!("{PACKAGE}/types@{CONTRACT_VERSION}");
+    let types = format!("{PACKAGE}/types@{version}");
     let forbidden: Vec<&str> = imports
         .iter()
         .filter(|import| {

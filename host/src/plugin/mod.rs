@@ -5,7 +5,8 @@
 //! - [`contract`]: read a component's contract version, exports and imports before compiling.
 //! - [`runtime`]: one engine, the compile cache, per-call stores with a deadline and a memory
 //!   cap, typed failures.
-//! - [`assignor`], [`reset`]: the typed handles (wasmtime `bindgen!` over `wit/plugin.wit`).
+//! - [`assignor`], [`reset`]: the typed handles, one wasmtime `bindgen!` per contract version
+//!   (`wit/plugin.wit` is the current one, `wit/since_v*/` the frozen ones), settled at load.
 //! - [`quarantine`]: a plugin that keeps failing is skipped for a while.
 //! - [`hot_swap`]: a changed plugin file is picked up at the next call; a broken new version
 //!   is refused and the previous one keeps running.
@@ -18,6 +19,8 @@ pub mod reset;
 pub mod runtime;
 
 pub use assignor::WasmAssignor;
-pub use contract::{inspect, ContractError, PluginInfo, PluginKind, CONTRACT_VERSION};
+pub use contract::{
+    inspect, ContractError, PluginInfo, PluginKind, CONTRACT_VERSION, CONTRACT_VERSIONS,
+};
 pub use reset::WasmResetPolicy;
 pub use runtime::{PluginError, PluginFailure, PluginLimits, PluginRuntime};

@@ -9,23 +9,34 @@ use super::contract::PluginKind;
 use super::hot_swap::Swappable;
 use super::runtime::{CallState, PluginCaller, PluginError, PluginFailure, PluginRuntime};
 
-mod bindings {
+/// Contract 0.2.0 (`wit/plugin.wit`): the truncation reason and `decide-all`.
+mod v0_2_0 {
     wasmtime::component::bindgen!({
         world: "reset-policy-plugin",
         path: "../wit",
     });
 }
 
-use bindings::exports::wasmkafka::plugin::reset_policy as wit;
-use bindings::wasmkafka::plugin::types as t;
-use bindings::{ResetPolicyPlugin, ResetPolicyPluginPre};
+/// Contract 0.1.0, frozen (`wit/since_v0.1.0/plugin.wit`).
+mod v0_1_0 {
+    wasmtime::component::bindgen!({
+        world: "reset-policy-plugin",
+        path: "../wit/since_v0.1.0",
+    });
+}
+
+/// A plugin linked through the bindings of its contract version (settled once, at load).
+enum Linked {
+    V0_2_0(v0_2_0::ResetPolicyPluginPre<CallState>),
+    V0_1_0(v0_1_0::ResetPolicyPluginPre<CallState>),
+}
 
 /// A reset-policy plugin, ready to call; a changed file is picked up at the next decision
 /// (see [`super::hot_swap`]).
 pub struct WasmResetPolicy {
     caller: PluginCaller,
     runtime: Arc<PluginRuntime>,
-    pre: Swappable<ResetPolicyPluginPre<CallState>>,
+    linked: Swappable<Linked>,
     name: String,
     settings: Vec<(String, String)>,
 }
@@ -43,12 +54,12 @@ impl WasmResetPolicy {
     /// Loads, checks and links a reset-policy plugin, then asks its name.
     pub fn load(runtime: &Arc<PluginRuntime>, path: &Path) -> Result<WasmResetPolicy, PluginError> {
         let caller = PluginCaller::new(runtime.clone(), path);
-        let pre = link(runtime, &caller, path)?;
-        let name = call_on(&caller, &pre, |plugin, store| plugin.call_name(store))?;
+        let linked = link(runtime, &caller, path)?;
+        let name = linked.name(&caller)?;
         Ok(WasmResetPolicy {
             caller,
             runtime: runtime.clone(),
-            pre: Swappable::new(path, pre),
+            linked: Swappable::new(path, linked),
             name,
             settings: Vec::new(),
         })
@@ -60,47 +71,142 @@ impl WasmResetPolicy {
         self
     }
 
-    /// Calls the current version (a changed file is loaded first; a new version must keep
-    /// the plugin's name).
-    fn call<R>(
-        &self,
-        f: impl FnOnce(&wit::Guest, &mut wasmtime::Store<CallState>) -> wasmtime::Result<R>,
-    ) -> Result<R, PluginError> {
-        let (pre, _) = self.pre.current(|path| {
-            let pre = link(&self.runtime, &self.caller, path)?;
-            let name = call_on(&self.caller, &pre, |plugin, store| plugin.call_name(store))?;
-            if name != self.name {
-                return Err(self.caller.error(PluginFailure::InvalidAnswer(format!(
-                    "its new version is named `{name}`, not `{}`; restart to use it",
-                    self.name
-                ))));
-            }
-            Ok(pre)
-        });
-        call_on(&self.caller, &pre, f)
+    /// The current version (a changed file is loaded first; a new version must keep the
+    /// plugin's name).
+    fn current(&self) -> Arc<Linked> {
+        self.linked
+            .current(|path| {
+                let linked = link(&self.runtime, &self.caller, path)?;
+                let name = linked.name(&self.caller)?;
+                if name != self.name {
+                    return Err(self.caller.error(PluginFailure::InvalidAnswer(format!(
+                        "its new version is named `{name}`, not `{}`; restart to use it",
+                        self.name
+                    ))));
+                }
+                Ok(linked)
+            })
+            .0
+    }
+
+    fn policy_error(&self, error: PluginError) -> PolicyError {
+        PolicyError {
+            policy: self.name.clone(),
+            message: error.to_string(),
+        }
+    }
+
+    /// The settings the plugin sees: the context's, then the config's.
+    fn settings_of(&self, context: &ResetContext) -> Vec<(String, String)> {
+        context
+            .settings
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .chain(self.settings.iter().cloned())
+            .collect()
     }
 }
 
-/// Loads, checks and links the file as a reset policy.
+/// Loads, checks and links the file as a reset policy, with the bindings of its version.
 fn link(
     runtime: &PluginRuntime,
     caller: &PluginCaller,
     path: &Path,
-) -> Result<ResetPolicyPluginPre<CallState>, PluginError> {
-    let instance_pre = runtime.prepare(path, PluginKind::ResetPolicy)?;
-    ResetPolicyPluginPre::new(instance_pre)
-        .map_err(|e| caller.error(PluginFailure::Instantiate(format!("{e:#}"))))
+) -> Result<Linked, PluginError> {
+    let (info, instance_pre) = runtime.prepare(path, PluginKind::ResetPolicy)?;
+    let instantiate =
+        |e: wasmtime::Error| caller.error(PluginFailure::Instantiate(format!("{e:#}")));
+    Ok(match info.version.as_str() {
+        "0.1.0" => {
+            Linked::V0_1_0(v0_1_0::ResetPolicyPluginPre::new(instance_pre).map_err(instantiate)?)
+        }
+        _ => Linked::V0_2_0(v0_2_0::ResetPolicyPluginPre::new(instance_pre).map_err(instantiate)?),
+    })
 }
 
-fn call_on<R>(
-    caller: &PluginCaller,
-    pre: &ResetPolicyPluginPre<CallState>,
-    f: impl FnOnce(&wit::Guest, &mut wasmtime::Store<CallState>) -> wasmtime::Result<R>,
-) -> Result<R, PluginError> {
-    caller.call(
-        |store| pre.instantiate(store),
-        |instance: &ResetPolicyPlugin, store| f(instance.wasmkafka_plugin_reset_policy(), store),
-    )
+/// The same conversions for every contract version's generated types (`t`).
+macro_rules! conversions {
+    ($t:path) => {
+        use $t as t;
+
+        pub(super) fn decision(decision: t::ResetDecision) -> ResetDecision {
+            match decision {
+                t::ResetDecision::Earliest => ResetDecision::Earliest,
+                t::ResetDecision::Latest => ResetDecision::Latest,
+                t::ResetDecision::Offset(offset) => ResetDecision::Offset(offset),
+                t::ResetDecision::Timestamp(ms) => ResetDecision::Timestamp(ms),
+                t::ResetDecision::Fail(message) => ResetDecision::Fail(message),
+            }
+        }
+
+        pub(super) fn context(
+            context: &ResetContext,
+            reason: t::ResetReason,
+            settings: Vec<(String, String)>,
+        ) -> t::ResetContext {
+            t::ResetContext {
+                topic: context.topic.clone(),
+                partition: context.partition,
+                reason,
+                committed: context.committed,
+                log_start: context.log_start,
+                high_watermark: context.high_watermark,
+                now_ms: context.now_ms,
+                group: context.group.clone(),
+                settings,
+            }
+        }
+    };
+}
+
+mod convert_v0_2_0 {
+    use super::{ResetContext, ResetDecision, ResetReason};
+    conversions!(super::v0_2_0::wasmkafka::plugin::types);
+
+    pub(super) fn reason(reason: ResetReason) -> t::ResetReason {
+        match reason {
+            ResetReason::NoCommittedOffset => t::ResetReason::NoCommittedOffset,
+            ResetReason::OutOfRange { offset } => t::ResetReason::OutOfRange(offset),
+            ResetReason::LogTruncated {
+                offset,
+                diverged_at,
+            } => t::ResetReason::LogTruncated(t::Truncation {
+                offset,
+                diverged_at,
+            }),
+        }
+    }
+}
+
+mod convert_v0_1_0 {
+    use super::{ResetContext, ResetDecision, ResetReason};
+    conversions!(super::v0_1_0::wasmkafka::plugin::types);
+
+    /// Contract 0.1.0 has no truncation reason: the position is out of the log the plugin
+    /// can see.
+    pub(super) fn reason(reason: ResetReason) -> t::ResetReason {
+        match reason {
+            ResetReason::NoCommittedOffset => t::ResetReason::NoCommittedOffset,
+            ResetReason::OutOfRange { offset } | ResetReason::LogTruncated { offset, .. } => {
+                t::ResetReason::OutOfRange(offset)
+            }
+        }
+    }
+}
+
+impl Linked {
+    fn name(&self, caller: &PluginCaller) -> Result<String, PluginError> {
+        match self {
+            Linked::V0_2_0(pre) => caller.call(
+                |store| pre.instantiate(store),
+                |plugin, store| plugin.wasmkafka_plugin_reset_policy().call_name(store),
+            ),
+            Linked::V0_1_0(pre) => caller.call(
+                |store| pre.instantiate(store),
+                |plugin, store| plugin.wasmkafka_plugin_reset_policy().call_name(store),
+            ),
+        }
+    }
 }
 
 impl ResetPolicy for WasmResetPolicy {
@@ -109,40 +215,87 @@ impl ResetPolicy for WasmResetPolicy {
     }
 
     fn decide(&self, context: &ResetContext) -> Result<ResetDecision, PolicyError> {
-        let input = t::ResetContext {
-            topic: context.topic.clone(),
-            partition: context.partition,
-            reason: match context.reason {
-                ResetReason::NoCommittedOffset => t::ResetReason::NoCommittedOffset,
-                ResetReason::OutOfRange { offset } => t::ResetReason::OutOfRange(offset),
-                // Contract 0.1.0 has no truncation reason: the position is out of the log
-                // the plugin can see.
-                ResetReason::LogTruncated { offset, .. } => t::ResetReason::OutOfRange(offset),
-            },
-            committed: context.committed,
-            log_start: context.log_start,
-            high_watermark: context.high_watermark,
-            now_ms: context.now_ms,
-            group: context.group.clone(),
-            settings: context
-                .settings
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .chain(self.settings.iter().cloned())
-                .collect(),
+        let settings = self.settings_of(context);
+        let linked = self.current();
+        let answer = match &*linked {
+            Linked::V0_2_0(pre) => {
+                let input = convert_v0_2_0::context(
+                    context,
+                    convert_v0_2_0::reason(context.reason),
+                    settings,
+                );
+                self.caller
+                    .call(
+                        |store| pre.instantiate(store),
+                        |plugin, store| {
+                            plugin
+                                .wasmkafka_plugin_reset_policy()
+                                .call_decide(store, &input)
+                        },
+                    )
+                    .map(convert_v0_2_0::decision)
+            }
+            Linked::V0_1_0(pre) => {
+                let input = convert_v0_1_0::context(
+                    context,
+                    convert_v0_1_0::reason(context.reason),
+                    settings,
+                );
+                self.caller
+                    .call(
+                        |store| pre.instantiate(store),
+                        |plugin, store| {
+                            plugin
+                                .wasmkafka_plugin_reset_policy()
+                                .call_decide(store, &input)
+                        },
+                    )
+                    .map(convert_v0_1_0::decision)
+            }
         };
-        let decision = self
-            .call(|plugin, store| plugin.call_decide(store, &input))
-            .map_err(|error| PolicyError {
-                policy: self.name.clone(),
-                message: error.to_string(),
-            })?;
-        Ok(match decision {
-            t::ResetDecision::Earliest => ResetDecision::Earliest,
-            t::ResetDecision::Latest => ResetDecision::Latest,
-            t::ResetDecision::Offset(offset) => ResetDecision::Offset(offset),
-            t::ResetDecision::Timestamp(ms) => ResetDecision::Timestamp(ms),
-            t::ResetDecision::Fail(message) => ResetDecision::Fail(message),
-        })
+        answer.map_err(|error| self.policy_error(error))
+    }
+
+    /// Contract 0.2.0: one call for every context; 0.1.0: one call each.
+    fn decide_all(&self, contexts: &[ResetContext]) -> Vec<Result<ResetDecision, PolicyError>> {
+        let linked = self.current();
+        let Linked::V0_2_0(pre) = &*linked else {
+            return contexts.iter().map(|c| self.decide(c)).collect();
+        };
+        let inputs: Vec<_> = contexts
+            .iter()
+            .map(|c| {
+                convert_v0_2_0::context(c, convert_v0_2_0::reason(c.reason), self.settings_of(c))
+            })
+            .collect();
+        let answer = self.caller.call(
+            |store| pre.instantiate(store),
+            |plugin, store| {
+                plugin
+                    .wasmkafka_plugin_reset_policy()
+                    .call_decide_all(store, &inputs)
+            },
+        );
+        match answer {
+            Ok(decisions) if decisions.len() == contexts.len() => decisions
+                .into_iter()
+                .map(|d| Ok(convert_v0_2_0::decision(d)))
+                .collect(),
+            Ok(decisions) => {
+                let error = self.caller.error(PluginFailure::InvalidAnswer(format!(
+                    "decide-all answered {} decisions for {} partitions",
+                    decisions.len(),
+                    contexts.len()
+                )));
+                contexts
+                    .iter()
+                    .map(|_| Err(self.policy_error(error.clone())))
+                    .collect()
+            }
+            Err(error) => contexts
+                .iter()
+                .map(|_| Err(self.policy_error(error.clone())))
+                .collect(),
+        }
     }
 }

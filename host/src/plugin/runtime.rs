@@ -235,11 +235,12 @@ impl PluginRuntime {
     }
 
     /// [`PluginRuntime::load`], then checks the kind and links it once (`InstancePre`).
+    /// Returns what the plugin is (its contract version decides which bindings call it).
     pub fn prepare(
         &self,
         path: &Path,
         kind: PluginKind,
-    ) -> Result<InstancePre<CallState>, PluginError> {
+    ) -> Result<(PluginInfo, InstancePre<CallState>), PluginError> {
         let fail = |failure| PluginError {
             plugin: path.display().to_string(),
             failure,
@@ -256,7 +257,7 @@ impl PluginRuntime {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| fail(PluginFailure::Instantiate(format!("{e:#}"))))?;
-        Ok(pre)
+        Ok((info, pre))
     }
 
     /// Compiles, going through the disk cache: key = the plugin's bytes and the engine's

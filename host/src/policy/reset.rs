@@ -29,6 +29,11 @@ pub trait ResetPolicy: Send + Sync + fmt::Debug {
     /// The name used in logs and errors.
     fn name(&self) -> &str;
     fn decide(&self, context: &ResetContext) -> Result<ResetDecision, PolicyError>;
+    /// One decision per context, in order (the partitions of one reset). A Wasm policy of
+    /// contract 0.2.0 answers them in one call; the default asks one at a time.
+    fn decide_all(&self, contexts: &[ResetContext]) -> Vec<Result<ResetDecision, PolicyError>> {
+        contexts.iter().map(|c| self.decide(c)).collect()
+    }
 }
 
 /// The built-in policies, by the names Kafka uses for `auto.offset.reset`.
@@ -133,6 +138,22 @@ impl ResetPolicy for FallbackPolicy {
             );
             self.fallback.decide(context)
         })
+    }
+
+    fn decide_all(&self, contexts: &[ResetContext]) -> Vec<Result<ResetDecision, PolicyError>> {
+        self.primary
+            .decide_all(contexts)
+            .into_iter()
+            .zip(contexts)
+            .map(|(decided, context)| {
+                decided.or_else(|error| {
+                    self.failures
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::warn!(%error, fallback = self.fallback.name(), "reset policy failed; using the fallback");
+                    self.fallback.decide(context)
+                })
+            })
+            .collect()
     }
 }
 

@@ -210,26 +210,39 @@ impl<T: ResetPolicy> wit_reset::Guest for ResetPolicyExport<T> {
     }
 
     fn decide(context: wit_reset::ResetContext) -> wit_reset::ResetDecision {
-        let context = ResetContext {
-            topic: context.topic,
-            partition: context.partition,
-            reason: match context.reason {
-                wit_reset::ResetReason::NoCommittedOffset => ResetReason::NoCommittedOffset,
-                wit_reset::ResetReason::OutOfRange(offset) => ResetReason::OutOfRange { offset },
+        decide_one::<T>(context)
+    }
+
+    fn decide_all(contexts: Vec<wit_reset::ResetContext>) -> Vec<wit_reset::ResetDecision> {
+        contexts.into_iter().map(decide_one::<T>).collect()
+    }
+}
+
+/// One decision through `T`, converted both ways.
+fn decide_one<T: ResetPolicy>(context: wit_reset::ResetContext) -> wit_reset::ResetDecision {
+    let context = ResetContext {
+        topic: context.topic,
+        partition: context.partition,
+        reason: match context.reason {
+            wit_reset::ResetReason::NoCommittedOffset => ResetReason::NoCommittedOffset,
+            wit_reset::ResetReason::OutOfRange(offset) => ResetReason::OutOfRange { offset },
+            wit_reset::ResetReason::LogTruncated(t) => ResetReason::LogTruncated {
+                offset: t.offset,
+                diverged_at: t.diverged_at,
             },
-            committed: context.committed,
-            log_start: context.log_start,
-            high_watermark: context.high_watermark,
-            now_ms: context.now_ms,
-            group: context.group,
-            settings: context.settings.into_iter().collect(),
-        };
-        match T::decide(&context) {
-            ResetDecision::Earliest => wit_reset::ResetDecision::Earliest,
-            ResetDecision::Latest => wit_reset::ResetDecision::Latest,
-            ResetDecision::Offset(o) => wit_reset::ResetDecision::Offset(o),
-            ResetDecision::Timestamp(t) => wit_reset::ResetDecision::Timestamp(t),
-            ResetDecision::Fail(m) => wit_reset::ResetDecision::Fail(m),
-        }
+        },
+        committed: context.committed,
+        log_start: context.log_start,
+        high_watermark: context.high_watermark,
+        now_ms: context.now_ms,
+        group: context.group,
+        settings: context.settings.into_iter().collect(),
+    };
+    match T::decide(&context) {
+        ResetDecision::Earliest => wit_reset::ResetDecision::Earliest,
+        ResetDecision::Latest => wit_reset::ResetDecision::Latest,
+        ResetDecision::Offset(o) => wit_reset::ResetDecision::Offset(o),
+        ResetDecision::Timestamp(t) => wit_reset::ResetDecision::Timestamp(t),
+        ResetDecision::Fail(m) => wit_reset::ResetDecision::Fail(m),
     }
 }
