@@ -3,12 +3,15 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
     let cli = wasmkafka::cli::Cli::parse();
-    tracing_subscriber::fmt()
+    let filter =
+        EnvFilter::try_from_env("WASMKAFKA_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            EnvFilter::try_from_env("WASMKAFKA_LOG").unwrap_or_else(|_| EnvFilter::new("warn")),
-        )
-        .init();
+        .with_env_filter(filter);
+    match cli.log_format {
+        wasmkafka::cli::LogFormat::Text => logs.init(),
+        wasmkafka::cli::LogFormat::Json => logs.json().init(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -485,3 +485,36 @@ fn version_names_the_plugin_contract_and_completions_are_printed() {
         );
     }
 }
+
+#[test]
+fn log_format_json_writes_one_object_per_line() {
+    let output = wasmkafka()
+        .args([
+            "--log-format",
+            "json",
+            "metadata",
+            "--brokers",
+            "127.0.0.1:1",
+        ])
+        .env("WASMKAFKA_LOG", "debug")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let logs: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).expect("a JSON log line"))
+        .collect();
+    assert!(!logs.is_empty(), "{stderr}");
+    assert!(logs
+        .iter()
+        .all(|l| l["level"].is_string() && l["fields"].is_object()));
+    // The error for the user stays plain text on the last line.
+    assert!(stderr
+        .trim_end()
+        .lines()
+        .last()
+        .unwrap()
+        .starts_with("error: "));
+}

@@ -41,8 +41,19 @@ fn version() -> &'static str {
     long_about = None
 )]
 pub struct Cli {
+    /// How log lines on stderr look: text for people, json (one object per line) for log
+    /// shippers. `WASMKAFKA_LOG` sets the level (default warn).
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
