@@ -70,3 +70,79 @@ fn new_plugins_build_test_and_pass_the_check() {
     let output = wasmkafka(&["plugin", "new", "assignor", "My Plugin", "--path", base]);
     assert!(String::from_utf8_lossy(&output.stderr).contains("not a usable crate name"));
 }
+
+#[test]
+fn plugin_test_compares_recorded_cases_and_fails_on_a_difference() {
+    let dir = tempfile::tempdir().unwrap();
+    let reset = dir.path().join("rewind.toml");
+    std::fs::write(
+        &reset,
+        r#"
+[[case]]
+name = "rewind 5 before the committed offset"
+reason = "no-committed-offset"
+committed = 50
+log_start = 10
+high_watermark = 100
+settings = { records = "5" }
+expect = "offset:45"
+
+[[case]]
+name = "out of range: 5 before the end"
+reason = "out-of-range:3"
+log_start = 10
+high_watermark = 100
+settings = { records = "5" }
+expect = "offset:95"
+"#,
+    )
+    .unwrap();
+    let rewind = wasmkafka_tests::plugins::plugin("reset-rewind");
+    let output = wasmkafka(&[
+        "plugin",
+        "test",
+        rewind.to_str().unwrap(),
+        "--scenario",
+        reset.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("2 passed, 0 failed"), "{stdout}");
+
+    // An assignor, from a folder, with one case that expects the wrong thing.
+    let cases = dir.path().join("cases");
+    std::fs::create_dir(&cases).unwrap();
+    std::fs::write(
+        cases.join("range.toml"),
+        r#"
+[[case]]
+name = "two members share six partitions"
+topics = ["t:6"]
+members = [{ id = "a" }, { id = "b" }]
+expect = { a = ["t:0", "t:1", "t:2"], b = ["t:3", "t:4", "t:5"] }
+
+[[case]]
+name = "a wrong expectation"
+topics = ["t:2"]
+members = [{ id = "a" }, { id = "b" }]
+expect = { a = ["t:0", "t:1"] }
+"#,
+    )
+    .unwrap();
+    let range = wasmkafka_tests::plugins::plugin("assignor-range");
+    let output = wasmkafka(&[
+        "plugin",
+        "test",
+        range.to_str().unwrap(),
+        "--scenario",
+        cases.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("pass  two members share six partitions"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("FAIL  a wrong expectation"), "{stdout}");
+    assert!(stdout.contains("1 passed, 1 failed"), "{stdout}");
+}

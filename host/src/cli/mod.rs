@@ -6,6 +6,7 @@ mod metadata;
 mod offsets;
 mod output;
 mod plugin;
+mod plugin_test;
 mod produce;
 mod run;
 mod scaffold;

@@ -23,6 +23,9 @@ pub enum PluginCommand {
     /// Start a plugin crate of your own (standalone, with a test and a README) that builds
     /// with `cargo build --release --target wasm32-wasip2`.
     New(super::scaffold::NewArgs),
+    /// Run a plugin over recorded cases (a scenario file or a folder of them) and compare each
+    /// answer with the expected one; non-zero exit when one differs.
+    Test(super::plugin_test::TestArgs),
 }
 
 #[derive(Debug, Args)]
@@ -39,6 +42,11 @@ pub async fn plugin(command: PluginCommand) -> anyhow::Result<()> {
         PluginCommand::Check(args) => tokio::task::spawn_blocking(move || check(args))
             .await
             .context("the check stopped")?,
+        PluginCommand::Test(args) => {
+            tokio::task::spawn_blocking(move || super::plugin_test::test(&args))
+                .await
+                .context("the test stopped")?
+        }
         PluginCommand::New(args) => {
             let dir = super::scaffold::new_plugin(&args)?;
             println!("created {}", dir.display());
