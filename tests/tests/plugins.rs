@@ -342,6 +342,57 @@ fn contract_versions_side_by_side() {
     assert_eq!(frozen.decide_all(&contexts).len(), 3);
 }
 
+/// Calls, failures and call times per plugin reach `/metrics`.
+#[test]
+fn plugin_calls_and_failures_are_counted_for_the_metrics() {
+    let runtime = runtime(PluginLimits {
+        deadline: Duration::from_millis(100),
+        ..PluginLimits::default()
+    });
+    let range = WasmAssignor::load(&runtime, &plugin("assignor-range")).unwrap();
+    let spin = WasmAssignor::load(&runtime, &plugin("hostile-loop")).unwrap();
+    for _ in 0..3 {
+        range.assign(&small_group()).unwrap();
+    }
+    assert!(spin.assign(&small_group()).is_err());
+    let stats = runtime.plugin_stats();
+    let of = |name: &str| {
+        stats
+            .iter()
+            .find(|(path, _)| path.ends_with(name))
+            .map(|(_, s)| s.clone())
+            .unwrap()
+    };
+    // Loading asks the name and protocol once.
+    assert_eq!(
+        (
+            of("assignor_range.wasm").calls,
+            of("assignor_range.wasm").failures
+        ),
+        (4, 0)
+    );
+    assert_eq!(
+        (
+            of("hostile_loop.wasm").calls,
+            of("hostile_loop.wasm").failures
+        ),
+        (2, 1)
+    );
+    assert!(of("hostile_loop.wasm").seconds >= 0.1);
+    let metrics = wasmkafka::metrics::Metrics::new();
+    metrics.watch_plugins(runtime.clone());
+    let text = metrics.encode();
+    let range_path = plugin("assignor-range").display().to_string();
+    for line in [
+        format!("wasmkafka_plugin_calls_total{{plugin=\"{range_path}\"}} 4"),
+        format!("wasmkafka_plugin_failures_total{{plugin=\"{range_path}\"}} 0"),
+        format!("wasmkafka_plugin_call_seconds_count{{plugin=\"{range_path}\"}} 4"),
+        format!("wasmkafka_plugin_call_seconds_bucket{{le=\"+Inf\",plugin=\"{range_path}\"}} 4"),
+    ] {
+        assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+    }
+}
+
 #[test]
 fn a_memory_bomb_hits_the_cap() {
     let runtime = runtime(PluginLimits {

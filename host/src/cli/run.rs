@@ -87,7 +87,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let client = super::connect(&config).await?;
     metrics.watch_client(client.clone());
-    let (assignors, policy) = load_plugins(&config)?;
+    let (assignors, policy) = load_plugins(&config, &metrics)?;
     let source = match config.group_options() {
         Some(group) => {
             tracing::info!(group = %group.group_id, assignors = ?config.consumer.assignors, "joining the group");
@@ -220,13 +220,14 @@ type Policies = (Vec<Arc<dyn Assignor>>, Arc<dyn ResetPolicy>);
 
 /// The assignors (plugins first, then the built-ins) and the reset policy (a plugin falling
 /// back to `consumer.from`, or `consumer.from` itself).
-fn load_plugins(config: &Config) -> anyhow::Result<Policies> {
+fn load_plugins(config: &Config, metrics: &Metrics) -> anyhow::Result<Policies> {
     let builtin_policy = config.consumer.from.clone().into_policy();
     if config.plugins.is_empty() {
         return Ok((config.assignors(), builtin_policy));
     }
     let runtime = PluginRuntime::new(config.plugins.limits(), config.plugins.cache_dir())
         .map_err(anyhow::Error::msg)?;
+    metrics.watch_plugins(runtime.clone());
     let mut assignors: Vec<Arc<dyn Assignor>> = Vec::new();
     for plugin in &config.plugins.assignors {
         let assignor = WasmAssignor::load(&runtime, &plugin.path)

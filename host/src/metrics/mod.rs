@@ -26,6 +26,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 use crate::client::Client;
 use crate::fetch::{FetchStats, TopicPartition};
+use crate::plugin::PluginRuntime;
 
 /// The consumer as the run loop last saw it.
 #[derive(Debug, Clone, Default)]
@@ -76,6 +77,7 @@ struct Live {
     /// Generation changes seen (rebalances that completed).
     rebalances: Mutex<(Option<i32>, u64)>,
     client: Mutex<Option<Client>>,
+    plugins: Mutex<Option<Arc<PluginRuntime>>>,
 }
 
 impl fmt::Debug for Live {
@@ -104,6 +106,7 @@ impl Metrics {
             snapshot: Mutex::new(Snapshot::default()),
             rebalances: Mutex::new((None, 0)),
             client: Mutex::new(None),
+            plugins: Mutex::new(None),
         });
         registry.register_collector(Box::new(LiveCollector(live.clone())));
         Metrics {
@@ -117,6 +120,11 @@ impl Metrics {
     /// The client whose connections are reported.
     pub fn watch_client(&self, client: Client) {
         *self.live.client.lock().expect("metrics lock") = Some(client);
+    }
+
+    /// The plugin runtime whose plugins' calls are reported.
+    pub fn watch_plugins(&self, runtime: Arc<PluginRuntime>) {
+        *self.live.plugins.lock().expect("metrics lock") = Some(runtime);
     }
 
     /// A record of `bytes` key and value bytes from `topic` was written.
@@ -282,6 +290,10 @@ impl Collector for LiveCollector {
             None,
             snapshot.lags.values().copied().max().unwrap_or(0),
         )?;
+        let plugins = self.0.plugins.lock().expect("metrics lock").clone();
+        if let Some(runtime) = plugins {
+            encode_plugins(e, &runtime)?;
+        }
         let client = self.0.client.lock().expect("metrics lock").clone();
         if let Some(client) = client {
             let mut counts: BTreeMap<(i32, String), i64> = BTreeMap::new();
@@ -303,6 +315,61 @@ impl Collector for LiveCollector {
         }
         Ok(())
     }
+}
+
+/// A per-plugin counter: name, help, and how to read it from a snapshot.
+type PluginCounter = (
+    &'static str,
+    &'static str,
+    fn(&crate::plugin::stats::PluginStatsSnapshot) -> u64,
+);
+
+/// Calls, failures, quarantine skips and call times per plugin file.
+fn encode_plugins(e: &mut DescriptorEncoder, runtime: &PluginRuntime) -> Result<(), fmt::Error> {
+    use prometheus_client::encoding::NoLabelSet;
+    use prometheus_client::metrics::MetricType;
+    let stats = runtime.plugin_stats();
+    let counters: [PluginCounter; 3] = [
+        ("plugin_calls", "Plugin calls made", |s| s.calls),
+        (
+            "plugin_failures",
+            "Plugin calls that failed (trap, deadline, memory cap, invalid answer)",
+            |s| s.failures,
+        ),
+        (
+            "plugin_quarantine_skips",
+            "Plugin calls not made because the plugin was in quarantine",
+            |s| s.skipped,
+        ),
+    ];
+    for (name, help, value) in counters {
+        let mut family = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+        for (plugin, snapshot) in &stats {
+            let labels = [("plugin", plugin.clone())];
+            ConstCounter::new(value(snapshot)).encode(family.encode_family(&labels)?)?;
+        }
+    }
+    let mut family = e.encode_descriptor(
+        "plugin_call",
+        "How long plugin calls took",
+        Some(&Unit::Seconds),
+        MetricType::Histogram,
+    )?;
+    for (plugin, snapshot) in &stats {
+        // The snapshot's buckets are cumulative; the encoder wants each bucket's own count.
+        let mut buckets = Vec::new();
+        let mut below = 0;
+        for (bound, cumulative) in &snapshot.buckets {
+            buckets.push((*bound, cumulative - below));
+            below = *cumulative;
+        }
+        buckets.push((f64::MAX, snapshot.calls - below));
+        let labels = [("plugin", plugin.clone())];
+        family
+            .encode_family(&labels)?
+            .encode_histogram::<NoLabelSet>(snapshot.seconds, snapshot.calls, &buckets, None)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! - [`assignor`], [`reset`]: the typed handles, one wasmtime `bindgen!` per contract version
 //!   (`wit/plugin.wit` is the current one, `wit/since_v*/` the frozen ones), settled at load.
 //! - [`quarantine`]: a plugin that keeps failing is skipped for a while.
+//! - [`stats`]: calls, failures, quarantine skips and call times per plugin (for `/metrics`).
 //! - [`hot_swap`]: a changed plugin file is picked up at the next call; a broken new version
 //!   is refused and the previous one keeps running.
 
@@ -17,6 +18,7 @@ pub mod hot_swap;
 pub mod quarantine;
 pub mod reset;
 pub mod runtime;
+pub mod stats;
 
 pub use assignor::WasmAssignor;
 pub use contract::{

@@ -16,6 +16,7 @@
 //!   wait outlives the deadline.
 
 use std::collections::hash_map::DefaultHasher;
+use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,6 +29,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::contract::{inspect, ContractError, PluginInfo, PluginKind};
 use super::quarantine::Quarantine;
+use super::stats::{PluginStats, PluginStatsRegistry, PluginStatsSnapshot};
 
 /// How often the epoch advances: the granularity of deadlines.
 const TICK: Duration = Duration::from_millis(5);
@@ -161,6 +163,7 @@ pub struct PluginRuntime {
     limits: PluginLimits,
     cache_dir: Option<PathBuf>,
     ticker_stop: Arc<AtomicBool>,
+    stats: PluginStatsRegistry,
 }
 
 impl Drop for PluginRuntime {
@@ -203,7 +206,13 @@ impl PluginRuntime {
             limits,
             cache_dir,
             ticker_stop,
+            stats: PluginStatsRegistry::default(),
         }))
+    }
+
+    /// Each plugin file's calls, failures, quarantine skips and call times.
+    pub fn plugin_stats(&self) -> BTreeMap<String, PluginStatsSnapshot> {
+        self.stats.snapshot()
     }
 
     pub fn linker(&self) -> &Linker<CallState> {
@@ -340,13 +349,16 @@ pub struct PluginCaller {
     runtime: Arc<PluginRuntime>,
     plugin: String,
     quarantine: Quarantine,
+    stats: Arc<PluginStats>,
 }
 
 impl PluginCaller {
     pub fn new(runtime: Arc<PluginRuntime>, path: &Path) -> PluginCaller {
+        let plugin = path.display().to_string();
         PluginCaller {
+            stats: runtime.stats.for_plugin(&plugin),
             runtime,
-            plugin: path.display().to_string(),
+            plugin,
             quarantine: Quarantine::default(),
         }
     }
@@ -369,7 +381,11 @@ impl PluginCaller {
         instantiate: impl FnOnce(&mut Store<CallState>) -> wasmtime::Result<I>,
         f: impl FnOnce(&I, &mut Store<CallState>) -> wasmtime::Result<R>,
     ) -> Result<R, PluginError> {
-        self.quarantine.check().map_err(|f| self.error(f))?;
+        if let Err(failure) = self.quarantine.check() {
+            self.stats.skipped();
+            return Err(self.error(failure));
+        }
+        let started = std::time::Instant::now();
         let mut store = self.runtime.store();
         let result = instantiate(&mut store)
             .map_err(|e| PluginFailure::Instantiate(format!("{e:#}")))
@@ -384,6 +400,7 @@ impl PluginCaller {
                     Ok(value)
                 }
             });
+        self.stats.called(started.elapsed(), result.is_err());
         match result {
             Ok(value) => {
                 self.quarantine.succeeded();
