@@ -408,16 +408,25 @@ impl Membership {
         // assignor can keep partitions where they were (Java's eager StickyAssignor carries
         // the same in its user data).
         let owned: BTreeSet<TopicPartition> = self.owned().union(&self.given_up).cloned().collect();
+        // Each assignor's user data, off the async workers like every plugin call.
+        let assignors = self.assignors.clone();
+        let topics = self.followed.topics().to_vec();
+        let user_data: Vec<Vec<u8>> = tokio::task::spawn_blocking(move || {
+            assignors.iter().map(|a| a.user_data(&topics)).collect()
+        })
+        .await
+        .unwrap_or_else(|_| vec![Vec::new(); self.assignors.len()]);
         let protocols = self
             .assignors
             .iter()
-            .map(|assignor| {
+            .zip(&user_data)
+            .map(|(assignor, user_data)| {
                 JoinGroupRequestProtocol::default()
                     .with_name(StrBytes::from_string(assignor.name().to_string()))
                     .with_metadata(subscription(
                         &self.options,
                         self.followed.topics(),
-                        assignor.as_ref(),
+                        user_data,
                         &owned,
                         self.owned_generation,
                     ))
@@ -881,7 +890,7 @@ async fn wait_some<T>(pending: &mut Option<Pending<T>>) -> T {
 fn subscription(
     options: &GroupOptions,
     topics: &[String],
-    assignor: &dyn Assignor,
+    user_data: &[u8],
     owned: &BTreeSet<TopicPartition>,
     owned_generation: i32,
 ) -> Bytes {
@@ -899,7 +908,7 @@ fn subscription(
     };
     encode_subscription(
         topics,
-        &assignor.user_data(topics),
+        user_data,
         &owned_by_topic,
         generation,
         options.rack.as_deref(),
@@ -926,13 +935,7 @@ mod tests {
             TopicPartition::new("t", 0),
             TopicPartition::new("u", 1),
         ]);
-        let bytes = subscription(
-            &options,
-            &options.topics,
-            &Builtin::CooperativeSticky,
-            &owned,
-            7,
-        );
+        let bytes = subscription(&options, &options.topics, &[], &owned, 7);
         let member = decode_subscription("m", None, &bytes).unwrap();
         assert_eq!(member.topics, ["t", "u"]);
         assert_eq!(member.generation, 7);
@@ -942,13 +945,7 @@ mod tests {
         );
         assert_eq!(member.rack.as_deref(), Some("r1"));
         // A member that owns nothing yet (or lost everything) says -1.
-        let fresh = subscription(
-            &options,
-            &options.topics,
-            &Builtin::Range,
-            &BTreeSet::new(),
-            -1,
-        );
+        let fresh = subscription(&options, &options.topics, &[], &BTreeSet::new(), -1);
         assert_eq!(
             decode_subscription("m", None, &fresh).unwrap().generation,
             -1
@@ -964,20 +961,8 @@ mod tests {
         let owned = BTreeSet::from([TopicPartition::new("t", 0)]);
         // Generations 3 and 4 encode the same bytes: rejoining without a change sends
         // identical metadata.
-        let third = subscription(
-            &options,
-            &options.topics,
-            &Builtin::CooperativeSticky,
-            &owned,
-            3,
-        );
-        let fourth = subscription(
-            &options,
-            &options.topics,
-            &Builtin::CooperativeSticky,
-            &owned,
-            4,
-        );
+        let third = subscription(&options, &options.topics, &[], &owned, 3);
+        let fourth = subscription(&options, &options.topics, &[], &owned, 4);
         assert_eq!(third, fourth);
         let member = decode_subscription("m", None, &third).unwrap();
         assert_eq!(member.generation, -1);
