@@ -9,7 +9,9 @@
 //!   uncleanly (ElectLeaders). The consumer's position is past the new leader's log: it finds
 //!   out by validating its position with the new leader (OffsetForLeaderEpoch, KIP-320) and
 //!   hands the partition to the reset policy as `LogTruncated`, then reads the new leader's
-//!   records.
+//!   records. A raw Fetch v12 shows Kafka answers a consumer the diverging epoch too. The old
+//!   leader then returns and leads again after a preferred election: a clean change, validated,
+//!   with no truncation.
 //!
 //! Each test starts its own cluster (nodes are killed); they run one after the other.
 
@@ -338,9 +340,87 @@ async fn unclean() {
         stats.validations, stats.truncations
     );
     assert_eq!(stats.truncations, 1);
-    consumer.close().await;
-    // The old leader comes back and follows the new one (its extra records are dropped).
+
+    // Kafka also answers the diverging epoch to a consumer's Fetch v12 that names the epoch
+    // it read last (the consumer found it by validation first, before any fetch).
+    let elected_epoch = admin.metadata().topics["unclean"].partitions[&0].leader_epoch;
+    let (error, high_watermark, diverging) =
+        probe_fetch(&admin, 2, "unclean", 50, elected_epoch, epoch_read).await;
+    println!("Fetch v12 at 50 with last fetched epoch {epoch_read}: error {error}, high watermark {high_watermark}, diverging {diverging:?}");
+    assert_eq!((error, diverging), (0, (epoch_read, 20)));
+
+    // The old leader comes back, drops what node 2 never had and catches up; a preferred
+    // election hands it the partition again. A clean leader change: the consumer validates
+    // and keeps its position, no truncation.
     kafka.start_node(1).await.unwrap();
+    wait_for_metadata("node 1 back in the ISR", &admin, |m| {
+        let mut isr = m.topics["unclean"].partitions[&0].isr.clone();
+        isr.sort();
+        isr == [1, 2]
+    })
+    .await;
+    let validations = consumer.stats().validations;
+    elect_leaders(&admin, "unclean", &[0], false).await.unwrap();
+    wait_for_metadata("node 1 to lead again", &admin, |m| {
+        m.leader("unclean", 0) == Some(1)
+    })
+    .await;
+    kafka
+        .produce(&admin, "unclean", 0, &values("back", 25..30), 5)
+        .await
+        .unwrap();
+    collect_until(&consumer, &mut records, |r| r.len() >= 60).await;
+    let back: Vec<i64> = records[55..].iter().map(|r| r.offset).collect();
+    assert_eq!(back, (25..30).collect::<Vec<_>>());
+    let stats = consumer.stats();
+    assert!(stats.validations > validations, "the new leader was asked");
+    assert_eq!(stats.truncations, 1, "no truncation in a clean change");
+    assert_eq!(policy.0.lock().unwrap().len(), 1);
+    consumer.close().await;
     client.close();
     admin.close();
+}
+
+/// What a consumer's Fetch v12 at `offset` naming `last_fetched_epoch` gets from `leader`:
+/// (error code, high watermark, (diverging epoch, its end offset)).
+async fn probe_fetch(
+    client: &wasmkafka::client::Client,
+    leader: i32,
+    topic: &str,
+    offset: i64,
+    current_leader_epoch: i32,
+    last_fetched_epoch: i32,
+) -> (i16, i64, (i32, i64)) {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let request = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(offset)
+                .with_current_leader_epoch(current_leader_epoch)
+                .with_last_fetched_epoch(last_fetched_epoch)
+                .with_log_start_offset(-1)
+                .with_partition_max_bytes(1 << 20)])]);
+    let options = wasmkafka::net::SendOptions {
+        version: Some(12),
+        timeout: None,
+    };
+    let (_, response) = client
+        .send_with(leader, wasmkafka::net::Purpose::Default, &request, options)
+        .await
+        .expect("a Fetch answer");
+    let data = &response.responses[0].partitions[0];
+    (
+        data.error_code,
+        data.high_watermark,
+        (data.diverging_epoch.epoch, data.diverging_epoch.end_offset),
+    )
 }

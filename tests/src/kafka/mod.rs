@@ -82,7 +82,27 @@ impl Kafka {
         .await
     }
 
+    /// Starts the nodes. A node that exits during start-up (a port taken between choosing it
+    /// and binding it, by another process on the machine) gets two more tries, each on fresh
+    /// ports in a fresh folder; the error of the last one is returned.
     pub async fn start_with(options: KafkaOptions) -> Result<Kafka> {
+        const ATTEMPTS: usize = 3;
+        let mut attempt = 1;
+        loop {
+            match Kafka::start_once(options.clone()).await {
+                Err(error)
+                    if attempt < ATTEMPTS && format!("{error:#}").contains("during start-up") =>
+                {
+                    eprintln!("Kafka start-up attempt {attempt} of {ATTEMPTS} failed; trying again on new ports: {}",
+                        format!("{error:#}").lines().take(3).collect::<Vec<_>>().join(" | "));
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn start_once(options: KafkaOptions) -> Result<Kafka> {
         let count = options.nodes.max(1);
         let dir = fresh_dir()?;
         let ports: Vec<(u16, u16)> = (0..count)
@@ -233,8 +253,9 @@ impl Kafka {
             for node in &mut self.nodes {
                 if let Some(status) = node.exited() {
                     bail!(
-                        "Kafka node {} exited with {status} during start-up:\n{}",
+                        "Kafka node {} exited with {status} during start-up: {}\n{}",
                         node.spec.node_id,
+                        node.first_errors(),
                         node.log_tail(8000)
                     );
                 }

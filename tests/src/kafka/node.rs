@@ -151,6 +151,23 @@ impl Node {
         )
     }
 
+    /// The first ERROR or FATAL lines of `server.log` (why a node stopped, before the
+    /// shutdown lines that follow).
+    pub fn first_errors(&self) -> String {
+        let errors: Vec<String> = self
+            .server_log()
+            .lines()
+            .filter(|line| line.contains(" ERROR ") || line.contains(" FATAL "))
+            .take(3)
+            .map(str::to_string)
+            .collect();
+        if errors.is_empty() {
+            "no ERROR line in server.log".to_string()
+        } else {
+            errors.join("\n")
+        }
+    }
+
     /// The whole `server.log`.
     pub fn server_log(&self) -> String {
         std::fs::read_to_string(self.dir.join("logs/server.log")).unwrap_or_default()
