@@ -2,6 +2,7 @@
 //! them stable.
 
 mod assign_sim;
+mod lookup;
 mod metadata;
 mod offsets;
 mod output;

@@ -23,6 +23,7 @@ use crate::policy::{
     parse_iso8601_duration, ResetContext, ResetPolicy, ResetPolicySpec, ResetReason,
 };
 
+use super::lookup::log_bounds;
 use super::CommonArgs;
 
 #[derive(Debug, Subcommand)]
@@ -195,18 +196,7 @@ fn print_described(d: &Described) {
 }
 
 fn print_table(rows: &[Vec<String>]) {
-    let columns = rows.first().map_or(0, Vec::len);
-    let widths: Vec<usize> = (0..columns)
-        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
-        .collect();
-    for row in rows {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
-            .collect();
-        println!("{}", line.join("  ").trim_end());
-    }
+    print!("{}", crate::lab::report::columns(rows, ""));
 }
 
 /// The partitions of `topics` (only `only[topic]` where given), checked against the metadata.
@@ -219,9 +209,7 @@ async fn partitions_of(
     let mut partitions = Vec::new();
     for topic in topics {
         let info = metadata
-            .topics
-            .get(topic)
-            .filter(|t| t.error.is_none() && !t.partitions.is_empty())
+            .existing_topic(topic)
             .with_context(|| format!("topic `{topic}` does not exist"))?;
         match only.get(topic) {
             Some(wanted) => {
@@ -245,37 +233,6 @@ async fn partitions_of(
     Ok(partitions)
 }
 
-/// Log bounds of each partition, from their leaders.
-async fn bounds(
-    client: &Client,
-    partitions: &[TopicPartition],
-) -> anyhow::Result<BTreeMap<TopicPartition, (i64, i64)>> {
-    let metadata = client.metadata();
-    let mut by_leader: BTreeMap<i32, Vec<TopicPartition>> = BTreeMap::new();
-    for tp in partitions {
-        let leader = metadata
-            .leader(&tp.topic, tp.partition)
-            .with_context(|| format!("{tp} has no leader right now; try again"))?;
-        by_leader.entry(leader).or_default().push(tp.clone());
-    }
-    let mut bounds = BTreeMap::new();
-    for (leader, tps) in by_leader {
-        let ask = |spec| tps.iter().map(|tp| (tp.clone(), spec)).collect::<Vec<_>>();
-        let isolation = IsolationLevel::ReadUncommitted;
-        let starts = list_offsets(client, leader, isolation, &ask(OffsetSpec::Earliest)).await?;
-        let ends = list_offsets(client, leader, isolation, &ask(OffsetSpec::Latest)).await?;
-        for tp in tps {
-            let get = |answers: &BTreeMap<TopicPartition, Result<i64, _>>| match answers.get(&tp) {
-                Some(Ok(offset)) => Ok(*offset),
-                Some(Err(error)) => Err(anyhow::anyhow!("{tp}: {error}")),
-                None => Err(anyhow::anyhow!("{tp}: its leader did not answer for it")),
-            };
-            bounds.insert(tp.clone(), (get(&starts)?, get(&ends)?));
-        }
-    }
-    Ok(bounds)
-}
-
 async fn rows(
     client: &Client,
     coordinator: i32,
@@ -284,7 +241,7 @@ async fn rows(
     description: &GroupDescription,
 ) -> anyhow::Result<Vec<PartitionRow>> {
     let committed = fetch_committed_with_epochs(client, coordinator, group, partitions).await?;
-    let bounds = bounds(client, partitions).await?;
+    let bounds = log_bounds(client, partitions, IsolationLevel::ReadUncommitted).await?;
     Ok(partitions
         .iter()
         .map(|tp| {
@@ -503,7 +460,7 @@ async fn compute(
     to: &To,
 ) -> anyhow::Result<Vec<Planned>> {
     let committed = fetch_committed_with_epochs(client, coordinator, group, partitions).await?;
-    let bounds = bounds(client, partitions).await?;
+    let bounds = log_bounds(client, partitions, IsolationLevel::ReadUncommitted).await?;
     let mut planned = Vec::new();
     for tp in partitions {
         let current = committed.get(tp).copied().flatten().map(|c| c.offset);

@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::{bail, Context};
 
 use crate::client::Client;
-use crate::fetch::{list_offsets, IsolationLevel, OffsetSpec, StartAt, TopicPartition};
+use crate::fetch::{IsolationLevel, OffsetSpec, StartAt, TopicPartition};
+
+use super::lookup::log_bounds;
 
 /// One `--offset` value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,9 +114,7 @@ pub async fn start_positions(
     let mut partitions = Vec::new();
     for topic in topics {
         let info = metadata
-            .topics
-            .get(topic)
-            .filter(|t| t.error.is_none() && !t.partitions.is_empty())
+            .existing_topic(topic)
             .with_context(|| format!("topic `{topic}` does not exist"))?;
         for partition in &only {
             if !info.partitions.contains_key(partition) {
@@ -141,7 +141,7 @@ pub async fn start_positions(
     }
     // "-N" needs each log's bounds: one ListOffsets per leader for the start and one for
     // the end.
-    let before_end: Vec<&TopicPartition> = partitions
+    let before_end: Vec<TopicPartition> = partitions
         .iter()
         .filter(|tp| {
             matches!(
@@ -149,31 +149,9 @@ pub async fn start_positions(
                 Some(StartSpec::BeforeEnd(_))
             )
         })
+        .cloned()
         .collect();
-    let mut bounds: BTreeMap<TopicPartition, (i64, i64)> = BTreeMap::new();
-    let mut by_leader: BTreeMap<i32, Vec<TopicPartition>> = BTreeMap::new();
-    for tp in before_end {
-        let leader = metadata
-            .leader(&tp.topic, tp.partition)
-            .with_context(|| format!("{tp} has no leader right now; try again"))?;
-        by_leader.entry(leader).or_default().push(tp.clone());
-    }
-    for (leader, tps) in by_leader {
-        let ask = |spec: OffsetSpec| -> Vec<(TopicPartition, OffsetSpec)> {
-            tps.iter().map(|tp| (tp.clone(), spec)).collect()
-        };
-        let starts = list_offsets(client, leader, isolation, &ask(OffsetSpec::Earliest)).await?;
-        let ends = list_offsets(client, leader, isolation, &ask(OffsetSpec::Latest)).await?;
-        for tp in &tps {
-            let answer = |answers: &BTreeMap<TopicPartition, Result<i64, _>>| match answers.get(tp)
-            {
-                Some(Ok(offset)) => Ok(*offset),
-                Some(Err(error)) => Err(anyhow::anyhow!("cannot find the end of {tp}: {error}")),
-                None => Err(anyhow::anyhow!("the leader of {tp} did not answer for it")),
-            };
-            bounds.insert(tp.clone(), (answer(&starts)?, answer(&ends)?));
-        }
-    }
+    let bounds = log_bounds(client, &before_end, isolation).await?;
     Ok(partitions
         .into_iter()
         .map(|tp| {

@@ -175,6 +175,13 @@ impl Metadata {
         racks.into_iter().map(str::to_string).collect()
     }
 
+    /// A topic that exists: known, without a topic-level error, with partitions.
+    pub fn existing_topic(&self, name: &str) -> Option<&TopicInfo> {
+        self.topics
+            .get(name)
+            .filter(|info| info.error.is_none() && !info.partitions.is_empty())
+    }
+
     /// The partition count of each of `topics` that exists (no topic-level error, at least
     /// one partition); topics that do not are left out.
     pub fn partition_counts<'a>(
@@ -183,11 +190,7 @@ impl Metadata {
     ) -> BTreeMap<String, usize> {
         topics
             .into_iter()
-            .filter_map(|name| {
-                let info = self.topics.get(name)?;
-                (info.error.is_none() && !info.partitions.is_empty())
-                    .then(|| (name.clone(), info.partitions.len()))
-            })
+            .filter_map(|name| Some((name.clone(), self.existing_topic(name)?.partitions.len())))
             .collect()
     }
 }

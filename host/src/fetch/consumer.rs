@@ -90,9 +90,7 @@ impl Consumer {
         let mut partitions = Vec::new();
         for topic in topics {
             let info = metadata
-                .topics
-                .get(topic)
-                .filter(|t| t.error.is_none() && !t.partitions.is_empty())
+                .existing_topic(topic)
                 .ok_or_else(|| ConsumerError::UnknownTopic(topic.clone()))?;
             partitions.extend(
                 info.partitions

@@ -57,17 +57,7 @@ pub fn table(runs: &[AssignorRun]) -> String {
                 millis(&step.assign_seconds),
             ]);
         }
-        let widths: Vec<usize> = (0..header.len())
-            .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
-            .collect();
-        for row in &rows {
-            let line: Vec<String> = row
-                .iter()
-                .zip(&widths)
-                .map(|(cell, width)| format!("{cell:<width$}"))
-                .collect();
-            let _ = writeln!(out, "  {}", line.join("  ").trim_end());
-        }
+        out.push_str(&columns(&rows, "  "));
         for step in &run.steps {
             if step.balance_per_topic.len() > 1 {
                 let topics: Vec<String> = step
@@ -82,6 +72,24 @@ pub fn table(runs: &[AssignorRun]) -> String {
             }
         }
         out.push('\n');
+    }
+    out
+}
+
+/// Rows as left-aligned columns two spaces apart, each line after `indent`.
+pub fn columns(rows: &[Vec<String>], indent: &str) -> String {
+    let count = rows.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..count)
+        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        let _ = writeln!(out, "{indent}{}", line.join("  ").trim_end());
     }
     out
 }
