@@ -299,6 +299,11 @@ impl Client {
         for broker in candidates {
             match self.send(broker, Purpose::Default, &request).await {
                 Ok(response) => return Ok(Metadata::from_response(&response)),
+                // Credentials and certificates are the same for every broker: asking the next
+                // one would only repeat the failure and bury its reason.
+                Err(ClientError::Net(error)) if error.is_fatal() => {
+                    return Err(ClientError::Net(error))
+                }
                 Err(error) => {
                     let addr = self.pool.address(broker).unwrap_or_default();
                     tracing::debug!(broker, %addr, %error, "metadata request failed");

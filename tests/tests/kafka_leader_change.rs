@@ -41,6 +41,7 @@ async fn cluster() -> Kafka {
             ("broker.heartbeat.interval.ms".into(), "500".into()),
             ("broker.session.timeout.ms".into(), "3000".into()),
         ],
+        ..KafkaOptions::default()
     })
     .await
     .expect("a three-node cluster")

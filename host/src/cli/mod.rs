@@ -214,7 +214,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
 pub(crate) async fn connect(config: &Config) -> anyhow::Result<Client> {
     let client = Client::with_metadata_options(
         config.brokers.clone(),
-        config.pool_options(),
+        config.pool_options()?,
         config.metadata_options(),
     );
     client

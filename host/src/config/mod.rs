@@ -56,6 +56,16 @@
 //! [metrics]
 //! listen = "127.0.0.1:9464"   # Prometheus /metrics, /healthz, /readyz (also --metrics)
 //!
+//! [security]
+//! protocol = "SASL_SSL"       # PLAINTEXT (default) | SSL | SASL_PLAINTEXT | SASL_SSL
+//! ca_file = "ca.pem"          # CAs to trust (PEM); the system's trust store when unset
+//! cert_file = "client.pem"    # a client certificate (PEM), for brokers that require one
+//! key_file = "client.key"     # its private key (PEM, unencrypted)
+//! verify_hostname = true      # the broker's certificate must name the host connected to
+//! sasl_mechanism = "SCRAM-SHA-512"   # PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
+//! sasl_username = "alice"
+//! sasl_password_file = "/run/secrets/kafka"   # or sasl_password = "..." (kept out of logs)
+//!
 //! [plugins]
 //! assignor_fallback = "range"  # when the chosen assignor fails or answers nonsense
 //! deadline_ms = 1000           # per call
@@ -84,7 +94,10 @@ pub mod properties;
 use crate::cluster::MetadataOptions;
 use crate::fetch::{FetchOptions, IsolationLevel};
 use crate::group::{Assignor, Builtin, GroupOptions, TopicPattern};
-use crate::net::{BrokerCompat, ConnectionOptions, PoolOptions};
+use crate::net::{
+    BrokerCompat, ConnectionOptions, PoolOptions, SaslCredentials, SaslMechanism, Secret, Security,
+    SecurityProtocol, Tls, TlsFiles, TlsSetupError,
+};
 use crate::plugin::PluginLimits;
 use crate::policy::ResetPolicySpec;
 
@@ -99,6 +112,8 @@ pub enum ConfigError {
     Invalid { key: &'static str, problem: String },
     #[error("property `{key}`: {problem}")]
     Property { key: String, problem: String },
+    #[error("TLS setup ([security]): {0}")]
+    Tls(#[from] TlsSetupError),
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -116,6 +131,197 @@ pub struct Config {
     pub plugins: PluginsConfig,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub security: SecurityConfig,
+}
+
+/// `[security]`: TLS and SASL for every broker connection (Kafka's `security.protocol`,
+/// `ssl.*` and `sasl.*` properties land here).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    pub protocol: String,
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub verify_hostname: bool,
+    pub sasl_mechanism: Option<String>,
+    pub sasl_username: Option<String>,
+    pub sasl_password: Option<Secret>,
+    pub sasl_password_file: Option<PathBuf>,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            protocol: "PLAINTEXT".into(),
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            verify_hostname: true,
+            sasl_mechanism: None,
+            sasl_username: None,
+            sasl_password: None,
+            sasl_password_file: None,
+        }
+    }
+}
+
+impl SecurityConfig {
+    fn protocol(&self) -> Result<SecurityProtocol, ConfigError> {
+        SecurityProtocol::from_name(&self.protocol).ok_or_else(|| ConfigError::Invalid {
+            key: "security.protocol",
+            problem: format!(
+                "`{}` is not a security protocol; use {}",
+                self.protocol,
+                SecurityProtocol::NAMES
+            ),
+        })
+    }
+
+    /// Checks that the settings fit the protocol (no TLS file without TLS, no credentials
+    /// without SASL, everything SASL needs when it is on). Files are read by
+    /// [`SecurityConfig::build`].
+    fn validate(&self) -> Result<(), ConfigError> {
+        let protocol = self.protocol()?;
+        let invalid = |key: &'static str, problem: String| ConfigError::Invalid { key, problem };
+        let tls_keys = [
+            ("security.ca_file", self.ca_file.is_some()),
+            ("security.cert_file", self.cert_file.is_some()),
+            ("security.key_file", self.key_file.is_some()),
+            ("security.verify_hostname", !self.verify_hostname),
+        ];
+        if !protocol.uses_tls() {
+            if let Some((key, _)) = tls_keys.iter().find(|(_, set)| *set) {
+                return Err(invalid(
+                    key,
+                    format!(
+                        "is set but security.protocol is {}, which does not use TLS: use SSL \
+                         or SASL_SSL",
+                        protocol.name()
+                    ),
+                ));
+            }
+        }
+        if self.cert_file.is_some() != self.key_file.is_some() {
+            return Err(invalid(
+                "security.cert_file",
+                "a client certificate needs its key: set both security.cert_file and \
+                         security.key_file (ssl.certificate.location, ssl.key.location), or neither"
+                    .into(),
+            ));
+        }
+        let sasl_keys = [
+            ("security.sasl_mechanism", self.sasl_mechanism.is_some()),
+            ("security.sasl_username", self.sasl_username.is_some()),
+            ("security.sasl_password", self.sasl_password.is_some()),
+            (
+                "security.sasl_password_file",
+                self.sasl_password_file.is_some(),
+            ),
+        ];
+        if !protocol.uses_sasl() {
+            if let Some((key, _)) = sasl_keys.iter().find(|(_, set)| *set) {
+                return Err(invalid(
+                    key,
+                    format!(
+                        "is set but security.protocol is {}, which does not use SASL: use \
+                         SASL_PLAINTEXT or SASL_SSL",
+                        protocol.name()
+                    ),
+                ));
+            }
+            return Ok(());
+        }
+        let mechanism = self.sasl_mechanism.as_deref().ok_or_else(|| {
+            invalid(
+                "security.sasl_mechanism",
+                format!(
+                    "security.protocol {} needs a mechanism: {} (sasl.mechanism)",
+                    protocol.name(),
+                    SaslMechanism::NAMES
+                ),
+            )
+        })?;
+        if SaslMechanism::from_name(mechanism).is_none() {
+            return Err(invalid(
+                "security.sasl_mechanism",
+                format!(
+                    "`{mechanism}` is not supported; use {} (GSSAPI and OAUTHBEARER are not)",
+                    SaslMechanism::NAMES
+                ),
+            ));
+        }
+        if self.sasl_username.as_deref().unwrap_or("").is_empty() {
+            return Err(invalid(
+                "security.sasl_username",
+                format!(
+                    "security.protocol {} needs a user name (sasl.username)",
+                    protocol.name()
+                ),
+            ));
+        }
+        match (&self.sasl_password, &self.sasl_password_file) {
+            (Some(_), Some(_)) => Err(invalid(
+                "security.sasl_password",
+                "set security.sasl_password or security.sasl_password_file, not both".into(),
+            )),
+            (None, None) => Err(invalid(
+                "security.sasl_password",
+                format!(
+                    "security.protocol {} needs a password: security.sasl_password_file (a file \
+                         holding it) or security.sasl_password (sasl.password)",
+                    protocol.name()
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The connections' [`Security`]: reads the password file and the TLS files (so a missing
+    /// file is reported at start-up).
+    pub fn build(&self) -> Result<Security, ConfigError> {
+        self.validate()?;
+        let protocol = self.protocol()?;
+        let tls = if protocol.uses_tls() {
+            Some(Tls::new(TlsFiles {
+                ca_file: self.ca_file.clone(),
+                cert_file: self.cert_file.clone(),
+                key_file: self.key_file.clone(),
+                verify_hostname: self.verify_hostname,
+            })?)
+        } else {
+            None
+        };
+        let sasl = if protocol.uses_sasl() {
+            let password = match (&self.sasl_password, &self.sasl_password_file) {
+                (Some(password), _) => password.clone(),
+                (None, Some(path)) => {
+                    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Invalid {
+                        key: "security.sasl_password_file",
+                        problem: format!("cannot read {}: {e}", path.display()),
+                    })?;
+                    Secret::new(text.trim_end_matches(['\n', '\r']))
+                }
+                (None, None) => unreachable!("checked by validate"),
+            };
+            Some(SaslCredentials {
+                mechanism: SaslMechanism::from_name(
+                    self.sasl_mechanism.as_deref().unwrap_or_default(),
+                )
+                .expect("checked by validate"),
+                username: self.sasl_username.clone().unwrap_or_default(),
+                password,
+            })
+        } else {
+            None
+        };
+        Ok(Security {
+            protocol,
+            tls,
+            sasl,
+        })
+    }
 }
 
 /// `[metrics]`: where `run` serves `/metrics`, `/healthz` and `/readyz`.
@@ -458,6 +664,7 @@ impl Config {
                 });
             }
         }
+        self.security.validate()?;
         if self.consumer.fetch_max_bytes <= 0 || self.consumer.max_partition_fetch_bytes <= 0 {
             return Err(ConfigError::Invalid {
                 key: "consumer.fetch_max_bytes",
@@ -550,19 +757,21 @@ impl Config {
             .collect()
     }
 
-    pub fn pool_options(&self) -> PoolOptions {
-        PoolOptions {
+    /// The pool's settings; reads the TLS files and the password file (`[security]`).
+    pub fn pool_options(&self) -> Result<PoolOptions, ConfigError> {
+        Ok(PoolOptions {
             connection: ConnectionOptions {
                 client_id: self.client_id.clone(),
                 connect_timeout: Duration::from_millis(self.net.connect_timeout_ms),
                 request_timeout: Duration::from_millis(self.net.request_timeout_ms),
                 max_frame_bytes: self.net.max_frame_bytes,
                 compat: self.net.broker_compat,
+                security: self.security.build()?,
             },
             idle_timeout: Duration::from_millis(self.net.idle_timeout_ms),
             reconnect_backoff: Duration::from_millis(self.net.reconnect_backoff_ms),
             reconnect_backoff_max: Duration::from_millis(self.net.reconnect_backoff_max_ms),
-        }
+        })
     }
 }
 
@@ -620,14 +829,17 @@ mod tests {
     #[test]
     fn the_tansu_switch_reaches_connections_and_groups() {
         let kafka = Config::parse("[consumer]\ngroup = \"g\"\ntopics = [\"t\"]").unwrap();
-        assert_eq!(kafka.pool_options().connection.compat, BrokerCompat::Kafka);
+        assert_eq!(
+            kafka.pool_options().unwrap().connection.compat,
+            BrokerCompat::Kafka
+        );
         assert!(kafka.group_options().unwrap().subscription_generation);
         let tansu = Config::parse(
             "[net]\nbroker_compat = \"tansu-0.6\"\n[consumer]\ngroup = \"g\"\ntopics = [\"t\"]",
         )
         .unwrap();
         assert_eq!(
-            tansu.pool_options().connection.compat,
+            tansu.pool_options().unwrap().connection.compat,
             BrokerCompat::Tansu06
         );
         assert!(!tansu.group_options().unwrap().subscription_generation);
@@ -723,5 +935,236 @@ mod tests {
             let error = Config::parse(text).unwrap_err().to_string();
             assert!(error.contains(key), "{text}: {error}");
         }
+    }
+
+    /// Every way a config can be refused, with the message the user reads (the key, what is
+    /// wrong, and what to do).
+    #[test]
+    fn every_error_path_has_its_message() {
+        let zero_keys = [
+            ("net", "connect_timeout_ms"),
+            ("net", "request_timeout_ms"),
+            ("net", "idle_timeout_ms"),
+            ("net", "reconnect_backoff_ms"),
+            ("net", "reconnect_backoff_max_ms"),
+            ("consumer", "retry_backoff_ms"),
+            ("consumer", "retry_backoff_max_ms"),
+            ("plugins", "deadline_ms"),
+            ("consumer", "session_timeout_ms"),
+            ("consumer", "rebalance_timeout_ms"),
+            ("consumer", "max_poll_interval_ms"),
+            ("consumer", "commit_timeout_ms"),
+            ("consumer", "max_poll_records"),
+            ("consumer", "max_buffered_bytes"),
+            ("consumer", "shutdown_timeout_ms"),
+        ];
+        for (section, key) in zero_keys {
+            let error = Config::parse(&format!("[{section}]\n{key} = 0"))
+                .unwrap_err()
+                .to_string();
+            assert_eq!(
+                error,
+                format!("invalid value for `{section}.{key}`: must be greater than 0")
+            );
+        }
+        let cases: &[(&str, &str)] = &[
+            (
+                "brokers = [\"localhost\"]",
+                "invalid value for `brokers`: `localhost` is not HOST:PORT",
+            ),
+            (
+                "brokers = [\":9092\"]",
+                "invalid value for `brokers`: `:9092` has no host",
+            ),
+            (
+                "brokers = [\"h:0\"]",
+                "invalid value for `brokers`: `h:0` has no valid port (1-65535)",
+            ),
+            (
+                "[net]\nmax_frame_bytes = 10",
+                "invalid value for `net.max_frame_bytes`: 10 is too small (at least 1024)",
+            ),
+            (
+                "[net]\nmetadata_min_age_ms = 5000\nmetadata_max_age_ms = 4000",
+                "invalid value for `net.metadata_min_age_ms`: 5000 must not be above \
+                 net.metadata_max_age_ms (4000): the floor under refreshes cannot be higher than \
+                 the ceiling",
+            ),
+            (
+                "[consumer]\nfetch_max_wait_ms = 40000",
+                "invalid value for `consumer.fetch_max_wait_ms`: 40000 must be below \
+                 net.request_timeout_ms (30000) or every idle long poll times out",
+            ),
+            (
+                "[consumer]\nheartbeat_interval_ms = 50000",
+                "invalid value for `consumer.heartbeat_interval_ms`: 50000 must be below \
+                 consumer.session_timeout_ms (45000); a third of it is usual",
+            ),
+            (
+                "[consumer]\nassignors = []",
+                "invalid value for `consumer.assignors`: name at least one assignor (range, \
+                 roundrobin, sticky, cooperative-sticky)",
+            ),
+            (
+                "[consumer]\nassignors = [\"fair\"]",
+                "invalid value for `consumer.assignors`: `fair` is not an assignor; use range, \
+                 roundrobin, sticky or cooperative-sticky",
+            ),
+            (
+                "[plugins]\nassignor_fallback = \"magic\"",
+                "invalid value for `plugins.assignor_fallback`: `magic` is not a built-in \
+                 assignor; use range, roundrobin, sticky or cooperative-sticky",
+            ),
+            (
+                "[consumer]\nfetch_max_bytes = -1",
+                "invalid value for `consumer.fetch_max_bytes`: fetch_max_bytes and \
+                 max_partition_fetch_bytes must be positive",
+            ),
+            (
+                "[security]\nprotocol = \"TLS\"",
+                "invalid value for `security.protocol`: `TLS` is not a security protocol; use \
+                 PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
+            ),
+            (
+                "[security]\nca_file = \"ca.pem\"",
+                "invalid value for `security.ca_file`: is set but security.protocol is \
+                 PLAINTEXT, which does not use TLS: use SSL or SASL_SSL",
+            ),
+            (
+                "[security]\nprotocol = \"SASL_PLAINTEXT\"\nverify_hostname = false",
+                "invalid value for `security.verify_hostname`: is set but security.protocol is \
+                 SASL_PLAINTEXT, which does not use TLS: use SSL or SASL_SSL",
+            ),
+            (
+                "[security]\nprotocol = \"SSL\"\ncert_file = \"c.pem\"",
+                "invalid value for `security.cert_file`: a client certificate needs its key: \
+                 set both security.cert_file and security.key_file (ssl.certificate.location, \
+                 ssl.key.location), or neither",
+            ),
+            (
+                "[security]\nprotocol = \"SSL\"\nsasl_username = \"u\"",
+                "invalid value for `security.sasl_username`: is set but security.protocol is \
+                 SSL, which does not use SASL: use SASL_PLAINTEXT or SASL_SSL",
+            ),
+            (
+                "[security]\nprotocol = \"SASL_SSL\"",
+                "invalid value for `security.sasl_mechanism`: security.protocol SASL_SSL needs \
+                 a mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (sasl.mechanism)",
+            ),
+            (
+                "[security]\nprotocol = \"SASL_SSL\"\nsasl_mechanism = \"GSSAPI\"",
+                "invalid value for `security.sasl_mechanism`: `GSSAPI` is not supported; use \
+                 PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (GSSAPI and OAUTHBEARER are not)",
+            ),
+            (
+                "[security]\nprotocol = \"SASL_SSL\"\nsasl_mechanism = \"PLAIN\"",
+                "invalid value for `security.sasl_username`: security.protocol SASL_SSL needs \
+                 a user name (sasl.username)",
+            ),
+            (
+                "[security]\nprotocol = \"SASL_SSL\"\nsasl_mechanism = \"PLAIN\"\n\
+                 sasl_username = \"u\"",
+                "invalid value for `security.sasl_password`: security.protocol SASL_SSL needs a \
+                 password: security.sasl_password_file (a file holding it) or \
+                 security.sasl_password (sasl.password)",
+            ),
+            (
+                "[security]\nprotocol = \"SASL_SSL\"\nsasl_mechanism = \"PLAIN\"\n\
+                 sasl_username = \"u\"\nsasl_password = \"p\"\nsasl_password_file = \"f\"",
+                "invalid value for `security.sasl_password`: set security.sasl_password or \
+                 security.sasl_password_file, not both",
+            ),
+        ];
+        for (text, expected) in cases {
+            let error = Config::parse(text).unwrap_err().to_string();
+            assert_eq!(&error, expected, "{text}");
+        }
+        // Pattern and reset-policy texts come from their parsers; the key leads.
+        let error = Config::parse("[consumer]\ntopic_pattern = \"(unclosed\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with(
+                "invalid value for `consumer.topic_pattern`: `(unclosed` is not a valid regular \
+                 expression: "
+            ),
+            "{error}"
+        );
+        let error = Config::parse("[consumer]\nfrom = \"oldest\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("config file <text> is not valid: ")
+                && error.contains("earliest, latest, none"),
+            "{error}"
+        );
+        let error = Config::default().require_brokers().unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "invalid value for `brokers`: no broker given: pass --brokers HOST:PORT or set \
+             `brokers` in the config file"
+        );
+        let error = Config::load(Path::new("/nonexistent/wasmkafka.toml"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "cannot read config file /nonexistent/wasmkafka.toml: No such file or directory (os \
+             error 2)"
+        );
+    }
+
+    /// The files `[security]` names are read at start-up: a missing or wrong one is refused
+    /// there, with the file and the fix.
+    #[test]
+    fn security_files_are_checked_when_the_pool_is_built() {
+        let dir = tempfile::tempdir().unwrap();
+        let not_pem = dir.path().join("truststore.jks");
+        std::fs::write(&not_pem, b"\xfe\xed\xfe\xed").unwrap();
+        let missing = dir.path().join("missing.pem");
+        let build = |text: String| {
+            Config::parse(&text)
+                .unwrap()
+                .pool_options()
+                .unwrap_err()
+                .to_string()
+        };
+        let error = build(format!(
+            "[security]\nprotocol = \"SSL\"\nca_file = \"{}\"",
+            not_pem.display()
+        ));
+        assert_eq!(
+            error,
+            format!(
+                "TLS setup ([security]): the certificate file {}: no PEM certificate \
+                 (-----BEGIN CERTIFICATE-----) in it; a Java keystore (.jks, .p12) must be \
+                 converted to PEM first",
+                not_pem.display()
+            )
+        );
+        let error = build(format!(
+            "[security]\nprotocol = \"SSL\"\nca_file = \"{}\"",
+            missing.display()
+        ));
+        assert!(
+            error.starts_with(&format!(
+                "TLS setup ([security]): the certificate file {}: ",
+                missing.display()
+            )),
+            "{error}"
+        );
+        let error = build(format!(
+            "[security]\nprotocol = \"SASL_PLAINTEXT\"\nsasl_mechanism = \"PLAIN\"\n\
+             sasl_username = \"u\"\nsasl_password_file = \"{}\"",
+            missing.display()
+        ));
+        assert_eq!(
+            error,
+            format!(
+                "invalid value for `security.sasl_password_file`: cannot read {}: No such file \
+                 or directory (os error 2)",
+                missing.display()
+            )
+        );
     }
 }

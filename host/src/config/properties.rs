@@ -93,6 +93,21 @@ const ALIASES: &[(&str, &str, Kind)] = &[
         Kind::Int,
     ),
     ("connections.max.idle.ms", "net.idle_timeout_ms", Kind::Int),
+    ("ssl.ca.location", "security.ca_file", Kind::Str),
+    ("ssl.truststore.location", "security.ca_file", Kind::Str),
+    ("ssl.certificate.location", "security.cert_file", Kind::Str),
+    ("ssl.key.location", "security.key_file", Kind::Str),
+    ("sasl.mechanism", "security.sasl_mechanism", Kind::Str),
+    ("sasl.mechanisms", "security.sasl_mechanism", Kind::Str),
+    ("sasl.username", "security.sasl_username", Kind::Str),
+    ("sasl.password", "security.sasl_password", Kind::Str),
+];
+
+/// Kafka names with a value of their own shape (handled in [`apply`]).
+const SPECIAL: &[&str] = &[
+    "enable.auto.commit",
+    "ssl.endpoint.identification.algorithm",
+    "sasl.jaas.config",
 ];
 
 /// This file's keys that hold lists (a comma separated `-X` value becomes a list).
@@ -115,14 +130,26 @@ pub fn apply(table: &mut Table, key: &str, value: &str) -> Result<(), ConfigErro
             }
             return Ok(());
         }
-        "security.protocol" => {
-            return match value.to_ascii_uppercase().as_str() {
-                "PLAINTEXT" => Ok(()),
-                _ => Err(invalid(format!(
-                    "`{value}` is not supported by this build (TLS and SASL are coming); \
-                     use PLAINTEXT"
-                ))),
+        "ssl.endpoint.identification.algorithm" => {
+            let verify = match value.trim().to_ascii_lowercase().as_str() {
+                "https" => true,
+                "" | "none" => false,
+                _ => {
+                    return Err(invalid(
+                        "`https` (check the host name) or empty (do not)".into(),
+                    ))
+                }
             };
+            let security = section(table, "security").map_err(invalid)?;
+            security.insert("verify_hostname".into(), Value::Boolean(verify));
+            return Ok(());
+        }
+        "sasl.jaas.config" => {
+            let (username, password) = jaas_credentials(value).map_err(invalid)?;
+            let security = section(table, "security").map_err(invalid)?;
+            security.insert("sasl_username".into(), Value::String(username));
+            security.insert("sasl_password".into(), Value::String(password));
+            return Ok(());
         }
         _ => {}
     }
@@ -183,7 +210,38 @@ pub fn resolve_aliases(table: &mut Table) -> Result<(), ConfigError> {
 }
 
 fn is_section(name: &str) -> bool {
-    matches!(name, "net" | "consumer" | "plugins" | "metrics")
+    matches!(
+        name,
+        "net" | "consumer" | "plugins" | "metrics" | "security"
+    )
+}
+
+/// The user name and password of a Java client's `sasl.jaas.config`
+/// (`org.apache.kafka.common.security.scram.ScramLoginModule required username="u"
+/// password="p";`). The login module is not checked: `sasl.mechanism` says which one is used.
+fn jaas_credentials(text: &str) -> Result<(String, String), String> {
+    let option = |name: &str| -> Option<String> {
+        let start = text.find(&format!("{name}=\""))? + name.len() + 2;
+        let rest = &text[start..];
+        let mut value = String::new();
+        let mut chars = rest.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => value.push(chars.next()?),
+                '"' => return Some(value),
+                other => value.push(other),
+            }
+        }
+        None
+    };
+    match (option("username"), option("password")) {
+        (Some(username), Some(password)) => Ok((username, password)),
+        _ => Err(
+            "expected a login module with username=\"...\" password=\"...\" (PLAIN or SCRAM); \
+             or set sasl.username and sasl.password"
+                .into(),
+        ),
+    }
 }
 
 fn parse_bool(text: &str) -> Option<bool> {
@@ -262,7 +320,8 @@ fn unknown_key(key: &str) -> String {
     let names = ALIASES
         .iter()
         .map(|(name, _, _)| *name)
-        .chain(["enable.auto.commit", "security.protocol"]);
+        .chain(SPECIAL.iter().copied())
+        .chain(["security.protocol"]);
     match nearest(key, names) {
         Some(near) => format!("unknown property; did you mean `{near}`?"),
         None => "unknown property (Kafka names such as group.id, or this file's keys such as \
@@ -344,6 +403,43 @@ mod tests {
     }
 
     #[test]
+    fn security_properties_land_in_security() {
+        let table = table(&[
+            ("security.protocol", "sasl_ssl"),
+            ("ssl.ca.location", "/etc/ca.pem"),
+            ("ssl.endpoint.identification.algorithm", ""),
+            ("sasl.mechanism", "SCRAM-SHA-512"),
+            (
+                "sasl.jaas.config",
+                r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="alice" password="p\"w";"#,
+            ),
+        ])
+        .unwrap();
+        let text = toml::to_string(&table).unwrap();
+        let config: crate::config::Config = toml::from_str(&text).unwrap();
+        let security = &config.security;
+        assert_eq!(security.protocol, "sasl_ssl");
+        assert_eq!(security.ca_file.as_deref(), Some("/etc/ca.pem".as_ref()));
+        assert!(!security.verify_hostname);
+        assert_eq!(security.sasl_mechanism.as_deref(), Some("SCRAM-SHA-512"));
+        assert_eq!(security.sasl_username.as_deref(), Some("alice"));
+        assert_eq!(
+            security.sasl_password.as_ref().map(|p| p.expose()),
+            Some("p\"w")
+        );
+        assert_eq!(format!("{:?}", security.sasl_password), "Some(***)");
+
+        let error =
+            super::super::Config::parse_with("", &[("sasl.jaas.config".into(), "x".into())])
+                .unwrap_err()
+                .to_string();
+        assert!(
+            error.contains("username=\"...\" password=\"...\""),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn typos_get_the_nearest_name() {
         let error = table(&[("group.idd", "g")]).unwrap_err().to_string();
         assert!(error.contains("did you mean `group.id`?"), "{error}");
@@ -351,10 +447,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("not a whole number"), "{error}");
-        let error = table(&[("security.protocol", "SASL_SSL")])
+        let error = table(&[("sasl.mechanisim", "PLAIN")])
             .unwrap_err()
             .to_string();
-        assert!(error.contains("not supported by this build"), "{error}");
+        assert!(error.contains("did you mean `sasl.mechanism`?"), "{error}");
         let message = with_suggestion(
             "unknown field `conusmer`, expected one of `brokers`, `consumer`, `net`".into(),
         );

@@ -29,13 +29,19 @@ use kafka_protocol::protocol::{
     Decodable, Encodable, HeaderVersion, Request, StrBytes, VersionRange,
 };
 use tokio::io::{AsyncWriteExt, BufWriter};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 
 use super::error::{CloseReason, NetError};
 use super::frame::{buffer_for_frame, frame_with_size, read_frame};
+use super::sasl;
+use super::security::Security;
+use super::transport::{self, ReadHalf, WriteHalf};
 use super::versions::{BrokerCompat, BrokerVersions};
+
+/// KIP-368: a new session is opened when this share of the broker's session lifetime has
+/// passed (the Java client re-authenticates between 85% and 95% of it).
+const SESSION_RENEWAL_SHARE: f64 = 0.85;
 
 /// Settings for one connection.
 #[derive(Debug, Clone)]
@@ -47,6 +53,8 @@ pub struct ConnectionOptions {
     /// Quirks of the broker to allow for (`net.broker_compat`); Apache Kafka's protocol by
     /// default.
     pub compat: BrokerCompat,
+    /// TLS and SASL (`[security]`); plaintext by default.
+    pub security: Security,
 }
 
 impl Default for ConnectionOptions {
@@ -57,6 +65,7 @@ impl Default for ConnectionOptions {
             request_timeout: Duration::from_secs(30),
             max_frame_bytes: 100 * 1024 * 1024,
             compat: BrokerCompat::Kafka,
+            security: Security::default(),
         }
     }
 }
@@ -161,6 +170,8 @@ struct Inner {
     options: ConnectionOptions,
     client_id: StrBytes,
     tasks: [JoinHandle<()>; 2],
+    /// When a SASL session should be replaced by a new connection (KIP-368).
+    renew_session_at: Option<Instant>,
 }
 
 impl Drop for Inner {
@@ -190,7 +201,8 @@ impl std::fmt::Debug for Connection {
 }
 
 impl Connection {
-    /// Connects, starts the I/O tasks and negotiates API versions.
+    /// Connects (TCP, then TLS when configured), starts the I/O tasks, negotiates API versions
+    /// and authenticates with SASL when configured.
     pub async fn connect(
         broker: i32,
         addr: &str,
@@ -201,31 +213,58 @@ impl Connection {
             addr: addr.to_string(),
             reason,
         };
-        let stream = tokio::time::timeout(options.connect_timeout, TcpStream::connect(addr))
-            .await
-            .map_err(|_| connect_error(format!("no answer within {:?}", options.connect_timeout)))?
-            .map_err(|e| connect_error(e.to_string()))?;
-        let _ = stream.set_nodelay(true);
-        let mut connection = Self::start(broker, addr, stream, options, BrokerVersions::default());
+        let (read_half, write_half) =
+            transport::open(broker, addr, &options.security, options.connect_timeout).await?;
+        let sasl = options.security.sasl.clone();
+        let mut connection = Self::start(
+            broker,
+            addr,
+            (read_half, write_half),
+            options,
+            BrokerVersions::default(),
+        );
         let versions = connection
             .negotiate_versions()
             .await
-            .map_err(|e| connect_error(format!("ApiVersions handshake failed: {e}")))?;
+            .map_err(|error| match error {
+                // TLS 1.3: a broker that refuses the client certificate says so with an alert
+                // after the handshake, on the first read.
+                NetError::Closed {
+                    reason: CloseReason::Tls(reason),
+                    ..
+                } => NetError::Tls {
+                    addr: addr.to_string(),
+                    reason,
+                },
+                other => connect_error(format!("ApiVersions handshake failed: {other}")),
+            })?;
         // Restart the handle with the negotiated table; the tasks and socket stay the same.
         let inner = Arc::get_mut(&mut connection.inner)
             .expect("no other handle exists during the handshake");
         inner.versions = versions;
+        if let Some(credentials) = &sasl {
+            let started = Instant::now();
+            let lifetime = sasl::authenticate(&connection, credentials)
+                .await
+                .map_err(|error| match error {
+                    NetError::Authentication { .. } => error,
+                    other => connect_error(format!("SASL authentication failed: {other}")),
+                })?;
+            let inner = Arc::get_mut(&mut connection.inner)
+                .expect("no other handle exists during the handshake");
+            inner.renew_session_at =
+                lifetime.map(|lifetime| started + lifetime.mul_f64(SESSION_RENEWAL_SHARE));
+        }
         Ok(connection)
     }
 
     fn start(
         broker: i32,
         addr: &str,
-        stream: TcpStream,
+        (read_half, write_half): (ReadHalf, WriteHalf),
         options: ConnectionOptions,
         versions: BrokerVersions,
     ) -> Connection {
-        let (read_half, write_half) = stream.into_split();
         let shared = Arc::new(Shared {
             broker,
             addr: addr.to_string(),
@@ -252,6 +291,7 @@ impl Connection {
                 client_id: StrBytes::from_string(options.client_id.clone()),
                 options,
                 tasks: [writer, reader],
+                renew_session_at: None,
             }),
         }
     }
@@ -453,6 +493,14 @@ impl Connection {
         !self.inner.shared.closed.load(Ordering::Acquire)
     }
 
+    /// True when the SASL session is near the end of the lifetime the broker gave it: the pool
+    /// opens a new connection for new requests and lets this one finish what is in flight.
+    pub fn session_expiring(&self) -> bool {
+        self.inner
+            .renew_session_at
+            .is_some_and(|at| Instant::now() >= at)
+    }
+
     /// Requests sent and not yet answered (or failed).
     pub fn in_flight(&self) -> usize {
         self.inner.shared.in_flight.load(Ordering::Acquire)
@@ -492,7 +540,7 @@ impl Drop for InFlightGuard<'_> {
 
 async fn write_loop(
     shared: Arc<Shared>,
-    write_half: tokio::net::tcp::OwnedWriteHalf,
+    write_half: WriteHalf,
     mut outgoing: mpsc::UnboundedReceiver<Outgoing>,
 ) {
     let mut writer = BufWriter::new(write_half);
@@ -537,11 +585,7 @@ async fn write_loop(
     }
 }
 
-async fn read_loop(
-    shared: Arc<Shared>,
-    mut read_half: tokio::net::tcp::OwnedReadHalf,
-    max_frame_bytes: usize,
-) {
+async fn read_loop(shared: Arc<Shared>, mut read_half: ReadHalf, max_frame_bytes: usize) {
     loop {
         let frame = tokio::select! {
             frame = read_frame(&mut read_half, max_frame_bytes) => frame,

@@ -15,6 +15,18 @@ pub enum NetError {
         addr: String,
         reason: String,
     },
+    /// TLS failed in a way retrying does not fix: an untrusted or mismatched certificate, an
+    /// alert from the broker.
+    #[error("TLS with the broker at {addr} failed: {reason}")]
+    Tls { addr: String, reason: String },
+    /// The broker refused the SASL credentials or mechanism.
+    #[error("SASL {mechanism} authentication as `{username}` failed at {addr}: {reason}. Check the user and password (security.sasl_username / security.sasl_password, or sasl.username / sasl.password) and that the broker has this user for {mechanism}")]
+    Authentication {
+        addr: String,
+        mechanism: String,
+        username: String,
+        reason: String,
+    },
     /// The pool has no address for this broker id.
     #[error("no address known for broker {0}: refresh the cluster metadata")]
     UnknownBroker(i32),
@@ -79,6 +91,8 @@ pub enum CloseReason {
     Idle,
     #[error("closed by the client")]
     ClosedByClient,
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("I/O error: {0}")]
     Io(String),
 }
@@ -94,12 +108,19 @@ impl From<FrameError> for CloseReason {
             FrameError::TooLarge { claimed, limit } => {
                 CloseReason::FrameTooLarge { claimed, limit }
             }
+            FrameError::Tls(message) => CloseReason::Tls(message),
             FrameError::Io(message) => CloseReason::Io(message),
         }
     }
 }
 
 impl NetError {
+    /// True for failures that no retry heals (credentials, certificates): they go to the user
+    /// instead of into a retry loop.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, NetError::Tls { .. } | NetError::Authentication { .. })
+    }
+
     /// True when the failure says nothing about the request itself and a retry on a new
     /// connection may succeed.
     pub fn is_retriable(&self) -> bool {

@@ -26,9 +26,23 @@ pub enum FrameError {
     /// The size prefix is larger than the configured limit.
     #[error("frame of {claimed} bytes is over the {limit}-byte limit")]
     TooLarge { claimed: usize, limit: usize },
+    /// TLS failed on an established connection (an alert from the broker, such as one
+    /// refusing the client certificate after a TLS 1.3 handshake).
+    #[error("TLS: {0}")]
+    Tls(String),
     /// Any other I/O failure.
     #[error("I/O error: {0}")]
     Io(String),
+}
+
+fn io_error(error: std::io::Error) -> FrameError {
+    match error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(tls) => FrameError::Tls(super::transport::describe_tls_error(tls)),
+        None => FrameError::Io(error.to_string()),
+    }
 }
 
 /// Reads one frame body (without its size prefix).
@@ -39,10 +53,7 @@ where
     let mut prefix = [0u8; 4];
     let mut got = 0;
     while got < prefix.len() {
-        let n = reader
-            .read(&mut prefix[got..])
-            .await
-            .map_err(|e| FrameError::Io(e.to_string()))?;
+        let n = reader.read(&mut prefix[got..]).await.map_err(io_error)?;
         if n == 0 {
             return Err(if got == 0 {
                 FrameError::Eof
@@ -74,7 +85,7 @@ where
             .take(want as u64)
             .read_buf(&mut body)
             .await
-            .map_err(|e| FrameError::Io(e.to_string()))?;
+            .map_err(io_error)?;
         if n == 0 {
             return Err(FrameError::Truncated {
                 read: body.len(),

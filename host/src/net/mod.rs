@@ -6,10 +6,17 @@ pub mod connection;
 pub mod error;
 pub mod frame;
 pub mod pool;
+pub mod sasl;
+pub mod security;
+pub mod transport;
 pub mod versions;
 
 pub use backoff::Backoff;
 pub use connection::{Connection, ConnectionOptions, SendOptions};
 pub use error::{CloseReason, NetError};
 pub use pool::{ConnKey, Pool, PoolOptions, PoolStats, Purpose};
+pub use security::{
+    SaslCredentials, SaslMechanism, Secret, Security, SecurityProtocol, Tls, TlsFiles,
+    TlsSetupError,
+};
 pub use versions::BrokerCompat;

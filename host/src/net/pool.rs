@@ -214,8 +214,13 @@ impl Pool {
             .clone();
         let mut state = slot.state.lock().await;
         if let Some(connection) = &state.connection {
-            if connection.is_open() {
+            if connection.is_open() && !connection.session_expiring() {
                 return Ok(connection.clone());
+            }
+            if connection.is_open() {
+                // KIP-368: its SASL session is ending. Requests in flight finish on it; the
+                // last handle to go closes it.
+                tracing::debug!(broker = key.broker, purpose = ?key.purpose, "SASL session ending: opening a new connection");
             }
             state.connection = None;
         }

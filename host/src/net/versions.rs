@@ -30,6 +30,10 @@ pub fn client_max_version(api: ApiKey) -> Option<i16> {
         ApiKey::SyncGroup => Some(5),
         ApiKey::Heartbeat => Some(4),
         ApiKey::LeaveGroup => Some(4),
+        // v1 wraps the SASL tokens in SaslAuthenticate (v0 sent them raw); v1+ of
+        // SaslAuthenticate carries the session lifetime (KIP-368).
+        ApiKey::SaslHandshake => Some(1),
+        ApiKey::SaslAuthenticate => Some(2),
         _ => None,
     }
 }

@@ -79,7 +79,12 @@ async fn run(args: &[String]) -> Result<()> {
             _ => bail!("unknown flag {flag}"),
         }
     }
-    let kafka = Kafka::start_with(KafkaOptions { nodes, overrides }).await?;
+    let kafka = Kafka::start_with(KafkaOptions {
+        nodes,
+        overrides,
+        ..KafkaOptions::default()
+    })
+    .await?;
     println!("ready {}", kafka.addr());
     if let Some(file) = ready_file {
         std::fs::write(&file, kafka.addr()).with_context(|| format!("cannot write {file}"))?;

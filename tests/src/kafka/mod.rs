@@ -15,6 +15,7 @@ pub mod admin;
 pub mod jars;
 pub mod node;
 pub mod process;
+pub mod secure;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -39,6 +40,8 @@ pub struct KafkaOptions {
     pub nodes: usize,
     /// Broker settings appended to every node's config.
     pub overrides: Vec<(String, String)>,
+    /// Extra arguments of `StorageTool format` (`--add-scram ...` creates SCRAM users).
+    pub format_args: Vec<String>,
 }
 
 /// A running single node or cluster. Its nodes are killed and its folder removed on drop.
@@ -126,6 +129,7 @@ impl Kafka {
                 voters: voters.clone(),
                 cluster_size: count,
                 overrides: options.overrides.clone(),
+                format_args: options.format_args.clone(),
             };
             let (node, format) = Node::prepare(spec, dir.join(format!("node-{node_id}")))?;
             nodes.push(node);

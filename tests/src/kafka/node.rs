@@ -28,6 +28,8 @@ pub struct NodeSpec {
     pub cluster_size: usize,
     /// `key=value` lines appended to the config (later keys win in a properties file).
     pub overrides: Vec<(String, String)>,
+    /// Extra arguments of `StorageTool format`.
+    pub format_args: Vec<String>,
 }
 
 /// A node's process and folder. The process is killed on drop; the folder belongs to the
@@ -53,6 +55,7 @@ impl Node {
         command
             .args(["kafka.tools.StorageTool", "format", "-t", CLUSTER_ID, "-c"])
             .arg(node.config_path())
+            .args(&node.spec.format_args)
             .stdout(Stdio::null())
             .stderr(File::create(node.dir.join("logs/format.log"))?);
         let format = spawn_tied(command).context("cannot run java (is Java 17 installed?)")?;
@@ -177,10 +180,16 @@ impl Node {
         self.dir.join("server.properties")
     }
 
+    /// The template with the test's overrides appended, then the placeholders filled in (an
+    /// override may use them too, e.g. `@PORT@` in `listeners`).
     fn render_config(&self) -> Result<String> {
-        let template = std::fs::read_to_string(kafka_files().join("node.properties"))?;
         let spec = &self.spec;
-        let mut config = template
+        let mut config = std::fs::read_to_string(kafka_files().join("node.properties"))?;
+        config.push_str("\n# overrides of this test\n");
+        for (key, value) in &spec.overrides {
+            config.push_str(&format!("{key}={value}\n"));
+        }
+        let config = config
             .replace("@NODE_ID@", &spec.node_id.to_string())
             .replace("@VOTERS@", &spec.voters)
             .replace("@CONTROLLER_PORT@", &spec.controller_port.to_string())
@@ -200,10 +209,6 @@ impl Node {
             bail!(
                 "tests/kafka/node.properties has a placeholder the harness does not fill: @{name}@"
             );
-        }
-        config.push_str("\n# overrides of this test\n");
-        for (key, value) in &spec.overrides {
-            config.push_str(&format!("{key}={value}\n"));
         }
         Ok(config)
     }
