@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod config;
 pub mod fetch;
 pub mod group;
+pub mod histogram;
 pub mod lab;
 pub mod metrics;
 pub mod net;

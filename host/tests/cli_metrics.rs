@@ -121,6 +121,8 @@ async fn a_scrape_counts_what_was_printed_and_readyz_flips_with_the_assignment()
             counted == Some(500.0)
                 && printed.load(Ordering::SeqCst) == 500
                 && sample(&last, "wasmkafka_consumer_lag_max") == Some(0.0)
+                // `run` commits what it wrote, in the background after each batch.
+                && sample(&last, "wasmkafka_commits_total").is_some_and(|c| c >= 1.0)
         },
     );
     // Values are "value-P-NNNN" (12 bytes); keys "k0".."k249", per partition.
@@ -143,7 +145,36 @@ async fn a_scrape_counts_what_was_printed_and_readyz_flips_with_the_assignment()
     }
     assert_eq!(sample(&last, "wasmkafka_assigned_partitions"), Some(2.0));
     assert!(sample(&last, "wasmkafka_fetch_requests_total").unwrap() >= 1.0);
-    assert!(sample(&last, "wasmkafka_rebalances_total").unwrap() >= 1.0);
+    // Joined with nothing, then rejoined when the topic appeared: two rebalances, each timed.
+    let rebalances = sample(&last, "wasmkafka_rebalances_total").unwrap();
+    assert!(rebalances >= 2.0, "{last}");
+    assert_eq!(
+        sample(&last, "wasmkafka_rebalance_duration_seconds_count"),
+        Some(rebalances)
+    );
+    assert_eq!(
+        sample(&last, "wasmkafka_partitions_assigned_total"),
+        Some(2.0)
+    );
+    assert_eq!(sample(&last, "wasmkafka_partitions_lost_total"), Some(0.0));
+    // Both partitions started without a committed offset: the reset policy placed them.
+    assert_eq!(
+        sample(
+            &last,
+            "wasmkafka_resets_total{reason=\"no_committed_offset\",policy=\"earliest\",outcome=\"resolved\"}"
+        ),
+        Some(2.0),
+        "{last}"
+    );
+    assert!(sample(&last, "wasmkafka_fetch_duration_seconds_count").unwrap() >= 1.0);
+    assert!(sample(&last, "wasmkafka_fetched_bytes_total").unwrap() >= value_bytes as f64);
+    // Every commit attempt is timed.
+    let commits = sample(&last, "wasmkafka_commits_total").unwrap();
+    let commit_failures = sample(&last, "wasmkafka_commit_failures_total").unwrap();
+    assert_eq!(
+        sample(&last, "wasmkafka_commit_duration_seconds_count"),
+        Some(commits + commit_failures)
+    );
     assert!(
         last.lines()
             .any(|l| l.starts_with("wasmkafka_connections{") && l.contains("purpose=\"fetch\"")),

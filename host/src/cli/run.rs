@@ -266,11 +266,12 @@ impl Source {
 
     /// What the metrics report of the consumer now.
     fn snapshot(&self) -> Snapshot {
-        let (consumer, generation) = match self {
-            Source::Partitions(consumer) => (consumer, None),
+        let (consumer, generation, group) = match self {
+            Source::Partitions(consumer) => (consumer, None, None),
             Source::Group(group) => (
                 group.consumer(),
                 Some(group.identity().generation).filter(|g| *g >= 0),
+                Some(group.stats()),
             ),
         };
         Snapshot {
@@ -278,6 +279,7 @@ impl Source {
             lags: consumer.lags(),
             assigned: consumer.assignment().len(),
             generation,
+            group,
         }
     }
 

@@ -28,15 +28,16 @@ use tokio::task::JoinSet;
 
 use crate::client::{Client, ClientError};
 use crate::cluster::means_stale_metadata;
+use crate::histogram::Histogram;
 use crate::net::Backoff;
-use crate::policy::ResetPolicy;
+use crate::policy::{ResetPolicy, ResetReason};
 
 use super::buffer::{record_bytes, Chunk, RecordBuffer};
 use super::consumer::FetchOptions;
 use super::delivery::Delivery;
 use super::error::PartitionError;
 use super::fetch_job::{Asked, FetchJob, FetchLimits, FetchedData, PartitionOutcome};
-use super::partition::{PartitionState, Partitions};
+use super::partition::{PartitionState, Partitions, ResetCause};
 use super::reset::{ResetJob, ResetOutcome, ResetRequest};
 use super::session::{FetchSession, SessionPartition};
 use super::validate::{validate, ValidateOutcome, ValidateRequest};
@@ -54,10 +55,16 @@ const INITIAL_EXPANSION: f64 = 4.0;
 /// How long the plan sleeps when nothing else wakes it.
 const IDLE_TICK: Duration = Duration::from_secs(1);
 
-/// Counters, for tests, logs and benchmarks.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Counters, for tests, logs, metrics and benchmarks.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct FetchStats {
     pub fetch_requests: u64,
+    /// How long answered Fetch requests took, long-poll wait included.
+    pub fetch_latency: Histogram,
+    /// Record bytes the answers carried (as on the wire, before decompression).
+    pub fetch_record_bytes: u64,
+    /// Resets by why and who decided (the policy, or a seek), and how they ended.
+    pub resets: BTreeMap<ResetKind, u64>,
     pub incremental_fetches: u64,
     pub failed_fetches: u64,
     /// Answers (per partition) dropped because the partition had moved.
@@ -74,6 +81,17 @@ pub struct FetchStats {
     pub buffer_bytes_peak: usize,
     /// The bytes it held when this snapshot was taken.
     pub buffer_bytes: usize,
+}
+
+/// One kind of reset, for counting.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ResetKind {
+    /// `no_committed_offset`, `out_of_range`, `log_truncated`, or `seek` (the application's).
+    pub reason: &'static str,
+    /// The reset policy's name; `seek` for the application's.
+    pub policy: String,
+    /// `resolved` or `failed` (the partition stopped).
+    pub outcome: &'static str,
 }
 
 /// State shared by the consumer handle and the driver.
@@ -495,7 +513,12 @@ impl Driver {
         let leader_state = self.leaders.entry(leader).or_default();
         leader_state.fetching = false;
         let data = match result {
-            Ok(data) => data,
+            Ok(data) => {
+                let mut state = self.shared.lock();
+                state.stats.fetch_latency.observe(now - started);
+                state.stats.fetch_record_bytes += data.wire_bytes as u64;
+                data
+            }
             Err(error) => {
                 leader_state.session.reset();
                 leader_state.failures += 1;
@@ -699,11 +722,34 @@ impl Driver {
         let state = &mut *state;
         for (request, outcome) in outcomes {
             self.resetting.remove(&request.tp);
-            let ResetRequest { tp, epoch, .. } = request;
+            let ResetRequest {
+                tp, epoch, cause, ..
+            } = request;
             if !state.partitions.is_current_reset(&tp, epoch) {
                 tracing::debug!(partition = %tp, ?outcome, "dropping a stale reset answer");
                 state.stats.stale_dropped += 1;
                 continue;
+            }
+            let kind = |outcome| ResetKind {
+                reason: match cause {
+                    ResetCause::Policy(ResetReason::NoCommittedOffset) => "no_committed_offset",
+                    ResetCause::Policy(ResetReason::OutOfRange { .. }) => "out_of_range",
+                    ResetCause::Policy(ResetReason::LogTruncated { .. }) => "log_truncated",
+                    ResetCause::To(_) => "seek",
+                },
+                policy: match cause {
+                    ResetCause::Policy(_) => self.policy.name().to_string(),
+                    ResetCause::To(_) => "seek".to_string(),
+                },
+                outcome,
+            };
+            let counted = kind(match outcome {
+                ResetOutcome::Resolved(_) => "resolved",
+                ResetOutcome::Failed(_) => "failed",
+                ResetOutcome::Retry(_) => "retry",
+            });
+            if counted.outcome != "retry" {
+                *state.stats.resets.entry(counted).or_default() += 1;
             }
             match outcome {
                 ResetOutcome::Resolved(offset) => {

@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 pub use batch::{decode_records, BatchError, BatchHeader, ConsumerRecord, DecodedRecords};
 pub use consumer::{Consumer, FetchOptions};
-pub use driver::FetchStats;
+pub use driver::{FetchStats, ResetKind};
 pub use error::{ConsumerError, PartitionError};
 pub use offsets::{list_offsets, OffsetSpec};
 pub use partition::{CommittedOffset, PartitionState, ResetCause, StartAt};

@@ -146,7 +146,14 @@ impl Sender {
                     .await?;
                 commit(&self.client, coordinator, &identity, &offsets).await
             };
-            let error = match attempt.await {
+            let started = Instant::now();
+            let result = attempt.await;
+            self.shared
+                .stats
+                .lock()
+                .expect("group stats lock")
+                .commit_attempted(started.elapsed(), result.is_ok());
+            let error = match result {
                 Ok(()) => {
                     tracing::debug!(group = %identity.group, ?offsets, "committed");
                     self.shared

@@ -70,6 +70,7 @@ use super::offsets::{fetch_committed_with_epochs, MemberIdentity};
 use super::protocol::{
     decode_assignment, decode_subscription, encode_assignment, encode_subscription,
 };
+use super::stats::GroupStats;
 use super::subscription::{subscribed_topics, Followed, RejoinReason};
 use super::{GroupOptions, RebalanceListener};
 
@@ -94,6 +95,7 @@ pub struct GroupShared {
     pub fatal: watch::Sender<Option<GroupError>>,
     pub closing: Notify,
     pub generations: watch::Sender<i32>,
+    pub stats: Mutex<GroupStats>,
 }
 
 impl GroupShared {
@@ -110,6 +112,7 @@ impl GroupShared {
             owned: Mutex::new(BTreeSet::new()),
             committed: Mutex::new(BTreeMap::new()),
             losses: AtomicU64::new(0),
+            stats: Mutex::new(GroupStats::default()),
             fatal: watch::channel(None).0,
             closing: Notify::new(),
             generations: watch::channel(-1).0,
@@ -171,6 +174,8 @@ pub struct Membership {
     /// The topics of the last JoinGroup and, when this member led, the partition counts its
     /// assignment saw: what new metadata is compared with.
     pub followed: Followed,
+    /// When the rebalance under way started (its first JoinGroup).
+    pub rebalance_started: Option<Instant>,
 }
 
 impl Membership {
@@ -303,6 +308,7 @@ impl Membership {
     }
 
     async fn join(&mut self) -> Phase {
+        self.rebalance_started.get_or_insert_with(Instant::now);
         let coordinator = match self.coordinator().await {
             Ok(id) => id,
             Err(error) => return self.after_error(error).await,
@@ -574,6 +580,7 @@ impl Membership {
             self.revoke(&revoked).await;
             rejoin = true;
         }
+        self.stats().partitions_assigned += added.len() as u64;
         if !added.is_empty() {
             self.consumer
                 .assign(added.iter().map(|tp| (tp.clone(), StartAt::Committed)));
@@ -607,8 +614,15 @@ impl Membership {
         if rejoin {
             Phase::Joining
         } else {
+            if let Some(started) = self.rebalance_started.take() {
+                self.stats().rebalanced(started.elapsed());
+            }
             Phase::Stable
         }
+    }
+
+    fn stats(&self) -> std::sync::MutexGuard<'_, GroupStats> {
+        self.shared.stats.lock().expect("group stats lock")
     }
 
     /// Fetches committed offsets for partitions still waiting for them.
@@ -749,6 +763,7 @@ impl Membership {
         if partitions.is_empty() {
             return;
         }
+        self.stats().partitions_revoked += partitions.len() as u64;
         self.consumer.pause(partitions);
         self.listener.on_revoked(partitions);
         let positions = if self.options.auto_commit_interval.is_some() {
@@ -777,6 +792,7 @@ impl Membership {
         self.owned_generation = -1;
         self.given_up.clear();
         if !owned.is_empty() {
+            self.stats().partitions_lost += owned.len() as u64;
             self.shared.losses.fetch_add(1, Ordering::SeqCst);
             self.consumer.revoke(&owned);
             self.listener.on_lost(&owned);

@@ -20,6 +20,7 @@ pub mod heartbeat;
 pub mod membership;
 pub mod offsets;
 pub mod protocol;
+pub mod stats;
 pub mod subscription;
 
 use std::collections::BTreeSet;
@@ -193,6 +194,7 @@ impl GroupConsumer {
             owned_generation: -1,
             given_up: BTreeSet::new(),
             followed: Default::default(),
+            rebalance_started: None,
         };
         GroupConsumer {
             consumer,
@@ -210,6 +212,11 @@ impl GroupConsumer {
     /// The fetcher underneath (positions, pause/resume, stats).
     pub fn consumer(&self) -> &Consumer {
         &self.consumer
+    }
+
+    /// Commits, rebalances and partitions moved since the start.
+    pub fn stats(&self) -> stats::GroupStats {
+        self.shared.stats.lock().expect("group stats lock").clone()
     }
 
     /// Waits for records (see [`Consumer::poll`]); a fatal group error (fenced, not

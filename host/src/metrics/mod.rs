@@ -26,6 +26,8 @@ use prometheus_client::registry::{Registry, Unit};
 
 use crate::client::Client;
 use crate::fetch::{FetchStats, TopicPartition};
+use crate::group::stats::GroupStats;
+use crate::histogram::Histogram;
 use crate::plugin::PluginRuntime;
 
 /// The consumer as the run loop last saw it.
@@ -38,6 +40,8 @@ pub struct Snapshot {
     pub assigned: usize,
     /// The group's generation (`None` without a group, or before the first assignment).
     pub generation: Option<i32>,
+    /// The group member's counters (`None` without a group).
+    pub group: Option<GroupStats>,
 }
 
 impl Snapshot {
@@ -74,8 +78,6 @@ impl fmt::Debug for Metrics {
 /// What the collector reads at scrape time.
 struct Live {
     snapshot: Mutex<Snapshot>,
-    /// Generation changes seen (rebalances that completed).
-    rebalances: Mutex<(Option<i32>, u64)>,
     client: Mutex<Option<Client>>,
     plugins: Mutex<Option<Arc<PluginRuntime>>>,
 }
@@ -104,7 +106,6 @@ impl Metrics {
         );
         let live = Arc::new(Live {
             snapshot: Mutex::new(Snapshot::default()),
-            rebalances: Mutex::new((None, 0)),
             client: Mutex::new(None),
             plugins: Mutex::new(None),
         });
@@ -136,13 +137,6 @@ impl Metrics {
 
     /// The run loop's latest view of the consumer.
     pub fn update(&self, snapshot: Snapshot) {
-        {
-            let mut rebalances = self.live.rebalances.lock().expect("metrics lock");
-            if snapshot.generation.is_some() && snapshot.generation != rebalances.0 {
-                rebalances.0 = snapshot.generation;
-                rebalances.1 += 1;
-            }
-        }
         *self.live.snapshot.lock().expect("metrics lock") = snapshot;
     }
 
@@ -193,7 +187,6 @@ fn gauge(
 impl Collector for LiveCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
         let snapshot = self.0.snapshot.lock().expect("metrics lock").clone();
-        let rebalances = self.0.rebalances.lock().expect("metrics lock").1;
         let fetch = &snapshot.fetch;
         let e = &mut encoder;
         counter(
@@ -232,12 +225,34 @@ impl Collector for LiveCollector {
             "Positions checked against a new leader (OffsetForLeaderEpoch)",
             fetch.validations,
         )?;
-        counter(
+        histograms(
             e,
-            "resets",
-            "Partition resets resolved (reset policy or seek)",
-            fetch.resets_resolved,
+            "fetch_duration",
+            "How long answered Fetch requests took (long-poll wait included)",
+            &[(Vec::new(), &fetch.fetch_latency)],
         )?;
+        let fetched = ConstCounter::new(fetch.fetch_record_bytes);
+        fetched.encode(e.encode_descriptor(
+            "fetched",
+            "Record bytes in Fetch answers, as on the wire (compressed)",
+            Some(&Unit::Bytes),
+            fetched.metric_type(),
+        )?)?;
+        let mut family = e.encode_descriptor(
+            "resets",
+            "Partition resets by reason (no_committed_offset, out_of_range, log_truncated, seek), \
+             the policy that decided, and outcome (resolved, failed)",
+            None,
+            ConstCounter::new(0u64).metric_type(),
+        )?;
+        for (kind, count) in &fetch.resets {
+            let labels = [
+                ("reason", kind.reason.to_string()),
+                ("policy", kind.policy.clone()),
+                ("outcome", kind.outcome.to_string()),
+            ];
+            ConstCounter::new(*count).encode(family.encode_family(&labels)?)?;
+        }
         counter(
             e,
             "reset_retries",
@@ -267,12 +282,9 @@ impl Collector for LiveCollector {
                 i64::from(generation),
             )?;
         }
-        counter(
-            e,
-            "rebalances",
-            "Rebalances completed (group generations seen)",
-            rebalances,
-        )?;
+        if let Some(group) = &snapshot.group {
+            encode_group(e, group)?;
+        }
         let lag = ConstGauge::new(0i64);
         let mut family =
             e.encode_descriptor("consumer_lag", "Records between the position and the end of the log (high watermark, or last stable offset under read_committed)", None, lag.metric_type())?;
@@ -317,6 +329,83 @@ impl Collector for LiveCollector {
     }
 }
 
+/// One histogram family of seconds: a series per label set (an empty set: no labels, and
+/// then the only series).
+fn histograms(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    series: &[(Vec<(&str, String)>, &Histogram)],
+) -> Result<(), fmt::Error> {
+    use prometheus_client::encoding::NoLabelSet;
+    use prometheus_client::metrics::MetricType;
+    let mut family =
+        e.encode_descriptor(name, help, Some(&Unit::Seconds), MetricType::Histogram)?;
+    for (labels, histogram) in series {
+        let buckets = histogram.buckets();
+        let (sum, count) = (histogram.sum(), histogram.count());
+        if labels.is_empty() {
+            return family.encode_histogram::<NoLabelSet>(sum, count, &buckets, None);
+        }
+        family
+            .encode_family(&labels.as_slice())?
+            .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
+    }
+    Ok(())
+}
+
+/// Commits, rebalances and partitions moved.
+fn encode_group(e: &mut DescriptorEncoder, group: &GroupStats) -> Result<(), fmt::Error> {
+    counter(
+        e,
+        "commits",
+        "OffsetCommit requests the broker accepted",
+        group.commits,
+    )?;
+    counter(
+        e,
+        "commit_failures",
+        "OffsetCommit attempts that failed (transient ones are retried)",
+        group.commit_failures,
+    )?;
+    histograms(
+        e,
+        "commit_duration",
+        "How long OffsetCommit attempts took (coordinator lookup included)",
+        &[(Vec::new(), &group.commit_latency)],
+    )?;
+    counter(
+        e,
+        "rebalances",
+        "Rebalances this member completed",
+        group.rebalances,
+    )?;
+    histograms(
+        e,
+        "rebalance_duration",
+        "From a rebalance's first JoinGroup to its assignment applied",
+        &[(Vec::new(), &group.rebalance_latency)],
+    )?;
+    counter(
+        e,
+        "partitions_assigned",
+        "Partitions assigned to this member by rebalances",
+        group.partitions_assigned,
+    )?;
+    counter(
+        e,
+        "partitions_revoked",
+        "Partitions this member gave up in rebalances (committed first)",
+        group.partitions_revoked,
+    )?;
+    counter(
+        e,
+        "partitions_lost",
+        "Partitions taken away without a revoke (the member was dropped from the group)",
+        group.partitions_lost,
+    )
+}
+
 /// A per-plugin counter: name, help, and how to read it from a snapshot.
 type PluginCounter = (
     &'static str,
@@ -326,7 +415,6 @@ type PluginCounter = (
 
 /// Calls, failures, quarantine skips and call times per plugin file.
 fn encode_plugins(e: &mut DescriptorEncoder, runtime: &PluginRuntime) -> Result<(), fmt::Error> {
-    use prometheus_client::encoding::NoLabelSet;
     use prometheus_client::metrics::MetricType;
     let stats = runtime.plugin_stats();
     let counters: [PluginCounter; 3] = [
@@ -349,27 +437,11 @@ fn encode_plugins(e: &mut DescriptorEncoder, runtime: &PluginRuntime) -> Result<
             ConstCounter::new(value(snapshot)).encode(family.encode_family(&labels)?)?;
         }
     }
-    let mut family = e.encode_descriptor(
-        "plugin_call",
-        "How long plugin calls took",
-        Some(&Unit::Seconds),
-        MetricType::Histogram,
-    )?;
-    for (plugin, snapshot) in &stats {
-        // The snapshot's buckets are cumulative; the encoder wants each bucket's own count.
-        let mut buckets = Vec::new();
-        let mut below = 0;
-        for (bound, cumulative) in &snapshot.buckets {
-            buckets.push((*bound, cumulative - below));
-            below = *cumulative;
-        }
-        buckets.push((f64::MAX, snapshot.calls - below));
-        let labels = [("plugin", plugin.clone())];
-        family
-            .encode_family(&labels)?
-            .encode_histogram::<NoLabelSet>(snapshot.seconds, snapshot.calls, &buckets, None)?;
-    }
-    Ok(())
+    let series: Vec<(Vec<(&str, String)>, &Histogram)> = stats
+        .iter()
+        .map(|(plugin, snapshot)| (vec![("plugin", plugin.clone())], &snapshot.time))
+        .collect();
+    histograms(e, "plugin_call", "How long plugin calls took", &series)
 }
 
 #[cfg(test)]
@@ -385,14 +457,37 @@ mod tests {
         let mut lags = BTreeMap::new();
         lags.insert(TopicPartition::new("t", 0), 3);
         lags.insert(TopicPartition::new("t", 1), 7);
-        metrics.update(Snapshot {
-            fetch: FetchStats {
-                fetch_requests: 4,
-                ..FetchStats::default()
+        let mut fetch = FetchStats {
+            fetch_requests: 4,
+            fetch_record_bytes: 1000,
+            ..FetchStats::default()
+        };
+        fetch
+            .fetch_latency
+            .observe(std::time::Duration::from_millis(3));
+        fetch.resets.insert(
+            crate::fetch::ResetKind {
+                reason: "out_of_range",
+                policy: "earliest".into(),
+                outcome: "resolved",
             },
+            2,
+        );
+        let mut group = GroupStats {
+            rebalances: 1,
+            partitions_assigned: 2,
+            ..GroupStats::default()
+        };
+        group.commit_attempted(std::time::Duration::from_millis(20), true);
+        group
+            .rebalance_latency
+            .observe(std::time::Duration::from_millis(700));
+        metrics.update(Snapshot {
+            fetch,
             lags,
             assigned: 2,
             generation: Some(5),
+            group: Some(group),
         });
         assert!(metrics.ready().is_ok());
         let text = metrics.encode();
@@ -404,6 +499,18 @@ mod tests {
             "wasmkafka_consumer_lag_max 7",
             "wasmkafka_group_generation 5",
             "wasmkafka_rebalances_total 1",
+            "wasmkafka_fetched_bytes_total 1000",
+            "wasmkafka_fetch_duration_seconds_bucket{le=\"0.0025\"} 0",
+            "wasmkafka_fetch_duration_seconds_bucket{le=\"0.005\"} 1",
+            "wasmkafka_fetch_duration_seconds_bucket{le=\"+Inf\"} 1",
+            "wasmkafka_fetch_duration_seconds_count 1",
+            "wasmkafka_resets_total{reason=\"out_of_range\",policy=\"earliest\",outcome=\"resolved\"} 2",
+            "wasmkafka_commits_total 1",
+            "wasmkafka_commit_failures_total 0",
+            "wasmkafka_commit_duration_seconds_count 1",
+            "wasmkafka_rebalance_duration_seconds_bucket{le=\"0.5\"} 0",
+            "wasmkafka_rebalance_duration_seconds_bucket{le=\"1.0\"} 1",
+            "wasmkafka_partitions_assigned_total 2",
         ] {
             assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
         }

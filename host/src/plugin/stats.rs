@@ -6,17 +6,26 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Upper bounds (seconds) of the call-time histogram buckets.
-pub const CALL_SECONDS_BUCKETS: [f64; 6] = [0.001, 0.005, 0.025, 0.1, 0.5, 2.0];
+use crate::histogram::{Histogram, PLUGIN_CALL_SECONDS};
 
 /// One plugin's counters.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct PluginStats {
     calls: AtomicU64,
     failures: AtomicU64,
     skipped: AtomicU64,
-    micros: AtomicU64,
-    buckets: [AtomicU64; CALL_SECONDS_BUCKETS.len()],
+    time: Mutex<Histogram>,
+}
+
+impl Default for PluginStats {
+    fn default() -> Self {
+        PluginStats {
+            calls: AtomicU64::default(),
+            failures: AtomicU64::default(),
+            skipped: AtomicU64::default(),
+            time: Mutex::new(Histogram::new(PLUGIN_CALL_SECONDS)),
+        }
+    }
 }
 
 /// A copy of one plugin's counters.
@@ -26,9 +35,8 @@ pub struct PluginStatsSnapshot {
     pub failures: u64,
     /// Calls not made because the plugin was in quarantine.
     pub skipped: u64,
-    pub seconds: f64,
-    /// Calls at or under each bound of [`CALL_SECONDS_BUCKETS`] (cumulative).
-    pub buckets: Vec<(f64, u64)>,
+    /// How long the calls took.
+    pub time: Histogram,
 }
 
 impl PluginStats {
@@ -37,14 +45,7 @@ impl PluginStats {
         if failed {
             self.failures.fetch_add(1, Ordering::Relaxed);
         }
-        self.micros
-            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
-        let seconds = took.as_secs_f64();
-        for (bound, count) in CALL_SECONDS_BUCKETS.iter().zip(&self.buckets) {
-            if seconds <= *bound {
-                count.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        self.time.lock().expect("plugin stats lock").observe(took);
     }
 
     pub fn skipped(&self) {
@@ -56,12 +57,7 @@ impl PluginStats {
             calls: self.calls.load(Ordering::Relaxed),
             failures: self.failures.load(Ordering::Relaxed),
             skipped: self.skipped.load(Ordering::Relaxed),
-            seconds: self.micros.load(Ordering::Relaxed) as f64 / 1e6,
-            buckets: CALL_SECONDS_BUCKETS
-                .iter()
-                .zip(&self.buckets)
-                .map(|(bound, count)| (*bound, count.load(Ordering::Relaxed)))
-                .collect(),
+            time: self.time.lock().expect("plugin stats lock").clone(),
         }
     }
 }
