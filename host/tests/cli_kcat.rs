@@ -315,3 +315,63 @@ async fn kafka_property_names_work_in_the_file_and_as_dash_x() {
         "{error}"
     );
 }
+
+/// On a terminal, `run` draws a progress line on stderr and ends it with the totals; with
+/// stderr piped there is none. (`script` gives the process a terminal; stdout goes to a file.)
+#[tokio::test]
+async fn a_progress_line_only_on_a_terminal() {
+    let broker = Kafka::shared();
+    broker.create_topic("kcat-progress", 1, &[]).await.unwrap();
+    let client = broker.client();
+    let records: Vec<OutgoingRecord> = (0..1500)
+        .map(|n| record(None, &format!("v{n}"), base() + n))
+        .collect();
+    broker
+        .produce(&client, "kcat-progress", 0, &records, 500)
+        .await
+        .unwrap();
+    client.close();
+    let addr = broker.addr();
+    let args = [
+        "run",
+        "--brokers",
+        &addr,
+        "--topic",
+        "kcat-progress",
+        "--exit-at-end",
+        "--format",
+        "raw",
+    ];
+
+    let piped = wasmkafka(&args);
+    assert!(piped.status.success());
+    let stderr = String::from_utf8_lossy(&piped.stderr);
+    assert!(!stderr.contains("records/s"), "{stderr}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let stdout_file = dir.path().join("stdout");
+    let command = format!(
+        "{} {} > {}",
+        env!("CARGO_BIN_EXE_wasmkafka"),
+        args.join(" "),
+        stdout_file.display()
+    );
+    let on_terminal = Command::new("script")
+        .args(["-qefc", &command, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("`script` (util-linux) runs a command on a terminal");
+    assert!(on_terminal.status.success(), "{on_terminal:?}");
+    let terminal = String::from_utf8_lossy(&on_terminal.stdout);
+    let last_line = terminal
+        .split(['\r', '\n'])
+        .map(|line| line.trim_start_matches("\x1b[2K"))
+        .rfind(|line| line.contains("records/s"))
+        .unwrap_or_else(|| panic!("no progress line in {terminal:?}"));
+    assert!(
+        last_line.starts_with("1,500 records  ") && last_line.ends_with("  lag 0  1 partition"),
+        "{last_line:?}"
+    );
+    let written = std::fs::read_to_string(&stdout_file).unwrap();
+    assert_eq!(written.lines().count(), 1500);
+}

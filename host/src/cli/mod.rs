@@ -9,6 +9,7 @@ mod output;
 mod plugin;
 mod plugin_test;
 mod produce;
+mod progress;
 mod run;
 mod scaffold;
 mod signals;
@@ -185,6 +186,9 @@ pub struct RunArgs {
     /// 127.0.0.1:9464; `metrics.listen` in the config).
     #[arg(long, value_name = "HOST:PORT")]
     pub metrics: Option<String>,
+    /// No progress line on stderr (it is drawn only when stderr is a terminal).
+    #[arg(long)]
+    pub no_progress: bool,
 }
 
 /// Runs a parsed command line.

@@ -18,6 +18,7 @@ use crate::plugin::{PluginRuntime, WasmAssignor, WasmResetPolicy};
 use crate::policy::{FallbackPolicy, ResetPolicy};
 
 use super::output::RecordWriter;
+use super::progress::Progress;
 use super::signals::StopSignals;
 use super::{Format, RunArgs};
 
@@ -166,6 +167,7 @@ async fn consume(
     let mut stopped = 0;
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
+    let mut progress = Progress::for_stderr(args.no_progress);
     while printed < limit {
         let wanted = usize::try_from(limit - printed)
             .unwrap_or(usize::MAX)
@@ -176,7 +178,9 @@ async fn consume(
             signal = signals.next() => return Ok(Ended::Signal(signal)),
             polled = source.poll(wanted, POLL_TIMEOUT) => polled,
         };
-        metrics.update(source.snapshot());
+        let snapshot = source.snapshot();
+        progress.update(printed, &snapshot);
+        metrics.update(snapshot);
         let records = match polled {
             Ok(records) => records,
             // One partition stopped (e.g. reset policy `none`): say so, keep the others going.
@@ -208,6 +212,7 @@ async fn consume(
         source.mark_processed();
         source.commit_in_background();
         printed += records.len() as u64;
+        progress.written(printed);
         if args.exit_at_end && source.at_end() {
             return Ok(Ended::AtEnd);
         }

@@ -439,6 +439,43 @@ mod tests {
         );
     }
 
+    /// The property paths' own refusals, with their messages.
+    #[test]
+    fn property_values_that_do_not_fit_are_refused() {
+        let cases = [
+            (
+                ("enable.auto.commit", "sometimes"),
+                "property `enable.auto.commit`: true or false",
+            ),
+            (
+                ("ssl.endpoint.identification.algorithm", "dns"),
+                "property `ssl.endpoint.identification.algorithm`: `https` (check the host \
+                 name) or empty (do not)",
+            ),
+            (
+                ("fetch.min.bytes", "1k"),
+                "property `fetch.min.bytes`: `1k` is not a whole number",
+            ),
+            (
+                ("nonsense.key", "1"),
+                "property `nonsense.key`: unknown property (Kafka names such as group.id, or \
+                 this file's keys such as consumer.max_poll_records)",
+            ),
+        ];
+        for ((key, value), expected) in cases {
+            let error = table(&[(key, value)]).unwrap_err().to_string();
+            assert_eq!(error, expected);
+        }
+        // A file that names one setting both ways.
+        let mut file: Table =
+            toml::from_str("\"group.id\" = \"a\"\n[consumer]\ngroup = \"b\"").unwrap();
+        let error = resolve_aliases(&mut file).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "property `group.id`: `consumer.group` is set too; keep one of them"
+        );
+    }
+
     #[test]
     fn typos_get_the_nearest_name() {
         let error = table(&[("group.idd", "g")]).unwrap_err().to_string();
