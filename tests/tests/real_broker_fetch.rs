@@ -334,3 +334,53 @@ async fn a_compacted_topic_yields_exactly_the_surviving_records() {
     let again = consume(&consumer, 1, 1, Duration::ZERO).await;
     assert_eq!(again[0].offset, next, "after seeking to {gap}");
 }
+
+/// A partition at the end of its log must not hold the leader's one fetch slot in a long poll
+/// while another partition of the same leader has records waiting for the application: once
+/// those are taken, that partition must be fetched again at once, not after `max_wait`.
+/// Partition 0 is empty; partition 1 holds 4 batches, which arrive one per answer
+/// (partition_max_bytes of 1 byte: Kafka sends one whole batch). With a 10 s max wait, every
+/// batch after the first would wait 10 s for the empty partition's long poll to end.
+#[tokio::test]
+async fn a_caught_up_partition_never_holds_back_one_with_data() {
+    let broker = Kafka::shared();
+    broker.create_topic("no-holdback", 2, &[]).await.unwrap();
+    let client = broker.client();
+    for batch in values(40, 1).chunks(10) {
+        broker
+            .produce(&client, "no-holdback", 1, batch, 10)
+            .await
+            .unwrap();
+    }
+    client.close();
+
+    let consumer = Consumer::new(
+        broker.client(),
+        FetchOptions {
+            max_wait: Duration::from_secs(10),
+            partition_max_bytes: 1,
+            ..FetchOptions::default()
+        },
+        ResetPolicySpec::Earliest.into_policy(),
+    );
+    consumer
+        .assign_topics(&["no-holdback".to_string()])
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut records = Vec::new();
+    while records.len() < 40 && started.elapsed() < Duration::from_secs(60) {
+        // One record per poll: the batch's other records stay buffered for a while.
+        records.extend(consumer.poll(1, Duration::from_secs(1)).await.unwrap());
+    }
+    let offsets: Vec<i64> = records.iter().map(|r| r.offset).collect();
+    assert_eq!(offsets, (0..40).collect::<Vec<_>>());
+    // Three long polls of the empty partition would take 30 s; none may happen before the
+    // last batch is in.
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}, {:?}",
+        started.elapsed(),
+        consumer.stats()
+    );
+}

@@ -5,7 +5,7 @@ mod assign_sim;
 mod lookup;
 mod metadata;
 mod offsets;
-mod output;
+pub mod output;
 mod plugin;
 mod plugin_test;
 mod produce;

@@ -241,6 +241,10 @@ impl Driver {
         let mut fetches: BTreeMap<i32, Vec<Asked>> = BTreeMap::new();
         let mut resets: BTreeMap<i32, Vec<ResetRequest>> = BTreeMap::new();
         let mut validations: BTreeMap<i32, Vec<ValidateRequest>> = BTreeMap::new();
+        // Leaders with a partition whose records wait in the buffer for the application, and
+        // leaders whose every partition to fetch is at its readable end (see below).
+        let mut awaiting_delivery: HashSet<i32> = HashSet::new();
+        let mut only_caught_up: HashMap<i32, bool> = HashMap::new();
         let fetch_budget;
         {
             let state = self.shared.lock();
@@ -250,10 +254,14 @@ impl Driver {
                 .max_buffered_bytes
                 .saturating_sub(state.buffer.bytes());
             for (tp, partition) in state.partitions.iter() {
-                let wants_fetch = matches!(partition.state, PartitionState::Fetching { .. })
-                    && !partition.paused
-                    && fetch_budget > 0
-                    && !state.buffer.contains(tp);
+                let fetching = matches!(partition.state, PartitionState::Fetching { .. });
+                if fetching && !partition.paused && state.buffer.contains(tp) {
+                    if let Some(leader) = metadata.leader(&tp.topic, tp.partition) {
+                        awaiting_delivery.insert(leader);
+                    }
+                }
+                let wants_fetch =
+                    fetching && !partition.paused && fetch_budget > 0 && !state.buffer.contains(tp);
                 let wants_reset = matches!(partition.state, PartitionState::AwaitingReset { .. })
                     && !self.resetting.contains(tp);
                 if !wants_fetch && !wants_reset {
@@ -291,6 +299,10 @@ impl Driver {
                     PartitionState::Fetching { position } => {
                         let leader_state = self.leaders.entry(leader).or_default();
                         if leader_state.ready(now) {
+                            let caught_up =
+                                partition.readable_end.is_some_and(|end| position >= end);
+                            let all = only_caught_up.entry(leader).or_insert(true);
+                            *all = *all && caught_up;
                             fetches.entry(leader).or_default().push(Asked {
                                 tp: tp.clone(),
                                 epoch: partition.epoch,
@@ -328,6 +340,14 @@ impl Driver {
             drop(state);
             self.shared.records_ready.notify_waiters();
         }
+        // A fetch for partitions that are all at their readable end can only long-poll: while
+        // another partition of the same leader waits for the application to take its records,
+        // it would hold the leader's one fetch slot for up to max_wait, and that partition
+        // could not be fetched again until the poll ends. Such a fetch waits instead; taking
+        // the buffered records wakes the driver, and the next fetch asks for all of them.
+        fetches.retain(|leader, _| {
+            !(awaiting_delivery.contains(leader) && only_caught_up.get(leader) == Some(&true))
+        });
         // Leaders fetching at once share what is left of the budget.
         let per_leader = fetch_budget as f64 / fetches.len().max(1) as f64 / self.expansion;
         let per_leader = per_leader as usize;

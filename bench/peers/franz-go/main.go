@@ -1,0 +1,55 @@
+// The franz-go peer of the benchmark: reads COUNT records from offset 0 of partitions
+// 0..PARTITIONS of TOPIC, writes each value and a newline to stdout, and prints
+// "consumed N" to stderr. Usage: franz-go-consume BROKERS TOPIC PARTITIONS COUNT
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+func main() {
+	if len(os.Args) != 5 {
+		fmt.Fprintln(os.Stderr, "usage: franz-go-consume BROKERS TOPIC PARTITIONS COUNT")
+		os.Exit(2)
+	}
+	brokers, topic := os.Args[1], os.Args[2]
+	partitions, _ := strconv.Atoi(os.Args[3])
+	count, _ := strconv.Atoi(os.Args[4])
+	offsets := map[int32]kgo.Offset{}
+	for p := 0; p < partitions; p++ {
+		offsets[int32(p)] = kgo.NewOffset().AtStart()
+	}
+	client, err := kgo.NewClient(
+		kgo.SeedBrokers(strings.Split(brokers, ",")...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}),
+	)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	defer client.Close()
+	out := bufio.NewWriterSize(os.Stdout, 1<<16)
+	n := 0
+	ctx := context.Background()
+	for n < count {
+		fetches := client.PollFetches(ctx)
+		if errs := fetches.Errors(); len(errs) > 0 {
+			fmt.Fprintln(os.Stderr, errs)
+			os.Exit(1)
+		}
+		fetches.EachRecord(func(r *kgo.Record) {
+			out.Write(r.Value)
+			out.WriteByte('\n')
+			n++
+		})
+	}
+	out.Flush()
+	fmt.Fprintf(os.Stderr, "consumed %d\n", n)
+}

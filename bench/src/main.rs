@@ -1,0 +1,165 @@
+//! `wasmkafka-bench`: starts Apache Kafka (the test harness's single node), loads each
+//! workload once, then runs every consumer on it in the same run, alternating their order
+//! round by round, and reports medians and spread: records/s (wall time from process start to
+//! exit, start-up included), CPU seconds per million records (user + system of the process)
+//! and peak RSS. Run it through `scripts/bench.sh`, which builds the release binaries first.
+//!
+//! Usage: wasmkafka-bench [--rounds N] [--workload NAME]... [--peer ID]... [--out FILE.md]
+//!                        [--hold]   (keep the broker up afterwards, for profiling)
+//!        wasmkafka-bench decode   (decode + write on one thread, no network: see decode.rs)
+
+mod decode;
+mod measure;
+mod peers;
+mod report;
+mod workload;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use wasmkafka_tests::kafka::Kafka;
+
+use measure::measure;
+use peers::{Peer, Tools};
+use report::{Report, Run};
+use workload::Workload;
+
+/// No consumer may take longer than this for one workload.
+const RUN_LIMIT: Duration = Duration::from_secs(600);
+
+struct Options {
+    rounds: usize,
+    workloads: Vec<Workload>,
+    peers: Vec<Peer>,
+    out: Option<PathBuf>,
+    /// Keep the broker and its topics after the runs, for profiling by hand.
+    hold: bool,
+}
+
+fn options() -> Result<Options> {
+    let mut options = Options {
+        rounds: 3,
+        workloads: Vec::new(),
+        peers: Vec::new(),
+        out: None,
+        hold: false,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--rounds" => options.rounds = value()?.parse().context("--rounds N")?,
+            "--workload" => {
+                let name = value()?;
+                let workload = Workload::all()
+                    .into_iter()
+                    .find(|w| w.name == name)
+                    .with_context(|| {
+                        let names: Vec<_> = Workload::all().iter().map(|w| w.name).collect();
+                        format!("no workload `{name}`; there are {}", names.join(", "))
+                    })?;
+                options.workloads.push(workload);
+            }
+            "--peer" => {
+                let id = value()?;
+                let peer = Peer::ALL
+                    .into_iter()
+                    .find(|p| p.id() == id)
+                    .with_context(|| {
+                        let ids: Vec<_> = Peer::ALL.iter().map(|p| p.id()).collect();
+                        format!("no peer `{id}`; there are {}", ids.join(", "))
+                    })?;
+                options.peers.push(peer);
+            }
+            "--out" => options.out = Some(value()?.into()),
+            "--hold" => options.hold = true,
+            other => bail!(
+                "unknown argument `{other}`; usage: wasmkafka-bench [--rounds N] \
+                 [--workload NAME]... [--peer ID]... [--out FILE.md] [--hold]"
+            ),
+        }
+    }
+    if options.workloads.is_empty() {
+        options.workloads = Workload::all();
+    }
+    if options.peers.is_empty() {
+        options.peers = Peer::ALL.to_vec();
+    }
+    Ok(options)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("decode") {
+        println!("{}", decode::run()?);
+        return Ok(());
+    }
+    let options = options()?;
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("bench/ is in the repository")
+        .to_path_buf();
+    let out_dir = repo.join("target/bench");
+    let tools = tokio::task::spawn_blocking({
+        let (repo, out_dir) = (repo.clone(), out_dir.clone());
+        move || Tools::prepare(&repo, &out_dir)
+    })
+    .await??;
+    eprintln!("starting Apache Kafka");
+    let kafka = Kafka::start().await?;
+    let brokers = kafka.addr();
+    let mut report = Report::new(options.rounds);
+    for workload in &options.workloads {
+        eprintln!("loading {}: {}", workload.name, workload.describe());
+        workload.load(&kafka).await?;
+        for round in 0..options.rounds {
+            // Alternate the order so no consumer always runs first (page cache, JIT'd broker).
+            let mut order = options.peers.clone();
+            let peers = order.len();
+            order.rotate_left(round % peers);
+            for peer in order {
+                let command = peer.command(&tools, &brokers, workload);
+                let log = out_dir.join(format!("{}-{}.log", workload.name, peer.id()));
+                let measured =
+                    tokio::task::spawn_blocking(move || measure(command, &log, RUN_LIMIT))
+                        .await??;
+                eprintln!(
+                    "  round {} {:<26} {:>8.2} s wall {:>7.2} s cpu {:>6.0} MB",
+                    round + 1,
+                    peer.name(),
+                    measured.wall.as_secs_f64(),
+                    measured.cpu.as_secs_f64(),
+                    measured.max_rss_bytes as f64 / 1e6
+                );
+                report.add(Run {
+                    workload: workload.clone(),
+                    peer,
+                    measured,
+                });
+            }
+        }
+    }
+    let text = report.markdown(&machine());
+    println!("{text}");
+    if let Some(out) = options.out {
+        std::fs::write(&out, &text).with_context(|| format!("cannot write {}", out.display()))?;
+    }
+    if options.hold {
+        eprintln!("the broker stays up at {brokers} with the topics loaded; Ctrl-C ends it");
+        tokio::signal::ctrl_c().await?;
+    }
+    Ok(())
+}
+
+/// CPU model and count, for the report.
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|line| line.strip_prefix("model name"))
+        .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cores} cores, {model}")
+}

@@ -1,0 +1,229 @@
+//! The consumers compared, and how each one is built and started. Every one reads the same
+//! records from offset 0 of every partition, without a group, and writes them to stdout
+//! (which the harness sends to /dev/null): the value and a newline, or for the `json` ones a
+//! JSON object per record.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use wasmkafka_tests::cache::{cache_dir, fill_once};
+use wasmkafka_tests::kafka::jars::{java, kafka_lib};
+
+use crate::workload::Workload;
+
+/// Pinned so a run can be repeated (confluent-kafka bundles librdkafka 2.16.0).
+pub const CONFLUENT_KAFKA_VERSION: &str = "2.16.1";
+pub const AIOKAFKA_VERSION: &str = "0.14.0";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer {
+    WasmkafkaRaw,
+    WasmkafkaJson,
+    RdkafkaRaw,
+    RdkafkaJson,
+    ConfluentPython,
+    FranzGo,
+    Java,
+    Aiokafka,
+}
+
+impl Peer {
+    pub const ALL: [Peer; 8] = [
+        Peer::WasmkafkaRaw,
+        Peer::WasmkafkaJson,
+        Peer::RdkafkaRaw,
+        Peer::RdkafkaJson,
+        Peer::FranzGo,
+        Peer::Java,
+        Peer::ConfluentPython,
+        Peer::Aiokafka,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Peer::WasmkafkaRaw => "wasmkafka raw",
+            Peer::WasmkafkaJson => "wasmkafka json",
+            Peer::RdkafkaRaw => "rdkafka crate raw",
+            Peer::RdkafkaJson => "rdkafka crate json",
+            Peer::ConfluentPython => "confluent-kafka (Python)",
+            Peer::FranzGo => "franz-go",
+            Peer::Java => "Java kafka-clients",
+            Peer::Aiokafka => "aiokafka",
+        }
+    }
+
+    /// A short name for `--peer`.
+    pub fn id(self) -> &'static str {
+        match self {
+            Peer::WasmkafkaRaw => "wasmkafka-raw",
+            Peer::WasmkafkaJson => "wasmkafka-json",
+            Peer::RdkafkaRaw => "rdkafka-raw",
+            Peer::RdkafkaJson => "rdkafka-json",
+            Peer::ConfluentPython => "confluent-kafka",
+            Peer::FranzGo => "franz-go",
+            Peer::Java => "java",
+            Peer::Aiokafka => "aiokafka",
+        }
+    }
+
+    pub fn is_ours(self) -> bool {
+        matches!(self, Peer::WasmkafkaRaw | Peer::WasmkafkaJson)
+    }
+
+    pub fn writes_json(self) -> bool {
+        matches!(self, Peer::WasmkafkaJson | Peer::RdkafkaJson)
+    }
+
+    pub fn command(self, tools: &Tools, brokers: &str, workload: &Workload) -> Command {
+        let partitions = workload.partitions.to_string();
+        let count = workload.records.to_string();
+        let peer_args = [brokers, &workload.topic, &partitions, &count];
+        match self {
+            Peer::WasmkafkaRaw | Peer::WasmkafkaJson => {
+                let mut command = Command::new(&tools.wasmkafka);
+                command
+                    .args(["run", "--brokers", brokers, "--topic", &workload.topic])
+                    .args(["--from", "earliest", "--count", &count, "--no-progress"])
+                    .args(["--format", if self.writes_json() { "json" } else { "raw" }])
+                    .env("WASMKAFKA_LOG", "warn");
+                command
+            }
+            Peer::RdkafkaRaw | Peer::RdkafkaJson => {
+                let mut command = Command::new(&tools.rdkafka);
+                command
+                    .args(peer_args)
+                    .arg(if self.writes_json() { "json" } else { "raw" });
+                command
+            }
+            Peer::FranzGo => {
+                let mut command = Command::new(&tools.franz_go);
+                command.args(peer_args);
+                command
+            }
+            Peer::Java => {
+                let mut command = Command::new(java());
+                command
+                    .arg("-cp")
+                    .arg(&tools.java_classpath)
+                    .arg("Consume")
+                    .args(peer_args);
+                command
+            }
+            Peer::ConfluentPython | Peer::Aiokafka => {
+                let script = if self == Peer::Aiokafka {
+                    "aiokafka_consume.py"
+                } else {
+                    "confluent_consume.py"
+                };
+                let mut command = Command::new(&tools.python);
+                command
+                    .arg(tools.peers_dir.join("python").join(script))
+                    .args(peer_args);
+                command
+            }
+        }
+    }
+}
+
+/// The built peers.
+pub struct Tools {
+    pub wasmkafka: PathBuf,
+    pub rdkafka: PathBuf,
+    pub franz_go: PathBuf,
+    pub java_classpath: String,
+    pub python: PathBuf,
+    pub peers_dir: PathBuf,
+}
+
+impl Tools {
+    /// Finds the release binaries (built by `scripts/bench.sh`), builds the Go and Java peers
+    /// into `out`, and makes the Python venv once.
+    pub fn prepare(repo: &Path, out: &Path) -> Result<Tools> {
+        let release = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo.join("target"))
+            .join("release");
+        let built = |name: &str| -> Result<PathBuf> {
+            let path = release.join(name);
+            if !path.exists() {
+                bail!(
+                    "{} is missing: run scripts/bench.sh (it builds the release binaries)",
+                    path.display()
+                );
+            }
+            Ok(path)
+        };
+        let peers_dir = repo.join("bench/peers");
+        std::fs::create_dir_all(out)?;
+
+        let franz_go = out.join("franz-go-consume");
+        run(
+            Command::new("go")
+                .args(["build", "-o"])
+                .arg(&franz_go)
+                .arg(".")
+                .current_dir(peers_dir.join("franz-go")),
+            "build the franz-go peer (go build; Go from go.dev)",
+        )?;
+
+        let lib = kafka_lib()?;
+        let classes = out.join("java");
+        std::fs::create_dir_all(&classes)?;
+        run(
+            Command::new(java().with_file_name("javac"))
+                .arg("-cp")
+                .arg(format!("{}/*", lib.display()))
+                .arg("-d")
+                .arg(&classes)
+                .arg(peers_dir.join("java/Consume.java")),
+            "compile the Java peer (javac from JDK 17)",
+        )?;
+
+        Ok(Tools {
+            wasmkafka: built("wasmkafka")?,
+            rdkafka: built("rdkafka-consume")?,
+            franz_go,
+            java_classpath: format!("{}:{}/*", classes.display(), lib.display()),
+            python: python_with_peers()?,
+            peers_dir,
+        })
+    }
+}
+
+/// A venv with confluent-kafka and aiokafka, made once in the cache.
+fn python_with_peers() -> Result<PathBuf> {
+    let venv = cache_dir().join("python").join(format!(
+        "bench-confluent-kafka-{CONFLUENT_KAFKA_VERSION}-aiokafka-{AIOKAFKA_VERSION}"
+    ));
+    let what = "a Python venv with confluent-kafka and aiokafka (PyPI)";
+    fill_once(&venv, what, |venv| {
+        run(
+            Command::new("python3").args(["-m", "venv"]).arg(venv),
+            "create the venv",
+        )?;
+        run(
+            Command::new(venv.join("bin/pip"))
+                .args(["install", "--quiet", "--disable-pip-version-check"])
+                .arg(format!("confluent-kafka=={CONFLUENT_KAFKA_VERSION}"))
+                .arg(format!("aiokafka=={AIOKAFKA_VERSION}")),
+            "pip install confluent-kafka aiokafka",
+        )
+    })?;
+    Ok(venv.join("bin/python"))
+}
+
+fn run(command: &mut Command, what: &str) -> Result<()> {
+    let output = command
+        .output()
+        .with_context(|| format!("cannot {what}: {command:?}"))?;
+    if !output.status.success() {
+        bail!(
+            "cannot {what} ({}):\n{}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(())
+}
