@@ -204,11 +204,7 @@ async fn consume(
         if let Err(error) = out.flush() {
             return output_failed(error);
         }
-        for record in &records {
-            let bytes = record.key.as_ref().map_or(0, |k| k.len())
-                + record.value.as_ref().map_or(0, |v| v.len());
-            metrics.record_written(&record.topic, bytes);
-        }
+        count_written(metrics, &records);
         source.mark_processed();
         source.commit_in_background();
         printed += records.len() as u64;
@@ -218,6 +214,31 @@ async fn consume(
         }
     }
     Ok(Ended::Limit)
+}
+
+/// Counts written records per topic: one metrics update per run of records from the same
+/// topic (records come grouped by partition).
+fn count_written(metrics: &Metrics, records: &[ConsumerRecord]) {
+    let mut run: Option<(&Arc<str>, u64, u64)> = None;
+    for record in records {
+        let bytes = (record.key.as_ref().map_or(0, |k| k.len())
+            + record.value.as_ref().map_or(0, |v| v.len())) as u64;
+        match &mut run {
+            Some((topic, count, total)) if Arc::ptr_eq(topic, &record.topic) => {
+                *count += 1;
+                *total += bytes;
+            }
+            _ => {
+                if let Some((topic, count, total)) = run.take() {
+                    metrics.records_written(topic, count, total);
+                }
+                run = Some((&record.topic, 1, bytes));
+            }
+        }
+    }
+    if let Some((topic, count, total)) = run {
+        metrics.records_written(topic, count, total);
+    }
 }
 
 /// The assignors in preference order, and the reset policy.

@@ -104,7 +104,10 @@ pub fn decode_records(
     mut data: Bytes,
     mut skip_batch: impl FnMut(&BatchHeader) -> bool,
 ) -> Result<DecodedRecords, BatchError> {
-    let mut decoded = DecodedRecords::default();
+    let mut decoded = DecodedRecords {
+        records: Vec::with_capacity(record_count_hint(&data)),
+        ..DecodedRecords::default()
+    };
     // The next offset to hand out; it only grows, so overlapping batches (Tansu 0.6 sends them
     // for compacted topics) never yield a record twice.
     let mut position = position;
@@ -202,6 +205,33 @@ pub fn decode_records(
         );
     }
     Ok(decoded)
+}
+
+/// How many records the complete batches in `data` say they hold (from their headers alone),
+/// so the records' vector is allocated once. Capped by what the bytes could hold: a header
+/// cannot make us allocate more than the answer's size.
+fn record_count_hint(data: &[u8]) -> usize {
+    let mut at = 0;
+    let mut records = 0usize;
+    while data.len() - at >= BATCH_HEADER_BYTES {
+        let length = i32::from_be_bytes(data[at + 8..at + 12].try_into().expect("4 bytes"));
+        let Ok(length) = usize::try_from(length) else {
+            break;
+        };
+        let count = i32::from_be_bytes(
+            data[at + BATCH_HEADER_BYTES - 4..at + BATCH_HEADER_BYTES]
+                .try_into()
+                .expect("4 bytes"),
+        );
+        records = records.saturating_add(usize::try_from(count).unwrap_or(0));
+        at = match at.checked_add(LOG_OVERHEAD + length) {
+            Some(next) if next <= data.len() => next,
+            _ => break,
+        };
+    }
+    // A record takes at least 7 bytes on the wire (compressed ones may take less: the vector
+    // then grows as usual).
+    records.min(data.len() / 7 + 1)
 }
 
 fn read_header(batch: &Bytes, base_offset: i64) -> BatchHeader {

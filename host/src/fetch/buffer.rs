@@ -90,7 +90,8 @@ impl RecordBuffer {
         available: impl Fn(&TopicPartition) -> bool,
         mut handed_out: impl FnMut(&TopicPartition, i64),
     ) -> Vec<ConsumerRecord> {
-        let mut out = Vec::new();
+        let waiting: usize = self.chunks.iter().map(|c| c.records.len()).sum();
+        let mut out = Vec::with_capacity(waiting.min(max));
         let mut index = 0;
         while index < self.chunks.len() && out.len() < max {
             let chunk = &mut self.chunks[index];
@@ -100,6 +101,16 @@ impl RecordBuffer {
             }
             if let Some(first) = chunk.records.front() {
                 handed_out(&chunk.tp, first.offset);
+            }
+            if out.is_empty() && chunk.records.len() <= max {
+                // The whole chunk: hand its records over without moving them one by one.
+                if let Some(last) = chunk.records.back() {
+                    chunk.consumed = last.offset + 1;
+                }
+                out = Vec::from(std::mem::take(&mut chunk.records));
+                self.bytes -= chunk.bytes;
+                self.chunks.remove(index);
+                continue;
             }
             while out.len() < max {
                 let Some(record) = chunk.records.pop_front() else {
