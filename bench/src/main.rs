@@ -89,8 +89,16 @@ fn options() -> Result<Options> {
     Ok(options)
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<()> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "launch") && args.len() > 3 {
+        // Before any runtime: the launcher must stay small (see measure.rs).
+        measure::launch(&args[2], &args[3], &args[4..]);
+    }
+    tokio::runtime::Runtime::new()?.block_on(run())
+}
+
+async fn run() -> Result<()> {
     if std::env::args().nth(1).as_deref() == Some("decode") {
         println!("{}", decode::run()?);
         return Ok(());
@@ -122,8 +130,19 @@ async fn main() -> Result<()> {
                 let command = peer.command(&tools, &brokers, workload);
                 let log = out_dir.join(format!("{}-{}.log", workload.name, peer.id()));
                 let measured =
-                    tokio::task::spawn_blocking(move || measure(command, &log, RUN_LIMIT))
-                        .await??;
+                    match tokio::task::spawn_blocking(move || measure(command, &log, RUN_LIMIT))
+                        .await?
+                    {
+                        Ok(measured) => measured,
+                        Err(error) => {
+                            // One consumer failing does not end the run: the report says so.
+                            let first = format!("{error:#}");
+                            let first = first.lines().next().unwrap_or_default().to_string();
+                            eprintln!("  round {} {:<26} FAILED: {first}", round + 1, peer.name());
+                            report.fail(workload.name, peer, first);
+                            continue;
+                        }
+                    };
                 eprintln!(
                     "  round {} {:<26} {:>8.2} s wall {:>7.2} s cpu {:>6.0} MB",
                     round + 1,

@@ -194,7 +194,7 @@ impl Tools {
 /// A venv with confluent-kafka and aiokafka, made once in the cache.
 fn python_with_peers() -> Result<PathBuf> {
     let venv = cache_dir().join("python").join(format!(
-        "bench-confluent-kafka-{CONFLUENT_KAFKA_VERSION}-aiokafka-{AIOKAFKA_VERSION}"
+        "bench-confluent-kafka-{CONFLUENT_KAFKA_VERSION}-aiokafka-{AIOKAFKA_VERSION}-lz4-zstd"
     ));
     let what = "a Python venv with confluent-kafka and aiokafka (PyPI)";
     fill_once(&venv, what, |venv| {
@@ -206,8 +206,9 @@ fn python_with_peers() -> Result<PathBuf> {
             Command::new(venv.join("bin/pip"))
                 .args(["install", "--quiet", "--disable-pip-version-check"])
                 .arg(format!("confluent-kafka=={CONFLUENT_KAFKA_VERSION}"))
-                .arg(format!("aiokafka=={AIOKAFKA_VERSION}")),
-            "pip install confluent-kafka aiokafka",
+                // aiokafka decodes lz4 and zstd batches only with these extras.
+                .arg(format!("aiokafka[lz4,zstd]=={AIOKAFKA_VERSION}")),
+            "pip install confluent-kafka aiokafka[lz4,zstd]",
         )
     })?;
     Ok(venv.join("bin/python"))

@@ -15,6 +15,8 @@ pub struct Run {
 pub struct Report {
     rounds: usize,
     runs: Vec<Run>,
+    /// Runs that failed: workload, consumer, the error's first line.
+    failures: Vec<(&'static str, Peer, String)>,
 }
 
 /// One consumer on one workload, over the rounds.
@@ -42,7 +44,12 @@ impl Report {
         Report {
             rounds,
             runs: Vec::new(),
+            failures: Vec::new(),
         }
+    }
+
+    pub fn fail(&mut self, workload: &'static str, peer: Peer, error: String) {
+        self.failures.push((workload, peer, error));
     }
 
     pub fn add(&mut self, run: Run) {
@@ -168,6 +175,12 @@ impl Report {
                 );
             }
             let _ = writeln!(text);
+        }
+        if !self.failures.is_empty() {
+            let _ = writeln!(text, "Failed runs (left out of the tables above):\n");
+            for (workload, peer, error) in &self.failures {
+                let _ = writeln!(text, "- {workload}, {}: {error}", peer.name());
+            }
         }
         text
     }
