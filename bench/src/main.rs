@@ -7,10 +7,12 @@
 //! Usage: wasmkafka-bench [--rounds N] [--workload NAME]... [--peer ID]... [--out FILE.md]
 //!                        [--hold]   (keep the broker up afterwards, for profiling)
 //!        wasmkafka-bench decode   (decode + write on one thread, no network: see decode.rs)
+//!        wasmkafka-bench plugins  (Wasm against native assign and reset, plugin loading)
 
 mod decode;
 mod measure;
 mod peers;
+mod plugins;
 mod report;
 mod workload;
 
@@ -101,6 +103,15 @@ fn main() -> Result<()> {
 async fn run() -> Result<()> {
     if std::env::args().nth(1).as_deref() == Some("decode") {
         println!("{}", decode::run()?);
+        return Ok(());
+    }
+    if std::env::args().nth(1).as_deref() == Some("plugins") {
+        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("bench/ is in the repository")
+            .to_path_buf();
+        let text = tokio::task::spawn_blocking(move || plugins::run(&repo)).await??;
+        println!("{text}");
         return Ok(());
     }
     let options = options()?;

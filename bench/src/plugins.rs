@@ -1,0 +1,153 @@
+//! What plugins cost, beside their native twins (`wasmkafka-bench plugins`): a whole-group
+//! assign at two sizes through the lab's simulation (the consumer's own decision path), one
+//! reset decision, and loading a plugin with a cold and a warm compilation cache. No broker.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use wasmkafka::group::{Assignor, Builtin};
+use wasmkafka::lab::{simulate, MakeAssignor, Scenario};
+use wasmkafka::plugin::{PluginLimits, PluginRuntime, WasmAssignor, WasmResetPolicy};
+use wasmkafka::policy::{ResetContext, ResetPolicy, ResetPolicySpec, ResetReason};
+
+fn plugin_file(repo: &Path, name: &str) -> Result<PathBuf> {
+    let path = repo.join("target/wasm32-wasip2/release").join(name);
+    anyhow::ensure!(
+        path.exists(),
+        "{} is missing: scripts/build-plugins.sh builds the plugins",
+        path.display()
+    );
+    Ok(path)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn millis(seconds: f64) -> String {
+    format!("{:.3}", seconds * 1e3)
+}
+
+/// The median assign call of a fresh group (every member joins at once) and of the
+/// rebalance after one more member joins.
+fn assign_times(scenario: &Scenario, make: &MakeAssignor) -> Result<(f64, f64)> {
+    let run = simulate::simulate(scenario, make, "bench", Builtin::Range)?;
+    let first = median(run.steps[0].assign_seconds.clone());
+    let join = median(run.steps[1].assign_seconds.clone());
+    Ok((first, join))
+}
+
+pub fn run(repo: &Path) -> Result<String> {
+    let cache = tempfile::tempdir()?;
+    // A long deadline: this measures calls, it does not police them.
+    let limits = PluginLimits {
+        deadline: std::time::Duration::from_secs(30),
+        ..PluginLimits::default()
+    };
+    let runtime =
+        PluginRuntime::new(limits, Some(cache.path().to_path_buf())).map_err(anyhow::Error::msg)?;
+    let mut text =
+        String::from("| assign (ms per call, median) | start | after a join |\n|---|---:|---:|\n");
+    for (members, topics) in [
+        (100, vec!["t1:1000".to_string()]),
+        (1000, (1..=4).map(|t| format!("t{t}:25000")).collect()),
+    ] {
+        let mut scenario = Scenario::from_flags(members, &topics, 3, 3)?;
+        scenario.push_events(&["join 1"])?;
+        let partitions: usize = scenario.topics.iter().map(|t| t.partitions.len()).sum();
+        for (builtin, file) in [
+            (Builtin::Range, "assignor_range.wasm"),
+            (
+                Builtin::CooperativeSticky,
+                "assignor_cooperative_sticky.wasm",
+            ),
+        ] {
+            let native = simulate::builtin(builtin);
+            let (first, join) = assign_times(&scenario, &native)?;
+            text.push_str(&format!(
+                "| {} native, {members} members x {partitions} partitions | {} | {} |\n",
+                builtin.name(),
+                millis(first),
+                millis(join)
+            ));
+            // One instance for every member, as one process holds it.
+            let wasm: Arc<dyn Assignor> =
+                Arc::new(WasmAssignor::load(&runtime, &plugin_file(repo, file)?)?);
+            let make: Box<MakeAssignor> = Box::new(move |_| Ok(wasm.clone()));
+            let (first_wasm, join_wasm) = assign_times(&scenario, &make)?;
+            text.push_str(&format!(
+                "| {} Wasm, {members} members x {partitions} partitions | {} ({:.2}x) | {} ({:.2}x) |\n",
+                builtin.name(),
+                millis(first_wasm),
+                first_wasm / first,
+                millis(join_wasm),
+                join_wasm / join
+            ));
+            eprintln!("assign {} {members}x{partitions} done", builtin.name());
+        }
+    }
+
+    // One reset decision, native and Wasm (the same earliest policy).
+    let context = ResetContext {
+        topic: "t".into(),
+        partition: 0,
+        reason: ResetReason::OutOfRange { offset: 5 },
+        committed: Some(5),
+        log_start: 10,
+        high_watermark: 100,
+        now_ms: 0,
+        group: Some("g".into()),
+        settings: BTreeMap::new(),
+    };
+    let native: Arc<dyn ResetPolicy> = ResetPolicySpec::Earliest.into_policy();
+    let wasm = WasmResetPolicy::load(&runtime, &plugin_file(repo, "reset_earliest.wasm")?)?;
+    let time_decisions = |policy: &dyn ResetPolicy| -> Result<f64> {
+        let mut times = Vec::new();
+        for _ in 0..200 {
+            let started = Instant::now();
+            policy.decide(&context).context("a decision")?;
+            times.push(started.elapsed().as_secs_f64());
+        }
+        Ok(median(times))
+    };
+    let (native_decision, wasm_decision) = (time_decisions(&*native)?, time_decisions(&wasm)?);
+    text.push_str(&format!(
+        "\n| one reset decision (earliest), median of 200 | ms |\n|---|---:|\n\
+         | native | {} |\n| Wasm | {} |\n",
+        millis(native_decision),
+        millis(wasm_decision)
+    ));
+
+    // Loading: compile (an empty cache), then load what the cache kept, in a new runtime
+    // each time (as a new process would).
+    let file = plugin_file(repo, "assignor_cooperative_sticky.wasm")?;
+    let mut cold = Vec::new();
+    let mut cached = Vec::new();
+    for _ in 0..5 {
+        let dir = tempfile::tempdir()?;
+        let fresh = PluginRuntime::new(PluginLimits::default(), Some(dir.path().to_path_buf()))
+            .map_err(anyhow::Error::msg)?;
+        let started = Instant::now();
+        WasmAssignor::load(&fresh, &file)?;
+        cold.push(started.elapsed().as_secs_f64());
+        for _ in 0..5 {
+            let warm = PluginRuntime::new(PluginLimits::default(), Some(dir.path().to_path_buf()))
+                .map_err(anyhow::Error::msg)?;
+            let started = Instant::now();
+            WasmAssignor::load(&warm, &file)?;
+            cached.push(started.elapsed().as_secs_f64());
+        }
+    }
+    text.push_str(&format!(
+        "\n| loading assignor_cooperative_sticky.wasm ({} KB) | ms, median |\n|---|---:|\n\
+         | compiled (empty cache), 5 loads | {} |\n| from the cache, 25 loads | {} |\n",
+        std::fs::metadata(&file)?.len() / 1024,
+        millis(median(cold)),
+        millis(median(cached))
+    ));
+    Ok(text)
+}
