@@ -8,8 +8,11 @@
 //!                        [--hold]   (keep the broker up afterwards, for profiling)
 //!        wasmkafka-bench decode   (decode + write on one thread, no network: see decode.rs)
 //!        wasmkafka-bench plugins  (Wasm against native assign and reset, plugin loading)
+//!        wasmkafka-bench group    (four `run --group` members: first record, rebalances,
+//!                                  commit latency)
 
 mod decode;
+mod group;
 mod measure;
 mod peers;
 mod plugins;
@@ -114,7 +117,18 @@ async fn run() -> Result<()> {
         println!("{text}");
         return Ok(());
     }
-    let options = options()?;
+    let group_mode = std::env::args().nth(1).as_deref() == Some("group");
+    let options = if group_mode {
+        Options {
+            rounds: 0,
+            workloads: Vec::new(),
+            peers: Vec::new(),
+            out: None,
+            hold: false,
+        }
+    } else {
+        options()?
+    };
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("bench/ is in the repository")
@@ -125,6 +139,12 @@ async fn run() -> Result<()> {
         move || Tools::prepare(&repo, &out_dir)
     })
     .await??;
+    if group_mode {
+        eprintln!("starting Apache Kafka");
+        let kafka = Kafka::start().await?;
+        println!("{}", group::run(&tools, &kafka).await?);
+        return Ok(());
+    }
     eprintln!("starting Apache Kafka");
     let kafka = Kafka::start().await?;
     let brokers = kafka.addr();
