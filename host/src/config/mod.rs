@@ -31,7 +31,8 @@
 //! isolation_level = "read_uncommitted"   # or read_committed (hide aborted transactions)
 //! fetch_max_wait_ms = 500
 //! fetch_min_bytes = 1
-//! fetch_max_bytes = 52428800
+//! fetch_max_bytes = 4194304    # one Fetch answer, at most (Kafka's clients: 50 MiB; smaller
+//!                                # answers measured faster and leaner, see BENCHMARKS.md)
 //! max_partition_fetch_bytes = 1048576
 //! max_buffered_bytes = 67108864   # decoded records held for the application, at most
 //!                                 # (plus one answer per broker in flight)
@@ -92,7 +93,7 @@ use serde::Deserialize;
 pub mod properties;
 
 use crate::cluster::MetadataOptions;
-use crate::fetch::{FetchOptions, IsolationLevel};
+use crate::fetch::{FetchOptions, IsolationLevel, DEFAULT_FETCH_MAX_BYTES};
 use crate::group::{Assignor, Builtin, GroupOptions, TopicPattern};
 use crate::net::{
     BrokerCompat, ConnectionOptions, PoolOptions, SaslCredentials, SaslMechanism, Secret, Security,
@@ -465,7 +466,7 @@ impl Default for ConsumerConfig {
             isolation_level: IsolationLevel::ReadUncommitted,
             fetch_max_wait_ms: 500,
             fetch_min_bytes: 1,
-            fetch_max_bytes: 50 * 1024 * 1024,
+            fetch_max_bytes: DEFAULT_FETCH_MAX_BYTES,
             max_partition_fetch_bytes: 1024 * 1024,
             max_buffered_bytes: 64 * 1024 * 1024,
             retry_backoff_ms: 100,

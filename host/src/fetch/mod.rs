@@ -30,7 +30,7 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use batch::{decode_records, BatchError, BatchHeader, ConsumerRecord, DecodedRecords};
-pub use consumer::{Consumer, FetchOptions};
+pub use consumer::{Consumer, FetchOptions, DEFAULT_FETCH_MAX_BYTES};
 pub use driver::{FetchStats, ResetKind};
 pub use error::{ConsumerError, PartitionError};
 pub use offsets::{list_offsets, OffsetSpec};
