@@ -9,8 +9,7 @@
 //! - the fifth member's join as each earlier member's `/metrics` timed its rebalance (first
 //!   JoinGroup to assignment applied).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -18,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use wasmkafka_tests::kafka::{free_port, Kafka};
+use wasmkafka_tests::metrics;
 
 use crate::peers::Tools;
 use crate::workload::Workload;
@@ -36,25 +36,17 @@ impl Drop for Member {
     }
 }
 
+/// `/metrics` of the member listening on `port`.
 fn scrape(port: u16) -> Result<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        stream,
-        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer)?;
-    Ok(answer
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_string())
-        .unwrap_or_default())
+    match metrics::get(port, "/metrics") {
+        Some((200, body)) => Ok(body),
+        other => bail!("no metrics from 127.0.0.1:{port}: {other:?}"),
+    }
 }
 
+/// A sample's value; 0 when the exposition does not have it (yet).
 fn sample(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
+    metrics::sample(text, name).unwrap_or(0.0)
 }
 
 /// Cumulative (bound, count) pairs of a histogram in an exposition.
@@ -153,19 +145,22 @@ fn run_protocol(
     let group = format!("bench-group-{assignor}");
     let written = Arc::new(AtomicU64::new(0));
     let first = Arc::new(std::sync::OnceLock::new());
-    // Phase 1: four members start together and read the topic.
-    let started = Instant::now();
-    let mut members = Vec::new();
-    for index in 0..MEMBERS {
-        members.push(start_member(
+    let start = |first_record| {
+        start_member(
             tools,
             brokers,
             workload,
             &group,
             assignor,
             written.clone(),
-            (index == 0).then(|| first.clone()),
-        )?);
+            first_record,
+        )
+    };
+    // Phase 1: four members start together and read the topic.
+    let started = Instant::now();
+    let mut members = Vec::new();
+    for index in 0..MEMBERS {
+        members.push(start((index == 0).then(|| first.clone()))?);
     }
     let deadline = Instant::now() + Duration::from_secs(300);
     while written.load(Ordering::Relaxed) < workload.records {
@@ -195,15 +190,7 @@ fn run_protocol(
         .sum();
 
     // Phase 2: a fifth member joins the settled group.
-    members.push(start_member(
-        tools,
-        brokers,
-        workload,
-        &group,
-        assignor,
-        written.clone(),
-        None,
-    )?);
+    members.push(start(None)?);
     std::thread::sleep(Duration::from_secs(8));
     let mut join_times = Vec::new();
     for (member, earlier) in members.iter().zip(&before) {

@@ -6,9 +6,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{bail, Context, Result};
-use wasmkafka_tests::cache::{cache_dir, fill_once};
+use anyhow::{bail, Result};
+use wasmkafka_tests::cache::run_checked;
 use wasmkafka_tests::kafka::jars::{java, kafka_lib};
+use wasmkafka_tests::python::venv;
 
 use crate::workload::Workload;
 
@@ -158,7 +159,7 @@ impl Tools {
         std::fs::create_dir_all(out)?;
 
         let franz_go = out.join("franz-go-consume");
-        run(
+        run_checked(
             Command::new("go")
                 .args(["build", "-o"])
                 .arg(&franz_go)
@@ -170,7 +171,7 @@ impl Tools {
         let lib = kafka_lib()?;
         let classes = out.join("java");
         std::fs::create_dir_all(&classes)?;
-        run(
+        run_checked(
             Command::new(java().with_file_name("javac"))
                 .arg("-cp")
                 .arg(format!("{}/*", lib.display()))
@@ -193,38 +194,15 @@ impl Tools {
 
 /// A venv with confluent-kafka and aiokafka, made once in the cache.
 fn python_with_peers() -> Result<PathBuf> {
-    let venv = cache_dir().join("python").join(format!(
-        "bench-confluent-kafka-{CONFLUENT_KAFKA_VERSION}-aiokafka-{AIOKAFKA_VERSION}-lz4-zstd"
-    ));
-    let what = "a Python venv with confluent-kafka and aiokafka (PyPI)";
-    fill_once(&venv, what, |venv| {
-        run(
-            Command::new("python3").args(["-m", "venv"]).arg(venv),
-            "create the venv",
-        )?;
-        run(
-            Command::new(venv.join("bin/pip"))
-                .args(["install", "--quiet", "--disable-pip-version-check"])
-                .arg(format!("confluent-kafka=={CONFLUENT_KAFKA_VERSION}"))
-                // aiokafka decodes lz4 and zstd batches only with these extras.
-                .arg(format!("aiokafka[lz4,zstd]=={AIOKAFKA_VERSION}")),
-            "pip install confluent-kafka aiokafka[lz4,zstd]",
-        )
-    })?;
-    Ok(venv.join("bin/python"))
-}
-
-fn run(command: &mut Command, what: &str) -> Result<()> {
-    let output = command
-        .output()
-        .with_context(|| format!("cannot {what}: {command:?}"))?;
-    if !output.status.success() {
-        bail!(
-            "cannot {what} ({}):\n{}{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    Ok(())
+    venv(
+        &format!(
+            "bench-confluent-kafka-{CONFLUENT_KAFKA_VERSION}-aiokafka-{AIOKAFKA_VERSION}-lz4-zstd"
+        ),
+        &[
+            format!("confluent-kafka=={CONFLUENT_KAFKA_VERSION}"),
+            // aiokafka decodes lz4 and zstd batches only with these extras.
+            format!("aiokafka[lz4,zstd]=={AIOKAFKA_VERSION}"),
+        ],
+        "aiokafka",
+    )
 }

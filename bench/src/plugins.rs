@@ -13,6 +13,8 @@ use wasmkafka::lab::{simulate, MakeAssignor, Scenario};
 use wasmkafka::plugin::{PluginLimits, PluginRuntime, WasmAssignor, WasmResetPolicy};
 use wasmkafka::policy::{ResetContext, ResetPolicy, ResetPolicySpec, ResetReason};
 
+use crate::report::median;
+
 fn plugin_file(repo: &Path, name: &str) -> Result<PathBuf> {
     let path = repo.join("target/wasm32-wasip2/release").join(name);
     anyhow::ensure!(
@@ -21,11 +23,6 @@ fn plugin_file(repo: &Path, name: &str) -> Result<PathBuf> {
         path.display()
     );
     Ok(path)
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 fn millis(seconds: f64) -> String {

@@ -2,8 +2,7 @@
 //! says 503 while the group has nothing for the member and flips to 200 once partitions are
 //! assigned and fetched; `/metrics` counts exactly the records printed and the lag falls to 0.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -12,30 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use wasmkafka::produce::OutgoingRecord;
 use wasmkafka_tests::kafka::{free_port, Kafka};
-
-/// `GET path` on the metrics listener: (status, body); `None` while nothing listens.
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).ok()?;
-    let status = answer.split_whitespace().nth(1)?.parse().ok()?;
-    let body = answer.split_once("\r\n\r\n")?.1.to_string();
-    Some((status, body))
-}
-
-/// The value of the sample line `name` (with its labels) in an exposition.
-fn sample(text: &str, name: &str) -> Option<f64> {
-    text.lines().find_map(|line| {
-        let value = line.strip_prefix(name)?.strip_prefix(' ')?;
-        value.parse().ok()
-    })
-}
+use wasmkafka_tests::metrics::{get, sample};
 
 fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;

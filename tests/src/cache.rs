@@ -3,8 +3,9 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 /// The cache folder.
 pub fn cache_dir() -> PathBuf {
@@ -51,4 +52,21 @@ fn sibling(folder: &Path, extension: &str) -> PathBuf {
     name.push(".");
     name.push(extension);
     folder.with_file_name(name)
+}
+
+/// Runs a setup command (pip, a build) to completion; its output goes into the error when it
+/// fails. `what` says what it was for ("pip install confluent-kafka").
+pub fn run_checked(command: &mut Command, what: &str) -> Result<()> {
+    let output = command
+        .output()
+        .with_context(|| format!("cannot {what}: {command:?}"))?;
+    if !output.status.success() {
+        bail!(
+            "cannot {what} ({}):\n{}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(())
 }

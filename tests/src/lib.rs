@@ -9,6 +9,7 @@ pub mod fault_log;
 pub mod group;
 pub mod java;
 pub mod kafka;
+pub mod metrics;
 pub mod plugins;
 pub mod python;
 pub mod tansu;

@@ -16,7 +16,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::cache::{cache_dir, fill_once};
+use crate::cache::{cache_dir, fill_once, run_checked};
 use crate::kafka::process;
 
 /// The confluent-kafka release the venv installs (it bundles its librdkafka).
@@ -54,42 +54,36 @@ pub async fn ready() -> Result<PathBuf> {
 }
 
 fn create_venv() -> Result<PathBuf> {
-    let venv = cache_dir()
-        .join("python")
-        .join(format!("confluent-kafka-{CONFLUENT_KAFKA_VERSION}"));
-    let what = format!("a Python venv with confluent-kafka {CONFLUENT_KAFKA_VERSION} (PyPI)");
+    venv(
+        &format!("confluent-kafka-{CONFLUENT_KAFKA_VERSION}"),
+        &[format!("confluent-kafka=={CONFLUENT_KAFKA_VERSION}")],
+        "confluent_kafka",
+    )
+}
+
+/// A venv in the cache (`<cache>/python/<folder>`, made once, safe from several processes at
+/// once) with `packages` (pip requirements) installed and `import` importable; its `python`.
+/// Name the folder after the pins, so a new pin gets a new venv.
+pub fn venv(folder: &str, packages: &[String], import: &str) -> Result<PathBuf> {
+    let venv = cache_dir().join("python").join(folder);
+    let what = format!("a Python venv with {} (PyPI)", packages.join(", "));
     fill_once(&venv, &what, |venv| {
-        run(
+        run_checked(
             Command::new(base_python()).args(["-m", "venv"]).arg(venv),
             "create the venv (Debian: apt install python3-venv; or set WASMKAFKA_PYTHON)",
         )?;
-        run(
+        run_checked(
             Command::new(venv.join("bin/pip"))
                 .args(["install", "--quiet", "--disable-pip-version-check"])
-                .arg(format!("confluent-kafka=={CONFLUENT_KAFKA_VERSION}")),
-            "pip install confluent-kafka",
+                .args(packages),
+            &format!("pip install {}", packages.join(" ")),
         )?;
-        run(
-            Command::new(venv.join("bin/python")).args(["-c", "import confluent_kafka"]),
-            "import confluent_kafka",
+        run_checked(
+            Command::new(venv.join("bin/python")).args(["-c", &format!("import {import}")]),
+            &format!("import {import}"),
         )
     })?;
     Ok(venv.join("bin/python"))
-}
-
-fn run(command: &mut Command, what: &str) -> Result<()> {
-    let output = command
-        .output()
-        .with_context(|| format!("cannot {what}: {command:?}"))?;
-    if !output.status.success() {
-        bail!(
-            "cannot {what} ({}):\n{}{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    Ok(())
 }
 
 /// A script from `tests/python/` running in the venv. Each line it prints is one event (a

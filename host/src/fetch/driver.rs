@@ -750,26 +750,27 @@ impl Driver {
                 state.stats.stale_dropped += 1;
                 continue;
             }
-            let kind = |outcome| ResetKind {
-                reason: match cause {
-                    ResetCause::Policy(ResetReason::NoCommittedOffset) => "no_committed_offset",
-                    ResetCause::Policy(ResetReason::OutOfRange { .. }) => "out_of_range",
-                    ResetCause::Policy(ResetReason::LogTruncated { .. }) => "log_truncated",
-                    ResetCause::To(_) => "seek",
-                },
-                policy: match cause {
-                    ResetCause::Policy(_) => self.policy.name().to_string(),
-                    ResetCause::To(_) => "seek".to_string(),
-                },
-                outcome,
+            // A retry is not an outcome yet: it is counted when it ends.
+            let counted = match outcome {
+                ResetOutcome::Resolved(_) => Some("resolved"),
+                ResetOutcome::Failed(_) => Some("failed"),
+                ResetOutcome::Retry(_) => None,
             };
-            let counted = kind(match outcome {
-                ResetOutcome::Resolved(_) => "resolved",
-                ResetOutcome::Failed(_) => "failed",
-                ResetOutcome::Retry(_) => "retry",
-            });
-            if counted.outcome != "retry" {
-                *state.stats.resets.entry(counted).or_default() += 1;
+            if let Some(outcome) = counted {
+                let kind = ResetKind {
+                    reason: match cause {
+                        ResetCause::Policy(ResetReason::NoCommittedOffset) => "no_committed_offset",
+                        ResetCause::Policy(ResetReason::OutOfRange { .. }) => "out_of_range",
+                        ResetCause::Policy(ResetReason::LogTruncated { .. }) => "log_truncated",
+                        ResetCause::To(_) => "seek",
+                    },
+                    policy: match cause {
+                        ResetCause::Policy(_) => self.policy.name().to_string(),
+                        ResetCause::To(_) => "seek".to_string(),
+                    },
+                    outcome,
+                };
+                *state.stats.resets.entry(kind).or_default() += 1;
             }
             match outcome {
                 ResetOutcome::Resolved(offset) => {

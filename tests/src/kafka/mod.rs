@@ -55,20 +55,7 @@ impl Kafka {
     /// ends. Use distinct topic and group names per test.
     pub fn shared() -> &'static Kafka {
         static SHARED: OnceLock<Kafka> = OnceLock::new();
-        SHARED.get_or_init(|| {
-            // Started on a thread of its own with its own runtime: the caller may be inside a
-            // runtime (a #[tokio::test]) or not.
-            std::thread::spawn(|| {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("a runtime")
-                    .block_on(Kafka::start())
-            })
-            .join()
-            .expect("the broker start-up thread panicked")
-            .unwrap_or_else(|error| panic!("cannot start the shared Kafka broker: {error:#}"))
-        })
+        SHARED.get_or_init(|| start_shared("the shared Kafka broker", Kafka::start))
     }
 
     /// A single node of the test's own.
@@ -295,6 +282,26 @@ impl Drop for Kafka {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Starts a fixture a whole test binary shares, on a thread of its own with a runtime of its
+/// own: the first caller may be inside a runtime (a `#[tokio::test]`) or not. Panics with
+/// `what` and the error when it cannot start.
+pub(crate) fn start_shared<T, F>(what: &str, start: impl FnOnce() -> F + Send + 'static) -> T
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = Result<T>>,
+{
+    std::thread::spawn(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(start())
+    })
+    .join()
+    .expect("the start-up thread panicked")
+    .unwrap_or_else(|error| panic!("cannot start {what}: {error:#}"))
 }
 
 /// A port that was free a moment ago.

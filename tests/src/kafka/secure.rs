@@ -17,7 +17,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
 };
 
-use super::{free_port, Kafka, KafkaOptions};
+use super::{free_port, start_shared, Kafka, KafkaOptions};
 
 pub const USER: &str = "alice";
 pub const PASSWORD: &str = "alice-secret";
@@ -47,19 +47,10 @@ impl SecureKafka {
     pub fn shared() -> &'static SecureKafka {
         static SHARED: std::sync::OnceLock<SecureKafka> = std::sync::OnceLock::new();
         SHARED.get_or_init(|| {
-            std::thread::spawn(|| {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("a runtime")
-                    .block_on(SecureKafka::start(&[(
-                        "connections.max.reauth.ms",
-                        &SHARED_SESSION_LIFETIME_MS.to_string(),
-                    )]))
+            start_shared("the secured Kafka broker", || async {
+                let lifetime = SHARED_SESSION_LIFETIME_MS.to_string();
+                SecureKafka::start(&[("connections.max.reauth.ms", &lifetime)]).await
             })
-            .join()
-            .expect("the broker start-up thread panicked")
-            .unwrap_or_else(|error| panic!("cannot start the secured Kafka broker: {error:#}"))
         })
     }
 
