@@ -384,3 +384,65 @@ async fn a_caught_up_partition_never_holds_back_one_with_data() {
         consumer.stats()
     );
 }
+
+/// A topic with `message.timestamp.type=LogAppendTime`: Kafka stamps each batch with its
+/// append time (the batch's max timestamp and a flag) and leaves the producer's deltas in the
+/// records. Every record then carries the broker's time, as the Java consumer reports it, not
+/// the time the producer set.
+#[tokio::test]
+async fn log_append_time_topics_give_the_brokers_timestamps() {
+    wasmkafka_tests::init_tracing();
+    let broker = Kafka::shared();
+    broker
+        .create_topic(
+            "append-time",
+            1,
+            &[("message.timestamp.type", "LogAppendTime")],
+        )
+        .await
+        .unwrap();
+    let produced: Vec<OutgoingRecord> = (0..3)
+        .map(|i| OutgoingRecord {
+            value: Some(Bytes::from(format!("v{i}"))),
+            // Producer times a year apart and long past.
+            timestamp: Some(1_000_000_000_000 + i * 31_536_000_000),
+            ..OutgoingRecord::default()
+        })
+        .collect();
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    wasmkafka::produce::produce_batch(
+        &broker.client(),
+        "append-time",
+        0,
+        &produced,
+        kafka_protocol::records::Compression::None,
+    )
+    .await
+    .unwrap();
+    let after = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let consumer = Consumer::new(
+        broker.client(),
+        FetchOptions::default(),
+        ResetPolicySpec::Earliest.into_policy(),
+    );
+    consumer
+        .assign_topics(&["append-time".to_string()])
+        .await
+        .unwrap();
+    let records = consume(&consumer, 3, 100, Duration::ZERO).await;
+    let stamps: Vec<i64> = records.iter().map(|r| r.timestamp).collect();
+    assert!(
+        stamps.iter().all(|t| (before..=after).contains(t)),
+        "append times {stamps:?} outside [{before}, {after}]"
+    );
+    assert!(
+        stamps.windows(2).all(|w| w[0] == w[1]),
+        "one batch, one time: {stamps:?}"
+    );
+}

@@ -72,6 +72,10 @@ mod tests {
             transactional,
             producer_id: producer,
             leader_epoch: 0,
+            compression: 0,
+            base_timestamp: 0,
+            max_timestamp: 0,
+            log_append_time: false,
         }
     }
 

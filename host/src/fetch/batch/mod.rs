@@ -16,8 +16,10 @@
 
 use std::sync::Arc;
 
-use bytes::{Buf, Bytes};
-use kafka_protocol::records::RecordBatchDecoder;
+use bytes::Bytes;
+
+mod codec;
+mod records;
 
 /// One consumed record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,13 +44,19 @@ const LOG_OVERHEAD: usize = 12;
 const LEADER_EPOCH_OFFSET: usize = 12;
 const MAGIC_OFFSET: usize = 16;
 const ATTRIBUTES_OFFSET: usize = 21;
+const CRC_OFFSET: usize = 17;
 const LAST_OFFSET_DELTA_OFFSET: usize = 23;
+const BASE_TIMESTAMP_OFFSET: usize = 27;
+const MAX_TIMESTAMP_OFFSET: usize = 35;
 const PRODUCER_ID_OFFSET: usize = 43;
+const RECORD_COUNT_OFFSET: usize = 57;
 /// The largest base offset taken for real: far beyond any log, and low enough that adding any
 /// 32-bit delta cannot overflow.
 const MAX_OFFSET: i64 = 1 << 62;
-const CONTROL_FLAG: i16 = 1 << 5;
+const COMPRESSION_MASK: i16 = 0b111;
+const LOG_APPEND_TIME_FLAG: i16 = 1 << 3;
 const TRANSACTIONAL_FLAG: i16 = 1 << 4;
+const CONTROL_FLAG: i16 = 1 << 5;
 
 /// What a batch header says, read without decoding the records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +68,14 @@ pub struct BatchHeader {
     pub producer_id: i64,
     /// The leader epoch the batch was written in.
     pub leader_epoch: i32,
+    /// The codec of the records section: 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd.
+    pub compression: u8,
+    /// The first record's timestamp; the others are deltas from it.
+    pub base_timestamp: i64,
+    pub max_timestamp: i64,
+    /// The broker stamped the batch with its append time (the topic's
+    /// `message.timestamp.type=LogAppendTime`): `max_timestamp` is every record's timestamp.
+    pub log_append_time: bool,
 }
 
 impl BatchHeader {
@@ -124,7 +140,7 @@ pub fn decode_records(
         if data.len() < total {
             break; // a partial batch at the end of the answer
         }
-        let mut batch = data.split_to(total);
+        let batch = data.split_to(total);
         if batch.len() <= MAGIC_OFFSET {
             return Err(BatchError::Corrupt {
                 offset: base_offset,
@@ -165,15 +181,45 @@ pub fn decode_records(
             decoded.next_offset = Some(position);
             continue;
         }
-        let set = RecordBatchDecoder::decode(&mut batch).map_err(|e| BatchError::Corrupt {
+        let count = i32::from_be_bytes(
+            batch[RECORD_COUNT_OFFSET..BATCH_HEADER_BYTES]
+                .try_into()
+                .expect("4 bytes"),
+        );
+        let corrupt = |reason: String| BatchError::Corrupt {
             offset: base_offset,
-            reason: format!("{e:#}"),
-        })?;
-        debug_assert!(!batch.has_remaining());
-        let start = position;
+            reason,
+        };
+        let record_count =
+            usize::try_from(count).map_err(|_| corrupt(format!("record count {count}")))?;
+        let stored_crc = u32::from_be_bytes(
+            batch[CRC_OFFSET..CRC_OFFSET + 4]
+                .try_into()
+                .expect("4 bytes"),
+        );
+        let crc = crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]);
+        if crc != stored_crc {
+            return Err(corrupt(format!(
+                "CRC mismatch: the batch says {stored_crc:#010x}, its bytes give {crc:#010x}"
+            )));
+        }
+        let context = records::BatchContext {
+            topic,
+            partition,
+            base_offset,
+            base_timestamp: header.base_timestamp,
+            log_append_time: header.log_append_time.then_some(header.max_timestamp),
+            leader_epoch: header.leader_epoch,
+            record_count,
+            position,
+        };
+        let section = batch.slice(BATCH_HEADER_BYTES..);
+        let last_record = codec::with_records(header.compression, section, |records| {
+            records::decode_into(records, &context, &mut decoded.records)
+        })
+        .map_err(corrupt)?;
         // A header whose last offset delta falls short of its own records must not send the
         // position back into records already handed out.
-        let last_record = set.records.iter().map(|r| r.offset).max().unwrap_or(-1);
         if last_record >= batch_end {
             tracing::debug!(
                 base_offset,
@@ -184,25 +230,6 @@ pub fn decode_records(
         }
         position = position.max(batch_end).max(last_record + 1);
         decoded.next_offset = Some(position);
-        decoded.records.extend(
-            set.records
-                .into_iter()
-                .filter(|r| r.offset >= start)
-                .map(|r| ConsumerRecord {
-                    topic: topic.clone(),
-                    partition,
-                    offset: r.offset,
-                    timestamp: r.timestamp,
-                    key: r.key,
-                    value: r.value,
-                    headers: r
-                        .headers
-                        .into_iter()
-                        .map(|(k, v)| (k.to_string(), v))
-                        .collect(),
-                    leader_epoch: header.leader_epoch,
-                }),
-        );
     }
     Ok(decoded)
 }
@@ -219,7 +246,7 @@ fn record_count_hint(data: &[u8]) -> usize {
             break;
         };
         let count = i32::from_be_bytes(
-            data[at + BATCH_HEADER_BYTES - 4..at + BATCH_HEADER_BYTES]
+            data[at + RECORD_COUNT_OFFSET..at + BATCH_HEADER_BYTES]
                 .try_into()
                 .expect("4 bytes"),
         );
@@ -246,6 +273,10 @@ fn read_header(batch: &Bytes, base_offset: i64) -> BatchHeader {
         transactional: attributes & TRANSACTIONAL_FLAG != 0,
         producer_id: i64_at(PRODUCER_ID_OFFSET),
         leader_epoch: i32_at(LEADER_EPOCH_OFFSET),
+        compression: (attributes & COMPRESSION_MASK) as u8,
+        base_timestamp: i64_at(BASE_TIMESTAMP_OFFSET),
+        max_timestamp: i64_at(MAX_TIMESTAMP_OFFSET),
+        log_append_time: attributes & LOG_APPEND_TIME_FLAG != 0,
     }
 }
 
@@ -400,6 +431,90 @@ mod tests {
                 "{compression:?}"
             );
         }
+    }
+
+    /// Rewrites `len` bytes at `at` and re-stamps the CRC.
+    fn rewrite(mut batch: BytesMut, at: usize, bytes: &[u8]) -> BytesMut {
+        batch[at..at + bytes.len()].copy_from_slice(bytes);
+        patch(batch, None, 0)
+    }
+
+    #[test]
+    fn log_append_time_batches_give_every_record_the_brokers_time() {
+        // The broker sets the timestamp type and the max timestamp; the records keep their
+        // producer deltas, which the Java client ignores for such batches, as we do.
+        let appended: i64 = 1_800_000_000_123;
+        let data = patch(
+            batch(&[0, 1, 2], Compression::None),
+            None,
+            LOG_APPEND_TIME_FLAG,
+        );
+        let data = rewrite(data, MAX_TIMESTAMP_OFFSET, &appended.to_be_bytes());
+        let decoded = decode(0, data);
+        let stamps: Vec<i64> = decoded.records.iter().map(|r| r.timestamp).collect();
+        assert_eq!(stamps, [appended; 3]);
+        // Creation time: the first timestamp plus each record's delta.
+        let decoded = decode(0, batch(&[0, 1, 2], Compression::None));
+        let stamps: Vec<i64> = decoded.records.iter().map(|r| r.timestamp).collect();
+        assert_eq!(
+            stamps,
+            [1_700_000_000_000, 1_700_000_000_001, 1_700_000_000_002]
+        );
+    }
+
+    #[test]
+    fn headers_keep_their_order_and_null_values() {
+        let mut record = record(0);
+        record
+            .headers
+            .insert("b".into(), Some(Bytes::from_static(b"1")));
+        record.headers.insert("a".into(), None);
+        let data = crate::produce::encode_records(&[record], Compression::None).unwrap();
+        let decoded = decode(0, BytesMut::from(&data[..]));
+        assert_eq!(
+            decoded.records[0].headers,
+            [
+                ("b".to_string(), Some(Bytes::from_static(b"1"))),
+                ("a".to_string(), None)
+            ]
+        );
+    }
+
+    #[test]
+    fn impossible_record_data_is_a_corrupt_batch_not_a_panic() {
+        let corrupt = |data: BytesMut| match decode_records(
+            &Arc::from("t"),
+            0,
+            0,
+            data.freeze(),
+            |_| false,
+        ) {
+            Err(BatchError::Corrupt { reason, .. }) => reason,
+            other => panic!("{other:?}"),
+        };
+        // More records than the bytes could hold.
+        let data = rewrite(
+            batch(&[0, 1], Compression::None),
+            RECORD_COUNT_OFFSET,
+            &1_000_000i32.to_be_bytes(),
+        );
+        assert_eq!(corrupt(data), "1000000 records claimed in 22 bytes");
+        // A record's length runs past the batch.
+        let data = rewrite(batch(&[0], Compression::None), BATCH_HEADER_BYTES, &[0x7e]);
+        assert_eq!(corrupt(data), "record of 63 bytes runs past its batch");
+        // A value length past its record.
+        let mut data = batch(&[0], Compression::None);
+        let value_length_at = BATCH_HEADER_BYTES + 1 + 1 + 1 + 1 + 1 + 2;
+        assert_eq!(data[value_length_at], 4, "the value \"v0\" (zigzag 2)");
+        data[value_length_at] = 40;
+        assert_eq!(
+            corrupt(patch(data, None, 0)),
+            "value of 20 bytes runs past its record (3 left)"
+        );
+        // A checksum that does not match.
+        let mut data = batch(&[0], Compression::None);
+        data[CRC_OFFSET] ^= 1;
+        assert!(corrupt(data).starts_with("CRC mismatch"));
     }
 
     #[test]

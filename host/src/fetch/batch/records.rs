@@ -1,0 +1,179 @@
+//! The records section of one v2 record batch, decoded straight into [`ConsumerRecord`]s.
+//!
+//! Kafka's record layout (`DefaultRecord` in the Java client): a zigzag varint length, then
+//! attributes (int8), timestamp delta (varlong), offset delta (varint), key length + key,
+//! value length + value (length -1 is null), a header count and each header's key and
+//! value. Keys and values are slices of `data` (no copy); decompressed batches are their own
+//! buffer.
+//!
+//! Invariant: nothing read from the bytes is trusted for allocation or indexing. Every length is
+//! checked against what is left, the record count against the bytes that could hold it, and a
+//! malformed record is an error naming what was wrong, never a panic.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::ConsumerRecord;
+
+/// What every record of a batch shares, from its header.
+pub(super) struct BatchContext<'a> {
+    pub topic: &'a Arc<str>,
+    pub partition: i32,
+    pub base_offset: i64,
+    pub base_timestamp: i64,
+    /// Set when the batch carries the broker's append time (timestamp type LogAppendTime):
+    /// every record then has the batch's max timestamp, as the Java client reports it.
+    pub log_append_time: Option<i64>,
+    pub leader_epoch: i32,
+    pub record_count: usize,
+    /// Records below this offset are read but not kept (the consumer's position).
+    pub position: i64,
+}
+
+/// Decodes `context.record_count` records from `data` into `out`; returns the highest record
+/// offset seen (-1 for none). Bytes after the last counted record are ignored.
+pub(super) fn decode_into(
+    data: &Bytes,
+    context: &BatchContext<'_>,
+    out: &mut Vec<ConsumerRecord>,
+) -> Result<i64, String> {
+    // A record takes at least 7 bytes (length, attributes, two deltas, key and value lengths,
+    // header count); a count the bytes cannot hold is corrupt, and never sizes an allocation.
+    if context.record_count > data.len() / 7 {
+        return Err(format!(
+            "{} records claimed in {} bytes",
+            context.record_count,
+            data.len()
+        ));
+    }
+    let mut reader = Reader { data, at: 0 };
+    let mut last_offset = -1;
+    for _ in 0..context.record_count {
+        let record = reader.record(context)?;
+        last_offset = last_offset.max(record.offset);
+        if record.offset >= context.position {
+            out.push(record);
+        }
+    }
+    Ok(last_offset)
+}
+
+struct Reader<'a> {
+    data: &'a Bytes,
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn record(&mut self, context: &BatchContext<'_>) -> Result<ConsumerRecord, String> {
+        let length = self.varint("record length")?;
+        let length = usize::try_from(length).map_err(|_| format!("record length {length}"))?;
+        let end = self
+            .at
+            .checked_add(length)
+            .filter(|end| *end <= self.data.len())
+            .ok_or_else(|| format!("record of {length} bytes runs past its batch"))?;
+        // Fields are read within the record's own bytes.
+        let mut record = Reader {
+            data: self.data,
+            at: self.at,
+        };
+        let within = &mut record;
+        let _attributes = within.byte(end)?;
+        let timestamp_delta = within.varlong(end, "timestamp delta")?;
+        let offset_delta = within.varint_within(end, "offset delta")?;
+        let key = within.nullable_bytes(end, "key")?;
+        let value = within.nullable_bytes(end, "value")?;
+        let header_count = within.varint_within(end, "header count")?;
+        let header_count = usize::try_from(header_count)
+            .map_err(|_| format!("negative header count {header_count}"))?;
+        // A header takes at least two bytes (its key and value lengths).
+        if header_count > (end - within.at) / 2 {
+            return Err(format!(
+                "{header_count} headers claimed in {} bytes",
+                end - within.at
+            ));
+        }
+        let mut headers = Vec::with_capacity(header_count);
+        for _ in 0..header_count {
+            let key = within
+                .nullable_bytes(end, "header key")?
+                .ok_or("a header key of length -1")?;
+            let value = within.nullable_bytes(end, "header value")?;
+            headers.push((String::from_utf8_lossy(&key).into_owned(), value));
+        }
+        self.at = end;
+        Ok(ConsumerRecord {
+            topic: context.topic.clone(),
+            partition: context.partition,
+            offset: context.base_offset + i64::from(offset_delta),
+            timestamp: context
+                .log_append_time
+                .unwrap_or_else(|| context.base_timestamp.wrapping_add(timestamp_delta)),
+            key,
+            value,
+            headers,
+            leader_epoch: context.leader_epoch,
+        })
+    }
+
+    fn byte(&mut self, end: usize) -> Result<u8, String> {
+        if self.at >= end {
+            return Err("record ends inside its attributes".into());
+        }
+        self.at += 1;
+        Ok(self.data[self.at - 1])
+    }
+
+    /// A zigzag varint anywhere in the batch (a record's length).
+    fn varint(&mut self, what: &str) -> Result<i32, String> {
+        self.varint_within(self.data.len(), what)
+    }
+
+    /// A zigzag varint of at most 5 bytes, ending before `end`.
+    fn varint_within(&mut self, end: usize, what: &str) -> Result<i32, String> {
+        let raw = self.unsigned(end, 5, what)?;
+        let raw = u32::try_from(raw).map_err(|_| format!("{what} overflows 32 bits"))?;
+        Ok((raw >> 1) as i32 ^ -((raw & 1) as i32))
+    }
+
+    /// A zigzag varlong of at most 10 bytes, ending before `end`.
+    fn varlong(&mut self, end: usize, what: &str) -> Result<i64, String> {
+        let raw = self.unsigned(end, 10, what)?;
+        Ok((raw >> 1) as i64 ^ -((raw & 1) as i64))
+    }
+
+    fn unsigned(&mut self, end: usize, max_bytes: usize, what: &str) -> Result<u64, String> {
+        let mut value = 0u64;
+        for index in 0..max_bytes {
+            if self.at >= end {
+                return Err(format!("record ends inside its {what}"));
+            }
+            let byte = self.data[self.at];
+            self.at += 1;
+            value |= u64::from(byte & 0x7f) << (7 * index);
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(format!("{what} is longer than {max_bytes} bytes"))
+    }
+
+    /// A varint length, then that many bytes; -1 is null.
+    fn nullable_bytes(&mut self, end: usize, what: &str) -> Result<Option<Bytes>, String> {
+        let length = self.varint_within(end, what)?;
+        if length == -1 {
+            return Ok(None);
+        }
+        let length = usize::try_from(length).map_err(|_| format!("{what} length {length}"))?;
+        if length > end - self.at {
+            return Err(format!(
+                "{what} of {length} bytes runs past its record ({} left)",
+                end - self.at
+            ));
+        }
+        let bytes = self.data.slice(self.at..self.at + length);
+        self.at += length;
+        Ok(Some(bytes))
+    }
+}
