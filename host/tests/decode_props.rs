@@ -133,7 +133,7 @@ fn valid_batches(compression: Compression, count: usize) -> Vec<u8> {
 }
 
 /// Re-stamps every complete batch's CRC, so a mutation reaches the decoder's later checks
-/// instead of a checksum mismatch (the decoder does not check CRCs today, but might).
+/// instead of a checksum mismatch (the decoder checks CRCs).
 fn fix_crcs(data: &mut [u8]) {
     let mut at = 0;
     while at + 61 <= data.len() {

@@ -26,7 +26,7 @@ use kafka_protocol::protocol::{decode_request_header_from_buffer, Decodable, Enc
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
-use wasmkafka::net::frame::read_frame;
+use wasmkafka::net::frame::FrameReader;
 
 /// What a node does with the next matching request instead of answering normally.
 #[derive(Debug, Clone)]
@@ -289,9 +289,11 @@ impl FaultCluster {
         faults.remove(index).map(|(_, _, fault)| fault)
     }
 
-    async fn serve(&self, node: i32, connection: u64, mut socket: TcpStream) {
+    async fn serve(&self, node: i32, connection: u64, socket: TcpStream) {
+        let (read, mut socket) = socket.into_split();
+        let mut frames = FrameReader::new(read, 64 * 1024 * 1024);
         loop {
-            let Ok(frame) = read_frame(&mut socket, 64 * 1024 * 1024).await else {
+            let Ok(frame) = frames.next().await else {
                 return;
             };
             let mut body = frame.clone();

@@ -152,6 +152,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What `run` gathers before a write to stdout. Every poll's records are flushed anyway before
+/// they count as processed; a larger buffer means fewer system calls for large batches
+/// (the default 8 KiB made one write per 8 KiB: 25,000 writes for 200 MB of 1 KB records).
+const OUTPUT_BUFFER_BYTES: usize = 256 * 1024;
+
 /// The consuming loop: poll, write, flush, and only then tell the source the records are
 /// processed and commit them in the background (what its commits may cover).
 async fn consume(
@@ -166,7 +171,7 @@ async fn consume(
     let mut printed = 0u64;
     let mut stopped = 0;
     let stdout = std::io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
+    let mut out = BufWriter::with_capacity(OUTPUT_BUFFER_BYTES, stdout.lock());
     let mut progress = Progress::for_stderr(args.no_progress);
     while printed < limit {
         let wanted = usize::try_from(limit - printed)

@@ -33,7 +33,7 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 
 use super::error::{CloseReason, NetError};
-use super::frame::{buffer_for_frame, frame_with_size, read_frame};
+use super::frame::{buffer_for_frame, frame_with_size, FrameReader};
 use super::sasl;
 use super::security::Security;
 use super::transport::{self, ReadHalf, WriteHalf};
@@ -585,10 +585,11 @@ async fn write_loop(
     }
 }
 
-async fn read_loop(shared: Arc<Shared>, mut read_half: ReadHalf, max_frame_bytes: usize) {
+async fn read_loop(shared: Arc<Shared>, read_half: ReadHalf, max_frame_bytes: usize) {
+    let mut frames = FrameReader::new(read_half, max_frame_bytes);
     loop {
         let frame = tokio::select! {
-            frame = read_frame(&mut read_half, max_frame_bytes) => frame,
+            frame = frames.next() => frame,
             _ = shared.wait_closed() => return,
         };
         let frame = match frame {

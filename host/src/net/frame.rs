@@ -1,15 +1,24 @@
 //! Length-prefixed framing: every Kafka request and response is a big-endian `i32` size followed
 //! by that many bytes.
 //!
-//! Invariant: a claimed size is never trusted for allocation. Frames over `max_frame_bytes` are
-//! refused before reading their body, and the buffer for an accepted frame grows with the bytes
-//! that actually arrive, so a peer that claims 100 MiB and sends ten bytes costs ten bytes.
+//! Invariant: a claimed size is trusted for allocation only as far as the peer has proven it.
+//! Frames over `max_frame_bytes` are refused before reading their body; below that, the buffer
+//! grows with the bytes that actually arrive, or at once to the size of the largest frame this
+//! connection has already delivered whole. A peer that claims 100 MiB and sends ten bytes costs
+//! one read chunk (64 KiB), plus what it proved before.
+//!
+//! The reader keeps one receive buffer per connection and reads as much as the socket has
+//! (a following frame's first bytes included), so a 4 MiB fetch answer takes a few large reads
+//! and, once the previous answer's records are gone, no fresh allocation: the buffer is
+//! reclaimed in place (`BytesMut::reserve` on a buffer no frame shares any more).
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-/// How much the body buffer grows per read at most.
+/// How much the buffer grows per read until the peer has proven larger frames.
 const READ_CHUNK: usize = 64 * 1024;
+/// The buffer grows when less than this is free for the next read.
+const MIN_READ: usize = 4096;
 
 /// Why a frame could not be read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -45,55 +54,78 @@ fn io_error(error: std::io::Error) -> FrameError {
     }
 }
 
-/// Reads one frame body (without its size prefix).
-pub async fn read_frame<R>(reader: &mut R, max_frame_bytes: usize) -> Result<Bytes, FrameError>
-where
-    R: AsyncRead + Unpin,
-{
-    let mut prefix = [0u8; 4];
-    let mut got = 0;
-    while got < prefix.len() {
-        let n = reader.read(&mut prefix[got..]).await.map_err(io_error)?;
-        if n == 0 {
-            return Err(if got == 0 {
-                FrameError::Eof
-            } else {
-                FrameError::Truncated {
-                    read: got,
-                    expected: 4,
-                }
+/// Reads frames from one stream, keeping its receive buffer between frames.
+pub struct FrameReader<R> {
+    reader: R,
+    buffer: BytesMut,
+    max_frame_bytes: usize,
+    /// The largest frame delivered whole so far: the size the buffer may grow to at once.
+    proven: usize,
+}
+
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    pub fn new(reader: R, max_frame_bytes: usize) -> Self {
+        Self {
+            reader,
+            buffer: BytesMut::new(),
+            max_frame_bytes,
+            proven: 0,
+        }
+    }
+
+    /// Reads the next frame body (without its size prefix). Cancel-safe: bytes read before a
+    /// cancellation stay in the buffer for the next call.
+    pub async fn next(&mut self) -> Result<Bytes, FrameError> {
+        while self.buffer.len() < 4 {
+            if self.fill(READ_CHUNK).await? == 0 {
+                return Err(if self.buffer.is_empty() {
+                    FrameError::Eof
+                } else {
+                    FrameError::Truncated {
+                        read: self.buffer.len(),
+                        expected: 4,
+                    }
+                });
+            }
+        }
+        let size = i32::from_be_bytes(self.buffer[..4].try_into().expect("4 bytes"));
+        if size < 0 {
+            return Err(FrameError::NegativeSize(size));
+        }
+        let size = size as usize;
+        if size > self.max_frame_bytes {
+            return Err(FrameError::TooLarge {
+                claimed: size,
+                limit: self.max_frame_bytes,
             });
         }
-        got += n;
+        while self.buffer.len() < 4 + size {
+            let missing = 4 + size - self.buffer.len();
+            if self.fill(missing).await? == 0 {
+                return Err(FrameError::Truncated {
+                    read: self.buffer.len() - 4,
+                    expected: size,
+                });
+            }
+        }
+        self.buffer.advance(4);
+        self.proven = self.proven.max(size);
+        Ok(self.buffer.split_to(size).freeze())
     }
-    let size = i32::from_be_bytes(prefix);
-    if size < 0 {
-        return Err(FrameError::NegativeSize(size));
-    }
-    let size = size as usize;
-    if size > max_frame_bytes {
-        return Err(FrameError::TooLarge {
-            claimed: size,
-            limit: max_frame_bytes,
-        });
-    }
-    let mut body = BytesMut::with_capacity(size.min(READ_CHUNK));
-    while body.len() < size {
-        let want = (size - body.len()).min(READ_CHUNK);
-        body.reserve(want);
-        let n = (&mut *reader)
-            .take(want as u64)
-            .read_buf(&mut body)
+
+    /// One read into the buffer, with room for `missing` bytes where the peer has proven it
+    /// (else for [`READ_CHUNK`]); returns how many bytes came.
+    async fn fill(&mut self, missing: usize) -> Result<usize, FrameError> {
+        let room = missing.min(READ_CHUNK.max(self.proven));
+        // Grow only when the space left is too small for a useful read.
+        if self.buffer.capacity() - self.buffer.len() < room.min(MIN_READ) {
+            self.buffer.reserve(room);
+        }
+        self.reader
+            .read_buf(&mut self.buffer)
             .await
-            .map_err(io_error)?;
-        if n == 0 {
-            return Err(FrameError::Truncated {
-                read: body.len(),
-                expected: size,
-            });
-        }
+            .map_err(io_error)
     }
-    Ok(body.freeze())
 }
 
 /// Prepends the size prefix to an encoded message.
@@ -119,8 +151,7 @@ mod tests {
     use super::*;
 
     async fn read(bytes: &[u8], max: usize) -> Result<Bytes, FrameError> {
-        let mut reader = bytes;
-        read_frame(&mut reader, max).await
+        FrameReader::new(bytes, max).next().await
     }
 
     #[tokio::test]
@@ -161,6 +192,68 @@ mod tests {
         assert_eq!(
             read(&[0xff, 0xff, 0xff, 0xfe], 100).await,
             Err(FrameError::NegativeSize(-2))
+        );
+    }
+
+    fn framed(body: &[u8]) -> Vec<u8> {
+        let mut bytes = (body.len() as u32).to_be_bytes().to_vec();
+        bytes.extend_from_slice(body);
+        bytes
+    }
+
+    #[tokio::test]
+    async fn frames_that_share_a_read_and_frames_split_over_many() {
+        // Two frames in one read.
+        let mut both = framed(b"first");
+        both.extend(framed(b"second"));
+        let mut frames = FrameReader::new(&both[..], 100);
+        assert_eq!(frames.next().await.unwrap(), Bytes::from_static(b"first"));
+        assert_eq!(frames.next().await.unwrap(), Bytes::from_static(b"second"));
+        assert_eq!(frames.next().await, Err(FrameError::Eof));
+        // One frame trickling in 7 bytes at a time through a small pipe.
+        let body: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
+        let (mut write, read) = tokio::io::duplex(7);
+        let sent = framed(&body);
+        let writer = tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            write.write_all(&sent).await.unwrap();
+        });
+        let mut frames = FrameReader::new(read, 1 << 20);
+        assert_eq!(frames.next().await.unwrap(), body);
+        writer.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_buffer_grows_only_as_far_as_the_peer_has_proven() {
+        // A claim of 100 MiB with ten bytes behind it: one read chunk, not the claim.
+        let mut lying = (100u32 << 20).to_be_bytes().to_vec();
+        lying.extend([0; 10]);
+        let mut frames = FrameReader::new(&lying[..], 200 << 20);
+        assert!(matches!(
+            frames.next().await,
+            Err(FrameError::Truncated { read: 10, .. })
+        ));
+        assert!(
+            frames.buffer.capacity() <= READ_CHUNK,
+            "{}",
+            frames.buffer.capacity()
+        );
+        // After a whole 1 MiB frame, the next one's buffer is reserved at once and, the first
+        // frame being gone, it is the same allocation.
+        let body = vec![7u8; 1 << 20];
+        let mut two = framed(&body);
+        two.extend(framed(&body));
+        let mut frames = FrameReader::new(&two[..], 2 << 20);
+        let first = frames.next().await.unwrap();
+        let first_at = first.as_ptr();
+        assert_eq!(frames.proven, 1 << 20);
+        drop(first);
+        let second = frames.next().await.unwrap();
+        assert_eq!(second.len(), 1 << 20);
+        assert_eq!(
+            second.as_ptr(),
+            first_at,
+            "the receive buffer was reclaimed, not reallocated"
         );
     }
 

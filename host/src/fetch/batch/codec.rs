@@ -1,9 +1,28 @@
-//! The codec of a batch's records section. Decompression is kafka-protocol's (vendored and
-//! patched: output bounded by `MAX_DECOMPRESSED_BATCH_BYTES`, Kafka's xerial snappy framing);
-//! the records are then decoded by [`super::records`] from the decompressed buffer.
+//! The codec of a batch's records section.
+//!
+//! lz4 and zstd, the codecs Kafka users pick for throughput, are decompressed here without
+//! per-batch set-up: the lz4 frame is walked block by block straight into the output buffer,
+//! and zstd reuses one decompression context per thread. Creating a decoder per batch (what a
+//! streaming reader does) allocated and faulted in fresh internal buffers a thousand times per
+//! million records: about a third of the consumer's time on lz4 batches, measured with perf.
+//! gzip, snappy and linked-block lz4 frames go through kafka-protocol's (vendored, bounded)
+//! decompressors.
+//!
+//! Invariant: output never exceeds [`MAX_DECOMPRESSED_BATCH_BYTES`], and it grows with what the
+//! input can expand to, so a small hostile batch cannot make a large allocation. Checksums
+//! inside the lz4 frame are not verified: the batch's CRC-32C already covered these bytes.
+
+use std::cell::RefCell;
 
 use bytes::Bytes;
-use kafka_protocol::compression::{Decompressor, Gzip, Lz4, Snappy, Zstd};
+use kafka_protocol::compression::{Decompressor, Gzip, Lz4, Snappy, MAX_DECOMPRESSED_BATCH_BYTES};
+use zstd::stream::raw::{Decoder as ZstdDecoder, InBuffer, Operation, OutBuffer};
+
+const NONE: u8 = 0;
+const GZIP: u8 = 1;
+const SNAPPY: u8 = 2;
+const LZ4: u8 = 3;
+const ZSTD: u8 = 4;
 
 /// Runs `decode` on the records section, decompressed when the codec says so.
 pub(super) fn with_records<T>(
@@ -11,28 +30,277 @@ pub(super) fn with_records<T>(
     mut section: Bytes,
     decode: impl FnOnce(&Bytes) -> Result<T, String>,
 ) -> Result<T, String> {
+    match compression {
+        NONE => decode(&section),
+        LZ4 => match lz4_frame(&section)? {
+            Some(records) => decode(&Bytes::from(records)),
+            None => through_kafka_protocol::<Lz4, T>(&mut section, decode),
+        },
+        ZSTD => decode(&Bytes::from(zstd(&section)?)),
+        GZIP => through_kafka_protocol::<Gzip, T>(&mut section, decode),
+        SNAPPY => through_kafka_protocol::<Snappy, T>(&mut section, decode),
+        other => Err(format!("unknown compression codec {other}")),
+    }
+}
+
+fn through_kafka_protocol<D, T>(
+    section: &mut Bytes,
+    decode: impl FnOnce(&Bytes) -> Result<T, String>,
+) -> Result<T, String>
+where
+    D: Decompressor<Bytes, Buf = Bytes>,
+{
     // The closure's error is carried out past kafka-protocol's anyhow error unchanged.
     let mut failure = None;
-    let run = |records: &mut Bytes| -> anyhow::Result<Option<T>> {
-        match decode(records) {
-            Ok(value) => Ok(Some(value)),
-            Err(reason) => {
-                failure = Some(reason);
-                Ok(None)
-            }
+    let decoded = D::decompress(section, |records| match decode(records) {
+        Ok(value) => Ok(Some(value)),
+        Err(reason) => {
+            failure = Some(reason);
+            Ok(None)
         }
-    };
-    let decoded = match compression {
-        0 => run(&mut section),
-        1 => Gzip::decompress(&mut section, run),
-        2 => Snappy::decompress(&mut section, run),
-        3 => Lz4::decompress(&mut section, run),
-        4 => Zstd::decompress(&mut section, run),
-        other => return Err(format!("unknown compression codec {other}")),
-    };
+    });
     match decoded {
         Ok(Some(value)) => Ok(value),
         Ok(None) => Err(failure.unwrap_or_default()),
         Err(error) => Err(format!("{error:#}")),
+    }
+}
+
+const LZ4_MAGIC: u32 = 0x184D_2204;
+/// LZ4 expands at most 255:1 (one token byte per 255 output bytes, plus a little).
+const LZ4_MAX_RATIO: usize = 255;
+
+/// An lz4 frame (the format Kafka's clients write) decompressed block by block; `None` for a
+/// frame of linked blocks, which only a streaming decoder can follow.
+fn lz4_frame(frame: &[u8]) -> Result<Option<Vec<u8>>, String> {
+    let corrupt = |what: &str| format!("lz4 frame: {what}");
+    if frame.len() < 7 || u32::from_le_bytes(frame[..4].try_into().expect("4 bytes")) != LZ4_MAGIC {
+        return Err(corrupt("no frame header"));
+    }
+    let flags = frame[4];
+    if flags >> 6 != 0b01 {
+        return Err(corrupt("unsupported frame version"));
+    }
+    let independent = flags & 0b0010_0000 != 0;
+    let block_checksums = flags & 0b0001_0000 != 0;
+    let content_size = flags & 0b0000_1000 != 0;
+    let dictionary = flags & 0b0000_0001 != 0;
+    if !independent {
+        return Ok(None);
+    }
+    if dictionary {
+        return Err(corrupt("a dictionary id, which Kafka never writes"));
+    }
+    let block_max = match (frame[5] >> 4) & 0b111 {
+        4 => 64 << 10,
+        5 => 256 << 10,
+        6 => 1 << 20,
+        7 => 4 << 20,
+        _ => return Err(corrupt("invalid block maximum size")),
+    };
+    // Magic, FLG, BD, the optional content size, the header checksum.
+    let mut at = 4 + 2 + if content_size { 8 } else { 0 } + 1;
+    let mut out: Vec<u8> = Vec::new();
+    loop {
+        let Some(size) = frame.get(at..at + 4) else {
+            return Err(corrupt("ends before its end mark"));
+        };
+        let size = u32::from_le_bytes(size.try_into().expect("4 bytes"));
+        at += 4;
+        if size == 0 {
+            return Ok(Some(out)); // the end mark; a content checksum may follow
+        }
+        let stored = size & 0x8000_0000 != 0;
+        let length = (size & 0x7fff_ffff) as usize;
+        let Some(block) = frame.get(at..at.saturating_add(length)) else {
+            return Err(corrupt("a block runs past the frame"));
+        };
+        at += length + if block_checksums { 4 } else { 0 };
+        let room = if stored {
+            length
+        } else {
+            block_max.min(length.saturating_mul(LZ4_MAX_RATIO).saturating_add(16))
+        };
+        if out.len() + room > MAX_DECOMPRESSED_BATCH_BYTES {
+            return Err(format!(
+                "lz4 batch decompresses to more than {MAX_DECOMPRESSED_BATCH_BYTES} bytes"
+            ));
+        }
+        if stored {
+            out.extend_from_slice(block);
+            continue;
+        }
+        out.reserve(room);
+        let spare = out.spare_capacity_mut();
+        // SAFETY: LZ4_decompress_safe reads exactly `block.len()` bytes from `block` and writes
+        // at most `room` bytes to `spare`, which has at least that much capacity; it never
+        // reads or writes out of bounds whatever the input. On success it returns how many
+        // bytes it wrote, all initialized, so the length may grow by that much.
+        let written = unsafe {
+            lz4_sys::LZ4_decompress_safe(
+                block.as_ptr().cast(),
+                spare.as_mut_ptr().cast(),
+                i32::try_from(block.len()).map_err(|_| corrupt("block too large"))?,
+                i32::try_from(room).expect("at most 4 MiB"),
+            )
+        };
+        let written = usize::try_from(written).map_err(|_| corrupt("a corrupt block"))?;
+        // SAFETY: see above; `written <= room <= spare capacity`.
+        unsafe { out.set_len(out.len() + written) };
+    }
+}
+
+thread_local! {
+    /// One zstd decompression context per thread, reset for each batch.
+    static ZSTD_CONTEXT: RefCell<Option<ZstdDecoder<'static>>> = const { RefCell::new(None) };
+}
+
+/// A zstd batch decompressed with this thread's reused context.
+fn zstd(compressed: &[u8]) -> Result<Vec<u8>, String> {
+    let failed = |error: std::io::Error| format!("zstd: {error}");
+    ZSTD_CONTEXT.with(|context| {
+        let mut context = context.borrow_mut();
+        let decoder = match context.as_mut() {
+            Some(decoder) => {
+                decoder.reinit().map_err(failed)?;
+                decoder
+            }
+            None => context.insert(ZstdDecoder::new().map_err(failed)?),
+        };
+        let mut input = InBuffer::around(compressed);
+        // Kafka's batches hold text-like records; start at 4x and double, never beyond what
+        // the bound allows.
+        let mut out: Vec<u8> =
+            Vec::with_capacity(compressed.len().saturating_mul(4).clamp(1 << 12, 1 << 22));
+        loop {
+            if out.len() == out.capacity() {
+                if out.len() >= MAX_DECOMPRESSED_BATCH_BYTES {
+                    return Err(format!(
+                        "zstd batch decompresses to more than {MAX_DECOMPRESSED_BATCH_BYTES} bytes"
+                    ));
+                }
+                out.reserve(out.len().min(MAX_DECOMPRESSED_BATCH_BYTES - out.len()));
+            }
+            let position = out.len();
+            let hint = decoder
+                .run(&mut input, &mut OutBuffer::around_pos(&mut out, position))
+                .map_err(failed)?;
+            let wrote = out.len() > position;
+            if hint == 0 && input.pos() == compressed.len() {
+                return Ok(out); // the (last) frame is complete
+            }
+            if input.pos() == compressed.len() && !wrote && out.len() < out.capacity() {
+                return Err("zstd: the frame ends early".into());
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use lz4::{BlockMode, BlockSize, ContentChecksum};
+
+    use super::*;
+
+    /// Text-like bytes that compress, then random bytes that do not (lz4 stores such blocks
+    /// as they are).
+    fn sample() -> Vec<u8> {
+        let mut bytes: Vec<u8> = (0..400_000u32)
+            .flat_map(|i| format!("record {i} of many; ").into_bytes())
+            .take(500_000)
+            .collect();
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        bytes.extend((0..300_000).map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        }));
+        bytes
+    }
+
+    fn lz4_encode(data: &[u8], size: BlockSize, mode: BlockMode, checksums: bool) -> Vec<u8> {
+        let mut builder = lz4::EncoderBuilder::new();
+        builder.block_size(size).block_mode(mode);
+        if checksums {
+            builder
+                .checksum(ContentChecksum::ChecksumEnabled)
+                .block_checksum(lz4::liblz4::BlockChecksum::BlockChecksumEnabled)
+                .content_size(data.len() as u64);
+        } else {
+            builder.checksum(ContentChecksum::NoChecksum);
+        }
+        let mut encoder = builder.build(Vec::new()).unwrap();
+        encoder.write_all(data).unwrap();
+        let (frame, result) = encoder.finish();
+        result.unwrap();
+        frame
+    }
+
+    #[test]
+    fn lz4_frames_of_every_block_size_and_checksum_option() {
+        let data = sample();
+        for size in [
+            BlockSize::Max64KB,
+            BlockSize::Max256KB,
+            BlockSize::Max1MB,
+            BlockSize::Max4MB,
+        ] {
+            for checksums in [false, true] {
+                let frame = lz4_encode(&data, size.clone(), BlockMode::Independent, checksums);
+                let decoded = lz4_frame(&frame).unwrap().expect("independent blocks");
+                assert!(decoded == data, "{size:?}, checksums {checksums}");
+            }
+        }
+    }
+
+    #[test]
+    fn linked_lz4_blocks_go_to_the_streaming_decoder() {
+        let data = sample();
+        let frame = lz4_encode(&data, BlockSize::Max64KB, BlockMode::Linked, false);
+        assert_eq!(lz4_frame(&frame), Ok(None));
+        let decoded =
+            with_records(LZ4, Bytes::from(frame), |records| Ok(records.to_vec())).unwrap();
+        assert!(decoded == data);
+    }
+
+    #[test]
+    fn broken_lz4_frames_are_errors() {
+        let frame = lz4_encode(&sample(), BlockSize::Max64KB, BlockMode::Independent, false);
+        for cut in [3, 6, 11, 100, frame.len() - 4] {
+            assert!(lz4_frame(&frame[..cut]).is_err(), "cut at {cut}");
+        }
+        // A 4 MiB block size with one 5-byte block: room for 255 x 5 + 16 bytes, not 4 MiB,
+        // and a block that does not decode is an error.
+        let mut tiny = vec![0x04, 0x22, 0x4d, 0x18, 0b0110_0000, 0b0111_0000, 0];
+        tiny.extend(5u32.to_le_bytes());
+        tiny.extend([0xff; 5]);
+        tiny.extend(0u32.to_le_bytes());
+        assert_eq!(lz4_frame(&tiny), Err("lz4 frame: a corrupt block".into()));
+        // A stored block is copied as it is.
+        let mut stored = tiny[..7].to_vec();
+        stored.extend((3u32 | 0x8000_0000).to_le_bytes());
+        stored.extend(b"abc");
+        stored.extend(0u32.to_le_bytes());
+        assert_eq!(lz4_frame(&stored), Ok(Some(b"abc".to_vec())));
+    }
+
+    #[test]
+    fn zstd_batches_with_one_context_per_thread() {
+        let data = sample();
+        let mut two_frames = zstd::encode_all(&data[..], 3).unwrap();
+        two_frames.extend(zstd::encode_all(&b"and a second frame"[..], 1).unwrap());
+        for _ in 0..3 {
+            let mut expected = data.clone();
+            expected.extend(b"and a second frame");
+            assert!(zstd(&two_frames).unwrap() == expected);
+        }
+        let one = zstd::encode_all(&data[..], 3).unwrap();
+        assert!(zstd(&one[..one.len() - 10]).is_err());
+        // The context is reset after a failure: the next batch decodes.
+        assert!(zstd(&one).unwrap() == data);
+        assert!(zstd(b"not zstd at all").is_err());
     }
 }
