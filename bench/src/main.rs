@@ -8,8 +8,9 @@
 //!                        [--hold]   (keep the broker up afterwards, for profiling)
 //!        wasmkafka-bench decode   (decode + write on one thread, no network: see decode.rs)
 //!        wasmkafka-bench plugins  (Wasm against native assign and reset, plugin loading)
-//!        wasmkafka-bench group    (four `run --group` members: first record, rebalances,
-//!                                  commit latency)
+//!        wasmkafka-bench group [--rounds N]   (`run --group` members: first record,
+//!                                  rebalances while idle and while records flow, commit
+//!                                  latency while reading and while fetches long-poll)
 
 mod decode;
 mod group;
@@ -108,43 +109,34 @@ async fn run() -> Result<()> {
         println!("{}", decode::run()?);
         return Ok(());
     }
-    if std::env::args().nth(1).as_deref() == Some("plugins") {
-        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("bench/ is in the repository")
-            .to_path_buf();
-        let text = tokio::task::spawn_blocking(move || plugins::run(&repo)).await??;
-        println!("{text}");
-        return Ok(());
-    }
-    let group_mode = std::env::args().nth(1).as_deref() == Some("group");
-    let options = if group_mode {
-        Options {
-            rounds: 0,
-            workloads: Vec::new(),
-            peers: Vec::new(),
-            out: None,
-            hold: false,
-        }
-    } else {
-        options()?
-    };
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("bench/ is in the repository")
         .to_path_buf();
+    if std::env::args().nth(1).as_deref() == Some("plugins") {
+        let text = tokio::task::spawn_blocking({
+            let repo = repo.clone();
+            move || plugins::run(&repo)
+        })
+        .await??;
+        println!("{text}");
+        return Ok(());
+    }
+    if std::env::args().nth(1).as_deref() == Some("group") {
+        let rounds = group::rounds_option(std::env::args().skip(2))?;
+        let wasmkafka = peers::release_binary(&repo, "wasmkafka")?;
+        eprintln!("starting Apache Kafka");
+        let kafka = Kafka::start().await?;
+        println!("{}", group::run(&wasmkafka, &kafka, rounds).await?);
+        return Ok(());
+    }
+    let options = options()?;
     let out_dir = repo.join("target/bench");
     let tools = tokio::task::spawn_blocking({
         let (repo, out_dir) = (repo.clone(), out_dir.clone());
         move || Tools::prepare(&repo, &out_dir)
     })
     .await??;
-    if group_mode {
-        eprintln!("starting Apache Kafka");
-        let kafka = Kafka::start().await?;
-        println!("{}", group::run(&tools, &kafka).await?);
-        return Ok(());
-    }
     eprintln!("starting Apache Kafka");
     let kafka = Kafka::start().await?;
     let brokers = kafka.addr();

@@ -141,20 +141,7 @@ impl Tools {
     /// Finds the release binaries (built by `scripts/bench.sh`), builds the Go and Java peers
     /// into `out`, and makes the Python venv once.
     pub fn prepare(repo: &Path, out: &Path) -> Result<Tools> {
-        let release = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| repo.join("target"))
-            .join("release");
-        let built = |name: &str| -> Result<PathBuf> {
-            let path = release.join(name);
-            if !path.exists() {
-                bail!(
-                    "{} is missing: run scripts/bench.sh (it builds the release binaries)",
-                    path.display()
-                );
-            }
-            Ok(path)
-        };
+        let built = |name: &str| release_binary(repo, name);
         let peers_dir = repo.join("bench/peers");
         std::fs::create_dir_all(out)?;
 
@@ -190,6 +177,23 @@ impl Tools {
             peers_dir,
         })
     }
+}
+
+/// A release binary of the workspace: beside this harness's own binary (cargo builds all of
+/// them into one directory, whatever `CARGO_TARGET_DIR` says), else in `target/release`.
+pub fn release_binary(repo: &Path, name: &str) -> Result<PathBuf> {
+    let release = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| repo.join("target/release"));
+    let path = release.join(name);
+    if !path.exists() {
+        bail!(
+            "{} is missing: run scripts/bench.sh (it builds the release binaries)",
+            path.display()
+        );
+    }
+    Ok(path)
 }
 
 /// A venv with confluent-kafka and aiokafka, made once in the cache.

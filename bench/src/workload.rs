@@ -95,7 +95,7 @@ impl Workload {
 
 /// `len` printable bytes, different per record (a compressor finds the redundancy of text,
 /// not of a repeated byte): "P:N:" then pseudo-random lowercase letters.
-fn value(partition: i32, n: u64, len: usize) -> Bytes {
+pub fn value(partition: i32, n: u64, len: usize) -> Bytes {
     let mut value = format!("{partition}:{n}:").into_bytes();
     let mut state = (partition as u64) << 32 ^ n ^ 0x9e37_79b9_7f4a_7c15;
     while value.len() < len {
