@@ -182,3 +182,49 @@ impl Drop for JavaMember {
         kill(&mut self.child);
     }
 }
+
+/// Runs a Java source file of `tests/java/` on the Kafka classpath to its end and returns the
+/// JSON lines it printed; an error when it fails or outlives `timeout`.
+pub async fn run_source(file: &str, args: &[&str], timeout: Duration) -> Result<Vec<Value>> {
+    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("java")
+        .join(file);
+    let mut command = Command::new(java());
+    command
+        .arg(format!(
+            "-Dlog4j2.configurationFile={}",
+            kafka_files().join("tools-log4j2.properties").display()
+        ))
+        .arg("-cp")
+        .arg(format!("{}/*", kafka_lib()?.display()))
+        .arg(&source)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut child = spawn_tied(command).with_context(|| format!("cannot start {file}"))?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let lines = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .filter_map(|line| serde_json::from_str::<Value>(&line).ok())
+            .collect::<Vec<_>>()
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            kill(&mut child);
+            bail!("{file} did not finish within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let events = lines.join().expect("the reader thread");
+    if !status.success() {
+        bail!("{file} failed ({status}); it printed {events:?}");
+    }
+    Ok(events)
+}
