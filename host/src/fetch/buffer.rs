@@ -90,8 +90,7 @@ impl RecordBuffer {
         available: impl Fn(&TopicPartition) -> bool,
         mut handed_out: impl FnMut(&TopicPartition, i64),
     ) -> Vec<ConsumerRecord> {
-        let waiting: usize = self.chunks.iter().map(|c| c.records.len()).sum();
-        let mut out = Vec::with_capacity(waiting.min(max));
+        let mut out: Vec<ConsumerRecord> = Vec::new();
         let mut index = 0;
         while index < self.chunks.len() && out.len() < max {
             let chunk = &mut self.chunks[index];
@@ -102,25 +101,26 @@ impl RecordBuffer {
             if let Some(first) = chunk.records.front() {
                 handed_out(&chunk.tp, first.offset);
             }
-            if out.is_empty() && chunk.records.len() <= max {
-                // The whole chunk: hand its records over without moving them one by one.
-                if let Some(last) = chunk.records.back() {
-                    chunk.consumed = last.offset + 1;
-                }
+            let count = (max - out.len()).min(chunk.records.len());
+            if out.is_empty() && count == chunk.records.len() {
+                // The whole chunk: hand its records over without moving them.
                 out = Vec::from(std::mem::take(&mut chunk.records));
-                self.bytes -= chunk.bytes;
-                self.chunks.remove(index);
-                continue;
+            } else {
+                if out.is_empty() {
+                    let waiting: usize = self.chunks.iter().map(|c| c.records.len()).sum();
+                    out.reserve(waiting.min(max));
+                }
+                // Back-pressure needs the bytes only roughly: the taken share of the chunk's.
+                let chunk = &mut self.chunks[index];
+                let share = chunk.bytes.saturating_mul(count) / chunk.records.len();
+                chunk.bytes -= share;
+                self.bytes -= share;
+                out.extend(chunk.records.drain(..count));
             }
-            while out.len() < max {
-                let Some(record) = chunk.records.pop_front() else {
-                    break;
-                };
-                let size = record_bytes(&record);
-                chunk.bytes -= size;
-                self.bytes -= size;
-                chunk.consumed = record.offset + 1;
-                out.push(record);
+            let chunk = &mut self.chunks[index];
+            // The last `count` records out are this chunk's.
+            if let Some(last) = out.last().filter(|_| count > 0) {
+                chunk.consumed = last.offset + 1;
             }
             if chunk.records.is_empty() {
                 self.bytes -= chunk.bytes;
@@ -168,9 +168,12 @@ mod tests {
         let mut buffer = RecordBuffer::default();
         buffer.push(chunk(0, &[0, 1, 5], 8));
         buffer.push(chunk(1, &[3, 4], 5));
+        let full = buffer.bytes();
         let mut firsts = Vec::new();
         let taken = buffer.take(2, |_| true, |tp, o| firsts.push((tp.partition, o)));
         assert_eq!(firsts, [(0, 0)]);
+        // Two of the five records left: their share of the first chunk's bytes.
+        assert_eq!(buffer.bytes(), full - 2 * record_bytes(&taken[0]));
         assert_eq!(taken.iter().map(|r| r.offset).collect::<Vec<_>>(), [0, 1]);
         assert_eq!(
             buffer.consumed_position(&TopicPartition::new("t", 0)),
