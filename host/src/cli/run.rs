@@ -201,15 +201,17 @@ async fn consume(
             Err(GroupError::Consumer(error)) => return Err(error.into()),
             Err(error) => return Err(error.into()),
         };
+        let mut written = WrittenTally::default();
         for record in &records {
             if let Err(error) = writer.write(&mut out, record) {
                 return output_failed(error);
             }
+            written.add(record);
         }
         if let Err(error) = out.flush() {
             return output_failed(error);
         }
-        count_written(metrics, &records);
+        written.report(metrics);
         source.mark_processed();
         source.commit_in_background();
         printed += records.len() as u64;
@@ -221,28 +223,31 @@ async fn consume(
     Ok(Ended::Limit)
 }
 
-/// Counts written records per topic: one metrics update per run of records from the same
-/// topic (records come grouped by partition).
-fn count_written(metrics: &Metrics, records: &[ConsumerRecord]) {
-    let mut run: Option<(&Arc<str>, u64, u64)> = None;
-    for record in records {
+/// Records and payload bytes written, per run of records of one topic, counted while they
+/// are written (a second pass over a poll's records cost 2% of the CPU) and reported once
+/// they are flushed.
+#[derive(Default)]
+struct WrittenTally<'a> {
+    runs: Vec<(&'a Arc<str>, u64, u64)>,
+}
+
+impl<'a> WrittenTally<'a> {
+    fn add(&mut self, record: &'a ConsumerRecord) {
         let bytes = (record.key.as_ref().map_or(0, |k| k.len())
             + record.value.as_ref().map_or(0, |v| v.len())) as u64;
-        match &mut run {
+        match self.runs.last_mut() {
             Some((topic, count, total)) if Arc::ptr_eq(topic, &record.topic) => {
                 *count += 1;
                 *total += bytes;
             }
-            _ => {
-                if let Some((topic, count, total)) = run.take() {
-                    metrics.records_written(topic, count, total);
-                }
-                run = Some((&record.topic, 1, bytes));
-            }
+            _ => self.runs.push((&record.topic, 1, bytes)),
         }
     }
-    if let Some((topic, count, total)) = run {
-        metrics.records_written(topic, count, total);
+
+    fn report(self, metrics: &Metrics) {
+        for (topic, count, total) in self.runs {
+            metrics.records_written(topic, count, total);
+        }
     }
 }
 
