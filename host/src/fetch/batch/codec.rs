@@ -74,9 +74,14 @@ where
 }
 
 thread_local! {
-    /// Where this thread decompresses; it keeps the capacity of the largest batch so far.
+    /// Where this thread decompresses; it keeps its capacity for the next batch, up to
+    /// [`SCRATCH_KEPT_BYTES`].
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
+
+/// A scratch buffer larger than this (after a batch far above Kafka's default 1 MB
+/// `max.message.bytes`) is freed after use rather than kept by the thread.
+const SCRATCH_KEPT_BYTES: usize = 8 << 20;
 
 /// Runs `decompress` into this thread's (cleared) scratch buffer and copies what it wrote
 /// into an allocation of its own size.
@@ -86,8 +91,12 @@ fn with_scratch<R>(
     SCRATCH.with(|scratch| {
         let mut scratch = scratch.borrow_mut();
         scratch.clear();
-        let result = decompress(&mut scratch)?;
-        Ok((result, Bytes::copy_from_slice(&scratch)))
+        let result = decompress(&mut scratch);
+        let records = Bytes::copy_from_slice(&scratch);
+        if scratch.capacity() > SCRATCH_KEPT_BYTES {
+            *scratch = Vec::new();
+        }
+        Ok((result?, records))
     })
 }
 
@@ -320,6 +329,19 @@ mod tests {
         stored.extend(b"abc");
         stored.extend(0u32.to_le_bytes());
         assert_eq!(lz4(&stored), Ok(Some(b"abc".to_vec())));
+    }
+
+    #[test]
+    fn a_scratch_buffer_grown_by_a_huge_batch_is_not_kept() {
+        let kept = || SCRATCH.with(|scratch| scratch.borrow().capacity());
+        let small = zstd::encode_all(&sample()[..], 3).unwrap();
+        let (_, records) = with_scratch(|scratch| zstd(&small, scratch)).unwrap();
+        assert_eq!(records.len(), sample().len());
+        assert!(kept() >= records.len(), "kept for the next batch");
+        let huge = zstd::encode_all(&vec![b'a'; 20 << 20][..], 3).unwrap();
+        let (_, records) = with_scratch(|scratch| zstd(&huge, scratch)).unwrap();
+        assert_eq!(records.len(), 20 << 20);
+        assert_eq!(kept(), 0);
     }
 
     #[test]
