@@ -101,6 +101,11 @@ impl Histogram {
         self.count
     }
 
+    /// The observations' total, in seconds.
+    pub fn sum(&self) -> f64 {
+        self.sum
+    }
+
     /// The exact mean of the observations (from `_sum` and `_count`), in seconds.
     pub fn mean(&self) -> Option<f64> {
         (self.count > 0.0).then(|| self.sum / self.count)

@@ -10,7 +10,9 @@
 //!   and for the window from the joiner's start until [`AFTER_SETTLED`] after the group
 //!   settled again;
 //! - every record's copies: once the producer stops and the group wrote every record at
-//!   least once, records never written (lost) and extra copies (duplicates).
+//!   least once, records never written (lost) and extra copies (duplicates);
+//! - the joiner's own view: its rebalances and their total time (its `/metrics`), and its
+//!   first record from its start.
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -19,7 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use tokio::runtime::Handle;
 
-use super::exposition::{Exposition, REVOKED};
+use super::exposition::{Exposition, REBALANCE_SECONDS, REVOKED};
 use super::member::{rebalanced_since, scrape_all, settled, wait_until, Launcher, Output};
 use super::producer::{Pace, Producer};
 use super::{join_rebalance, Recorder, Setup, MEMBERS, SETTLE_LIMIT};
@@ -70,6 +72,8 @@ pub struct Tally {
     last_group: AtomicU64,
     last_partition: Vec<AtomicU64>,
     last_member: Vec<AtomicU64>,
+    /// When each member wrote its first record (same clock; 0 = not yet).
+    first_member: Vec<AtomicU64>,
     baseline: Longest,
     join: Longest,
 }
@@ -86,6 +90,7 @@ impl Tally {
             last_group: AtomicU64::new(0),
             last_partition: zeros(partitions as usize),
             last_member: zeros(members),
+            first_member: zeros(members),
             baseline: Longest::default(),
             join: Longest::default(),
         }
@@ -182,6 +187,8 @@ impl Output for Tally {
         let longest = self.longest();
         gap(&self.last_group, now, longest.map(|l| &l.group));
         gap(&self.last_member[member], now, longest.map(|l| &l.member));
+        let _ =
+            self.first_member[member].compare_exchange(0, now, Ordering::SeqCst, Ordering::SeqCst);
         if let Some((partition, n)) = record_id(line) {
             gap(
                 &self.last_partition[partition],
@@ -221,6 +228,7 @@ pub fn run(setup: &Setup, assignor: &str, round: usize, record: &mut Recorder) -
 
     let before = scrape_all(&members)?;
     tally.enter(Window::Join);
+    let joiner_started = tally.now();
     members.push(launcher.start(MEMBERS, tally.clone())?);
     wait_until(SETTLE_LIMIT, "the fifth member's join", || {
         rebalanced_since(&members, &before, PARTITIONS)
@@ -251,6 +259,22 @@ pub fn run(setup: &Setup, assignor: &str, round: usize, record: &mut Recorder) -
         .map(|(after, before)| after.value(REVOKED) - before.value(REVOKED))
         .sum();
     record.count("join while flowing: partitions revoked", revoked);
+    // The joiner's own view: its rebalances since it started (it joins once; a cooperative
+    // join may take it through two rounds), and its first record.
+    let joiner = after[MEMBERS].histogram(REBALANCE_SECONDS);
+    record.count(
+        "join while flowing: the joiner's rebalances",
+        joiner.count(),
+    );
+    record.ms(
+        "join while flowing: the joiner's time in rebalances, total",
+        joiner.sum(),
+    );
+    let first = tally.first_member[MEMBERS].load(Ordering::SeqCst);
+    record.ms(
+        "join while flowing: the joiner's first record, from its start",
+        (first != 0).then(|| first.saturating_sub(joiner_started) as f64 / 1e6),
+    );
     let micros = |longest: &AtomicU64| longest.load(Ordering::SeqCst) as f64 / 1e6;
     for (window, longest) in [("before", &tally.baseline), ("after", &tally.join)] {
         let at = format!("{window} the join");
