@@ -208,11 +208,7 @@ impl Connection {
         addr: &str,
         options: ConnectionOptions,
     ) -> Result<Connection, NetError> {
-        let connect_error = |reason: String| NetError::Connect {
-            broker,
-            addr: addr.to_string(),
-            reason,
-        };
+        let connect_error = |reason: String| NetError::connect(broker, addr, reason);
         let (read_half, write_half) =
             transport::open(broker, addr, &options.security, options.connect_timeout).await?;
         let sasl = options.security.sasl.clone();

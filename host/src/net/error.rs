@@ -115,6 +115,15 @@ impl From<FrameError> for CloseReason {
 }
 
 impl NetError {
+    /// A failed connect to `broker` at `addr`, for `reason`.
+    pub fn connect(broker: i32, addr: &str, reason: impl Into<String>) -> NetError {
+        NetError::Connect {
+            broker,
+            addr: addr.to_string(),
+            reason: reason.into(),
+        }
+    }
+
     /// True for failures that no retry heals (credentials, certificates): they go to the user
     /// instead of into a retry loop.
     pub fn is_fatal(&self) -> bool {

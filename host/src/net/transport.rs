@@ -21,11 +21,7 @@ pub async fn open(
     security: &Security,
     timeout: Duration,
 ) -> Result<(ReadHalf, WriteHalf), NetError> {
-    let connect_error = |reason: String| NetError::Connect {
-        broker,
-        addr: addr.to_string(),
-        reason,
-    };
+    let connect_error = |reason: String| NetError::connect(broker, addr, reason);
     let opened = tokio::time::timeout(timeout, async {
         let stream = TcpStream::connect(addr)
             .await
@@ -79,11 +75,7 @@ fn handshake_error(broker: i32, addr: &str, error: std::io::Error) -> NetError {
     } else {
         ""
     };
-    NetError::Connect {
-        broker,
-        addr: addr.to_string(),
-        reason: format!("TLS handshake: {error}{hint}"),
-    }
+    NetError::connect(broker, addr, format!("TLS handshake: {error}{hint}"))
 }
 
 /// A rustls error in words, with what to do about it.
