@@ -15,7 +15,9 @@ use wasmkafka::fetch::{Consumer, ConsumerRecord};
 use wasmkafka::net::NetError;
 use wasmkafka::policy::ResetPolicySpec;
 use wasmkafka::produce::OutgoingRecord;
-use wasmkafka_tests::kafka::secure::{SecureKafka, PASSWORD, SHARED_SESSION_LIFETIME_MS, USER};
+use wasmkafka_tests::kafka::secure::{
+    SecureKafka, PASSWORD, REVOCABLE_PASSWORD, REVOCABLE_USER, SHARED_SESSION_LIFETIME_MS, USER,
+};
 
 /// A client configured through Kafka's property names, as a user would write them.
 fn client(addr: &str, properties: &[(&str, &str)]) -> Client {
@@ -393,6 +395,99 @@ async fn an_ssl_listener_that_requires_a_client_certificate() {
         "{stderr}"
     );
     assert!(started.elapsed() < Duration::from_secs(30), "{stderr}");
+}
+
+/// Deletes `user`'s SCRAM-SHA-512 credential (AlterUserScramCredentials, as `alice`).
+async fn delete_scram_credential(broker: &SecureKafka, user: &str) {
+    use kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialDeletion;
+    use kafka_protocol::messages::AlterUserScramCredentialsRequest;
+    use kafka_protocol::protocol::StrBytes;
+    use wasmkafka::net::Purpose;
+    let admin = client(
+        &broker.sasl_plaintext,
+        &refs(&sasl("SCRAM-SHA-512", "SASL_PLAINTEXT", PASSWORD)),
+    );
+    let metadata = admin.refresh_metadata().await.unwrap();
+    let node = *metadata.brokers.keys().next().expect("one broker");
+    let request = AlterUserScramCredentialsRequest::default().with_deletions(vec![
+        ScramCredentialDeletion::default()
+            .with_name(StrBytes::from_string(user.to_string()))
+            .with_mechanism(2), // SCRAM-SHA-512
+    ]);
+    let response = admin.send(node, Purpose::Default, &request).await.unwrap();
+    assert!(
+        response.results.iter().all(|r| r.error_code == 0),
+        "{response:?}"
+    );
+    admin.close();
+}
+
+/// A credential revoked while `run` reads: the broker refuses the next session renewal (3 s
+/// sessions), which no retry heals, so the run stops with the broker's reason instead of
+/// retrying for ever. What it printed before stays printed.
+#[tokio::test]
+async fn a_credential_revoked_mid_run_stops_the_run_with_the_reason() {
+    use std::io::{BufRead, BufReader};
+    let broker = SecureKafka::shared();
+    broker
+        .kafka
+        .create_topic("secure-revoked", 1, &[])
+        .await
+        .unwrap();
+    produce(broker, "secure-revoked", 0..3).await;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmkafka"))
+        .args([
+            "run",
+            "--brokers",
+            &broker.sasl_plaintext,
+            "--topic",
+            "secure-revoked",
+        ])
+        .args(["--from", "earliest", "--format", "raw", "--no-progress"])
+        .args(["-X", "security.protocol=SASL_PLAINTEXT"])
+        .args(["-X", "sasl.mechanism=SCRAM-SHA-512"])
+        .args(["-X", &format!("sasl.username={REVOCABLE_USER}")])
+        .args(["-X", &format!("sasl.password={REVOCABLE_PASSWORD}")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut printed = Vec::new();
+    for _ in 0..3 {
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        printed.push(line);
+    }
+    assert_eq!(printed, ["v0\n", "v1\n", "v2\n"]);
+    delete_scram_credential(broker, REVOCABLE_USER).await;
+    let revoked = Instant::now();
+    let deadline = revoked + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("run still going 30 s after its credential was deleted");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "SASL SCRAM-SHA-512 authentication as `{REVOCABLE_USER}` failed"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(REVOCABLE_PASSWORD), "{stderr}");
+    assert!(output.stdout.is_empty(), "nothing more to print");
+    println!(
+        "stopped {:?} after the credential was deleted",
+        revoked.elapsed()
+    );
 }
 
 fn wasmkafka(args: &[&str]) -> Output {

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use crate::client::Client;
+use crate::client::{Client, ClientError};
 use crate::policy::ResetPolicy;
 
 use super::batch::ConsumerRecord;
@@ -311,7 +311,8 @@ impl Consumer {
 
     /// Waits up to `timeout` for records and returns at most `max_records` (an empty vector
     /// when none arrived). A partition error is returned once, before further records; the
-    /// failed partition stops, the others go on.
+    /// failed partition stops, the others go on. A connect failure no retry heals (see
+    /// [`crate::net::Pool::fatal_error`]) is returned by every poll from then on.
     ///
     /// Calling `poll` says the application is done with the records earlier polls returned
     /// (see [`super::delivery`]). Cancel-safe: a dropped poll takes no records.
@@ -331,6 +332,9 @@ impl Consumer {
                 let mut state = self.shared.lock();
                 if state.closed {
                     return Err(ConsumerError::Closed);
+                }
+                if let Some(error) = self.client.pool().fatal_error() {
+                    return Err(ClientError::Net(error).into());
                 }
                 if let Some(error) = state.errors.pop_front() {
                     return Err(error.into());

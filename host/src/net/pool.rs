@@ -114,6 +114,8 @@ struct PoolInner {
     connect_attempts: AtomicU64,
     connects: AtomicU64,
     reaped: AtomicU64,
+    /// The first connect failure that no retry heals (credentials, certificates).
+    fatal: Mutex<Option<NetError>>,
 }
 
 impl PoolInner {
@@ -141,9 +143,21 @@ impl Pool {
             connect_attempts: AtomicU64::new(0),
             connects: AtomicU64::new(0),
             reaped: AtomicU64::new(0),
+            fatal: Mutex::default(),
         });
         tokio::spawn(reap_idle(Arc::downgrade(&inner)));
         Pool { inner }
+    }
+
+    /// The first connect failure that no retry heals (a refused password after a session
+    /// renewal, a certificate no longer trusted), once one happened: the consumer's polls
+    /// return it, so the application stops with the reason instead of retrying for ever.
+    pub fn fatal_error(&self) -> Option<NetError> {
+        self.inner
+            .fatal
+            .lock()
+            .expect("fatal slot poisoned")
+            .clone()
     }
 
     pub fn options(&self) -> &PoolOptions {
@@ -257,6 +271,10 @@ impl Pool {
                 tracing::debug!(broker = key.broker, purpose = ?key.purpose, %error, retry_in = ?delay, "connect failed");
                 state.not_before = Some(Instant::now() + delay);
                 state.last_failure = Some((Instant::now(), error.clone()));
+                if error.is_fatal() {
+                    let mut fatal = self.inner.fatal.lock().expect("fatal slot poisoned");
+                    fatal.get_or_insert_with(|| error.clone());
+                }
                 Err(error)
             }
         }

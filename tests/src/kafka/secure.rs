@@ -21,6 +21,10 @@ use super::{free_port, start_shared, Kafka, KafkaOptions};
 
 pub const USER: &str = "alice";
 pub const PASSWORD: &str = "alice-secret";
+/// A second SCRAM user, for a test that deletes its credentials (the other tests use
+/// [`USER`] concurrently).
+pub const REVOCABLE_USER: &str = "bob";
+pub const REVOCABLE_PASSWORD: &str = "bob-secret";
 /// `connections.max.reauth.ms` of [`SecureKafka::shared`].
 pub const SHARED_SESSION_LIFETIME_MS: u64 = 3_000;
 
@@ -117,10 +121,14 @@ impl SecureKafka {
         let format_args = ["SCRAM-SHA-256", "SCRAM-SHA-512"]
             .iter()
             .flat_map(|mechanism| {
-                [
-                    "--add-scram".to_string(),
-                    format!("{mechanism}=[name={USER},password={PASSWORD}]"),
-                ]
+                [(USER, PASSWORD), (REVOCABLE_USER, REVOCABLE_PASSWORD)]
+                    .into_iter()
+                    .flat_map(move |(user, password)| {
+                        [
+                            "--add-scram".to_string(),
+                            format!("{mechanism}=[name={user},password={password}]"),
+                        ]
+                    })
             })
             .collect();
         let kafka = Kafka::start_with(KafkaOptions {
