@@ -452,14 +452,27 @@ async fn a_credential_revoked_mid_run_stops_the_run_with_the_reason() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    // Lines arrive on a thread, so waiting for them is bounded.
+    let (lines, arrived) = std::sync::mpsc::channel();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let reader = std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
     let mut printed = Vec::new();
     for _ in 0..3 {
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        printed.push(line);
+        match arrived.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => printed.push(line),
+            Err(error) => {
+                let _ = child.kill();
+                panic!("after {printed:?}: {error}");
+            }
+        }
     }
-    assert_eq!(printed, ["v0\n", "v1\n", "v2\n"]);
+    assert_eq!(printed, ["v0", "v1", "v2"]);
     delete_scram_credential(broker, REVOCABLE_USER).await;
     let revoked = Instant::now();
     let deadline = revoked + Duration::from_secs(30);
@@ -474,6 +487,8 @@ async fn a_credential_revoked_mid_run_stops_the_run_with_the_reason() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let output = child.wait_with_output().unwrap();
+    reader.join().unwrap();
+    let more: Vec<String> = arrived.try_iter().collect();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(
@@ -483,7 +498,7 @@ async fn a_credential_revoked_mid_run_stops_the_run_with_the_reason() {
         "{stderr}"
     );
     assert!(!stderr.contains(REVOCABLE_PASSWORD), "{stderr}");
-    assert!(output.stdout.is_empty(), "nothing more to print");
+    assert!(more.is_empty(), "nothing more to print: {more:?}");
     println!(
         "stopped {:?} after the credential was deleted",
         revoked.elapsed()
