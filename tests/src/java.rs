@@ -45,20 +45,31 @@ fn partitions(value: &Value) -> Vec<i32> {
         .unwrap_or_default()
 }
 
+/// `java` running `tests/java/FILE` with the source launcher, on the Kafka classpath and with
+/// the tools' log configuration.
+fn source_command(file: &str) -> Result<Command> {
+    let mut command = Command::new(java());
+    command
+        .arg(format!(
+            "-Dlog4j2.configurationFile={}",
+            kafka_files().join("tools-log4j2.properties").display()
+        ))
+        .arg("-cp")
+        .arg(format!("{}/*", kafka_lib()?.display()))
+        .arg(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("java")
+                .join(file),
+        );
+    Ok(command)
+}
+
 impl JavaMember {
     /// Starts a member of `group` subscribed to `topic` with Java's `range` or
     /// `cooperative-sticky` assignor.
     pub fn start(bootstrap: &str, group: &str, topic: &str, assignor: &str) -> Result<JavaMember> {
-        let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("java/GroupMember.java");
-        let mut command = Command::new(java());
+        let mut command = source_command("GroupMember.java")?;
         command
-            .arg(format!(
-                "-Dlog4j2.configurationFile={}",
-                kafka_files().join("tools-log4j2.properties").display()
-            ))
-            .arg("-cp")
-            .arg(format!("{}/*", kafka_lib()?.display()))
-            .arg(source)
             .args([bootstrap, group, topic, assignor])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -186,18 +197,8 @@ impl Drop for JavaMember {
 /// Runs a Java source file of `tests/java/` on the Kafka classpath to its end and returns the
 /// JSON lines it printed; an error when it fails or outlives `timeout`.
 pub async fn run_source(file: &str, args: &[&str], timeout: Duration) -> Result<Vec<Value>> {
-    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("java")
-        .join(file);
-    let mut command = Command::new(java());
+    let mut command = source_command(file)?;
     command
-        .arg(format!(
-            "-Dlog4j2.configurationFile={}",
-            kafka_files().join("tools-log4j2.properties").display()
-        ))
-        .arg("-cp")
-        .arg(format!("{}/*", kafka_lib()?.display()))
-        .arg(&source)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -129,12 +129,13 @@ pub fn decode_records(
     let mut position = position;
     while data.len() >= LOG_OVERHEAD {
         let base_offset = i64::from_be_bytes(data[0..8].try_into().expect("8 bytes"));
+        let corrupt = |reason: String| BatchError::Corrupt {
+            offset: base_offset,
+            reason,
+        };
         let batch_length = i32::from_be_bytes(data[8..12].try_into().expect("4 bytes"));
         if batch_length < 0 {
-            return Err(BatchError::Corrupt {
-                offset: base_offset,
-                reason: format!("negative batch length {batch_length}"),
-            });
+            return Err(corrupt(format!("negative batch length {batch_length}")));
         }
         let total = LOG_OVERHEAD + batch_length as usize;
         if data.len() < total {
@@ -142,10 +143,7 @@ pub fn decode_records(
         }
         let batch = data.split_to(total);
         if batch.len() <= MAGIC_OFFSET {
-            return Err(BatchError::Corrupt {
-                offset: base_offset,
-                reason: "batch too short for a header".into(),
-            });
+            return Err(corrupt("batch too short for a header".into()));
         }
         let magic = batch[MAGIC_OFFSET] as i8;
         if magic != 2 {
@@ -155,22 +153,16 @@ pub fn decode_records(
             });
         }
         if batch.len() < BATCH_HEADER_BYTES {
-            return Err(BatchError::Corrupt {
-                offset: base_offset,
-                reason: "batch too short for a v2 header".into(),
-            });
+            return Err(corrupt("batch too short for a v2 header".into()));
         }
         let header = read_header(&batch, base_offset);
         // Offsets far beyond any real log (or a negative delta) are garbage; refusing them
         // here also keeps every offset sum below from overflowing.
         if !(0..=MAX_OFFSET).contains(&base_offset) || header.last_offset_delta < 0 {
-            return Err(BatchError::Corrupt {
-                offset: base_offset,
-                reason: format!(
-                    "impossible offsets: base {base_offset}, last offset delta {}",
-                    header.last_offset_delta
-                ),
-            });
+            return Err(corrupt(format!(
+                "impossible offsets: base {base_offset}, last offset delta {}",
+                header.last_offset_delta
+            )));
         }
         let batch_end = header.next_offset();
         // The hook sees every batch, control batches included (they end aborted transactions).
@@ -186,10 +178,6 @@ pub fn decode_records(
                 .try_into()
                 .expect("4 bytes"),
         );
-        let corrupt = |reason: String| BatchError::Corrupt {
-            offset: base_offset,
-            reason,
-        };
         let record_count =
             usize::try_from(count).map_err(|_| corrupt(format!("record count {count}")))?;
         let stored_crc = u32::from_be_bytes(

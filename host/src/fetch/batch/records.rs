@@ -74,11 +74,10 @@ impl Reader<'_> {
             .filter(|end| *end <= self.data.len())
             .ok_or_else(|| format!("record of {length} bytes runs past its batch"))?;
         // Fields are read within the record's own bytes.
-        let mut record = Reader {
+        let mut within = Reader {
             data: self.data,
             at: self.at,
         };
-        let within = &mut record;
         let _attributes = within.byte(end)?;
         let timestamp_delta = within.varlong(end, "timestamp delta")?;
         let offset_delta = within.varint_within(end, "offset delta")?;
