@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use indexmap::IndexMap;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{
@@ -93,6 +93,8 @@ struct LogState {
     last_session_id: i32,
     /// Errors to answer once for the next fetch of a partition.
     forced_errors: HashMap<(String, i32), i16>,
+    /// Per partition, an offset whose batch every fetch answer damages, and how.
+    damage: HashMap<(String, i32), (i64, Damage)>,
     /// (topic, partition, wire timestamp) of every ListOffsets entry received.
     list_offsets_seen: Vec<(String, i32, i64)>,
     /// Per partition, the (current leader epoch, last fetched epoch) of the last fetch that
@@ -213,6 +215,16 @@ impl ScriptedLog {
     /// How many records one fetch answer carries per partition at most.
     pub fn set_records_per_fetch(&self, count: usize) {
         self.state.lock().unwrap().records_per_fetch = count;
+    }
+
+    /// Damages every fetch answer of a partition that reaches `offset`: the records before it
+    /// come in one good batch, the rest in a batch damaged as `damage` says.
+    pub fn damage_from(&self, topic: &str, partition: i32, offset: i64, damage: Damage) {
+        self.state
+            .lock()
+            .unwrap()
+            .damage
+            .insert((topic.to_string(), partition), (offset, damage));
     }
 
     /// Answers the next fetch of a partition with this error code, once.
@@ -494,7 +506,27 @@ impl ScriptedLog {
         } else {
             base
         };
-        let encoded = encode_records(&records, Compression::None).expect("encoding a record batch");
+        let damage = state
+            .damage
+            .get(&key)
+            .filter(|(from, _)| records.iter().any(|r| r.offset == *from));
+        let encoded = match damage {
+            None => encode_records(&records, Compression::None).expect("encoding a record batch"),
+            Some((from, damage)) => {
+                let (good, bad) = records.split_at(
+                    records
+                        .iter()
+                        .position(|r| r.offset == *from)
+                        .expect("checked"),
+                );
+                let mut encoded =
+                    BytesMut::from(&encode_records(good, Compression::None).expect("encoding")[..]);
+                encoded.extend_from_slice(
+                    &damage.apply(encode_records(bad, Compression::None).expect("encoding")),
+                );
+                encoded.freeze()
+            }
+        };
         base.with_records(Some(encoded))
     }
 
@@ -585,5 +617,41 @@ fn epoch_error(log: &PartitionLog, current_leader_epoch: i32) -> Option<Response
         e if e < log.leader_epoch => Some(ResponseError::FencedLeaderEpoch),
         e if e > log.leader_epoch => Some(ResponseError::UnknownLeaderEpoch),
         _ => None,
+    }
+}
+
+/// How [`ScriptedLog::damage_from`] damages a record batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Damage {
+    /// The last byte changes and the CRC no longer matches.
+    Checksum,
+    /// The first record's key claims 63 bytes its record does not have, under a correct CRC
+    /// (what a faulty producer could write).
+    RecordField,
+}
+
+/// Where a v2 batch's records start, and the first record's key length in them: the record
+/// length, attributes, timestamp delta and offset delta take a byte each for small records.
+const RECORDS_AT: usize = 61;
+const FIRST_KEY_LENGTH_AT: usize = RECORDS_AT + 4;
+const CRC_AT: usize = 17;
+const ATTRIBUTES_AT: usize = 21;
+
+impl Damage {
+    fn apply(self, batch: Bytes) -> Bytes {
+        let mut batch = BytesMut::from(&batch[..]);
+        match self {
+            Damage::Checksum => {
+                let last = batch.len() - 1;
+                batch[last] ^= 0xff;
+            }
+            Damage::RecordField => {
+                assert_eq!(batch[FIRST_KEY_LENGTH_AT], 1, "a null key (zigzag -1)");
+                batch[FIRST_KEY_LENGTH_AT] = 0x7e;
+                let crc = crc32c::crc32c(&batch[ATTRIBUTES_AT..]);
+                batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+            }
+        }
+        batch.freeze()
     }
 }

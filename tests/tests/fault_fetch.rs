@@ -11,15 +11,15 @@ use kafka_protocol::messages::{ApiKey, FetchRequest};
 use kafka_protocol::protocol::Decodable;
 use wasmkafka::client::Client;
 use wasmkafka::fetch::{
-    CommittedOffset, Consumer, ConsumerError, ConsumerRecord, FetchOptions, IsolationLevel,
-    PartitionError, PartitionState, StartAt, TopicPartition,
+    BatchError, CommittedOffset, Consumer, ConsumerError, ConsumerRecord, FetchOptions,
+    IsolationLevel, PartitionError, PartitionState, StartAt, TopicPartition,
 };
 use wasmkafka::net::{ConnectionOptions, PoolOptions};
 use wasmkafka::policy::{
     PolicyError, ResetContext, ResetDecision, ResetPolicy, ResetPolicySpec, ResetReason,
 };
 use wasmkafka_tests::fault_broker::{Fault, FaultCluster};
-use wasmkafka_tests::fault_log::ScriptedLog;
+use wasmkafka_tests::fault_log::{Damage, ScriptedLog};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -310,6 +310,61 @@ async fn out_of_range_with_none_stops_that_partition_only() {
         r.iter().any(|r| r.offset == 119)
     })
     .await;
+}
+
+/// Damaged record data from the broker: the records before the damage reach the application,
+/// then an error naming the partition, the batch and what is wrong; that partition stops at the
+/// damage (nothing after it is skipped), the other goes on, and a seek past the damage resumes.
+#[tokio::test]
+async fn damaged_batches_stop_their_partition_after_the_records_before_them() {
+    for damage in [Damage::RecordField, Damage::Checksum] {
+        let h = harness(1, &[1, 1], ResetPolicySpec::Earliest).await;
+        h.log.append("t", 0, 10, |o| o);
+        h.log.append("t", 1, 10, |o| o);
+        h.log.damage_from("t", 0, 5, damage);
+        h.consumer
+            .assign([(tp(0), StartAt::Offset(0)), (tp(1), StartAt::Offset(0))]);
+        let mut records = Vec::new();
+        let deadline = Instant::now() + WAIT;
+        let error = loop {
+            assert!(Instant::now() < deadline, "no partition error ({damage:?})");
+            match h.consumer.poll(1000, Duration::from_millis(100)).await {
+                Ok(batch) => records.extend(batch),
+                Err(ConsumerError::Partition(error)) => break error,
+                Err(other) => panic!("unexpected error {other}"),
+            }
+        };
+        assert_eq!(offsets(&records, 0), [0, 1, 2, 3, 4], "{damage:?}");
+        let PartitionError::Corrupt {
+            ref partition,
+            error: BatchError::Corrupt { offset, ref reason },
+        } = error
+        else {
+            panic!("expected Corrupt, got {error:?}");
+        };
+        assert_eq!((partition, offset), (&tp(0), 5));
+        let expected = match damage {
+            Damage::RecordField => "key of 63 bytes runs past its record",
+            Damage::Checksum => "CRC mismatch",
+        };
+        assert!(reason.starts_with(expected), "{damage:?}: {reason}");
+        let message = error.to_string();
+        assert!(
+            message.starts_with("t/0: cannot decode records: corrupt record batch at offset 5")
+                && message.contains("seeked past the bad batch"),
+            "{message}"
+        );
+        assert_eq!(h.consumer.assignment()[&tp(0)], PartitionState::Failed);
+
+        collect_until(&h.consumer, &mut records, |r| offsets(r, 1).len() == 10).await;
+        assert!(h.consumer.seek(&tp(0), 6));
+        collect_until(&h.consumer, &mut records, |r| offsets(r, 0).ends_with(&[9])).await;
+        assert_eq!(
+            offsets(&records, 0),
+            [0, 1, 2, 3, 4, 6, 7, 8, 9],
+            "{damage:?}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -180,7 +180,7 @@ async fn the_buffer_stays_within_max_buffered_bytes() {
     let broker = Kafka::shared();
     broker.create_topic("bounded", 8, &[]).await.unwrap();
     produce_all(broker, "bounded", 8, 5_000).await;
-    // 40 000 records of about 230 decoded bytes: over 9 MB if nothing held fetching back.
+    // 40 000 records of about 100 bytes as fetched: about 4 MB if nothing held fetching back.
     let cap = 256 * 1024;
     let consumer = Consumer::new(
         broker.client(),
@@ -197,9 +197,8 @@ async fn the_buffer_stays_within_max_buffered_bytes() {
     let records = consume(&consumer, 40_000, 500, Duration::from_millis(2)).await;
     let peak = consumer.stats().buffer_bytes_peak;
     println!("buffer peak {peak} bytes with a {cap}-byte cap");
-    // A fetch asks for what is left of the budget (scaled by how much records grow when
-    // decoded); Kafka may still send a whole first batch of 500 records (about 115 kB
-    // decoded) beyond it.
+    // A fetch asks for what is left of the budget; Kafka may still send a whole first batch
+    // of 500 records (about 50 kB) beyond it.
     let one_batch = 160 * 1024;
     assert!(
         peak <= cap + one_batch,

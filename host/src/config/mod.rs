@@ -34,7 +34,7 @@
 //! fetch_max_bytes = 4194304    # one Fetch answer, at most (Kafka's clients: 50 MiB; smaller
 //!                                # answers measured faster and leaner, see BENCHMARKS.md)
 //! max_partition_fetch_bytes = 1048576
-//! max_buffered_bytes = 67108864   # decoded records held for the application, at most
+//! max_buffered_bytes = 67108864   # fetched batches held for the application, at most
 //!                                 # (plus one answer per broker in flight)
 //! retry_backoff_ms = 100     # failed fetches, ListOffsets and metadata refreshes back off
 //! retry_backoff_max_ms = 1000

@@ -1,13 +1,14 @@
-//! Records that were fetched but not yet handed to the user.
+//! Fetched records waiting for the user.
 //!
 //! Invariant (back-pressure): a partition has at most one chunk here, and a partition with a
 //! chunk is not fetched again until the user has taken all of it. Memory is therefore bounded
 //! by one fetch answer per partition (and per request by `fetch_max_bytes`), however slowly
-//! the user reads.
+//! the user reads. A chunk keeps its batches' bytes; records are decoded as they are taken
+//! (see [`PendingRecords`]), so at most one poll's worth of them exists.
 
 use std::collections::VecDeque;
 
-use super::batch::ConsumerRecord;
+use super::batch::{BatchError, ConsumerRecord, PendingRecords};
 use super::TopicPartition;
 
 /// One partition's fetched records.
@@ -15,12 +16,11 @@ use super::TopicPartition;
 pub struct Chunk {
     pub tp: TopicPartition,
     pub epoch: u64,
-    pub records: VecDeque<ConsumerRecord>,
+    pub records: PendingRecords,
     /// The next offset to hand out: after the last record taken, or the fetch offset.
     pub consumed: i64,
     /// Where the partition's fetch continues (the batch-header next offset).
     pub next_offset: i64,
-    pub bytes: usize,
 }
 
 /// The buffer: chunks in arrival order, at most one per partition.
@@ -30,23 +30,22 @@ pub struct RecordBuffer {
     bytes: usize,
 }
 
-/// The approximate memory a record holds.
-pub fn record_bytes(record: &ConsumerRecord) -> usize {
-    let payload = record.key.as_ref().map_or(0, |k| k.len())
-        + record.value.as_ref().map_or(0, |v| v.len())
-        + record
-            .headers
-            .iter()
-            .map(|(k, v)| k.len() + v.as_ref().map_or(0, |v| v.len()))
-            .sum::<usize>();
-    payload + std::mem::size_of::<ConsumerRecord>()
+/// What a take found beside the records; the caller applies it to the partitions under the
+/// same lock.
+#[derive(Debug, Default)]
+pub struct TakeOutcome {
+    /// Drained partitions whose records ran past their batch headers' end (`from`, where the
+    /// fetch was to go on): fetching must go on at `to`, after the last record.
+    pub ran_past_header: Vec<(TopicPartition, u64, i64, i64)>,
+    /// Partitions whose records could not be decoded; their chunks are gone.
+    pub corrupt: Vec<(TopicPartition, u64, BatchError)>,
 }
 
 impl RecordBuffer {
     /// Adds a chunk; the caller guarantees the partition has none (see the module invariant).
     pub fn push(&mut self, chunk: Chunk) {
         debug_assert!(!self.contains(&chunk.tp), "one chunk per partition");
-        self.bytes += chunk.bytes;
+        self.bytes += chunk.records.bytes();
         self.chunks.push_back(chunk);
     }
 
@@ -59,7 +58,7 @@ impl RecordBuffer {
         let bytes = &mut self.bytes;
         self.chunks.retain(|c| {
             if &c.tp == tp {
-                *bytes -= c.bytes;
+                *bytes -= c.records.bytes();
                 false
             } else {
                 true
@@ -72,6 +71,7 @@ impl RecordBuffer {
         self.chunks.iter().find(|c| &c.tp == tp).map(|c| c.consumed)
     }
 
+    /// The bytes the waiting batches keep alive.
     pub fn bytes(&self) -> usize {
         self.bytes
     }
@@ -83,12 +83,13 @@ impl RecordBuffer {
     /// Takes up to `max` records from the oldest chunks whose partition `available` allows
     /// (paused partitions keep theirs), telling `handed_out` each partition and the offset of
     /// its first record taken. Drained chunks leave the buffer; their partitions can be
-    /// fetched again.
+    /// fetched again. What else the take found goes into `outcome`.
     pub fn take(
         &mut self,
         max: usize,
         available: impl Fn(&TopicPartition) -> bool,
         mut handed_out: impl FnMut(&TopicPartition, i64),
+        outcome: &mut TakeOutcome,
     ) -> Vec<ConsumerRecord> {
         let mut out: Vec<ConsumerRecord> = Vec::new();
         let mut index = 0;
@@ -98,35 +99,43 @@ impl RecordBuffer {
                 index += 1;
                 continue;
             }
-            if let Some(first) = chunk.records.front() {
-                handed_out(&chunk.tp, first.offset);
-            }
-            let count = (max - out.len()).min(chunk.records.len());
-            if out.is_empty() && count == chunk.records.len() {
-                // The whole chunk: hand its records over without moving them.
-                out = Vec::from(std::mem::take(&mut chunk.records));
-            } else {
-                if out.is_empty() {
-                    let waiting: usize = self.chunks.iter().map(|c| c.records.len()).sum();
-                    out.reserve(waiting.min(max));
-                }
-                // Back-pressure needs the bytes only roughly: the taken share of the chunk's.
-                let chunk = &mut self.chunks[index];
-                let share = chunk.bytes.saturating_mul(count) / chunk.records.len();
-                chunk.bytes -= share;
-                self.bytes -= share;
-                out.extend(chunk.records.drain(..count));
+            if out.capacity() == 0 {
+                let waiting: usize = self.chunks.iter().map(|c| c.records.records_hint()).sum();
+                out.reserve(waiting.min(max));
             }
             let chunk = &mut self.chunks[index];
-            // The last `count` records out are this chunk's.
-            if let Some(last) = out.last().filter(|_| count > 0) {
-                chunk.consumed = last.offset + 1;
+            let first = out.len();
+            let bytes_before = chunk.records.bytes();
+            let decoded = chunk.records.decode_into(max, &mut out);
+            self.bytes -= bytes_before - chunk.records.bytes();
+            if let Some(record) = out.get(first) {
+                handed_out(&chunk.tp, record.offset);
+                chunk.consumed = out.last().expect("one at least").offset + 1;
             }
-            if chunk.records.is_empty() {
-                self.bytes -= chunk.bytes;
-                self.chunks.remove(index);
-            } else {
+            let corrupt = decoded.err();
+            if corrupt.is_none() && !chunk.records.is_empty() {
                 index += 1;
+                continue;
+            }
+            let chunk = self.chunks.remove(index).expect("the chunk at index");
+            let decoded_end = chunk.records.decoded_end();
+            match corrupt {
+                Some(error) => outcome.corrupt.push((chunk.tp, chunk.epoch, error)),
+                None if decoded_end > chunk.next_offset => {
+                    tracing::debug!(
+                        partition = %chunk.tp,
+                        next_offset = chunk.next_offset,
+                        decoded_end,
+                        "batch header ends before its last record; fetching goes on after the record"
+                    );
+                    outcome.ran_past_header.push((
+                        chunk.tp,
+                        chunk.epoch,
+                        chunk.next_offset,
+                        decoded_end,
+                    ));
+                }
+                None => {}
             }
         }
         out
@@ -135,51 +144,71 @@ impl RecordBuffer {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use bytes::BytesMut;
+    use kafka_protocol::records::Compression;
+
     use super::*;
-    use bytes::Bytes;
+    use crate::fetch::batch::read_batches;
+    use crate::fetch::batch::testing::{batch, patch, rewrite};
 
-    fn record(p: i32, offset: i64) -> ConsumerRecord {
-        ConsumerRecord {
-            topic: "t".into(),
-            partition: p,
-            offset,
-            timestamp: 0,
-            key: None,
-            value: Some(Bytes::from_static(b"0123456789")),
-            headers: Vec::new(),
-            leader_epoch: 0,
-        }
-    }
-
-    fn chunk(p: i32, offsets: &[i64], next_offset: i64) -> Chunk {
-        let records: VecDeque<_> = offsets.iter().map(|o| record(p, *o)).collect();
+    /// A chunk of partition `p` from `batches` of offsets, fetched at the first offset.
+    fn chunk_of(p: i32, data: BytesMut, position: i64) -> Chunk {
+        let records = read_batches(&Arc::from("t"), p, position, data.freeze(), |_| false).unwrap();
         Chunk {
             tp: TopicPartition::new("t", p),
             epoch: 1,
-            bytes: records.iter().map(record_bytes).sum(),
-            consumed: offsets[0],
+            consumed: position,
+            next_offset: records.next_offset().unwrap(),
             records,
-            next_offset,
         }
+    }
+
+    fn chunk(p: i32, batches: &[&[i64]]) -> Chunk {
+        let mut data = BytesMut::new();
+        for offsets in batches {
+            data.extend_from_slice(&batch(offsets, Compression::None));
+        }
+        chunk_of(p, data, batches[0][0])
+    }
+
+    fn take(buffer: &mut RecordBuffer, max: usize) -> (Vec<(i32, i64)>, TakeOutcome) {
+        let mut outcome = TakeOutcome::default();
+        let taken = buffer.take(max, |_| true, |_, _| {}, &mut outcome);
+        let taken = taken.iter().map(|r| (r.partition, r.offset)).collect();
+        (taken, outcome)
     }
 
     #[test]
     fn takes_in_arrival_order_and_tracks_consumed_positions() {
         let mut buffer = RecordBuffer::default();
-        buffer.push(chunk(0, &[0, 1, 5], 8));
-        buffer.push(chunk(1, &[3, 4], 5));
+        buffer.push(chunk(0, &[&[0, 1], &[5]]));
+        buffer.push(chunk(1, &[&[3, 4]]));
         let full = buffer.bytes();
         let mut firsts = Vec::new();
-        let taken = buffer.take(2, |_| true, |tp, o| firsts.push((tp.partition, o)));
+        let mut outcome = TakeOutcome::default();
+        let taken = buffer.take(
+            2,
+            |_| true,
+            |tp, o| firsts.push((tp.partition, o)),
+            &mut outcome,
+        );
         assert_eq!(firsts, [(0, 0)]);
-        // Two of the five records left: their share of the first chunk's bytes.
-        assert_eq!(buffer.bytes(), full - 2 * record_bytes(&taken[0]));
         assert_eq!(taken.iter().map(|r| r.offset).collect::<Vec<_>>(), [0, 1]);
+        assert_eq!(taken[1].value.as_deref(), Some(&b"v1"[..]));
+        // The first batch is done with: its bytes leave the buffer.
+        assert!(buffer.bytes() < full && buffer.bytes() > 0);
         assert_eq!(
             buffer.consumed_position(&TopicPartition::new("t", 0)),
             Some(2)
         );
-        let taken = buffer.take(10, |_| true, |tp, o| firsts.push((tp.partition, o)));
+        let taken = buffer.take(
+            10,
+            |_| true,
+            |tp, o| firsts.push((tp.partition, o)),
+            &mut outcome,
+        );
         assert_eq!(firsts, [(0, 0), (0, 5), (1, 3)]);
         assert_eq!(
             taken
@@ -190,20 +219,125 @@ mod tests {
         );
         assert!(buffer.is_empty());
         assert_eq!(buffer.bytes(), 0);
+        assert!(outcome.corrupt.is_empty() && outcome.ran_past_header.is_empty());
     }
 
     #[test]
     fn paused_partitions_keep_their_records() {
         let mut buffer = RecordBuffer::default();
-        buffer.push(chunk(0, &[0, 1], 2));
-        buffer.push(chunk(1, &[0], 1));
+        buffer.push(chunk(0, &[&[0, 1]]));
+        buffer.push(chunk(1, &[&[0]]));
         let paused = TopicPartition::new("t", 0);
-        let taken = buffer.take(10, |tp| tp != &paused, |_, _| {});
+        let mut outcome = TakeOutcome::default();
+        let taken = buffer.take(10, |tp| tp != &paused, |_, _| {}, &mut outcome);
         assert_eq!(taken.len(), 1);
         assert!(buffer.contains(&paused));
         assert!(buffer.bytes() > 0);
         buffer.remove(&paused);
         assert!(buffer.is_empty());
         assert_eq!(buffer.bytes(), 0);
+    }
+
+    #[test]
+    fn a_record_that_cannot_be_decoded_ends_its_partition_after_the_records_before_it() {
+        let mut data = batch(&[0, 1], Compression::None);
+        // A CRC-valid batch whose record claims 63 bytes it does not have.
+        let bad = rewrite(batch(&[2, 3], Compression::None), 61, &[0x7e]);
+        data.extend_from_slice(&bad);
+        let mut buffer = RecordBuffer::default();
+        buffer.push(chunk_of(0, data, 0));
+        buffer.push(chunk(1, &[&[7]]));
+        let (taken, outcome) = take(&mut buffer, 10);
+        assert_eq!(taken, [(0, 0), (0, 1), (1, 7)]);
+        let [(tp, epoch, error)] = &outcome.corrupt[..] else {
+            panic!("{outcome:?}");
+        };
+        assert_eq!((tp.partition, *epoch), (0, 1));
+        assert_eq!(
+            error.to_string(),
+            "corrupt record batch at offset 2: record of 63 bytes runs past its batch"
+        );
+        assert!(buffer.is_empty());
+        assert_eq!(buffer.bytes(), 0);
+    }
+
+    #[test]
+    fn a_batch_failing_its_checksum_waits_behind_the_batches_before_it() {
+        let mut data = batch(&[0, 1], Compression::None);
+        let mut bad = batch(&[2, 3], Compression::Lz4);
+        let last = bad.len() - 1;
+        bad[last] ^= 0xff;
+        data.extend_from_slice(&bad);
+        data.extend_from_slice(&batch(&[4], Compression::None));
+        let mut buffer = RecordBuffer::default();
+        let chunk = chunk_of(0, data, 0);
+        assert_eq!(chunk.next_offset, 2, "fetching stops at the damaged batch");
+        buffer.push(chunk);
+        let (taken, outcome) = take(&mut buffer, 1);
+        assert_eq!(taken, [(0, 0)]);
+        assert!(outcome.corrupt.is_empty());
+        let (taken, outcome) = take(&mut buffer, 10);
+        assert_eq!(taken, [(0, 1)]);
+        let [(_, _, error)] = &outcome.corrupt[..] else {
+            panic!("{outcome:?}");
+        };
+        assert!(
+            error
+                .to_string()
+                .starts_with("corrupt record batch at offset 2: CRC mismatch"),
+            "{error}"
+        );
+        assert!(buffer.is_empty());
+        assert_eq!(buffer.bytes(), 0);
+    }
+
+    #[test]
+    fn a_section_that_does_not_decompress_is_found_when_its_records_are_taken() {
+        let mut data = batch(&[0, 1], Compression::None);
+        // The CRC is right; the lz4 frame inside is not.
+        data.extend_from_slice(&rewrite(batch(&[2, 3], Compression::Lz4), 61, &[0; 4]));
+        let mut buffer = RecordBuffer::default();
+        let chunk = chunk_of(0, data, 0);
+        assert_eq!(chunk.next_offset, 4, "the header checks passed");
+        buffer.push(chunk);
+        let (taken, outcome) = take(&mut buffer, 10);
+        assert_eq!(taken, [(0, 0), (0, 1)]);
+        let [(_, _, error)] = &outcome.corrupt[..] else {
+            panic!("{outcome:?}");
+        };
+        assert_eq!(
+            error.to_string(),
+            "corrupt record batch at offset 2: lz4 frame: no frame header"
+        );
+        assert_eq!(buffer.bytes(), 0);
+    }
+
+    #[test]
+    fn records_past_their_headers_end_move_the_fetch_on_when_drained() {
+        // A rewritten compacted batch: records 0, 3, 9 but a header saying it ends at 2.
+        let data = patch(batch(&[0, 3, 9], Compression::None), Some(2), 0);
+        let mut buffer = RecordBuffer::default();
+        buffer.push(chunk_of(0, data, 0));
+        let (taken, outcome) = take(&mut buffer, 2);
+        assert_eq!(taken, [(0, 0), (0, 3)]);
+        assert!(outcome.ran_past_header.is_empty(), "not drained yet");
+        let (taken, outcome) = take(&mut buffer, 2);
+        assert_eq!(taken, [(0, 9)]);
+        let [(tp, _, from, to)] = &outcome.ran_past_header[..] else {
+            panic!("{outcome:?}");
+        };
+        assert_eq!((tp.partition, *from, *to), (0, 3, 10));
+    }
+
+    #[test]
+    fn a_chunk_whose_records_are_all_below_the_position_drains_empty() {
+        // Overlapping batches (Tansu): the second repeats what the first handed out.
+        let mut data = batch(&[0, 1, 2], Compression::None);
+        data.extend_from_slice(&batch(&[1, 2, 3], Compression::None));
+        let mut buffer = RecordBuffer::default();
+        buffer.push(chunk_of(0, data, 0));
+        let (taken, _) = take(&mut buffer, 10);
+        assert_eq!(taken, [(0, 0), (0, 1), (0, 2), (0, 3)]);
+        assert!(buffer.is_empty());
     }
 }

@@ -20,8 +20,9 @@ use crate::client::{Client, ClientError};
 use crate::policy::ResetPolicy;
 
 use super::batch::ConsumerRecord;
+use super::buffer::TakeOutcome;
 use super::driver::{Driver, FetchState, FetchStats, Shared};
-use super::error::ConsumerError;
+use super::error::{ConsumerError, PartitionError};
 use super::offsets::OffsetSpec;
 use super::partition::{CommittedOffset, PartitionState, ResetCause, StartAt};
 use super::{IsolationLevel, TopicPartition};
@@ -33,8 +34,8 @@ pub struct FetchOptions {
     pub min_bytes: i32,
     pub max_bytes: i32,
     pub partition_max_bytes: i32,
-    /// Decoded records held for the application, at most: no fetch starts while the buffer
-    /// holds this much, and a fetch asks for no more than what is left (one answer per
+    /// Fetched batches held for the application, at most (as fetched; a batch a poll has
+    /// started on counts decompressed): no fetch starts while the buffer holds this much, and a fetch asks for no more than what is left (one answer per
     /// broker may overshoot by its first batch, which Kafka always sends).
     pub max_buffered_bytes: usize,
     pub isolation: IsolationLevel,
@@ -342,14 +343,24 @@ impl Consumer {
                 let state = &mut *state;
                 let partitions = &state.partitions;
                 let delivery = &mut state.delivery;
+                let mut outcome = TakeOutcome::default();
+                let buffered = state.buffer.bytes();
                 let records = state.buffer.take(
                     max_records,
                     |tp| partitions.get(tp).is_some_and(|p| !p.paused),
                     |tp, first| delivery.handed_out(tp, first),
+                    &mut outcome,
                 );
-                if !records.is_empty() {
+                apply_take_outcome(state, outcome);
+                if !records.is_empty() || state.buffer.bytes() != buffered {
+                    // Drained partitions can be fetched again.
                     self.shared.driver_wake.notify_one();
+                }
+                if !records.is_empty() {
                     return Ok(records);
+                }
+                if let Some(error) = state.errors.pop_front() {
+                    return Err(error.into());
                 }
             }
             if tokio::time::timeout_at(deadline, ready).await.is_err() {
@@ -393,6 +404,23 @@ struct PollGuard<'a>(&'a Shared);
 impl Drop for PollGuard<'_> {
     fn drop(&mut self) {
         self.0.lock().delivery.poll_ended();
+    }
+}
+
+/// Applies what a take found to the partitions: a partition whose records could not be decoded
+/// stops with an error for the user (after the records before the bad one), and one whose
+/// records ran past their batch headers fetches on after its last record.
+fn apply_take_outcome(state: &mut FetchState, outcome: TakeOutcome) {
+    for (tp, epoch, from, to) in outcome.ran_past_header {
+        state.partitions.advance(&tp, epoch, from, to, None, -1);
+    }
+    for (tp, epoch, error) in outcome.corrupt {
+        if state.partitions.fail(&tp, epoch) {
+            state.errors.push_back(PartitionError::Corrupt {
+                partition: tp,
+                error,
+            });
+        }
     }
 }
 

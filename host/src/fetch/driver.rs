@@ -32,7 +32,7 @@ use crate::histogram::Histogram;
 use crate::net::Backoff;
 use crate::policy::{ResetPolicy, ResetReason};
 
-use super::buffer::{record_bytes, Chunk, RecordBuffer};
+use super::buffer::{Chunk, RecordBuffer};
 use super::consumer::FetchOptions;
 use super::delivery::Delivery;
 use super::error::PartitionError;
@@ -50,8 +50,6 @@ const EMPTY_FETCH_SPACING: Duration = Duration::from_millis(10);
 /// [`PartitionError::TopicGone`]. Refreshes are at least `net.metadata_min_age_ms` apart
 /// (1 s by default) and back off beyond it, so that is 6 s or more.
 const GONE_AFTER_REFRESHES: u32 = 6;
-/// Decoded bytes per wire byte assumed before the first answer.
-const INITIAL_EXPANSION: f64 = 4.0;
 /// How long the plan sleeps when nothing else wakes it.
 const IDLE_TICK: Duration = Duration::from_secs(1);
 
@@ -176,9 +174,6 @@ pub struct Driver {
     leaderless_refreshes: u32,
     metadata_retry_at: Option<Instant>,
     backoff: Backoff,
-    /// Decoded bytes per byte on the wire in the last answer with records (records grow when
-    /// decoded, compressed ones most): requests ask for the byte budget divided by it.
-    expansion: f64,
     jobs: JoinSet<JobDone>,
 }
 
@@ -203,7 +198,6 @@ impl Driver {
             leaderless_refreshes: 0,
             metadata_retry_at: None,
             backoff,
-            expansion: INITIAL_EXPANSION,
             jobs: JoinSet::new(),
         }
     }
@@ -348,9 +342,9 @@ impl Driver {
         fetches.retain(|leader, _| {
             !(awaiting_delivery.contains(leader) && only_caught_up.get(leader) == Some(&true))
         });
-        // Leaders fetching at once share what is left of the budget.
-        let per_leader = fetch_budget as f64 / fetches.len().max(1) as f64 / self.expansion;
-        let per_leader = per_leader as usize;
+        // Leaders fetching at once share what is left of the budget (batches wait in the
+        // buffer as fetched).
+        let per_leader = fetch_budget / fetches.len().max(1);
         let max_bytes = i32::try_from(per_leader)
             .unwrap_or(i32::MAX)
             .clamp(1, self.options.max_bytes);
@@ -568,8 +562,6 @@ impl Driver {
 
         let mut records_arrived = false;
         let mut partition_errors = false;
-        let mut decoded_bytes = 0;
-        let wire_bytes = data.wire_bytes;
         let mut state = self.shared.lock();
         let state = &mut *state;
         for (asked, outcome) in data.partitions {
@@ -588,34 +580,29 @@ impl Driver {
             match outcome {
                 PartitionOutcome::Records {
                     records,
-                    next_offset,
-                    last_epoch,
                     readable_end,
                 } => {
                     state.partitions.set_readable_end(&tp, epoch, readable_end);
-                    let Some(next_offset) = next_offset else {
+                    let Some(next_offset) = records.next_offset() else {
                         continue;
                     };
-                    tracing::trace!(partition = %tp, position, next_offset, readable_end, records = records.len(), "fetched");
+                    tracing::trace!(partition = %tp, position, next_offset, readable_end, bytes = records.bytes(), "fetched");
                     state.partitions.advance(
                         &tp,
                         epoch,
                         position,
                         next_offset,
-                        last_epoch,
+                        records.last_epoch(),
                         asked_leader_epoch,
                     );
                     if !records.is_empty() {
                         records_arrived = true;
-                        let bytes = records.iter().map(record_bytes).sum();
-                        decoded_bytes += bytes;
                         state.buffer.push(Chunk {
                             tp,
                             epoch,
-                            records: records.into(),
+                            records,
                             consumed: position,
                             next_offset,
-                            bytes,
                         });
                     }
                 }
@@ -666,9 +653,6 @@ impl Driver {
             }
         }
         state.stats.buffer_bytes_peak = state.stats.buffer_bytes_peak.max(state.buffer.bytes());
-        if wire_bytes > 0 && decoded_bytes > 0 {
-            self.expansion = (decoded_bytes as f64 / wire_bytes as f64).max(1.0);
-        }
         let leader_state = self.leaders.entry(leader).or_default();
         if partition_errors {
             leader_state.retry_at = Some(now + backoff.delay(1));

@@ -12,7 +12,7 @@ use kafka_protocol::protocol::StrBytes;
 use crate::client::{Client, ClientError};
 use crate::net::{Purpose, SendOptions};
 
-use super::batch::{decode_records, BatchError, ConsumerRecord};
+use super::batch::{read_batches, BatchError, PendingRecords};
 use super::session::{SessionPartition, SessionRequest};
 use super::transactions::AbortedTransactions;
 use super::{by_topic, IsolationLevel, TopicPartition};
@@ -60,11 +60,9 @@ pub struct FetchJob {
 #[derive(Debug)]
 pub enum PartitionOutcome {
     Records {
-        records: Vec<ConsumerRecord>,
-        /// `None` when no complete batch arrived.
-        next_offset: Option<i64>,
-        /// The leader epoch of the record before `next_offset`.
-        last_epoch: Option<i32>,
+        /// Checked batches, their records decoded when taken; where fetching goes on and the
+        /// leader epoch of the last complete batch (`None` when no complete batch arrived).
+        records: PendingRecords,
         /// The end of what this consumer may read: the high watermark, or under
         /// read_committed the last stable offset.
         readable_end: i64,
@@ -219,7 +217,7 @@ impl FetchJob {
                                 .map(|t| (t.producer_id.0, t.first_offset)),
                         );
                         let read_committed = self.limits.isolation == IsolationLevel::ReadCommitted;
-                        let decoded = decode_records(
+                        let decoded = read_batches(
                             &tp.topic,
                             tp.partition,
                             asked.position,
@@ -229,10 +227,8 @@ impl FetchJob {
                             |header| read_committed && aborted.skip(header),
                         );
                         match decoded {
-                            Ok(decoded) => PartitionOutcome::Records {
-                                records: decoded.records,
-                                next_offset: decoded.next_offset,
-                                last_epoch: decoded.last_epoch,
+                            Ok(records) => PartitionOutcome::Records {
+                                records,
                                 readable_end: if read_committed && data.last_stable_offset >= 0 {
                                     data.last_stable_offset
                                 } else {

@@ -263,7 +263,7 @@ impl Collector for LiveCollector {
         gauge(
             e,
             "buffered",
-            "Decoded record bytes held for the application",
+            "Fetched record batch bytes held for the application",
             Some(&Unit::Bytes),
             fetch.buffer_bytes as i64,
         )?;

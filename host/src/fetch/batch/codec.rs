@@ -31,46 +31,26 @@ const SNAPPY: u8 = 2;
 const LZ4: u8 = 3;
 const ZSTD: u8 = 4;
 
-/// Runs `decode` on the records section, decompressed when the codec says so.
-pub(super) fn with_records<T>(
-    compression: u8,
-    mut section: Bytes,
-    decode: impl FnOnce(&Bytes) -> Result<T, String>,
-) -> Result<T, String> {
+/// The records section, decompressed when the codec says so (uncompressed: the same bytes).
+pub(super) fn decompress(compression: u8, mut section: Bytes) -> Result<Bytes, String> {
     match compression {
-        NONE => decode(&section),
+        NONE => Ok(section),
         LZ4 => match with_scratch(|scratch| lz4_frame(&section, scratch))? {
-            (true, records) => decode(&records),
-            (false, _) => through_kafka_protocol::<Lz4, T>(&mut section, decode),
+            (true, records) => Ok(records),
+            (false, _) => through_kafka_protocol::<Lz4>(&mut section),
         },
-        ZSTD => decode(&with_scratch(|scratch| zstd(&section, scratch))?.1),
-        GZIP => through_kafka_protocol::<Gzip, T>(&mut section, decode),
-        SNAPPY => through_kafka_protocol::<Snappy, T>(&mut section, decode),
+        ZSTD => Ok(with_scratch(|scratch| zstd(&section, scratch))?.1),
+        GZIP => through_kafka_protocol::<Gzip>(&mut section),
+        SNAPPY => through_kafka_protocol::<Snappy>(&mut section),
         other => Err(format!("unknown compression codec {other}")),
     }
 }
 
-fn through_kafka_protocol<D, T>(
-    section: &mut Bytes,
-    decode: impl FnOnce(&Bytes) -> Result<T, String>,
-) -> Result<T, String>
+fn through_kafka_protocol<D>(section: &mut Bytes) -> Result<Bytes, String>
 where
     D: Decompressor<Bytes, Buf = Bytes>,
 {
-    // The closure's error is carried out past kafka-protocol's anyhow error unchanged.
-    let mut failure = None;
-    let decoded = D::decompress(section, |records| match decode(records) {
-        Ok(value) => Ok(Some(value)),
-        Err(reason) => {
-            failure = Some(reason);
-            Ok(None)
-        }
-    });
-    match decoded {
-        Ok(Some(value)) => Ok(value),
-        Ok(None) => Err(failure.unwrap_or_default()),
-        Err(error) => Err(format!("{error:#}")),
-    }
+    D::decompress(section, |records| Ok(records.clone())).map_err(|error| format!("{error:#}"))
 }
 
 thread_local! {
@@ -305,8 +285,7 @@ mod tests {
         let data = sample();
         let frame = lz4_encode(&data, BlockSize::Max64KB, BlockMode::Linked, false);
         assert_eq!(lz4(&frame), Ok(None));
-        let decoded =
-            with_records(LZ4, Bytes::from(frame), |records| Ok(records.to_vec())).unwrap();
+        let decoded = decompress(LZ4, Bytes::from(frame)).unwrap();
         assert!(decoded == data);
     }
 

@@ -1,4 +1,7 @@
-//! Record batches from a Fetch answer, decoded into records.
+//! Record batches from a Fetch answer, decoded into records in two steps: when the answer
+//! arrives, [`read_batches`] checks each batch (header, CRC, a record count its bytes can hold)
+//! and decompresses it; when the application takes records, [`PendingRecords`] decodes them
+//! ([`decode_records`] does both at once).
 //!
 //! Invariant: the next fetch offset after a batch is `base offset + last offset delta + 1`,
 //! read from the batch header, never the position plus the number of records: compacted topics
@@ -19,7 +22,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 mod codec;
+mod pending;
 mod records;
+
+pub use pending::PendingRecords;
+use records::BatchRecords;
 
 /// One consumed record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,143 +117,137 @@ pub struct DecodedRecords {
     pub last_epoch: Option<i32>,
 }
 
-/// Decodes every complete batch in `data`, keeping records at or after `position`.
-/// `skip_batch` sees every complete batch header in order and lets the caller drop whole batches
-/// (aborted transactions, see [`super::transactions`]); control batches are dropped anyway.
+/// Decodes every complete batch in `data` at once, keeping records at or after `position`:
+/// [`read_batches`], then every record.
 pub fn decode_records(
+    topic: &Arc<str>,
+    partition: i32,
+    position: i64,
+    data: Bytes,
+    skip_batch: impl FnMut(&BatchHeader) -> bool,
+) -> Result<DecodedRecords, BatchError> {
+    let mut pending = read_batches(topic, partition, position, data, skip_batch)?;
+    let mut records = Vec::with_capacity(pending.records_hint());
+    pending.decode_into(usize::MAX, &mut records)?;
+    Ok(DecodedRecords {
+        records,
+        next_offset: pending
+            .next_offset()
+            .map(|next| next.max(pending.decoded_end())),
+        last_epoch: pending.last_epoch(),
+    })
+}
+
+/// Reads every complete batch in `data`: checks its header and CRC; its records are
+/// decompressed and decoded later ([`PendingRecords::decode_into`]), each kept only at or after
+/// `position`. `skip_batch` sees every complete batch header in order and lets the caller drop
+/// whole batches (aborted transactions, see [`super::transactions`]); control batches are
+/// dropped anyway.
+///
+/// A batch that fails its checks ends the reading. When records of earlier batches wait, the
+/// error waits behind them (the application gets those records first, as from the Java
+/// client); otherwise it is returned here.
+pub fn read_batches(
     topic: &Arc<str>,
     partition: i32,
     position: i64,
     mut data: Bytes,
     mut skip_batch: impl FnMut(&BatchHeader) -> bool,
-) -> Result<DecodedRecords, BatchError> {
-    let mut decoded = DecodedRecords {
-        records: Vec::with_capacity(record_count_hint(&data)),
-        ..DecodedRecords::default()
-    };
-    // The next offset to hand out; it only grows, so overlapping batches (Tansu 0.6 sends them
-    // for compacted topics) never yield a record twice.
+) -> Result<PendingRecords, BatchError> {
+    let mut pending = PendingRecords::new(topic, partition, position);
+    // Records below this are not kept; it only grows, so overlapping batches (Tansu 0.6 sends
+    // them for compacted topics) never yield a record twice.
     let mut position = position;
-    while data.len() >= LOG_OVERHEAD {
-        let base_offset = i64::from_be_bytes(data[0..8].try_into().expect("8 bytes"));
-        let corrupt = |reason: String| BatchError::Corrupt {
-            offset: base_offset,
-            reason,
-        };
-        let batch_length = i32::from_be_bytes(data[8..12].try_into().expect("4 bytes"));
-        if batch_length < 0 {
-            return Err(corrupt(format!("negative batch length {batch_length}")));
+    loop {
+        match read_batch(&mut data, &mut position, &mut skip_batch, &mut pending) {
+            Ok(true) => {}
+            Ok(false) => return Ok(pending),
+            Err(error) if pending.is_empty() => return Err(error),
+            Err(error) => {
+                pending.damaged(error);
+                return Ok(pending);
+            }
         }
-        let total = LOG_OVERHEAD + batch_length as usize;
-        if data.len() < total {
-            break; // a partial batch at the end of the answer
-        }
-        let batch = data.split_to(total);
-        if batch.len() <= MAGIC_OFFSET {
-            return Err(corrupt("batch too short for a header".into()));
-        }
-        let magic = batch[MAGIC_OFFSET] as i8;
-        if magic != 2 {
-            return Err(BatchError::UnsupportedMagic {
-                offset: base_offset,
-                magic,
-            });
-        }
-        if batch.len() < BATCH_HEADER_BYTES {
-            return Err(corrupt("batch too short for a v2 header".into()));
-        }
-        let header = read_header(&batch, base_offset);
-        // Offsets far beyond any real log (or a negative delta) are garbage; refusing them
-        // here also keeps every offset sum below from overflowing.
-        if !(0..=MAX_OFFSET).contains(&base_offset) || header.last_offset_delta < 0 {
-            return Err(corrupt(format!(
-                "impossible offsets: base {base_offset}, last offset delta {}",
-                header.last_offset_delta
-            )));
-        }
-        let batch_end = header.next_offset();
-        // The hook sees every batch, control batches included (they end aborted transactions).
-        let skipped = skip_batch(&header);
-        decoded.last_epoch = Some(header.leader_epoch);
-        if skipped || header.control || batch_end <= position {
-            position = position.max(batch_end);
-            decoded.next_offset = Some(position);
-            continue;
-        }
-        let count = i32::from_be_bytes(
-            batch[RECORD_COUNT_OFFSET..BATCH_HEADER_BYTES]
-                .try_into()
-                .expect("4 bytes"),
-        );
-        let record_count =
-            usize::try_from(count).map_err(|_| corrupt(format!("record count {count}")))?;
-        let stored_crc = u32::from_be_bytes(
-            batch[CRC_OFFSET..CRC_OFFSET + 4]
-                .try_into()
-                .expect("4 bytes"),
-        );
-        let crc = crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]);
-        if crc != stored_crc {
-            return Err(corrupt(format!(
-                "CRC mismatch: the batch says {stored_crc:#010x}, its bytes give {crc:#010x}"
-            )));
-        }
-        let context = records::BatchContext {
-            topic,
-            partition,
-            base_offset,
-            base_timestamp: header.base_timestamp,
-            log_append_time: header.log_append_time.then_some(header.max_timestamp),
-            leader_epoch: header.leader_epoch,
-            record_count,
-            position,
-        };
-        let section = batch.slice(BATCH_HEADER_BYTES..);
-        let last_record = codec::with_records(header.compression, section, |records| {
-            records::decode_into(records, &context, &mut decoded.records)
-        })
-        .map_err(corrupt)?;
-        // A header whose last offset delta falls short of its own records must not send the
-        // position back into records already handed out.
-        if last_record >= batch_end {
-            tracing::debug!(
-                base_offset,
-                last_offset_delta = header.last_offset_delta,
-                last_record,
-                "batch header ends before its last record; continuing after the record"
-            );
-        }
-        position = position.max(batch_end).max(last_record + 1);
-        decoded.next_offset = Some(position);
     }
-    Ok(decoded)
 }
 
-/// How many records the complete batches in `data` say they hold (from their headers alone),
-/// so the records' vector is allocated once. Capped by what the bytes could hold: a header
-/// cannot make us allocate more than the answer's size.
-fn record_count_hint(data: &[u8]) -> usize {
-    let mut at = 0;
-    let mut records = 0usize;
-    while data.len() - at >= BATCH_HEADER_BYTES {
-        let length = i32::from_be_bytes(data[at + 8..at + 12].try_into().expect("4 bytes"));
-        let Ok(length) = usize::try_from(length) else {
-            break;
-        };
-        let count = i32::from_be_bytes(
-            data[at + RECORD_COUNT_OFFSET..at + BATCH_HEADER_BYTES]
-                .try_into()
-                .expect("4 bytes"),
-        );
-        records = records.saturating_add(usize::try_from(count).unwrap_or(0));
-        at = match at.checked_add(LOG_OVERHEAD + length) {
-            Some(next) if next <= data.len() => next,
-            _ => break,
-        };
+/// Reads the batch at the start of `data` into `pending`; false when no complete batch is
+/// left (a partial batch at the end of the answer is left for the next fetch).
+fn read_batch(
+    data: &mut Bytes,
+    position: &mut i64,
+    skip_batch: &mut impl FnMut(&BatchHeader) -> bool,
+    pending: &mut PendingRecords,
+) -> Result<bool, BatchError> {
+    if data.len() < LOG_OVERHEAD {
+        return Ok(false);
     }
-    // A record takes at least 7 bytes on the wire (compressed ones may take less: the vector
-    // then grows as usual).
-    records.min(data.len() / 7 + 1)
+    let base_offset = i64::from_be_bytes(data[0..8].try_into().expect("8 bytes"));
+    let corrupt = |reason: String| BatchError::Corrupt {
+        offset: base_offset,
+        reason,
+    };
+    let batch_length = i32::from_be_bytes(data[8..12].try_into().expect("4 bytes"));
+    if batch_length < 0 {
+        return Err(corrupt(format!("negative batch length {batch_length}")));
+    }
+    let total = LOG_OVERHEAD + batch_length as usize;
+    if data.len() < total {
+        return Ok(false);
+    }
+    let batch = data.split_to(total);
+    if batch.len() <= MAGIC_OFFSET {
+        return Err(corrupt("batch too short for a header".into()));
+    }
+    let magic = batch[MAGIC_OFFSET] as i8;
+    if magic != 2 {
+        return Err(BatchError::UnsupportedMagic {
+            offset: base_offset,
+            magic,
+        });
+    }
+    if batch.len() < BATCH_HEADER_BYTES {
+        return Err(corrupt("batch too short for a v2 header".into()));
+    }
+    let header = read_header(&batch, base_offset);
+    // Offsets far beyond any real log (or a negative delta) are garbage; refusing them here
+    // also keeps every offset sum below from overflowing.
+    if !(0..=MAX_OFFSET).contains(&base_offset) || header.last_offset_delta < 0 {
+        return Err(corrupt(format!(
+            "impossible offsets: base {base_offset}, last offset delta {}",
+            header.last_offset_delta
+        )));
+    }
+    let batch_end = header.next_offset();
+    // The hook sees every batch, control batches included (they end aborted transactions).
+    let skipped = skip_batch(&header);
+    if skipped || header.control || batch_end <= *position {
+        *position = (*position).max(batch_end);
+        pending.batch_read(batch_end, header.leader_epoch, None);
+        return Ok(true);
+    }
+    let count = i32::from_be_bytes(
+        batch[RECORD_COUNT_OFFSET..BATCH_HEADER_BYTES]
+            .try_into()
+            .expect("4 bytes"),
+    );
+    let record_count =
+        usize::try_from(count).map_err(|_| corrupt(format!("record count {count}")))?;
+    let stored_crc = u32::from_be_bytes(
+        batch[CRC_OFFSET..CRC_OFFSET + 4]
+            .try_into()
+            .expect("4 bytes"),
+    );
+    let crc = crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]);
+    if crc != stored_crc {
+        return Err(corrupt(format!(
+            "CRC mismatch: the batch says {stored_crc:#010x}, its bytes give {crc:#010x}"
+        )));
+    }
+    let records = BatchRecords::new(batch.slice(BATCH_HEADER_BYTES..), record_count, &header);
+    pending.batch_read(batch_end, header.leader_epoch, Some((records, *position)));
+    *position = (*position).max(batch_end);
+    Ok(true)
 }
 
 fn read_header(batch: &Bytes, base_offset: i64) -> BatchHeader {
@@ -268,14 +269,15 @@ fn read_header(batch: &Bytes, base_offset: i64) -> BatchHeader {
     }
 }
 
+/// Record batches as producers write them, for tests here and in the buffer.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use super::*;
     use bytes::BytesMut;
     use indexmap::IndexMap;
     use kafka_protocol::records::{Compression, Record, TimestampType};
 
-    fn record(offset: i64) -> Record {
+    pub fn record(offset: i64) -> Record {
         Record {
             transactional: false,
             control: false,
@@ -294,13 +296,17 @@ mod tests {
         }
     }
 
-    fn batch(offsets: &[i64], compression: Compression) -> BytesMut {
+    pub fn batch(offsets: &[i64], compression: Compression) -> BytesMut {
         let records: Vec<Record> = offsets.iter().map(|o| record(*o)).collect();
         BytesMut::from(&crate::produce::encode_records(&records, compression).unwrap()[..])
     }
 
     /// Rewrites header fields the way compaction or a transaction coordinator would, with a valid CRC.
-    fn patch(mut batch: BytesMut, last_offset_delta: Option<i32>, attributes_or: i16) -> BytesMut {
+    pub fn patch(
+        mut batch: BytesMut,
+        last_offset_delta: Option<i32>,
+        attributes_or: i16,
+    ) -> BytesMut {
         if let Some(delta) = last_offset_delta {
             batch[LAST_OFFSET_DELTA_OFFSET..LAST_OFFSET_DELTA_OFFSET + 4]
                 .copy_from_slice(&delta.to_be_bytes());
@@ -313,6 +319,20 @@ mod tests {
         batch[17..21].copy_from_slice(&crc.to_be_bytes());
         batch
     }
+
+    /// Rewrites `len` bytes at `at` and re-stamps the CRC.
+    pub fn rewrite(mut batch: BytesMut, at: usize, bytes: &[u8]) -> BytesMut {
+        batch[at..at + bytes.len()].copy_from_slice(bytes);
+        patch(batch, None, 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{batch, patch, record, rewrite};
+    use super::*;
+    use bytes::BytesMut;
+    use kafka_protocol::records::Compression;
 
     fn decode(position: i64, data: BytesMut) -> DecodedRecords {
         decode_records(&Arc::from("t"), 0, position, data.freeze(), |_| false).unwrap()
@@ -419,12 +439,6 @@ mod tests {
                 "{compression:?}"
             );
         }
-    }
-
-    /// Rewrites `len` bytes at `at` and re-stamps the CRC.
-    fn rewrite(mut batch: BytesMut, at: usize, bytes: &[u8]) -> BytesMut {
-        batch[at..at + bytes.len()].copy_from_slice(bytes);
-        patch(batch, None, 0)
     }
 
     #[test]

@@ -16,47 +16,99 @@ use bytes::Bytes;
 
 use super::ConsumerRecord;
 
-/// What every record of a batch shares, from its header.
-pub(super) struct BatchContext<'a> {
-    pub topic: &'a Arc<str>,
-    pub partition: i32,
-    pub base_offset: i64,
-    pub base_timestamp: i64,
+/// One batch's records section, read one record at a time: the batch header was checked (CRC,
+/// offsets) when the answer arrived; the section is decompressed and its records decoded only
+/// when the application takes them.
+#[derive(Debug)]
+pub(super) struct BatchRecords {
+    /// The records section: as fetched (a slice of the answer) until `compression` is undone.
+    data: Bytes,
+    /// The codec still to undo (0 once decompressed).
+    compression: u8,
+    /// Where the next record starts in `data`.
+    at: usize,
+    /// Records the header says are still to come.
+    remaining: usize,
+    base_offset: i64,
+    base_timestamp: i64,
     /// Set when the batch carries the broker's append time (timestamp type LogAppendTime):
     /// every record then has the batch's max timestamp, as the Java client reports it.
-    pub log_append_time: Option<i64>,
-    pub leader_epoch: i32,
-    pub record_count: usize,
-    /// Records below this offset are read but not kept (the consumer's position).
-    pub position: i64,
+    log_append_time: Option<i64>,
+    leader_epoch: i32,
 }
 
-/// Decodes `context.record_count` records from `data` into `out`; returns the highest record
-/// offset seen (-1 for none). Bytes after the last counted record are ignored.
-pub(super) fn decode_into(
-    data: &Bytes,
-    context: &BatchContext<'_>,
-    out: &mut Vec<ConsumerRecord>,
-) -> Result<i64, String> {
-    // A record takes at least 7 bytes (length, attributes, two deltas, key and value lengths,
-    // header count); a count the bytes cannot hold is corrupt, and never sizes an allocation.
-    if context.record_count > data.len() / 7 {
-        return Err(format!(
-            "{} records claimed in {} bytes",
-            context.record_count,
-            data.len()
-        ));
-    }
-    let mut reader = Reader { data, at: 0 };
-    let mut last_offset = -1;
-    for _ in 0..context.record_count {
-        let record = reader.record(context)?;
-        last_offset = last_offset.max(record.offset);
-        if record.offset >= context.position {
-            out.push(record);
+impl BatchRecords {
+    /// The records section of a batch whose header says `record_count` records, compressed
+    /// with `header.compression`.
+    pub fn new(section: Bytes, record_count: usize, header: &super::BatchHeader) -> Self {
+        Self {
+            data: section,
+            compression: header.compression,
+            at: 0,
+            remaining: record_count,
+            base_offset: header.base_offset,
+            base_timestamp: header.base_timestamp,
+            log_append_time: header.log_append_time.then_some(header.max_timestamp),
+            leader_epoch: header.leader_epoch,
         }
     }
-    Ok(last_offset)
+
+    /// Decompresses the section (once) and checks the record count against the bytes: a count
+    /// they cannot hold is refused here, so it never sizes an allocation.
+    pub fn decompress(&mut self) -> Result<(), String> {
+        if self.compression != 0 {
+            let compression = std::mem::replace(&mut self.compression, 0);
+            self.data = super::codec::decompress(compression, std::mem::take(&mut self.data))
+                .inspect_err(|_| self.remaining = 0)?;
+        }
+        // A record takes at least 7 bytes (length, attributes, two deltas, key and value
+        // lengths, header count).
+        if self.at == 0 && self.remaining > self.data.len() / 7 {
+            let claimed = std::mem::replace(&mut self.remaining, 0);
+            return Err(format!(
+                "{claimed} records claimed in {} bytes",
+                self.data.len()
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn remaining(&self) -> usize {
+        self.remaining
+    }
+
+    /// The bytes this batch keeps alive.
+    pub fn bytes(&self) -> usize {
+        self.data.len()
+    }
+
+    pub fn base_offset(&self) -> i64 {
+        self.base_offset
+    }
+
+    /// Decodes the next record; `None` when the header's count is reached. Bytes after the
+    /// last counted record are ignored. Call [`BatchRecords::decompress`] first.
+    pub fn next_record(
+        &mut self,
+        topic: &Arc<str>,
+        partition: i32,
+    ) -> Option<Result<ConsumerRecord, String>> {
+        if self.remaining == 0 {
+            return None;
+        }
+        debug_assert_eq!(self.compression, 0, "decompressed first");
+        self.remaining -= 1;
+        let mut reader = Reader {
+            data: &self.data,
+            at: self.at,
+        };
+        let record = reader.record(self, topic, partition);
+        self.at = reader.at;
+        if record.is_err() {
+            self.remaining = 0;
+        }
+        Some(record)
+    }
 }
 
 struct Reader<'a> {
@@ -65,7 +117,12 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    fn record(&mut self, context: &BatchContext<'_>) -> Result<ConsumerRecord, String> {
+    fn record(
+        &mut self,
+        batch: &BatchRecords,
+        topic: &Arc<str>,
+        partition: i32,
+    ) -> Result<ConsumerRecord, String> {
         let length = self.varint("record length")?;
         let length = usize::try_from(length).map_err(|_| format!("record length {length}"))?;
         let end = self
@@ -103,16 +160,16 @@ impl Reader<'_> {
         }
         self.at = end;
         Ok(ConsumerRecord {
-            topic: context.topic.clone(),
-            partition: context.partition,
-            offset: context.base_offset + i64::from(offset_delta),
-            timestamp: context
+            topic: topic.clone(),
+            partition,
+            offset: batch.base_offset + i64::from(offset_delta),
+            timestamp: batch
                 .log_append_time
-                .unwrap_or_else(|| context.base_timestamp.wrapping_add(timestamp_delta)),
+                .unwrap_or_else(|| batch.base_timestamp.wrapping_add(timestamp_delta)),
             key,
             value,
             headers,
-            leader_epoch: context.leader_epoch,
+            leader_epoch: batch.leader_epoch,
         })
     }
 
