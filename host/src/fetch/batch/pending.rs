@@ -132,26 +132,20 @@ impl PendingRecords {
             // The decompressed section replaces the fetched one.
             self.bytes = self.bytes - held + batch.records.bytes();
             if let Err(reason) = decompressed {
-                let offset = batch.records.base_offset();
-                self.batches.clear();
-                self.bytes = 0;
-                return Err(BatchError::Corrupt { offset, reason });
+                return Err(self.drop_all(reason));
             }
-            match batch.records.next_record(&self.topic, self.partition) {
-                Some(Ok(record)) => {
-                    let offset = record.offset;
-                    if offset >= batch.floor && offset >= self.read_past {
-                        out.push(record);
+            while out.len() < max {
+                match batch.records.next_record(&self.topic, self.partition) {
+                    Some(Ok(record)) => {
+                        let offset = record.offset;
+                        if offset >= batch.floor && offset >= self.read_past {
+                            out.push(record);
+                        }
+                        self.read_past = self.read_past.max(offset + 1);
                     }
-                    self.read_past = self.read_past.max(offset + 1);
+                    Some(Err(reason)) => return Err(self.drop_all(reason)),
+                    None => break,
                 }
-                Some(Err(reason)) => {
-                    let offset = batch.records.base_offset();
-                    self.batches.clear();
-                    self.bytes = 0;
-                    return Err(BatchError::Corrupt { offset, reason });
-                }
-                None => {}
             }
             if batch.records.remaining() == 0 {
                 self.bytes -= batch.records.bytes();
@@ -159,5 +153,13 @@ impl PendingRecords {
             }
         }
         Ok(())
+    }
+
+    /// The front batch failed: nothing more of this data is handed out.
+    fn drop_all(&mut self, reason: String) -> BatchError {
+        let offset = self.batches.front().map_or(-1, |b| b.records.base_offset());
+        self.batches.clear();
+        self.bytes = 0;
+        BatchError::Corrupt { offset, reason }
     }
 }
