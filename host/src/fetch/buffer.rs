@@ -107,7 +107,8 @@ impl RecordBuffer {
             let first = out.len();
             let bytes_before = chunk.records.bytes();
             let decoded = chunk.records.decode_into(max, &mut out);
-            self.bytes -= bytes_before - chunk.records.bytes();
+            // Decompressing a batch may grow the chunk; decoding records may shrink it.
+            self.bytes = self.bytes + chunk.records.bytes() - bytes_before;
             if let Some(record) = out.get(first) {
                 handed_out(&chunk.tp, record.offset);
                 chunk.consumed = out.last().expect("one at least").offset + 1;
@@ -309,6 +310,24 @@ mod tests {
             error.to_string(),
             "corrupt record batch at offset 2: lz4 frame: no frame header"
         );
+        assert_eq!(buffer.bytes(), 0);
+    }
+
+    #[test]
+    fn a_compressed_batch_counts_compressed_until_a_take_decompresses_it() {
+        let offsets: Vec<i64> = (0..400).collect();
+        let mut buffer = RecordBuffer::default();
+        buffer.push(chunk_of(0, batch(&offsets, Compression::Lz4), 0));
+        let fetched = buffer.bytes();
+        let (taken, _) = take(&mut buffer, 1);
+        assert_eq!(taken, [(0, 0)]);
+        assert!(
+            buffer.bytes() > fetched,
+            "decompressed {} bytes, fetched {fetched}",
+            buffer.bytes()
+        );
+        let (taken, _) = take(&mut buffer, 1000);
+        assert_eq!(taken.len(), 399);
         assert_eq!(buffer.bytes(), 0);
     }
 
