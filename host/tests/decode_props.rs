@@ -74,7 +74,10 @@ fn allowed(input: usize) -> usize {
 
 fn config() -> ProptestConfig {
     ProptestConfig {
-        cases: 2048,
+        cases: std::env::var("DP_CASES")
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(2048),
         failure_persistence: None,
         ..ProptestConfig::default()
     }
