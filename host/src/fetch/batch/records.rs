@@ -88,6 +88,7 @@ impl BatchRecords {
 
     /// Decodes the next record; `None` when the header's count is reached. Bytes after the
     /// last counted record are ignored. Call [`BatchRecords::decompress`] first.
+    #[inline(always)]
     pub fn next_record(
         &mut self,
         topic: &Arc<str>,
@@ -117,6 +118,7 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
+    #[inline(always)]
     fn record(
         &mut self,
         batch: &BatchRecords,
@@ -173,6 +175,7 @@ impl Reader<'_> {
         })
     }
 
+    #[inline(always)]
     fn byte(&mut self, end: usize) -> Result<u8, String> {
         if self.at >= end {
             return Err("record ends inside its attributes".into());
@@ -182,11 +185,13 @@ impl Reader<'_> {
     }
 
     /// A zigzag varint anywhere in the batch (a record's length).
+    #[inline(always)]
     fn varint(&mut self, what: &str) -> Result<i32, String> {
         self.varint_within(self.data.len(), what)
     }
 
     /// A zigzag varint of at most 5 bytes, ending before `end`.
+    #[inline(always)]
     fn varint_within(&mut self, end: usize, what: &str) -> Result<i32, String> {
         let raw = self.unsigned(end, 5, what)?;
         let raw = u32::try_from(raw).map_err(|_| format!("{what} overflows 32 bits"))?;
@@ -194,11 +199,13 @@ impl Reader<'_> {
     }
 
     /// A zigzag varlong of at most 10 bytes, ending before `end`.
+    #[inline(always)]
     fn varlong(&mut self, end: usize, what: &str) -> Result<i64, String> {
         let raw = self.unsigned(end, 10, what)?;
         Ok((raw >> 1) as i64 ^ -((raw & 1) as i64))
     }
 
+    #[inline(always)]
     fn unsigned(&mut self, end: usize, max_bytes: usize, what: &str) -> Result<u64, String> {
         let mut value = 0u64;
         for index in 0..max_bytes {
