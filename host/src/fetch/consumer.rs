@@ -415,12 +415,11 @@ fn apply_take_outcome(state: &mut FetchState, outcome: TakeOutcome) {
         state.partitions.advance(&tp, epoch, from, to, None, -1);
     }
     for (tp, epoch, error) in outcome.corrupt {
-        if state.partitions.fail(&tp, epoch) {
-            state.errors.push_back(PartitionError::Corrupt {
-                partition: tp,
-                error,
-            });
-        }
+        let corrupt = PartitionError::Corrupt {
+            partition: tp,
+            error,
+        };
+        state.stop_partition(epoch, corrupt);
     }
 }
 

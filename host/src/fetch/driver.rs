@@ -114,6 +114,19 @@ pub struct Shared {
     pub records_ready: Notify,
 }
 
+impl FetchState {
+    /// Stops the partition `error` names for good and queues `error` for the user, if the
+    /// partition is still under `epoch` (an answer for a partition since seeked or revoked
+    /// stops nothing). Returns whether it stopped.
+    pub fn stop_partition(&mut self, epoch: u64, error: PartitionError) -> bool {
+        let stopped = self.partitions.fail(error.partition(), epoch);
+        if stopped {
+            self.errors.push_back(error);
+        }
+        stopped
+    }
+}
+
 impl Shared {
     pub fn lock(&self) -> MutexGuard<'_, FetchState> {
         self.state.lock().expect("fetch state lock poisoned")
@@ -324,11 +337,11 @@ impl Driver {
         if !gone.is_empty() {
             let mut state = self.shared.lock();
             for (tp, epoch) in gone {
-                if state.partitions.fail(&tp, epoch) {
+                let gone = PartitionError::TopicGone {
+                    partition: tp.clone(),
+                };
+                if state.stop_partition(epoch, gone) {
                     tracing::error!(partition = %tp, "the topic is gone from the metadata; the partition stops");
-                    state
-                        .errors
-                        .push_back(PartitionError::TopicGone { partition: tp });
                 }
             }
             drop(state);
@@ -624,13 +637,13 @@ impl Driver {
                     state.partitions.out_of_range(&tp, epoch, position);
                 }
                 PartitionOutcome::Error(error) if refusal_hint(error).is_some() => {
-                    if state.partitions.fail(&tp, epoch) {
+                    let refused = PartitionError::Refused {
+                        partition: tp.clone(),
+                        error,
+                        hint: refusal_hint(error).expect("checked by the guard"),
+                    };
+                    if state.stop_partition(epoch, refused) {
                         tracing::error!(partition = %tp, %error, "the broker refuses the partition; it stops");
-                        state.errors.push_back(PartitionError::Refused {
-                            partition: tp,
-                            error,
-                            hint: refusal_hint(error).expect("checked by the guard"),
-                        });
                         records_arrived = true;
                     }
                 }
@@ -642,11 +655,11 @@ impl Driver {
                     }
                 }
                 PartitionOutcome::Corrupt(error) => {
-                    if state.partitions.fail(&tp, epoch) {
-                        state.errors.push_back(PartitionError::Corrupt {
-                            partition: tp,
-                            error,
-                        });
+                    let corrupt = PartitionError::Corrupt {
+                        partition: tp,
+                        error,
+                    };
+                    if state.stop_partition(epoch, corrupt) {
                         records_arrived = true;
                     }
                 }
