@@ -35,8 +35,9 @@ pub struct FetchOptions {
     pub max_bytes: i32,
     pub partition_max_bytes: i32,
     /// Fetched batches held for the application, at most (as fetched; a batch a poll has
-    /// started on counts decompressed): no fetch starts while the buffer holds this much, and a fetch asks for no more than what is left (one answer per
-    /// broker may overshoot by its first batch, which Kafka always sends).
+    /// started on counts decompressed): no fetch starts while the buffer holds this much, and
+    /// a fetch asks for no more than what is left (one answer per broker may overshoot by its
+    /// first batch, which Kafka always sends).
     pub max_buffered_bytes: usize,
     pub isolation: IsolationLevel,
     /// Backoff for failed fetches, ListOffsets and metadata refreshes.

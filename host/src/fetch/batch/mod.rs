@@ -1,7 +1,7 @@
 //! Record batches from a Fetch answer, decoded into records in two steps: when the answer
-//! arrives, [`read_batches`] checks each batch (header, CRC, a record count its bytes can hold)
-//! and decompresses it; when the application takes records, [`PendingRecords`] decodes them
-//! ([`decode_records`] does both at once).
+//! arrives, [`read_batches`] checks each batch's header and CRC; when the application takes
+//! records, [`PendingRecords`] decompresses the batch, checks its record count against the
+//! bytes, and decodes the records ([`decode_records`] does both steps at once).
 //!
 //! Invariant: the next fetch offset after a batch is `base offset + last offset delta + 1`,
 //! read from the batch header, never the position plus the number of records: compacted topics
