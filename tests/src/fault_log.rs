@@ -506,19 +506,15 @@ impl ScriptedLog {
         } else {
             base
         };
-        let damage = state
-            .damage
-            .get(&key)
-            .filter(|(from, _)| records.iter().any(|r| r.offset == *from));
+        // Where the damaged batch starts, when this answer reaches it.
+        let damage = state.damage.get(&key).and_then(|(from, damage)| {
+            let at = records.iter().position(|r| r.offset == *from)?;
+            Some((at, damage))
+        });
         let encoded = match damage {
             None => encode_records(&records, Compression::None).expect("encoding a record batch"),
-            Some((from, damage)) => {
-                let (good, bad) = records.split_at(
-                    records
-                        .iter()
-                        .position(|r| r.offset == *from)
-                        .expect("checked"),
-                );
+            Some((at, damage)) => {
+                let (good, bad) = records.split_at(at);
                 let mut encoded =
                     BytesMut::from(&encode_records(good, Compression::None).expect("encoding")[..]);
                 encoded.extend_from_slice(

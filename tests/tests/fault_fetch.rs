@@ -117,6 +117,23 @@ async fn collect_until(
     }
 }
 
+/// Polls, collecting records, until a partition error comes (panics after `WAIT`, or on
+/// another error).
+async fn collect_until_partition_error(
+    consumer: &Consumer,
+    records: &mut Vec<ConsumerRecord>,
+) -> PartitionError {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        assert!(Instant::now() < deadline, "no partition error");
+        match consumer.poll(1000, Duration::from_millis(100)).await {
+            Ok(batch) => records.extend(batch),
+            Err(ConsumerError::Partition(error)) => return error,
+            Err(other) => panic!("unexpected error {other}"),
+        }
+    }
+}
+
 fn offsets(records: &[ConsumerRecord], partition: i32) -> Vec<i64> {
     records
         .iter()
@@ -265,15 +282,7 @@ async fn out_of_range_with_none_stops_that_partition_only() {
     h.consumer.assign([(tp(1), StartAt::Offset(0))]);
     let mut records = read_then_delete_under_the_consumer(&h).await;
 
-    let deadline = Instant::now() + WAIT;
-    let error = loop {
-        assert!(Instant::now() < deadline, "no partition error");
-        match h.consumer.poll(1000, Duration::from_millis(100)).await {
-            Ok(batch) => records.extend(batch),
-            Err(ConsumerError::Partition(error)) => break error,
-            Err(other) => panic!("unexpected error {other}"),
-        }
-    };
+    let error = collect_until_partition_error(&h.consumer, &mut records).await;
     let PartitionError::ResetRefused {
         ref partition,
         reason: ResetReason::OutOfRange { offset },
@@ -325,15 +334,7 @@ async fn damaged_batches_stop_their_partition_after_the_records_before_them() {
         h.consumer
             .assign([(tp(0), StartAt::Offset(0)), (tp(1), StartAt::Offset(0))]);
         let mut records = Vec::new();
-        let deadline = Instant::now() + WAIT;
-        let error = loop {
-            assert!(Instant::now() < deadline, "no partition error ({damage:?})");
-            match h.consumer.poll(1000, Duration::from_millis(100)).await {
-                Ok(batch) => records.extend(batch),
-                Err(ConsumerError::Partition(error)) => break error,
-                Err(other) => panic!("unexpected error {other}"),
-            }
-        };
+        let error = collect_until_partition_error(&h.consumer, &mut records).await;
         assert_eq!(offsets(&records, 0), [0, 1, 2, 3, 4], "{damage:?}");
         let PartitionError::Corrupt {
             ref partition,

@@ -181,6 +181,14 @@ mod tests {
         (taken, outcome)
     }
 
+    /// The one partition a take found corrupt: (partition, epoch, the error in words).
+    fn only_corrupt(outcome: &TakeOutcome) -> (i32, u64, String) {
+        let [(tp, epoch, error)] = &outcome.corrupt[..] else {
+            panic!("{outcome:?}");
+        };
+        (tp.partition, *epoch, error.to_string())
+    }
+
     #[test]
     fn takes_in_arrival_order_and_tracks_consumed_positions() {
         let mut buffer = RecordBuffer::default();
@@ -250,13 +258,13 @@ mod tests {
         buffer.push(chunk(1, &[&[7]]));
         let (taken, outcome) = take(&mut buffer, 10);
         assert_eq!(taken, [(0, 0), (0, 1), (1, 7)]);
-        let [(tp, epoch, error)] = &outcome.corrupt[..] else {
-            panic!("{outcome:?}");
-        };
-        assert_eq!((tp.partition, *epoch), (0, 1));
         assert_eq!(
-            error.to_string(),
-            "corrupt record batch at offset 2: record of 63 bytes runs past its batch"
+            only_corrupt(&outcome),
+            (
+                0,
+                1,
+                "corrupt record batch at offset 2: record of 63 bytes runs past its batch".into()
+            )
         );
         assert!(buffer.is_empty());
         assert_eq!(buffer.bytes(), 0);
@@ -279,13 +287,9 @@ mod tests {
         assert!(outcome.corrupt.is_empty());
         let (taken, outcome) = take(&mut buffer, 10);
         assert_eq!(taken, [(0, 1)]);
-        let [(_, _, error)] = &outcome.corrupt[..] else {
-            panic!("{outcome:?}");
-        };
+        let (_, _, error) = only_corrupt(&outcome);
         assert!(
-            error
-                .to_string()
-                .starts_with("corrupt record batch at offset 2: CRC mismatch"),
+            error.starts_with("corrupt record batch at offset 2: CRC mismatch"),
             "{error}"
         );
         assert!(buffer.is_empty());
@@ -303,11 +307,8 @@ mod tests {
         buffer.push(chunk);
         let (taken, outcome) = take(&mut buffer, 10);
         assert_eq!(taken, [(0, 0), (0, 1)]);
-        let [(_, _, error)] = &outcome.corrupt[..] else {
-            panic!("{outcome:?}");
-        };
         assert_eq!(
-            error.to_string(),
+            only_corrupt(&outcome).2,
             "corrupt record batch at offset 2: lz4 frame: no frame header"
         );
         assert_eq!(buffer.bytes(), 0);
