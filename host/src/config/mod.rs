@@ -31,8 +31,9 @@
 //! isolation_level = "read_uncommitted"   # or read_committed (hide aborted transactions)
 //! fetch_max_wait_ms = 500
 //! fetch_min_bytes = 1
-//! fetch_max_bytes = 4194304    # one Fetch answer, at most (Kafka's clients: 50 MiB; smaller
-//!                                # answers measured faster and leaner, see BENCHMARKS.md)
+//! fetch_max_bytes = 2097152    # one Fetch answer, at most (Kafka's clients: 50 MiB; smaller
+//!                                # answers measured leaner, see BENCHMARKS.md); one answer
+//!                                # per broker per round trip: raise it across slow links
 //! max_partition_fetch_bytes = 1048576
 //! max_buffered_bytes = 67108864   # fetched batches held for the application, at most
 //!                                 # (plus one answer per broker in flight)

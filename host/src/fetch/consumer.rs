@@ -47,13 +47,16 @@ pub struct FetchOptions {
     pub group: Option<String>,
 }
 
-/// The most one Fetch answer may carry by default: 4 MiB, where Kafka's own clients ask for
-/// 50 MiB. On the benchmark's 100-partition workload, 4 MiB answers took 0.18-0.20 s of CPU
-/// and 38-45 MB of RSS against 0.28-0.30 s and 71-96 MB with 50 MiB ones: a smaller answer
-/// is decoded while the next one is fetched, and its buffer is reused instead of being mapped
-/// and faulted in afresh (BENCHMARKS.md). One partition's answer is bounded by
-/// `partition_max_bytes` (1 MiB), so few partitions see no difference.
-pub const DEFAULT_FETCH_MAX_BYTES: i32 = 4 * 1024 * 1024;
+/// The most one Fetch answer may carry by default: 2 MiB, where Kafka's own clients ask for
+/// 50 MiB. The consumer holds about two answers at its peak (one being handed out, the next
+/// arriving), so the answer's size is most of its memory. Against 4 MiB, by hand on the
+/// benchmark's workloads (medians of 6-8 runs): peak RSS 18.8 -> 14.4 MB on 1 KB records,
+/// 21.1 -> 18.9 on 100 B, 24.8 -> 19.9 on 100 partitions, 22.8 -> 19.1 lz4, 24.0 -> 20.1 zstd,
+/// CPU within the runs' spread (100 partitions 0.15 -> 0.12 s); 50 MiB answers were slower
+/// and larger still (BENCHMARKS.md). One fetch is in flight per broker, so a broker's rate is
+/// at most this size per round trip: 200 MiB/s at 10 ms. Across slower links, raise it.
+/// One partition's part is bounded by `partition_max_bytes` (1 MiB).
+pub const DEFAULT_FETCH_MAX_BYTES: i32 = 2 * 1024 * 1024;
 
 impl Default for FetchOptions {
     fn default() -> Self {
