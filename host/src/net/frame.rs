@@ -5,7 +5,7 @@
 //! Frames over `max_frame_bytes` are refused before reading their body; below that, the buffer
 //! grows with the bytes that actually arrive, or at once to the size of the largest frame this
 //! connection has already delivered whole. A peer that claims 100 MiB and sends ten bytes costs
-//! one read chunk (64 KiB), plus what it proved before.
+//! one read chunk (64 KiB) and the rounding of a new buffer, plus what it proved before.
 //!
 //! The reader keeps one receive buffer per connection and reads as much as the socket has
 //! (a following frame's first bytes included). Frames are slices of it, so it is shared until
@@ -149,8 +149,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     }
 
     /// Room for `target` bytes from the buffer's start: in place when no frame shares the
-    /// buffer any more (what is in it moves to its front), else in a new buffer that what is
-    /// in it is copied to. New buffers are rounded up to [`READ_CHUNK`] with room to spare, so
+    /// buffer any more and what is in it can move to its front without overlapping itself
+    /// (`BytesMut::try_reclaim`), else in a new buffer that what is in it is copied to. New buffers are rounded up to [`READ_CHUNK`] with room to spare, so
     /// that frames a few bytes larger than the last still fit and a freed buffer is the size
     /// the next one asks the allocator for.
     fn grow(&mut self, target: usize) {
@@ -317,17 +317,20 @@ mod tests {
         // Fetch answers vary by a few hundred bytes. The first is held while the second
         // arrives, so the second gets a buffer of its own; once both are gone, the third,
         // 200 bytes larger, is read into that buffer from its start instead of a copy.
-        let mut stream = Vec::new();
-        for extra in [0, 0, 200] {
-            stream.extend(framed(&vec![1u8; (1 << 20) + extra]));
-        }
+        let bodies: Vec<Vec<u8>> = [0, 0, 200]
+            .iter()
+            .enumerate()
+            .map(|(n, extra)| (0..(1 << 20) + extra).map(|i| (i * 7 + n) as u8).collect())
+            .collect();
+        let stream: Vec<u8> = bodies.iter().flat_map(|body| framed(body)).collect();
         let mut frames = FrameReader::new(&stream[..], 2 << 20);
         let first = frames.next().await.unwrap();
         let second = frames.next().await.unwrap();
+        assert_eq!((&first[..], &second[..]), (&bodies[0][..], &bodies[1][..]));
         let second_at = second.as_ptr();
         drop((first, second));
         let third = frames.next().await.unwrap();
-        assert_eq!(third.len(), (1 << 20) + 200);
+        assert_eq!(&third[..], &bodies[2][..], "the third frame's bytes");
         assert_eq!(
             third.as_ptr(),
             second_at,
