@@ -103,7 +103,9 @@ impl Report {
             text,
             "Machine: {machine}. Medians of {} rounds; records/s from process start to exit \
              (connecting and start-up included); CPU = user + system time of the consumer \
-             process; RSS = its peak resident set.\n",
+             process; RSS = its peak resident set. The last three columns divide wasmkafka's \
+             median by the peer's (wasmkafka json's for a JSON peer, wasmkafka raw's for the \
+             rest): records/s above 1x, CPU and RSS below 1x favour wasmkafka.\n",
             self.rounds
         );
         let mut workloads: Vec<&Workload> = Vec::new();
@@ -115,15 +117,33 @@ impl Report {
         for workload in workloads {
             let summaries = self.summaries(workload.name);
             let _ = writeln!(text, "### {}: {}\n", workload.name, workload.describe());
+            let find = |peer: Peer| summaries.iter().find(|s| s.peer == peer);
             let _ = writeln!(
                 text,
-                "| consumer | records/s | (min-max) | CPU s per 1M records | peak RSS MB |"
+                "| consumer | records/s | (min-max) | CPU s per 1M records | peak RSS MB \
+                 | wasmkafka ÷ it: records/s | CPU | RSS |"
             );
-            let _ = writeln!(text, "|---|---:|---:|---:|---:|");
+            let _ = writeln!(text, "|---|---:|---:|---:|---:|---:|---:|---:|");
             for s in &summaries {
+                let ours = match s.peer {
+                    peer if peer.is_ours() => None,
+                    peer if peer.writes_json() => find(Peer::WasmkafkaJson),
+                    _ => find(Peer::WasmkafkaRaw),
+                };
+                let ratios = ours.map_or_else(
+                    || "- | - | -".to_string(),
+                    |ours| {
+                        format!(
+                            "{:.2}x | {:.2}x | {:.2}x",
+                            ours.rate / s.rate,
+                            ours.cpu_per_million / s.cpu_per_million,
+                            ours.rss_mb / s.rss_mb
+                        )
+                    },
+                );
                 let _ = writeln!(
                     text,
-                    "| {} | {:.0} | {:.0}-{:.0} | {:.3} | {:.0} |",
+                    "| {} | {:.0} | {:.0}-{:.0} | {:.3} | {:.0} | {ratios} |",
                     s.peer.name(),
                     s.rate,
                     s.rate_min,
@@ -133,7 +153,6 @@ impl Report {
                 );
             }
             let _ = writeln!(text);
-            let find = |peer: Peer| summaries.iter().find(|s| s.peer == peer);
             let best = |pick: fn(&Summary) -> f64, lowest: bool, json: bool| {
                 summaries
                     .iter()
@@ -184,5 +203,66 @@ impl Report {
             }
         }
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn run(peer: Peer, wall_s: f64, cpu_s: f64, rss_mb: u64) -> Run {
+        Run {
+            workload: Workload::all().remove(0),
+            peer,
+            measured: Measured {
+                wall: Duration::from_secs_f64(wall_s),
+                cpu: Duration::from_secs_f64(cpu_s),
+                max_rss_bytes: rss_mb * 1_000_000,
+            },
+        }
+    }
+
+    #[test]
+    fn each_peer_row_divides_the_matching_wasmkafka_median_by_the_peers() {
+        let mut report = Report::new(1);
+        report.add(run(Peer::WasmkafkaRaw, 1.0, 0.2, 20));
+        report.add(run(Peer::WasmkafkaJson, 2.0, 0.3, 30));
+        report.add(run(Peer::FranzGo, 4.0, 0.8, 40));
+        report.add(run(Peer::RdkafkaJson, 8.0, 1.5, 60));
+        let text = report.markdown("test");
+        let row = |name: &str| {
+            text.lines()
+                .find(|line| line.starts_with(&format!("| {name} |")))
+                .unwrap_or_else(|| panic!("no row for {name} in:\n{text}"))
+                .to_string()
+        };
+        // Raw peers against wasmkafka raw: 4x the rate, a quarter of the CPU, half the RSS.
+        assert!(
+            row("franz-go").ends_with("| 4.00x | 0.25x | 0.50x |"),
+            "{}",
+            row("franz-go")
+        );
+        // JSON peers against wasmkafka json.
+        assert!(
+            row("rdkafka crate json").ends_with("| 4.00x | 0.20x | 0.50x |"),
+            "{}",
+            row("rdkafka crate json")
+        );
+        // Our own rows have no ratios, and every row has the header's eight cells.
+        assert!(
+            row("wasmkafka raw").ends_with("| - | - | - |"),
+            "{}",
+            row("wasmkafka raw")
+        );
+        let header = text.lines().find(|l| l.starts_with("| consumer")).unwrap();
+        for line in text.lines().filter(|l| l.starts_with("| ")) {
+            assert_eq!(
+                line.matches('|').count(),
+                header.matches('|').count(),
+                "{line}"
+            );
+        }
     }
 }
