@@ -5,6 +5,8 @@
 //! and peak RSS. Run it through `scripts/bench.sh`, which builds the release binaries first.
 //!
 //! Usage: wasmkafka-bench [--rounds N] [--workload NAME]... [--peer ID]... [--out FILE.md]
+//!                        [--rtt-ms MS]   (every connection through a proxy that adds MS
+//!                                         per round trip: a slow link, see delay.rs)
 //!                        [--hold]   (keep the broker up afterwards, for profiling)
 //!        wasmkafka-bench decode   (decode + write on one thread, no network: see decode.rs)
 //!        wasmkafka-bench plugins  (Wasm against native assign and reset, plugin loading)
@@ -13,6 +15,7 @@
 //!                                  latency while reading and while fetches long-poll)
 
 mod decode;
+mod delay;
 mod group;
 mod measure;
 mod peers;
@@ -24,7 +27,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use wasmkafka_tests::kafka::Kafka;
+use wasmkafka_tests::kafka::{Kafka, KafkaOptions};
+
+use delay::DelayProxy;
 
 use measure::measure;
 use peers::{Peer, Tools};
@@ -39,6 +44,8 @@ struct Options {
     workloads: Vec<Workload>,
     peers: Vec<Peer>,
     out: Option<PathBuf>,
+    /// A round trip added to every connection of the consumers (none when zero).
+    rtt: Duration,
     /// Keep the broker and its topics after the runs, for profiling by hand.
     hold: bool,
 }
@@ -49,6 +56,7 @@ fn options() -> Result<Options> {
         workloads: Vec::new(),
         peers: Vec::new(),
         out: None,
+        rtt: Duration::ZERO,
         hold: false,
     };
     let mut args = std::env::args().skip(1);
@@ -79,10 +87,13 @@ fn options() -> Result<Options> {
                 options.peers.push(peer);
             }
             "--out" => options.out = Some(value()?.into()),
+            "--rtt-ms" => {
+                options.rtt = Duration::from_millis(value()?.parse().context("--rtt-ms MS")?)
+            }
             "--hold" => options.hold = true,
             other => bail!(
                 "unknown argument `{other}`; usage: wasmkafka-bench [--rounds N] \
-                 [--workload NAME]... [--peer ID]... [--out FILE.md] [--hold]"
+                 [--workload NAME]... [--peer ID]... [--out FILE.md] [--rtt-ms MS] [--hold]"
             ),
         }
     }
@@ -138,12 +149,21 @@ async fn run() -> Result<()> {
     })
     .await??;
     eprintln!("starting Apache Kafka");
-    let kafka = Kafka::start().await?;
-    let brokers = kafka.addr();
+    let (kafka, proxy) = start_kafka(options.rtt).await?;
+    let brokers = match &proxy {
+        Some(proxy) => format!("127.0.0.1:{}", proxy.port()),
+        None => kafka.addr(),
+    };
     let mut report = Report::new(options.rounds);
     for workload in &options.workloads {
         eprintln!("loading {}: {}", workload.name, workload.describe());
+        if let Some(proxy) = &proxy {
+            proxy.set_one_way_delay(Duration::ZERO);
+        }
         workload.load(&kafka).await?;
+        if let Some(proxy) = &proxy {
+            proxy.set_one_way_delay(options.rtt / 2);
+        }
         for round in 0..options.rounds {
             // Alternate the order so no consumer always runs first (page cache, JIT'd broker).
             let mut order = options.peers.clone();
@@ -182,7 +202,14 @@ async fn run() -> Result<()> {
             }
         }
     }
-    let text = report.markdown(&machine());
+    let mut machine = machine();
+    if proxy.is_some() {
+        machine += &format!(
+            "; every connection of the consumers through a proxy that adds {} ms per round trip",
+            options.rtt.as_millis()
+        );
+    }
+    let text = report.markdown(&machine);
     println!("{text}");
     if let Some(out) = options.out {
         std::fs::write(&out, &text).with_context(|| format!("cannot write {}", out.display()))?;
@@ -192,6 +219,26 @@ async fn run() -> Result<()> {
         tokio::signal::ctrl_c().await?;
     }
     Ok(())
+}
+
+/// Starts the broker. With a round trip to add, the broker advertises a [`DelayProxy`]'s port
+/// (loading goes through it too, with no delay), so every connection a client opens after its
+/// first metadata answer crosses the proxy.
+async fn start_kafka(rtt: Duration) -> Result<(Kafka, Option<DelayProxy>)> {
+    if rtt.is_zero() {
+        return Ok((Kafka::start().await?, None));
+    }
+    let proxy = DelayProxy::listen().await?;
+    let kafka = Kafka::start_with(KafkaOptions {
+        overrides: vec![(
+            "advertised.listeners".into(),
+            format!("PLAINTEXT://127.0.0.1:{}", proxy.port()),
+        )],
+        ..KafkaOptions::default()
+    })
+    .await?;
+    proxy.set_upstream(kafka.addr());
+    Ok((kafka, Some(proxy)))
 }
 
 /// CPU model and count, for the report.

@@ -34,6 +34,8 @@
 //! fetch_max_bytes = 2097152    # one Fetch answer, at most (Kafka's clients: 50 MiB; smaller
 //!                                # answers measured leaner, see BENCHMARKS.md); one answer
 //!                                # per broker per round trip: raise it across slow links
+//!                                # (20 ms round trips: 4 MiB read as fast as franz-go on 4
+//!                                # partitions, 2 MiB at 0.59-0.78x; BENCHMARKS.md)
 //! max_partition_fetch_bytes = 1048576
 //! max_buffered_bytes = 67108864   # fetched batches held for the application, at most
 //!                                 # (plus one answer per broker in flight)
