@@ -15,7 +15,6 @@
 //!                                  latency while reading and while fetches long-poll)
 
 mod decode;
-mod delay;
 mod group;
 mod measure;
 mod peers;
@@ -27,9 +26,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use wasmkafka_tests::kafka::{Kafka, KafkaOptions};
-
-use delay::DelayProxy;
+use wasmkafka_tests::delay::{self, DelayProxy};
+use wasmkafka_tests::kafka::Kafka;
 
 use measure::measure;
 use peers::{Peer, Tools};
@@ -229,15 +227,7 @@ async fn start_kafka(rtt: Duration) -> Result<(Kafka, Option<DelayProxy>)> {
         return Ok((Kafka::start().await?, None));
     }
     let proxy = DelayProxy::listen().await?;
-    let kafka = Kafka::start_with(KafkaOptions {
-        overrides: vec![(
-            "advertised.listeners".into(),
-            format!("PLAINTEXT://127.0.0.1:{}", proxy.port()),
-        )],
-        ..KafkaOptions::default()
-    })
-    .await?;
-    proxy.set_upstream(kafka.addr());
+    let kafka = delay::kafka_behind(&proxy).await?;
     Ok((kafka, Some(proxy)))
 }
 

@@ -3,6 +3,7 @@
 //! ([`fault_broker`]). Integration tests live in `tests/tests/`.
 
 pub mod cache;
+pub mod delay;
 pub mod fault_broker;
 pub mod fault_group;
 pub mod fault_log;

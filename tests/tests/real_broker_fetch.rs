@@ -1,13 +1,16 @@
 //! The fetcher against Apache Kafka: a large topic read exactly once, a slow reader
-//! that keeps memory bounded, and a compacted topic with offset gaps.
+//! that keeps memory bounded, a compacted topic with offset gaps, and fetch sizes that follow
+//! the round trip (through a delaying proxy).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use wasmkafka::fetch::{Consumer, ConsumerRecord, FetchOptions, TopicPartition};
+use wasmkafka::fetch::{Consumer, ConsumerRecord, FetchOptions, FetchSize, TopicPartition};
+use wasmkafka::net::Purpose;
 use wasmkafka::policy::ResetPolicySpec;
 use wasmkafka::produce::OutgoingRecord;
+use wasmkafka_tests::delay::{kafka_behind, DelayProxy};
 use wasmkafka_tests::kafka::Kafka;
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -444,4 +447,73 @@ async fn log_append_time_topics_give_the_brokers_timestamps() {
         stamps.windows(2).all(|w| w[0] == w[1]),
         "one batch, one time: {stamps:?}"
     );
+}
+
+/// Reads `count` records of `topic` with a consumer of its own (a new client: new connections,
+/// new handshakes) and returns what its last Fetch asked for at most, and the fetch
+/// connection's handshake round trip.
+async fn asked_max_bytes(
+    broker: &Kafka,
+    topic: &str,
+    count: usize,
+    size: FetchSize,
+) -> (i32, Duration) {
+    let client = broker.client();
+    let consumer = Consumer::new(
+        client.clone(),
+        FetchOptions {
+            max_bytes: size,
+            ..FetchOptions::default()
+        },
+        ResetPolicySpec::Earliest.into_policy(),
+    );
+    consumer.assign_topics(&[topic.to_string()]).await.unwrap();
+    assert_eq!(
+        consume(&consumer, count, 1_000, Duration::ZERO).await.len(),
+        count
+    );
+    let connection = client.connection(1, Purpose::Fetch).await.unwrap();
+    (
+        consumer.stats().fetch_max_bytes,
+        connection.handshake_round_trip(),
+    )
+}
+
+#[tokio::test]
+async fn fetch_answers_follow_the_round_trip_unless_their_size_is_set() {
+    wasmkafka_tests::init_tracing();
+    // Every connection goes through a proxy that delays each direction: the broker advertises
+    // the proxy's port.
+    let proxy = DelayProxy::listen().await.unwrap();
+    let broker = kafka_behind(&proxy).await.unwrap();
+    broker.create_topic("link", 2, &[]).await.unwrap();
+    produce_all(&broker, "link", 2, 500).await;
+
+    // Near the broker: the size the handshake's round trip gives (2 MiB up to 5 ms).
+    let (near, near_round_trip) =
+        asked_max_bytes(&broker, "link", 1_000, FetchSize::FollowsLink).await;
+    assert_eq!(
+        near,
+        FetchSize::FollowsLink.for_round_trip(near_round_trip),
+        "handshake took {near_round_trip:?}"
+    );
+
+    // Across 30 ms round trips: at least 2 MiB + 1 GiB/s x 25 ms, far above 2 MiB.
+    proxy.set_one_way_delay(Duration::from_millis(15));
+    let (far, far_round_trip) =
+        asked_max_bytes(&broker, "link", 1_000, FetchSize::FollowsLink).await;
+    assert!(
+        far_round_trip >= Duration::from_millis(30),
+        "{far_round_trip:?}"
+    );
+    let least = FetchSize::FollowsLink.for_round_trip(Duration::from_millis(30));
+    assert!(
+        far >= least && far > 2 * 1024 * 1024,
+        "asked for {far} bytes after a {far_round_trip:?} handshake"
+    );
+    assert_eq!(far, FetchSize::FollowsLink.for_round_trip(far_round_trip));
+
+    // A size that is set stays what it is, across the same link.
+    let (fixed, _) = asked_max_bytes(&broker, "link", 1_000, FetchSize::Fixed(1024 * 1024)).await;
+    assert_eq!(fixed, 1024 * 1024);
 }

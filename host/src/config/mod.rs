@@ -31,11 +31,11 @@
 //! isolation_level = "read_uncommitted"   # or read_committed (hide aborted transactions)
 //! fetch_max_wait_ms = 500
 //! fetch_min_bytes = 1
-//! fetch_max_bytes = 2097152    # one Fetch answer, at most (Kafka's clients: 50 MiB; smaller
-//!                                # answers measured leaner, see BENCHMARKS.md); one answer
-//!                                # per broker per round trip: raise it across slow links
-//!                                # (20 ms round trips: 4 MiB read as fast as franz-go on 4
-//!                                # partitions, 2 MiB at 0.59-0.78x; BENCHMARKS.md)
+//! # fetch_max_bytes = 2097152  # one Fetch answer, at most. Unset (the default), it follows
+//!                              # the round trip to the leader: 2 MiB near the broker (leaner:
+//!                              # the consumer holds about two answers), plus 1 MiB per ms of
+//!                              # round trip beyond 5 ms, up to 50 MiB (Kafka's clients' fixed
+//!                              # default); see fetch/size.rs and BENCHMARKS.md
 //! max_partition_fetch_bytes = 1048576
 //! max_buffered_bytes = 67108864   # fetched batches held for the application, at most
 //!                                 # (plus one answer per broker in flight)
@@ -96,7 +96,7 @@ use serde::Deserialize;
 pub mod properties;
 
 use crate::cluster::MetadataOptions;
-use crate::fetch::{FetchOptions, IsolationLevel, DEFAULT_FETCH_MAX_BYTES};
+use crate::fetch::{FetchOptions, FetchSize, IsolationLevel};
 use crate::group::{Assignor, Builtin, GroupOptions, TopicPattern};
 use crate::net::{
     BrokerCompat, ConnectionOptions, PoolOptions, SaslCredentials, SaslMechanism, Secret, Security,
@@ -441,7 +441,8 @@ pub struct ConsumerConfig {
     pub isolation_level: IsolationLevel,
     pub fetch_max_wait_ms: u64,
     pub fetch_min_bytes: i32,
-    pub fetch_max_bytes: i32,
+    /// Unset: the answer's size follows the round trip to the leader (`fetch::size`).
+    pub fetch_max_bytes: Option<i32>,
     pub max_partition_fetch_bytes: i32,
     pub max_buffered_bytes: u64,
     pub retry_backoff_ms: u64,
@@ -469,7 +470,7 @@ impl Default for ConsumerConfig {
             isolation_level: IsolationLevel::ReadUncommitted,
             fetch_max_wait_ms: 500,
             fetch_min_bytes: 1,
-            fetch_max_bytes: DEFAULT_FETCH_MAX_BYTES,
+            fetch_max_bytes: None,
             max_partition_fetch_bytes: 1024 * 1024,
             max_buffered_bytes: 64 * 1024 * 1024,
             retry_backoff_ms: 100,
@@ -669,7 +670,12 @@ impl Config {
             }
         }
         self.security.validate()?;
-        if self.consumer.fetch_max_bytes <= 0 || self.consumer.max_partition_fetch_bytes <= 0 {
+        if self
+            .consumer
+            .fetch_max_bytes
+            .is_some_and(|bytes| bytes <= 0)
+            || self.consumer.max_partition_fetch_bytes <= 0
+        {
             return Err(ConfigError::Invalid {
                 key: "consumer.fetch_max_bytes",
                 problem: "fetch_max_bytes and max_partition_fetch_bytes must be positive".into(),
@@ -718,7 +724,9 @@ impl Config {
         FetchOptions {
             max_wait: Duration::from_millis(consumer.fetch_max_wait_ms),
             min_bytes: consumer.fetch_min_bytes,
-            max_bytes: consumer.fetch_max_bytes,
+            max_bytes: consumer
+                .fetch_max_bytes
+                .map_or(FetchSize::FollowsLink, FetchSize::Fixed),
             partition_max_bytes: consumer.max_partition_fetch_bytes,
             max_buffered_bytes: usize::try_from(consumer.max_buffered_bytes).unwrap_or(usize::MAX),
             isolation: consumer.isolation_level,
@@ -801,6 +809,23 @@ pub fn validate_broker_address(broker: &str) -> Result<(), ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fetch_answers_follow_the_link_unless_their_size_is_set() {
+        let unset = Config::parse("").unwrap();
+        assert_eq!(unset.fetch_options().max_bytes, FetchSize::FollowsLink);
+        let in_file = Config::parse("[consumer]\nfetch_max_bytes = 4194304").unwrap();
+        assert_eq!(
+            in_file.fetch_options().max_bytes,
+            FetchSize::Fixed(4_194_304)
+        );
+        let as_property =
+            Config::parse_with("", &[("fetch.max.bytes".into(), "8388608".into())]).unwrap();
+        assert_eq!(
+            as_property.fetch_options().max_bytes,
+            FetchSize::Fixed(8_388_608)
+        );
+    }
 
     #[test]
     fn parses_a_full_config() {

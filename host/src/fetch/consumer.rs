@@ -25,6 +25,7 @@ use super::driver::{Driver, FetchState, FetchStats, Shared};
 use super::error::{ConsumerError, PartitionError};
 use super::offsets::OffsetSpec;
 use super::partition::{CommittedOffset, PartitionState, ResetCause, StartAt};
+use super::size::FetchSize;
 use super::{IsolationLevel, TopicPartition};
 
 /// Fetch settings.
@@ -32,7 +33,10 @@ use super::{IsolationLevel, TopicPartition};
 pub struct FetchOptions {
     pub max_wait: Duration,
     pub min_bytes: i32,
-    pub max_bytes: i32,
+    /// How much one answer may carry: by default it follows the round trip to the leader
+    /// (2 MiB near the broker, up to 50 MiB across slow links; see [`super::size`]).
+    pub max_bytes: FetchSize,
+    /// One partition's part of an answer, at most.
     pub partition_max_bytes: i32,
     /// Fetched batches held for the application, at most (as fetched; a batch a poll has
     /// started on counts decompressed): no fetch starts while the buffer holds this much, and
@@ -47,25 +51,12 @@ pub struct FetchOptions {
     pub group: Option<String>,
 }
 
-/// The most one Fetch answer may carry by default: 2 MiB, where Kafka's own clients ask for
-/// 50 MiB. The consumer holds about two answers at its peak (one being handed out, the next
-/// arriving), so the answer's size is most of its memory. Against 4 MiB, by hand on the
-/// benchmark's workloads (medians of 6-8 runs): peak RSS 18.8 -> 14.4 MB on 1 KB records,
-/// 21.1 -> 18.9 on 100 B, 24.8 -> 19.9 on 100 partitions, 22.8 -> 19.1 lz4, 24.0 -> 20.1 zstd,
-/// CPU within the runs' spread (100 partitions 0.15 -> 0.12 s); 50 MiB answers were slower
-/// and larger still (BENCHMARKS.md). One fetch is in flight per broker, so a broker's rate is
-/// at most this size per round trip: 200 MiB/s at 10 ms. Across slower links, raise it: at
-/// 20 ms round trips (`wasmkafka-bench --rtt-ms 20`) 2 MiB read at 0.39-0.78x franz-go's rate,
-/// 4 MiB as fast on 4 partitions, 50 MiB faster on 100.
-/// One partition's part is bounded by `partition_max_bytes` (1 MiB).
-pub const DEFAULT_FETCH_MAX_BYTES: i32 = 2 * 1024 * 1024;
-
 impl Default for FetchOptions {
     fn default() -> Self {
         Self {
             max_wait: Duration::from_millis(500),
             min_bytes: 1,
-            max_bytes: DEFAULT_FETCH_MAX_BYTES,
+            max_bytes: FetchSize::FollowsLink,
             partition_max_bytes: 1024 * 1024,
             max_buffered_bytes: 64 * 1024 * 1024,
             isolation: IsolationLevel::ReadUncommitted,

@@ -61,6 +61,8 @@ pub struct FetchStats {
     pub fetch_latency: Histogram,
     /// Record bytes the answers carried (as on the wire, before decompression).
     pub fetch_record_bytes: u64,
+    /// What the last answered Fetch request asked for at most (`max_bytes`).
+    pub fetch_max_bytes: i32,
     /// Resets by why and who decided (the policy, or a seek), and how they ended.
     pub resets: BTreeMap<ResetKind, u64>,
     pub incremental_fetches: u64,
@@ -360,7 +362,7 @@ impl Driver {
         let per_leader = fetch_budget / fetches.len().max(1);
         let max_bytes = i32::try_from(per_leader)
             .unwrap_or(i32::MAX)
-            .clamp(1, self.options.max_bytes);
+            .clamp(1, self.options.max_bytes.ceiling());
         for (leader, asked) in fetches {
             self.start_fetch(leader, asked, max_bytes);
         }
@@ -431,6 +433,7 @@ impl Driver {
             limits: FetchLimits {
                 max_wait: self.options.max_wait,
                 min_bytes: self.options.min_bytes,
+                size: self.options.max_bytes,
                 max_bytes,
                 isolation: self.options.isolation,
                 timeout: self.client.pool().options().connection.request_timeout
@@ -544,6 +547,7 @@ impl Driver {
                 let mut state = self.shared.lock();
                 state.stats.fetch_latency.observe(now - started);
                 state.stats.fetch_record_bytes += data.wire_bytes as u64;
+                state.stats.fetch_max_bytes = data.asked_max_bytes;
                 data
             }
             Err(error) => {

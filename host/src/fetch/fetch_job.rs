@@ -14,6 +14,7 @@ use crate::net::{Purpose, SendOptions};
 
 use super::batch::{read_batches, BatchError, PendingRecords};
 use super::session::{SessionPartition, SessionRequest};
+use super::size::FetchSize;
 use super::transactions::AbortedTransactions;
 use super::{by_topic, IsolationLevel, TopicPartition};
 
@@ -41,6 +42,9 @@ pub struct Asked {
 pub struct FetchLimits {
     pub max_wait: Duration,
     pub min_bytes: i32,
+    /// How much an answer may carry, given the round trip to the leader.
+    pub size: FetchSize,
+    /// At most this, whatever the size says: the leader's share of the buffer's room.
     pub max_bytes: i32,
     pub isolation: IsolationLevel,
     pub timeout: Duration,
@@ -88,11 +92,18 @@ pub struct FetchedData {
     /// The record data's size on the wire (how much the answer's records grew when decoded
     /// tells the next request how much to ask for).
     pub wire_bytes: usize,
+    /// The request's `max_bytes`.
+    pub asked_max_bytes: i32,
 }
 
 impl FetchJob {
-    pub async fn run(self, client: Client) -> Result<FetchedData, ClientError> {
+    pub async fn run(mut self, client: Client) -> Result<FetchedData, ClientError> {
         let connection = client.connection(self.leader, Purpose::Fetch).await?;
+        self.limits.max_bytes = self
+            .limits
+            .size
+            .for_round_trip(connection.handshake_round_trip())
+            .min(self.limits.max_bytes);
         let version = connection.version_for::<FetchRequest>(ApiKey::Fetch)?;
         let sessions_supported = version >= FIRST_SESSION_VERSION;
         let request = if sessions_supported {
@@ -248,6 +259,7 @@ impl FetchJob {
             sessions_supported,
             partitions,
             wire_bytes,
+            asked_max_bytes: self.limits.max_bytes,
         }
     }
 }

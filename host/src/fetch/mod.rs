@@ -5,6 +5,7 @@
 //! - [`driver`]: the background task that plans fetches and resets and applies their answers.
 //! - [`partition`]: the per-partition state machine and its epochs (the stale-answer guard).
 //! - [`fetch_job`], [`session`]: one Fetch request to one leader; KIP-227 sessions.
+//! - [`size`]: how much one answer may carry (fixed, or following the round trip).
 //! - [`batch`], [`transactions`]: record batches to records; read_committed filtering.
 //! - [`reset`], [`offsets`]: resolving resets with the policy and ListOffsets.
 //! - [`validate`]: checking positions against a new leader (KIP-320 OffsetForLeaderEpoch).
@@ -22,6 +23,7 @@ pub mod offsets;
 pub mod partition;
 pub mod reset;
 pub mod session;
+pub mod size;
 pub mod transactions;
 pub mod validate;
 
@@ -30,11 +32,12 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use batch::{decode_records, BatchError, BatchHeader, ConsumerRecord, DecodedRecords};
-pub use consumer::{Consumer, FetchOptions, DEFAULT_FETCH_MAX_BYTES};
+pub use consumer::{Consumer, FetchOptions};
 pub use driver::{FetchStats, ResetKind};
 pub use error::{ConsumerError, PartitionError};
 pub use offsets::{list_offsets, OffsetSpec};
 pub use partition::{CommittedOffset, PartitionState, ResetCause, StartAt};
+pub use size::FetchSize;
 
 /// A topic and a partition.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -269,6 +269,14 @@ impl Collector for LiveCollector {
         )?;
         gauge(
             e,
+            "fetch_max",
+            "What the last answered Fetch request asked for at most (max_bytes): sized to the \
+             round trip to the leader unless consumer.fetch_max_bytes is set",
+            Some(&Unit::Bytes),
+            i64::from(fetch.fetch_max_bytes),
+        )?;
+        gauge(
+            e,
             "assigned_partitions",
             "Partitions assigned to this consumer",
             None,
@@ -461,6 +469,7 @@ mod tests {
         let mut fetch = FetchStats {
             fetch_requests: 4,
             fetch_record_bytes: 1000,
+            fetch_max_bytes: 2_097_152,
             ..FetchStats::default()
         };
         fetch
@@ -501,6 +510,7 @@ mod tests {
             "wasmkafka_group_generation 5",
             "wasmkafka_rebalances_total 1",
             "wasmkafka_fetched_bytes_total 1000",
+            "wasmkafka_fetch_max_bytes 2097152",
             "wasmkafka_fetch_duration_seconds_bucket{le=\"0.0025\"} 0",
             "wasmkafka_fetch_duration_seconds_bucket{le=\"0.005\"} 1",
             "wasmkafka_fetch_duration_seconds_bucket{le=\"+Inf\"} 1",

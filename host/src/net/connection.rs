@@ -172,6 +172,8 @@ struct Inner {
     tasks: [JoinHandle<()>; 2],
     /// When a SASL session should be replaced by a new connection (KIP-368).
     renew_session_at: Option<Instant>,
+    /// How long the ApiVersions handshake took.
+    handshake_round_trip: Duration,
 }
 
 impl Drop for Inner {
@@ -219,6 +221,7 @@ impl Connection {
             options,
             BrokerVersions::default(),
         );
+        let asked = Instant::now();
         let versions = connection
             .negotiate_versions()
             .await
@@ -238,6 +241,7 @@ impl Connection {
         let inner = Arc::get_mut(&mut connection.inner)
             .expect("no other handle exists during the handshake");
         inner.versions = versions;
+        inner.handshake_round_trip = asked.elapsed();
         if let Some(credentials) = &sasl {
             let started = Instant::now();
             let lifetime = sasl::authenticate(&connection, credentials)
@@ -288,6 +292,7 @@ impl Connection {
                 options,
                 tasks: [writer, reader],
                 renew_session_at: None,
+                handshake_round_trip: Duration::ZERO,
             }),
         }
     }
@@ -477,6 +482,13 @@ impl Connection {
     }
 
     /// The broker id this connection was opened for (negative ids are bootstrap addresses).
+    /// How long the ApiVersions handshake took: one round trip to the broker with a small
+    /// request it answers at once (two against a broker that only speaks ApiVersions v0).
+    /// What fetch answers are sized to (`fetch::size`).
+    pub fn handshake_round_trip(&self) -> Duration {
+        self.inner.handshake_round_trip
+    }
+
     pub fn broker(&self) -> i32 {
         self.inner.shared.broker
     }

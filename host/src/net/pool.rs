@@ -254,6 +254,12 @@ impl Pool {
         tracing::debug!(broker = key.broker, purpose = ?key.purpose, %addr, "connecting");
         match Connection::connect(key.broker, &addr, self.inner.options.connection.clone()).await {
             Ok(connection) => {
+                tracing::debug!(
+                    broker = key.broker,
+                    purpose = ?key.purpose,
+                    round_trip = ?connection.handshake_round_trip(),
+                    "connected"
+                );
                 self.inner.connects.fetch_add(1, Ordering::Relaxed);
                 *state = SlotState {
                     connection: Some(connection.clone()),

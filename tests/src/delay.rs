@@ -1,7 +1,8 @@
 //! A TCP proxy that holds every chunk it forwards for a fixed time, in each direction: a round
-//! trip through it costs twice that delay, with no limit on bandwidth. `--rtt-ms` puts it
-//! between the consumers and the broker (the broker advertises the proxy's port), to measure
-//! what a fetch size costs across a slow link. (This machine's kernel has no `netem` qdisc.)
+//! trip through it costs twice that delay, with no limit on bandwidth. A slow link on
+//! loopback (this machine's kernel has no `netem` qdisc): a broker that advertises the proxy's
+//! port gets every client connection through it. `wasmkafka-bench --rtt-ms` and the fetch-size
+//! test use it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -13,6 +14,8 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
+
+use crate::kafka::{Kafka, KafkaOptions};
 
 /// The most one read takes from a socket before it is queued.
 const CHUNK: usize = 256 * 1024;
@@ -54,6 +57,22 @@ impl DelayProxy {
         self.one_way_us
             .store(delay.as_micros() as u64, Ordering::Relaxed);
     }
+}
+
+/// A single Apache Kafka node behind `proxy`: it advertises the proxy's port, and the proxy
+/// forwards to it, so every client connection after the first metadata answer crosses the
+/// proxy.
+pub async fn kafka_behind(proxy: &DelayProxy) -> Result<Kafka> {
+    let kafka = Kafka::start_with(KafkaOptions {
+        overrides: vec![(
+            "advertised.listeners".into(),
+            format!("PLAINTEXT://127.0.0.1:{}", proxy.port()),
+        )],
+        ..KafkaOptions::default()
+    })
+    .await?;
+    proxy.set_upstream(kafka.addr());
+    Ok(kafka)
 }
 
 async fn accept_loop(
