@@ -481,7 +481,6 @@ impl Connection {
         }
     }
 
-    /// The broker id this connection was opened for (negative ids are bootstrap addresses).
     /// How long the ApiVersions handshake took: one round trip to the broker with a small
     /// request it answers at once (two against a broker that only speaks ApiVersions v0).
     /// What fetch answers are sized to (`fetch::size`).
@@ -489,6 +488,7 @@ impl Connection {
         self.inner.handshake_round_trip
     }
 
+    /// The broker id this connection was opened for (negative ids are bootstrap addresses).
     pub fn broker(&self) -> i32 {
         self.inner.shared.broker
     }

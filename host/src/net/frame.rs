@@ -150,9 +150,10 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 
     /// Room for `target` bytes from the buffer's start: in place when no frame shares the
     /// buffer any more and what is in it can move to its front without overlapping itself
-    /// (`BytesMut::try_reclaim`), else in a new buffer that what is in it is copied to. New buffers are rounded up to [`READ_CHUNK`] with room to spare, so
-    /// that frames a few bytes larger than the last still fit and a freed buffer is the size
-    /// the next one asks the allocator for.
+    /// (`BytesMut::try_reclaim`), else in a new buffer that what is in it is copied to. New
+    /// buffers are rounded up to [`READ_CHUNK`] with room to spare, so that frames a few bytes
+    /// larger than the last still fit and a freed buffer is the size the next one asks the
+    /// allocator for.
     fn grow(&mut self, target: usize) {
         let len = self.buffer.len();
         if self.buffer.capacity() >= target || self.buffer.try_reclaim(target - len) {
