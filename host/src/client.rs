@@ -9,16 +9,24 @@
 //! closer together than `min_age` (callers in between wait and share the next answer), each
 //! logged with its reason. Answers are merged into the cache, never swapped in whole (see
 //! [`crate::cluster::merge`]).
+//!
+//! Requests any broker can answer (Metadata, FindCoordinator) go through
+//! [`Client::ask_any_broker`]: brokers that failed lately go last, the others take turns, and
+//! a broker that has not answered within [`HEDGE_AFTER`] does not hold the answer up: the
+//! next one is asked beside it and the first answer wins. A broker that accepts connections
+//! and never answers (a frozen VM) costs one hedge delay, not a request timeout.
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
-use std::time::Instant;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{MetadataRequest, TopicName};
 use kafka_protocol::protocol::{Request, StrBytes};
 use tokio::sync::{watch, Mutex as AsyncMutex};
+use tokio::task::JoinSet;
 
 use crate::cluster::{
     means_stale_metadata, Metadata, MetadataCache, MetadataOptions, MetadataScope, RefreshReason,
@@ -50,6 +58,70 @@ pub struct Client {
     metadata_options: MetadataOptions,
     bootstrap: Arc<Vec<String>>,
     refreshes: Arc<AsyncMutex<RefreshHistory>>,
+    /// Which broker answers a request any broker can answer: failures and turns.
+    any_broker: Arc<AnyBroker>,
+}
+
+/// How long a broker may take with a Metadata or FindCoordinator request before the next
+/// candidate is asked too (the first answer wins). Well above a healthy broker's answer time
+/// (milliseconds; a TLS + SASL handshake across an ocean, under a second).
+pub const HEDGE_AFTER: Duration = Duration::from_secs(1);
+
+/// A broker that failed a request any broker can answer goes last for this long.
+const FAILED_BROKER_LAST_FOR: Duration = Duration::from_secs(30);
+
+/// What [`Client::ask_any_broker`] remembers between requests.
+#[derive(Debug, Default)]
+struct AnyBroker {
+    /// When each broker last failed such a request.
+    failed_at: Mutex<HashMap<i32, Instant>>,
+    /// Turns: where the next request starts among the brokers in good standing.
+    turn: AtomicUsize,
+}
+
+impl AnyBroker {
+    /// `candidates` in the order to ask them: those in good standing first, starting at
+    /// the next turn, then those that failed lately, the longest ago first.
+    fn order(&self, candidates: &[i32]) -> Vec<i32> {
+        let now = Instant::now();
+        let failed_at = self.failed_at.lock().expect("broker failures lock");
+        let recent = |id: &i32| {
+            failed_at
+                .get(id)
+                .filter(|at| now.duration_since(**at) < FAILED_BROKER_LAST_FOR)
+                .copied()
+        };
+        let mut good: Vec<i32> = candidates
+            .iter()
+            .copied()
+            .filter(|id| recent(id).is_none())
+            .collect();
+        if !good.is_empty() {
+            let turn = self.turn.fetch_add(1, Ordering::Relaxed) % good.len();
+            good.rotate_left(turn);
+        }
+        let mut failed: Vec<(Instant, i32)> = candidates
+            .iter()
+            .filter_map(|id| recent(id).map(|at| (at, *id)))
+            .collect();
+        failed.sort();
+        good.extend(failed.into_iter().map(|(_, id)| id));
+        good
+    }
+
+    fn failed(&self, broker: i32) {
+        self.failed_at
+            .lock()
+            .expect("broker failures lock")
+            .insert(broker, Instant::now());
+    }
+
+    fn answered(&self, broker: i32) {
+        self.failed_at
+            .lock()
+            .expect("broker failures lock")
+            .remove(&broker);
+    }
 }
 
 /// What the refresh path remembers between refreshes (held under its lock).
@@ -84,6 +156,7 @@ impl Client {
             metadata_options,
             bootstrap: Arc::new(bootstrap),
             refreshes: Arc::new(AsyncMutex::new(RefreshHistory::default())),
+            any_broker: Arc::default(),
         }
     }
 
@@ -295,25 +368,77 @@ impl Client {
             .with_allow_auto_topic_creation(false);
         let mut candidates: Vec<i32> = current.brokers.keys().copied().collect();
         candidates.extend((0..self.bootstrap.len()).map(bootstrap_id));
+        let response = self.ask_any_broker(&candidates, request).await?;
+        Ok(Metadata::from_response(&response))
+    }
+
+    /// Sends a request any of `candidates` can answer (Metadata, FindCoordinator) on their
+    /// `Default` connections and returns the first answer (see the module docs: failed
+    /// brokers last, turns, a hedge after [`HEDGE_AFTER`]). A broker that fails sends the
+    /// request on to the next at once; a failure no retry heals (credentials, certificates:
+    /// the same for every broker) ends the search with its reason.
+    pub async fn ask_any_broker<R>(
+        &self,
+        candidates: &[i32],
+        request: R,
+    ) -> Result<R::Response, ClientError>
+    where
+        R: Request + Clone + Send + Sync + 'static,
+        R::Response: Send + 'static,
+    {
+        let mut queue = self.any_broker.order(candidates).into_iter();
+        let mut asking = JoinSet::new();
         let mut tried = Vec::new();
-        for broker in candidates {
-            match self.send(broker, Purpose::Default, &request).await {
-                Ok(response) => return Ok(Metadata::from_response(&response)),
-                // Credentials and certificates are the same for every broker: asking the next
-                // one would only repeat the failure and bury its reason.
-                Err(ClientError::Net(error)) if error.is_fatal() => {
-                    return Err(ClientError::Net(error))
+        let ask_next = |asking: &mut JoinSet<_>, queue: &mut std::vec::IntoIter<i32>| {
+            let Some(broker) = queue.next() else {
+                return false;
+            };
+            let client = self.clone();
+            let request = request.clone();
+            asking.spawn(async move {
+                let answer = client.send(broker, Purpose::Default, &request).await;
+                (broker, answer)
+            });
+            true
+        };
+        ask_next(&mut asking, &mut queue);
+        loop {
+            let more_to_ask = queue.len() > 0;
+            tokio::select! {
+                joined = asking.join_next() => {
+                    let Some(joined) = joined else {
+                        return Err(ClientError::NoBrokerReachable {
+                            tried: if tried.is_empty() { "no broker known".into() } else { tried.join("; ") },
+                        });
+                    };
+                    let (broker, answer) = match joined {
+                        Ok(joined) => joined,
+                        // Only a panic ends a task early (the set aborts them on drop).
+                        Err(failed) => std::panic::resume_unwind(failed.into_panic()),
+                    };
+                    match answer {
+                        Ok(response) => {
+                            self.any_broker.answered(broker);
+                            return Ok(response);
+                        }
+                        Err(ClientError::Net(error)) if error.is_fatal() => {
+                            return Err(ClientError::Net(error))
+                        }
+                        Err(error) => {
+                            self.any_broker.failed(broker);
+                            let addr = self.pool.address(broker).unwrap_or_default();
+                            tracing::debug!(broker, %addr, %error, api = ?R::KEY, "request to any broker failed");
+                            tried.push(format!("{addr} ({error})"));
+                            ask_next(&mut asking, &mut queue);
+                        }
+                    }
                 }
-                Err(error) => {
-                    let addr = self.pool.address(broker).unwrap_or_default();
-                    tracing::debug!(broker, %addr, %error, "metadata request failed");
-                    tried.push(format!("{addr} ({error})"));
+                _ = tokio::time::sleep(HEDGE_AFTER), if more_to_ask => {
+                    tracing::debug!(api = ?R::KEY, after = ?HEDGE_AFTER, "no answer yet; asking the next broker too");
+                    ask_next(&mut asking, &mut queue);
                 }
             }
         }
-        Err(ClientError::NoBrokerReachable {
-            tried: tried.join("; "),
-        })
     }
 
     /// Brings the pool's address book in line with a new snapshot: new and moved brokers get
@@ -357,4 +482,32 @@ fn answered_since(
 /// The pool id of the `index`-th bootstrap address.
 pub fn bootstrap_id(index: usize) -> i32 {
     -(index as i32) - 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn brokers_take_turns_and_those_that_failed_lately_go_last() {
+        let any = AnyBroker::default();
+        let candidates = [1, 2, 3, -1];
+        // Turns: each request starts one further along.
+        assert_eq!(any.order(&candidates), [1, 2, 3, -1]);
+        assert_eq!(any.order(&candidates), [2, 3, -1, 1]);
+        // Failures go last, the longest ago first.
+        any.failed(3);
+        std::thread::sleep(Duration::from_millis(2));
+        any.failed(1);
+        let order = any.order(&candidates);
+        assert_eq!(&order[2..], [3, 1]);
+        assert_eq!(
+            order[..2].iter().copied().collect::<BTreeSet<_>>(),
+            BTreeSet::from([2, -1])
+        );
+        // An answer puts a broker back in good standing.
+        any.answered(3);
+        assert!(any.order(&candidates)[..3].contains(&3));
+        assert_eq!(any.order(&candidates).last(), Some(&1));
+    }
 }

@@ -4,43 +4,30 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::FindCoordinatorRequest;
 use kafka_protocol::protocol::StrBytes;
 
-use crate::client::{Client, ClientError};
-use crate::net::Purpose;
+use crate::client::{bootstrap_id, Client};
 
 use super::error::{classify, GroupError};
 
-/// Asks any reachable broker which broker coordinates `group`; registers its address in the
-/// pool and returns its id.
+/// Asks any reachable broker which broker coordinates `group` (the first to answer, see
+/// [`Client::ask_any_broker`]); registers its address in the pool and returns its id.
 pub async fn find_coordinator(client: &Client, group: &str) -> Result<i32, GroupError> {
     let metadata = client.fresh_metadata().await?;
     let request = FindCoordinatorRequest::default()
         .with_key(StrBytes::from_string(group.to_string()))
         .with_key_type(0);
-    let mut last_error = None;
     let mut candidates: Vec<i32> = metadata.brokers.keys().copied().collect();
     if candidates.is_empty() {
-        candidates.push(-1); // the first bootstrap address
+        candidates.push(bootstrap_id(0));
     }
-    for broker in candidates {
-        match client.send(broker, Purpose::Default, &request).await {
-            Ok(response) => {
-                if let Some(error) = ResponseError::try_from_code(response.error_code) {
-                    return Err(classify("FindCoordinator", group, None, error));
-                }
-                let id = response.node_id.0;
-                client
-                    .pool()
-                    .set_address(id, format!("{}:{}", response.host, response.port));
-                return Ok(id);
-            }
-            Err(error) => last_error = Some(error),
-        }
+    let response = client.ask_any_broker(&candidates, request).await?;
+    if let Some(error) = ResponseError::try_from_code(response.error_code) {
+        return Err(classify("FindCoordinator", group, None, error));
     }
-    Err(last_error
-        .unwrap_or(ClientError::NoBrokerReachable {
-            tried: "no broker known".into(),
-        })
-        .into())
+    let id = response.node_id.0;
+    client
+        .pool()
+        .set_address(id, format!("{}:{}", response.host, response.port));
+    Ok(id)
 }
 
 /// The group's coordinator, looked up once and shared by the membership, heartbeat and commit
