@@ -6,8 +6,13 @@ fn main() -> std::process::ExitCode {
     let cli = wasmkafka::cli::Cli::parse();
     let filter =
         EnvFilter::try_from_env("WASMKAFKA_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    // Colours only on a terminal (and never with NO_COLOR): a log piped to a file or a
+    // collector stays plain text.
+    let colours = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none();
     let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(colours)
         .with_env_filter(filter);
     match cli.log_format {
         wasmkafka::cli::LogFormat::Text => logs.init(),

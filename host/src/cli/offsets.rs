@@ -404,9 +404,22 @@ async fn plan(args: PlanArgs) -> anyhow::Result<()> {
             )
         })
         .collect();
-    commit(&client, coordinator, &identity, &offsets)
+    let failed = commit(&client, coordinator, &identity, &offsets)
         .await
         .with_context(|| format!("committing the plan for group `{}`", args.group))?;
+    if !failed.is_empty() {
+        let refused: Vec<String> = failed
+            .iter()
+            .map(|(tp, error)| format!("{tp}: {error}"))
+            .collect();
+        bail!(
+            "the broker refused {} of {} offset(s) for group `{}` (the others were committed): {}",
+            failed.len(),
+            offsets.len(),
+            args.group,
+            refused.join("; ")
+        );
+    }
     eprintln!(
         "committed {} offset(s) for group {}",
         offsets.len(),

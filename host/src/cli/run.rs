@@ -1,5 +1,6 @@
 //! `wasmkafka run`: consume and print records.
 
+use std::collections::BTreeMap;
 use std::io::{BufWriter, ErrorKind, Write};
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use anyhow::{bail, Context};
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::fetch::{Consumer, ConsumerError, ConsumerRecord};
+use crate::fetch::{Consumer, ConsumerError, ConsumerRecord, PartitionState, TopicPartition};
 use crate::metrics::server::MetricsServer;
 use crate::metrics::{Metrics, Snapshot};
 
@@ -169,7 +170,8 @@ async fn consume(
 ) -> anyhow::Result<Ended> {
     let limit = args.max_records.unwrap_or(u64::MAX);
     let mut printed = 0u64;
-    let mut stopped = 0;
+    // Why each partition stopped, as `poll` said it.
+    let mut stopped: BTreeMap<TopicPartition, String> = BTreeMap::new();
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(OUTPUT_BUFFER_BYTES, stdout.lock());
     let mut progress = Progress::for_stderr(args.no_progress);
@@ -189,12 +191,25 @@ async fn consume(
         let records = match polled {
             Ok(records) => records,
             // One partition stopped (e.g. reset policy `none`): say so, keep the others going.
+            // The run ends only when nothing it holds now can progress; a rebalance may
+            // have taken the stopped partitions away or brought healthy ones.
             Err(GroupError::Consumer(ConsumerError::Partition(error))) => {
                 tracing::error!("{error}");
                 eprintln!("error: {error}");
-                stopped += 1;
-                if stopped >= source.assigned() {
-                    bail!("every assigned partition stopped with an error (see above)");
+                stopped.insert(error.partition().clone(), error.to_string());
+                if let Some(stuck) = source.nothing_can_progress() {
+                    let reasons: Vec<String> = stuck
+                        .iter()
+                        .map(|tp| match stopped.get(tp) {
+                            Some(reason) => format!("\n  {reason}"),
+                            None => format!("\n  {tp}: stopped"),
+                        })
+                        .collect();
+                    bail!(
+                        "every partition assigned to this consumer stopped with an error, so \
+                         nothing can progress:{}",
+                        reasons.concat()
+                    );
                 }
                 continue;
             }
@@ -327,11 +342,14 @@ impl Source {
         }
     }
 
-    fn assigned(&self) -> usize {
-        match self {
-            Source::Partitions(consumer) => consumer.assignment().len(),
-            Source::Group(group) => group.assignment().len(),
-        }
+    /// The partitions this consumer holds now, when every one of them has stopped with an
+    /// error (a seek would be needed); `None` while any can progress or none is held.
+    fn nothing_can_progress(&self) -> Option<Vec<TopicPartition>> {
+        let consumer = match self {
+            Source::Partitions(consumer) => consumer,
+            Source::Group(group) => group.consumer(),
+        };
+        stuck_partitions(&consumer.assignment())
     }
 
     /// Everything polled so far was written and flushed.
@@ -348,15 +366,9 @@ impl Source {
     /// auto-commit and the close commit again).
     fn commit_in_background(&self) {
         let Source::Group(group) = self else { return };
-        if !group.auto_commits() {
-            return;
+        if group.auto_commits() {
+            group.commit_in_background();
         }
-        let pending = group.commit_async();
-        tokio::spawn(async move {
-            if let Ok(Err(error)) = pending.await {
-                tracing::debug!(%error, "commit after output failed; a later one covers it");
-            }
-        });
     }
 
     /// A group member commits what was processed and leaves the group; false if that did
@@ -370,6 +382,18 @@ impl Source {
             Source::Group(group) => group.close_within(timeout).await,
         }
     }
+}
+
+/// Every partition of `assignment` when all have failed; `None` when any can progress or
+/// there are none.
+fn stuck_partitions(
+    assignment: &BTreeMap<TopicPartition, PartitionState>,
+) -> Option<Vec<TopicPartition>> {
+    let all_failed = !assignment.is_empty()
+        && assignment
+            .values()
+            .all(|state| *state == PartitionState::Failed);
+    all_failed.then(|| assignment.keys().cloned().collect())
 }
 
 /// The output format the flags ask for.
@@ -394,5 +418,37 @@ fn output_failed(error: std::io::Error) -> anyhow::Result<Ended> {
         Ok(Ended::OutputClosed)
     } else {
         Err(error).context("cannot write to stdout")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fetch::ResetCause;
+
+    #[test]
+    fn a_run_ends_only_when_every_partition_it_holds_now_has_stopped() {
+        let tp = |p| TopicPartition::new("t", p);
+        // Nothing held (between an eager revoke and the next assignment): go on.
+        assert_eq!(stuck_partitions(&BTreeMap::new()), None);
+        // One of two stopped: the other still progresses.
+        let mut assignment = BTreeMap::from([
+            (tp(0), PartitionState::Failed),
+            (tp(1), PartitionState::Fetching { position: 5 }),
+        ]);
+        assert_eq!(stuck_partitions(&assignment), None);
+        // A partition waiting for its committed offset or a reset can still progress.
+        assignment.insert(tp(1), PartitionState::AwaitingCommitted);
+        assert_eq!(stuck_partitions(&assignment), None);
+        assignment.insert(
+            tp(1),
+            PartitionState::AwaitingReset {
+                cause: ResetCause::Policy(crate::policy::ResetReason::NoCommittedOffset),
+            },
+        );
+        assert_eq!(stuck_partitions(&assignment), None);
+        // After a rebalance only the stopped one is left: now nothing can progress.
+        assignment.remove(&tp(1));
+        assert_eq!(stuck_partitions(&assignment), Some(vec![tp(0)]));
     }
 }

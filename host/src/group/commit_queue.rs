@@ -4,23 +4,29 @@
 //! Invariants:
 //! - One OffsetCommit in flight at a time, in the order the commits were asked for; one in
 //!   flight is never cancelled (a retry on a new connection could overtake it). Requests that
-//!   wait together are merged, the newest offset per partition winning, and all get the
-//!   merged commit's answer.
+//!   wait together are merged as they arrive, the newest offset per partition winning, and
+//!   all get the merged commit's answer.
+//! - What waits is bounded by the partitions, not by time: offsets are merged on arrival,
+//!   and a commit nobody waits for ([`CommitQueue::offer`], the CLI's commit after each
+//!   output) leaves no reply behind. A coordinator that answers nothing for minutes costs
+//!   one entry per partition.
 //! - Only partitions the member owns when the commit is sent are committed; a request naming
 //!   others gets [`GroupError::NotOwned`], and any request while the member is not in a
 //!   generation gets [`GroupError::NotMember`]. Neither is ever answered `Ok`.
 //! - Transient errors (a dropped connection, a moved or loading coordinator, a timeout) are
 //!   retried with backoff until the commit timeout; errors that mean the member is no longer
-//!   in the group end the request at once. A failed commit never stops the queue.
+//!   in the group end the request at once. A partition the broker refuses (a topic not
+//!   authorized) fails alone: the others are committed, and the answer names it
+//!   ([`GroupError::PartitionsRefused`]). A failed commit never stops the queue.
 //! - `committed` is updated before the next request is looked at, so "unchanged since the
 //!   last commit" is judged against what the broker confirmed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinHandle;
 
 use crate::client::Client;
@@ -28,20 +34,37 @@ use crate::fetch::{CommittedOffset, TopicPartition};
 use crate::net::Backoff;
 
 use super::error::GroupError;
-use super::membership::GroupShared;
 use super::offsets::commit;
+use super::shared::GroupShared;
 
 type Reply = oneshot::Sender<Result<(), GroupError>>;
 
-struct CommitRequest {
-    offsets: Vec<(TopicPartition, CommittedOffset)>,
+/// A caller waiting for the next commit: the partitions it asked for (judged against
+/// ownership when the commit is sent) and where its answer goes.
+struct Waiter {
+    partitions: Vec<TopicPartition>,
     reply: Reply,
+}
+
+/// What waits for the next OffsetCommit: the newest offset per partition, and the callers
+/// waiting for its answer.
+#[derive(Default)]
+struct Waiting {
+    offsets: BTreeMap<TopicPartition, CommittedOffset>,
+    waiters: Vec<Waiter>,
+    /// The task has stopped (aborted with its member): nothing more is sent.
+    closed: bool,
+}
+
+struct Queue {
+    waiting: Mutex<Waiting>,
+    wake: Notify,
 }
 
 /// The sending side of a member's commit queue (cheap to clone).
 #[derive(Clone)]
 pub struct CommitQueue {
-    requests: mpsc::UnboundedSender<CommitRequest>,
+    queue: Arc<Queue>,
 }
 
 impl CommitQueue {
@@ -52,14 +75,18 @@ impl CommitQueue {
         backoff: Backoff,
         timeout: Duration,
     ) -> (CommitQueue, JoinHandle<()>) {
-        let (requests, receiver) = mpsc::unbounded_channel();
+        let queue = Arc::new(Queue {
+            waiting: Mutex::new(Waiting::default()),
+            wake: Notify::new(),
+        });
         let sender = Sender {
             client,
             shared,
             backoff,
             timeout,
         };
-        (CommitQueue { requests }, tokio::spawn(sender.run(receiver)))
+        let task = tokio::spawn(sender.run(queue.clone()));
+        (CommitQueue { queue }, task)
     }
 
     /// Queues a commit of `offsets` now (its place in the order is taken at this call); the
@@ -70,11 +97,44 @@ impl CommitQueue {
         offsets: Vec<(TopicPartition, CommittedOffset)>,
     ) -> impl Future<Output = Result<(), GroupError>> + Send + 'static {
         let (reply, answer) = oneshot::channel();
-        let queued = self.requests.send(CommitRequest { offsets, reply });
+        let partitions = offsets.iter().map(|(tp, _)| tp.clone()).collect();
+        let queued = self.enqueue(offsets, Some(Waiter { partitions, reply }));
         async move {
-            queued.map_err(|_| GroupError::Closed)?;
+            if !queued {
+                return Err(GroupError::Closed);
+            }
             answer.await.unwrap_or(Err(GroupError::Closed))
         }
+    }
+
+    /// Queues a commit of `offsets` that nobody waits for: it merges into the next commit
+    /// and leaves nothing else behind. A failure is logged by the queue.
+    pub fn offer(&self, offsets: Vec<(TopicPartition, CommittedOffset)>) {
+        self.enqueue(offsets, None);
+    }
+
+    /// Merges `offsets` into what waits; false when the queue has stopped.
+    fn enqueue(
+        &self,
+        offsets: Vec<(TopicPartition, CommittedOffset)>,
+        waiter: Option<Waiter>,
+    ) -> bool {
+        {
+            let mut waiting = self.queue.waiting.lock().expect("commit queue lock");
+            if waiting.closed {
+                return false;
+            }
+            waiting.offsets.extend(offsets);
+            waiting.waiters.extend(waiter);
+        }
+        self.queue.wake.notify_one();
+        true
+    }
+
+    /// How many partitions and callers wait for the next commit.
+    pub fn waiting(&self) -> (usize, usize) {
+        let waiting = self.queue.waiting.lock().expect("commit queue lock");
+        (waiting.offsets.len(), waiting.waiters.len())
     }
 }
 
@@ -86,47 +146,67 @@ struct Sender {
 }
 
 impl Sender {
-    async fn run(self, mut receiver: mpsc::UnboundedReceiver<CommitRequest>) {
-        while let Some(first) = receiver.recv().await {
-            let mut batch = vec![first];
-            while let Ok(next) = receiver.try_recv() {
-                batch.push(next);
+    async fn run(self, queue: Arc<Queue>) {
+        // However the task ends (its member is dropped and aborts it), callers waiting or
+        // arriving later get `Closed` instead of waiting forever.
+        let _closed = CloseOnDrop(queue.clone());
+        loop {
+            let (offsets, waiters) = {
+                let mut waiting = queue.waiting.lock().expect("commit queue lock");
+                (
+                    std::mem::take(&mut waiting.offsets),
+                    std::mem::take(&mut waiting.waiters),
+                )
+            };
+            if offsets.is_empty() && waiters.is_empty() {
+                queue.wake.notified().await;
+                continue;
             }
             // Judged before sending: a revoke waits for its commit before the partitions
             // leave `owned`.
-            let not_owned: Vec<Option<GroupError>> = batch
+            let not_owned: Vec<Option<GroupError>> = waiters
                 .iter()
-                .map(|request| self.not_owned(&request.offsets))
+                .map(|waiter| self.not_owned(&waiter.partitions))
                 .collect();
-            let merged_result = self.send(&batch).await;
-            for (request, not_owned) in batch.into_iter().zip(not_owned) {
-                let result = match not_owned {
+            let result = self.send(offsets).await;
+            if waiters.is_empty() {
+                if let Err(error) = &result {
+                    tracing::debug!(group = %self.shared.group, %error, "commit failed; a later one covers it");
+                }
+            }
+            for (waiter, not_owned) in waiters.into_iter().zip(not_owned) {
+                let answer = match not_owned {
                     Some(error) => Err(error),
-                    None => merged_result.clone(),
+                    None => result.clone(),
                 };
-                let _ = request.reply.send(result);
+                let _ = waiter.reply.send(answer);
             }
         }
     }
 
-    /// The request's partitions this member does not own, as an error.
-    fn not_owned(&self, offsets: &[(TopicPartition, CommittedOffset)]) -> Option<GroupError> {
+    /// The partitions this member does not own, as an error.
+    fn not_owned(&self, partitions: &[TopicPartition]) -> Option<GroupError> {
         let owned = self.shared.owned.lock().expect("owned lock");
-        let missing: Vec<String> = offsets
+        let missing: Vec<String> = partitions
             .iter()
-            .filter(|(tp, _)| !owned.contains(tp))
-            .map(|(tp, _)| tp.to_string())
+            .filter(|tp| !owned.contains(tp))
+            .map(|tp| tp.to_string())
             .collect();
         (!missing.is_empty()).then_some(GroupError::NotOwned {
             partitions: missing,
         })
     }
 
-    /// Commits the batch's owned partitions (newest offset each) that changed since the last
-    /// commit, retrying transient errors until the timeout.
-    async fn send(&self, batch: &[CommitRequest]) -> Result<(), GroupError> {
+    /// Commits the owned partitions of `offsets` that changed since the last commit,
+    /// retrying transient errors until the timeout; partitions the broker refuses are left
+    /// out of the retries and named in the answer.
+    async fn send(
+        &self,
+        offsets: BTreeMap<TopicPartition, CommittedOffset>,
+    ) -> Result<(), GroupError> {
         let deadline = Instant::now() + self.timeout;
         let mut failures = 0;
+        let mut refused: BTreeMap<TopicPartition, GroupError> = BTreeMap::new();
         loop {
             let identity = self.shared.identity();
             if identity.generation < 0 || identity.member_id.is_empty() {
@@ -134,9 +214,9 @@ impl Sender {
                     group: identity.group,
                 });
             }
-            let offsets = self.changed(batch);
-            if offsets.is_empty() {
-                return Ok(());
+            let changed = self.changed(&offsets, &refused.keys().collect());
+            if changed.is_empty() {
+                return refusal(refused);
             }
             let attempt = async {
                 let coordinator = self
@@ -144,24 +224,43 @@ impl Sender {
                     .coordinator
                     .get(&self.client, &identity.group)
                     .await?;
-                commit(&self.client, coordinator, &identity, &offsets).await
+                commit(&self.client, coordinator, &identity, &changed).await
             };
             let started = Instant::now();
             let result = attempt.await;
+            let partitions_failed = result.as_ref().map_or(true, |failed| !failed.is_empty());
             self.shared
                 .stats
                 .lock()
                 .expect("group stats lock")
-                .commit_attempted(started.elapsed(), result.is_ok());
+                .commit_attempted(started.elapsed(), !partitions_failed);
             let error = match result {
-                Ok(()) => {
-                    tracing::debug!(group = %identity.group, ?offsets, "committed");
+                Ok(failed) => {
+                    let failed: BTreeMap<TopicPartition, GroupError> = failed.into_iter().collect();
+                    let done: Vec<(TopicPartition, i64)> = changed
+                        .iter()
+                        .filter(|(tp, _)| !failed.contains_key(tp))
+                        .map(|(tp, c)| (tp.clone(), c.offset))
+                        .collect();
+                    tracing::debug!(group = %identity.group, ?done, "committed");
                     self.shared
                         .committed
                         .lock()
                         .expect("committed lock")
-                        .extend(offsets.into_iter().map(|(tp, c)| (tp, c.offset)));
-                    return Ok(());
+                        .extend(done);
+                    let mut transient = None;
+                    for (tp, error) in failed {
+                        if error.is_transient() {
+                            transient.get_or_insert(error);
+                        } else {
+                            tracing::warn!(group = %identity.group, partition = %tp, %error, "the broker refused to commit this partition");
+                            refused.insert(tp, error);
+                        }
+                    }
+                    match transient {
+                        None => return refusal(refused),
+                        Some(error) => error,
+                    }
                 }
                 Err(error) if error.is_transient() => error,
                 Err(error) => return Err(error),
@@ -182,21 +281,47 @@ impl Sender {
         }
     }
 
-    /// The newest offset per owned partition in the batch, where it differs from the last
-    /// commit the broker confirmed.
-    fn changed(&self, batch: &[CommitRequest]) -> Vec<(TopicPartition, CommittedOffset)> {
-        let mut newest: BTreeMap<&TopicPartition, CommittedOffset> = BTreeMap::new();
-        for request in batch {
-            for (tp, offset) in &request.offsets {
-                newest.insert(tp, *offset);
-            }
-        }
+    /// The offsets of owned partitions that differ from the last commit the broker
+    /// confirmed, leaving out those it refused.
+    fn changed(
+        &self,
+        offsets: &BTreeMap<TopicPartition, CommittedOffset>,
+        refused: &BTreeSet<&TopicPartition>,
+    ) -> Vec<(TopicPartition, CommittedOffset)> {
         let owned = self.shared.owned.lock().expect("owned lock");
         let committed = self.shared.committed.lock().expect("committed lock");
-        newest
-            .into_iter()
-            .filter(|(tp, c)| owned.contains(*tp) && committed.get(*tp) != Some(&c.offset))
-            .map(|(tp, c)| (tp.clone(), c))
+        offsets
+            .iter()
+            .filter(|(tp, c)| {
+                owned.contains(*tp)
+                    && !refused.contains(tp)
+                    && committed.get(*tp) != Some(&c.offset)
+            })
+            .map(|(tp, c)| (tp.clone(), *c))
             .collect()
+    }
+}
+
+/// `Ok` when the broker refused nothing, else the partitions it refused.
+fn refusal(refused: BTreeMap<TopicPartition, GroupError>) -> Result<(), GroupError> {
+    if refused.is_empty() {
+        return Ok(());
+    }
+    Err(GroupError::PartitionsRefused {
+        partitions: refused
+            .into_iter()
+            .map(|(tp, error)| (tp.to_string(), error.to_string()))
+            .collect(),
+    })
+}
+
+/// Marks the queue closed and answers every waiter `Closed` (by dropping its reply).
+struct CloseOnDrop(Arc<Queue>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        let mut waiting = self.0.waiting.lock().expect("commit queue lock");
+        waiting.closed = true;
+        waiting.waiters.clear();
     }
 }

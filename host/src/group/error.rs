@@ -34,6 +34,14 @@ pub enum GroupError {
         api: &'static str,
         error: ResponseError,
     },
+    /// No heartbeat got through for a whole session timeout: the coordinator has dropped
+    /// this member by now and handed its partitions on, so they are lost here too.
+    #[error(
+        "no heartbeat reached the group coordinator for the session timeout ({timeout:?}); \
+         the group has moved this member's partitions on: they are lost here, and the member \
+         rejoins"
+    )]
+    SessionExpired { timeout: std::time::Duration },
     /// Another consumer with the same `group.instance.id` took over (KIP-345).
     #[error(
         "another consumer joined group `{group}` with the same group instance id `{instance_id}`; \
@@ -75,6 +83,9 @@ pub enum GroupError {
          their records will be delivered again to their new owner"
     )]
     NotOwned { partitions: Vec<String> },
+    /// The broker refused to commit some partitions (the others were committed).
+    #[error("not committed: the broker refused {}; the other partitions were committed and these will be delivered again", describe_refusals(.partitions))]
+    PartitionsRefused { partitions: Vec<(String, String)> },
     /// The commit did not get through before its deadline.
     #[error("commit not confirmed within {timeout:?}: {last}")]
     CommitTimedOut {
@@ -95,6 +106,20 @@ impl GroupError {
         )
     }
 
+    /// The error is about the membership, not the request: the member must rejoin or stop
+    /// (rebalancing, gone, fenced, session expired, not authorized for the group). Any
+    /// other failure of a commit or an OffsetFetch leaves the member as it is.
+    pub fn ends_membership(&self) -> bool {
+        match self {
+            GroupError::Rebalancing { .. }
+            | GroupError::MemberGone { .. }
+            | GroupError::SessionExpired { .. }
+            | GroupError::Fenced { .. } => true,
+            GroupError::Fatal { error, .. } => *error == ResponseError::GroupAuthorizationFailed,
+            _ => false,
+        }
+    }
+
     /// The coordinator may have moved: look it up again before the next try.
     pub fn coordinator_lost(&self) -> bool {
         matches!(
@@ -102,6 +127,14 @@ impl GroupError {
             GroupError::Client(_) | GroupError::CoordinatorMoved { .. }
         )
     }
+}
+
+fn describe_refusals(partitions: &[(String, String)]) -> String {
+    partitions
+        .iter()
+        .map(|(partition, error)| format!("{partition} ({error})"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Sorts a broker error code from a group API into what to do about it.

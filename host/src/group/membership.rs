@@ -40,8 +40,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -53,7 +53,6 @@ use kafka_protocol::messages::{
     ApiKey, GroupId, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, SyncGroupRequest,
 };
 use kafka_protocol::protocol::StrBytes;
-use tokio::sync::{watch, Notify};
 use wasmkafka_policy::assign::{Group, MemberAssignment, PartitionInfo};
 
 use crate::client::{Client, ClientError};
@@ -63,13 +62,13 @@ use crate::net::{Backoff, Purpose, SendOptions};
 
 use super::assignor::{assign_group, rebalance_protocol, Assignor, Builtin, RebalanceProtocol};
 use super::commit_queue::CommitQueue;
-use super::coordinator::KnownCoordinator;
 use super::error::{classify, GroupError};
-use super::heartbeat::Heartbeat;
+use super::heartbeat::{Heartbeat, News as HeartbeatNews};
 use super::offsets::{fetch_committed_with_epochs, MemberIdentity};
 use super::protocol::{
     decode_assignment, decode_subscription, encode_assignment, encode_subscription,
 };
+use super::shared::GroupShared;
 use super::stats::GroupStats;
 use super::subscription::{subscribed_topics, Followed, RejoinReason};
 use super::{GroupOptions, RebalanceListener};
@@ -79,63 +78,6 @@ const PROTOCOL_TYPE: &str = "consumer";
 /// How often the stable phase looks at the application's polls and at committed offsets
 /// still to fetch.
 const CHECK_INTERVAL: Duration = Duration::from_millis(200);
-
-/// What the handle and the tasks share.
-pub struct GroupShared {
-    pub group: String,
-    pub identity: Mutex<MemberIdentity>,
-    pub coordinator: KnownCoordinator,
-    /// The partitions this member owns now.
-    pub owned: Mutex<BTreeSet<TopicPartition>>,
-    /// The last offsets the broker confirmed, to skip commits that change nothing.
-    pub committed: Mutex<BTreeMap<TopicPartition, i64>>,
-    /// How many times this member lost its partitions (dropped from the group): a commit of
-    /// records handed out before a loss must fail.
-    pub losses: AtomicU64,
-    pub fatal: watch::Sender<Option<GroupError>>,
-    pub closing: Notify,
-    pub generations: watch::Sender<i32>,
-    pub stats: Mutex<GroupStats>,
-}
-
-impl GroupShared {
-    pub fn new(options: &GroupOptions) -> GroupShared {
-        GroupShared {
-            group: options.group_id.clone(),
-            identity: Mutex::new(MemberIdentity {
-                group: options.group_id.clone(),
-                member_id: String::new(),
-                generation: -1,
-                instance_id: options.instance_id.clone(),
-            }),
-            coordinator: KnownCoordinator::default(),
-            owned: Mutex::new(BTreeSet::new()),
-            committed: Mutex::new(BTreeMap::new()),
-            losses: AtomicU64::new(0),
-            stats: Mutex::new(GroupStats::default()),
-            fatal: watch::channel(None).0,
-            closing: Notify::new(),
-            generations: watch::channel(-1).0,
-        }
-    }
-
-    pub fn identity(&self) -> MemberIdentity {
-        self.identity.lock().expect("identity lock").clone()
-    }
-
-    pub fn owned(&self) -> Vec<TopicPartition> {
-        self.owned
-            .lock()
-            .expect("owned lock")
-            .iter()
-            .cloned()
-            .collect()
-    }
-
-    pub fn losses(&self) -> u64 {
-        self.losses.load(Ordering::SeqCst)
-    }
-}
 
 /// A request the stable phase waits for beside everything else.
 type Pending<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -176,6 +118,27 @@ pub struct Membership {
     pub followed: Followed,
     /// When the rebalance under way started (its first JoinGroup).
     pub rebalance_started: Option<Instant>,
+    /// Heartbeats, from the SyncGroup answer until the next JoinGroup goes out: through
+    /// the stable phase and through every revocation, so a slow commit before a revoke
+    /// never costs the membership.
+    pub heartbeat: Option<Heartbeat>,
+    /// This member led the last round and held partitions back for a cooperative handover:
+    /// it rejoins once its assignment is applied, so the follow-up round happens even when
+    /// no owner asks for it.
+    pub held_back: Vec<(String, i32)>,
+}
+
+/// How much of a stop's deadline is kept for LeaveGroup after the last commit.
+const LEAVE_ALLOWANCE: Duration = Duration::from_secs(2);
+
+/// Runs `step` unless a stop is asked for first (then `None`; `step` is dropped: a request
+/// in flight is abandoned, its answer read and discarded by the connection).
+async fn unless_closing<T>(shared: &GroupShared, step: impl Future<Output = T>) -> Option<T> {
+    tokio::select! {
+        biased;
+        _ = shared.closed() => None,
+        output = step => Some(output),
+    }
 }
 
 impl Membership {
@@ -230,6 +193,10 @@ impl Membership {
     pub async fn run(mut self) {
         let mut phase = Phase::Joining;
         loop {
+            // A stop asked for in any phase ends in the leave, never in another round.
+            if self.shared.closing().is_some() && !matches!(phase, Phase::Failed(_)) {
+                phase = Phase::Closing;
+            }
             phase = match phase {
                 Phase::Joining => self.join().await,
                 Phase::Stable => self.stable().await,
@@ -252,10 +219,9 @@ impl Membership {
     async fn pause_after_failure(&mut self) -> bool {
         self.failures += 1;
         let delay = self.backoff.delay(self.failures);
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => true,
-            _ = self.shared.closing.notified() => false,
-        }
+        unless_closing(&self.shared, tokio::time::sleep(delay))
+            .await
+            .is_some()
     }
 
     async fn coordinator(&self) -> Result<i32, GroupError> {
@@ -272,8 +238,12 @@ impl Membership {
     /// Decides the next phase after a failed request.
     async fn after_error(&mut self, error: GroupError) -> Phase {
         match error {
-            GroupError::Fenced { .. } | GroupError::Fatal { .. } => Phase::Failed(error),
-            GroupError::MemberGone { .. } => {
+            GroupError::Fenced { .. } | GroupError::Fatal { .. } => {
+                self.heartbeat = None;
+                Phase::Failed(error)
+            }
+            GroupError::MemberGone { .. } | GroupError::SessionExpired { .. } => {
+                self.heartbeat = None;
                 tracing::warn!(group = self.group(), %error, "partitions lost");
                 self.lose_all();
                 let mut identity = self.shared.identity.lock().expect("identity lock");
@@ -307,26 +277,40 @@ impl Membership {
         }
     }
 
+    /// One round: JoinGroup, (leader) assign, SyncGroup, apply. Every wait for the
+    /// coordinator gives way to a stop (the JoinGroup barrier can hold for the longest
+    /// rebalance timeout in the group); the leave then goes out on the `Coordination`
+    /// connection, never queued behind the JoinGroup the coordinator still holds.
     async fn join(&mut self) -> Phase {
         self.rebalance_started.get_or_insert_with(Instant::now);
-        let coordinator = match self.coordinator().await {
-            Ok(id) => id,
-            Err(error) => return self.after_error(error).await,
+        let shared = self.shared.clone();
+        let coordinator = match unless_closing(&shared, self.coordinator()).await {
+            None => return Phase::Closing,
+            Some(Ok(id)) => id,
+            Some(Err(error)) => return self.after_error(error).await,
         };
-        match self.subscription_topics().await {
-            Ok(topics) => self.followed.joined_with(topics),
-            Err(error) => return self.after_error(error).await,
+        match unless_closing(&shared, self.subscription_topics()).await {
+            None => return Phase::Closing,
+            Some(Ok(topics)) => self.followed.joined_with(topics),
+            Some(Err(error)) => return self.after_error(error).await,
         }
         if self.protocol() == RebalanceProtocol::Eager {
-            // Eager: give everything up (committing it) before the group re-forms.
+            // Eager: give everything up (committing it) before the group re-forms; the
+            // heartbeat goes on meanwhile.
             let owned = self.owned();
             self.given_up.extend(owned.iter().cloned());
             let owned: Vec<TopicPartition> = owned.into_iter().collect();
             self.revoke(&owned).await;
         }
-        let response = match self.send_join(coordinator).await {
-            Ok(response) => response,
-            Err(error) => return self.after_error(error).await,
+        if shared.closing().is_some() {
+            return Phase::Closing;
+        }
+        // From here the JoinGroup stands for this member's liveness.
+        self.heartbeat = None;
+        let response = match unless_closing(&shared, self.send_join(coordinator)).await {
+            None => return Phase::Closing,
+            Some(Ok(response)) => response,
+            Some(Err(error)) => return self.after_error(error).await,
         };
         match ResponseError::try_from_code(response.error_code) {
             None => {}
@@ -366,19 +350,19 @@ impl Membership {
         let leader = response.leader.as_str() == member_id;
         tracing::info!(group = self.group(), %member_id, generation, %protocol_name, leader, "joined the group");
         let assignments = if leader {
-            match self.lead(&response, &protocol_name).await {
-                Ok(assignments) => assignments,
-                Err(error) => return self.after_error(error).await,
+            match unless_closing(&shared, self.lead(&response, &protocol_name)).await {
+                None => return Phase::Closing,
+                Some(Ok(assignments)) => assignments,
+                Some(Err(error)) => return self.after_error(error).await,
             }
         } else {
             Vec::new()
         };
-        let assignment = match self
-            .send_sync(coordinator, &protocol_name, assignments)
-            .await
-        {
-            Ok(assignment) => assignment,
-            Err(error) => return self.after_error(error).await,
+        let synced = self.send_sync(coordinator, &protocol_name, assignments);
+        let assignment = match unless_closing(&shared, synced).await {
+            None => return Phase::Closing,
+            Some(Ok(assignment)) => assignment,
+            Some(Err(error)) => return self.after_error(error).await,
         };
         self.failures = 0;
         self.apply(&protocol_name, assignment, generation).await
@@ -410,15 +394,16 @@ impl Membership {
 
     async fn send_join(&mut self, coordinator: i32) -> Result<JoinGroupResponse, GroupError> {
         let identity = self.identity();
-        // An eager member names what it gave up for this rebalance too, so a sticky
-        // assignor can keep partitions where they were (Java's eager StickyAssignor carries
-        // the same in its user data).
-        let owned: BTreeSet<TopicPartition> = self.owned().union(&self.given_up).cloned().collect();
+        let held = self.owned();
         // Each assignor's user data, off the async workers like every plugin call.
         let assignors = self.assignors.clone();
         let topics = self.followed.topics().to_vec();
+        let group = self.group().to_string();
         let user_data: Vec<Vec<u8>> = tokio::task::spawn_blocking(move || {
-            assignors.iter().map(|a| a.user_data(&topics)).collect()
+            assignors
+                .iter()
+                .map(|a| bounded_user_data(&group, a.name(), a.user_data(&topics)))
+                .collect()
         })
         .await
         .unwrap_or_else(|_| vec![Vec::new(); self.assignors.len()]);
@@ -427,14 +412,20 @@ impl Membership {
             .iter()
             .zip(&user_data)
             .map(|(assignor, user_data)| {
+                let claimed = claimed_partitions(assignor.protocol(), &held, &self.given_up);
+                let generation = if claimed.is_empty() {
+                    -1
+                } else {
+                    self.owned_generation
+                };
                 JoinGroupRequestProtocol::default()
                     .with_name(StrBytes::from_string(assignor.name().to_string()))
                     .with_metadata(subscription(
                         &self.options,
                         self.followed.topics(),
                         user_data,
-                        &owned,
-                        self.owned_generation,
+                        &claimed,
+                        generation,
                     ))
             })
             .collect();
@@ -459,11 +450,21 @@ impl Membership {
     ) -> Result<Vec<SyncGroupRequestAssignment>, GroupError> {
         let mut members = Vec::new();
         for member in &response.members {
-            members.push(decode_subscription(
+            match decode_subscription(
                 member.member_id.as_str(),
                 member.group_instance_id.as_ref().map(|i| i.as_str()),
                 &member.metadata,
-            )?);
+            ) {
+                Ok(subscription) => members.push(subscription),
+                // One member's garbage must not stop the group forming: that member gets
+                // nothing this round, the others share its topics.
+                Err(error) => tracing::error!(
+                    group = self.group(),
+                    member = %member.member_id.as_str(),
+                    %error,
+                    "cannot read this member's subscription; it gets no partitions this round"
+                ),
+            }
         }
         let topics: BTreeSet<String> = members.iter().flat_map(|m| m.topics.clone()).collect();
         let topics: Vec<String> = topics.into_iter().collect();
@@ -519,8 +520,9 @@ impl Membership {
             tracing::error!(group = self.group(), %error, fallback, "the assignor failed; using the fallback");
         }
         if !assigned.unassigned.is_empty() {
-            tracing::info!(group = self.group(), unassigned = ?assigned.unassigned, "partitions left unassigned this round");
+            tracing::info!(group = self.group(), held_back = ?assigned.unassigned, "partitions held back until their owners revoke them; a follow-up round hands them out");
         }
+        self.held_back = assigned.unassigned;
         let assignment = assigned.assignment;
         Ok(assignment
             .iter()
@@ -567,14 +569,20 @@ impl Membership {
         assignment: MemberAssignment,
         generation: i32,
     ) -> Phase {
-        let assigned: BTreeSet<TopicPartition> = assignment
-            .iter()
-            .map(|(topic, partition)| TopicPartition::new(topic, partition))
-            .collect();
+        // A member of this generation heartbeats from now on, revocations included.
+        self.start_heartbeat();
+        let (assigned, unsubscribed) = split_by_subscription(&assignment, self.followed.topics());
+        if !unsubscribed.is_empty() {
+            tracing::warn!(group = self.group(), ?unsubscribed, "the leader assigned partitions of topics this member does not subscribe to; ignoring them and rejoining");
+        }
         let owned = self.owned();
         let revoked: Vec<TopicPartition> = owned.difference(&assigned).cloned().collect();
         let added: Vec<TopicPartition> = assigned.difference(&owned).cloned().collect();
-        let mut rejoin = false;
+        let held_back = std::mem::take(&mut self.held_back);
+        if !held_back.is_empty() {
+            tracing::info!(group = self.group(), ?held_back, "rejoining after this round: this leader held partitions back for a cooperative handover");
+        }
+        let mut rejoin = !unsubscribed.is_empty() || !held_back.is_empty();
         if !revoked.is_empty() {
             // Only cooperative members still own partitions here (eager ones gave all up).
             self.revoke(&revoked).await;
@@ -618,6 +626,19 @@ impl Membership {
                 self.stats().rebalanced(started.elapsed());
             }
             Phase::Stable
+        }
+    }
+
+    /// Starts heartbeating unless it already runs.
+    fn start_heartbeat(&mut self) {
+        if self.heartbeat.is_none() {
+            self.heartbeat = Some(Heartbeat::start(
+                self.client.clone(),
+                self.shared.clone(),
+                self.options.heartbeat_interval,
+                self.options.session_timeout,
+                self.backoff,
+            ));
         }
     }
 
@@ -672,12 +693,8 @@ impl Membership {
         }
         let mut refresh_at = Some(self.next_metadata_check(&snapshot));
         let mut refreshing: Option<PendingRefresh> = None;
-        let mut heartbeat = Heartbeat::start(
-            self.client.clone(),
-            self.shared.clone(),
-            self.options.heartbeat_interval,
-            self.backoff,
-        );
+        self.start_heartbeat();
+        let shared = self.shared.clone();
         let auto_commit = self.options.auto_commit_interval;
         let mut next_commit = auto_commit.map(|interval| Instant::now() + interval);
         let mut committing: Option<PendingCommit> = None;
@@ -687,8 +704,14 @@ impl Membership {
             // One auto-commit at a time: the next interval starts when it is answered.
             let commit_at = next_commit.filter(|_| committing.is_none());
             tokio::select! {
-                _ = self.shared.closing.notified() => return Phase::Closing,
-                error = heartbeat.ended() => return self.after_error(error).await,
+                _ = shared.closed() => return Phase::Closing,
+                news = heartbeat_news(&mut self.heartbeat) => match news {
+                    HeartbeatNews::Ended(error) => return self.after_error(error).await,
+                    HeartbeatNews::Rebalancing => {
+                        tracing::info!(group = self.group(), "the group is rebalancing; rejoining");
+                        return Phase::Joining;
+                    }
+                },
                 _ = sleep_until_some(commit_at) => {
                     next_commit = auto_commit.map(|interval| Instant::now() + interval);
                     let positions = self.consumer.finished_positions(&self.shared.owned());
@@ -723,10 +746,10 @@ impl Membership {
                     committing = None;
                     match result {
                         Ok(()) => {}
-                        Err(error @ (GroupError::Rebalancing { .. }
-                        | GroupError::MemberGone { .. }
-                        | GroupError::Fenced { .. }
-                        | GroupError::Fatal { .. })) => return self.after_error(error).await,
+                        // Only what concerns the membership changes the phase; any other
+                        // failure (a partition refused, an unexpected broker error) is
+                        // counted, logged and tried again at the next interval.
+                        Err(error) if error.ends_membership() => return self.after_error(error).await,
                         Err(error) => {
                             tracing::warn!(group = self.group(), %error, "auto-commit failed; trying again at the next interval")
                         }
@@ -746,7 +769,6 @@ impl Membership {
                                 "no poll within consumer.max_poll_interval_ms; leaving the group so \
                                  the partitions move to a live member (poll more often or raise it)"
                             );
-                            drop(heartbeat);
                             self.leave().await;
                             return Phase::Left;
                         }
@@ -759,6 +781,12 @@ impl Membership {
     /// Takes partitions away in order (see the module invariants): pause, tell the listener,
     /// commit their finished positions (auto-commit) or wait for the commits already queued,
     /// then drop them from the fetcher.
+    ///
+    /// The wait for the commit is bounded: by the rebalance timeout (the group waits no
+    /// longer for this member's JoinGroup), and during a stop by the stop's deadline less
+    /// the time kept for LeaveGroup. A commit not answered by then is left to the queue;
+    /// the next owner starts from the last commit (records are delivered again, never
+    /// skipped).
     async fn revoke(&mut self, partitions: &[TopicPartition]) {
         if partitions.is_empty() {
             return;
@@ -771,8 +799,21 @@ impl Membership {
         } else {
             Vec::new()
         };
-        if let Err(error) = self.commits.commit(positions).await {
-            tracing::warn!(group = self.group(), %error, "commit before revoking failed; the next owner starts from the last commit");
+        let bound = match self.shared.closing() {
+            Some(deadline) => deadline
+                .saturating_duration_since(Instant::now())
+                .saturating_sub(LEAVE_ALLOWANCE)
+                .min(self.options.rebalance_timeout),
+            None => self.options.rebalance_timeout,
+        };
+        match tokio::time::timeout(bound, self.commits.commit(positions)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(group = self.group(), %error, "commit before revoking failed; the next owner starts from the last commit")
+            }
+            Err(_) => {
+                tracing::warn!(group = self.group(), ?bound, "commit before revoking not answered in time; the next owner starts from the last commit")
+            }
         }
         self.consumer.revoke(partitions);
         let mut owned = self.shared.owned.lock().expect("owned lock");
@@ -801,14 +842,18 @@ impl Membership {
 
     /// Commits, revokes everything and leaves (a static member does not send LeaveGroup: its
     /// partitions wait for it until the session times out).
+    ///
+    /// A member id is all LeaveGroup needs: a member whose JoinGroup the coordinator still
+    /// holds (no generation yet) leaves too, so the round goes on without it.
     async fn leave(&mut self) {
-        let identity = self.identity();
-        if identity.generation < 0 {
+        if self.identity().generation < 0 {
             self.lose_all();
-            return;
+        } else {
+            let owned: Vec<TopicPartition> = self.owned().into_iter().collect();
+            self.revoke(&owned).await;
         }
-        let owned: Vec<TopicPartition> = self.owned().into_iter().collect();
-        self.revoke(&owned).await;
+        self.heartbeat = None;
+        let identity = self.identity();
         if self.options.instance_id.is_none() && !identity.member_id.is_empty() {
             let left = match self.coordinator().await {
                 Ok(coordinator) => self.send_leave(coordinator, &identity.member_id).await,
@@ -876,12 +921,32 @@ impl Membership {
             {
                 return Phase::Joining;
             }
-            tokio::select! {
-                _ = self.shared.closing.notified() => return Phase::Closing,
-                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            if unless_closing(&self.shared, tokio::time::sleep(Duration::from_millis(100)))
+                .await
+                .is_none()
+            {
+                return Phase::Closing;
             }
         }
     }
+}
+
+/// An assignment's partitions of the topics this member subscribes to, and the others.
+fn split_by_subscription(
+    assignment: &MemberAssignment,
+    topics: &[String],
+) -> (BTreeSet<TopicPartition>, Vec<TopicPartition>) {
+    let mut subscribed = BTreeSet::new();
+    let mut others = Vec::new();
+    for (topic, partition) in assignment.iter() {
+        let tp = TopicPartition::new(topic, partition);
+        if topics.iter().any(|t| t == topic) {
+            subscribed.insert(tp);
+        } else {
+            others.push(tp);
+        }
+    }
+    (subscribed, others)
 }
 
 /// Sleeps until `at`, or forever without one.
@@ -892,12 +957,59 @@ async fn sleep_until_some(at: Option<Instant>) {
     }
 }
 
+/// The heartbeat's news, or never while none runs.
+async fn heartbeat_news(heartbeat: &mut Option<Heartbeat>) -> HeartbeatNews {
+    match heartbeat {
+        Some(heartbeat) => heartbeat.news().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// The pending request's answer, or never without one.
 async fn wait_some<T>(pending: &mut Option<Pending<T>>) -> T {
     match pending {
         Some(pending) => pending.await,
         None => std::future::pending().await,
     }
+}
+
+/// The partitions one assignor's subscription names as owned.
+///
+/// A cooperative assignor's leader holds back every partition a member names until that
+/// member revokes it and rejoins, so a cooperative subscription names only what the member
+/// still holds: an eager member that gave everything up names nothing (as Java's does),
+/// or the leader would wait for a follow-up that member never asks for. An eager
+/// assignor's leader holds nothing back, so its subscription also names what an eager join
+/// just gave up: `sticky` keeps those partitions where they were (Java's eager
+/// StickyAssignor carries the same in its user data).
+fn claimed_partitions(
+    protocol: RebalanceProtocol,
+    held: &BTreeSet<TopicPartition>,
+    given_up: &BTreeSet<TopicPartition>,
+) -> BTreeSet<TopicPartition> {
+    match protocol {
+        RebalanceProtocol::Cooperative => held.clone(),
+        RebalanceProtocol::Eager => held.union(given_up).cloned().collect(),
+    }
+}
+
+/// The most user data one assignor may put in a subscription: the leader receives every
+/// member's, and the coordinator stores them all.
+pub const MAX_USER_DATA_BYTES: usize = 64 * 1024;
+
+/// `data`, or nothing (with an error in the log) when it is over [`MAX_USER_DATA_BYTES`].
+fn bounded_user_data(group: &str, assignor: &str, data: Vec<u8>) -> Vec<u8> {
+    if data.len() <= MAX_USER_DATA_BYTES {
+        return data;
+    }
+    tracing::error!(
+        group,
+        assignor,
+        bytes = data.len(),
+        limit = MAX_USER_DATA_BYTES,
+        "the assignor's user data is too large; joining without it"
+    );
+    Vec::new()
 }
 
 /// One assignor's subscription for JoinGroup: the topics, the assignor's user data, the

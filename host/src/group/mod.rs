@@ -20,6 +20,7 @@ pub mod heartbeat;
 pub mod membership;
 pub mod offsets;
 pub mod protocol;
+pub mod shared;
 pub mod stats;
 pub mod subscription;
 
@@ -45,7 +46,8 @@ pub use offsets::MemberIdentity;
 pub use subscription::TopicPattern;
 
 use commit_queue::CommitQueue;
-use membership::{GroupShared, Membership};
+use membership::Membership;
+use shared::GroupShared;
 
 /// Group settings (Kafka's names in parentheses).
 #[derive(Debug, Clone)]
@@ -195,6 +197,8 @@ impl GroupConsumer {
             given_up: BTreeSet::new(),
             followed: Default::default(),
             rebalance_started: None,
+            heartbeat: None,
+            held_back: Vec::new(),
         };
         GroupConsumer {
             consumer,
@@ -307,6 +311,25 @@ impl GroupConsumer {
         tokio::spawn(self.queue_commit())
     }
 
+    /// [`GroupConsumer::commit`] that nobody waits for (the CLI's commit after each output):
+    /// it merges into the queue's next commit, so however long the coordinator takes to
+    /// answer, what waits stays one offset per partition. A failure is logged only; the next
+    /// commit covers the same records.
+    pub fn commit_in_background(&self) {
+        let lost = self.shared.losses() != self.losses_seen.load(Ordering::SeqCst);
+        self.consumer.mark_processed();
+        if !lost {
+            self.commits
+                .offer(self.consumer.handed_out_positions(&self.shared.owned()));
+        }
+    }
+
+    /// How many partitions and callers wait for the member's next commit (at most one
+    /// offset per partition, however long the coordinator takes).
+    pub fn commits_waiting(&self) -> (usize, usize) {
+        self.commits.waiting()
+    }
+
     fn queue_commit(&self) -> impl Future<Output = Result<(), GroupError>> + Send + 'static {
         let lost = self.shared.losses() != self.losses_seen.load(Ordering::SeqCst);
         self.consumer.mark_processed();
@@ -335,7 +358,7 @@ impl GroupConsumer {
     /// static member does not) and stops the tasks. Gives up after `timeout` and returns
     /// false (the session timeout then removes the member).
     pub async fn close_within(mut self, timeout: Duration) -> bool {
-        self.shared.closing.notify_one();
+        self.shared.close_by(std::time::Instant::now() + timeout);
         let stopped = tokio::time::timeout(timeout, &mut self.membership)
             .await
             .is_ok();

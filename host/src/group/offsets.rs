@@ -94,15 +94,20 @@ pub async fn fetch_committed_with_epochs(
     Ok(committed)
 }
 
-/// Commits `offsets` for the member.
+/// Partitions an OffsetCommit answer refused, each with its (classified) error.
+pub type CommitFailures = Vec<(TopicPartition, GroupError)>;
+
+/// Commits `offsets` for the member. An error that concerns the member or the coordinator
+/// fails the whole request; errors of single partitions (a topic not authorized, a leader
+/// moving) come back in the list, and every other partition was committed.
 pub async fn commit(
     client: &Client,
     coordinator: i32,
     member: &MemberIdentity,
     offsets: &[(TopicPartition, CommittedOffset)],
-) -> Result<(), GroupError> {
+) -> Result<CommitFailures, GroupError> {
     if offsets.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let version = client
         .connection(coordinator, Purpose::Coordination)
@@ -163,17 +168,28 @@ pub async fn commit(
             },
         )
         .await?;
+    let mut failed = Vec::new();
     for topic in &response.topics {
         for p in &topic.partitions {
-            if let Some(error) = ResponseError::try_from_code(p.error_code) {
-                return Err(classify(
-                    "OffsetCommit",
-                    &member.group,
-                    member.instance_id.as_deref(),
-                    error,
-                ));
+            let Some(error) = ResponseError::try_from_code(p.error_code) else {
+                continue;
+            };
+            let error = classify(
+                "OffsetCommit",
+                &member.group,
+                member.instance_id.as_deref(),
+                error,
+            );
+            // Errors about the member or the coordinator come on every partition: they are
+            // the answer to the whole request.
+            if error.ends_membership() || error.coordinator_lost() {
+                return Err(error);
             }
+            failed.push((
+                TopicPartition::new(topic.name.0.as_str(), p.partition_index),
+                error,
+            ));
         }
     }
-    Ok(())
+    Ok(failed)
 }

@@ -32,6 +32,12 @@ pub enum InvalidAssignment {
         owner: String,
         member: String,
     },
+    /// A subscribed partition nobody got, though no owner holds it for a cooperative
+    /// handover: nobody would ever consume it.
+    LeftOut {
+        topic: String,
+        partition: i32,
+    },
 }
 
 impl fmt::Display for InvalidAssignment {
@@ -78,6 +84,12 @@ impl fmt::Display for InvalidAssignment {
                 "moves {topic}/{partition} from `{owner}` to `{member}` in one cooperative \
                  rebalance (the owner must revoke it first)"
             ),
+            InvalidAssignment::LeftOut { topic, partition } => write!(
+                f,
+                "gives {topic}/{partition} to nobody, although members subscribe to `{topic}` \
+                 and no member holds it (only a partition its owner must revoke first may wait \
+                 for the next round)"
+            ),
         }
     }
 }
@@ -85,13 +97,17 @@ impl fmt::Display for InvalidAssignment {
 /// What a valid assignment leaves out.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AssignmentReport {
-    /// Subscribed partitions no member got (normal in a cooperative first round).
+    /// Subscribed partitions no member got: in cooperative rebalancing, those held back
+    /// until their owner revokes them (a follow-up round hands them out). Anything else
+    /// left out makes the assignment invalid.
     pub unassigned: Vec<(String, i32)>,
 }
 
 /// Checks `assignment` against `group`: only known members, only existing partitions of
 /// topics the member subscribes to, each partition at most once, and with `cooperative` no
-/// partition handed to a member while another member still owns it.
+/// partition handed to a member while another member still owns it. Every subscribed
+/// partition must go to someone, except (with `cooperative`) one a member owns: it waits for
+/// its owner to revoke it.
 pub fn validate(
     group: &Group,
     assignment: &Assignment,
@@ -168,11 +184,19 @@ pub fn validate(
         .iter()
         .flat_map(|m| m.topics.iter().map(String::as_str))
         .collect();
-    let unassigned = existing
+    let unassigned: Vec<(String, i32)> = existing
         .into_iter()
         .filter(|(topic, _)| subscribed.contains(topic.as_str()))
         .filter(|key| !taken.contains_key(key))
         .collect();
+    if let Some((topic, partition)) = unassigned.iter().find(|(topic, partition)| {
+        !(cooperative && owners_of.contains_key(&(topic.as_str(), *partition)))
+    }) {
+        return Err(InvalidAssignment::LeftOut {
+            topic: topic.clone(),
+            partition: *partition,
+        });
+    }
     Ok(AssignmentReport { unassigned })
 }
 
@@ -223,8 +247,54 @@ mod tests {
         let error = validate(&group, &moved, true).unwrap_err();
         assert!(matches!(error, InvalidAssignment::MovedWhileOwned { .. }));
         assert!(error.to_string().contains("revoke"), "{error}");
-        let report = validate(&group, &moved, false).unwrap();
+        // Eager: t/1 goes to nobody, and nobody holds it.
+        assert_eq!(
+            validate(&group, &moved, false),
+            Err(InvalidAssignment::LeftOut {
+                topic: "t".into(),
+                partition: 1
+            })
+        );
+    }
+
+    #[test]
+    fn only_a_partition_its_owner_must_revoke_may_wait_for_the_next_round() {
+        let group = group(
+            vec![
+                owning(member("a", &["t"]), &[("t", 0), ("t", 1)]),
+                member("b", &["t"]),
+            ],
+            &[("t", 3)],
+        );
+        let assign = |shares: &[(&str, &[i32])]| {
+            let mut assignment = Assignment::new();
+            for (member, partitions) in shares {
+                let mut share = MemberAssignment::default();
+                for p in *partitions {
+                    share.add("t", *p);
+                }
+                assignment.insert(member.to_string(), share);
+            }
+            assignment
+        };
+        // Cooperative: t/1 moves from a to b, so it waits while a revokes it.
+        let handover = assign(&[("a", &[0]), ("b", &[2])]);
+        let report = validate(&group, &handover, true).unwrap();
         assert_eq!(report.unassigned, [("t".to_string(), 1)]);
+        // The same answer in eager rebalancing: nobody would consume t/1.
+        assert!(matches!(
+            validate(&group, &handover, false),
+            Err(InvalidAssignment::LeftOut { partition: 1, .. })
+        ));
+        // t/2 is owned by nobody: leaving it out is never a handover.
+        let forgotten = assign(&[("a", &[0, 1])]);
+        assert_eq!(
+            validate(&group, &forgotten, true),
+            Err(InvalidAssignment::LeftOut {
+                topic: "t".into(),
+                partition: 2
+            })
+        );
     }
 
     #[test]
