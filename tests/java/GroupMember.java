@@ -1,7 +1,8 @@
 // A Java client (org.apache.kafka:kafka-clients, the classic group protocol) as a member of a
 // consumer group, for the interop tests. Run with the source launcher on the Kafka classpath:
 //   java -cp '<kafka lib>/*' tests/java/GroupMember.java BOOTSTRAP GROUP TOPIC ASSIGNOR
-// ASSIGNOR is range | cooperative-sticky. Prints JSON lines on stdout:
+// ASSIGNOR lists assignors in preference order, comma-separated: range, roundrobin, sticky,
+// cooperative-sticky (e.g. "cooperative-sticky,range"). Prints JSON lines on stdout:
 //   {"event":"assigned","partitions":[0,1]}   {"event":"revoked","partitions":[2]}
 //   {"event":"record","partition":0,"offset":5}
 //   {"event":"committed","partitions":{"0":6}}  (what committed() reads back, on "committed")
@@ -40,9 +41,19 @@ public class GroupMember {
         props.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
         props.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, "10000");
         props.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, "300");
-        props.put(ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG,
-                assignor.equals("range") ? RangeAssignor.class.getName()
-                        : CooperativeStickyAssignor.class.getName());
+        // A list in preference order, by the names every client knows (Kafka's upgrade to
+        // cooperative lists two: "cooperative-sticky,range").
+        StringJoiner classes = new StringJoiner(",");
+        for (String name : assignor.split(",")) {
+            switch (name.trim()) {
+                case "range" -> classes.add(RangeAssignor.class.getName());
+                case "roundrobin" -> classes.add(RoundRobinAssignor.class.getName());
+                case "sticky" -> classes.add(StickyAssignor.class.getName());
+                case "cooperative-sticky" -> classes.add(CooperativeStickyAssignor.class.getName());
+                default -> throw new IllegalArgumentException("unknown assignor " + name);
+            }
+        }
+        props.put(ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG, classes.toString());
         props.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
         props.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
 

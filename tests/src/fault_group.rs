@@ -44,6 +44,8 @@ struct GroupState {
     assignments: BTreeMap<String, Bytes>,
     committed: BTreeMap<(String, i32), i64>,
     errors: VecDeque<(ApiKey, ResponseError)>,
+    /// OffsetCommit errors for single partitions, each answered once.
+    partition_errors: BTreeMap<(String, i32), ResponseError>,
     joins: Vec<SeenJoin>,
     heartbeats: u32,
     commits: Vec<(String, i32, i64)>,
@@ -87,6 +89,16 @@ impl ScriptedCoordinator {
     /// Answers the next request of `api` with `error`.
     pub fn fail_next(&self, api: ApiKey, error: ResponseError) {
         self.state.lock().unwrap().errors.push_back((api, error));
+    }
+
+    /// Answers the next OffsetCommit that names `topic`/`partition` with `error` for that
+    /// partition only; the request's other partitions are committed.
+    pub fn fail_partition_next(&self, topic: &str, partition: i32, error: ResponseError) {
+        self.state
+            .lock()
+            .unwrap()
+            .partition_errors
+            .insert((topic.to_string(), partition), error);
     }
 
     /// Pre-commits an offset.
@@ -280,15 +292,16 @@ impl ScriptedCoordinator {
         for topic in request.topics {
             let mut partitions = Vec::new();
             for p in topic.partitions {
-                if scripted.is_none() {
-                    let key = (topic.name.to_string(), p.partition_index);
+                let key = (topic.name.to_string(), p.partition_index);
+                let error = scripted.or_else(|| state.partition_errors.remove(&key));
+                if error.is_none() {
                     state.committed.insert(key.clone(), p.committed_offset);
                     state.commits.push((key.0, key.1, p.committed_offset));
                 }
                 partitions.push(
                     OffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)
-                        .with_error_code(scripted.map_or(0, |e| e.code())),
+                        .with_error_code(error.map_or(0, |e| e.code())),
                 );
             }
             topics.push(

@@ -3,6 +3,7 @@
 //! ([`fault_broker`]). Integration tests live in `tests/tests/`.
 
 pub mod cache;
+pub mod cli_member;
 pub mod delay;
 pub mod fault_broker;
 pub mod fault_group;

@@ -515,6 +515,156 @@ async fn a_commit_refused_because_the_member_is_gone_fails_alone() {
 }
 
 #[tokio::test]
+async fn a_partition_the_broker_refuses_fails_alone_and_the_others_are_committed() {
+    let h = harness_full(None, vec![Builtin::Range.into_assignor()], None).await;
+    assert!(h.member.wait_for_assignment(WAIT).await);
+    read(&h, 20, 100).await;
+    h.coordinator
+        .fail_partition_next("t", 1, ResponseError::TopicAuthorizationFailed);
+    let error = h.member.commit().await.unwrap_err();
+    match &error {
+        GroupError::PartitionsRefused { partitions } => {
+            assert_eq!(partitions.len(), 1, "{error}");
+            assert!(
+                partitions[0].0.contains("t") && partitions[0].0.contains('1'),
+                "{error}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        error.to_string().contains("Grant this client access"),
+        "{error}"
+    );
+    // t/0 was committed in the same request; t/1 was not, and is not retried on its own.
+    assert_eq!(h.coordinator.commits(), [("t".into(), 0, 10)]);
+    assert_eq!(offset_commits_sent(&h.cluster), 1);
+    // The member goes on: records still come, and the next commit covers t/1.
+    h.log.append("t", 0, 5, |o| o);
+    read(&h, 5, 100).await;
+    h.member.commit().await.unwrap();
+    let mut commits = h.coordinator.commits();
+    commits.sort();
+    assert_eq!(
+        commits,
+        [
+            ("t".into(), 0, 10),
+            ("t".into(), 0, 15),
+            ("t".into(), 1, 10)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_unexpected_error_on_an_auto_commit_is_retried_and_the_member_stays() {
+    let h = harness_full(
+        None,
+        vec![Builtin::Range.into_assignor()],
+        Some(Duration::from_millis(100)),
+    )
+    .await;
+    assert!(h.member.wait_for_assignment(WAIT).await);
+    for _ in 0..3 {
+        h.coordinator
+            .fail_next(ApiKey::OffsetCommit, ResponseError::UnknownServerError);
+    }
+    read(&h, 20, 100).await;
+    // A poll says the application is done with what the last one returned.
+    let _ = h.member.poll(100, Duration::from_millis(50)).await.unwrap();
+    until(
+        "an auto-commit past the failures",
+        || h.coordinator.commits().len() == 2,
+        || format!("{:?}", h.coordinator.commits()),
+    )
+    .await;
+    assert!(
+        offset_commits_sent(&h.cluster) >= 4,
+        "three failed, then one landed"
+    );
+    // Still a member: polling works and no error reached the application.
+    h.member.poll(100, Duration::from_millis(50)).await.unwrap();
+    assert_eq!(h.member.stats().commit_failures, 3);
+}
+
+#[tokio::test]
+async fn commits_waiting_behind_a_held_one_stay_one_offset_per_partition() {
+    let h = harness_full(None, vec![Builtin::Range.into_assignor()], None).await;
+    assert!(h.member.wait_for_assignment(WAIT).await);
+    h.cluster.inject(
+        None,
+        ApiKey::OffsetCommit,
+        Fault::Delay(Duration::from_millis(1000)),
+    );
+    read(&h, 1, 1).await;
+    let held = h.member.commit_async();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The CLI commits after every output; while the coordinator holds the first commit,
+    // ten thousand of them wait as one offset per partition and no reply.
+    read(&h, 19, 1).await;
+    for _ in 0..10_000 {
+        h.member.commit_in_background();
+    }
+    assert_eq!(h.member.commits_waiting(), (2, 0));
+    held.await.unwrap().unwrap();
+    until(
+        "the merged commit",
+        || h.coordinator.commits().iter().filter(|c| c.2 == 10).count() == 2,
+        || format!("{:?}", h.coordinator.commits()),
+    )
+    .await;
+    assert_eq!(
+        offset_commits_sent(&h.cluster),
+        2,
+        "the held one, then one merged"
+    );
+}
+
+#[tokio::test]
+async fn heartbeats_go_on_while_a_revocation_commits() {
+    let h = harness(None, vec![Builtin::Range]).await;
+    assert!(h.member.wait_for_assignment(WAIT).await);
+    read(&h, 20, 100).await;
+    h.member.mark_processed();
+    // The rebalance's revoke commits first; the broker holds that commit for a second.
+    h.cluster.inject(
+        None,
+        ApiKey::OffsetCommit,
+        Fault::Delay(Duration::from_millis(1000)),
+    );
+    let generation = h.member.identity().generation;
+    h.coordinator
+        .fail_next(ApiKey::Heartbeat, ResponseError::RebalanceInProgress);
+    until(
+        "the revoke",
+        || h.events.list().len() == 2,
+        || format!("{:?}", h.events.list()),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let before = h.coordinator.heartbeats();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        h.coordinator.commits().is_empty(),
+        "the commit is still held"
+    );
+    let during = h.coordinator.heartbeats() - before;
+    // A 50 ms interval: about 12 in 600 ms; with the heartbeat stopped at the rebalance,
+    // none.
+    assert!(
+        during >= 4,
+        "{during} heartbeats while the revocation committed"
+    );
+    assert!(h
+        .member
+        .wait_for_generation(generation, WAIT)
+        .await
+        .is_some());
+    let mut commits = h.coordinator.commits();
+    commits.sort();
+    assert_eq!(commits, [("t".into(), 0, 10), ("t".into(), 1, 10)]);
+}
+
+#[tokio::test]
 async fn a_held_commit_does_not_delay_heartbeats() {
     let h = harness_full(None, vec![Builtin::Range.into_assignor()], None).await;
     assert!(h.member.wait_for_assignment(WAIT).await);
