@@ -156,6 +156,22 @@ async fn upgrade_step_one_a_joiner_gets_its_share_and_every_record_is_read() {
         "{}",
         second.log()
     );
+    // In the round it joined: the eager first member claimed nothing it had given up, so
+    // the leader held nothing back and no follow-up round was needed.
+    let first_assignment = second
+        .log()
+        .lines()
+        .find(|l| l.contains("assignment applied"))
+        .unwrap()
+        .to_string();
+    assert!(first_assignment.contains("assigned=2"), "{}", second.log());
+    assert_eq!(
+        first.log_count("held back") + second.log_count("held back"),
+        0,
+        "{}\n{}",
+        first.log(),
+        second.log()
+    );
     wanted.extend(produce(broker, topic, 500).await);
     wait_until_delivered(&mut [&mut first, &mut second], &wanted, WAIT);
     assert!(

@@ -101,6 +101,22 @@ impl ScriptedCoordinator {
             .insert((topic.to_string(), partition), error);
     }
 
+    /// Puts a member in the group that only exists here: every JoinGroup answer to the
+    /// leader lists it with `metadata` under `protocol` (a subscription crafted by the test:
+    /// e.g. claims a member would never give up). It never joins, syncs or heartbeats.
+    pub fn add_phantom(&self, member_id: &str, protocol: &str, metadata: Bytes) {
+        self.state
+            .lock()
+            .unwrap()
+            .members
+            .insert(member_id.to_string(), (protocol.to_string(), metadata));
+    }
+
+    /// Takes a phantom (or any member) out of the group.
+    pub fn remove_member(&self, member_id: &str) {
+        self.state.lock().unwrap().members.remove(member_id);
+    }
+
     /// Pre-commits an offset.
     pub fn set_committed(&self, topic: &str, partition: i32, offset: i64) {
         self.state

@@ -77,6 +77,16 @@ async fn harness_full(
     assignors: Vec<Arc<dyn Assignor>>,
     auto_commit_interval: Option<Duration>,
 ) -> Harness {
+    harness_prepared(instance_id, assignors, auto_commit_interval, |_| {}).await
+}
+
+/// [`harness_full`] with `prepare` run on the coordinator before the member starts.
+async fn harness_prepared(
+    instance_id: Option<&str>,
+    assignors: Vec<Arc<dyn Assignor>>,
+    auto_commit_interval: Option<Duration>,
+    prepare: impl FnOnce(&ScriptedCoordinator),
+) -> Harness {
     wasmkafka_tests::init_tracing();
     let cluster = FaultCluster::start(1).await.unwrap();
     cluster.add_topic("t", &[1, 1]);
@@ -84,6 +94,7 @@ async fn harness_full(
     log.append("t", 0, 10, |o| o);
     log.append("t", 1, 10, |o| o);
     let coordinator = ScriptedCoordinator::install(&cluster);
+    prepare(&coordinator);
     let events = Arc::new(Events::default());
     let client = Client::new(
         vec![cluster.addr(1)],
@@ -662,6 +673,50 @@ async fn heartbeats_go_on_while_a_revocation_commits() {
     let mut commits = h.coordinator.commits();
     commits.sort();
     assert_eq!(commits, [("t".into(), 0, 10), ("t".into(), 1, 10)]);
+}
+
+/// A cooperative leader that holds partitions back for a handover rejoins once its
+/// assignment is applied, so the follow-up round happens even when the owner never asks for
+/// one (here a member, present only in the coordinator's answers, that claims both
+/// partitions at a newer generation and never revokes, rejoins or heartbeats).
+#[tokio::test]
+async fn a_leader_that_held_partitions_back_rejoins_until_they_are_handed_out() {
+    let claims = std::collections::BTreeMap::from([("t".to_string(), vec![0, 1])]);
+    let phantom = wasmkafka::group::protocol::encode_subscription(
+        &["t".to_string()],
+        &[],
+        &claims,
+        1000,
+        None,
+    );
+    let h = harness_prepared(
+        None,
+        vec![Builtin::CooperativeSticky.into_assignor()],
+        AUTO_COMMIT_UNSEEN,
+        |coordinator| coordinator.add_phantom("zz-phantom", "cooperative-sticky", phantom),
+    )
+    .await;
+    // Our member leads ("member-1" sorts first). It gets nothing (the phantom keeps one
+    // partition, the other is held back for the phantom to revoke) and rejoins, round after
+    // round, while the claim stands.
+    until(
+        "rounds after a held-back assignment",
+        || h.coordinator.joins().len() >= 5,
+        || format!("{:?}", h.coordinator.joins()),
+    )
+    .await;
+    assert!(h.member.assignment().is_empty());
+    // The claimant goes away: the next round hands both partitions out, and rounds stop.
+    h.coordinator.remove_member("zz-phantom");
+    assert!(h.member.wait_for_assignment(WAIT).await);
+    assert_eq!(h.member.assignment().len(), 2);
+    let joins = h.coordinator.joins().len();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        h.coordinator.joins().len(),
+        joins,
+        "settled: no more rounds"
+    );
 }
 
 #[tokio::test]
