@@ -719,6 +719,28 @@ async fn a_leader_that_held_partitions_back_rejoins_until_they_are_handed_out() 
     );
 }
 
+/// Another member's subscription that does not decode costs that member its share, not the
+/// round: the leader assigns the others (before, the round failed and was retried forever).
+#[tokio::test]
+async fn an_undecodable_subscription_from_another_member_does_not_wedge_the_leader() {
+    let garbage = bytes::Bytes::from_static(&[0, 3, 0xff, 0xff, 0xff, 0x7f, 1, 2]);
+    let h = harness_prepared(
+        None,
+        vec![Builtin::Range.into_assignor()],
+        AUTO_COMMIT_UNSEEN,
+        |coordinator| coordinator.add_phantom("zz-garbled", "range", garbage),
+    )
+    .await;
+    assert!(h.member.wait_for_assignment(WAIT).await);
+    assert_eq!(
+        h.member.assignment().len(),
+        2,
+        "the leader took every partition"
+    );
+    // MEMBER_ID_REQUIRED, then one round.
+    assert_eq!(h.coordinator.joins().len(), 2);
+}
+
 #[tokio::test]
 async fn a_held_commit_does_not_delay_heartbeats() {
     let h = harness_full(None, vec![Builtin::Range.into_assignor()], None).await;
