@@ -216,6 +216,74 @@ async fn the_buffer_stays_within_max_buffered_bytes() {
     }
 }
 
+/// A paused partition's buffered answer does not count against `max_buffered_bytes`: it
+/// waits for a resume, and the other partitions are fetched meanwhile. Before, one paused
+/// partition whose answer filled the budget stopped fetching for all of them.
+#[tokio::test]
+async fn a_paused_partition_holding_the_whole_budget_does_not_stop_the_others() {
+    wasmkafka_tests::init_tracing();
+    let broker = Kafka::shared();
+    broker.create_topic("paused-budget", 2, &[]).await.unwrap();
+    // One batch of 1,000 records (about 90 kB) on partition 0: Kafka sends a first batch
+    // whole, so the answer alone is over the 64 KiB budget.
+    let client = broker.client();
+    wasmkafka::produce::produce_batch(
+        &client,
+        "paused-budget",
+        0,
+        &values(1_000, 0),
+        kafka_protocol::records::Compression::None,
+    )
+    .await
+    .unwrap();
+    let cap = 64 * 1024;
+    let consumer = Consumer::new(
+        broker.client(),
+        FetchOptions {
+            max_buffered_bytes: cap,
+            max_wait: Duration::from_millis(100),
+            ..FetchOptions::default()
+        },
+        ResetPolicySpec::Earliest.into_policy(),
+    );
+    consumer
+        .assign_topics(&["paused-budget".to_string()])
+        .await
+        .unwrap();
+    let first = consume(&consumer, 1, 1, Duration::ZERO).await;
+    assert_eq!(first[0].partition, 0);
+    let p0 = TopicPartition::new("paused-budget", 0);
+    consumer.pause(std::slice::from_ref(&p0));
+    assert!(
+        consumer.stats().buffer_bytes_peak > cap,
+        "partition 0's answer fills the budget: {:?}",
+        consumer.stats()
+    );
+    wasmkafka::produce::produce_batch(
+        &client,
+        "paused-budget",
+        1,
+        &values(10, 1),
+        kafka_protocol::records::Compression::None,
+    )
+    .await
+    .unwrap();
+    // Partition 1's records come while partition 0's answer waits, paused.
+    let records = consume(&consumer, 10, 100, Duration::ZERO).await;
+    assert_eq!(
+        by_partition(&records),
+        BTreeMap::from([(1, (0..10).collect::<Vec<_>>())])
+    );
+    // Resumed, partition 0 goes on from its buffered answer.
+    consumer.resume(std::slice::from_ref(&p0));
+    let rest = consume(&consumer, 999, 500, Duration::ZERO).await;
+    assert_eq!(
+        by_partition(&rest),
+        BTreeMap::from([(0, (1..1_000).collect::<Vec<_>>())])
+    );
+    client.close();
+}
+
 #[tokio::test]
 async fn a_compacted_topic_yields_exactly_the_surviving_records() {
     wasmkafka_tests::init_tracing();

@@ -76,6 +76,15 @@ impl RecordBuffer {
         self.bytes
     }
 
+    /// The bytes of the chunks of partitions `of` picks.
+    pub fn bytes_of(&self, of: impl Fn(&TopicPartition) -> bool) -> usize {
+        self.chunks
+            .iter()
+            .filter(|c| of(&c.tp))
+            .map(|c| c.records.bytes())
+            .sum()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.chunks.is_empty()
     }

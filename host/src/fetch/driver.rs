@@ -257,11 +257,17 @@ impl Driver {
         let fetch_budget;
         {
             let state = self.shared.lock();
-            // Back-pressure in bytes: nothing new is fetched while the buffer is full.
+            // Back-pressure in bytes: nothing new is fetched while the buffer is full of
+            // what the application can take. Chunks of paused partitions do not count: they
+            // wait for a resume, and pausing some partitions must not stop the others (each
+            // holds at most one chunk, so they stay bounded by the partitions paused).
+            let paused = state
+                .buffer
+                .bytes_of(|tp| state.partitions.get(tp).is_some_and(|p| p.paused));
             fetch_budget = self
                 .options
                 .max_buffered_bytes
-                .saturating_sub(state.buffer.bytes());
+                .saturating_sub(state.buffer.bytes() - paused);
             for (tp, partition) in state.partitions.iter() {
                 let fetching = matches!(partition.state, PartitionState::Fetching { .. });
                 if fetching && !partition.paused && state.buffer.contains(tp) {
