@@ -3,6 +3,8 @@
 # plugins for wasm32-wasip2), unit tests, and the integration tests against Apache Kafka (single
 # node and three-node cluster), librdkafka and the scripted fault broker. The Tansu
 # compatibility tests run only where TANSU_BIN or an installed `tansu` is found.
+# Everything runs on the default Apache Kafka version; the group and fetch suites run again on
+# the newest one the harness knows (tests/src/kafka/versions.rs, `kafka-local versions`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
@@ -19,5 +21,23 @@ while read -r name; do plugins+=(-p "$name"); done < <(scripts/build-plugins.sh 
 cargo clippy --locked --target wasm32-wasip2 "${plugins[@]}" -- -D warnings
 echo "== plugins (wasm32-wasip2)"
 scripts/build-plugins.sh
-echo "== cargo test"
+# The harness picks the broker from WASMKAFKA_KAFKA_VERSION: the first pass runs the default.
+unset WASMKAFKA_KAFKA_VERSION
+kafka_local=(cargo run --locked --quiet --profile "${SETUP_PROFILE:-dev}" -p wasmkafka-tests
+  --bin kafka-local --)
+default_version=$("${kafka_local[@]}" version)
+known_versions=$("${kafka_local[@]}" versions)
+newest_version=${known_versions##*$'\n'}
+[ -n "$newest_version" ] || { echo "kafka-local versions printed nothing" >&2; exit 1; }
+echo "== cargo test (Apache Kafka $default_version)"
 cargo test --locked
+echo "== group and fetch suites again (Apache Kafka $newest_version)"
+if [ "$newest_version" = "$default_version" ]; then
+  echo "the newest known version is the default: done above"
+else
+  WASMKAFKA_KAFKA_VERSION=$newest_version cargo test --locked -p wasmkafka-tests \
+    --test real_broker_group --test real_broker_fetch --test kafka_offset_recovery \
+    --test kafka_follow --test kafka_interop
+  WASMKAFKA_KAFKA_VERSION=$newest_version cargo test --locked -p wasmkafka \
+    --test cli_delivery --test cli_group_edges
+fi

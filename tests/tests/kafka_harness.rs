@@ -1,13 +1,16 @@
-//! The Apache Kafka harness itself: a shared broker that creates topics and deletes records,
-//! and brokers that never outlive the test process, even when it is SIGKILLed.
+//! The Apache Kafka harness itself: a shared broker of the selected version that creates
+//! topics and deletes records, and brokers that never outlive the test process, even when it
+//! is SIGKILLed.
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use wasmkafka::produce::OutgoingRecord;
-use wasmkafka_tests::kafka::Kafka;
+use wasmkafka_tests::kafka::{versions, Kafka};
 
 fn records(count: usize) -> Vec<OutgoingRecord> {
     (0..count)
@@ -43,6 +46,50 @@ async fn shared_broker_creates_topics_with_configs_and_deletes_records() {
     assert!(
         format!("{again:#}").contains("TopicAlreadyExists"),
         "{again:#}"
+    );
+}
+
+/// The broker is the version `WASMKAFKA_KAFKA_VERSION` selects (the default when unset): the
+/// running JVM announces its own version in `server.log` (AppInfoParser's "Kafka version: X",
+/// read from the jar it runs), and its classpath holds that release's broker jar and no other.
+#[tokio::test]
+async fn the_broker_is_the_selected_kafka_version() {
+    let kafka = Kafka::shared();
+    let expected = versions::selected().kafka;
+    let log = kafka.server_log(1);
+    let announced: BTreeSet<&str> = log
+        .lines()
+        .filter_map(|line| line.split("Kafka version: ").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .collect();
+    assert_eq!(
+        announced,
+        BTreeSet::from([expected]),
+        "the versions the broker announces in its server.log (left) against the selected one"
+    );
+
+    let pid = kafka.pids()[0];
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let args: Vec<String> = cmdline
+        .split(|byte| *byte == 0)
+        .map(|arg| String::from_utf8_lossy(arg).into_owned())
+        .collect();
+    let classpath = args
+        .iter()
+        .position(|arg| arg == "-cp")
+        .map(|at| &args[at + 1])
+        .expect("the broker JVM has -cp");
+    let folder = PathBuf::from(classpath.trim_end_matches("/*"));
+    let broker_jars: Vec<String> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("kafka_2.13-"))
+        .collect();
+    assert_eq!(
+        broker_jars,
+        vec![format!("kafka_2.13-{expected}.jar")],
+        "broker jars in {}",
+        folder.display()
     );
 }
 

@@ -1,10 +1,14 @@
 //! A local Apache Kafka for scripts (the demo, setup), through the same harness as the tests.
 //!
 //!   kafka-local fetch                      fetch and cache what the tests need: the Kafka
-//!                                          jars (Maven Central) and the Python venv with
-//!                                          confluent-kafka (PyPI)
+//!                                          jars of every known version (Maven Central) and
+//!                                          the Python venv with confluent-kafka (PyPI)
+//!   kafka-local versions                   the known Kafka versions, oldest first, one a line
+//!   kafka-local version                    the version this environment selects
+//!                                          (WASMKAFKA_KAFKA_VERSION, else the default)
 //!   kafka-local run [--nodes N] [--ready-file FILE] [--set KEY=VALUE]...
-//!                                          start N nodes (default 1) on free loopback ports,
+//!                                          start N nodes (default 1) of the selected version
+//!                                          on free loopback ports,
 //!                                          print `ready <bootstrap>`, write the bootstrap list
 //!                                          to FILE (--set: a broker setting over
 //!                                          tests/kafka/node.properties), and run until
@@ -16,25 +20,33 @@
 use anyhow::{bail, Context, Result};
 use wasmkafka::client::Client;
 use wasmkafka::net::PoolOptions;
-use wasmkafka_tests::kafka::{admin, jars, Kafka, KafkaOptions};
+use wasmkafka_tests::kafka::{admin, jars, versions, Kafka, KafkaOptions};
 
 #[tokio::main]
 async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("fetch") => {
-            let lib = jars::kafka_lib()?;
-            println!(
-                "Apache Kafka {} jars in {}",
-                jars::kafka_version(),
-                lib.display()
-            );
+            for version in versions::KNOWN {
+                let lib = jars::kafka_lib_of(version)?;
+                println!("Apache Kafka {} jars in {}", version.kafka, lib.display());
+            }
             let python = wasmkafka_tests::python::python()?;
             println!(
                 "Python with confluent-kafka {} at {}",
                 wasmkafka_tests::python::CONFLUENT_KAFKA_VERSION,
                 python.display()
             );
+            Ok(())
+        }
+        Some("versions") => {
+            for version in versions::KNOWN {
+                println!("{}", version.kafka);
+            }
+            Ok(())
+        }
+        Some("version") => {
+            println!("{}", jars::kafka_version());
             Ok(())
         }
         Some("run") => run(&args[1..]).await,
@@ -52,7 +64,8 @@ async fn main() -> Result<()> {
             Ok(())
         }
         _ => bail!(
-            "usage: kafka-local fetch | run [--nodes N] [--ready-file FILE] | \
+            "usage: kafka-local fetch | versions | version | \
+             run [--nodes N] [--ready-file FILE] [--set KEY=VALUE]... | \
              create-topic BROKERS NAME PARTITIONS"
         ),
     }
@@ -85,6 +98,7 @@ async fn run(args: &[String]) -> Result<()> {
         ..KafkaOptions::default()
     })
     .await?;
+    eprintln!("Apache Kafka {}", jars::kafka_version());
     println!("ready {}", kafka.addr());
     if let Some(file) = ready_file {
         std::fs::write(&file, kafka.addr()).with_context(|| format!("cannot write {file}"))?;

@@ -1,5 +1,6 @@
 //! The broker of record for the tests: Apache Kafka (4.x, KRaft) from its Maven Central jars,
-//! run with the machine's Java 17.
+//! run with the machine's Java 17. The version is [`versions::selected`]
+//! (`WASMKAFKA_KAFKA_VERSION`, else [`versions::DEFAULT`]).
 //!
 //! - [`Kafka::shared`]: one single-node broker per test binary, for tests that use their own
 //!   topics and groups (start-up costs seconds of both cores; share it where you can).
@@ -16,6 +17,7 @@ pub mod jars;
 pub mod node;
 pub mod process;
 pub mod secure;
+pub mod versions;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -132,6 +134,7 @@ impl Kafka {
         kafka.wait_ready(Duration::from_secs(120)).await?;
         tracing::info!(
             nodes = count,
+            version = jars::kafka_version(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "kafka started"
         );

@@ -1,5 +1,5 @@
-//! One Apache Kafka node: a combined broker + controller JVM with its own folder (config, data,
-//! logs) and loopback ports. The node's config is `tests/kafka/node.properties` with the
+//! One Apache Kafka node: a combined broker + controller JVM of the selected version
+//! ([`super::versions::selected`]) with its own folder (config, data, logs) and loopback ports. The node's config is `tests/kafka/node.properties` with the
 //! `@NAMES@` filled in and a test's overrides appended.
 
 use std::fs::File;
@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use super::jars::{java, kafka_files, kafka_lib};
+use super::jars::{java, kafka_files, kafka_lib, kafka_version};
 use super::process::{kill, spawn_tied, terminate};
 
 /// Every test cluster uses this id (16 bytes, base64url): storage is formatted per node anyway.
@@ -67,8 +67,9 @@ impl Node {
         let status = format.wait()?;
         if !status.success() {
             bail!(
-                "formatting the storage of Kafka node {} failed ({status}):\n{}",
+                "formatting the storage of Kafka node {} (Apache Kafka {}) failed ({status}):\n{}",
                 self.spec.node_id,
+                kafka_version(),
                 read_tail(&self.dir.join("logs/format.log"), 4000)
             );
         }
@@ -147,8 +148,9 @@ impl Node {
     pub fn log_tail(&self, bytes: u64) -> String {
         let logs = self.dir.join("logs");
         format!(
-            "--- node {} server.log\n{}\n--- stdout/stderr\n{}",
+            "--- node {} (harness runs Apache Kafka {}) server.log\n{}\n--- stdout/stderr\n{}",
             self.spec.node_id,
+            kafka_version(),
             read_tail(&logs.join("server.log"), bytes),
             read_tail(&logs.join("stdout.log"), bytes / 4)
         )
