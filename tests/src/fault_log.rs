@@ -93,6 +93,8 @@ struct LogState {
     last_session_id: i32,
     /// Errors to answer once for the next fetch of a partition.
     forced_errors: HashMap<(String, i32), i16>,
+    /// Partitions whose every fetch gets this error code.
+    refusals: HashMap<(String, i32), i16>,
     /// Per partition, an offset whose batch every fetch answer damages, and how.
     damage: HashMap<(String, i32), (i64, Damage)>,
     /// (topic, partition, wire timestamp) of every ListOffsets entry received.
@@ -225,6 +227,26 @@ impl ScriptedLog {
             .unwrap()
             .damage
             .insert((topic.to_string(), partition), (offset, damage));
+    }
+
+    /// Answers every fetch of a partition with this error code until
+    /// [`ScriptedLog::stop_refusing`] (a broker that lost the leadership while the metadata
+    /// still names it).
+    pub fn refuse_fetches(&self, topic: &str, partition: i32, error: ResponseError) {
+        self.state
+            .lock()
+            .unwrap()
+            .refusals
+            .insert((topic.to_string(), partition), error.code());
+    }
+
+    /// Ends [`ScriptedLog::refuse_fetches`] for a partition.
+    pub fn stop_refusing(&self, topic: &str, partition: i32) {
+        self.state
+            .lock()
+            .unwrap()
+            .refusals
+            .remove(&(topic.to_string(), partition));
     }
 
     /// Answers the next fetch of a partition with this error code, once.
@@ -429,6 +451,9 @@ impl ScriptedLog {
             .with_preferred_read_replica(BrokerId(-1));
         if let Some(code) = state.forced_errors.remove(&key) {
             return base.with_error_code(code).with_high_watermark(-1);
+        }
+        if let Some(code) = state.refusals.get(&key) {
+            return base.with_error_code(*code).with_high_watermark(-1);
         }
         let limit = state.records_per_fetch;
         let (current_leader_epoch, last_fetched_epoch) =

@@ -538,6 +538,30 @@ async fn each_leader_has_its_own_fetch_loop() {
     assert_eq!(offsets(&records, 0), (0..20).collect::<Vec<_>>());
 }
 
+/// A broker that says it is not a partition's leader while the metadata still names it (an
+/// election under way) is asked again with backoff per leader, not at the empty-fetch pace.
+#[tokio::test]
+async fn a_stale_leader_is_asked_again_with_backoff() {
+    let h = harness(1, &[1], ResetPolicySpec::Earliest).await;
+    h.log.append("t", 0, 10, |o| o);
+    h.log
+        .refuse_fetches("t", 0, ResponseError::NotLeaderOrFollower);
+    h.consumer.assign([(tp(0), StartAt::Offset(0))]);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let fetches = fetch_requests(&h.cluster).len();
+    // Backoff 20 ms doubling to 200 ms: about 17 in 3 s. At the 10 ms empty-fetch spacing
+    // it was over 100.
+    assert!(
+        (5..=25).contains(&fetches),
+        "{fetches} fetches in 3 s to a stale leader"
+    );
+    // The leadership settles: records flow, and the backoff is forgotten.
+    h.log.stop_refusing("t", 0);
+    let mut records = Vec::new();
+    collect_until(&h.consumer, &mut records, |r| r.len() == 10).await;
+    assert_eq!(offsets(&records, 0), (0..10).collect::<Vec<_>>());
+}
+
 #[tokio::test]
 async fn list_offsets_failures_are_retried_with_backoff() {
     let h = harness(1, &[1], ResetPolicySpec::Earliest).await;

@@ -139,6 +139,9 @@ impl Shared {
 struct LeaderState {
     fetching: bool,
     failures: u32,
+    /// Answers in a row that said this broker is not (or no longer) a partition's leader
+    /// while the metadata still names it: each waits longer (retry backoff, doubling).
+    stale_answers: u32,
     retry_at: Option<Instant>,
     session: FetchSession,
 }
@@ -585,6 +588,7 @@ impl Driver {
 
         let mut records_arrived = false;
         let mut partition_errors = false;
+        let mut stale_leader = false;
         let mut state = self.shared.lock();
         let state = &mut *state;
         for (asked, outcome) in data.partitions {
@@ -660,7 +664,9 @@ impl Driver {
                 PartitionOutcome::Error(error) => {
                     tracing::debug!(partition = %tp, %error, "fetch error for a partition; retrying");
                     self.client.observe_error_under(error, generation);
-                    if !means_stale_metadata(error) {
+                    if means_stale_metadata(error) {
+                        stale_leader = true;
+                    } else {
                         partition_errors = true;
                     }
                 }
@@ -677,7 +683,17 @@ impl Driver {
         }
         state.stats.buffer_bytes_peak = state.stats.buffer_bytes_peak.max(state.buffer.bytes());
         let leader_state = self.leaders.entry(leader).or_default();
-        if partition_errors {
+        // A leader being elected: until the metadata names the new one, this broker answers
+        // every fetch at once with the same error; ask it again with backoff, not at the
+        // empty-fetch pace (about 100 times a second).
+        leader_state.stale_answers = if stale_leader {
+            leader_state.stale_answers + 1
+        } else {
+            0
+        };
+        if stale_leader {
+            leader_state.retry_at = Some(now + backoff.delay(leader_state.stale_answers));
+        } else if partition_errors {
             leader_state.retry_at = Some(now + backoff.delay(1));
         } else if !records_arrived && now.duration_since(started) < EMPTY_FETCH_SPACING {
             leader_state.retry_at = Some(started + EMPTY_FETCH_SPACING);
