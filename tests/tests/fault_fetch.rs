@@ -441,6 +441,34 @@ async fn a_reset_racing_a_revoke_does_nothing() {
     assert_eq!(offsets(&records, 0), (5..20).collect::<Vec<_>>());
 }
 
+/// A close ends the fetch session on its broker (a Fetch with the session's id and the
+/// final epoch, -1), so the broker frees its slot at once instead of when it evicts it.
+#[tokio::test]
+async fn close_ends_the_fetch_session_on_the_broker() {
+    let h = harness(1, &[1], ResetPolicySpec::Earliest).await;
+    h.log.enable_sessions();
+    h.log.append("t", 0, 20, |o| o);
+    h.consumer.assign([(tp(0), StartAt::Offset(0))]);
+    let mut records = Vec::new();
+    collect_until(&h.consumer, &mut records, |r| r.len() == 20).await;
+    let session_id = fetch_requests(&h.cluster)
+        .iter()
+        .map(|f| f.session_id)
+        .find(|id| *id != 0)
+        .expect("an incremental fetch in a session");
+    let started = Instant::now();
+    h.consumer.close().await;
+    let last = fetch_requests(&h.cluster).pop().unwrap();
+    assert_eq!((last.session_id, last.session_epoch), (session_id, -1));
+    assert!(last.topics.is_empty(), "{last:?}");
+    // A long poll was in flight (100 ms max wait); the close waits for it, not longer.
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 #[tokio::test]
 async fn incremental_fetch_sessions_and_a_lost_session() {
     let h = harness(1, &[1, 1, 1], ResetPolicySpec::Earliest).await;

@@ -71,18 +71,27 @@ impl Default for FetchOptions {
 pub struct Consumer {
     client: Client,
     shared: Arc<Shared>,
-    driver: JoinHandle<()>,
+    /// The driver task, until a close takes it.
+    driver: std::sync::Mutex<Option<JoinHandle<()>>>,
+    /// How long a close waits for the driver to close the fetch sessions.
+    close_bound: Duration,
 }
+
+/// A close waits for the fetch sessions to close at most this beyond the max wait (a fetch
+/// in flight is answered first on its connection).
+const CLOSE_BOUND: Duration = Duration::from_secs(2);
 
 impl Consumer {
     /// Starts the fetcher's background task on the current tokio runtime.
     pub fn new(client: Client, options: FetchOptions, policy: Arc<dyn ResetPolicy>) -> Consumer {
         let shared = Arc::new(Shared::default());
+        let close_bound = options.max_wait + CLOSE_BOUND;
         let driver = Driver::new(client.clone(), options, policy, shared.clone());
         Consumer {
             client,
             shared,
-            driver: tokio::spawn(driver.run()),
+            driver: std::sync::Mutex::new(Some(tokio::spawn(driver.run()))),
+            close_bound,
         }
     }
 
@@ -377,15 +386,41 @@ impl Consumer {
 
     /// Stops the background task; later polls fail with [`ConsumerError::Closed`].
     pub async fn close(self) {
-        self.shutdown();
+        self.close_shared().await;
     }
 
-    /// [`Consumer::close`] for a shared consumer.
+    /// [`Consumer::close`] for a shared consumer: stops fetching, closes the fetch sessions
+    /// on their brokers (KIP-227) and waits for that, at most the max wait plus two seconds.
+    pub async fn close_shared(&self) {
+        self.stop_driver();
+        let Some(mut driver) = self.take_driver() else {
+            return;
+        };
+        if tokio::time::timeout(self.close_bound, &mut driver)
+            .await
+            .is_err()
+        {
+            tracing::debug!("fetch sessions not closed in time; stopping");
+            driver.abort();
+        }
+    }
+
+    /// Stops at once, leaving fetch sessions to expire on their brokers.
     pub fn shutdown(&self) {
+        self.stop_driver();
+        if let Some(driver) = self.take_driver() {
+            driver.abort();
+        }
+    }
+
+    fn take_driver(&self) -> Option<JoinHandle<()>> {
+        self.driver.lock().expect("driver lock").take()
+    }
+
+    fn stop_driver(&self) {
         self.shared.lock().closed = true;
         self.shared.driver_wake.notify_one();
         self.shared.records_ready.notify_waiters();
-        self.driver.abort();
     }
 
     fn change<T>(&self, f: impl FnOnce(&mut FetchState) -> T) -> T {
@@ -439,6 +474,8 @@ fn lag_in(state: &FetchState, tp: &TopicPartition) -> Option<i64> {
 
 impl Drop for Consumer {
     fn drop(&mut self) {
-        self.driver.abort();
+        if let Some(driver) = self.take_driver() {
+            driver.abort();
+        }
     }
 }

@@ -36,12 +36,15 @@ use super::buffer::{Chunk, RecordBuffer};
 use super::consumer::FetchOptions;
 use super::delivery::Delivery;
 use super::error::PartitionError;
-use super::fetch_job::{Asked, FetchJob, FetchLimits, FetchedData, PartitionOutcome};
+use super::fetch_job::{self, Asked, FetchJob, FetchLimits, FetchedData, PartitionOutcome};
 use super::partition::{PartitionState, Partitions, ResetCause};
 use super::reset::{ResetJob, ResetOutcome, ResetRequest};
 use super::session::{FetchSession, SessionPartition};
 use super::validate::{validate, ValidateOutcome, ValidateRequest};
 use super::TopicPartition;
+
+/// How long closing a fetch session may take beyond the max wait of a fetch in flight.
+const SESSION_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A broker that answers an empty fetch at once (instead of waiting up to max wait) is not
 /// asked again sooner than this.
@@ -226,7 +229,9 @@ impl Driver {
         let mut metadata_updates = self.client.metadata_updates();
         loop {
             if self.shared.lock().closed {
-                return; // dropping `jobs` aborts whatever is in flight
+                self.jobs.abort_all();
+                self.close_sessions().await;
+                return;
             }
             let wake_at = self.plan();
             tokio::select! {
@@ -240,6 +245,24 @@ impl Driver {
                 _ = tokio::time::sleep_until(wake_at.into()) => {}
             }
         }
+    }
+
+    /// Closes every open fetch session on its broker, side by side (see
+    /// [`fetch_job::close_session`]); a Fetch still in flight on the connection is answered
+    /// first, so each gets the max wait on top of a second.
+    async fn close_sessions(&mut self) {
+        let timeout = self.options.max_wait + SESSION_CLOSE_TIMEOUT;
+        let mut closing = JoinSet::new();
+        for (leader, state) in self.leaders.iter_mut() {
+            if let Some(session_id) = state.session.take_open() {
+                let client = self.client.clone();
+                let leader = *leader;
+                closing.spawn(async move {
+                    fetch_job::close_session(&client, leader, session_id, timeout).await
+                });
+            }
+        }
+        while closing.join_next().await.is_some() {}
     }
 
     /// Starts every request that can start now; returns when to look again at the latest.

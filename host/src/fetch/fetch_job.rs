@@ -25,6 +25,33 @@ const FIRST_LAST_FETCHED_EPOCH_VERSION: i16 = 12;
 /// The first Fetch version that carries the current leader epoch (fencing, KIP-320).
 const FIRST_CURRENT_LEADER_EPOCH_VERSION: i16 = 9;
 
+/// The session epoch that closes a session (KIP-227).
+const FINAL_EPOCH: i32 = -1;
+
+/// Closes fetch session `session_id` on `leader`: a Fetch with the final epoch and no
+/// partitions, so the broker frees the session's slot now instead of when it is evicted.
+/// Best effort, within `timeout` (the answer is not looked at).
+pub async fn close_session(client: &Client, leader: i32, session_id: i32, timeout: Duration) {
+    let request = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_session_id(session_id)
+        .with_session_epoch(FINAL_EPOCH);
+    let options = SendOptions {
+        timeout: Some(timeout),
+        ..SendOptions::default()
+    };
+    let sent = client
+        .send_with(leader, Purpose::Fetch, &request, options)
+        .await;
+    match sent {
+        Ok(_) => tracing::debug!(leader, session_id, "fetch session closed"),
+        Err(error) => {
+            tracing::debug!(leader, session_id, %error, "closing the fetch session failed")
+        }
+    }
+}
+
 /// A partition as it was asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Asked {

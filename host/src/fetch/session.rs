@@ -133,6 +133,14 @@ impl FetchSession {
         }
     }
 
+    /// The session's id when one is open, forgetting it: the caller closes it on the broker
+    /// with [`super::fetch_job::close_session`] (KIP-227's final epoch).
+    pub fn take_open(&mut self) -> Option<i32> {
+        let id = self.id;
+        self.reset();
+        (id != 0).then_some(id)
+    }
+
     /// Forgets the session: the next request is a full one.
     pub fn reset(&mut self) {
         self.id = 0;

@@ -367,8 +367,10 @@ impl GroupConsumer {
                 ?timeout,
                 "the group consumer did not stop in time; leaving it to the session timeout"
             );
+            self.consumer.shutdown();
+        } else {
+            self.consumer.close_shared().await;
         }
-        self.consumer.shutdown();
         stopped
     }
 
