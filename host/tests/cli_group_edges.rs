@@ -575,3 +575,279 @@ fn owned_by(member: &CliMember) -> BTreeSet<i64> {
     }
     owned
 }
+
+/// A small xorshift generator: every choice of the chaos test comes from its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// A chaos member of any client.
+enum ChaosMember {
+    Ours(CliMember),
+    Java(JavaMember),
+    Librdkafka(Box<(Script, Librdkafka)>),
+}
+
+impl ChaosMember {
+    fn name(&self) -> String {
+        match self {
+            ChaosMember::Ours(member) => member.name().to_string(),
+            ChaosMember::Java(_) => "java".into(),
+            ChaosMember::Librdkafka(_) => "librdkafka".into(),
+        }
+    }
+
+    fn printed(&mut self) -> Vec<Printed> {
+        match self {
+            ChaosMember::Ours(member) => member.printed(),
+            ChaosMember::Java(java) => java
+                .records()
+                .into_iter()
+                .map(|(p, o)| (i64::from(p), o))
+                .collect(),
+            ChaosMember::Librdkafka(member) => {
+                let (script, heard) = &mut **member;
+                heard.drain(script);
+                heard.printed.clone()
+            }
+        }
+    }
+
+    /// Panics (with `context`) if the member ended without being told to.
+    fn assert_running(&mut self, context: &str) {
+        let running = match self {
+            ChaosMember::Ours(member) => member.running(),
+            ChaosMember::Java(java) => !java.has_exited(),
+            ChaosMember::Librdkafka(member) => {
+                let (script, heard) = &mut **member;
+                heard.drain(script);
+                true
+            }
+        };
+        if !running {
+            let log = match self {
+                ChaosMember::Ours(member) => member.log(),
+                _ => String::new(),
+            };
+            panic!("{} ended untold; {context}\n{log}", self.name());
+        }
+    }
+
+    /// A clean stop (SIGTERM for ours); returns what it printed. Ours must exit 0.
+    async fn stop(self, context: &str) -> Vec<Printed> {
+        match self {
+            ChaosMember::Ours(member) => {
+                member.signal("TERM");
+                let finished = member.finish(Duration::from_secs(20));
+                assert!(
+                    finished.status.success(),
+                    "SIGTERM: {}; {context}\n{}",
+                    finished.status,
+                    finished.log
+                );
+                finished.printed
+            }
+            ChaosMember::Java(mut java) => {
+                java.stop(Duration::from_secs(30)).unwrap();
+                java.records()
+                    .into_iter()
+                    .map(|(p, o)| (i64::from(p), o))
+                    .collect()
+            }
+            ChaosMember::Librdkafka(member) => {
+                let (mut script, mut heard) = *member;
+                heard.drain(&mut script);
+                script.send("stop").unwrap();
+                for event in script.finish(Duration::from_secs(30)).await.unwrap() {
+                    if event["event"] == "records" {
+                        for record in event["records"].as_array().unwrap() {
+                            heard
+                                .printed
+                                .push((record[0].as_i64().unwrap(), record[1].as_i64().unwrap()));
+                        }
+                    }
+                }
+                heard.printed
+            }
+        }
+    }
+}
+
+/// The group contract under churn: members of three clients with different strategy lists
+/// (ours: `range`, `cooperative-sticky,range`, `roundrobin,range`, `sticky,range`; Java:
+/// `cooperative-sticky,range`; librdkafka: `range`) join, leave and get SIGTERM (any) or
+/// SIGKILL (ours) at random moments while records flow into 8 partitions. At the end every
+/// produced record was delivered at least once, and no member ended unless told to (a
+/// SIGTERMed one of ours exits 0). Seeded: `WASMKAFKA_CHAOS_SEED=N` replays a run (the seed
+/// is printed; the rounds as well).
+#[tokio::test(flavor = "multi_thread")]
+async fn group_chaos_with_mixed_clients_loses_nothing() {
+    const CHAOS_PARTITIONS: i32 = 8;
+    const EVENTS: usize = 20;
+    python::ready().await.unwrap();
+    let seed = std::env::var("WASMKAFKA_CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
+    eprintln!("chaos seed {seed} (WASMKAFKA_CHAOS_SEED={seed} replays the choices)");
+    let mut rng = Rng(seed);
+    let broker = Kafka::shared();
+    let topic = "edges-chaos";
+    let group = "edges-chaos-g";
+    broker
+        .create_topic(topic, CHAOS_PARTITIONS, &[])
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // A SIGKILLed member holds each rebalance until its 6 s session expires.
+    let config = config_file(&dir, 6_000, 10_000);
+    let addr = broker.addr();
+
+    // Records flow all along: 5 per partition every 100 ms.
+    let written = std::sync::Arc::new(std::sync::Mutex::new(BTreeSet::new()));
+    let producing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let producer = {
+        let (written, producing) = (written.clone(), producing.clone());
+        tokio::spawn(async move {
+            while producing.load(std::sync::atomic::Ordering::SeqCst) {
+                let batch = produce_to(broker, topic, CHAOS_PARTITIONS, 5).await;
+                written.lock().unwrap().extend(batch);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+
+    let lists = [
+        "range",
+        "cooperative-sticky,range",
+        "roundrobin,range",
+        "sticky,range",
+    ];
+    let mut started = 0;
+    let mut start = |rng: &mut Rng, kinds: u64| -> ChaosMember {
+        started += 1;
+        match rng.below(kinds) {
+            0 => ChaosMember::Java(
+                JavaMember::start(&addr, group, topic, "cooperative-sticky,range").unwrap(),
+            ),
+            1 => ChaosMember::Librdkafka(Box::new((
+                Script::spawn("member.py", &[&addr, group, topic, "range"]).unwrap(),
+                Librdkafka::default(),
+            ))),
+            _ => {
+                let list = lists[rng.below(lists.len() as u64) as usize];
+                let strategy = format!("partition.assignment.strategy={list}");
+                let name = format!("ours-{started}-{list}");
+                let args = [
+                    "--config",
+                    &config,
+                    "--brokers",
+                    &addr,
+                    "--topic",
+                    topic,
+                    "--group",
+                    group,
+                    "--from",
+                    "earliest",
+                    "-X",
+                    &strategy,
+                ];
+                ChaosMember::Ours(CliMember::start(&name, binary(), &args, NO_PACE))
+            }
+        }
+    };
+    let mut live: Vec<ChaosMember> = Vec::new();
+    let mut delivered: BTreeSet<Printed> = BTreeSet::new();
+    let mut rounds: Vec<String> = Vec::new();
+    for _ in 0..3 {
+        let member = start(&mut rng, 6);
+        rounds.push(format!("start {}", member.name()));
+        live.push(member);
+    }
+    for _ in 0..EVENTS {
+        tokio::time::sleep(Duration::from_millis(1_500 + rng.below(2_000))).await;
+        let context = format!("seed {seed}; rounds: {rounds:?}");
+        for member in &mut live {
+            member.assert_running(&context);
+        }
+        let action = if live.len() < 3 {
+            0
+        } else if live.len() >= 5 {
+            1 + rng.below(2)
+        } else {
+            rng.below(3)
+        };
+        match action {
+            0 => {
+                let member = start(&mut rng, 6);
+                rounds.push(format!("start {}", member.name()));
+                live.push(member);
+            }
+            1 => {
+                let member = live.remove(rng.below(live.len() as u64) as usize);
+                rounds.push(format!("stop {}", member.name()));
+                delivered.extend(member.stop(&context).await);
+            }
+            _ => {
+                // SIGKILL one of ours (the other clients' sessions are long: they stop).
+                let ours: Vec<usize> = (0..live.len())
+                    .filter(|i| matches!(live[*i], ChaosMember::Ours(_)))
+                    .collect();
+                if ours.is_empty() {
+                    continue;
+                }
+                let index = ours[rng.below(ours.len() as u64) as usize];
+                let ChaosMember::Ours(member) = live.remove(index) else {
+                    unreachable!("picked among ours")
+                };
+                rounds.push(format!("kill {}", member.name()));
+                delivered.extend(member.kill().printed);
+            }
+        }
+    }
+    producing.store(false, std::sync::atomic::Ordering::SeqCst);
+    producer.await.unwrap();
+    let written = written.lock().unwrap().clone();
+    let context = format!("seed {seed}; rounds: {rounds:?}");
+    // Everyone left standing reads on until every record was delivered by someone.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let mut seen = delivered.clone();
+        for member in &mut live {
+            member.assert_running(&context);
+            seen.extend(member.printed());
+        }
+        let missing: Vec<&Printed> = written.difference(&seen).collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} records never delivered (first {:?}); {context}",
+            missing.len(),
+            written.len(),
+            &missing[..missing.len().min(5)]
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!(
+        "chaos: {} records over {CHAOS_PARTITIONS} partitions, every one delivered; {context}",
+        written.len()
+    );
+    for member in live {
+        member.stop(&context).await;
+    }
+}
