@@ -158,11 +158,17 @@ impl ScriptedCoordinator {
     }
 
     fn find(&self, ctx: &RequestContext<'_>, port: u16) -> Result<Option<Bytes>> {
+        let scripted = self.scripted(ApiKey::FindCoordinator);
         self.state.lock().unwrap().find_coordinator += 1;
-        let response = FindCoordinatorResponse::default()
-            .with_node_id(BrokerId(1))
-            .with_host(StrBytes::from_static_str("127.0.0.1"))
-            .with_port(i32::from(port));
+        let response = match scripted {
+            Some(error) => FindCoordinatorResponse::default()
+                .with_error_code(error.code())
+                .with_node_id(BrokerId(-1)),
+            None => FindCoordinatorResponse::default()
+                .with_node_id(BrokerId(1))
+                .with_host(StrBytes::from_static_str("127.0.0.1"))
+                .with_port(i32::from(port)),
+        };
         Ok(Some(encode(&response, ctx.header.request_api_version)?))
     }
 
@@ -235,6 +241,10 @@ impl ScriptedCoordinator {
         let mut state = self.state.lock().unwrap();
         let mut response = SyncGroupResponse::default();
         if let Some(error) = scripted {
+            if error == ResponseError::UnknownMemberId {
+                // As on a broker that dropped the member.
+                state.members.remove(request.member_id.as_str());
+            }
             response.error_code = error.code();
         } else {
             for assignment in &request.assignments {

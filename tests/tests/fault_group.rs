@@ -741,6 +741,144 @@ async fn an_undecodable_subscription_from_another_member_does_not_wedge_the_lead
     assert_eq!(h.coordinator.joins().len(), 2);
 }
 
+/// What a member does after one error answer.
+#[derive(Debug, Clone, Copy)]
+enum Outcome {
+    /// Heals by itself: the member ends up with every partition and `poll` sees no error.
+    Heals,
+    /// Heals after looking the coordinator up again.
+    FindsTheCoordinatorAgain,
+    /// Stops: `poll` returns the error, whose text names the fix.
+    Stops(&'static str),
+}
+
+/// The error-code matrix of the group APIs (OffsetCommit has its own tests above): each
+/// error answered once, to a member that has not joined yet (FindCoordinator, JoinGroup,
+/// SyncGroup) or has (Heartbeat), and what the member does about it, the way the Java
+/// client classifies it.
+#[tokio::test]
+async fn each_group_error_code_heals_or_stops_with_the_fix() {
+    use ResponseError::*;
+    let matrix: &[(ApiKey, ResponseError, Outcome)] = &[
+        (
+            ApiKey::FindCoordinator,
+            CoordinatorNotAvailable,
+            Outcome::FindsTheCoordinatorAgain,
+        ),
+        (
+            ApiKey::FindCoordinator,
+            GroupAuthorizationFailed,
+            Outcome::Stops("Grant this client access"),
+        ),
+        (
+            ApiKey::JoinGroup,
+            CoordinatorNotAvailable,
+            Outcome::FindsTheCoordinatorAgain,
+        ),
+        (
+            ApiKey::JoinGroup,
+            NotCoordinator,
+            Outcome::FindsTheCoordinatorAgain,
+        ),
+        (
+            ApiKey::JoinGroup,
+            CoordinatorLoadInProgress,
+            Outcome::FindsTheCoordinatorAgain,
+        ),
+        (ApiKey::JoinGroup, UnknownMemberId, Outcome::Heals),
+        (ApiKey::JoinGroup, RebalanceInProgress, Outcome::Heals),
+        (ApiKey::JoinGroup, RequestTimedOut, Outcome::Heals),
+        (
+            ApiKey::JoinGroup,
+            GroupAuthorizationFailed,
+            Outcome::Stops("Grant this client access"),
+        ),
+        (
+            ApiKey::JoinGroup,
+            InconsistentGroupProtocol,
+            Outcome::Stops("configure a common one"),
+        ),
+        (
+            ApiKey::JoinGroup,
+            InvalidSessionTimeout,
+            Outcome::Stops("session_timeout_ms"),
+        ),
+        (
+            ApiKey::JoinGroup,
+            GroupMaxSizeReached,
+            Outcome::Stops("group.max.size"),
+        ),
+        (ApiKey::SyncGroup, RebalanceInProgress, Outcome::Heals),
+        (ApiKey::SyncGroup, UnknownMemberId, Outcome::Heals),
+        (ApiKey::SyncGroup, IllegalGeneration, Outcome::Heals),
+        (
+            ApiKey::SyncGroup,
+            NotCoordinator,
+            Outcome::FindsTheCoordinatorAgain,
+        ),
+        (
+            ApiKey::SyncGroup,
+            GroupAuthorizationFailed,
+            Outcome::Stops("Grant this client access"),
+        ),
+        (
+            ApiKey::Heartbeat,
+            CoordinatorNotAvailable,
+            Outcome::FindsTheCoordinatorAgain,
+        ),
+        (ApiKey::Heartbeat, RequestTimedOut, Outcome::Heals),
+        (ApiKey::Heartbeat, RebalanceInProgress, Outcome::Heals),
+        (ApiKey::Heartbeat, IllegalGeneration, Outcome::Heals),
+        (
+            ApiKey::Heartbeat,
+            GroupAuthorizationFailed,
+            Outcome::Stops("Grant this client access"),
+        ),
+    ];
+    for &(api, error, outcome) in matrix {
+        let case = format!("{api:?} answered {error:?}");
+        let h = harness_prepared(
+            None,
+            vec![Builtin::Range.into_assignor()],
+            AUTO_COMMIT_UNSEEN,
+            |coordinator| coordinator.fail_next(api, error),
+        )
+        .await;
+        match outcome {
+            Outcome::Heals | Outcome::FindsTheCoordinatorAgain => {
+                assert!(h.member.wait_for_assignment(WAIT).await, "{case}");
+                // A heartbeat error comes after the first assignment: wait for it to be
+                // answered and dealt with.
+                until(
+                    &format!("{case}: the scripted error used"),
+                    || h.coordinator.heartbeats() > 2,
+                    || format!("{:?}", h.events.list()),
+                )
+                .await;
+                assert!(h.member.wait_for_assignment(WAIT).await, "{case}");
+                let polled = h.member.poll(10, Duration::from_millis(50)).await;
+                assert!(polled.is_ok(), "{case}: {polled:?}");
+                if matches!(outcome, Outcome::FindsTheCoordinatorAgain) {
+                    assert!(
+                        h.coordinator.find_coordinator_requests() >= 2,
+                        "{case}: the coordinator was looked up once"
+                    );
+                }
+            }
+            Outcome::Stops(fix) => {
+                let deadline = Instant::now() + WAIT;
+                let error = loop {
+                    assert!(Instant::now() < deadline, "{case}: no error reached poll");
+                    if let Err(error) = h.member.poll(10, Duration::from_millis(50)).await {
+                        break error;
+                    }
+                };
+                assert!(error.to_string().contains(fix), "{case}: {error}");
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_held_commit_does_not_delay_heartbeats() {
     let h = harness_full(None, vec![Builtin::Range.into_assignor()], None).await;
