@@ -3,16 +3,15 @@
 //! the group and exits 0.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::ApiKey;
 use wasmkafka::fetch::TopicPartition;
 use wasmkafka::group::coordinator::find_coordinator;
 use wasmkafka::group::offsets::fetch_committed;
+use wasmkafka_tests::cli_member::{CliMember, Finished, Printed};
 use wasmkafka_tests::fault_broker::{Fault, FaultCluster};
 use wasmkafka_tests::fault_group::ScriptedCoordinator;
 use wasmkafka_tests::fault_log::ScriptedLog;
@@ -26,9 +25,6 @@ const RECORDS: usize = 20_000;
 fn wasmkafka() -> Command {
     Command::new(env!("CARGO_BIN_EXE_wasmkafka"))
 }
-
-/// (partition, offset) of a printed JSON record.
-type Printed = (i64, i64);
 
 /// Creates a topic of `PARTITIONS` partitions with `RECORDS` records.
 async fn topic_with_records(broker: &Kafka, topic: &str) {
@@ -59,159 +55,32 @@ fn config_file(dir: &tempfile::TempDir, session_timeout_ms: u64) -> String {
     path.display().to_string()
 }
 
-/// A group member whose stdout is read by a slow reader (a slow pipe).
-struct Member {
-    child: Child,
-    printed: Arc<Mutex<Vec<Printed>>>,
-    stderr: Arc<Mutex<String>>,
-    readers: Vec<JoinHandle<()>>,
-}
-
-impl Member {
-    /// Starts a member; the reader pauses `pause` after every `every` lines.
-    fn start(
-        brokers: &str,
-        config: &str,
-        topic: &str,
-        group: &str,
-        pace: (usize, Duration),
-    ) -> Member {
-        let mut child = wasmkafka()
-            .args(["run", "--config", config, "--brokers", brokers])
-            .args(["--topic", topic, "--group", group, "--from", "earliest"])
-            .args(["--format", "json"])
-            .env("WASMKAFKA_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let printed = Arc::new(Mutex::new(Vec::new()));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let readers = vec![
-            read_records(child.stdout.take().unwrap(), printed.clone(), pace),
-            read_log(child.stderr.take().unwrap(), stderr.clone()),
-        ];
-        Member {
-            child,
-            printed,
-            stderr,
-            readers,
-        }
-    }
-
-    fn printed_count(&self) -> usize {
-        self.printed.lock().unwrap().len()
-    }
-
-    fn log(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    /// Waits until `done` holds (or panics after `timeout`, or when the process ended).
-    fn wait_until(&mut self, what: &str, timeout: Duration, done: impl Fn(&Member) -> bool) {
-        let deadline = Instant::now() + timeout;
-        while !done(self) {
-            if Instant::now() > deadline || self.child.try_wait().unwrap().is_some() {
-                let _ = self.child.kill();
-                panic!(
-                    "{what}: printed {}; stderr:\n{}",
-                    self.printed_count(),
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn wait_for_printed(&mut self, count: usize, timeout: Duration) {
-        self.wait_until(&format!("{count} records"), timeout, |m| {
-            m.printed_count() >= count
-        });
-    }
-
-    /// Waits until the member has its partitions (its log says so).
-    fn wait_until_assigned(&mut self, timeout: Duration) {
-        self.wait_until("an assignment", timeout, |m| {
-            m.log().contains("assignment applied")
-        });
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits for the process to end (up to `timeout`) and drains the pipe: everything it
-    /// wrote counts as printed. Returns the status, the time it took, stderr and the records.
-    fn finish(
-        mut self,
-        timeout: Duration,
-    ) -> (std::process::ExitStatus, Duration, String, Vec<Printed>) {
-        let started = Instant::now();
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            if started.elapsed() > timeout {
-                let _ = self.child.kill();
-                panic!(
-                    "the member did not exit within {timeout:?}; stderr:\n{}",
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        let took = started.elapsed();
-        for reader in self.readers.drain(..) {
-            reader.join().unwrap();
-        }
-        let printed = std::mem::take(&mut *self.printed.lock().unwrap());
-        (status, took, self.log(), printed)
-    }
-}
-
-/// Reads JSON records from the member's stdout, pausing `pace.1` after every `pace.0` lines.
-fn read_records(
-    stdout: std::process::ChildStdout,
-    sink: Arc<Mutex<Vec<Printed>>>,
-    (every, pause): (usize, Duration),
-) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut stdout = BufReader::new(stdout);
-        let mut line = String::new();
-        for n in 0.. {
-            line.clear();
-            if stdout.read_line(&mut line).unwrap_or(0) == 0 {
-                break;
-            }
-            // A line cut short by SIGKILL was not printed.
-            let Some(json) = line.strip_suffix('\n') else {
-                break;
-            };
-            let record: serde_json::Value = serde_json::from_str(json).unwrap();
-            sink.lock().unwrap().push((
-                record["partition"].as_i64().unwrap(),
-                record["offset"].as_i64().unwrap(),
-            ));
-            if every > 0 && n % every == every - 1 {
-                std::thread::sleep(pause);
-            }
-        }
-    })
-}
-
-fn read_log(stderr: std::process::ChildStderr, sink: Arc<Mutex<String>>) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            let mut log = sink.lock().unwrap();
-            log.push_str(&line);
-            log.push('\n');
-        }
-    })
+/// A group member whose stdout is read at `pace` (a slow pipe when it pauses).
+fn member(
+    brokers: &str,
+    config: &str,
+    topic: &str,
+    group: &str,
+    pace: (usize, Duration),
+) -> CliMember {
+    let args = [
+        "--config",
+        config,
+        "--brokers",
+        brokers,
+        "--topic",
+        topic,
+        "--group",
+        group,
+        "--from",
+        "earliest",
+    ];
+    CliMember::start(
+        group,
+        Path::new(env!("CARGO_BIN_EXE_wasmkafka")),
+        &args,
+        pace,
+    )
 }
 
 /// A small xorshift generator: the kill moments vary from run to run; the seed is printed.
@@ -253,7 +122,7 @@ async fn a_member_sigkilled_at_random_moments_never_skips_a_record() {
                 break;
             }
             kills += 1;
-            let mut member = Member::start(
+            let mut member = member(
                 &broker_ref.addr(),
                 &config_ref,
                 "delivery-kill",
@@ -262,8 +131,7 @@ async fn a_member_sigkilled_at_random_moments_never_skips_a_record() {
             );
             member.wait_for_printed(1, Duration::from_secs(60));
             std::thread::sleep(moments.between(200, 1_500));
-            member.child.kill().unwrap(); // SIGKILL
-            let (_, _, _, printed) = member.finish(Duration::from_secs(10));
+            let printed = member.kill().printed;
             let duplicates = printed.iter().filter(|p| seen.contains(p)).count();
             if round > 0 {
                 duplicates_per_restart.push(duplicates);
@@ -272,17 +140,17 @@ async fn a_member_sigkilled_at_random_moments_never_skips_a_record() {
         }
         assert!(kills >= 2, "seed {seed}: only {kills} member was killed");
         // The successor reads the rest at full speed, then stops cleanly.
-        let mut last = Member::start(
+        let mut last = member(
             &broker_ref.addr(),
             &config_ref,
             "delivery-kill",
             "kill-g",
             (0, Duration::ZERO),
         );
-        last.wait_until_assigned(Duration::from_secs(60));
+        last.wait_for_log("assignment applied", Duration::from_secs(60));
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
-            let printed: BTreeSet<Printed> = last.printed.lock().unwrap().iter().copied().collect();
+            let printed: BTreeSet<Printed> = last.printed().into_iter().collect();
             if seen.union(&printed).count() == RECORDS {
                 break;
             }
@@ -293,7 +161,12 @@ async fn a_member_sigkilled_at_random_moments_never_skips_a_record() {
             std::thread::sleep(Duration::from_millis(50));
         }
         last.signal("TERM");
-        let (status, _, stderr, printed) = last.finish(Duration::from_secs(20));
+        let Finished {
+            status,
+            log: stderr,
+            printed,
+            ..
+        } = last.finish(Duration::from_secs(20));
         assert!(status.success(), "seed {seed}: {status:?}\n{stderr}");
         duplicates_per_restart.push(printed.iter().filter(|p| seen.contains(p)).count());
         seen.extend(printed);
@@ -339,7 +212,7 @@ async fn sigterm_commits_what_was_printed_leaves_and_exits_zero() {
     let config_ref = config.clone();
     let first = tokio::task::spawn_blocking(move || {
         let slow = (20, Duration::from_millis(4));
-        let mut member = Member::start(
+        let mut member = member(
             &broker_ref.addr(),
             &config_ref,
             "delivery-term",
@@ -350,7 +223,12 @@ async fn sigterm_commits_what_was_printed_leaves_and_exits_zero() {
         member.signal("TERM");
         member.finish(Duration::from_secs(20))
     });
-    let (status, took, stderr, printed) = first.await.unwrap();
+    let Finished {
+        status,
+        took,
+        log: stderr,
+        printed,
+    } = first.await.unwrap();
     assert!(status.success(), "{status:?}\n{stderr}");
     assert!(
         took < Duration::from_secs(10),
@@ -386,7 +264,7 @@ async fn sigterm_commits_what_was_printed_leaves_and_exits_zero() {
     let config_ref = config.clone();
     let next = tokio::task::spawn_blocking(move || {
         let started = Instant::now();
-        let mut member = Member::start(
+        let mut member = member(
             &broker_ref.addr(),
             &config_ref,
             "delivery-term",
@@ -397,7 +275,12 @@ async fn sigterm_commits_what_was_printed_leaves_and_exits_zero() {
         let first_record_after = started.elapsed();
         member.wait_for_printed(RECORDS - printed.len(), Duration::from_secs(60));
         member.signal("INT");
-        let (status, _, stderr, second) = member.finish(Duration::from_secs(20));
+        let Finished {
+            status,
+            log: stderr,
+            printed: second,
+            ..
+        } = member.finish(Duration::from_secs(20));
         (first_record_after, status, stderr, printed, second)
     });
     let (first_record_after, status, stderr, printed, second) = next.await.unwrap();
@@ -448,18 +331,20 @@ async fn a_second_signal_during_a_stuck_stop_ends_it_at_once_with_status_1() {
     let config = stuck_stop_config(&dir, 60_000);
     let brokers = cluster.addr(1);
     let ended = tokio::task::spawn_blocking(move || {
-        let mut member = Member::start(&brokers, &config, "t", "stuck-g", (0, Duration::ZERO));
+        let mut member = member(&brokers, &config, "t", "stuck-g", (0, Duration::ZERO));
         member.wait_for_printed(50, Duration::from_secs(30));
         member.signal("TERM");
         std::thread::sleep(Duration::from_millis(800));
-        assert!(
-            member.child.try_wait().unwrap().is_none(),
-            "the stop waits for LeaveGroup"
-        );
+        assert!(member.running(), "the stop waits for LeaveGroup");
         member.signal("INT");
         member.finish(Duration::from_secs(5))
     });
-    let (status, took, stderr, printed) = ended.await.unwrap();
+    let Finished {
+        status,
+        took,
+        log: stderr,
+        printed,
+    } = ended.await.unwrap();
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(
         took < Duration::from_secs(3),
@@ -476,12 +361,17 @@ async fn shutdown_timeout_ends_a_stuck_stop_with_status_1() {
     let config = stuck_stop_config(&dir, 1_000);
     let brokers = cluster.addr(1);
     let ended = tokio::task::spawn_blocking(move || {
-        let mut member = Member::start(&brokers, &config, "t", "stuck-g", (0, Duration::ZERO));
+        let mut member = member(&brokers, &config, "t", "stuck-g", (0, Duration::ZERO));
         member.wait_for_printed(50, Duration::from_secs(30));
         member.signal("TERM");
         member.finish(Duration::from_secs(10))
     });
-    let (status, took, stderr, _) = ended.await.unwrap();
+    let Finished {
+        status,
+        took,
+        log: stderr,
+        ..
+    } = ended.await.unwrap();
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(
         took >= Duration::from_millis(900) && took < Duration::from_secs(5),

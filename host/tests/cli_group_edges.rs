@@ -46,6 +46,40 @@ fn config_file(
     path.display().to_string()
 }
 
+/// `run` arguments for a member of `group` reading `topic` with the config, then `extra`.
+fn member_args(
+    config: &str,
+    brokers: &str,
+    topic: &str,
+    group: &str,
+    extra: &[&str],
+) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "--config",
+        config,
+        "--brokers",
+        brokers,
+        "--topic",
+        topic,
+        "--group",
+        group,
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}
+
+/// Waits until a member's log says it applied an assignment with partitions in it.
+fn wait_for_share(member: &mut CliMember) {
+    member.wait_until("its share", WAIT, |m| {
+        m.log()
+            .lines()
+            .any(|l| l.contains("assignment applied") && !l.contains("assigned=0"))
+    });
+}
+
 /// Produces `per_partition` records to each of the `PARTITIONS`; returns the offsets written.
 async fn produce(broker: &Kafka, topic: &str, per_partition: usize) -> BTreeSet<Printed> {
     produce_to(broker, topic, PARTITIONS, per_partition).await
@@ -128,28 +162,22 @@ async fn upgrade_step_one_a_joiner_gets_its_share_and_every_record_is_read() {
     let dir = tempfile::tempdir().unwrap();
     let config = config_file(&dir, 10_000, 10_000);
     let addr = broker.addr();
-    let args = [
-        "--config",
+    let args = member_args(
         &config,
-        "--brokers",
         &addr,
-        "--topic",
         topic,
-        "--group",
         "edges-upgrade-g",
-        "--from",
-        "earliest",
-        "-X",
-        "partition.assignment.strategy=cooperative-sticky,range",
-    ];
+        &[
+            "--from",
+            "earliest",
+            "-X",
+            "partition.assignment.strategy=cooperative-sticky, range",
+        ],
+    );
     let mut first = CliMember::start("first", binary(), &args, NO_PACE);
     wait_until_delivered(&mut [&mut first], &wanted, WAIT);
     let mut second = CliMember::start("second", binary(), &args, NO_PACE);
-    second.wait_until("its share", WAIT, |m| {
-        m.log()
-            .lines()
-            .any(|l| l.contains("assignment applied") && !l.contains("assigned=0"))
-    });
+    wait_for_share(&mut second);
     // The group chose cooperative-sticky (both list it first).
     assert!(
         second.log().contains("protocol_name=cooperative-sticky"),
@@ -203,20 +231,13 @@ async fn a_partition_stopped_by_none_does_not_end_a_member_that_a_rebalance_leav
     let config = config_file(&dir, 10_000, 10_000);
     let addr = broker.addr();
     // A first run commits offset 50 on every partition.
-    let setup_args = [
-        "--config",
+    let setup_args = member_args(
         &config,
-        "--brokers",
         &addr,
-        "--topic",
         topic,
-        "--group",
         group,
-        "--from",
-        "earliest",
-        "--max-records",
-        "200",
-    ];
+        &["--from", "earliest", "--max-records", "200"],
+    );
     let setup = CliMember::start("setup", binary(), &setup_args, NO_PACE).finish(WAIT);
     assert!(setup.status.success(), "{}", setup.log);
     assert_eq!(
@@ -228,27 +249,12 @@ async fn a_partition_stopped_by_none_does_not_end_a_member_that_a_rebalance_leav
     broker.delete_records(topic, 0, 80).await.unwrap();
     let healthy: BTreeSet<Printed> = after.iter().filter(|(p, _)| *p != 0).copied().collect();
 
-    let args = [
-        "--config",
-        &config,
-        "--brokers",
-        &addr,
-        "--topic",
-        topic,
-        "--group",
-        group,
-        "--from",
-        "none",
-    ];
+    let args = member_args(&config, &addr, topic, group, &["--from", "none"]);
     let mut first = CliMember::start("first", binary(), &args, NO_PACE);
     first.wait_for_log("declined to reset", WAIT);
     wait_until_delivered(&mut [&mut first], &healthy, WAIT);
     let mut second = CliMember::start("second", binary(), &args, NO_PACE);
-    second.wait_until("its share", WAIT, |m| {
-        m.log()
-            .lines()
-            .any(|l| l.contains("assignment applied") && !l.contains("assigned=0"))
-    });
+    wait_for_share(&mut second);
     // Whoever holds partition 0 now stops it again; both go on with the rest.
     let settled = Instant::now() + Duration::from_secs(5);
     while Instant::now() < settled {
@@ -295,26 +301,11 @@ async fn sigterm_while_the_join_barrier_holds_leaves_within_seconds() {
     // A dead member holds the barrier until its 20 s session (or the rebalance) times out.
     let config = config_file(&dir, 20_000, 20_000);
     let addr = broker.addr();
-    let args = [
-        "--config",
-        &config,
-        "--brokers",
-        &addr,
-        "--topic",
-        topic,
-        "--group",
-        group,
-        "--from",
-        "earliest",
-    ];
+    let args = member_args(&config, &addr, topic, group, &["--from", "earliest"]);
     let mut stopping = CliMember::start("stopping", binary(), &args, NO_PACE);
     stopping.wait_for_log("assignment applied", WAIT);
     let mut killed = CliMember::start("killed", binary(), &args, NO_PACE);
-    killed.wait_until("its share", WAIT, |m| {
-        m.log()
-            .lines()
-            .any(|l| l.contains("assignment applied") && !l.contains("assigned=0"))
-    });
+    wait_for_share(&mut killed);
     let killed = killed.kill();
     // A third member's join starts a round the dead one never answers.
     let mut staying = CliMember::start("staying", binary(), &args, NO_PACE);
@@ -457,20 +448,13 @@ async fn upgrade_mid_bounce_with_java_and_librdkafka_members_reads_every_record(
     let addr = broker.addr();
     let ours = |name: &str, strategy: &str| {
         let strategy = format!("partition.assignment.strategy={strategy}");
-        let args = [
-            "--config",
+        let args = member_args(
             &config,
-            "--brokers",
             &addr,
-            "--topic",
             topic,
-            "--group",
             group,
-            "--from",
-            "earliest",
-            "-X",
-            &strategy,
-        ];
+            &["--from", "earliest", "-X", &strategy],
+        );
         CliMember::start(name, binary(), &args, NO_PACE)
     };
     let mut eager = ours("ours-eager", "cooperative-sticky,range");
@@ -751,20 +735,13 @@ async fn group_chaos_with_mixed_clients_loses_nothing() {
                 let list = lists[rng.below(lists.len() as u64) as usize];
                 let strategy = format!("partition.assignment.strategy={list}");
                 let name = format!("ours-{started}-{list}");
-                let args = [
-                    "--config",
+                let args = member_args(
                     &config,
-                    "--brokers",
                     &addr,
-                    "--topic",
                     topic,
-                    "--group",
                     group,
-                    "--from",
-                    "earliest",
-                    "-X",
-                    &strategy,
-                ];
+                    &["--from", "earliest", "-X", &strategy],
+                );
                 ChaosMember::Ours(CliMember::start(&name, binary(), &args, NO_PACE))
             }
         }

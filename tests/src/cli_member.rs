@@ -3,6 +3,7 @@
 //! within a bound. The binary's path comes from the caller (`env!("CARGO_BIN_EXE_wasmkafka")`
 //! exists only in the host crate's tests).
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
@@ -25,7 +26,12 @@ pub struct CliMember {
 impl CliMember {
     /// Starts `binary run ARGS --format json` with an `info` log; `name` labels its
     /// failures. The reader pauses `pace.1` after every `pace.0` lines (0: never).
-    pub fn start(name: &str, binary: &Path, args: &[&str], pace: (usize, Duration)) -> CliMember {
+    pub fn start<S: AsRef<OsStr>>(
+        name: &str,
+        binary: &Path,
+        args: &[S],
+        pace: (usize, Duration),
+    ) -> CliMember {
         let mut child = Command::new(binary)
             .arg("run")
             .args(args)
@@ -98,6 +104,13 @@ impl CliMember {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Waits until it printed at least `count` records.
+    pub fn wait_for_printed(&mut self, count: usize, timeout: Duration) {
+        self.wait_until(&format!("{count} records"), timeout, |m| {
+            m.printed_count() >= count
+        });
     }
 
     /// Waits until the log has a line containing `text`.
