@@ -77,15 +77,16 @@ async fn harness_full(
     assignors: Vec<Arc<dyn Assignor>>,
     auto_commit_interval: Option<Duration>,
 ) -> Harness {
-    harness_prepared(instance_id, assignors, auto_commit_interval, |_| {}).await
+    harness_prepared(instance_id, assignors, auto_commit_interval, |_, _| {}).await
 }
 
-/// [`harness_full`] with `prepare` run on the coordinator before the member starts.
+/// [`harness_full`] with `prepare` run on the cluster and the coordinator before the member
+/// starts.
 async fn harness_prepared(
     instance_id: Option<&str>,
     assignors: Vec<Arc<dyn Assignor>>,
     auto_commit_interval: Option<Duration>,
-    prepare: impl FnOnce(&ScriptedCoordinator),
+    prepare: impl FnOnce(&FaultCluster, &ScriptedCoordinator),
 ) -> Harness {
     wasmkafka_tests::init_tracing();
     let cluster = FaultCluster::start(1).await.unwrap();
@@ -94,7 +95,7 @@ async fn harness_prepared(
     log.append("t", 0, 10, |o| o);
     log.append("t", 1, 10, |o| o);
     let coordinator = ScriptedCoordinator::install(&cluster);
-    prepare(&coordinator);
+    prepare(&cluster, &coordinator);
     let events = Arc::new(Events::default());
     let client = Client::new(
         vec![cluster.addr(1)],
@@ -693,7 +694,7 @@ async fn a_leader_that_held_partitions_back_rejoins_until_they_are_handed_out() 
         None,
         vec![Builtin::CooperativeSticky.into_assignor()],
         AUTO_COMMIT_UNSEEN,
-        |coordinator| coordinator.add_phantom("zz-phantom", "cooperative-sticky", phantom),
+        |_, coordinator| coordinator.add_phantom("zz-phantom", "cooperative-sticky", phantom),
     )
     .await;
     // Our member leads ("member-1" sorts first). It gets nothing (the phantom keeps one
@@ -728,7 +729,7 @@ async fn an_undecodable_subscription_from_another_member_does_not_wedge_the_lead
         None,
         vec![Builtin::Range.into_assignor()],
         AUTO_COMMIT_UNSEEN,
-        |coordinator| coordinator.add_phantom("zz-garbled", "range", garbage),
+        |_, coordinator| coordinator.add_phantom("zz-garbled", "range", garbage),
     )
     .await;
     assert!(h.member.wait_for_assignment(WAIT).await);
@@ -841,7 +842,7 @@ async fn each_group_error_code_heals_or_stops_with_the_fix() {
             None,
             vec![Builtin::Range.into_assignor()],
             AUTO_COMMIT_UNSEEN,
-            |coordinator| coordinator.fail_next(api, error),
+            |_, coordinator| coordinator.fail_next(api, error),
         )
         .await;
         match outcome {
@@ -877,6 +878,55 @@ async fn each_group_error_code_heals_or_stops_with_the_fix() {
             }
         }
     }
+}
+
+/// A stop while the coordinator holds the SyncGroup ends in a LeaveGroup at once, not after
+/// the SyncGroup's answer (the JoinGroup case runs on Apache Kafka in cli_group_edges.rs).
+#[tokio::test]
+async fn a_stop_while_the_sync_group_is_held_leaves_at_once() {
+    // The first SyncGroup is held for 5 s.
+    let h = harness_prepared(
+        None,
+        vec![Builtin::Range.into_assignor()],
+        AUTO_COMMIT_UNSEEN,
+        |cluster, _| {
+            cluster.inject(
+                None,
+                ApiKey::SyncGroup,
+                Fault::Delay(Duration::from_secs(5)),
+            )
+        },
+    )
+    .await;
+    until(
+        "the held SyncGroup",
+        || {
+            h.cluster
+                .seen()
+                .iter()
+                .any(|r| r.api_key == ApiKey::SyncGroup as i16)
+        },
+        || format!("{:?}", h.coordinator.joins()),
+    )
+    .await;
+    let Harness {
+        member,
+        coordinator,
+        ..
+    } = h;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        member.assignment().is_empty(),
+        "still waiting for SyncGroup"
+    );
+    let started = Instant::now();
+    assert!(member.close_within(Duration::from_secs(10)).await);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "closed after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(coordinator.leaves(), 1, "a LeaveGroup went out");
 }
 
 #[tokio::test]
