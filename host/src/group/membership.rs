@@ -64,14 +64,15 @@ use super::assignor::{assign_group, rebalance_protocol, Assignor, Builtin, Rebal
 use super::commit_queue::CommitQueue;
 use super::error::{classify, GroupError};
 use super::heartbeat::{Heartbeat, News as HeartbeatNews};
+use super::listener::RebalanceListener;
 use super::offsets::{fetch_committed_with_epochs, MemberIdentity};
+use super::options::GroupOptions;
 use super::protocol::{
     decode_assignment, decode_subscription, encode_assignment, encode_subscription,
 };
 use super::shared::GroupShared;
 use super::stats::GroupStats;
 use super::subscription::{subscribed_topics, Followed, RejoinReason};
-use super::{GroupOptions, RebalanceListener};
 
 const PROTOCOL_TYPE: &str = "consumer";
 

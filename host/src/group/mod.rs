@@ -9,6 +9,8 @@
 //! - [`protocol`]: the consumer protocol inside JoinGroup/SyncGroup.
 //! - [`subscription`]: explicit topics and topic patterns; the metadata changes (new
 //!   partitions, new matching topics) that make a member rejoin.
+//! - [`options`] (the settings), [`listener`] (what the application hears of rebalances),
+//!   [`shared`] (what the handle and the tasks share).
 //! - [`offsets`], [`coordinator`], [`error`].
 
 pub mod assignor;
@@ -17,8 +19,10 @@ pub mod coordinator;
 pub mod describe;
 pub mod error;
 pub mod heartbeat;
+pub mod listener;
 pub mod membership;
 pub mod offsets;
+pub mod options;
 pub mod protocol;
 pub mod shared;
 pub mod stats;
@@ -42,96 +46,14 @@ use crate::policy::ResetPolicy;
 
 pub use assignor::{Assignor, AssignorError, Builtin, RebalanceProtocol};
 pub use error::GroupError;
+pub use listener::{LoggingListener, RebalanceListener};
 pub use offsets::MemberIdentity;
+pub use options::GroupOptions;
 pub use subscription::TopicPattern;
 
 use commit_queue::CommitQueue;
 use membership::Membership;
 use shared::GroupShared;
-
-/// Group settings (Kafka's names in parentheses).
-#[derive(Debug, Clone)]
-pub struct GroupOptions {
-    pub group_id: String,
-    /// Static membership (`group.instance.id`, KIP-345).
-    pub instance_id: Option<String>,
-    /// Topics to subscribe to (`subscribe(Collection)`).
-    pub topics: Vec<String>,
-    /// (`subscribe(Pattern)`) Also subscribe to every non-internal topic whose name matches,
-    /// as the metadata lists them: re-evaluated after every metadata refresh (at least every
-    /// `net.metadata_max_age_ms`); when the matching set changes the member rejoins.
-    pub topic_pattern: Option<TopicPattern>,
-    /// (`session.timeout.ms`) No heartbeat for this long: the coordinator drops the member.
-    pub session_timeout: Duration,
-    /// (`max.poll.interval.ms` for JoinGroup) How long a rebalance may wait for members.
-    pub rebalance_timeout: Duration,
-    pub heartbeat_interval: Duration,
-    /// No poll for this long: the member leaves so its partitions move on.
-    pub max_poll_interval: Duration,
-    /// `None` turns auto-commit off: nothing is committed unless the application commits
-    /// ([`GroupConsumer::commit`]), not even before a revoke or on close.
-    pub auto_commit_interval: Option<Duration>,
-    /// (`default.api.timeout.ms` for commits) How long a commit retries transient errors.
-    pub commit_timeout: Duration,
-    pub rack: Option<String>,
-    /// Used when the chosen assignor fails or answers an invalid assignment.
-    pub fallback_assignor: Builtin,
-    /// KIP-792: the subscription carries the generation in which the member's owned
-    /// partitions were assigned, so a leader can tell a stale claim from a current one (the
-    /// cooperative-sticky assignor keeps a partition claimed twice with the newer claim).
-    /// `false` sends -1 instead: only for coordinators that rebalance whenever a member's
-    /// metadata changes (Tansu 0.6), where a generation inside never lets a group settle.
-    pub subscription_generation: bool,
-}
-
-impl GroupOptions {
-    pub fn new(group_id: impl Into<String>, topics: Vec<String>) -> Self {
-        GroupOptions {
-            group_id: group_id.into(),
-            instance_id: None,
-            topics,
-            topic_pattern: None,
-            session_timeout: Duration::from_secs(45),
-            rebalance_timeout: Duration::from_secs(60),
-            heartbeat_interval: Duration::from_secs(3),
-            max_poll_interval: Duration::from_secs(300),
-            auto_commit_interval: Some(Duration::from_secs(5)),
-            commit_timeout: Duration::from_secs(60),
-            rack: None,
-            fallback_assignor: Builtin::Range,
-            subscription_generation: true,
-        }
-    }
-}
-
-/// Hears about rebalances. Called from the membership task; keep it quick.
-pub trait RebalanceListener: Send + Sync {
-    /// Partitions added to this member (their positions come from the committed offsets).
-    fn on_assigned(&self, _partitions: &[TopicPartition]) {}
-    /// Partitions about to be taken away in an orderly way. They are paused already; when
-    /// this returns, their finished positions are committed (auto-commit on) or the commits
-    /// already queued are waited for (off: an application committing by hand queues its
-    /// commit here, with a [`Committer`]), and then they leave the fetcher.
-    fn on_revoked(&self, _partitions: &[TopicPartition]) {}
-    /// Partitions lost because the member was dropped from the group (nothing committed).
-    fn on_lost(&self, _partitions: &[TopicPartition]) {}
-}
-
-/// A listener that only logs.
-#[derive(Debug, Default)]
-pub struct LoggingListener;
-
-impl RebalanceListener for LoggingListener {
-    fn on_assigned(&self, partitions: &[TopicPartition]) {
-        tracing::info!(?partitions, "partitions assigned");
-    }
-    fn on_revoked(&self, partitions: &[TopicPartition]) {
-        tracing::info!(?partitions, "partitions revoked");
-    }
-    fn on_lost(&self, partitions: &[TopicPartition]) {
-        tracing::warn!(?partitions, "partitions lost");
-    }
-}
 
 /// A consumer in a group.
 ///

@@ -14,8 +14,8 @@ use crate::fetch::TopicPartition;
 use super::coordinator::KnownCoordinator;
 use super::error::GroupError;
 use super::offsets::MemberIdentity;
+use super::options::GroupOptions;
 use super::stats::GroupStats;
-use super::GroupOptions;
 
 /// What the handle and the tasks share.
 pub struct GroupShared {
