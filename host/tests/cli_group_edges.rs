@@ -393,6 +393,73 @@ async fn a_hung_broker_first_in_the_bootstrap_list_does_not_stall_the_start() {
     eprintln!("with a hung first bootstrap broker: 100 records and a clean stop in {took:?}");
 }
 
+/// Kafka's other upgrade path: members move to the KIP-848 `consumer` protocol one at a time
+/// (`group.protocol=consumer`) while the others still speak classic. Kafka 4.x runs such a
+/// mixed group (the migration policy is bidirectional by default): the broker assigns, and
+/// classic members get their share through JoinGroup and SyncGroup. Ours (classic) beside a
+/// Java member on the consumer protocol: both hold a share and every record is read.
+#[tokio::test(flavor = "multi_thread")]
+async fn classic_members_beside_consumer_protocol_members_read_every_record() {
+    let broker = Kafka::shared();
+    let topic = "edges-kip848-mix";
+    let group = "edges-kip848-mix-g";
+    broker.create_topic(topic, PARTITIONS, &[]).await.unwrap();
+    let mut wanted = produce(broker, topic, 200).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_file(&dir, 10_000, 10_000);
+    let addr = broker.addr();
+    // The Java member makes the group a consumer-protocol group.
+    let java = JavaMember::start_with_protocol(&addr, group, topic, "range", "consumer").unwrap();
+    let deadline = Instant::now() + WAIT;
+    while java.assignment().len() < PARTITIONS as usize {
+        assert!(Instant::now() < deadline, "java: {:?}", java.assignment());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let args = member_args(&config, &addr, topic, group, &["--from", "earliest"]);
+    let mut ours = CliMember::start("ours-classic", binary(), &args, NO_PACE);
+    wait_for_share(&mut ours);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (theirs, mine) = (java.assignment(), owned_by(&ours));
+        if !theirs.is_empty()
+            && !mine.is_empty()
+            && theirs.len() + mine.len() == PARTITIONS as usize
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "java {theirs:?}, ours {mine:?}\n{}",
+            ours.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    wanted.extend(produce(broker, topic, 200).await);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let printed: BTreeSet<Printed> = ours
+            .printed()
+            .into_iter()
+            .chain(java.records().into_iter().map(|(p, o)| (i64::from(p), o)))
+            .collect();
+        let missing = wanted.difference(&printed).count();
+        if missing == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{missing} records never delivered\n{}",
+            ours.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    ours.signal("TERM");
+    let finished = ours.finish(Duration::from_secs(20));
+    assert!(finished.status.success(), "{}", finished.log);
+    let mut java = java;
+    java.stop(Duration::from_secs(30)).unwrap();
+}
+
 /// What a librdkafka member (tests/python/member.py) said so far.
 #[derive(Default)]
 struct Librdkafka {

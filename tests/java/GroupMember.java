@@ -33,14 +33,20 @@ public class GroupMember {
 
     public static void main(String[] args) throws Exception {
         String bootstrap = args[0], group = args[1], topic = args[2], assignor = args[3];
+        // "classic" (the default) or "consumer" (KIP-848: the broker assigns; ASSIGNOR is then
+        // not sent, the broker's own assignor decides).
+        String protocol = args.length > 4 ? args[4] : "classic";
         Properties props = new Properties();
         props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         props.put(ConsumerConfig.GROUP_ID_CONFIG, group);
-        props.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, "classic");
+        props.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, protocol);
         props.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
         props.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
-        props.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, "10000");
-        props.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, "300");
+        if (protocol.equals("classic")) {
+            // The consumer protocol takes these from the broker.
+            props.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, "10000");
+            props.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, "300");
+        }
         // A list in preference order, by the names every client knows (Kafka's upgrade to
         // cooperative lists two: "cooperative-sticky,range").
         StringJoiner classes = new StringJoiner(",");
@@ -53,7 +59,9 @@ public class GroupMember {
                 default -> throw new IllegalArgumentException("unknown assignor " + name);
             }
         }
-        props.put(ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG, classes.toString());
+        if (protocol.equals("classic")) {
+            props.put(ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG, classes.toString());
+        }
         props.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
         props.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
 

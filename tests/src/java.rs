@@ -65,12 +65,25 @@ fn source_command(file: &str) -> Result<Command> {
 }
 
 impl JavaMember {
-    /// Starts a member of `group` subscribed to `topic` with Java's `range` or
-    /// `cooperative-sticky` assignor.
+    /// Starts a classic-protocol member of `group` subscribed to `topic` with `assignor`: a
+    /// comma-separated list in preference order (`range`, `roundrobin`, `sticky`,
+    /// `cooperative-sticky`).
     pub fn start(bootstrap: &str, group: &str, topic: &str, assignor: &str) -> Result<JavaMember> {
+        JavaMember::start_with_protocol(bootstrap, group, topic, assignor, "classic")
+    }
+
+    /// [`JavaMember::start`] with `group.protocol` set: `classic` or `consumer` (KIP-848,
+    /// where the broker assigns and `assignor` is not sent).
+    pub fn start_with_protocol(
+        bootstrap: &str,
+        group: &str,
+        topic: &str,
+        assignor: &str,
+        protocol: &str,
+    ) -> Result<JavaMember> {
         let mut command = source_command("GroupMember.java")?;
         command
-            .args([bootstrap, group, topic, assignor])
+            .args([bootstrap, group, topic, assignor, protocol])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
