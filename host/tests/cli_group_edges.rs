@@ -460,6 +460,71 @@ async fn classic_members_beside_consumer_protocol_members_read_every_record() {
     java.stop(Duration::from_secs(30)).unwrap();
 }
 
+/// A plugin assignor takes part in the vote like a built-in: `consumer.assignors` names it
+/// (by the name it gives itself) where it belongs among the built-ins, and the group chooses
+/// by that order. A name that is neither stops the start with the names that exist. (Before,
+/// naming a plugin there was refused as "not an assignor", and plugins always came first.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_assignor_takes_its_place_in_the_vote_by_name() {
+    let broker = Kafka::shared();
+    let topic = "edges-plugin-vote";
+    broker.create_topic(topic, PARTITIONS, &[]).await.unwrap();
+    produce(broker, topic, 5).await;
+    let weighted = wasmkafka_tests::plugins::plugin("assignor-weighted");
+    let dir = tempfile::tempdir().unwrap();
+    let addr = broker.addr();
+    let run = |name: &str, assignors: &str| {
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "[consumer]\nassignors = {assignors}\nheartbeat_interval_ms = 300\n\n\
+                 [[plugins.assignors]]\npath = \"{}\"\n",
+                weighted.display()
+            ),
+        )
+        .unwrap();
+        let config = path.display().to_string();
+        let group = format!("edges-plugin-vote-{name}");
+        let args = member_args(
+            &config,
+            &addr,
+            topic,
+            &group,
+            &["--from", "earliest", "--max-records", "20"],
+        );
+        CliMember::start(name, binary(), &args, NO_PACE).finish(WAIT)
+    };
+    // Named after a built-in: the built-in is this member's first choice.
+    let after = run("after", r#"["cooperative-sticky", "weighted"]"#);
+    assert!(after.status.success(), "{}", after.log);
+    assert!(
+        after.log.contains("protocol_name=cooperative-sticky"),
+        "{}",
+        after.log
+    );
+    // Named first: the plugin is.
+    let first = run("first", r#"["weighted", "range"]"#);
+    assert!(first.status.success(), "{}", first.log);
+    assert!(
+        first.log.contains("protocol_name=weighted"),
+        "{}",
+        first.log
+    );
+    assert_eq!(first.printed.len(), 20);
+    // A misspelt name: the start stops and lists what exists.
+    let misspelt = run("misspelt", r#"["wieghted", "range"]"#);
+    assert!(!misspelt.status.success());
+    assert!(
+        misspelt.log.contains("`wieghted`")
+            && misspelt
+                .log
+                .contains("range, roundrobin, sticky, cooperative-sticky, weighted"),
+        "{}",
+        misspelt.log
+    );
+}
+
 /// What a librdkafka member (tests/python/member.py) said so far.
 #[derive(Default)]
 struct Librdkafka {

@@ -1,8 +1,11 @@
 //! `wasmkafka plugin new`: the crates it makes build as they are, pass their own tests and
-//! `wasmkafka plugin check`.
+//! `wasmkafka plugin check`, and the config their README shows runs as it stands against
+//! Apache Kafka.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use wasmkafka_tests::kafka::Kafka;
 
 fn wasmkafka(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wasmkafka"))
@@ -28,8 +31,47 @@ fn cargo(dir: &Path, args: &[&str]) {
     );
 }
 
+/// The TOML block of a README.
+fn readme_config(readme: &str) -> String {
+    let start = readme.find("```toml\n").expect("a toml block") + "```toml\n".len();
+    let end = start + readme[start..].find("```").expect("the block ends");
+    readme[start..end].to_string()
+}
+
+/// Runs `wasmkafka run` in `dir` with the config the README of the crate there shows, as a
+/// user who copied it would (the plugin where `cargo build` in that folder puts it).
+fn run_readme_config(dir: &Path, wasm: &Path, extra: &[&str]) -> Output {
+    let built = dir.join("target/wasm32-wasip2/release");
+    std::fs::create_dir_all(&built).unwrap();
+    std::fs::copy(wasm, built.join(wasm.file_name().unwrap())).unwrap();
+    let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+    std::fs::write(dir.join("wasmkafka.toml"), readme_config(&readme)).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_wasmkafka"))
+        .args(["run", "--config", "wasmkafka.toml", "--format", "json"])
+        .args(extra)
+        .env("WASMKAFKA_LOG", "info")
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn new_plugins_build_test_and_pass_the_check() {
+    let broker = Kafka::shared();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime
+        .block_on(broker.create_topic("scaffolded", 2, &[]))
+        .unwrap();
+    let produced = wasmkafka(&[
+        "produce",
+        "--brokers",
+        &broker.addr(),
+        "--topic",
+        "scaffolded",
+        "--count",
+        "20",
+    ]);
+    assert!(produced.status.success(), "{produced:?}");
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path().to_str().unwrap();
     for (kind, name, expect) in [
@@ -63,6 +105,50 @@ fn new_plugins_build_test_and_pass_the_check() {
         );
         assert!(stdout.contains(&format!("name:     {name}")), "{stdout}");
         assert!(stdout.contains(expect), "{stdout}");
+        // The README's config, as it stands, in a group on Apache Kafka.
+        let group = format!("scaffolded-{name}");
+        let ran = if kind == "assignor" {
+            run_readme_config(
+                &crate_dir,
+                &wasm,
+                &[
+                    "--brokers",
+                    &broker.addr(),
+                    "--topic",
+                    "scaffolded",
+                    "--group",
+                    &group,
+                    "--from",
+                    "earliest",
+                    "--max-records",
+                    "20",
+                ],
+            )
+        } else {
+            // The scaffold's policy starts a new group at the end: nothing to read.
+            run_readme_config(
+                &crate_dir,
+                &wasm,
+                &[
+                    "--brokers",
+                    &broker.addr(),
+                    "--topic",
+                    "scaffolded",
+                    "--group",
+                    &group,
+                    "--exit-at-end",
+                ],
+            )
+        };
+        let log = String::from_utf8_lossy(&ran.stderr);
+        assert!(ran.status.success(), "{kind}: {log}");
+        if kind == "assignor" {
+            // The group chose the plugin: the README names it first.
+            assert!(log.contains(&format!("protocol_name={name}")), "{log}");
+            assert_eq!(String::from_utf8_lossy(&ran.stdout).lines().count(), 20);
+        } else {
+            assert!(log.contains("reset-policy plugin loaded"), "{log}");
+        }
     }
     // The same name again, and a name cargo would refuse.
     let output = wasmkafka(&["plugin", "new", "assignor", "my-assignor", "--path", base]);

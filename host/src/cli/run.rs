@@ -14,6 +14,7 @@ use crate::metrics::server::MetricsServer;
 use crate::metrics::{Metrics, Snapshot};
 
 use super::start::{start_positions, StartSpecs};
+use crate::group::assignor::vote_order;
 use crate::group::{Assignor, GroupConsumer, GroupError, LoggingListener};
 use crate::plugin::{PluginRuntime, WasmAssignor, WasmResetPolicy};
 use crate::policy::{FallbackPolicy, ResetPolicy};
@@ -269,8 +270,9 @@ impl<'a> WrittenTally<'a> {
 /// The assignors in preference order, and the reset policy.
 type Policies = (Vec<Arc<dyn Assignor>>, Arc<dyn ResetPolicy>);
 
-/// The assignors (plugins first, then the built-ins) and the reset policy (a plugin falling
-/// back to `consumer.from`, or `consumer.from` itself).
+/// The assignors in vote order (`consumer.assignors`, where plugins may be named; plugins
+/// not named first: see [`vote_order`]) and the reset policy (a plugin falling back to
+/// `consumer.from`, or `consumer.from` itself).
 fn load_plugins(config: &Config, metrics: &Metrics) -> anyhow::Result<Policies> {
     let builtin_policy = config.consumer.from.clone().into_policy();
     if config.plugins.is_empty() {
@@ -279,15 +281,15 @@ fn load_plugins(config: &Config, metrics: &Metrics) -> anyhow::Result<Policies> 
     let runtime = PluginRuntime::new(config.plugins.limits(), config.plugins.cache_dir())
         .map_err(anyhow::Error::msg)?;
     metrics.watch_plugins(runtime.clone());
-    let mut assignors: Vec<Arc<dyn Assignor>> = Vec::new();
+    let mut plugins: Vec<Arc<dyn Assignor>> = Vec::new();
     for plugin in &config.plugins.assignors {
         let assignor = WasmAssignor::load(&runtime, &plugin.path)
             .context("cannot load an assignor plugin (plugins.assignors)")?
             .with_settings(plugin.settings.clone().into_iter().collect());
         tracing::info!(name = assignor.name(), path = %plugin.path.display(), "assignor plugin loaded");
-        assignors.push(Arc::new(assignor));
+        plugins.push(Arc::new(assignor));
     }
-    assignors.extend(config.assignors());
+    let assignors = vote_order(&config.consumer.assignors, &plugins)?;
     let policy: Arc<dyn ResetPolicy> = match &config.plugins.reset_policy {
         Some(plugin) => {
             let policy = WasmResetPolicy::load(&runtime, &plugin.path)

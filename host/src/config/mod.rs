@@ -77,7 +77,7 @@
 //! max_file_bytes = 33554432
 //! cache_dir = "/var/cache/wasmkafka"   # compiled plugins
 //!
-//! [[plugins.assignors]]         # tried before consumer.assignors, in this order
+//! [[plugins.assignors]]         # in consumer.assignors by its name, or (unnamed) before them
 //! path = "plugins/weighted.wasm"
 //! settings = { weight = "3" }
 //!
@@ -345,7 +345,8 @@ pub struct PluginsConfig {
     pub deadline_ms: u64,
     pub memory_bytes: usize,
     pub max_file_bytes: usize,
-    /// Assignor plugins, tried before `consumer.assignors` (which stay as the fallbacks).
+    /// Assignor plugins: each takes its place in the vote where `consumer.assignors` names it
+    /// (by the name the plugin gives itself), or before the named ones when it is not named.
     pub assignors: Vec<PluginRef>,
     /// A reset-policy plugin; when it fails, `consumer.from` decides.
     pub reset_policy: Option<PluginRef>,
@@ -659,14 +660,20 @@ impl Config {
                 ),
             });
         }
-        for name in &self.consumer.assignors {
-            if Builtin::from_name(name).is_none() {
-                return Err(ConfigError::Invalid {
-                    key: "consumer.assignors",
-                    problem: format!(
-                        "`{name}` is not an assignor; use range, roundrobin, sticky or cooperative-sticky"
-                    ),
-                });
+        // Other names may belong to plugins: they are checked once the plugins are loaded
+        // (`group::assignor::vote_order`), where the plugins' names are known.
+        if self.plugins.assignors.is_empty() {
+            for name in &self.consumer.assignors {
+                if Builtin::from_name(name).is_none() {
+                    return Err(ConfigError::Invalid {
+                        key: "consumer.assignors",
+                        problem: format!(
+                            "`{name}` is not an assignor; use range, roundrobin, sticky or \
+                             cooperative-sticky, or load a plugin of that name \
+                             ([[plugins.assignors]])"
+                        ),
+                    });
+                }
             }
         }
         self.security.validate()?;
@@ -1037,7 +1044,8 @@ mod tests {
             (
                 "[consumer]\nassignors = [\"fair\"]",
                 "invalid value for `consumer.assignors`: `fair` is not an assignor; use range, \
-                 roundrobin, sticky or cooperative-sticky",
+                 roundrobin, sticky or cooperative-sticky, or load a plugin of that name \
+                 ([[plugins.assignors]])",
             ),
             (
                 "[plugins]\nassignor_fallback = \"magic\"",

@@ -146,6 +146,53 @@ pub fn assign_group(chosen: &dyn Assignor, fallback: Builtin, group: &Group) -> 
     }
 }
 
+/// A name in `consumer.assignors` that is neither a built-in nor a loaded plugin.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "`{name}` in consumer.assignors is neither a built-in assignor nor a loaded plugin; the \
+     names that exist: {}",
+    .known.join(", ")
+)]
+pub struct UnknownAssignor {
+    pub name: String,
+    pub known: Vec<String>,
+}
+
+/// The assignors a member announces, in vote order: `named` (`consumer.assignors`) resolves
+/// each name to the plugin of that name if one is loaded, else to the built-in; plugins not
+/// named go first, in their `[[plugins.assignors]]` order (as before names could be given to
+/// them). Each name appears once: a plugin named like a built-in stands in for it.
+pub fn vote_order(
+    named: &[String],
+    plugins: &[Arc<dyn Assignor>],
+) -> Result<Vec<Arc<dyn Assignor>>, UnknownAssignor> {
+    let mut order: Vec<Arc<dyn Assignor>> = plugins
+        .iter()
+        .filter(|plugin| !named.iter().any(|name| name == plugin.name()))
+        .cloned()
+        .collect();
+    for name in named {
+        if order.iter().any(|a| a.name() == name) {
+            continue;
+        }
+        let plugin = plugins.iter().find(|p| p.name() == name).cloned();
+        let chosen = plugin.or_else(|| Builtin::from_name(name).map(Builtin::into_assignor));
+        match chosen {
+            Some(assignor) => order.push(assignor),
+            None => {
+                let mut known: Vec<String> =
+                    Builtin::ALL.iter().map(|b| b.name().to_string()).collect();
+                known.extend(plugins.iter().map(|p| p.name().to_string()));
+                return Err(UnknownAssignor {
+                    name: name.clone(),
+                    known,
+                });
+            }
+        }
+    }
+    Ok(order)
+}
+
 /// The protocol a member uses: cooperative only if every configured assignor is.
 pub fn rebalance_protocol(assignors: &[Arc<dyn Assignor>]) -> RebalanceProtocol {
     if !assignors.is_empty()
@@ -156,5 +203,72 @@ pub fn rebalance_protocol(assignors: &[Arc<dyn Assignor>]) -> RebalanceProtocol 
         RebalanceProtocol::Cooperative
     } else {
         RebalanceProtocol::Eager
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A plugin stand-in: only its name and protocol matter here.
+    #[derive(Debug)]
+    struct Named(&'static str);
+
+    impl Assignor for Named {
+        fn name(&self) -> &str {
+            self.0
+        }
+        fn protocol(&self) -> RebalanceProtocol {
+            RebalanceProtocol::Cooperative
+        }
+        fn assign(&self, _group: &Group) -> Result<Assignment, AssignorError> {
+            Ok(Assignment::new())
+        }
+    }
+
+    fn names(order: &[Arc<dyn Assignor>]) -> Vec<&str> {
+        order.iter().map(|a| a.name()).collect()
+    }
+
+    fn named(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn plugins_take_their_place_in_the_vote_where_they_are_named() {
+        let fair: Arc<dyn Assignor> = Arc::new(Named("fair"));
+        let weighted: Arc<dyn Assignor> = Arc::new(Named("weighted"));
+        let plugins = [fair.clone(), weighted.clone()];
+        // Named between built-ins: exactly that order.
+        let order = vote_order(&named(&["cooperative-sticky", "fair", "range"]), &plugins).unwrap();
+        assert_eq!(
+            names(&order),
+            ["weighted", "cooperative-sticky", "fair", "range"]
+        );
+        assert!(
+            Arc::ptr_eq(&order[2], &fair),
+            "the plugin, not a look-alike"
+        );
+        // Not named: plugins first, as before.
+        let order = vote_order(&named(&["range"]), &plugins).unwrap();
+        assert_eq!(names(&order), ["fair", "weighted", "range"]);
+        // A plugin named like a built-in stands in for it; no name twice.
+        let range_plugin: Arc<dyn Assignor> = Arc::new(Named("range"));
+        let order = vote_order(&named(&["range", "sticky"]), &[range_plugin.clone()]).unwrap();
+        assert_eq!(names(&order), ["range", "sticky"]);
+        assert!(Arc::ptr_eq(&order[0], &range_plugin));
+    }
+
+    #[test]
+    fn a_name_that_is_neither_is_refused_with_the_names_that_exist() {
+        let fair: Arc<dyn Assignor> = Arc::new(Named("fair"));
+        let error = vote_order(&named(&["range", "fiar"]), &[fair]).unwrap_err();
+        assert_eq!(error.name, "fiar");
+        let text = error.to_string();
+        assert!(
+            text.contains("`fiar`")
+                && text.contains("range, roundrobin, sticky, cooperative-sticky, fair"),
+            "{text}"
+        );
     }
 }
