@@ -254,7 +254,11 @@ mod tests {
         assert_eq!(names(&order), ["fair", "weighted", "range"]);
         // A plugin named like a built-in stands in for it; no name twice.
         let range_plugin: Arc<dyn Assignor> = Arc::new(Named("range"));
-        let order = vote_order(&named(&["range", "sticky"]), &[range_plugin.clone()]).unwrap();
+        let order = vote_order(
+            &named(&["range", "sticky"]),
+            std::slice::from_ref(&range_plugin),
+        )
+        .unwrap();
         assert_eq!(names(&order), ["range", "sticky"]);
         assert!(Arc::ptr_eq(&order[0], &range_plugin));
     }
