@@ -929,6 +929,107 @@ async fn a_stop_while_the_sync_group_is_held_leaves_at_once() {
     assert_eq!(coordinator.leaves(), 1, "a LeaveGroup went out");
 }
 
+/// The commit before a revoke waits at most the rebalance timeout (the group waits no longer
+/// for this member's JoinGroup): a coordinator that holds it for 4 s does not hold the
+/// rejoin (1 s rebalance timeout here). The commit itself stays in the queue.
+#[tokio::test]
+async fn a_revoke_waits_for_its_commit_at_most_the_rebalance_timeout() {
+    wasmkafka_tests::init_tracing();
+    let cluster = FaultCluster::start(1).await.unwrap();
+    cluster.add_topic("t", &[1, 1]);
+    let log = ScriptedLog::install(&cluster);
+    log.append("t", 0, 10, |o| o);
+    log.append("t", 1, 10, |o| o);
+    let coordinator = ScriptedCoordinator::install(&cluster);
+    let member = GroupConsumer::start(
+        Client::new(vec![cluster.addr(1)], PoolOptions::default()),
+        GroupOptions {
+            heartbeat_interval: Duration::from_millis(50),
+            rebalance_timeout: Duration::from_secs(1),
+            auto_commit_interval: AUTO_COMMIT_UNSEEN,
+            ..GroupOptions::new("g", vec!["t".to_string()])
+        },
+        FetchOptions {
+            max_wait: Duration::from_millis(50),
+            ..FetchOptions::default()
+        },
+        ResetPolicySpec::Earliest.into_policy(),
+        vec![Builtin::Range.into_assignor()],
+        Arc::new(Events::default()),
+    );
+    assert!(member.wait_for_assignment(WAIT).await);
+    let deadline = Instant::now() + WAIT;
+    let mut read = 0;
+    while read < 20 {
+        assert!(Instant::now() < deadline);
+        read += member
+            .poll(100, Duration::from_millis(50))
+            .await
+            .unwrap()
+            .len();
+    }
+    member.mark_processed();
+    cluster.inject(
+        None,
+        ApiKey::OffsetCommit,
+        Fault::Delay(Duration::from_secs(4)),
+    );
+    let joins = coordinator.joins().len();
+    coordinator.fail_next(ApiKey::Heartbeat, ResponseError::RebalanceInProgress);
+    let started = Instant::now();
+    until(
+        "the rejoin",
+        || coordinator.joins().len() > joins,
+        || format!("{:?}", coordinator.joins()),
+    )
+    .await;
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(3),
+        "rejoined after {took:?}"
+    );
+    assert!(coordinator.commits().is_empty(), "the commit is still held");
+}
+
+/// A stop while the coordinator cannot be found (FindCoordinator answers
+/// COORDINATOR_NOT_AVAILABLE, again and again) ends at once: nothing to leave, nothing held.
+#[tokio::test]
+async fn a_stop_while_the_coordinator_cannot_be_found_ends_at_once() {
+    let h = harness_prepared(
+        None,
+        vec![Builtin::Range.into_assignor()],
+        AUTO_COMMIT_UNSEEN,
+        |_, coordinator| {
+            for _ in 0..1000 {
+                coordinator.fail_next(
+                    ApiKey::FindCoordinator,
+                    ResponseError::CoordinatorNotAvailable,
+                );
+            }
+        },
+    )
+    .await;
+    until(
+        "a few lookups",
+        || h.coordinator.find_coordinator_requests() >= 3,
+        String::new,
+    )
+    .await;
+    let Harness {
+        member,
+        coordinator,
+        ..
+    } = h;
+    let started = Instant::now();
+    assert!(member.close_within(Duration::from_secs(10)).await);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "closed after {:?}",
+        started.elapsed()
+    );
+    assert!(coordinator.joins().is_empty());
+}
+
 #[tokio::test]
 async fn a_held_commit_does_not_delay_heartbeats() {
     let h = harness_full(None, vec![Builtin::Range.into_assignor()], None).await;
