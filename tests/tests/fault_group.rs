@@ -975,6 +975,7 @@ async fn a_revoke_waits_for_its_commit_at_most_the_rebalance_timeout() {
         Fault::Delay(Duration::from_secs(4)),
     );
     let joins = coordinator.joins().len();
+    let generation = member.identity().generation;
     coordinator.fail_next(ApiKey::Heartbeat, ResponseError::RebalanceInProgress);
     let started = Instant::now();
     until(
@@ -988,6 +989,11 @@ async fn a_revoke_waits_for_its_commit_at_most_the_rebalance_timeout() {
         took >= Duration::from_millis(900) && took < Duration::from_secs(3),
         "rejoined after {took:?}"
     );
+    // The new round completes too: its OffsetFetch does not queue behind the held commit.
+    assert!(member
+        .wait_for_generation(generation, Duration::from_secs(2))
+        .await
+        .is_some());
     assert!(coordinator.commits().is_empty(), "the commit is still held");
 }
 

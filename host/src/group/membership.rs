@@ -20,9 +20,11 @@
 //!
 //! Invariants:
 //! - JoinGroup and SyncGroup use the coordinator's `Group` connection (they block for a whole
-//!   rebalance); OffsetFetch, OffsetCommit and LeaveGroup use `Coordination`, heartbeats their
-//!   own `Heartbeat` connection: a join in progress, a long poll or a held commit never delays
-//!   a heartbeat, and nothing this task waits for delays one either.
+//!   rebalance), and so does this task's OffsetFetch between them (this task sends all three,
+//!   one at a time, so it never waits behind a held commit); OffsetCommit and LeaveGroup use
+//!   `Coordination`, heartbeats their own `Heartbeat` connection: a join in progress, a long
+//!   poll or a held commit never delays a heartbeat, and nothing this task waits for delays
+//!   one either.
 //! - One JoinGroup carries every configured assignor, in preference order; each subscription
 //!   names the owned partitions and the generation they were assigned in (KIP-792), -1 once
 //!   they are lost or given up with the membership.
@@ -65,7 +67,7 @@ use super::commit_queue::CommitQueue;
 use super::error::{classify, GroupError};
 use super::heartbeat::{Heartbeat, News as HeartbeatNews};
 use super::listener::RebalanceListener;
-use super::offsets::{fetch_committed_with_epochs, MemberIdentity};
+use super::offsets::{fetch_committed_on, MemberIdentity};
 use super::options::GroupOptions;
 use super::protocol::{
     decode_assignment, decode_subscription, encode_assignment, encode_subscription,
@@ -655,8 +657,15 @@ impl Membership {
         let partitions: Vec<TopicPartition> = self.awaiting_committed.iter().cloned().collect();
         let fetched = match self.coordinator().await {
             Ok(coordinator) => {
-                fetch_committed_with_epochs(&self.client, coordinator, self.group(), &partitions)
-                    .await
+                // On `Group`: not queued behind a commit the coordinator holds.
+                fetch_committed_on(
+                    &self.client,
+                    coordinator,
+                    self.group(),
+                    &partitions,
+                    Purpose::Group,
+                )
+                .await
             }
             Err(error) => Err(error),
         };

@@ -49,12 +49,33 @@ pub async fn fetch_committed(
 }
 
 /// The group's committed offsets for `partitions` with the leader epochs they were committed
-/// under (`None`: nothing committed).
+/// under (`None`: nothing committed), on the coordinator's `Coordination` connection.
 pub async fn fetch_committed_with_epochs(
     client: &Client,
     coordinator: i32,
     group: &str,
     partitions: &[TopicPartition],
+) -> Result<BTreeMap<TopicPartition, Option<CommittedOffset>>, GroupError> {
+    fetch_committed_on(
+        client,
+        coordinator,
+        group,
+        partitions,
+        Purpose::Coordination,
+    )
+    .await
+}
+
+/// [`fetch_committed_with_epochs`] on the connection for `purpose`. A group member asks on
+/// its `Group` connection, which its own task uses only between rebalance requests: an
+/// OffsetFetch there never waits behind an OffsetCommit the coordinator holds on
+/// `Coordination` (Kafka answers one connection in order).
+pub async fn fetch_committed_on(
+    client: &Client,
+    coordinator: i32,
+    group: &str,
+    partitions: &[TopicPartition],
+    purpose: Purpose,
 ) -> Result<BTreeMap<TopicPartition, Option<CommittedOffset>>, GroupError> {
     let request = OffsetFetchRequest::default()
         .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
@@ -69,9 +90,7 @@ pub async fn fetch_committed_with_epochs(
                 })
                 .collect(),
         ));
-    let response = client
-        .send(coordinator, Purpose::Coordination, &request)
-        .await?;
+    let response = client.send(coordinator, purpose, &request).await?;
     if let Some(error) = ResponseError::try_from_code(response.error_code) {
         return Err(classify("OffsetFetch", group, None, error));
     }

@@ -29,9 +29,10 @@ pub enum Purpose {
     Default,
     /// Fetch long polls.
     Fetch,
-    /// JoinGroup and SyncGroup, which can block for a whole rebalance.
+    /// JoinGroup and SyncGroup, which can block for a whole rebalance; between them, the
+    /// member's own OffsetFetch (one task sends them all, one at a time).
     Group,
-    /// OffsetCommit, OffsetFetch, LeaveGroup.
+    /// OffsetCommit, LeaveGroup, and OffsetFetch outside a member.
     Coordination,
     /// Heartbeats alone: a commit the broker holds (waiting for the offsets topic's replicas)
     /// would otherwise hold the heartbeat queued behind it.
