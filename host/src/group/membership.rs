@@ -286,6 +286,9 @@ impl Membership {
     /// connection, never queued behind the JoinGroup the coordinator still holds.
     async fn join(&mut self) -> Phase {
         self.rebalance_started.get_or_insert_with(Instant::now);
+        // Only this round's leadership may ask for a follow-up (a round that failed after
+        // its assignment leaves nothing behind).
+        self.held_back.clear();
         let shared = self.shared.clone();
         let coordinator = match unless_closing(&shared, self.coordinator()).await {
             None => return Phase::Closing,
