@@ -11,7 +11,7 @@ use kafka_protocol::messages::ApiKey;
 use wasmkafka::fetch::TopicPartition;
 use wasmkafka::group::coordinator::find_coordinator;
 use wasmkafka::group::offsets::fetch_committed;
-use wasmkafka_tests::cli_member::{CliMember, Finished, Printed};
+use wasmkafka_tests::cli_member::{group_member_args, CliMember, Finished, Printed};
 use wasmkafka_tests::fault_broker::{Fault, FaultCluster};
 use wasmkafka_tests::fault_group::ScriptedCoordinator;
 use wasmkafka_tests::fault_log::ScriptedLog;
@@ -63,18 +63,7 @@ fn member(
     group: &str,
     pace: (usize, Duration),
 ) -> CliMember {
-    let args = [
-        "--config",
-        config,
-        "--brokers",
-        brokers,
-        "--topic",
-        topic,
-        "--group",
-        group,
-        "--from",
-        "earliest",
-    ];
+    let args = group_member_args(config, brokers, topic, group, &["--from", "earliest"]);
     CliMember::start(
         group,
         Path::new(env!("CARGO_BIN_EXE_wasmkafka")),

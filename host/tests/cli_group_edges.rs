@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use wasmkafka::produce::OutgoingRecord;
-use wasmkafka_tests::cli_member::{CliMember, Printed};
+use wasmkafka_tests::cli_member::{group_member_args, CliMember, Printed};
 use wasmkafka_tests::java::JavaMember;
 use wasmkafka_tests::kafka::Kafka;
 use wasmkafka_tests::python::{self, Script};
@@ -44,31 +44,6 @@ fn config_file(
     )
     .unwrap();
     path.display().to_string()
-}
-
-/// `run` arguments for a member of `group` reading `topic` with the config, then `extra`.
-fn member_args(
-    config: &str,
-    brokers: &str,
-    topic: &str,
-    group: &str,
-    extra: &[&str],
-) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "--config",
-        config,
-        "--brokers",
-        brokers,
-        "--topic",
-        topic,
-        "--group",
-        group,
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect();
-    args.extend(extra.iter().map(|a| a.to_string()));
-    args
 }
 
 /// Waits until a member's log says it applied an assignment with partitions in it.
@@ -162,7 +137,7 @@ async fn upgrade_step_one_a_joiner_gets_its_share_and_every_record_is_read() {
     let dir = tempfile::tempdir().unwrap();
     let config = config_file(&dir, 10_000, 10_000);
     let addr = broker.addr();
-    let args = member_args(
+    let args = group_member_args(
         &config,
         &addr,
         topic,
@@ -209,9 +184,7 @@ async fn upgrade_step_one_a_joiner_gets_its_share_and_every_record_is_read() {
     );
     assert!(first.running() && second.running());
     for member in [first, second] {
-        member.signal("TERM");
-        let finished = member.finish(Duration::from_secs(20));
-        assert!(finished.status.success(), "{}", finished.log);
+        member.stop_cleanly(Duration::from_secs(20));
     }
 }
 
@@ -231,7 +204,7 @@ async fn a_partition_stopped_by_none_does_not_end_a_member_that_a_rebalance_leav
     let config = config_file(&dir, 10_000, 10_000);
     let addr = broker.addr();
     // A first run commits offset 50 on every partition.
-    let setup_args = member_args(
+    let setup_args = group_member_args(
         &config,
         &addr,
         topic,
@@ -249,7 +222,7 @@ async fn a_partition_stopped_by_none_does_not_end_a_member_that_a_rebalance_leav
     broker.delete_records(topic, 0, 80).await.unwrap();
     let healthy: BTreeSet<Printed> = after.iter().filter(|(p, _)| *p != 0).copied().collect();
 
-    let args = member_args(&config, &addr, topic, group, &["--from", "none"]);
+    let args = group_member_args(&config, &addr, topic, group, &["--from", "none"]);
     let mut first = CliMember::start("first", binary(), &args, NO_PACE);
     first.wait_for_log("declined to reset", WAIT);
     wait_until_delivered(&mut [&mut first], &healthy, WAIT);
@@ -279,9 +252,7 @@ async fn a_partition_stopped_by_none_does_not_end_a_member_that_a_rebalance_leav
         "partition 0 was read past its refused reset: {printed:?}"
     );
     for member in [first, second] {
-        member.signal("TERM");
-        let finished = member.finish(Duration::from_secs(20));
-        assert!(finished.status.success(), "{}", finished.log);
+        member.stop_cleanly(Duration::from_secs(20));
     }
 }
 
@@ -301,7 +272,7 @@ async fn sigterm_while_the_join_barrier_holds_leaves_within_seconds() {
     // A dead member holds the barrier until its 20 s session (or the rebalance) times out.
     let config = config_file(&dir, 20_000, 20_000);
     let addr = broker.addr();
-    let args = member_args(&config, &addr, topic, group, &["--from", "earliest"]);
+    let args = group_member_args(&config, &addr, topic, group, &["--from", "earliest"]);
     let mut stopping = CliMember::start("stopping", binary(), &args, NO_PACE);
     stopping.wait_for_log("assignment applied", WAIT);
     let mut killed = CliMember::start("killed", binary(), &args, NO_PACE);
@@ -320,9 +291,7 @@ async fn sigterm_while_the_join_barrier_holds_leaves_within_seconds() {
         "the round completed before the stop; the test needs it held:\n{}",
         stopping.log()
     );
-    stopping.signal("TERM");
-    let stopped = stopping.finish(Duration::from_secs(8));
-    assert!(stopped.status.success(), "{}", stopped.log);
+    let stopped = stopping.stop_cleanly(Duration::from_secs(8));
     assert!(stopped.log.contains("left the group"), "{}", stopped.log);
     assert_eq!(
         stopped.log.matches("joined the group").count(),
@@ -341,9 +310,7 @@ async fn sigterm_while_the_join_barrier_holds_leaves_within_seconds() {
         .collect();
     let rest: BTreeSet<Printed> = wanted.difference(&printed_before).copied().collect();
     wait_until_delivered(&mut [&mut staying], &rest, WAIT);
-    staying.signal("TERM");
-    let finished = staying.finish(Duration::from_secs(20));
-    assert!(finished.status.success(), "{}", finished.log);
+    staying.stop_cleanly(Duration::from_secs(20));
 }
 
 /// A broker first in the bootstrap list that accepts connections and never answers (a
@@ -415,7 +382,7 @@ async fn classic_members_beside_consumer_protocol_members_read_every_record() {
         assert!(Instant::now() < deadline, "java: {:?}", java.assignment());
         std::thread::sleep(Duration::from_millis(100));
     }
-    let args = member_args(&config, &addr, topic, group, &["--from", "earliest"]);
+    let args = group_member_args(&config, &addr, topic, group, &["--from", "earliest"]);
     let mut ours = CliMember::start("ours-classic", binary(), &args, NO_PACE);
     wait_for_share(&mut ours);
     let deadline = Instant::now() + WAIT;
@@ -453,9 +420,7 @@ async fn classic_members_beside_consumer_protocol_members_read_every_record() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    ours.signal("TERM");
-    let finished = ours.finish(Duration::from_secs(20));
-    assert!(finished.status.success(), "{}", finished.log);
+    ours.stop_cleanly(Duration::from_secs(20));
     let mut java = java;
     java.stop(Duration::from_secs(30)).unwrap();
 }
@@ -486,7 +451,7 @@ async fn a_plugin_assignor_takes_its_place_in_the_vote_by_name() {
         .unwrap();
         let config = path.display().to_string();
         let group = format!("edges-plugin-vote-{name}");
-        let args = member_args(
+        let args = group_member_args(
             &config,
             &addr,
             topic,
@@ -580,7 +545,7 @@ async fn upgrade_mid_bounce_with_java_and_librdkafka_members_reads_every_record(
     let addr = broker.addr();
     let ours = |name: &str, strategy: &str| {
         let strategy = format!("partition.assignment.strategy={strategy}");
-        let args = member_args(
+        let args = group_member_args(
             &config,
             &addr,
             topic,
@@ -653,9 +618,7 @@ async fn upgrade_mid_bounce_with_java_and_librdkafka_members_reads_every_record(
         std::thread::sleep(Duration::from_millis(100));
     }
     for member in [eager, cooperative] {
-        member.signal("TERM");
-        let finished = member.finish(Duration::from_secs(20));
-        assert!(finished.status.success(), "{}", finished.log);
+        member.stop_cleanly(Duration::from_secs(20));
     }
     let mut java = java;
     java.stop(Duration::from_secs(30)).unwrap();
@@ -867,7 +830,7 @@ async fn group_chaos_with_mixed_clients_loses_nothing() {
                 let list = lists[rng.below(lists.len() as u64) as usize];
                 let strategy = format!("partition.assignment.strategy={list}");
                 let name = format!("ours-{started}-{list}");
-                let args = member_args(
+                let args = group_member_args(
                     &config,
                     &addr,
                     topic,

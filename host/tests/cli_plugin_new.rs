@@ -107,39 +107,22 @@ fn new_plugins_build_test_and_pass_the_check() {
         assert!(stdout.contains(expect), "{stdout}");
         // The README's config, as it stands, in a group on Apache Kafka.
         let group = format!("scaffolded-{name}");
-        let ran = if kind == "assignor" {
-            run_readme_config(
-                &crate_dir,
-                &wasm,
-                &[
-                    "--brokers",
-                    &broker.addr(),
-                    "--topic",
-                    "scaffolded",
-                    "--group",
-                    &group,
-                    "--from",
-                    "earliest",
-                    "--max-records",
-                    "20",
-                ],
-            )
+        let brokers = broker.addr();
+        let mut args = vec![
+            "--brokers",
+            &brokers,
+            "--topic",
+            "scaffolded",
+            "--group",
+            &group,
+        ];
+        if kind == "assignor" {
+            args.extend(["--from", "earliest", "--max-records", "20"]);
         } else {
             // The scaffold's policy starts a new group at the end: nothing to read.
-            run_readme_config(
-                &crate_dir,
-                &wasm,
-                &[
-                    "--brokers",
-                    &broker.addr(),
-                    "--topic",
-                    "scaffolded",
-                    "--group",
-                    &group,
-                    "--exit-at-end",
-                ],
-            )
-        };
+            args.push("--exit-at-end");
+        }
+        let ran = run_readme_config(&crate_dir, &wasm, &args);
         let log = String::from_utf8_lossy(&ran.stderr);
         assert!(ran.status.success(), "{kind}: {log}");
         if kind == "assignor" {

@@ -160,6 +160,20 @@ impl CliMember {
         }
     }
 
+    /// SIGTERM, then [`CliMember::finish`] within `timeout`; panics (with the log) unless it
+    /// exits 0: the clean stop every group member owes.
+    pub fn stop_cleanly(self, timeout: Duration) -> Finished {
+        self.signal("TERM");
+        let finished = self.finish(timeout);
+        assert!(
+            finished.status.success(),
+            "SIGTERM: {}\n{}",
+            finished.status,
+            finished.log
+        );
+        finished
+    }
+
     /// SIGKILL, then [`CliMember::finish`].
     pub fn kill(mut self) -> Finished {
         let _ = self.child.kill();
@@ -172,6 +186,31 @@ impl Drop for CliMember {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `run` arguments for a member of `group` reading `topic` with `config`, then `extra`.
+pub fn group_member_args(
+    config: &str,
+    brokers: &str,
+    topic: &str,
+    group: &str,
+    extra: &[&str],
+) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "--config",
+        config,
+        "--brokers",
+        brokers,
+        "--topic",
+        topic,
+        "--group",
+        group,
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
 }
 
 /// How a member ended.
