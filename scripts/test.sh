@@ -39,5 +39,5 @@ else
     --test real_broker_group --test real_broker_fetch --test kafka_offset_recovery \
     --test kafka_follow --test kafka_interop
   WASMKAFKA_KAFKA_VERSION=$newest_version cargo test --locked -p wasmkafka \
-    --test cli_delivery --test cli_group_edges
+    --test cli_delivery --test cli_group_edges --test cli_authorization
 fi

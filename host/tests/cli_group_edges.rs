@@ -765,11 +765,15 @@ impl ChaosMember {
 /// SIGKILL (ours) at random moments while records flow into 8 partitions. At the end every
 /// produced record was delivered at least once, and no member ended unless told to (a
 /// SIGTERMed one of ours exits 0). Seeded: `WASMKAFKA_CHAOS_SEED=N` replays a run (the seed
-/// is printed; the rounds as well).
+/// is printed; the rounds as well); `WASMKAFKA_CHAOS_EVENTS=N` sets how many events (20).
 #[tokio::test(flavor = "multi_thread")]
 async fn group_chaos_with_mixed_clients_loses_nothing() {
     const CHAOS_PARTITIONS: i32 = 8;
-    const EVENTS: usize = 20;
+    // About a minute by default; `WASMKAFKA_CHAOS_EVENTS=200` runs for about ten.
+    let events: usize = std::env::var("WASMKAFKA_CHAOS_EVENTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
     python::ready().await.unwrap();
     let seed = std::env::var("WASMKAFKA_CHAOS_SEED")
         .ok()
@@ -849,7 +853,7 @@ async fn group_chaos_with_mixed_clients_loses_nothing() {
         rounds.push(format!("start {}", member.name()));
         live.push(member);
     }
-    for _ in 0..EVENTS {
+    for _ in 0..events {
         tokio::time::sleep(Duration::from_millis(1_500 + rng.below(2_000))).await;
         let context = format!("seed {seed}; rounds: {rounds:?}");
         for member in &mut live {

@@ -100,6 +100,8 @@ struct State {
     responders: Mutex<HashMap<i16, Responder>>,
     /// Leader epochs Metadata answers give partitions (-1 where none was set).
     leader_epochs: Mutex<HashMap<(String, i32), i32>>,
+    /// Topic-level error codes of refused topics (see [`FaultCluster::refuse_topic`]).
+    refused_topics: Mutex<HashMap<String, i16>>,
     api_versions: Mutex<Vec<(i16, i16, i16)>>,
     seen: Mutex<Vec<SeenRequest>>,
     delaying_now: AtomicUsize,
@@ -135,6 +137,7 @@ impl FaultCluster {
             faults: Mutex::default(),
             responders: Mutex::default(),
             leader_epochs: Mutex::default(),
+            refused_topics: Mutex::default(),
             api_versions: Mutex::new(default_api_versions()),
             seen: Mutex::default(),
             delaying_now: AtomicUsize::new(0),
@@ -219,6 +222,22 @@ impl FaultCluster {
             .find(|(p, _, _)| *p == partition)
             .unwrap_or_else(|| panic!("no partition {partition}"));
         *entry = (partition, leader, error_code);
+    }
+
+    /// Refuses `topic` as Kafka refuses a topic a client may not describe: a Metadata answer
+    /// that names it gives `error_code` (TOPIC_AUTHORIZATION_FAILED: 29) and no partitions; an
+    /// answer for every topic leaves it out.
+    pub fn refuse_topic(&self, topic: &str, error_code: i16) {
+        self.state
+            .refused_topics
+            .lock()
+            .unwrap()
+            .insert(topic.to_string(), error_code);
+    }
+
+    /// Answers for `topic` as usual again (after [`FaultCluster::refuse_topic`]).
+    pub fn accept_topic(&self, topic: &str) {
+        self.state.refused_topics.lock().unwrap().remove(topic);
     }
 
     /// Sets the leader epoch Metadata answers give a partition (KIP-320; -1 unless set).
@@ -417,14 +436,23 @@ impl FaultCluster {
                 .collect()
         });
         let leader_epochs = self.state.leader_epochs.lock().unwrap().clone();
+        let refused = self.state.refused_topics.lock().unwrap().clone();
         let topics = self
             .state
             .topics
             .lock()
             .unwrap()
             .iter()
-            .filter(|t| wanted.as_ref().is_none_or(|w| w.contains(&t.name)))
+            .filter(|t| match &wanted {
+                None => !refused.contains_key(&t.name),
+                Some(wanted) => wanted.contains(&t.name),
+            })
             .map(|t| {
+                if let Some(code) = refused.get(&t.name) {
+                    return MetadataResponseTopic::default()
+                        .with_name(Some(TopicName(StrBytes::from_string(t.name.clone()))))
+                        .with_error_code(*code);
+                }
                 MetadataResponseTopic::default()
                     .with_name(Some(TopicName(StrBytes::from_string(t.name.clone()))))
                     .with_partitions(

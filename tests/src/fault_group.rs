@@ -51,6 +51,9 @@ struct GroupState {
     commits: Vec<(String, i32, i64)>,
     find_coordinator: u32,
     leaves: u32,
+    /// Until then every group request is answered COORDINATOR_NOT_AVAILABLE (a coordinator
+    /// moving to another broker); the group stays as it was.
+    unavailable_until: Option<std::time::Instant>,
 }
 
 /// The coordinator; cloning shares it.
@@ -89,6 +92,13 @@ impl ScriptedCoordinator {
     /// Answers the next request of `api` with `error`.
     pub fn fail_next(&self, api: ApiKey, error: ResponseError) {
         self.state.lock().unwrap().errors.push_back((api, error));
+    }
+
+    /// Answers every group request with COORDINATOR_NOT_AVAILABLE for `outage`, as while a
+    /// coordinator moves; then answers as before, the group unchanged (the new coordinator
+    /// loaded it, members and generation included).
+    pub fn unavailable_for(&self, outage: std::time::Duration) {
+        self.state.lock().unwrap().unavailable_until = Some(std::time::Instant::now() + outage);
     }
 
     /// Answers the next OffsetCommit that names `topic`/`partition` with `error` for that
@@ -153,6 +163,12 @@ impl ScriptedCoordinator {
 
     fn scripted(&self, api: ApiKey) -> Option<ResponseError> {
         let mut state = self.state.lock().unwrap();
+        if state
+            .unavailable_until
+            .is_some_and(|until| std::time::Instant::now() < until)
+        {
+            return Some(ResponseError::CoordinatorNotAvailable);
+        }
         let index = state.errors.iter().position(|(a, _)| *a == api)?;
         state.errors.remove(index).map(|(_, e)| e)
     }

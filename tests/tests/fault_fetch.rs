@@ -321,6 +321,45 @@ async fn out_of_range_with_none_stops_that_partition_only() {
     .await;
 }
 
+/// A partition assigned to this consumer whose topic the cluster refuses to describe to it
+/// (a leader with other rights assigned it): Metadata names no leader, and only an answer
+/// that names the topic says why. The partition stops at once with the refusal and its fix
+/// (not as a deleted topic, which it would look like in an answer for every topic); the
+/// other topic's partition goes on.
+#[tokio::test]
+async fn a_partition_whose_topic_is_refused_stops_with_the_reason_and_the_others_go_on() {
+    let h = harness(1, &[1], ResetPolicySpec::Earliest).await;
+    h.cluster.add_topic("u", &[1]);
+    h.cluster.refuse_topic("u", 29);
+    h.log.append("t", 0, 10, |o| o);
+    let refused_tp = TopicPartition::new("u", 0);
+    h.consumer.assign([
+        (tp(0), StartAt::Offset(0)),
+        (refused_tp.clone(), StartAt::Offset(0)),
+    ]);
+    let mut records = Vec::new();
+    let error = collect_until_partition_error(&h.consumer, &mut records).await;
+    let PartitionError::Refused {
+        ref partition,
+        error: code,
+        ..
+    } = error
+    else {
+        panic!("expected Refused, got {error:?}");
+    };
+    assert_eq!(partition, &refused_tp);
+    assert_eq!(code, ResponseError::TopicAuthorizationFailed);
+    assert!(
+        error
+            .to_string()
+            .contains("--operation Describe --operation Read"),
+        "{error}"
+    );
+    assert_eq!(h.consumer.assignment()[&refused_tp], PartitionState::Failed);
+    collect_until(&h.consumer, &mut records, |r| offsets(r, 0).len() == 10).await;
+    assert!(records.iter().all(|r| &*r.topic == "t"));
+}
+
 /// Damaged record data from the broker: the records before the damage reach the application,
 /// then an error naming the partition, the batch and what is wrong; that partition stops at the
 /// damage (nothing after it is skipped), the other goes on, and a seek past the damage resumes.

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::ApiKey;
 use wasmkafka::client::Client;
-use wasmkafka::fetch::{FetchOptions, TopicPartition};
+use wasmkafka::cluster::MetadataOptions;
+use wasmkafka::fetch::{ConsumerError, FetchOptions, TopicPartition};
 use wasmkafka::group::{
     Assignor, Builtin, GroupConsumer, GroupError, GroupOptions, RebalanceListener,
 };
@@ -88,6 +89,33 @@ async fn harness_prepared(
     auto_commit_interval: Option<Duration>,
     prepare: impl FnOnce(&FaultCluster, &ScriptedCoordinator),
 ) -> Harness {
+    harness_on(
+        Tuning::default(),
+        instance_id,
+        assignors,
+        auto_commit_interval,
+        prepare,
+    )
+    .await
+}
+
+/// What a test tunes beyond [`harness_prepared`]'s defaults.
+#[derive(Default, Clone, Copy)]
+struct Tuning {
+    /// How the member's client refreshes metadata.
+    metadata: MetadataOptions,
+    /// The member's session timeout (the default's when `None`).
+    session_timeout: Option<Duration>,
+}
+
+/// [`harness_prepared`], tuned.
+async fn harness_on(
+    tuning: Tuning,
+    instance_id: Option<&str>,
+    assignors: Vec<Arc<dyn Assignor>>,
+    auto_commit_interval: Option<Duration>,
+    prepare: impl FnOnce(&FaultCluster, &ScriptedCoordinator),
+) -> Harness {
     wasmkafka_tests::init_tracing();
     let cluster = FaultCluster::start(1).await.unwrap();
     cluster.add_topic("t", &[1, 1]);
@@ -97,21 +125,24 @@ async fn harness_prepared(
     let coordinator = ScriptedCoordinator::install(&cluster);
     prepare(&cluster, &coordinator);
     let events = Arc::new(Events::default());
-    let client = Client::new(
+    let client = Client::with_metadata_options(
         vec![cluster.addr(1)],
         PoolOptions {
             reconnect_backoff: Duration::from_millis(10),
             reconnect_backoff_max: Duration::from_millis(50),
             ..PoolOptions::default()
         },
+        tuning.metadata,
     );
+    let defaults = GroupOptions::new("g", vec!["t".to_string()]);
     let member = GroupConsumer::start(
         client,
         GroupOptions {
             instance_id: instance_id.map(str::to_string),
             heartbeat_interval: Duration::from_millis(50),
             auto_commit_interval,
-            ..GroupOptions::new("g", vec!["t".to_string()])
+            session_timeout: tuning.session_timeout.unwrap_or(defaults.session_timeout),
+            ..defaults.clone()
         },
         FetchOptions {
             max_wait: Duration::from_millis(50),
@@ -545,7 +576,9 @@ async fn a_partition_the_broker_refuses_fails_alone_and_the_others_are_committed
         other => panic!("{other:?}"),
     }
     assert!(
-        error.to_string().contains("Grant this client access"),
+        error
+            .to_string()
+            .contains("--operation Describe --operation Read --topic"),
         "{error}"
     );
     // t/0 was committed in the same request; t/1 was not, and is not retried on its own.
@@ -769,7 +802,7 @@ async fn each_group_error_code_heals_or_stops_with_the_fix() {
         (
             ApiKey::FindCoordinator,
             GroupAuthorizationFailed,
-            Outcome::Stops("Grant this client access"),
+            Outcome::Stops("--operation Read --group"),
         ),
         (
             ApiKey::JoinGroup,
@@ -792,7 +825,7 @@ async fn each_group_error_code_heals_or_stops_with_the_fix() {
         (
             ApiKey::JoinGroup,
             GroupAuthorizationFailed,
-            Outcome::Stops("Grant this client access"),
+            Outcome::Stops("--operation Read --group"),
         ),
         (
             ApiKey::JoinGroup,
@@ -820,7 +853,7 @@ async fn each_group_error_code_heals_or_stops_with_the_fix() {
         (
             ApiKey::SyncGroup,
             GroupAuthorizationFailed,
-            Outcome::Stops("Grant this client access"),
+            Outcome::Stops("--operation Read --group"),
         ),
         (
             ApiKey::Heartbeat,
@@ -833,7 +866,7 @@ async fn each_group_error_code_heals_or_stops_with_the_fix() {
         (
             ApiKey::Heartbeat,
             GroupAuthorizationFailed,
-            Outcome::Stops("Grant this client access"),
+            Outcome::Stops("--operation Read --group"),
         ),
     ];
     for &(api, error, outcome) in matrix {
@@ -878,6 +911,198 @@ async fn each_group_error_code_heals_or_stops_with_the_fix() {
             }
         }
     }
+}
+
+/// What the member does about each Metadata answer for its subscription.
+#[derive(Debug, Clone, Copy)]
+enum MetadataOutcome {
+    /// Gets every partition once the broker answers as usual, with no error on `poll`.
+    Heals,
+    /// `poll` returns the topic's refusal once, whose text names the fix, while the member
+    /// stays in the group; once the broker answers as usual it gets every partition.
+    Reported(&'static str),
+}
+
+/// The Metadata matrix for a member's subscription (the Java client's classification): a
+/// topic that does not exist yet, one the client may not describe, an invalid name, a
+/// partition without a leader, and a request answered by a closed connection. The broker
+/// answers that way from the start and as usual after 1.5 s; the member looks its topics up
+/// at each join and again at the metadata max age (500 ms here).
+#[tokio::test]
+async fn each_metadata_error_for_the_subscription_heals_or_is_reported() {
+    use MetadataOutcome::*;
+    #[derive(Debug, Clone, Copy)]
+    enum Answer {
+        TopicError(i16),
+        LeaderNotAvailable,
+        ConnectionClosed,
+    }
+    let cases = [
+        (Answer::TopicError(3), Heals),
+        (
+            Answer::TopicError(29),
+            Reported("--operation Describe --operation Read"),
+        ),
+        (Answer::TopicError(17), Reported("not a valid topic name")),
+        (Answer::LeaderNotAvailable, Heals),
+        (Answer::ConnectionClosed, Heals),
+    ];
+    let metadata = MetadataOptions {
+        min_age: Duration::from_millis(50),
+        max_age: Duration::from_millis(500),
+    };
+    for (answer, outcome) in cases {
+        let case = format!("{answer:?}");
+        let h = harness_on(
+            Tuning {
+                metadata,
+                ..Tuning::default()
+            },
+            None,
+            vec![Builtin::Range.into_assignor()],
+            AUTO_COMMIT_UNSEEN,
+            |cluster, _| match answer {
+                Answer::TopicError(code) => cluster.refuse_topic("t", code),
+                Answer::LeaderNotAvailable => cluster.set_partition("t", 0, -1, 5),
+                Answer::ConnectionClosed => cluster.inject(None, ApiKey::Metadata, Fault::Close),
+            },
+        )
+        .await;
+        let started = Instant::now();
+        let mut records = 0;
+        let mut errors = Vec::new();
+        while started.elapsed() < Duration::from_millis(1500) {
+            match h.member.poll(100, Duration::from_millis(50)).await {
+                Ok(batch) => records += batch.len(),
+                Err(error) => errors.push(error),
+            }
+        }
+        match outcome {
+            Heals => assert!(errors.is_empty(), "{case}: {errors:?}"),
+            Reported(fix) => {
+                assert_eq!(errors.len(), 1, "{case}: reported once: {errors:?}");
+                let GroupError::Consumer(ConsumerError::TopicRefused(refused)) = &errors[0] else {
+                    panic!("{case}: {:?}", errors[0]);
+                };
+                assert_eq!(refused.topic, "t");
+                assert!(refused.to_string().contains(fix), "{case}: {refused}");
+                assert!(
+                    h.member.identity().generation >= 1 && h.member.assignment().is_empty(),
+                    "{case}: in the group, with nothing to read"
+                );
+                assert_eq!(records, 0, "{case}");
+            }
+        }
+        h.cluster.accept_topic("t");
+        h.cluster.set_partition("t", 0, 1, 0);
+        let deadline = Instant::now() + WAIT;
+        while records < 20 {
+            assert!(
+                Instant::now() < deadline,
+                "{case}: {records} of 20 records; assignment {:?}; events {:?}",
+                h.member.assignment(),
+                h.events.list()
+            );
+            match h.member.poll(100, Duration::from_millis(50)).await {
+                Ok(batch) => records += batch.len(),
+                Err(error) => panic!("{case}: after the broker answers as usual: {error}"),
+            }
+        }
+        assert_eq!(h.member.assignment().len(), 2, "{case}");
+    }
+}
+
+/// Reads what `h.member` hands out for `how_long`; returns the (partition, offset) pairs.
+async fn read_for(h: &Harness, how_long: Duration) -> Vec<(i32, i64)> {
+    let started = Instant::now();
+    let mut read = Vec::new();
+    while started.elapsed() < how_long {
+        let batch = h.member.poll(100, Duration::from_millis(20)).await.unwrap();
+        read.extend(batch.iter().map(|r| (r.partition, r.offset)));
+    }
+    read
+}
+
+/// A member with a 1 s session timeout, holding both partitions.
+async fn assigned_with_a_short_session() -> Harness {
+    let h = harness_on(
+        Tuning {
+            session_timeout: Some(Duration::from_secs(1)),
+            ..Tuning::default()
+        },
+        None,
+        vec![Builtin::Range.into_assignor()],
+        AUTO_COMMIT_UNSEEN,
+        |_, _| {},
+    )
+    .await;
+    assert!(h.member.wait_for_assignment(WAIT).await);
+    h
+}
+
+/// A coordinator out of reach for longer than the session timeout (as while it moves to
+/// another broker, which restarts every member's session clock when it loads the group):
+/// the member hands out nothing from its session timeout on, and carries on where it was
+/// once the coordinator answers and still counts it in: same generation, same partitions,
+/// nothing read twice.
+#[tokio::test]
+async fn out_of_touch_past_the_session_the_member_holds_records_and_carries_on_if_still_in() {
+    let h = assigned_with_a_short_session().await;
+    let mut read = read_for(&h, Duration::from_millis(300)).await;
+    assert_eq!(read.len(), 20);
+    let generation = h.member.identity().generation;
+    h.coordinator.unavailable_for(Duration::from_millis(2500));
+    // Records arriving during the outage: handed out until the session timeout, then held.
+    h.log.append("t", 0, 10, |o| o);
+    let outage = read_for(&h, Duration::from_millis(300)).await;
+    assert_eq!(outage.len(), 10, "before the session timeout");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    h.log.append("t", 1, 10, |o| o);
+    let held = read_for(&h, Duration::from_millis(800)).await;
+    assert!(held.is_empty(), "handed out while out of touch: {held:?}");
+    read.extend(outage);
+    // The coordinator answers again (2.5 s): the held records come, nothing twice.
+    let deadline = Instant::now() + WAIT;
+    while read.len() < 40 {
+        assert!(Instant::now() < deadline, "{} of 40", read.len());
+        read.extend(read_for(&h, Duration::from_millis(100)).await);
+    }
+    let unique: std::collections::BTreeSet<_> = read.iter().collect();
+    assert_eq!(unique.len(), read.len(), "read twice: {read:?}");
+    assert_eq!(h.member.identity().generation, generation);
+    assert_eq!(h.member.assignment().len(), 2);
+    assert!(
+        !h.events.list().iter().any(|e| e.starts_with("lost")),
+        "{:?}",
+        h.events.list()
+    );
+}
+
+/// The same outage, but the group dropped the member meanwhile (its first answer is
+/// UNKNOWN_MEMBER_ID): nothing was handed out past the session timeout, the partitions are
+/// lost, and the member rejoins and reads from the committed offsets.
+#[tokio::test]
+async fn out_of_touch_past_the_session_the_member_learns_it_was_dropped_and_rejoins() {
+    let h = assigned_with_a_short_session().await;
+    assert_eq!(read_for(&h, Duration::from_millis(300)).await.len(), 20);
+    let generation = h.member.identity().generation;
+    h.coordinator.unavailable_for(Duration::from_millis(2000));
+    h.coordinator
+        .fail_next(ApiKey::Heartbeat, ResponseError::UnknownMemberId);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    h.log.append("t", 0, 10, |o| o);
+    let held = read_for(&h, Duration::from_millis(500)).await;
+    assert!(held.is_empty(), "handed out while out of touch: {held:?}");
+    assert!(h
+        .member
+        .wait_for_generation(generation, Duration::from_secs(10))
+        .await
+        .is_some());
+    assert!(
+        h.events.list().iter().any(|e| e.starts_with("lost")),
+        "{:?}",
+        h.events.list()
+    );
 }
 
 /// A stop while the coordinator holds the SyncGroup ends in a LeaveGroup at once, not after

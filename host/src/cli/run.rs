@@ -118,8 +118,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     };
     let max_poll_records = usize::try_from(config.consumer.max_poll_records).unwrap_or(usize::MAX);
+    // With a pattern, other topics may always match; without one, a refusal of every topic
+    // named leaves nothing to read.
+    let named_topics = match config.consumer.topic_pattern {
+        Some(_) => Vec::new(),
+        None => config.consumer.topics.clone(),
+    };
     let ended = consume(
         &source,
+        &named_topics,
         &args,
         &writer,
         &metrics,
@@ -163,6 +170,7 @@ const OUTPUT_BUFFER_BYTES: usize = 256 * 1024;
 /// processed and commit them in the background (what its commits may cover).
 async fn consume(
     source: &Source,
+    named_topics: &[String],
     args: &RunArgs,
     writer: &RecordWriter,
     metrics: &Metrics,
@@ -173,6 +181,8 @@ async fn consume(
     let mut printed = 0u64;
     // Why each partition stopped, as `poll` said it.
     let mut stopped: BTreeMap<TopicPartition, String> = BTreeMap::new();
+    // Why each refused topic is refused, as `poll` said it.
+    let mut refused_topics: BTreeMap<String, String> = BTreeMap::new();
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(OUTPUT_BUFFER_BYTES, stdout.lock());
     let mut progress = Progress::for_stderr(args.no_progress);
@@ -210,6 +220,26 @@ async fn consume(
                         "every partition assigned to this consumer stopped with an error, so \
                          nothing can progress:{}",
                         reasons.concat()
+                    );
+                }
+                continue;
+            }
+            // A topic of the member's list is refused (an ACL): its partitions are never
+            // assigned; the run ends only when that is true of every topic it names.
+            Err(GroupError::Consumer(ConsumerError::TopicRefused(refused))) => {
+                tracing::error!("{refused}");
+                eprintln!("error: {refused}");
+                refused_topics.insert(refused.topic.clone(), refused.to_string());
+                if !named_topics.is_empty()
+                    && named_topics.iter().all(|t| refused_topics.contains_key(t))
+                {
+                    bail!(
+                        "the cluster refuses every topic this consumer subscribes to, so \
+                         nothing can progress:{}",
+                        refused_topics
+                            .values()
+                            .map(|reason| format!("\n  {reason}"))
+                            .collect::<String>()
                     );
                 }
                 continue;

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::{bail, Context};
 
 use crate::client::Client;
-use crate::fetch::{IsolationLevel, OffsetSpec, StartAt, TopicPartition};
+use crate::fetch::{IsolationLevel, OffsetSpec, StartAt, TopicPartition, TopicRefused};
 
 use super::lookup::log_bounds;
 
@@ -113,6 +113,9 @@ pub async fn start_positions(
     let only: BTreeSet<i32> = only.iter().copied().collect();
     let mut partitions = Vec::new();
     for topic in topics {
+        if let Some(refused) = TopicRefused::in_metadata(&metadata, topic) {
+            return Err(refused.into());
+        }
         let info = metadata
             .existing_topic(topic)
             .with_context(|| format!("topic `{topic}` does not exist"))?;

@@ -182,6 +182,22 @@ impl Metadata {
             .filter(|info| info.error.is_none() && !info.partitions.is_empty())
     }
 
+    /// The topic-level error no retry heals that the last answer naming `name` gave (not
+    /// authorized to describe it, an invalid name); `None` when it gave none or another.
+    /// An answer for every topic leaves out the topics a client may not describe, so only
+    /// an answer that named the topic carries its refusal.
+    pub fn refusal(&self, name: &str) -> Option<ResponseError> {
+        self.topics
+            .get(name)
+            .and_then(|info| info.error)
+            .filter(|error| {
+                matches!(
+                    error,
+                    ResponseError::TopicAuthorizationFailed | ResponseError::InvalidTopicException
+                )
+            })
+    }
+
     /// The partition count of each of `topics` that exists (no topic-level error, at least
     /// one partition); topics that do not are left out.
     pub fn partition_counts<'a>(

@@ -22,7 +22,7 @@ use crate::policy::ResetPolicy;
 use super::batch::ConsumerRecord;
 use super::buffer::TakeOutcome;
 use super::driver::{Driver, FetchState, FetchStats, Shared};
-use super::error::{ConsumerError, PartitionError};
+use super::error::{ConsumerError, PartitionError, TopicRefused};
 use super::offsets::OffsetSpec;
 use super::partition::{CommittedOffset, PartitionState, ResetCause, StartAt};
 use super::size::FetchSize;
@@ -99,11 +99,15 @@ impl Consumer {
         &self.client
     }
 
-    /// Assigns every partition of `topics`; each starts where the reset policy says.
+    /// Assigns every partition of `topics`; each starts where the reset policy says. A topic
+    /// that does not exist, or that the cluster refuses, is an error and nothing is assigned.
     pub async fn assign_topics(&self, topics: &[String]) -> Result<(), ConsumerError> {
         let metadata = self.client.refresh_topics(topics).await?;
         let mut partitions = Vec::new();
         for topic in topics {
+            if let Some(refused) = TopicRefused::in_metadata(&metadata, topic) {
+                return Err(refused.into());
+            }
             let info = metadata
                 .existing_topic(topic)
                 .ok_or_else(|| ConsumerError::UnknownTopic(topic.clone()))?;
@@ -115,6 +119,13 @@ impl Consumer {
         }
         self.assign(partitions);
         Ok(())
+    }
+
+    /// Hands `refused` to the user: the next `poll` returns it, once, like a partition
+    /// error (a group member whose subscription names a topic it may not read).
+    pub fn report_refused_topic(&self, refused: TopicRefused) {
+        self.shared.lock().errors.push_back(refused.into());
+        self.shared.records_ready.notify_waiters();
     }
 
     /// Adds partitions (an already assigned one starts over with a new epoch).
@@ -344,7 +355,7 @@ impl Consumer {
                     return Err(ClientError::Net(error).into());
                 }
                 if let Some(error) = state.errors.pop_front() {
-                    return Err(error.into());
+                    return Err(error);
                 }
                 let state = &mut *state;
                 let partitions = &state.partitions;
@@ -366,7 +377,7 @@ impl Consumer {
                     return Ok(records);
                 }
                 if let Some(error) = state.errors.pop_front() {
-                    return Err(error.into());
+                    return Err(error);
                 }
             }
             if tokio::time::timeout_at(deadline, ready).await.is_err() {

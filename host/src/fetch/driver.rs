@@ -18,7 +18,7 @@
 //!   leader's partitions go out together (see [`super::validate`]).
 //! - Nothing here waits without a bound: every job has a timeout, every retry a deadline.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -27,7 +27,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::client::{Client, ClientError};
-use crate::cluster::means_stale_metadata;
+use crate::cluster::{means_stale_metadata, MetadataScope, RefreshReason};
 use crate::histogram::Histogram;
 use crate::net::Backoff;
 use crate::policy::{ResetPolicy, ResetReason};
@@ -35,7 +35,7 @@ use crate::policy::{ResetPolicy, ResetReason};
 use super::buffer::{Chunk, RecordBuffer};
 use super::consumer::FetchOptions;
 use super::delivery::Delivery;
-use super::error::PartitionError;
+use super::error::{topic_refusal_hint, ConsumerError, PartitionError, TopicRefused};
 use super::fetch_job::{self, Asked, FetchJob, FetchLimits, FetchedData, PartitionOutcome};
 use super::partition::{PartitionState, Partitions, ResetCause};
 use super::reset::{ResetJob, ResetOutcome, ResetRequest};
@@ -102,8 +102,8 @@ pub struct ResetKind {
 pub struct FetchState {
     pub partitions: Partitions,
     pub buffer: RecordBuffer,
-    /// Partition errors not yet handed to the user.
-    pub errors: VecDeque<PartitionError>,
+    /// Partition and topic errors not yet handed to the user.
+    pub errors: VecDeque<ConsumerError>,
     pub closed: bool,
     pub stats: FetchStats,
     /// Records in hand and the application's polls (what commits may cover).
@@ -126,7 +126,7 @@ impl FetchState {
     pub fn stop_partition(&mut self, epoch: u64, error: PartitionError) -> bool {
         let stopped = self.partitions.fail(error.partition(), epoch);
         if stopped {
-            self.errors.push_back(error);
+            self.errors.push_back(error.into());
         }
         stopped
     }
@@ -272,7 +272,10 @@ impl Driver {
         let metadata = self.client.metadata();
         let need_metadata = self.client.metadata_is_stale();
         let mut leaderless = false;
-        let mut gone = Vec::new();
+        // The topics of partitions without a leader: a refresh names them (see below).
+        let mut leaderless_topics: BTreeSet<String> = BTreeSet::new();
+        // Partitions to stop: their topic is refused, or gone from the metadata.
+        let mut stops: Vec<(u64, PartitionError)> = Vec::new();
         let mut fetches: BTreeMap<i32, Vec<Asked>> = BTreeMap::new();
         let mut resets: BTreeMap<i32, Vec<ResetRequest>> = BTreeMap::new();
         let mut validations: BTreeMap<i32, Vec<ValidateRequest>> = BTreeMap::new();
@@ -310,10 +313,21 @@ impl Driver {
                 }
                 let Some(leader) = metadata.leader(&tp.topic, tp.partition) else {
                     leaderless = true;
-                    if self.leaderless_refreshes >= GONE_AFTER_REFRESHES
+                    leaderless_topics.insert(tp.topic.to_string());
+                    if let Some(refused) = TopicRefused::in_metadata(&metadata, &tp.topic) {
+                        let refused = PartitionError::Refused {
+                            partition: tp.clone(),
+                            error: refused.error,
+                            hint: refused.hint,
+                        };
+                        stops.push((partition.epoch, refused));
+                    } else if self.leaderless_refreshes >= GONE_AFTER_REFRESHES
                         && topic_missing(&metadata, &tp.topic)
                     {
-                        gone.push((tp.clone(), partition.epoch));
+                        let gone = PartitionError::TopicGone {
+                            partition: tp.clone(),
+                        };
+                        stops.push((partition.epoch, gone));
                     }
                     continue;
                 };
@@ -368,14 +382,12 @@ impl Driver {
                 }
             }
         }
-        if !gone.is_empty() {
+        if !stops.is_empty() {
             let mut state = self.shared.lock();
-            for (tp, epoch) in gone {
-                let gone = PartitionError::TopicGone {
-                    partition: tp.clone(),
-                };
-                if state.stop_partition(epoch, gone) {
-                    tracing::error!(partition = %tp, "the topic is gone from the metadata; the partition stops");
+            for (epoch, error) in stops {
+                let tp = error.partition().clone();
+                if state.stop_partition(epoch, error) {
+                    tracing::error!(partition = %tp, "the metadata refuses the partition's topic, or it is gone; the partition stops");
                 }
             }
             drop(state);
@@ -414,8 +426,16 @@ impl Driver {
                     self.metadata_refreshing = true;
                     let client = self.client.clone();
                     self.jobs.spawn(async move {
-                        // A missing leader is not "stale" to the cache: ask the cluster.
-                        let result = if leaderless {
+                        // A missing leader is not "stale" to the cache: ask the cluster, naming
+                        // the topics. An answer for every topic leaves out the topics this
+                        // client may not describe, where an answer that names them says so
+                        // (a refusal stops their partitions, where an absence would look like
+                        // a deleted topic). A stale cache gets its answer for every topic.
+                        let result = if leaderless && !need_metadata {
+                            let scope = MetadataScope::Topics(leaderless_topics);
+                            let why = RefreshReason::Asked("partitions have no leader");
+                            client.refresh(scope, why).await
+                        } else if leaderless {
                             client
                                 .refresh_metadata_because("partitions have no leader")
                                 .await
@@ -827,7 +847,7 @@ impl Driver {
                 ResetOutcome::Failed(error) => {
                     tracing::warn!(%error, "partition stopped");
                     state.partitions.fail(&tp, epoch);
-                    state.errors.push_back(error);
+                    state.errors.push_back(error.into());
                     errors_arrived = true;
                 }
                 ResetOutcome::Retry(reason) => {
@@ -848,9 +868,7 @@ impl Driver {
 /// What to do about a fetch error no retry fixes (`None`: a retry may).
 fn refusal_hint(error: ResponseError) -> Option<&'static str> {
     match error {
-        ResponseError::TopicAuthorizationFailed => {
-            Some("Grant this client Read on the topic (an ACL), or consume another topic")
-        }
+        ResponseError::TopicAuthorizationFailed => Some(topic_refusal_hint(error)),
         ResponseError::ClusterAuthorizationFailed => {
             Some("Grant this client access to the cluster")
         }

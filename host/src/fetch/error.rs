@@ -4,6 +4,7 @@
 use kafka_protocol::error::ResponseError;
 
 use crate::client::ClientError;
+use crate::cluster::Metadata;
 use crate::policy::{PolicyError, ResetReason};
 
 use super::batch::BatchError;
@@ -79,6 +80,44 @@ impl PartitionError {
     }
 }
 
+/// A topic this consumer was asked to read that the cluster refuses to describe to it (an
+/// ACL, an invalid name): none of its partitions is read; the other topics go on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("topic `{topic}`: the cluster refuses it: {error}. {hint}")]
+pub struct TopicRefused {
+    pub topic: String,
+    pub error: ResponseError,
+    pub hint: &'static str,
+}
+
+impl TopicRefused {
+    /// The refusal `metadata` holds for `topic` (see [`Metadata::refusal`]).
+    pub fn in_metadata(metadata: &Metadata, topic: &str) -> Option<TopicRefused> {
+        let error = metadata.refusal(topic)?;
+        Some(TopicRefused {
+            topic: topic.to_string(),
+            error,
+            hint: topic_refusal_hint(error),
+        })
+    }
+}
+
+/// What to do about a topic-level refusal (in a Metadata or a Fetch answer).
+pub(crate) fn topic_refusal_hint(error: ResponseError) -> &'static str {
+    match error {
+        ResponseError::TopicAuthorizationFailed => {
+            "Grant this client's principal Describe and Read on the topic (kafka-acls.sh \
+             --add --allow-principal User:NAME --operation Describe --operation Read --topic \
+             TOPIC), or leave the topic out"
+        }
+        ResponseError::InvalidTopicException => {
+            "The name is not a valid topic name: check it (letters, digits, '.', '_', '-'; \
+             at most 249 characters)"
+        }
+        _ => "No retry heals this",
+    }
+}
+
 /// Consumer errors.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ConsumerError {
@@ -86,6 +125,9 @@ pub enum ConsumerError {
     Client(#[from] ClientError),
     #[error("topic `{0}` does not exist (create it, or check the name)")]
     UnknownTopic(String),
+    /// Handed out once by `poll`, like a partition error; the other topics go on.
+    #[error(transparent)]
+    TopicRefused(#[from] TopicRefused),
     #[error(transparent)]
     Partition(#[from] PartitionError),
     #[error("the consumer is closed")]

@@ -34,7 +34,7 @@ use std::sync::Arc;
 pub use batch::{decode_records, BatchError, BatchHeader, ConsumerRecord, DecodedRecords};
 pub use consumer::{Consumer, FetchOptions};
 pub use driver::{FetchStats, ResetKind};
-pub use error::{ConsumerError, PartitionError};
+pub use error::{ConsumerError, PartitionError, TopicRefused};
 pub use offsets::{list_offsets, OffsetSpec};
 pub use partition::{CommittedOffset, PartitionState, ResetCause, StartAt};
 pub use size::FetchSize;

@@ -34,14 +34,6 @@ pub enum GroupError {
         api: &'static str,
         error: ResponseError,
     },
-    /// No heartbeat got through for a whole session timeout: the coordinator has dropped
-    /// this member by now and handed its partitions on, so they are lost here too.
-    #[error(
-        "no heartbeat reached the group coordinator for the session timeout ({timeout:?}); \
-         the group has moved this member's partitions on: they are lost here, and the member \
-         rejoins"
-    )]
-    SessionExpired { timeout: std::time::Duration },
     /// Another consumer with the same `group.instance.id` took over (KIP-345).
     #[error(
         "another consumer joined group `{group}` with the same group instance id `{instance_id}`; \
@@ -113,7 +105,6 @@ impl GroupError {
         match self {
             GroupError::Rebalancing { .. }
             | GroupError::MemberGone { .. }
-            | GroupError::SessionExpired { .. }
             | GroupError::Fenced { .. } => true,
             GroupError::Fatal { error, .. } => *error == ResponseError::GroupAuthorizationFailed,
             _ => false,
@@ -182,11 +173,20 @@ pub fn classify(
             error,
             hint: "consumer.session_timeout_ms is outside the broker's group.min/max.session.timeout.ms",
         },
-        GroupAuthorizationFailed | TopicAuthorizationFailed => GroupError::Fatal {
+        GroupAuthorizationFailed => GroupError::Fatal {
             api,
             group: group.to_string(),
             error,
-            hint: "Grant this client access to the group and its topics",
+            hint: "Grant this client's principal Read on the group (kafka-acls.sh --add \
+                   --allow-principal User:NAME --operation Read --group GROUP)",
+        },
+        TopicAuthorizationFailed => GroupError::Fatal {
+            api,
+            group: group.to_string(),
+            error,
+            hint: "Grant this client's principal Describe and Read on the group's topics \
+                   (kafka-acls.sh --add --allow-principal User:NAME --operation Describe \
+                   --operation Read --topic TOPIC)",
         },
         other => GroupError::Fatal {
             api,

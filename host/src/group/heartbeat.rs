@@ -10,11 +10,17 @@
 //! A REBALANCE_IN_PROGRESS answer is reported ([`Heartbeat::rebalance_requested`]) and the
 //! beats go on: the member revokes (and commits) before it joins, and the coordinator must
 //! keep hearing from it meanwhile. Transient failures (a dropped connection, a moved
-//! coordinator, a timeout) are retried here, sooner than the interval. When none has got through for a whole session timeout,
-//! the coordinator has dropped the member by now: the task ends with
-//! [`GroupError::SessionExpired`] and the member treats its partitions as lost instead of
-//! consuming what the group has handed to someone else. Anything else ends the task with
-//! the error, which the membership task routes.
+//! coordinator, a timeout) are retried here, sooner than the interval.
+//!
+//! When no beat has been answered for a whole session timeout, the group may have handed this
+//! member's partitions to others, or may still count it in: a coordinator that took over
+//! from a dead one restarts every member's session clock when it loads the group (measured
+//! on Kafka: a member back in touch 10 s after its coordinator died kept its generation).
+//! So the member is marked *out of touch* ([`GroupShared::out_of_touch`]): `poll` hands out
+//! nothing while the beats go on, and the next answer decides. Answered: the member carries
+//! on where it was, nothing re-delivered. UNKNOWN_MEMBER_ID or ILLEGAL_GENERATION: its
+//! partitions are lost and it rejoins, having read nothing the group gave someone else.
+//! Anything else ends the task with the error, which the membership task routes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,18 +71,13 @@ impl Heartbeat {
                 session_timeout,
                 backoff,
             };
-            let error = beat_until_error(
-                || beat(&client, &shared),
-                &timing,
-                |error| {
-                    if error.coordinator_lost() {
-                        shared.coordinator.forget();
-                    }
-                    tracing::warn!(group = %shared.group, %error, "heartbeat failed");
-                },
-                || heard_of_rebalance.notify_one(),
-            )
-            .await;
+            let events = MemberEvents {
+                shared: &shared,
+                rebalance: &heard_of_rebalance,
+            };
+            let error = beat_until_error(|| beat(&client, &shared), &timing, &events).await;
+            // A member whose beats ended is back to what the membership task decides.
+            shared.out_of_touch.send_replace(false);
             let _ = end.send(error);
         });
         Heartbeat {
@@ -104,6 +105,45 @@ impl Drop for Heartbeat {
     }
 }
 
+/// What the beat loop tells its owner besides the error it ends with.
+trait BeatEvents {
+    /// A beat failed in a way the next one may not (retried sooner than the interval).
+    fn transient(&self, error: &GroupError);
+    /// The coordinator answered REBALANCE_IN_PROGRESS (the beats go on).
+    fn rebalance(&self);
+    /// No beat was answered for a session timeout (`true`), or one was again (`false`).
+    fn out_of_touch(&self, out: bool);
+}
+
+/// A member's heartbeat events: logs, the coordinator forgotten when it moved, the
+/// membership task told of a rebalance, `poll` held while out of touch.
+struct MemberEvents<'a> {
+    shared: &'a GroupShared,
+    rebalance: &'a Notify,
+}
+
+impl BeatEvents for MemberEvents<'_> {
+    fn transient(&self, error: &GroupError) {
+        if error.coordinator_lost() {
+            self.shared.coordinator.forget();
+        }
+        tracing::warn!(group = %self.shared.group, %error, "heartbeat failed");
+    }
+
+    fn rebalance(&self) {
+        self.rebalance.notify_one();
+    }
+
+    fn out_of_touch(&self, out: bool) {
+        self.shared.out_of_touch.send_replace(out);
+        if out {
+            tracing::warn!(group = %self.shared.group, "no heartbeat answered for the session timeout: the group may have moved this member's partitions, so no records are handed out until the coordinator answers");
+        } else {
+            tracing::info!(group = %self.shared.group, "the coordinator answers again and still counts this member in: consuming goes on");
+        }
+    }
+}
+
 /// The heartbeat's clock.
 struct Timing {
     interval: Duration,
@@ -111,14 +151,14 @@ struct Timing {
     backoff: Backoff,
 }
 
-/// Beats every `interval` until an error the membership task must handle, or until no beat
-/// got through for the session timeout (counted from the start: the SyncGroup answer was
-/// the last word from the coordinator). A beat still waiting at that point is given up.
+/// Beats every `interval` until an error the membership task must handle. When no beat got
+/// through for the session timeout (counted from the start: the SyncGroup answer was the
+/// last word from the coordinator), the member is out of touch until the next answer; a
+/// beat still waiting at that point is given up and the next one sent.
 async fn beat_until_error<F, Fut>(
     mut beat: F,
     timing: &Timing,
-    on_transient: impl Fn(&GroupError),
-    on_rebalance: impl Fn(),
+    events: &impl BeatEvents,
 ) -> GroupError
 where
     F: FnMut() -> Fut,
@@ -127,32 +167,41 @@ where
     let mut failures = 0;
     let mut delay = timing.interval;
     let mut last_heard = Instant::now();
+    let mut out_of_touch = false;
     loop {
         let expires = last_heard + timing.session_timeout;
         let beaten = async {
             tokio::time::sleep(delay).await;
             beat().await
         };
-        let Ok(result) = tokio::time::timeout_at(expires, beaten).await else {
-            return GroupError::SessionExpired {
-                timeout: timing.session_timeout,
-            };
+        let result = if out_of_touch {
+            beaten.await
+        } else {
+            match tokio::time::timeout_at(expires, beaten).await {
+                Ok(result) => result,
+                Err(_) => {
+                    out_of_touch = true;
+                    events.out_of_touch(true);
+                    continue;
+                }
+            }
         };
         match result {
-            Ok(()) => {
-                failures = 0;
-                delay = timing.interval;
-                last_heard = Instant::now();
-            }
-            // The coordinator still counts this member in: keep beating while it revokes.
-            Err(GroupError::Rebalancing { .. }) => {
-                on_rebalance();
+            // The coordinator still counts this member in (keep beating while it revokes).
+            Ok(()) | Err(GroupError::Rebalancing { .. }) => {
+                if result.is_err() {
+                    events.rebalance();
+                }
+                if out_of_touch {
+                    out_of_touch = false;
+                    events.out_of_touch(false);
+                }
                 failures = 0;
                 delay = timing.interval;
                 last_heard = Instant::now();
             }
             Err(error) if error.is_transient() => {
-                on_transient(&error);
+                events.transient(&error);
                 failures += 1;
                 delay = timing.backoff.delay(failures).min(timing.interval);
             }
@@ -188,6 +237,7 @@ mod tests {
     use super::*;
     use crate::client::ClientError;
     use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Mutex;
 
     fn timing() -> Timing {
         Timing {
@@ -203,89 +253,6 @@ mod tests {
         })
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_coordinator_out_of_reach_for_the_session_timeout_ends_the_membership() {
-        let started = Instant::now();
-        let beats = AtomicU32::new(0);
-        let error = beat_until_error(
-            || {
-                beats.fetch_add(1, Ordering::SeqCst);
-                async { Err(unreachable()) }
-            },
-            &timing(),
-            |_| {},
-            || {},
-        )
-        .await;
-        assert!(
-            matches!(error, GroupError::SessionExpired { .. }),
-            "{error}"
-        );
-        // Ended at the session timeout, not before and not a beat later.
-        assert_eq!(started.elapsed(), Duration::from_secs(45));
-        // Retried all along (backoff capped at 1 s, then every second).
-        assert!(beats.load(Ordering::SeqCst) > 40, "{beats:?}");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_beat_that_hangs_past_the_session_timeout_ends_it_too() {
-        let started = Instant::now();
-        let error = beat_until_error(
-            std::future::pending::<Result<(), GroupError>>,
-            &timing(),
-            |_| {},
-            || {},
-        )
-        .await;
-        assert!(
-            matches!(error, GroupError::SessionExpired { .. }),
-            "{error}"
-        );
-        assert_eq!(started.elapsed(), Duration::from_secs(45));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn each_beat_that_gets_through_restarts_the_session_clock() {
-        let started = Instant::now();
-        let beats = AtomicU32::new(0);
-        // Beats 1-10 get through (30 s), then the coordinator is gone for good.
-        let error = beat_until_error(
-            || {
-                let n = beats.fetch_add(1, Ordering::SeqCst);
-                async move {
-                    if n < 10 {
-                        Ok(())
-                    } else {
-                        Err(unreachable())
-                    }
-                }
-            },
-            &timing(),
-            |_| {},
-            || {},
-        )
-        .await;
-        assert!(
-            matches!(error, GroupError::SessionExpired { .. }),
-            "{error}"
-        );
-        assert_eq!(started.elapsed(), Duration::from_secs(30 + 45));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn errors_the_membership_must_handle_end_the_task_at_once() {
-        let started = Instant::now();
-        let error = beat_until_error(
-            || async { Err(gone()) },
-            &timing(),
-            |_| panic!("not transient"),
-            || panic!("not a rebalance"),
-        )
-        .await;
-        assert!(matches!(error, GroupError::MemberGone { .. }), "{error}");
-        assert_eq!(started.elapsed(), Duration::from_secs(3));
-    }
-
     fn gone() -> GroupError {
         GroupError::MemberGone {
             api: "Heartbeat",
@@ -293,11 +260,148 @@ mod tests {
         }
     }
 
+    /// The events, with the (paused) time since the start of each out-of-touch change.
+    struct Recorded {
+        started: Instant,
+        transient: AtomicU32,
+        rebalances: AtomicU32,
+        touch: Mutex<Vec<(Duration, bool)>>,
+    }
+
+    impl Recorded {
+        fn new() -> Recorded {
+            Recorded {
+                started: Instant::now(),
+                transient: AtomicU32::new(0),
+                rebalances: AtomicU32::new(0),
+                touch: Mutex::new(Vec::new()),
+            }
+        }
+
+        fn touch(&self) -> Vec<(Duration, bool)> {
+            self.touch.lock().unwrap().clone()
+        }
+    }
+
+    impl BeatEvents for Recorded {
+        fn transient(&self, _: &GroupError) {
+            self.transient.fetch_add(1, Ordering::SeqCst);
+        }
+        fn rebalance(&self) {
+            self.rebalances.fetch_add(1, Ordering::SeqCst);
+        }
+        fn out_of_touch(&self, out: bool) {
+            self.touch
+                .lock()
+                .unwrap()
+                .push((self.started.elapsed(), out));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_coordinator_out_of_reach_for_the_session_timeout_holds_the_member_until_it_answers()
+    {
+        let events = Recorded::new();
+        let beats = AtomicU32::new(0);
+        // Unreachable for 60 s, then answered (a new coordinator still counts the member
+        // in), then the member is gone.
+        let error = beat_until_error(
+            || {
+                beats.fetch_add(1, Ordering::SeqCst);
+                let now = events.started.elapsed();
+                async move {
+                    if now < Duration::from_secs(60) {
+                        Err(unreachable())
+                    } else if now < Duration::from_secs(70) {
+                        Ok(())
+                    } else {
+                        Err(gone())
+                    }
+                }
+            },
+            &timing(),
+            &events,
+        )
+        .await;
+        assert!(matches!(error, GroupError::MemberGone { .. }), "{error}");
+        let touch = events.touch();
+        assert_eq!(touch.len(), 2, "{touch:?}");
+        // Out of touch at the session timeout, not before; back with the first answer.
+        assert_eq!(touch[0], (Duration::from_secs(45), true));
+        assert!(
+            !touch[1].1 && touch[1].0 >= Duration::from_secs(60),
+            "{touch:?}"
+        );
+        assert!(touch[1].0 <= Duration::from_secs(61), "{touch:?}");
+        // Retried all along (backoff capped at 1 s, then every second).
+        assert!(beats.load(Ordering::SeqCst) > 55, "{beats:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_beat_that_hangs_past_the_session_timeout_is_given_up_for_the_next() {
+        let events = Recorded::new();
+        let beats = AtomicU32::new(0);
+        let error = beat_until_error(
+            || {
+                let n = beats.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if n == 0 {
+                        std::future::pending::<()>().await;
+                    }
+                    Err(gone())
+                }
+            },
+            &timing(),
+            &events,
+        )
+        .await;
+        assert!(matches!(error, GroupError::MemberGone { .. }), "{error}");
+        assert_eq!(events.touch(), [(Duration::from_secs(45), true)]);
+        assert_eq!(events.started.elapsed(), Duration::from_secs(45 + 3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_beat_that_gets_through_restarts_the_session_clock() {
+        let events = Recorded::new();
+        let beats = AtomicU32::new(0);
+        // Beats 1-10 get through (30 s), then the coordinator is unreachable for good.
+        let error = beat_until_error(
+            || {
+                let n = beats.fetch_add(1, Ordering::SeqCst);
+                let now = events.started.elapsed();
+                async move {
+                    if n < 10 {
+                        Ok(())
+                    } else if now < Duration::from_secs(100) {
+                        Err(unreachable())
+                    } else {
+                        Err(gone())
+                    }
+                }
+            },
+            &timing(),
+            &events,
+        )
+        .await;
+        assert!(matches!(error, GroupError::MemberGone { .. }), "{error}");
+        assert_eq!(events.touch(), [(Duration::from_secs(30 + 45), true)]);
+        assert!(events.transient.load(Ordering::SeqCst) > 40);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn errors_the_membership_must_handle_end_the_task_at_once() {
+        let events = Recorded::new();
+        let error = beat_until_error(|| async { Err(gone()) }, &timing(), &events).await;
+        assert!(matches!(error, GroupError::MemberGone { .. }), "{error}");
+        assert_eq!(events.started.elapsed(), Duration::from_secs(3));
+        assert_eq!(events.transient.load(Ordering::SeqCst), 0);
+        assert_eq!(events.rebalances.load(Ordering::SeqCst), 0);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_rebalance_is_reported_and_the_beats_go_on() {
-        let started = Instant::now();
+        let events = Recorded::new();
         let beats = AtomicU32::new(0);
-        let rebalances = AtomicU32::new(0);
         // Rebalancing answers for a minute (the member revokes, then joins), then gone.
         let error = beat_until_error(
             || {
@@ -311,15 +415,13 @@ mod tests {
                 }
             },
             &timing(),
-            |_| panic!("not transient"),
-            || {
-                rebalances.fetch_add(1, Ordering::SeqCst);
-            },
+            &events,
         )
         .await;
         assert!(matches!(error, GroupError::MemberGone { .. }), "{error}");
-        assert_eq!(rebalances.load(Ordering::SeqCst), 20);
+        assert_eq!(events.rebalances.load(Ordering::SeqCst), 20);
         // Every interval, past the 45 s session timeout: each answer counts as heard.
-        assert_eq!(started.elapsed(), Duration::from_secs(21 * 3));
+        assert_eq!(events.started.elapsed(), Duration::from_secs(21 * 3));
+        assert!(events.touch().is_empty());
     }
 }

@@ -59,7 +59,7 @@ use wasmkafka_policy::assign::{Group, MemberAssignment, PartitionInfo};
 
 use crate::client::{Client, ClientError};
 use crate::cluster::Metadata;
-use crate::fetch::{Consumer, StartAt, TopicPartition};
+use crate::fetch::{Consumer, StartAt, TopicPartition, TopicRefused};
 use crate::net::{Backoff, Purpose, SendOptions};
 
 use super::assignor::{assign_group, rebalance_protocol, Assignor, Builtin, RebalanceProtocol};
@@ -129,6 +129,10 @@ pub struct Membership {
     /// it rejoins once its assignment is applied, so the follow-up round happens even when
     /// no owner asks for it.
     pub held_back: Vec<(String, i32)>,
+    /// Topics of this member's own list the cluster refused (not authorized, invalid name),
+    /// already reported to the user; one granted since is forgotten, so a new refusal is
+    /// reported again.
+    pub refused_topics: BTreeSet<String>,
 }
 
 /// How much of a stop's deadline is kept for LeaveGroup after the last commit.
@@ -171,6 +175,37 @@ impl Membership {
         let topics = subscribed_topics(&self.options.topics, Some(pattern), &metadata);
         tracing::debug!(group = self.group(), %pattern, ?topics, "topics matching the pattern");
         Ok(topics)
+    }
+
+    /// Tells the user, once each, about topics of this member's own list that the cluster
+    /// refuses to it: no leader assigns them, so nothing else would say why their records
+    /// never come. `poll` returns each refusal once; the other topics go on. The lookup names
+    /// the topics: an answer for every topic leaves out those a client may not describe.
+    async fn report_refused_topics(&mut self) {
+        let topics = &self.options.topics;
+        if topics.is_empty() {
+            return;
+        }
+        let metadata = match self.client.refresh_topics(topics).await {
+            Ok(metadata) => metadata,
+            Err(error) => {
+                tracing::debug!(group = self.group(), %error, "cannot look the subscribed topics up; the next round tries again");
+                return;
+            }
+        };
+        for topic in topics {
+            match TopicRefused::in_metadata(&metadata, topic) {
+                Some(refused) => {
+                    if self.refused_topics.insert(topic.clone()) {
+                        tracing::error!(group = self.group(), %refused, "a subscribed topic is refused; the others go on");
+                        self.consumer.report_refused_topic(refused);
+                    }
+                }
+                None => {
+                    self.refused_topics.remove(topic);
+                }
+            }
+        }
     }
 
     /// Whether `metadata` means this member must rejoin (see [`super::subscription`]).
@@ -245,7 +280,7 @@ impl Membership {
                 self.heartbeat = None;
                 Phase::Failed(error)
             }
-            GroupError::MemberGone { .. } | GroupError::SessionExpired { .. } => {
+            GroupError::MemberGone { .. } => {
                 self.heartbeat = None;
                 tracing::warn!(group = self.group(), %error, "partitions lost");
                 self.lose_all();
@@ -299,6 +334,12 @@ impl Membership {
             None => return Phase::Closing,
             Some(Ok(topics)) => self.followed.joined_with(topics),
             Some(Err(error)) => return self.after_error(error).await,
+        }
+        if unless_closing(&shared, self.report_refused_topics())
+            .await
+            .is_none()
+        {
+            return Phase::Closing;
         }
         if self.protocol() == RebalanceProtocol::Eager {
             // Eager: give everything up (committing it) before the group re-forms; the
@@ -499,6 +540,8 @@ impl Membership {
                         })
                         .collect(),
                 );
+            } else if let Some(error) = metadata.refusal(topic) {
+                tracing::warn!(group = self.group(), %topic, %error, "a member subscribes to a topic the cluster refuses to this client (the leader); nothing to assign for it");
             } else {
                 tracing::warn!(group = self.group(), %topic, "subscribed topic does not exist; nothing to assign for it");
             }

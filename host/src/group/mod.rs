@@ -121,6 +121,7 @@ impl GroupConsumer {
             rebalance_started: None,
             heartbeat: None,
             held_back: Vec::new(),
+            refused_topics: BTreeSet::new(),
         };
         GroupConsumer {
             consumer,
@@ -147,20 +148,35 @@ impl GroupConsumer {
 
     /// Waits for records (see [`Consumer::poll`]); a fatal group error (fenced, not
     /// authorized, ...) ends the wait with that error. Polling says the application is done
-    /// with the records earlier polls returned.
+    /// with the records earlier polls returned. While the member is out of touch with its
+    /// coordinator (no heartbeat answered for a session timeout) no records are handed out:
+    /// the group may have given its partitions to another member.
     pub async fn poll(
         &self,
         max_records: usize,
         timeout: Duration,
     ) -> Result<Vec<ConsumerRecord>, GroupError> {
-        if let Some(error) = self.fatal.borrow().clone() {
-            return Err(error);
-        }
+        let deadline = tokio::time::Instant::now() + timeout;
         let mut fatal = self.fatal.clone();
-        let polled = tokio::select! {
-            polled = self.consumer.poll(max_records, timeout) => Ok(polled?),
-            _ = fatal.wait_for(Option::is_some) => {
-                Err(self.fatal.borrow().clone().unwrap_or(GroupError::Closed))
+        let mut out_of_touch = self.shared.out_of_touch.subscribe();
+        let polled = loop {
+            if let Some(error) = self.fatal.borrow().clone() {
+                return Err(error);
+            }
+            if *out_of_touch.borrow_and_update() {
+                self.consumer.mark_processed();
+                tokio::select! {
+                    _ = out_of_touch.changed() => continue,
+                    _ = fatal.wait_for(Option::is_some) => continue,
+                    _ = tokio::time::sleep_until(deadline) => break Ok(Vec::new()),
+                }
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            // A dropped `Consumer::poll` takes no records.
+            tokio::select! {
+                polled = self.consumer.poll(max_records, left) => break Ok(polled?),
+                _ = fatal.wait_for(Option::is_some) => continue,
+                _ = out_of_touch.wait_for(|out| *out) => continue,
             }
         };
         self.losses_seen

@@ -34,6 +34,10 @@ pub struct GroupShared {
     /// event, so a phase that starts after the request sees it too.
     closing: watch::Sender<Option<Instant>>,
     pub generations: watch::Sender<i32>,
+    /// No heartbeat was answered for a session timeout: the group may have handed this
+    /// member's partitions to others, so `poll` hands out nothing until the next answer says
+    /// whether it still counts the member in (see [`super::heartbeat`]).
+    pub out_of_touch: watch::Sender<bool>,
     pub stats: Mutex<GroupStats>,
 }
 
@@ -55,6 +59,7 @@ impl GroupShared {
             fatal: watch::channel(None).0,
             closing: watch::channel(None).0,
             generations: watch::channel(-1).0,
+            out_of_touch: watch::channel(false).0,
         }
     }
 

@@ -35,6 +35,17 @@ fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_string()))
 }
 
+/// A broker of the cluster (the lowest id), for requests any broker answers or forwards.
+async fn any_broker(client: &Client) -> Result<i32> {
+    let metadata = client.refresh_metadata().await?;
+    metadata
+        .brokers
+        .keys()
+        .next()
+        .copied()
+        .context("the cluster lists no broker")
+}
+
 /// Creates a topic (the broker's default replication factor) and waits until every partition's
 /// leader serves it.
 pub async fn create_topic(
@@ -61,12 +72,7 @@ pub async fn create_topic_placed(
     placement: Placement<'_>,
     configs: TopicConfig<'_>,
 ) -> Result<()> {
-    let metadata = client.refresh_metadata().await?;
-    let broker = *metadata
-        .brokers
-        .keys()
-        .next()
-        .context("the cluster lists no broker")?;
+    let broker = any_broker(client).await?;
     let topic = match placement {
         Placement::Count(partitions) => CreatableTopic::default()
             .with_num_partitions(partitions)
@@ -114,12 +120,7 @@ pub async fn create_topic_placed(
 /// Grows `topic` to `count` partitions (CreatePartitions, the broker's replica placement) and
 /// waits until the metadata lists them all and every leader serves its partition.
 pub async fn create_partitions(client: &Client, topic: &str, count: i32) -> Result<()> {
-    let metadata = client.refresh_metadata().await?;
-    let broker = *metadata
-        .brokers
-        .keys()
-        .next()
-        .context("the cluster lists no broker")?;
+    let broker = any_broker(client).await?;
     let request = CreatePartitionsRequest::default()
         .with_topics(vec![CreatePartitionsTopic::default()
             .with_name(topic_name(topic))
@@ -348,6 +349,19 @@ impl Kafka {
         grown
     }
 
+    /// Allows `principal` `operations` on `resource` (see [`allow`]).
+    pub async fn allow(
+        &self,
+        principal: &str,
+        resource: AclResource<'_>,
+        operations: &[AclOperation],
+    ) -> Result<()> {
+        let client = self.client();
+        let allowed = allow(&client, principal, resource, operations).await;
+        client.close();
+        allowed
+    }
+
     /// Moves the log start of `topic`/`partition` to `offset`; returns the new log start.
     pub async fn delete_records(&self, topic: &str, partition: i32, offset: i64) -> Result<i64> {
         let client = self.client();
@@ -366,5 +380,95 @@ impl Kafka {
         batch: usize,
     ) -> Result<i64> {
         produce(client, topic, partition, records, batch).await
+    }
+}
+
+/// A resource an ACL names (Kafka's resource type codes, literal names).
+#[derive(Debug, Clone, Copy)]
+pub enum AclResource<'a> {
+    Topic(&'a str),
+    Group(&'a str),
+}
+
+impl AclResource<'_> {
+    fn parts(&self) -> (i8, &str) {
+        match self {
+            AclResource::Topic(name) => (2, name),
+            AclResource::Group(name) => (3, name),
+        }
+    }
+}
+
+/// An operation an ACL allows (Kafka's operation codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AclOperation {
+    Read = 3,
+    Describe = 8,
+}
+
+/// Kafka's LITERAL pattern type, ALLOW permission and ANY filter codes.
+const LITERAL: i8 = 3;
+const ALLOW: i8 = 3;
+const ANY: i8 = 1;
+
+/// Allows `principal` (`User:alice`) `operations` on `resource` from any host, and waits
+/// until the broker's authorizer lists them (they apply a few tens of ms after the answer).
+pub async fn allow(
+    client: &Client,
+    principal: &str,
+    resource: AclResource<'_>,
+    operations: &[AclOperation],
+) -> Result<()> {
+    use kafka_protocol::messages::create_acls_request::AclCreation;
+    use kafka_protocol::messages::{CreateAclsRequest, DescribeAclsRequest};
+    let broker = any_broker(client).await?;
+    let (resource_type, name) = resource.parts();
+    let request = CreateAclsRequest::default().with_creations(
+        operations
+            .iter()
+            .map(|operation| {
+                AclCreation::default()
+                    .with_resource_type(resource_type)
+                    .with_resource_name(StrBytes::from_string(name.to_string()))
+                    .with_resource_pattern_type(LITERAL)
+                    .with_principal(StrBytes::from_string(principal.to_string()))
+                    .with_host(StrBytes::from_static_str("*"))
+                    .with_operation(*operation as i8)
+                    .with_permission_type(ALLOW)
+            })
+            .collect(),
+    );
+    let response = client.send(broker, Purpose::Default, &request).await?;
+    for result in &response.results {
+        if let Some(error) = result.error_code.err() {
+            bail!(
+                "allowing {principal} {operations:?} on {resource:?} failed: {error:?} {}",
+                result.error_message.as_deref().unwrap_or("")
+            );
+        }
+    }
+    let describe = DescribeAclsRequest::default()
+        .with_resource_type_filter(resource_type)
+        .with_resource_name_filter(Some(StrBytes::from_string(name.to_string())))
+        .with_pattern_type_filter(LITERAL)
+        .with_principal_filter(Some(StrBytes::from_string(principal.to_string())))
+        .with_host_filter(None)
+        .with_operation(ANY)
+        .with_permission_type(ANY);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let listed = client.send(broker, Purpose::Default, &describe).await?;
+        let granted: Vec<i8> = listed
+            .resources
+            .iter()
+            .flat_map(|r| r.acls.iter().map(|acl| acl.operation))
+            .collect();
+        if operations.iter().all(|op| granted.contains(&(*op as i8))) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the broker lists {granted:?} for {principal} on {resource:?} 30 s after CreateAcls");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

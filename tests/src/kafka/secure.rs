@@ -28,6 +28,19 @@ pub const REVOCABLE_PASSWORD: &str = "bob-secret";
 /// `connections.max.reauth.ms` of [`SecureKafka::shared`].
 pub const SHARED_SESSION_LIFETIME_MS: u64 = 3_000;
 
+/// Broker settings that turn authorization on (KRaft's `StandardAuthorizer`): the SASL users
+/// get only what ACLs allow them (see [`super::admin::allow`]). `ANONYMOUS`, every client of
+/// the PLAINTEXT listeners, is a super user: the controller and the broker register over
+/// them, and the harness's admin helpers keep working.
+pub const AUTHORIZATION: [(&str, &str); 3] = [
+    (
+        "authorizer.class.name",
+        "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    ),
+    ("allow.everyone.if.no.acl.found", "false"),
+    ("super.users", "User:ANONYMOUS"),
+];
+
 /// The node and the files a client needs.
 pub struct SecureKafka {
     pub kafka: Kafka,
@@ -54,6 +67,17 @@ impl SecureKafka {
             start_shared("the secured Kafka broker", || async {
                 let lifetime = SHARED_SESSION_LIFETIME_MS.to_string();
                 SecureKafka::start(&[("connections.max.reauth.ms", &lifetime)]).await
+            })
+        })
+    }
+
+    /// A secured broker with [`AUTHORIZATION`] on that this test binary shares (started on
+    /// first use): its SASL users may do only what ACLs allow.
+    pub fn shared_with_authorization() -> &'static SecureKafka {
+        static SHARED: std::sync::OnceLock<SecureKafka> = std::sync::OnceLock::new();
+        SHARED.get_or_init(|| {
+            start_shared("the authorizing Kafka broker", || async {
+                SecureKafka::start(&AUTHORIZATION).await
             })
         })
     }
