@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use wasmkafka::group::{Assignor, Builtin};
 use wasmkafka::lab::{simulate, MakeAssignor, Scenario};
-use wasmkafka::plugin::{PluginLimits, PluginRuntime, WasmAssignor, WasmResetPolicy};
+use wasmkafka::plugin::{CompileCache, PluginLimits, PluginRuntime, WasmAssignor, WasmResetPolicy};
 use wasmkafka::policy::{ResetContext, ResetPolicy, ResetPolicySpec, ResetReason};
 
 use crate::report::median;
@@ -45,8 +45,8 @@ pub fn run(repo: &Path) -> Result<String> {
         deadline: std::time::Duration::from_secs(30),
         ..PluginLimits::default()
     };
-    let runtime =
-        PluginRuntime::new(limits, Some(cache.path().to_path_buf())).map_err(anyhow::Error::msg)?;
+    let runtime = PluginRuntime::new(limits, Some(CompileCache::new(cache.path())))
+        .map_err(anyhow::Error::msg)?;
     let mut text =
         String::from("| assign (ms per call, median) | start | after a join |\n|---|---:|---:|\n");
     for (members, topics) in [
@@ -126,14 +126,16 @@ pub fn run(repo: &Path) -> Result<String> {
     let mut cached = Vec::new();
     for _ in 0..5 {
         let dir = tempfile::tempdir()?;
-        let fresh = PluginRuntime::new(PluginLimits::default(), Some(dir.path().to_path_buf()))
-            .map_err(anyhow::Error::msg)?;
+        let fresh =
+            PluginRuntime::new(PluginLimits::default(), Some(CompileCache::new(dir.path())))
+                .map_err(anyhow::Error::msg)?;
         let started = Instant::now();
         WasmAssignor::load(&fresh, &file)?;
         cold.push(started.elapsed().as_secs_f64());
         for _ in 0..5 {
-            let warm = PluginRuntime::new(PluginLimits::default(), Some(dir.path().to_path_buf()))
-                .map_err(anyhow::Error::msg)?;
+            let warm =
+                PluginRuntime::new(PluginLimits::default(), Some(CompileCache::new(dir.path())))
+                    .map_err(anyhow::Error::msg)?;
             let started = Instant::now();
             WasmAssignor::load(&warm, &file)?;
             cached.push(started.elapsed().as_secs_f64());

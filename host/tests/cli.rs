@@ -354,7 +354,12 @@ fn plugin_check_reports_a_good_plugin_and_refuses_a_bad_one() {
         "{stdout}{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    // The digest to pin, as sha256sum computes it.
+    let sha256sum = Command::new("sha256sum").arg(&range).output().unwrap();
+    let digest = String::from_utf8(sha256sum.stdout).unwrap()[..64].to_string();
+    let pin_line = format!("sha256:   {digest}");
     for expected in [
+        pin_line.as_str(),
         "kind:     assignor",
         "contract: wasmkafka:plugin@0.2.0 (this host runs 0.2.0, 0.1.0)",
         "exports:  wasmkafka:plugin/assignor@0.2.0",
@@ -517,4 +522,71 @@ fn log_format_json_writes_one_object_per_line() {
         .last()
         .unwrap()
         .starts_with("error: "));
+}
+
+/// A plugin pinned in the config to another build is refused before any broker is reached,
+/// with both digests; a pin that is not a digest is a config error.
+#[test]
+fn a_pinned_plugin_of_another_build_is_refused_with_both_digests() {
+    let range = wasmkafka_tests::plugins::plugin("assignor-range");
+    let sha256sum = Command::new("sha256sum").arg(&range).output().unwrap();
+    let actual = String::from_utf8(sha256sum.stdout).unwrap()[..64].to_string();
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens there, and nothing should be asked before the plugins load.
+    let addr = format!("127.0.0.1:{}", wasmkafka_tests::kafka::free_port().unwrap());
+    let run_with_pin = |pin: &str| {
+        let config = dir.path().join("pinned.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[[plugins.assignors]]\npath = {:?}\nsha256 = \"{pin}\"\n",
+                range.display().to_string()
+            ),
+        )
+        .unwrap();
+        wasmkafka()
+            .args(["run", "--config"])
+            .arg(&config)
+            .args(["--brokers", &addr, "--topic", "t", "--group", "g"])
+            .output()
+            .unwrap()
+    };
+    let pinned = "0".repeat(64);
+    let output = run_with_pin(&pinned);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "its SHA-256 is {actual}, but the config pins {pinned}"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("not the build you pinned"), "{stderr}");
+
+    // The right pin loads (the run then fails on the broker, which is not there).
+    let output = run_with_pin(&actual.to_uppercase());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("SHA-256"), "{stderr}");
+    assert!(stderr.contains(&addr), "{stderr}");
+
+    let output = run_with_pin("abc");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("is not a SHA-256 digest"), "{stderr}");
+}
+
+/// The README's config block ("Every key and its default") is a config this binary takes as
+/// it stands: every key in it exists and every value is valid.
+#[test]
+fn the_readme_config_block_is_accepted_as_it_stands() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let (_, after) = readme
+        .split_once("Every key and its default:\n\n```toml\n")
+        .expect("the README's config block");
+    let (block, _) = after.split_once("```").unwrap();
+    let config = wasmkafka::config::Config::parse(block)
+        .unwrap_or_else(|error| panic!("the README's config block is refused: {error}"));
+    assert_eq!(config.plugins.cache_max_bytes, 268_435_456);
+    assert_eq!(config.plugins.assignors.len(), 1);
 }

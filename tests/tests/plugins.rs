@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use wasmkafka::group::{Assignor, Builtin};
 use wasmkafka::plugin::{
-    ContractError, PluginFailure, PluginLimits, PluginRuntime, WasmAssignor, WasmResetPolicy,
+    CompileCache, ContractError, PluginFailure, PluginLimits, PluginRuntime, WasmAssignor,
+    WasmResetPolicy,
 };
 use wasmkafka::policy::{ResetContext, ResetPolicy, ResetPolicySpec, ResetReason};
 use wasmkafka_policy::assign::{validate, Group, InvalidAssignment, Member, PartitionInfo};
@@ -506,8 +507,11 @@ fn contract_version_and_imports_are_checked_before_compiling() {
 #[test]
 fn compiled_plugins_are_cached_on_disk() {
     let cache = tempfile::tempdir().unwrap();
-    let runtime =
-        PluginRuntime::new(PluginLimits::default(), Some(cache.path().to_path_buf())).unwrap();
+    let runtime = PluginRuntime::new(
+        PluginLimits::default(),
+        Some(CompileCache::new(cache.path())),
+    )
+    .unwrap();
     let started = Instant::now();
     WasmAssignor::load(&runtime, &plugin("assignor-sticky")).unwrap();
     let first = started.elapsed();
@@ -519,6 +523,138 @@ fn compiled_plugins_are_cached_on_disk() {
     println!("compile {first:?}, from the cache {second:?}");
     assert!(again.assign(&small_group()).is_ok());
     assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 1);
+}
+
+/// The cache entry files in `dir`.
+fn cache_entries(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
+        .collect();
+    entries.sort();
+    entries
+}
+
+/// An entry edited on disk is never run: it is refused, compiled again and rewritten, and
+/// the plugin works. Entries are named by a SHA-256 (64 hex digits).
+#[test]
+fn a_tampered_cache_entry_is_refused_and_compiled_again() {
+    let cache = tempfile::tempdir().unwrap();
+    let runtime = PluginRuntime::new(
+        PluginLimits::default(),
+        Some(CompileCache::new(cache.path())),
+    )
+    .unwrap();
+    WasmAssignor::load(&runtime, &plugin("assignor-range")).unwrap();
+    let entries = cache_entries(cache.path());
+    assert_eq!(entries.len(), 1);
+    let name = entries[0]
+        .file_stem()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        name.len() == 64 && name.chars().all(|c| c.is_ascii_hexdigit()),
+        "{name}"
+    );
+    let written = std::fs::read(&entries[0]).unwrap();
+    // Change one byte of the compiled code, in the middle of the file.
+    let mut tampered = written.clone();
+    let middle = tampered.len() / 2;
+    tampered[middle] ^= 0x5a;
+    std::fs::write(&entries[0], &tampered).unwrap();
+    let again = WasmAssignor::load(&runtime, &plugin("assignor-range")).unwrap();
+    assert!(again.assign(&small_group()).is_ok());
+    // (Compared without printing: the entry is megabytes.)
+    assert!(
+        std::fs::read(&entries[0]).unwrap() == written,
+        "the tampered entry was used instead of being compiled and written again"
+    );
+}
+
+/// A cache directory others may write to is not used (whoever can write it could run code
+/// in the consumer): plugins still load, compiled in memory, and nothing is written there.
+#[cfg(unix)]
+#[test]
+fn a_cache_directory_others_can_write_is_not_used() {
+    use std::os::unix::fs::PermissionsExt;
+    let cache = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(cache.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let runtime = PluginRuntime::new(
+        PluginLimits::default(),
+        Some(CompileCache::new(cache.path())),
+    )
+    .unwrap();
+    let assignor = WasmAssignor::load(&runtime, &plugin("assignor-range")).unwrap();
+    assert!(assignor.assign(&small_group()).is_ok());
+    assert!(cache_entries(cache.path()).is_empty());
+    // A new directory is created private, and used.
+    let fresh = cache.path().join("fresh");
+    let runtime =
+        PluginRuntime::new(PluginLimits::default(), Some(CompileCache::new(&fresh))).unwrap();
+    WasmAssignor::load(&runtime, &plugin("assignor-range")).unwrap();
+    let mode = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+    assert_eq!(cache_entries(&fresh).len(), 1);
+}
+
+/// The cache keeps to its size bound: the least recently used entry goes first; the one
+/// just written always stays.
+#[test]
+fn the_cache_keeps_to_its_size_bound() {
+    let cache = tempfile::tempdir().unwrap();
+    let unbounded = PluginRuntime::new(
+        PluginLimits::default(),
+        Some(CompileCache::new(cache.path())),
+    )
+    .unwrap();
+    WasmAssignor::load(&unbounded, &plugin("assignor-range")).unwrap();
+    let first = cache_entries(cache.path());
+    let one_entry = std::fs::metadata(&first[0]).unwrap().len();
+    // Room for about one entry: each new one pushes the older out.
+    let bounded = PluginRuntime::new(
+        PluginLimits::default(),
+        Some(CompileCache::new(cache.path()).with_max_bytes(one_entry + one_entry / 2)),
+    )
+    .unwrap();
+    WasmAssignor::load(&bounded, &plugin("assignor-roundrobin")).unwrap();
+    let second = cache_entries(cache.path());
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert_ne!(second, first, "the older entry went");
+    WasmAssignor::load(&bounded, &plugin("assignor-sticky")).unwrap();
+    let third = cache_entries(cache.path());
+    assert_eq!(third.len(), 1, "{third:?}");
+    assert_ne!(third, second);
+}
+
+/// A pin admits the build it names and refuses any other, naming both digests.
+#[test]
+fn a_pin_admits_only_the_build_it_names() {
+    use wasmkafka::plugin::Sha256Digest;
+    let runtime = runtime(PluginLimits::default());
+    let path = plugin("assignor-range");
+    let digest = Sha256Digest::of(&std::fs::read(&path).unwrap());
+    let pinned = WasmAssignor::load_pinned(&runtime, &path, Some(digest)).unwrap();
+    assert_eq!(pinned.name(), "range");
+    let other = Sha256Digest::of(b"another build");
+    let error = WasmAssignor::load_pinned(&runtime, &path, Some(other)).unwrap_err();
+    assert!(
+        matches!(error.failure, PluginFailure::PinMismatch { pinned, actual } if pinned == other && actual == digest),
+        "{error}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains(&digest.to_string()) && message.contains(&other.to_string()),
+        "{message}"
+    );
+    let error =
+        WasmResetPolicy::load_pinned(&runtime, &plugin("reset-earliest"), Some(other)).unwrap_err();
+    assert!(
+        matches!(error.failure, PluginFailure::PinMismatch { .. }),
+        "{error}"
+    );
 }
 
 #[test]

@@ -145,7 +145,7 @@ fn assignor_maker(
         Some(runtime) => runtime.clone(),
         None => {
             let config = crate::config::Config::default();
-            let created = PluginRuntime::new(config.plugins.limits(), config.plugins.cache_dir())
+            let created = PluginRuntime::new(config.plugins.limits(), config.plugins.cache())
                 .map_err(anyhow::Error::msg)?;
             *runtime = Some(created.clone());
             created

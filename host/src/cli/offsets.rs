@@ -322,7 +322,7 @@ fn policy_named(name: &str) -> anyhow::Result<Arc<dyn ResetPolicy>> {
         bail!("policy `{name}` is neither a built-in (earliest, latest, none, by_duration:...) nor a file");
     }
     let config = crate::config::Config::default();
-    let runtime = PluginRuntime::new(config.plugins.limits(), config.plugins.cache_dir())
+    let runtime = PluginRuntime::new(config.plugins.limits(), config.plugins.cache())
         .map_err(anyhow::Error::msg)?;
     Ok(Arc::new(
         WasmResetPolicy::load(&runtime, path).context("cannot load the reset-policy plugin")?,

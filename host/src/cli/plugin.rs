@@ -11,7 +11,7 @@ use wasmkafka_policy::assign::{validate, Group, Member, PartitionInfo};
 
 use crate::group::Assignor;
 use crate::plugin::{
-    inspect, PluginKind, PluginLimits, PluginRuntime, WasmAssignor, WasmResetPolicy,
+    inspect, PluginKind, PluginLimits, PluginRuntime, Sha256Digest, WasmAssignor, WasmResetPolicy,
     CONTRACT_VERSIONS,
 };
 use crate::policy::{ResetContext, ResetDecision, ResetPolicy, ResetReason};
@@ -74,6 +74,10 @@ fn check(args: CheckArgs) -> anyhow::Result<()> {
     let info = inspect(&bytes)
         .with_context(|| format!("{} is not a usable plugin", args.file.display()))?;
     println!("file:     {} ({} bytes)", args.file.display(), bytes.len());
+    println!(
+        "sha256:   {} (pin it: sha256 = \"...\")",
+        Sha256Digest::of(&bytes)
+    );
     println!("kind:     {}", info.kind);
     println!(
         "contract: wasmkafka:plugin@{} (this host runs {})",

@@ -88,9 +88,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         Some(listen) => Some(MetricsServer::start(listen, metrics.clone()).await?),
         None => None,
     };
+    // Plugins first: a plugin that does not load (a wrong pin, a broken file) is a config
+    // error, said before any broker is reached.
+    let (assignors, policy) = load_plugins(&config, &metrics)?;
     let client = super::connect(&config).await?;
     metrics.watch_client(client.clone());
-    let (assignors, policy) = load_plugins(&config, &metrics)?;
     let source = match config.group_options() {
         Some(group) => {
             tracing::info!(group = %group.group_id, assignors = ?config.consumer.assignors, "joining the group");
@@ -308,12 +310,12 @@ fn load_plugins(config: &Config, metrics: &Metrics) -> anyhow::Result<Policies> 
     if config.plugins.is_empty() {
         return Ok((config.assignors(), builtin_policy));
     }
-    let runtime = PluginRuntime::new(config.plugins.limits(), config.plugins.cache_dir())
+    let runtime = PluginRuntime::new(config.plugins.limits(), config.plugins.cache())
         .map_err(anyhow::Error::msg)?;
     metrics.watch_plugins(runtime.clone());
     let mut plugins: Vec<Arc<dyn Assignor>> = Vec::new();
     for plugin in &config.plugins.assignors {
-        let assignor = WasmAssignor::load(&runtime, &plugin.path)
+        let assignor = WasmAssignor::load_pinned(&runtime, &plugin.path, plugin.sha256)
             .context("cannot load an assignor plugin (plugins.assignors)")?
             .with_settings(plugin.settings.clone().into_iter().collect());
         tracing::info!(name = assignor.name(), path = %plugin.path.display(), "assignor plugin loaded");
@@ -322,7 +324,7 @@ fn load_plugins(config: &Config, metrics: &Metrics) -> anyhow::Result<Policies> 
     let assignors = vote_order(&config.consumer.assignors, &plugins)?;
     let policy: Arc<dyn ResetPolicy> = match &config.plugins.reset_policy {
         Some(plugin) => {
-            let policy = WasmResetPolicy::load(&runtime, &plugin.path)
+            let policy = WasmResetPolicy::load_pinned(&runtime, &plugin.path, plugin.sha256)
                 .context("cannot load the reset-policy plugin (plugins.reset_policy)")?
                 .with_settings(plugin.settings.clone().into_iter().collect());
             tracing::info!(name = policy.name(), path = %plugin.path.display(), fallback = %config.consumer.from, "reset-policy plugin loaded");

@@ -75,11 +75,13 @@
 //! deadline_ms = 1000           # per call
 //! memory_bytes = 67108864      # per instance
 //! max_file_bytes = 33554432
-//! cache_dir = "/var/cache/wasmkafka"   # compiled plugins
+//! cache_dir = "/var/cache/wasmkafka"   # compiled plugins (private: owned by this user, 0700)
+//! cache_max_bytes = 268435456  # least recently used entries go beyond this
 //!
 //! [[plugins.assignors]]         # in consumer.assignors by its name, or (unnamed) before them
 //! path = "plugins/weighted.wasm"
 //! settings = { weight = "3" }
+//! # sha256 = "..."              # pin: any other build of the file is refused
 //!
 //! [plugins.reset_policy]        # consumer.from decides when it fails
 //! path = "plugins/rewind.wasm"
@@ -102,7 +104,7 @@ use crate::net::{
     BrokerCompat, ConnectionOptions, PoolOptions, SaslCredentials, SaslMechanism, Secret, Security,
     SecurityProtocol, Tls, TlsFiles, TlsSetupError,
 };
-use crate::plugin::PluginLimits;
+use crate::plugin::{CompileCache, PluginLimits, Sha256Digest};
 use crate::policy::ResetPolicySpec;
 
 /// A configuration problem, with the key it concerns and what to do.
@@ -342,6 +344,8 @@ pub struct MetricsConfig {
 pub struct PluginsConfig {
     /// Where compiled plugins are cached (default: $XDG_CACHE_HOME or ~/.cache, /wasmkafka/plugins).
     pub cache_dir: Option<PathBuf>,
+    /// The cache's size bound; the least recently used entries go beyond it.
+    pub cache_max_bytes: u64,
     pub deadline_ms: u64,
     pub memory_bytes: usize,
     pub max_file_bytes: usize,
@@ -361,6 +365,10 @@ pub struct PluginRef {
     pub path: PathBuf,
     #[serde(default)]
     pub settings: BTreeMap<String, String>,
+    /// The SHA-256 the file must have (`sha256sum`, `wasmkafka plugin check`): any other
+    /// build is refused, at start and when the file changes while running.
+    #[serde(default)]
+    pub sha256: Option<Sha256Digest>,
 }
 
 impl Default for PluginsConfig {
@@ -368,6 +376,7 @@ impl Default for PluginsConfig {
         let limits = PluginLimits::default();
         PluginsConfig {
             cache_dir: None,
+            cache_max_bytes: crate::plugin::cache::DEFAULT_MAX_BYTES,
             deadline_ms: limits.deadline.as_millis() as u64,
             memory_bytes: limits.memory_bytes,
             max_file_bytes: limits.max_file_bytes,
@@ -385,6 +394,12 @@ impl PluginsConfig {
             memory_bytes: self.memory_bytes,
             max_file_bytes: self.max_file_bytes,
         }
+    }
+
+    /// The compile cache: `cache_dir` (or the default place), bounded by `cache_max_bytes`.
+    pub fn cache(&self) -> Option<CompileCache> {
+        self.cache_dir()
+            .map(|dir| CompileCache::new(dir).with_max_bytes(self.cache_max_bytes))
     }
 
     pub fn cache_dir(&self) -> Option<PathBuf> {

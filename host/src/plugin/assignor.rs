@@ -11,6 +11,7 @@ use wasmkafka_policy::assign::{Assignment, Group, MemberAssignment};
 use crate::group::{Assignor, AssignorError, RebalanceProtocol};
 
 use super::contract::PluginKind;
+use super::digest::Sha256Digest;
 use super::hot_swap::Swappable;
 use super::runtime::{CallState, PluginCaller, PluginError, PluginFailure, PluginRuntime};
 
@@ -214,7 +215,7 @@ fn link(
     caller: &PluginCaller,
     path: &Path,
 ) -> Result<Linked, PluginError> {
-    let (info, instance_pre) = runtime.prepare(path, PluginKind::Assignor)?;
+    let (info, instance_pre) = runtime.prepare(path, caller.pin(), PluginKind::Assignor)?;
     let instantiate =
         |e: wasmtime::Error| caller.error(PluginFailure::Instantiate(format!("{e:#}")));
     Ok(match info.version.as_str() {
@@ -236,7 +237,17 @@ fn identify(
 impl WasmAssignor {
     /// Loads, checks and links an assignor plugin, then asks its name and protocol.
     pub fn load(runtime: &Arc<PluginRuntime>, path: &Path) -> Result<WasmAssignor, PluginError> {
-        let caller = PluginCaller::new(runtime.clone(), path);
+        WasmAssignor::load_pinned(runtime, path, None)
+    }
+
+    /// [`WasmAssignor::load`], refusing any file (now or swapped in later) whose SHA-256 is
+    /// not `pin`.
+    pub fn load_pinned(
+        runtime: &Arc<PluginRuntime>,
+        path: &Path,
+        pin: Option<Sha256Digest>,
+    ) -> Result<WasmAssignor, PluginError> {
+        let caller = PluginCaller::new(runtime.clone(), path).pinned(pin);
         let linked = link(runtime, &caller, path)?;
         let (name, protocol) = identify(&caller, &linked)?;
         if name.is_empty() || name.len() > 255 {

@@ -3,8 +3,9 @@
 //! traits.
 //!
 //! - [`contract`]: read a component's contract version, exports and imports before compiling.
-//! - [`runtime`]: one engine, the compile cache, per-call stores with a deadline and a memory
-//!   cap, typed failures.
+//! - [`runtime`]: one engine, per-call stores with a deadline and a memory cap, typed failures.
+//! - [`cache`]: compiled plugins on disk, checked before they run, in a private directory.
+//! - [`digest`]: SHA-256 digests: pins in the config, cache entry names.
 //! - [`assignor`], [`reset`]: the typed handles, one wasmtime `bindgen!` per contract version
 //!   (`wit/plugin.wit` is the current one, `wit/since_v*/` the frozen ones), settled at load.
 //! - [`quarantine`]: a plugin that keeps failing is skipped for a while.
@@ -13,7 +14,9 @@
 //!   is refused and the previous one keeps running.
 
 pub mod assignor;
+pub mod cache;
 pub mod contract;
+pub mod digest;
 pub mod hot_swap;
 pub mod quarantine;
 pub mod reset;
@@ -21,8 +24,10 @@ pub mod runtime;
 pub mod stats;
 
 pub use assignor::WasmAssignor;
+pub use cache::CompileCache;
 pub use contract::{
     inspect, ContractError, PluginInfo, PluginKind, CONTRACT_VERSION, CONTRACT_VERSIONS,
 };
+pub use digest::Sha256Digest;
 pub use reset::WasmResetPolicy;
 pub use runtime::{PluginError, PluginFailure, PluginLimits, PluginRuntime};

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::policy::{PolicyError, ResetContext, ResetDecision, ResetPolicy, ResetReason};
 
 use super::contract::PluginKind;
+use super::digest::Sha256Digest;
 use super::hot_swap::Swappable;
 use super::runtime::{CallState, PluginCaller, PluginError, PluginFailure, PluginRuntime};
 
@@ -53,7 +54,17 @@ impl std::fmt::Debug for WasmResetPolicy {
 impl WasmResetPolicy {
     /// Loads, checks and links a reset-policy plugin, then asks its name.
     pub fn load(runtime: &Arc<PluginRuntime>, path: &Path) -> Result<WasmResetPolicy, PluginError> {
-        let caller = PluginCaller::new(runtime.clone(), path);
+        WasmResetPolicy::load_pinned(runtime, path, None)
+    }
+
+    /// [`WasmResetPolicy::load`], refusing any file (now or swapped in later) whose SHA-256
+    /// is not `pin`.
+    pub fn load_pinned(
+        runtime: &Arc<PluginRuntime>,
+        path: &Path,
+        pin: Option<Sha256Digest>,
+    ) -> Result<WasmResetPolicy, PluginError> {
+        let caller = PluginCaller::new(runtime.clone(), path).pinned(pin);
         let linked = link(runtime, &caller, path)?;
         let name = linked.name(&caller)?;
         Ok(WasmResetPolicy {
@@ -113,7 +124,7 @@ fn link(
     caller: &PluginCaller,
     path: &Path,
 ) -> Result<Linked, PluginError> {
-    let (info, instance_pre) = runtime.prepare(path, PluginKind::ResetPolicy)?;
+    let (info, instance_pre) = runtime.prepare(path, caller.pin(), PluginKind::ResetPolicy)?;
     let instantiate =
         |e: wasmtime::Error| caller.error(PluginFailure::Instantiate(format!("{e:#}")));
     Ok(match info.version.as_str() {

@@ -15,10 +15,8 @@
 //!   pollables that can stay pending here (stdin is empty, stdout and stderr are sinks), so no
 //!   wait outlives the deadline.
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::BTreeMap;
-use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +25,9 @@ use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
 use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::cache::CompileCache;
 use super::contract::{inspect, ContractError, PluginInfo, PluginKind};
+use super::digest::Sha256Digest;
 use super::quarantine::Quarantine;
 use super::stats::{PluginStats, PluginStatsRegistry, PluginStatsSnapshot};
 
@@ -62,6 +62,15 @@ pub enum PluginFailure {
     Read(String),
     #[error("the file is {size} bytes, over the {limit}-byte limit (plugins.max_file_bytes)")]
     TooLarge { size: usize, limit: usize },
+    /// The file is not the build the config pins.
+    #[error(
+        "its SHA-256 is {actual}, but the config pins {pinned}: it is not the build you \
+         pinned. Put the intended file back, or pin the new one (sha256 = \"{actual}\")"
+    )]
+    PinMismatch {
+        pinned: Sha256Digest,
+        actual: Sha256Digest,
+    },
     #[error(transparent)]
     Contract(#[from] ContractError),
     #[error("cannot compile it: {0}")]
@@ -161,7 +170,7 @@ pub struct PluginRuntime {
     engine: Engine,
     linker: Linker<CallState>,
     limits: PluginLimits,
-    cache_dir: Option<PathBuf>,
+    cache: Option<CompileCache>,
     ticker_stop: Arc<AtomicBool>,
     stats: PluginStatsRegistry,
 }
@@ -173,10 +182,10 @@ impl Drop for PluginRuntime {
 }
 
 impl PluginRuntime {
-    /// A runtime with these limits; compiled plugins are cached in `cache_dir` when given.
+    /// A runtime with these limits; compiled plugins are kept in `cache` when given.
     pub fn new(
         limits: PluginLimits,
-        cache_dir: Option<PathBuf>,
+        cache: Option<CompileCache>,
     ) -> Result<Arc<PluginRuntime>, String> {
         let mut config = Config::new();
         config.wasm_component_model(true);
@@ -204,7 +213,7 @@ impl PluginRuntime {
             engine,
             linker,
             limits,
-            cache_dir,
+            cache,
             ticker_stop,
             stats: PluginStatsRegistry::default(),
         }))
@@ -219,8 +228,13 @@ impl PluginRuntime {
         &self.linker
     }
 
-    /// Reads, checks and compiles (or loads from the cache) a plugin file.
-    pub fn load(&self, path: &Path) -> Result<(PluginInfo, Component), PluginError> {
+    /// Reads, checks and compiles (or loads from the cache) a plugin file; a `pin` refuses
+    /// any file whose SHA-256 differs, before anything else is done with it.
+    pub fn load(
+        &self,
+        path: &Path,
+        pin: Option<Sha256Digest>,
+    ) -> Result<(PluginInfo, Component), PluginError> {
         let plugin = path.display().to_string();
         let fail = |failure: PluginFailure| PluginError {
             plugin: plugin.clone(),
@@ -236,6 +250,12 @@ impl PluginRuntime {
             }));
         }
         let bytes = std::fs::read(path).map_err(|e| fail(PluginFailure::Read(e.to_string())))?;
+        if let Some(pinned) = pin {
+            let actual = Sha256Digest::of(&bytes);
+            if actual != pinned {
+                return Err(fail(PluginFailure::PinMismatch { pinned, actual }));
+            }
+        }
         let info = inspect(&bytes).map_err(|e| fail(e.into()))?;
         let component = self
             .compile(&bytes)
@@ -248,13 +268,14 @@ impl PluginRuntime {
     pub fn prepare(
         &self,
         path: &Path,
+        pin: Option<Sha256Digest>,
         kind: PluginKind,
     ) -> Result<(PluginInfo, InstancePre<CallState>), PluginError> {
         let fail = |failure| PluginError {
             plugin: path.display().to_string(),
             failure,
         };
-        let (info, component) = self.load(path)?;
+        let (info, component) = self.load(path, pin)?;
         if info.kind != kind {
             return Err(fail(PluginFailure::InvalidAnswer(format!(
                 "it is {}, not {}",
@@ -269,42 +290,12 @@ impl PluginRuntime {
         Ok((info, pre))
     }
 
-    /// Compiles, going through the disk cache: key = the plugin's bytes and the engine's
-    /// compatibility hash (a new wasmtime or other settings never load an old artifact).
+    /// Compiles, through the disk cache when there is one (see [`super::cache`]).
     fn compile(&self, bytes: &[u8]) -> Result<Component, String> {
-        let Some(dir) = &self.cache_dir else {
-            return Component::new(&self.engine, bytes).map_err(|e| format!("{e:#}"));
-        };
-        let mut hasher = DefaultHasher::new();
-        bytes.hash(&mut hasher);
-        bytes.len().hash(&mut hasher);
-        self.engine
-            .precompile_compatibility_hash()
-            .hash(&mut hasher);
-        let path = dir.join(format!("{:016x}.cwasm", hasher.finish()));
-        if path.exists() {
-            // SAFETY: the file was written by `precompile_component` below for this engine
-            // configuration (the key covers it) into a directory this process owns.
-            match unsafe { Component::deserialize_file(&self.engine, &path) } {
-                Ok(component) => return Ok(component),
-                Err(error) => {
-                    tracing::warn!(path = %path.display(), %error, "ignoring a bad plugin cache entry")
-                }
-            }
+        match &self.cache {
+            Some(cache) => cache.component(&self.engine, bytes),
+            None => Component::new(&self.engine, bytes).map_err(|e| format!("{e:#}")),
         }
-        let artifact = self
-            .engine
-            .precompile_component(bytes)
-            .map_err(|e| format!("{e:#}"))?;
-        if let Err(error) = std::fs::create_dir_all(dir).and_then(|()| {
-            let temporary = path.with_extension("tmp");
-            std::fs::write(&temporary, &artifact)?;
-            std::fs::rename(&temporary, &path)
-        }) {
-            tracing::warn!(dir = %dir.display(), %error, "cannot write the plugin cache; compiling every time");
-        }
-        // SAFETY: `artifact` was just produced by this engine.
-        unsafe { Component::deserialize(&self.engine, &artifact) }.map_err(|e| format!("{e:#}"))
     }
 
     /// A fresh store for one call, with the memory cap and the deadline armed.
@@ -348,6 +339,8 @@ impl PluginRuntime {
 pub struct PluginCaller {
     runtime: Arc<PluginRuntime>,
     plugin: String,
+    /// The SHA-256 every version of the file must have (the config's `sha256`).
+    pin: Option<Sha256Digest>,
     quarantine: Quarantine,
     stats: Arc<PluginStats>,
 }
@@ -359,8 +352,18 @@ impl PluginCaller {
             stats: runtime.stats.for_plugin(&plugin),
             runtime,
             plugin,
+            pin: None,
             quarantine: Quarantine::default(),
         }
+    }
+
+    /// The same caller, loading only files whose SHA-256 is `pin`.
+    pub fn pinned(self, pin: Option<Sha256Digest>) -> PluginCaller {
+        PluginCaller { pin, ..self }
+    }
+
+    pub fn pin(&self) -> Option<Sha256Digest> {
+        self.pin
     }
 
     pub fn plugin(&self) -> &str {
