@@ -361,8 +361,8 @@ fn plugin_check_reports_a_good_plugin_and_refuses_a_bad_one() {
     for expected in [
         pin_line.as_str(),
         "kind:     assignor",
-        "contract: wasmkafka:plugin@0.2.0 (this host runs 0.2.0, 0.1.0)",
-        "exports:  wasmkafka:plugin/assignor@0.2.0",
+        "contract: wasmkafka:plugin@0.3.0 (this host runs 0.3.0, 0.2.0, 0.1.0)",
+        "exports:  wasmkafka:plugin/assignor@0.3.0",
         "name:     range",
         "valid; 9 assigned",
         "ok",
@@ -476,7 +476,7 @@ fn version_names_the_plugin_contract_and_completions_are_printed() {
     assert_eq!(
         version.trim(),
         format!(
-            "wasmkafka {} (plugin contracts wasmkafka:plugin@0.2.0, @0.1.0)",
+            "wasmkafka {} (plugin contracts wasmkafka:plugin@0.3.0, @0.2.0, @0.1.0)",
             env!("CARGO_PKG_VERSION"),
         )
     );
@@ -589,4 +589,47 @@ fn the_readme_config_block_is_accepted_as_it_stands() {
         .unwrap_or_else(|error| panic!("the README's config block is refused: {error}"));
     assert_eq!(config.plugins.cache_max_bytes, 268_435_456);
     assert_eq!(config.plugins.assignors.len(), 1);
+}
+
+/// A plugin's log lines (contract 0.3.0) appear in the host's log with its name, in a real
+/// group: the `chatty` assignor says how many members it assigned over.
+#[tokio::test]
+async fn a_plugins_log_lines_appear_in_the_hosts_log() {
+    let broker = Kafka::shared();
+    broker.create_topic("cli-plugin-log", 2, &[]).await.unwrap();
+    produce_sample(broker, "cli-plugin-log", &["--count", "4"]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("chatty.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[consumer]\nassignors = [\"chatty\"]\n\n[[plugins.assignors]]\npath = {:?}\n",
+            wasmkafka_tests::plugins::plugin("test-chatty")
+                .display()
+                .to_string()
+        ),
+    )
+    .unwrap();
+    let output = wasmkafka()
+        .args(["run", "--config"])
+        .arg(&config)
+        .args(["--brokers", &broker.addr(), "--topic", "cli-plugin-log"])
+        .args(["--group", "cli-plugin-log-g", "--from", "earliest"])
+        .args(["--max-records", "4", "--no-progress"])
+        .env("WASMKAFKA_LOG", "info")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("assigning"))
+        .unwrap_or_else(|| panic!("no plugin line in:\n{stderr}"));
+    assert!(
+        line.contains("INFO") && line.contains("plugin=\"chatty\"") && line.contains("members=1"),
+        "{line}"
+    );
+    // Debug lines stay below the info level asked for.
+    assert!(!stderr.contains("member id="), "{stderr}");
 }

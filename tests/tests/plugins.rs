@@ -320,7 +320,23 @@ fn contract_versions_side_by_side() {
         frozen.decide(&context(truncated)).unwrap(),
         ResetDecision::Offset(11)
     );
-    // 0.2.0: the built-in `earliest` plugin resumes where the log diverged, like the native
+    // A plugin built against the frozen 0.2.0 sees the truncation, one call or many.
+    let frozen_v2 = WasmResetPolicy::load(&runtime, &plugin("contract-v0-2-0")).unwrap();
+    assert_eq!(frozen_v2.name(), "frozen-v2");
+    assert_eq!(
+        frozen_v2.decide(&context(truncated)).unwrap(),
+        ResetDecision::Offset(40)
+    );
+    let both: Vec<ResetDecision> = frozen_v2
+        .decide_all(&[
+            context(truncated),
+            context(ResetReason::OutOfRange { offset: 5 }),
+        ])
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(both, [ResetDecision::Offset(40), ResetDecision::Offset(12)]);
+    // 0.3.0: the built-in `earliest` plugin resumes where the log diverged, like the native
     // one, and `decide-all` answers every partition in one call.
     let earliest = WasmResetPolicy::load(&runtime, &plugin("reset-earliest")).unwrap();
     let contexts = [
@@ -454,11 +470,13 @@ fn contract_version_and_imports_are_checked_before_compiling() {
         error.failure,
         PluginFailure::Contract(ContractError::UnsupportedVersion {
             found: "9.9.0".into(),
-            supported: "0.2.0, 0.1.0".into(),
+            supported: "0.3.0, 0.2.0, 0.1.0".into(),
         })
     );
     assert!(
-        error.to_string().contains("runs versions 0.2.0, 0.1.0"),
+        error
+            .to_string()
+            .contains("runs versions 0.3.0, 0.2.0, 0.1.0"),
         "{error}"
     );
 
@@ -523,6 +541,75 @@ fn compiled_plugins_are_cached_on_disk() {
     println!("compile {first:?}, from the cache {second:?}");
     assert!(again.assign(&small_group()).is_ok());
     assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 1);
+}
+
+/// Plugin log lines, as a sink receives them.
+#[derive(Default)]
+struct Collected(std::sync::Mutex<Vec<wasmkafka::plugin::LogLine>>);
+
+impl wasmkafka::plugin::LogSink for Collected {
+    fn write(&self, line: &wasmkafka::plugin::LogLine) {
+        self.0.lock().unwrap().push(line.clone());
+    }
+}
+
+/// A plugin's `log` import (0.3.0): its lines reach the host's sink with its name, level and
+/// fields; a flood is cut to the burst and the drops are counted on the next line through;
+/// an oversized line is cut to 1 KiB. Logging never fails the call.
+#[test]
+fn a_plugins_log_lines_reach_the_host_within_bounds() {
+    use wasmkafka::plugin::LogLevel;
+    let runtime = runtime(PluginLimits::default());
+    let lines = Arc::new(Collected::default());
+    runtime.set_log_sink(lines.clone());
+    let chatty = WasmAssignor::load(&runtime, &plugin("test-chatty"))
+        .unwrap()
+        .with_settings(vec![
+            ("flood".into(), "1000".into()),
+            ("long".into(), "100000".into()),
+        ]);
+    let group = small_group();
+    assert!(
+        chatty.assign(&group).is_ok(),
+        "logging never fails the call"
+    );
+    let first = lines.0.lock().unwrap().clone();
+    assert_eq!(first[0].plugin, "chatty");
+    assert_eq!(first[0].level, LogLevel::Info);
+    assert_eq!(first[0].message, "assigning");
+    assert_eq!(
+        first[0].fields,
+        [
+            ("members".to_string(), group.members.len().to_string()),
+            ("topics".to_string(), group.topics.len().to_string()),
+        ]
+    );
+    assert_eq!(first[1].level, LogLevel::Debug);
+    // 1000 flood lines and the long one: cut to the burst of 100 (a few more refill meanwhile).
+    assert!((100..120).contains(&first.len()), "{} lines", first.len());
+    std::thread::sleep(Duration::from_millis(200));
+    let quiet = WasmAssignor::load(&runtime, &plugin("test-chatty"))
+        .unwrap()
+        .with_settings(vec![("long".into(), "100000".into())]);
+    // A new load is a new bucket: the long line gets through, cut.
+    quiet.assign(&group).unwrap();
+    let all = lines.0.lock().unwrap().clone();
+    let long = all.last().unwrap();
+    assert_eq!(long.level, LogLevel::Error);
+    assert!(long.message.len() <= 1024 + 3, "{}", long.message.len());
+    // The first plugin's next line says how many of its lines were dropped.
+    chatty.assign(&group).unwrap();
+    let all = lines.0.lock().unwrap().clone();
+    let resumed = all
+        .iter()
+        .skip(first.len())
+        .find(|l| l.message == "assigning" && l.dropped_before > 0)
+        .expect("a line that counts the drops");
+    assert_eq!(
+        resumed.dropped_before as usize,
+        1 + group.members.len() + 1000 + 1 - first.len(),
+        "every line beyond the burst was counted"
+    );
 }
 
 /// The cache entry files in `dir`.

@@ -11,8 +11,8 @@ use wasmkafka_policy::assign::{validate, Group, Member, PartitionInfo};
 
 use crate::group::Assignor;
 use crate::plugin::{
-    inspect, PluginKind, PluginLimits, PluginRuntime, Sha256Digest, WasmAssignor, WasmResetPolicy,
-    CONTRACT_VERSIONS,
+    inspect, LogLine, LogSink, PluginKind, PluginLimits, PluginRuntime, Sha256Digest, WasmAssignor,
+    WasmResetPolicy, CONTRACT_VERSIONS,
 };
 use crate::policy::{ResetContext, ResetDecision, ResetPolicy, ResetReason};
 
@@ -59,6 +59,26 @@ pub async fn plugin(command: PluginCommand) -> anyhow::Result<()> {
     }
 }
 
+/// Prints a plugin's log lines on stdout as they come (`plugin check`, `plugin test`), every
+/// level: its author sees them beside the call or case that wrote them.
+pub struct PrintedLog;
+
+impl LogSink for PrintedLog {
+    fn write(&self, line: &LogLine) {
+        let mut text = format!("          log {} {}", line.level, line.message);
+        for (key, value) in &line.fields {
+            text.push_str(&format!(" {key}={value}"));
+        }
+        if line.dropped_before > 0 {
+            text.push_str(&format!(
+                " ({} lines dropped before this one: over the rate limit)",
+                line.dropped_before
+            ));
+        }
+        println!("{text}");
+    }
+}
+
 fn check(args: CheckArgs) -> anyhow::Result<()> {
     let settings: Vec<(String, String)> = args
         .settings
@@ -94,6 +114,7 @@ fn check(args: CheckArgs) -> anyhow::Result<()> {
         }
     );
     let runtime = PluginRuntime::new(PluginLimits::default(), None).map_err(anyhow::Error::msg)?;
+    runtime.set_log_sink(std::sync::Arc::new(PrintedLog));
     match info.kind {
         PluginKind::Assignor => {
             let assignor = WasmAssignor::load(&runtime, &args.file)?.with_settings(settings);

@@ -89,6 +89,8 @@ pub fn test(args: &TestArgs) -> anyhow::Result<()> {
     let info = inspect(&bytes)
         .with_context(|| format!("{} is not a usable plugin", args.file.display()))?;
     let runtime = PluginRuntime::new(PluginLimits::default(), None).map_err(anyhow::Error::msg)?;
+    // The plugin's own log lines, printed before the result of the case that wrote them.
+    runtime.set_log_sink(std::sync::Arc::new(super::plugin::PrintedLog));
     let mut failed = 0;
     let mut passed = 0;
     for file in files {

@@ -129,6 +129,7 @@ fn assignor_lib(name: &str) -> String {
 //! every member and every partition of the subscribed topics; the host checks the answer
 //! and falls back to a built-in when it is invalid.
 
+use wasmkafka_plugin_sdk::log;
 use wasmkafka_plugin_sdk::policy::assign::{{Assignment, Group}};
 use wasmkafka_plugin_sdk::Assignor;
 
@@ -140,6 +141,10 @@ impl Assignor for Plugin {{
     }}
 
     fn assign(group: &Group) -> Result<Assignment, String> {{
+        // A line in the consumer's log under this plugin's name (`plugin check` and
+        // `plugin test` print it; `WASMKAFKA_LOG=debug` shows it in `run`).
+        let members = group.members.len().to_string();
+        log::debug("assigning", &[("members", members.as_str())]);
         // Start from a built-in and change what you need: the same code the host runs.
         Ok(wasmkafka_plugin_sdk::policy::assign::roundrobin(group))
     }}

@@ -1,6 +1,7 @@
 //! A Wasm assignor behind the host's [`Assignor`] trait, for every contract version the host
-//! runs: one generated binding per version (the `assignor` interface is the same in 0.1.0
-//! and 0.2.0; only the package version in its names differs), chosen once, at load.
+//! runs: one generated binding per version (the `assignor` interface is the same in every
+//! version; only the package version in its names differs, and 0.3.0 imports `log`), chosen
+//! once, at load.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -20,11 +21,12 @@ type Shares = Result<Vec<(String, MemberAssignment)>, String>;
 
 /// One contract version's bindings and the calls through them.
 macro_rules! assignor_version {
-    ($module:ident, $wit:literal) => {
+    ($module:ident, $wit:literal, { $($with:tt)* }) => {
         mod $module {
             wasmtime::component::bindgen!({
                 world: "assignor-plugin",
                 path: $wit,
+                with: { $($with)* },
             });
 
             use super::{CallState, MemberAssignment, PluginCaller, PluginError, Shares};
@@ -177,11 +179,16 @@ macro_rules! assignor_version {
     };
 }
 
-assignor_version!(v0_2_0, "../wit");
-assignor_version!(v0_1_0, "../wit/since_v0.1.0");
+// Contract 0.3.0 (`wit/plugin.wit`): the `log` import (linked once, by `super::log`).
+assignor_version!(v0_3_0, "../wit", {
+    "wasmkafka:plugin/log": crate::plugin::log::bindings::wasmkafka::plugin::log,
+});
+assignor_version!(v0_2_0, "../wit/since_v0.2.0", {});
+assignor_version!(v0_1_0, "../wit/since_v0.1.0", {});
 
 /// A plugin linked through the bindings of its contract version (settled once, at load).
 enum Linked {
+    V0_3_0(v0_3_0::Pre),
     V0_2_0(v0_2_0::Pre),
     V0_1_0(v0_1_0::Pre),
 }
@@ -220,7 +227,8 @@ fn link(
         |e: wasmtime::Error| caller.error(PluginFailure::Instantiate(format!("{e:#}")));
     Ok(match info.version.as_str() {
         "0.1.0" => Linked::V0_1_0(v0_1_0::Pre::new(instance_pre).map_err(instantiate)?),
-        _ => Linked::V0_2_0(v0_2_0::Pre::new(instance_pre).map_err(instantiate)?),
+        "0.2.0" => Linked::V0_2_0(v0_2_0::Pre::new(instance_pre).map_err(instantiate)?),
+        _ => Linked::V0_3_0(v0_3_0::Pre::new(instance_pre).map_err(instantiate)?),
     })
 }
 
@@ -229,6 +237,7 @@ fn identify(
     linked: &Linked,
 ) -> Result<(String, RebalanceProtocol), PluginError> {
     match linked {
+        Linked::V0_3_0(pre) => v0_3_0::identify(caller, pre),
         Linked::V0_2_0(pre) => v0_2_0::identify(caller, pre),
         Linked::V0_1_0(pre) => v0_1_0::identify(caller, pre),
     }
@@ -255,6 +264,7 @@ impl WasmAssignor {
                 "its name `{name}` must be 1 to 255 characters"
             ))));
         }
+        caller.log().named(&name);
         Ok(WasmAssignor {
             caller,
             runtime: runtime.clone(),
@@ -312,6 +322,9 @@ impl Assignor for WasmAssignor {
         let state = self.state.lock().expect("state lock").clone();
         let linked = self.current();
         let answer = match &*linked {
+            Linked::V0_3_0(pre) => {
+                v0_3_0::user_data(&self.caller, pre, topics, &state, &self.settings)
+            }
             Linked::V0_2_0(pre) => {
                 v0_2_0::user_data(&self.caller, pre, topics, &state, &self.settings)
             }
@@ -328,6 +341,7 @@ impl Assignor for WasmAssignor {
     fn assign(&self, group: &Group) -> Result<Assignment, AssignorError> {
         let linked = self.current();
         let answer = match &*linked {
+            Linked::V0_3_0(pre) => v0_3_0::assign(&self.caller, pre, group, &self.settings),
             Linked::V0_2_0(pre) => v0_2_0::assign(&self.caller, pre, group, &self.settings),
             Linked::V0_1_0(pre) => v0_1_0::assign(&self.caller, pre, group, &self.settings),
         };
@@ -358,6 +372,7 @@ impl Assignor for WasmAssignor {
     fn on_assignment(&self, assignment: &MemberAssignment, generation: i32) {
         let linked = self.current();
         let answer = match &*linked {
+            Linked::V0_3_0(pre) => v0_3_0::on_assignment(&self.caller, pre, assignment, generation),
             Linked::V0_2_0(pre) => v0_2_0::on_assignment(&self.caller, pre, assignment, generation),
             Linked::V0_1_0(pre) => v0_1_0::on_assignment(&self.caller, pre, assignment, generation),
         };

@@ -8,9 +8,12 @@ use wasmparser::{Encoding, Parser, Payload};
 /// The contract package and the version this host implements.
 pub const PACKAGE: &str = "wasmkafka:plugin";
 /// The contract this host's plugins are built against (`wit/plugin.wit`).
-pub const CONTRACT_VERSION: &str = "0.2.0";
+pub const CONTRACT_VERSION: &str = "0.3.0";
 /// Every contract version this host runs, newest first (frozen ones under `wit/since_v*/`).
-pub const CONTRACT_VERSIONS: &[&str] = &["0.2.0", "0.1.0"];
+pub const CONTRACT_VERSIONS: &[&str] = &["0.3.0", "0.2.0", "0.1.0"];
+/// The contract's own imports, by the version that introduced them: its type-only interface
+/// (every version) and the host's log (0.3.0 on).
+const CONTRACT_IMPORTS: &[(&str, &str)] = &[("types", "0.1.0"), ("log", "0.3.0")];
 
 /// Import prefixes a plugin may use: the WASI pieces Rust's standard library links (stdio,
 /// environment, exit, streams, random, clocks). The host grants them with nothing behind
@@ -90,6 +93,12 @@ pub enum ContractError {
     ForbiddenImport(String),
 }
 
+/// `version` is `since` or later (both `major.minor.patch`).
+fn version_at_least(version: &str, since: &str) -> bool {
+    let parse = |v: &str| -> Vec<u32> { v.split('.').map(|n| n.parse().unwrap_or(0)).collect() };
+    parse(version) >= parse(since)
+}
+
 /// Reads the top-level imports and exports of a component and checks them.
 pub fn inspect(bytes: &[u8]) -> Result<PluginInfo, ContractError> {
     let mut depth = 0usize;
@@ -154,12 +163,16 @@ pub fn inspect(bytes: &[u8]) -> Result<PluginInfo, ContractError> {
             supported: CONTRACT_VERSIONS.join(", "),
         });
     }
-    // The contract's own type-only interface is imported by every plugin.
-    let types = format!("{PACKAGE}/types@{version}");
+    // The contract's own imports of the plugin's version.
+    let own: Vec<String> = CONTRACT_IMPORTS
+        .iter()
+        .filter(|(_, since)| version_at_least(&version, since))
+        .map(|(interface, _)| format!("{PACKAGE}/{interface}@{version}"))
+        .collect();
     let forbidden: Vec<&str> = imports
         .iter()
         .filter(|import| {
-            **import != types && !GRANTED.iter().any(|granted| import.starts_with(granted))
+            !own.contains(import) && !GRANTED.iter().any(|granted| import.starts_with(granted))
         })
         .map(String::as_str)
         .collect();

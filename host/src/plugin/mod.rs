@@ -8,6 +8,7 @@
 //! - [`digest`]: SHA-256 digests: pins in the config, cache entry names.
 //! - [`assignor`], [`reset`]: the typed handles, one wasmtime `bindgen!` per contract version
 //!   (`wit/plugin.wit` is the current one, `wit/since_v*/` the frozen ones), settled at load.
+//! - [`log`]: a plugin's `log` import (0.3.0) into the host's log, rate-limited and cut.
 //! - [`quarantine`]: a plugin that keeps failing is skipped for a while.
 //! - [`stats`]: calls, failures, quarantine skips and call times per plugin (for `/metrics`).
 //! - [`hot_swap`]: a changed plugin file is picked up at the next call; a broken new version
@@ -18,6 +19,7 @@ pub mod cache;
 pub mod contract;
 pub mod digest;
 pub mod hot_swap;
+pub mod log;
 pub mod quarantine;
 pub mod reset;
 pub mod runtime;
@@ -29,5 +31,6 @@ pub use contract::{
     inspect, ContractError, PluginInfo, PluginKind, CONTRACT_VERSION, CONTRACT_VERSIONS,
 };
 pub use digest::Sha256Digest;
+pub use log::{LogLevel, LogLine, LogSink};
 pub use reset::WasmResetPolicy;
 pub use runtime::{PluginError, PluginFailure, PluginLimits, PluginRuntime};

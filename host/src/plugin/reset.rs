@@ -10,26 +10,134 @@ use super::digest::Sha256Digest;
 use super::hot_swap::Swappable;
 use super::runtime::{CallState, PluginCaller, PluginError, PluginFailure, PluginRuntime};
 
-/// Contract 0.2.0 (`wit/plugin.wit`): the truncation reason and `decide-all`.
-mod v0_2_0 {
-    wasmtime::component::bindgen!({
-        world: "reset-policy-plugin",
-        path: "../wit",
-    });
+/// One contract version's bindings and the calls through them. `truncation` says how a
+/// truncated log reaches the plugin: as itself (0.2.0 on) or as out of range (0.1.0, which
+/// has no such reason); `decide_all` whether the version has the batch call.
+macro_rules! reset_version {
+    ($module:ident, $wit:literal, { $($with:tt)* }, truncation: $truncation:ident, decide_all: $batch:ident) => {
+        mod $module {
+            wasmtime::component::bindgen!({
+                world: "reset-policy-plugin",
+                path: $wit,
+                with: { $($with)* },
+            });
+
+            use super::{CallState, PluginCaller, PluginError, ResetContext, ResetDecision, ResetReason};
+            use self::wasmkafka::plugin::types as t;
+
+            pub type Pre = ResetPolicyPluginPre<CallState>;
+
+            fn call<R>(
+                caller: &PluginCaller,
+                pre: &Pre,
+                f: impl FnOnce(
+                    &exports::wasmkafka::plugin::reset_policy::Guest,
+                    &mut wasmtime::Store<CallState>,
+                ) -> wasmtime::Result<R>,
+            ) -> Result<R, PluginError> {
+                caller.call(
+                    |store| pre.instantiate(store),
+                    |plugin: &ResetPolicyPlugin, store| f(plugin.wasmkafka_plugin_reset_policy(), store),
+                )
+            }
+
+            pub fn name(caller: &PluginCaller, pre: &Pre) -> Result<String, PluginError> {
+                call(caller, pre, |plugin, store| plugin.call_name(store))
+            }
+
+            pub fn decide(
+                caller: &PluginCaller,
+                pre: &Pre,
+                context: &ResetContext,
+                settings: Vec<(String, String)>,
+            ) -> Result<ResetDecision, PluginError> {
+                let input = to_wit(context, settings);
+                call(caller, pre, |plugin, store| plugin.call_decide(store, &input)).map(decision)
+            }
+
+            reset_version!(@decide_all $batch);
+
+            fn decision(decision: t::ResetDecision) -> ResetDecision {
+                match decision {
+                    t::ResetDecision::Earliest => ResetDecision::Earliest,
+                    t::ResetDecision::Latest => ResetDecision::Latest,
+                    t::ResetDecision::Offset(offset) => ResetDecision::Offset(offset),
+                    t::ResetDecision::Timestamp(ms) => ResetDecision::Timestamp(ms),
+                    t::ResetDecision::Fail(message) => ResetDecision::Fail(message),
+                }
+            }
+
+            fn to_wit(context: &ResetContext, settings: Vec<(String, String)>) -> t::ResetContext {
+                t::ResetContext {
+                    topic: context.topic.clone(),
+                    partition: context.partition,
+                    reason: reset_version!(@reason $truncation, context.reason),
+                    committed: context.committed,
+                    log_start: context.log_start,
+                    high_watermark: context.high_watermark,
+                    now_ms: context.now_ms,
+                    group: context.group.clone(),
+                    settings,
+                }
+            }
+        }
+    };
+    (@decide_all yes) => {
+        /// One call for every context; `Err(n)` when the answer has `n` decisions instead.
+        pub fn decide_all(
+            caller: &PluginCaller,
+            pre: &Pre,
+            inputs: Vec<(&ResetContext, Vec<(String, String)>)>,
+        ) -> Result<Result<Vec<ResetDecision>, usize>, PluginError> {
+            let count = inputs.len();
+            let inputs: Vec<t::ResetContext> = inputs
+                .into_iter()
+                .map(|(context, settings)| to_wit(context, settings))
+                .collect();
+            let decisions =
+                call(caller, pre, |plugin, store| plugin.call_decide_all(store, &inputs))?;
+            Ok(if decisions.len() == count {
+                Ok(decisions.into_iter().map(decision).collect())
+            } else {
+                Err(decisions.len())
+            })
+        }
+    };
+    (@decide_all no) => {};
+    (@reason reported, $reason:expr) => {
+        match $reason {
+            ResetReason::NoCommittedOffset => t::ResetReason::NoCommittedOffset,
+            ResetReason::OutOfRange { offset } => t::ResetReason::OutOfRange(offset),
+            ResetReason::LogTruncated { offset, diverged_at } => {
+                t::ResetReason::LogTruncated(t::Truncation { offset, diverged_at })
+            }
+        }
+    };
+    (@reason as_out_of_range, $reason:expr) => {
+        match $reason {
+            ResetReason::NoCommittedOffset => t::ResetReason::NoCommittedOffset,
+            ResetReason::OutOfRange { offset } | ResetReason::LogTruncated { offset, .. } => {
+                t::ResetReason::OutOfRange(offset)
+            }
+        }
+    };
 }
 
-/// Contract 0.1.0, frozen (`wit/since_v0.1.0/plugin.wit`).
-mod v0_1_0 {
-    wasmtime::component::bindgen!({
-        world: "reset-policy-plugin",
-        path: "../wit/since_v0.1.0",
-    });
-}
+// Contract 0.3.0 (`wit/plugin.wit`): 0.2.0 plus the `log` import (linked once, by
+// `super::log`).
+reset_version!(v0_3_0, "../wit", {
+    "wasmkafka:plugin/log": crate::plugin::log::bindings::wasmkafka::plugin::log,
+}, truncation: reported, decide_all: yes);
+// Contract 0.2.0, frozen (`wit/since_v0.2.0/`): the truncation reason and `decide-all`.
+reset_version!(v0_2_0, "../wit/since_v0.2.0", {}, truncation: reported, decide_all: yes);
+// Contract 0.1.0, frozen (`wit/since_v0.1.0/`): no truncation reason, no `decide-all`.
+reset_version!(v0_1_0, "../wit/since_v0.1.0", {}, truncation: as_out_of_range, decide_all: no);
 
 /// A plugin linked through the bindings of its contract version (settled once, at load).
 enum Linked {
-    V0_2_0(v0_2_0::ResetPolicyPluginPre<CallState>),
-    V0_1_0(v0_1_0::ResetPolicyPluginPre<CallState>),
+    V0_3_0(v0_3_0::Pre),
+    V0_2_0(v0_2_0::Pre),
+    V0_1_0(v0_1_0::Pre),
 }
 
 /// A reset-policy plugin, ready to call; a changed file is picked up at the next decision
@@ -67,6 +175,7 @@ impl WasmResetPolicy {
         let caller = PluginCaller::new(runtime.clone(), path).pinned(pin);
         let linked = link(runtime, &caller, path)?;
         let name = linked.name(&caller)?;
+        caller.log().named(&name);
         Ok(WasmResetPolicy {
             caller,
             runtime: runtime.clone(),
@@ -128,94 +237,18 @@ fn link(
     let instantiate =
         |e: wasmtime::Error| caller.error(PluginFailure::Instantiate(format!("{e:#}")));
     Ok(match info.version.as_str() {
-        "0.1.0" => {
-            Linked::V0_1_0(v0_1_0::ResetPolicyPluginPre::new(instance_pre).map_err(instantiate)?)
-        }
-        _ => Linked::V0_2_0(v0_2_0::ResetPolicyPluginPre::new(instance_pre).map_err(instantiate)?),
+        "0.1.0" => Linked::V0_1_0(v0_1_0::Pre::new(instance_pre).map_err(instantiate)?),
+        "0.2.0" => Linked::V0_2_0(v0_2_0::Pre::new(instance_pre).map_err(instantiate)?),
+        _ => Linked::V0_3_0(v0_3_0::Pre::new(instance_pre).map_err(instantiate)?),
     })
-}
-
-/// The same conversions for every contract version's generated types (`t`).
-macro_rules! conversions {
-    ($t:path) => {
-        use $t as t;
-
-        pub(super) fn decision(decision: t::ResetDecision) -> ResetDecision {
-            match decision {
-                t::ResetDecision::Earliest => ResetDecision::Earliest,
-                t::ResetDecision::Latest => ResetDecision::Latest,
-                t::ResetDecision::Offset(offset) => ResetDecision::Offset(offset),
-                t::ResetDecision::Timestamp(ms) => ResetDecision::Timestamp(ms),
-                t::ResetDecision::Fail(message) => ResetDecision::Fail(message),
-            }
-        }
-
-        pub(super) fn context(
-            context: &ResetContext,
-            reason: t::ResetReason,
-            settings: Vec<(String, String)>,
-        ) -> t::ResetContext {
-            t::ResetContext {
-                topic: context.topic.clone(),
-                partition: context.partition,
-                reason,
-                committed: context.committed,
-                log_start: context.log_start,
-                high_watermark: context.high_watermark,
-                now_ms: context.now_ms,
-                group: context.group.clone(),
-                settings,
-            }
-        }
-    };
-}
-
-mod convert_v0_2_0 {
-    use super::{ResetContext, ResetDecision, ResetReason};
-    conversions!(super::v0_2_0::wasmkafka::plugin::types);
-
-    pub(super) fn reason(reason: ResetReason) -> t::ResetReason {
-        match reason {
-            ResetReason::NoCommittedOffset => t::ResetReason::NoCommittedOffset,
-            ResetReason::OutOfRange { offset } => t::ResetReason::OutOfRange(offset),
-            ResetReason::LogTruncated {
-                offset,
-                diverged_at,
-            } => t::ResetReason::LogTruncated(t::Truncation {
-                offset,
-                diverged_at,
-            }),
-        }
-    }
-}
-
-mod convert_v0_1_0 {
-    use super::{ResetContext, ResetDecision, ResetReason};
-    conversions!(super::v0_1_0::wasmkafka::plugin::types);
-
-    /// Contract 0.1.0 has no truncation reason: the position is out of the log the plugin
-    /// can see.
-    pub(super) fn reason(reason: ResetReason) -> t::ResetReason {
-        match reason {
-            ResetReason::NoCommittedOffset => t::ResetReason::NoCommittedOffset,
-            ResetReason::OutOfRange { offset } | ResetReason::LogTruncated { offset, .. } => {
-                t::ResetReason::OutOfRange(offset)
-            }
-        }
-    }
 }
 
 impl Linked {
     fn name(&self, caller: &PluginCaller) -> Result<String, PluginError> {
         match self {
-            Linked::V0_2_0(pre) => caller.call(
-                |store| pre.instantiate(store),
-                |plugin, store| plugin.wasmkafka_plugin_reset_policy().call_name(store),
-            ),
-            Linked::V0_1_0(pre) => caller.call(
-                |store| pre.instantiate(store),
-                |plugin, store| plugin.wasmkafka_plugin_reset_policy().call_name(store),
-            ),
+            Linked::V0_3_0(pre) => v0_3_0::name(caller, pre),
+            Linked::V0_2_0(pre) => v0_2_0::name(caller, pre),
+            Linked::V0_1_0(pre) => v0_1_0::name(caller, pre),
         }
     }
 }
@@ -228,85 +261,35 @@ impl ResetPolicy for WasmResetPolicy {
     fn decide(&self, context: &ResetContext) -> Result<ResetDecision, PolicyError> {
         let settings = self.settings_of(context);
         let linked = self.current();
+        let caller = &self.caller;
         let answer = match &*linked {
-            Linked::V0_2_0(pre) => {
-                let input = convert_v0_2_0::context(
-                    context,
-                    convert_v0_2_0::reason(context.reason),
-                    settings,
-                );
-                self.caller
-                    .call(
-                        |store| pre.instantiate(store),
-                        |plugin, store| {
-                            plugin
-                                .wasmkafka_plugin_reset_policy()
-                                .call_decide(store, &input)
-                        },
-                    )
-                    .map(convert_v0_2_0::decision)
-            }
-            Linked::V0_1_0(pre) => {
-                let input = convert_v0_1_0::context(
-                    context,
-                    convert_v0_1_0::reason(context.reason),
-                    settings,
-                );
-                self.caller
-                    .call(
-                        |store| pre.instantiate(store),
-                        |plugin, store| {
-                            plugin
-                                .wasmkafka_plugin_reset_policy()
-                                .call_decide(store, &input)
-                        },
-                    )
-                    .map(convert_v0_1_0::decision)
-            }
+            Linked::V0_3_0(pre) => v0_3_0::decide(caller, pre, context, settings),
+            Linked::V0_2_0(pre) => v0_2_0::decide(caller, pre, context, settings),
+            Linked::V0_1_0(pre) => v0_1_0::decide(caller, pre, context, settings),
         };
         answer.map_err(|error| self.policy_error(error))
     }
 
-    /// Contract 0.2.0: one call for every context; 0.1.0: one call each.
+    /// Contract 0.2.0 on: one call for every context; 0.1.0: one call each.
     fn decide_all(&self, contexts: &[ResetContext]) -> Vec<Result<ResetDecision, PolicyError>> {
         let linked = self.current();
-        let Linked::V0_2_0(pre) = &*linked else {
-            return contexts.iter().map(|c| self.decide(c)).collect();
+        let inputs = contexts.iter().map(|c| (c, self.settings_of(c))).collect();
+        let answer = match &*linked {
+            Linked::V0_3_0(pre) => v0_3_0::decide_all(&self.caller, pre, inputs),
+            Linked::V0_2_0(pre) => v0_2_0::decide_all(&self.caller, pre, inputs),
+            Linked::V0_1_0(_) => return contexts.iter().map(|c| self.decide(c)).collect(),
         };
-        let inputs: Vec<_> = contexts
+        let error = match answer {
+            Ok(Ok(decisions)) => return decisions.into_iter().map(Ok).collect(),
+            Ok(Err(answered)) => self.caller.error(PluginFailure::InvalidAnswer(format!(
+                "decide-all answered {answered} decisions for {} partitions",
+                contexts.len()
+            ))),
+            Err(error) => error,
+        };
+        contexts
             .iter()
-            .map(|c| {
-                convert_v0_2_0::context(c, convert_v0_2_0::reason(c.reason), self.settings_of(c))
-            })
-            .collect();
-        let answer = self.caller.call(
-            |store| pre.instantiate(store),
-            |plugin, store| {
-                plugin
-                    .wasmkafka_plugin_reset_policy()
-                    .call_decide_all(store, &inputs)
-            },
-        );
-        match answer {
-            Ok(decisions) if decisions.len() == contexts.len() => decisions
-                .into_iter()
-                .map(|d| Ok(convert_v0_2_0::decision(d)))
-                .collect(),
-            Ok(decisions) => {
-                let error = self.caller.error(PluginFailure::InvalidAnswer(format!(
-                    "decide-all answered {} decisions for {} partitions",
-                    decisions.len(),
-                    contexts.len()
-                )));
-                contexts
-                    .iter()
-                    .map(|_| Err(self.policy_error(error.clone())))
-                    .collect()
-            }
-            Err(error) => contexts
-                .iter()
-                .map(|_| Err(self.policy_error(error.clone())))
-                .collect(),
-        }
+            .map(|_| Err(self.policy_error(error.clone())))
+            .collect()
     }
 }

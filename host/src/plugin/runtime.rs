@@ -28,6 +28,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::cache::CompileCache;
 use super::contract::{inspect, ContractError, PluginInfo, PluginKind};
 use super::digest::Sha256Digest;
+use super::log::{bindings::wasmkafka::plugin::log as log_import, LogSink, PluginLog, TracingSink};
 use super::quarantine::Quarantine;
 use super::stats::{PluginStats, PluginStatsRegistry, PluginStatsSnapshot};
 
@@ -109,6 +110,14 @@ pub struct CallState {
     deadline: std::time::Instant,
     /// The plugin asked to wait on a clock beyond the deadline (the wait was cut short).
     waited_past_deadline: bool,
+    /// Where its `log` import writes (contract 0.3.0).
+    log: PluginLog,
+}
+
+impl log_import::Host for CallState {
+    fn log(&mut self, level: log_import::Level, message: String, fields: Vec<(String, String)>) {
+        self.log.write(level.into(), &message, &fields);
+    }
 }
 
 impl WasiView for CallState {
@@ -173,6 +182,8 @@ pub struct PluginRuntime {
     cache: Option<CompileCache>,
     ticker_stop: Arc<AtomicBool>,
     stats: PluginStatsRegistry,
+    /// Where plugins' log lines go (the host's log unless set).
+    log_sink: std::sync::Mutex<Arc<dyn LogSink>>,
 }
 
 impl Drop for PluginRuntime {
@@ -195,6 +206,11 @@ impl PluginRuntime {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| format!("cannot link WASI: {e:#}"))?;
         limit_clock_waits(&mut linker).map_err(|e| format!("cannot link WASI clocks: {e:#}"))?;
+        log_import::add_to_linker::<CallState, wasmtime::component::HasSelf<CallState>>(
+            &mut linker,
+            |state| state,
+        )
+        .map_err(|e| format!("cannot link the plugin log: {e:#}"))?;
         let ticker_stop = Arc::new(AtomicBool::new(false));
         {
             let engine = engine.clone();
@@ -216,12 +232,23 @@ impl PluginRuntime {
             cache,
             ticker_stop,
             stats: PluginStatsRegistry::default(),
+            log_sink: std::sync::Mutex::new(Arc::new(TracingSink)),
         }))
     }
 
     /// Each plugin file's calls, failures, quarantine skips and call times.
     pub fn plugin_stats(&self) -> BTreeMap<String, PluginStatsSnapshot> {
         self.stats.snapshot()
+    }
+
+    /// Sends the log lines of plugins loaded from now on to `sink` (e.g. `plugin test`,
+    /// which prints them beside each case).
+    pub fn set_log_sink(&self, sink: Arc<dyn LogSink>) {
+        *self.log_sink.lock().expect("log sink lock") = sink;
+    }
+
+    fn log_sink(&self) -> Arc<dyn LogSink> {
+        self.log_sink.lock().expect("log sink lock").clone()
     }
 
     pub fn linker(&self) -> &Linker<CallState> {
@@ -298,8 +325,9 @@ impl PluginRuntime {
         }
     }
 
-    /// A fresh store for one call, with the memory cap and the deadline armed.
-    pub fn store(&self) -> Store<CallState> {
+    /// A fresh store for one call, with the memory cap and the deadline armed; the plugin's
+    /// log lines go to `log`.
+    pub fn store(&self, log: PluginLog) -> Store<CallState> {
         let mut store = Store::new(
             &self.engine,
             CallState {
@@ -311,6 +339,7 @@ impl PluginRuntime {
                 },
                 deadline: std::time::Instant::now() + self.limits.deadline,
                 waited_past_deadline: false,
+                log,
             },
         );
         store.limiter(|state| &mut state.limiter);
@@ -343,6 +372,7 @@ pub struct PluginCaller {
     pin: Option<Sha256Digest>,
     quarantine: Quarantine,
     stats: Arc<PluginStats>,
+    log: PluginLog,
 }
 
 impl PluginCaller {
@@ -350,11 +380,17 @@ impl PluginCaller {
         let plugin = path.display().to_string();
         PluginCaller {
             stats: runtime.stats.for_plugin(&plugin),
+            log: PluginLog::new(&plugin, runtime.log_sink()),
             runtime,
             plugin,
             pin: None,
             quarantine: Quarantine::default(),
         }
+    }
+
+    /// The plugin's log (its lines carry `name` once it is known).
+    pub fn log(&self) -> &PluginLog {
+        &self.log
     }
 
     /// The same caller, loading only files whose SHA-256 is `pin`.
@@ -389,7 +425,7 @@ impl PluginCaller {
             return Err(self.error(failure));
         }
         let started = std::time::Instant::now();
-        let mut store = self.runtime.store();
+        let mut store = self.runtime.store(self.log.clone());
         let result = instantiate(&mut store)
             .map_err(|e| PluginFailure::Instantiate(format!("{e:#}")))
             .and_then(|instance| {

@@ -48,6 +48,57 @@ pub mod reset_policy_bindings {
     });
 }
 
+/// Lines into the consumer's log (contract 0.3.0): the host writes them with the plugin's
+/// name, at their level, beside its own lines (`WASMKAFKA_LOG=debug` shows debug lines). It
+/// cuts a message at 1 KiB and keeps at most 16 fields, and drops lines beyond 50 a second
+/// (bursts of 100), saying how many it dropped. In the plugin's own native `cargo test`,
+/// lines go to stderr.
+///
+/// ```ignore
+/// use wasmkafka_plugin_sdk::log;
+/// log::info("assigned", &[("members", &group.members.len().to_string())]);
+/// ```
+pub mod log {
+    pub use crate::assignor_bindings::wasmkafka::plugin::log::Level;
+
+    /// Writes `message` with `fields` (key-value pairs) at `level`.
+    pub fn log(level: Level, message: &str, fields: &[(&str, &str)]) {
+        #[cfg(target_arch = "wasm32")]
+        {
+            let fields: Vec<(String, String)> = fields
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            crate::assignor_bindings::wasmkafka::plugin::log::log(level, message, &fields);
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let fields: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            eprintln!("{level:?} {message} {}", fields.join(" "));
+        }
+    }
+
+    pub fn trace(message: &str, fields: &[(&str, &str)]) {
+        log(Level::Trace, message, fields)
+    }
+
+    pub fn debug(message: &str, fields: &[(&str, &str)]) {
+        log(Level::Debug, message, fields)
+    }
+
+    pub fn info(message: &str, fields: &[(&str, &str)]) {
+        log(Level::Info, message, fields)
+    }
+
+    pub fn warn(message: &str, fields: &[(&str, &str)]) {
+        log(Level::Warn, message, fields)
+    }
+
+    pub fn error(message: &str, fields: &[(&str, &str)]) {
+        log(Level::Error, message, fields)
+    }
+}
+
 /// How partitions change hands (see the WIT `rebalance-protocol`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
