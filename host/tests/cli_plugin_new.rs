@@ -216,3 +216,58 @@ expect = { a = ["t:0", "t:1"] }
     assert!(stdout.contains("FAIL  a wrong expectation"), "{stdout}");
     assert!(stdout.contains("1 passed, 1 failed"), "{stdout}");
 }
+
+/// The assignor that plugins/README.md shows how to write, copied as a reader would: its
+/// Cargo.toml lines and src/lib.rs in a crate under `plugins/assignors/`, next to the SDK. It
+/// builds for wasm32-wasip2 without a warning and passes `wasmkafka plugin check`.
+#[test]
+fn the_plugin_readme_example_builds_and_passes_the_check() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = std::fs::read_to_string(repo.join("plugins/README.md")).unwrap();
+    let section = &readme[readme.find("## Writing an assignor").expect("the section")..];
+    let block = |fence: &str| {
+        let start = section.find(fence).expect("a block") + fence.len();
+        let end = start + section[start..].find("```").expect("the block ends");
+        section[start..end].to_string()
+    };
+    let manifest = block("```toml\n");
+    let lib = block("```rust\n");
+    // The block's path is relative to plugins/assignors/<crate>: point it at the SDK.
+    let sdk = repo.join("plugins/sdk").canonicalize().unwrap();
+    assert!(manifest.contains("path = \"../../sdk\""), "{manifest}");
+    let manifest = manifest.replace("../../sdk", sdk.to_str().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let crate_dir = dir.path().join("plugins/assignors/topic-per-member");
+    std::fs::create_dir_all(crate_dir.join("src")).unwrap();
+    std::fs::write(
+        crate_dir.join("Cargo.toml"),
+        format!("[package]\nname = \"topic-per-member\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n{manifest}"),
+    )
+    .unwrap();
+    std::fs::write(crate_dir.join("src/lib.rs"), lib).unwrap();
+    // Warnings in the example itself are errors (its dependencies build as usual).
+    cargo(
+        &crate_dir,
+        &[
+            "rustc",
+            "--release",
+            "--quiet",
+            "--target",
+            "wasm32-wasip2",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    );
+    let wasm = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("plugin-new/wasm32-wasip2/release/topic_per_member.wasm");
+    let output = wasmkafka(&["plugin", "check", wasm.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("name:     topic-per-member"), "{stdout}");
+    assert!(stdout.contains("valid; 9 assigned"), "{stdout}");
+}

@@ -150,8 +150,7 @@ impl Assignor for Plugin {{
     }}
 }}
 
-// The component's exports (only in the Wasm build: natively, `cargo test` runs the logic).
-#[cfg(target_arch = "wasm32")]
+// The component's exports (the Wasm build only: natively, `cargo test` runs the logic).
 wasmkafka_plugin_sdk::export_assignor!(Plugin);
 
 #[cfg(test)]
@@ -212,8 +211,7 @@ impl ResetPolicy for Plugin {{
     }}
 }}
 
-// The component's exports (only in the Wasm build: natively, `cargo test` runs the logic).
-#[cfg(target_arch = "wasm32")]
+// The component's exports (the Wasm build only: natively, `cargo test` runs the logic).
 wasmkafka_plugin_sdk::export_reset_policy!(Plugin);
 
 #[cfg(test)]

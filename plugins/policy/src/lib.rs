@@ -4,5 +4,7 @@
 //! plugins in `plugins/` compile the very same code: one copy of each algorithm, so the native
 //! and the sandboxed versions cannot drift apart (a differential test checks it).
 
+#![warn(missing_docs)]
+
 pub mod assign;
 pub mod reset;

@@ -11,11 +11,20 @@ pub enum ResetReason {
     NoCommittedOffset,
     /// The broker said the partition's offset is out of range: the data there was compacted
     /// or deleted, or the offset is beyond the end of the log.
-    OutOfRange { offset: i64 },
+    OutOfRange {
+        /// The position the broker refused.
+        offset: i64,
+    },
     /// The log diverged from what the consumer read (truncation after an unclean leader
     /// election, KIP-320): the records from `diverged_at` on are not the ones the consumer
     /// saw before `offset`, its position.
-    LogTruncated { offset: i64, diverged_at: i64 },
+    LogTruncated {
+        /// The consumer's position when the truncation was found.
+        offset: i64,
+        /// Where the leader's log diverged from what was read: the end offset, in the
+        /// leader's log, of the position's leader epoch (below `offset`).
+        diverged_at: i64,
+    },
 }
 
 impl fmt::Display for ResetReason {
@@ -38,8 +47,11 @@ impl fmt::Display for ResetReason {
 /// What a policy is told.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResetContext {
+    /// The topic of the partition to reset.
     pub topic: String,
+    /// The partition to reset, by its number within `topic`.
     pub partition: i32,
+    /// Why the partition needs a reset.
     pub reason: ResetReason,
     /// The group's committed offset, if there is one.
     pub committed: Option<i64>,
@@ -82,10 +94,14 @@ fn after_truncation(context: &ResetContext) -> Option<ResetDecision> {
     }
 }
 
+/// Starts from the first offset still in the log; after a truncation, from where the log
+/// diverged (clamped to the log's bounds).
 pub fn earliest(context: &ResetContext) -> ResetDecision {
     after_truncation(context).unwrap_or(ResetDecision::Earliest)
 }
 
+/// Starts at the end of the log (only records produced from now on); after a truncation, from
+/// where the log diverged (clamped to the log's bounds).
 pub fn latest(context: &ResetContext) -> ResetDecision {
     after_truncation(context).unwrap_or(ResetDecision::Latest)
 }

@@ -21,9 +21,12 @@ pub use validate::{validate, AssignmentReport, InvalidAssignment};
 /// One member's subscription, as the leader sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Member {
+    /// The id the group coordinator gave the member: its key in an [`Assignment`], and the
+    /// tie-break between equal [`Member::sort_key`]s.
     pub member_id: String,
     /// `group.instance.id` of a static member.
     pub instance_id: Option<String>,
+    /// The topics the member subscribes to.
     pub topics: Vec<String>,
     /// What the member's assignor put in its subscription.
     pub user_data: Vec<u8>,
@@ -31,6 +34,8 @@ pub struct Member {
     pub owned: BTreeMap<String, Vec<i32>>,
     /// The generation in which the member last got an assignment (-1 if never).
     pub generation: i32,
+    /// The member's rack (its `client.rack`), `None` if it gave none. For rack-aware
+    /// assignors: the built-ins ignore it.
     pub rack: Option<String>,
 }
 
@@ -41,6 +46,7 @@ impl Member {
         self.instance_id.as_deref().unwrap_or(&self.member_id)
     }
 
+    /// Whether the member subscribes to `topic`.
     pub fn subscribes(&self, topic: &str) -> bool {
         self.topics.iter().any(|t| t == topic)
     }
@@ -49,13 +55,16 @@ impl Member {
 /// One partition of a topic, with the racks of its replicas.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PartitionInfo {
+    /// The partition's number within its topic.
     pub partition: i32,
+    /// The racks of the brokers that hold the partition's replicas (empty when unknown).
     pub racks: Vec<String>,
 }
 
 /// Everything an assignor sees.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Group {
+    /// Every member of the group, in no particular order (see [`Group::sorted_members`]).
     pub members: Vec<Member>,
     /// The partitions of every topic some member subscribes to.
     pub topics: BTreeMap<String, Vec<PartitionInfo>>,
@@ -92,10 +101,14 @@ impl Group {
 pub struct MemberAssignment {
     /// topic -> partitions (sorted).
     pub partitions: BTreeMap<String, Vec<i32>>,
+    /// Bytes the assignor sends to the member along with its share (empty: none; the
+    /// built-ins send none).
     pub user_data: Vec<u8>,
 }
 
 impl MemberAssignment {
+    /// Adds `partition` of `topic`, keeping the topic's list sorted; a partition already in
+    /// the share is not added twice.
     pub fn add(&mut self, topic: &str, partition: i32) {
         let partitions = self.partitions.entry(topic.to_string()).or_default();
         if let Err(at) = partitions.binary_search(&partition) {
@@ -103,10 +116,12 @@ impl MemberAssignment {
         }
     }
 
+    /// How many partitions the share holds, over all topics.
     pub fn count(&self) -> usize {
         self.partitions.values().map(Vec::len).sum()
     }
 
+    /// Every (topic, partition) of the share, sorted by topic, then partition.
     pub fn iter(&self) -> impl Iterator<Item = (&str, i32)> {
         self.partitions
             .iter()

@@ -3,6 +3,8 @@
 
 use super::{empty_assignment, Assignment, Group};
 
+/// Per topic, gives each member subscribed to it (in [`Group::sorted_members`] order) a
+/// contiguous range of its partitions; the first `partitions % members` get one more.
 pub fn range(group: &Group) -> Assignment {
     let mut assignment = empty_assignment(group);
     let members = group.sorted_members();

@@ -3,6 +3,9 @@
 
 use super::{empty_assignment, Assignment, Group};
 
+/// Deals every partition (sorted by topic, then partition) to the members in turn, in
+/// [`Group::sorted_members`] order, skipping a member that does not subscribe to the
+/// partition's topic.
 pub fn roundrobin(group: &Group) -> Assignment {
     let mut assignment = empty_assignment(group);
     let members = group.sorted_members();

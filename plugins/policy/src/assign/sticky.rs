@@ -14,10 +14,14 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
 
 use super::{empty_assignment, Assignment, Group, Member};
 
+/// Spreads the partitions as evenly as the subscriptions allow, leaving as many as balance
+/// permits with their current owner. Eager: a partition may go straight to a new owner.
 pub fn sticky(group: &Group) -> Assignment {
     plan(group)
 }
 
+/// [`sticky`], then [`hold_back_owned_by_others`]: a partition that would change owner goes to
+/// nobody this rebalance, so its owner revokes it first.
 pub fn cooperative_sticky(group: &Group) -> Assignment {
     let mut assignment = plan(group);
     hold_back_owned_by_others(group, &mut assignment);

@@ -8,34 +8,54 @@ use super::{Assignment, Group};
 /// Why an assignment cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InvalidAssignment {
+    /// Partitions go to a member id that is not in the group.
     UnknownMember {
+        /// The member id the group does not have.
         member: String,
     },
+    /// A partition that the group's topics do not have goes to a member.
     UnknownPartition {
+        /// The member it goes to.
         member: String,
+        /// The topic the assignment names.
         topic: String,
+        /// The partition number, not among the topic's partitions.
         partition: i32,
     },
+    /// A member gets a partition of a topic it does not subscribe to.
     NotSubscribed {
+        /// The member that gets the partition.
         member: String,
+        /// The topic the member does not subscribe to.
         topic: String,
     },
+    /// One partition goes to two members.
     Duplicate {
+        /// The topic of the partition given twice.
         topic: String,
+        /// The partition given twice.
         partition: i32,
+        /// The two members that get it, in member id order.
         members: (String, String),
     },
     /// Cooperative rebalancing: a partition went straight from its owner to another member.
     MovedWhileOwned {
+        /// The topic of the moved partition.
         topic: String,
+        /// The moved partition.
         partition: i32,
+        /// A member that owns the partition now (the first claimant in [`Group::members`]
+        /// order).
         owner: String,
+        /// The member the assignment gives the partition to.
         member: String,
     },
     /// A subscribed partition nobody got, though no owner holds it for a cooperative
     /// handover: nobody would ever consume it.
     LeftOut {
+        /// The topic of the partition nobody got.
         topic: String,
+        /// The partition nobody got.
         partition: i32,
     },
 }
