@@ -18,28 +18,26 @@
 //!   leader's partitions go out together (see [`super::validate`]).
 //! - Nothing here waits without a bound: every job has a timeout, every retry a deadline.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kafka_protocol::error::ResponseError;
-use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::client::{Client, ClientError};
 use crate::cluster::{means_stale_metadata, MetadataScope, RefreshReason};
-use crate::histogram::Histogram;
 use crate::net::Backoff;
 use crate::policy::{ResetPolicy, ResetReason};
 
-use super::buffer::{Chunk, RecordBuffer};
-use super::consumer::FetchOptions;
-use super::delivery::Delivery;
-use super::error::{topic_refusal_hint, ConsumerError, PartitionError, TopicRefused};
+use super::buffer::Chunk;
+use super::error::{topic_refusal_hint, PartitionError, TopicRefused};
 use super::fetch_job::{self, Asked, FetchJob, FetchLimits, FetchedData, PartitionOutcome};
-use super::partition::{PartitionState, Partitions, ResetCause};
+use super::options::FetchOptions;
+use super::partition::{PartitionState, ResetCause};
 use super::reset::{ResetJob, ResetOutcome, ResetRequest};
 use super::session::{FetchSession, SessionPartition};
+use super::state::{ResetKind, Shared};
 use super::validate::{validate, ValidateOutcome, ValidateRequest};
 use super::TopicPartition;
 
@@ -55,88 +53,6 @@ const EMPTY_FETCH_SPACING: Duration = Duration::from_millis(10);
 const GONE_AFTER_REFRESHES: u32 = 6;
 /// How long the plan sleeps when nothing else wakes it.
 const IDLE_TICK: Duration = Duration::from_secs(1);
-
-/// Counters, for tests, logs, metrics and benchmarks.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct FetchStats {
-    pub fetch_requests: u64,
-    /// How long answered Fetch requests took, long-poll wait included.
-    pub fetch_latency: Histogram,
-    /// Record bytes the answers carried (as on the wire, before decompression).
-    pub fetch_record_bytes: u64,
-    /// What the last answered Fetch request asked for at most (`max_bytes`).
-    pub fetch_max_bytes: i32,
-    /// Resets by why and who decided (the policy, or a seek), and how they ended.
-    pub resets: BTreeMap<ResetKind, u64>,
-    pub incremental_fetches: u64,
-    pub failed_fetches: u64,
-    /// Answers (per partition) dropped because the partition had moved.
-    pub stale_dropped: u64,
-    pub out_of_range: u64,
-    /// Positions checked against a new leader with OffsetForLeaderEpoch (KIP-320).
-    pub validations: u64,
-    /// Positions beyond the end of a diverged log (KIP-320 truncation detection), found by a
-    /// validation or by a fetch's diverging-epoch answer.
-    pub truncations: u64,
-    pub resets_resolved: u64,
-    pub reset_retries: u64,
-    /// The most bytes the record buffer held at once.
-    pub buffer_bytes_peak: usize,
-    /// The bytes it held when this snapshot was taken.
-    pub buffer_bytes: usize,
-}
-
-/// One kind of reset, for counting.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct ResetKind {
-    /// `no_committed_offset`, `out_of_range`, `log_truncated`, or `seek` (the application's).
-    pub reason: &'static str,
-    /// The reset policy's name; `seek` for the application's.
-    pub policy: String,
-    /// `resolved` or `failed` (the partition stopped).
-    pub outcome: &'static str,
-}
-
-/// State shared by the consumer handle and the driver.
-#[derive(Debug, Default)]
-pub struct FetchState {
-    pub partitions: Partitions,
-    pub buffer: RecordBuffer,
-    /// Partition and topic errors not yet handed to the user.
-    pub errors: VecDeque<ConsumerError>,
-    pub closed: bool,
-    pub stats: FetchStats,
-    /// Records in hand and the application's polls (what commits may cover).
-    pub delivery: Delivery,
-}
-
-#[derive(Debug, Default)]
-pub struct Shared {
-    state: Mutex<FetchState>,
-    /// Something changed that may let the driver send a request (seek, resume, drained buffer).
-    pub driver_wake: Notify,
-    /// Records or errors arrived, or the consumer closed.
-    pub records_ready: Notify,
-}
-
-impl FetchState {
-    /// Stops the partition `error` names for good and queues `error` for the user, if the
-    /// partition is still under `epoch` (an answer for a partition since seeked or revoked
-    /// stops nothing). Returns whether it stopped.
-    pub fn stop_partition(&mut self, epoch: u64, error: PartitionError) -> bool {
-        let stopped = self.partitions.fail(error.partition(), epoch);
-        if stopped {
-            self.errors.push_back(error.into());
-        }
-        stopped
-    }
-}
-
-impl Shared {
-    pub fn lock(&self) -> MutexGuard<'_, FetchState> {
-        self.state.lock().expect("fetch state lock poisoned")
-    }
-}
 
 #[derive(Debug, Default)]
 struct LeaderState {

@@ -3,6 +3,8 @@
 //!
 //! - [`consumer`]: the public handle (`assign`, `poll`, `seek`, `pause`, ...).
 //! - [`driver`]: the background task that plans fetches and resets and applies their answers.
+//! - [`state`]: what the handle and the driver share (one lock, two wake-ups); [`options`]:
+//!   the fetch settings.
 //! - [`partition`]: the per-partition state machine and its epochs (the stale-answer guard).
 //! - [`fetch_job`], [`session`]: one Fetch request to one leader; KIP-227 sessions.
 //! - [`size`]: how much one answer may carry (fixed, or following the round trip).
@@ -20,10 +22,12 @@ pub mod driver;
 pub mod error;
 pub mod fetch_job;
 pub mod offsets;
+pub mod options;
 pub mod partition;
 pub mod reset;
 pub mod session;
 pub mod size;
+pub mod state;
 pub mod transactions;
 pub mod validate;
 
@@ -32,12 +36,13 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use batch::{decode_records, BatchError, BatchHeader, ConsumerRecord, DecodedRecords};
-pub use consumer::{Consumer, FetchOptions};
-pub use driver::{FetchStats, ResetKind};
+pub use consumer::Consumer;
 pub use error::{ConsumerError, PartitionError, TopicRefused};
 pub use offsets::{list_offsets, OffsetSpec};
+pub use options::FetchOptions;
 pub use partition::{CommittedOffset, PartitionState, ResetCause, StartAt};
 pub use size::FetchSize;
+pub use state::{FetchStats, ResetKind};
 
 /// A topic and a partition.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

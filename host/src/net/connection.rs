@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, Bytes};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+    SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
 };
 use kafka_protocol::protocol::{
     Decodable, Encodable, HeaderVersion, Request, StrBytes, VersionRange,
@@ -640,5 +641,29 @@ async fn read_loop(shared: Arc<Shared>, read_half: ReadHalf, max_frame_bytes: us
             // in step because this answer was consumed.
             let _ = in_flight.reply.send(Ok(frame));
         }
+    }
+}
+
+impl sasl::SaslPeer for Connection {
+    fn addr(&self) -> &str {
+        Connection::addr(self)
+    }
+
+    async fn handshake(
+        &self,
+        request: SaslHandshakeRequest,
+    ) -> Result<SaslHandshakeResponse, NetError> {
+        let options = SendOptions {
+            version: Some(1),
+            timeout: None,
+        };
+        Ok(self.send_with(&request, options).await?.1)
+    }
+
+    async fn authenticate(
+        &self,
+        request: SaslAuthenticateRequest,
+    ) -> Result<SaslAuthenticateResponse, NetError> {
+        self.send(&request).await
     }
 }

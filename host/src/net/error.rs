@@ -1,9 +1,8 @@
-//! Typed errors of the wire client. They are `Clone` because one connection failure is handed
-//! to every request that was in flight on that connection.
+//! Typed errors of the wire client, below everything that produces them (frames, transport,
+//! connections). They are `Clone` because one connection failure is handed to every request
+//! that was in flight on that connection.
 
 use std::time::Duration;
-
-use super::frame::FrameError;
 
 /// Something went wrong talking to a broker.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -137,5 +136,57 @@ impl NetError {
             self,
             NetError::Connect { .. } | NetError::RequestTimeout { .. } | NetError::Closed { .. }
         )
+    }
+}
+
+/// Why a frame could not be read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FrameError {
+    /// The peer closed the stream cleanly between frames.
+    #[error("the peer closed the connection")]
+    Eof,
+    /// The stream ended inside a frame (after `read` of `expected` bytes).
+    #[error("the connection closed mid-frame after {read} of {expected} bytes")]
+    Truncated { read: usize, expected: usize },
+    /// The size prefix is negative.
+    #[error("invalid frame size prefix {0}")]
+    NegativeSize(i32),
+    /// The size prefix is larger than the configured limit.
+    #[error("frame of {claimed} bytes is over the {limit}-byte limit")]
+    TooLarge { claimed: usize, limit: usize },
+    /// TLS failed on an established connection (an alert from the broker, such as one
+    /// refusing the client certificate after a TLS 1.3 handshake).
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// Any other I/O failure.
+    #[error("I/O error: {0}")]
+    Io(String),
+}
+
+/// A rustls error in words, with what to do about it.
+pub fn describe_tls_error(error: &rustls::Error) -> String {
+    use rustls::CertificateError;
+    match error {
+        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
+            "the broker's certificate is not signed by a trusted CA (UnknownIssuer): name the \
+             CA that signed it with security.ca_file / ssl.ca.location"
+                .into()
+        }
+        rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        ) => format!(
+            "the broker's certificate does not name the host connected to ({error}): connect \
+             by a name it carries, or turn the check off with security.verify_hostname = false \
+             (ssl.endpoint.identification.algorithm=)"
+        ),
+        rustls::Error::InvalidCertificate(
+            CertificateError::Expired | CertificateError::ExpiredContext { .. },
+        ) => format!("the broker's certificate has expired ({error})"),
+        rustls::Error::AlertReceived(alert) => format!(
+            "the broker refused the handshake with alert {alert:?} (a broker that requires a \
+             client certificate answers this way when none or an untrusted one is sent: see \
+             security.cert_file / ssl.certificate.location)"
+        ),
+        other => other.to_string(),
     }
 }

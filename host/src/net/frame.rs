@@ -18,41 +18,19 @@
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+use super::error::{describe_tls_error, FrameError};
+
 /// How much the buffer grows per read until the peer has proven larger frames.
 const READ_CHUNK: usize = 64 * 1024;
 /// The buffer grows when less than this is free for the next read.
 const MIN_READ: usize = 4096;
-
-/// Why a frame could not be read.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum FrameError {
-    /// The peer closed the stream cleanly between frames.
-    #[error("the peer closed the connection")]
-    Eof,
-    /// The stream ended inside a frame (after `read` of `expected` bytes).
-    #[error("the connection closed mid-frame after {read} of {expected} bytes")]
-    Truncated { read: usize, expected: usize },
-    /// The size prefix is negative.
-    #[error("invalid frame size prefix {0}")]
-    NegativeSize(i32),
-    /// The size prefix is larger than the configured limit.
-    #[error("frame of {claimed} bytes is over the {limit}-byte limit")]
-    TooLarge { claimed: usize, limit: usize },
-    /// TLS failed on an established connection (an alert from the broker, such as one
-    /// refusing the client certificate after a TLS 1.3 handshake).
-    #[error("TLS: {0}")]
-    Tls(String),
-    /// Any other I/O failure.
-    #[error("I/O error: {0}")]
-    Io(String),
-}
 
 fn io_error(error: std::io::Error) -> FrameError {
     match error
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
     {
-        Some(tls) => FrameError::Tls(super::transport::describe_tls_error(tls)),
+        Some(tls) => FrameError::Tls(describe_tls_error(tls)),
         None => FrameError::Io(error.to_string()),
     }
 }

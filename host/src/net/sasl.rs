@@ -9,21 +9,40 @@
 use std::io::Cursor;
 use std::time::Duration;
 
+use std::future::Future;
+
 use bytes::Bytes;
-use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
+use kafka_protocol::messages::{
+    SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
+};
 use kafka_protocol::protocol::StrBytes;
 use rsasl::prelude::{Mechname, SASLClient, SASLConfig};
 
-use super::connection::{Connection, SendOptions};
 use super::error::NetError;
 use super::security::SaslCredentials;
+
+/// What the exchange needs of a connection: its address (for messages) and the two SASL
+/// requests. The connection implements it; this module does not import the connection.
+pub trait SaslPeer {
+    fn addr(&self) -> &str;
+    /// SaslHandshake, at version 1 (the mechanism's messages then travel in
+    /// SaslAuthenticate).
+    fn handshake(
+        &self,
+        request: SaslHandshakeRequest,
+    ) -> impl Future<Output = Result<SaslHandshakeResponse, NetError>> + Send;
+    fn authenticate(
+        &self,
+        request: SaslAuthenticateRequest,
+    ) -> impl Future<Output = Result<SaslAuthenticateResponse, NetError>> + Send;
+}
 
 const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
 
 /// Authenticates `connection`. Returns the session lifetime the broker gave
 /// (`connections.max.reauth.ms`), after which it expects the client to authenticate again.
 pub async fn authenticate(
-    connection: &Connection,
+    connection: &impl SaslPeer,
     credentials: &SaslCredentials,
 ) -> Result<Option<Duration>, NetError> {
     let mechanism = credentials.mechanism;
@@ -36,15 +55,7 @@ pub async fn authenticate(
 
     let handshake =
         SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism.name()));
-    let (_, answer) = connection
-        .send_with(
-            &handshake,
-            SendOptions {
-                version: Some(1),
-                timeout: None,
-            },
-        )
-        .await?;
+    let answer = connection.handshake(handshake).await?;
     if answer.error_code == UNSUPPORTED_SASL_MECHANISM {
         let enabled: Vec<&str> = answer.mechanisms.iter().map(|m| m.as_str()).collect();
         return Err(failed(format!(
@@ -88,7 +99,7 @@ pub async fn authenticate(
         if state.has_sent_message() {
             let request = SaslAuthenticateRequest::default()
                 .with_auth_bytes(Bytes::from(output.into_inner()));
-            let answer = connection.send(&request).await?;
+            let answer = connection.authenticate(request).await?;
             if answer.error_code != 0 {
                 let reason = answer
                     .error_message

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use super::error::NetError;
+use super::error::{describe_tls_error, NetError};
 use super::security::Security;
 
 pub type ReadHalf = Box<dyn AsyncRead + Send + Unpin>;
@@ -76,32 +76,4 @@ fn handshake_error(broker: i32, addr: &str, error: std::io::Error) -> NetError {
         ""
     };
     NetError::connect(broker, addr, format!("TLS handshake: {error}{hint}"))
-}
-
-/// A rustls error in words, with what to do about it.
-pub fn describe_tls_error(error: &rustls::Error) -> String {
-    use rustls::CertificateError;
-    match error {
-        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
-            "the broker's certificate is not signed by a trusted CA (UnknownIssuer): name the \
-             CA that signed it with security.ca_file / ssl.ca.location"
-                .into()
-        }
-        rustls::Error::InvalidCertificate(
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-        ) => format!(
-            "the broker's certificate does not name the host connected to ({error}): connect \
-             by a name it carries, or turn the check off with security.verify_hostname = false \
-             (ssl.endpoint.identification.algorithm=)"
-        ),
-        rustls::Error::InvalidCertificate(
-            CertificateError::Expired | CertificateError::ExpiredContext { .. },
-        ) => format!("the broker's certificate has expired ({error})"),
-        rustls::Error::AlertReceived(alert) => format!(
-            "the broker refused the handshake with alert {alert:?} (a broker that requires a \
-             client certificate answers this way when none or an untrusted one is sent: see \
-             security.cert_file / ssl.certificate.location)"
-        ),
-        other => other.to_string(),
-    }
 }

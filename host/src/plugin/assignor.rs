@@ -13,8 +13,9 @@ use crate::group::{Assignor, AssignorError, RebalanceProtocol};
 
 use super::contract::PluginKind;
 use super::digest::Sha256Digest;
+use super::failure::{PluginError, PluginFailure};
 use super::hot_swap::Swappable;
-use super::runtime::{CallState, PluginCaller, PluginError, PluginFailure, PluginRuntime};
+use super::runtime::{CallState, PluginCaller, PluginRuntime};
 
 /// A member's share as the plugin answered it.
 type Shares = Result<Vec<(String, MemberAssignment)>, String>;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use super::runtime::PluginError;
+use super::failure::PluginError;
 
 /// Which version of a file: its modification time and size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

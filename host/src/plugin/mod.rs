@@ -3,7 +3,8 @@
 //! traits.
 //!
 //! - [`contract`]: read a component's contract version, exports and imports before compiling.
-//! - [`runtime`]: one engine, per-call stores with a deadline and a memory cap, typed failures.
+//! - [`runtime`]: one engine, per-call stores with a deadline and a memory cap.
+//! - [`failure`]: what can go wrong with a plugin, named for the user.
 //! - [`cache`]: compiled plugins on disk, checked before they run, in a private directory.
 //! - [`digest`]: SHA-256 digests: pins in the config, cache entry names.
 //! - [`assignor`], [`reset`]: the typed handles, one wasmtime `bindgen!` per contract version
@@ -18,6 +19,7 @@ pub mod assignor;
 pub mod cache;
 pub mod contract;
 pub mod digest;
+pub mod failure;
 pub mod hot_swap;
 pub mod log;
 pub mod quarantine;
@@ -31,6 +33,7 @@ pub use contract::{
     inspect, ContractError, PluginInfo, PluginKind, CONTRACT_VERSION, CONTRACT_VERSIONS,
 };
 pub use digest::Sha256Digest;
+pub use failure::{PluginError, PluginFailure};
 pub use log::{LogLevel, LogLine, LogSink};
 pub use reset::WasmResetPolicy;
-pub use runtime::{PluginError, PluginFailure, PluginLimits, PluginRuntime};
+pub use runtime::{PluginLimits, PluginRuntime};

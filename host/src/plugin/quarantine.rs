@@ -4,7 +4,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::runtime::PluginFailure;
+use super::failure::PluginFailure;
 
 /// Failures in a row before the plugin is skipped.
 const THRESHOLD: u32 = 3;

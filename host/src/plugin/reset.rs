@@ -7,8 +7,9 @@ use crate::policy::{PolicyError, ResetContext, ResetDecision, ResetPolicy, Reset
 
 use super::contract::PluginKind;
 use super::digest::Sha256Digest;
+use super::failure::{PluginError, PluginFailure};
 use super::hot_swap::Swappable;
-use super::runtime::{CallState, PluginCaller, PluginError, PluginFailure, PluginRuntime};
+use super::runtime::{CallState, PluginCaller, PluginRuntime};
 
 /// One contract version's bindings and the calls through them. `truncation` says how a
 /// truncated log reaches the plugin: as itself (0.2.0 on) or as out of range (0.1.0, which

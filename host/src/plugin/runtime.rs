@@ -26,8 +26,9 @@ use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::cache::CompileCache;
-use super::contract::{inspect, ContractError, PluginInfo, PluginKind};
+use super::contract::{inspect, PluginInfo, PluginKind};
 use super::digest::Sha256Digest;
+use super::failure::{PluginError, PluginFailure};
 use super::log::{bindings::wasmkafka::plugin::log as log_import, LogSink, PluginLog, TracingSink};
 use super::quarantine::Quarantine;
 use super::stats::{PluginStats, PluginStatsRegistry, PluginStatsSnapshot};
@@ -54,50 +55,6 @@ impl Default for PluginLimits {
             max_file_bytes: 32 * 1024 * 1024,
         }
     }
-}
-
-/// What went wrong with a plugin.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PluginFailure {
-    #[error("cannot read it: {0}")]
-    Read(String),
-    #[error("the file is {size} bytes, over the {limit}-byte limit (plugins.max_file_bytes)")]
-    TooLarge { size: usize, limit: usize },
-    /// The file is not the build the config pins.
-    #[error(
-        "its SHA-256 is {actual}, but the config pins {pinned}: it is not the build you \
-         pinned. Put the intended file back, or pin the new one (sha256 = \"{actual}\")"
-    )]
-    PinMismatch {
-        pinned: Sha256Digest,
-        actual: Sha256Digest,
-    },
-    #[error(transparent)]
-    Contract(#[from] ContractError),
-    #[error("cannot compile it: {0}")]
-    Compile(String),
-    #[error("cannot instantiate it: {0}")]
-    Instantiate(String),
-    #[error("it ran past its {0:?} deadline and was stopped (plugins.deadline_ms)")]
-    Deadline(Duration),
-    #[error(
-        "it tried to use more than {0} bytes of memory and was stopped (plugins.memory_bytes)"
-    )]
-    MemoryLimit(usize),
-    #[error("it trapped: {0}")]
-    Trap(String),
-    #[error("its answer is not valid: {0}")]
-    InvalidAnswer(String),
-    #[error("it failed {failures} times in a row and is skipped for {remaining:?}")]
-    Quarantined { failures: u32, remaining: Duration },
-}
-
-/// A plugin failure, naming the plugin.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("plugin {plugin}: {failure}")]
-pub struct PluginError {
-    pub plugin: String,
-    pub failure: PluginFailure,
 }
 
 /// The per-call store state: an empty WASI context (no env, no args, no files, no network,
