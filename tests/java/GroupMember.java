@@ -1,6 +1,7 @@
 // A Java client (org.apache.kafka:kafka-clients, the classic group protocol) as a member of a
 // consumer group, for the interop tests. Run with the source launcher on the Kafka classpath:
 //   java -cp '<kafka lib>/*' tests/java/GroupMember.java BOOTSTRAP GROUP TOPIC ASSIGNOR
+//        [PROTOCOL [PROPERTIES_FILE]]
 // ASSIGNOR lists assignors in preference order, comma-separated: range, roundrobin, sticky,
 // cooperative-sticky (e.g. "cooperative-sticky,range"). Prints JSON lines on stdout:
 //   {"event":"assigned","partitions":[0,1]}   {"event":"revoked","partitions":[2]}
@@ -64,6 +65,13 @@ public class GroupMember {
         }
         props.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
         props.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+        // A properties file (the sixth argument) goes over all of the above, as a Java
+        // application's client.properties would.
+        if (args.length > 5) {
+            try (var file = new java.io.FileInputStream(args[5])) {
+                props.load(file);
+            }
+        }
 
         ConcurrentLinkedQueue<String> commands = new ConcurrentLinkedQueue<>();
         AtomicBoolean inputClosed = new AtomicBoolean(false);

@@ -81,9 +81,23 @@ impl JavaMember {
         assignor: &str,
         protocol: &str,
     ) -> Result<JavaMember> {
+        JavaMember::start_with_file(bootstrap, group, topic, assignor, protocol, None)
+    }
+
+    /// [`JavaMember::start_with_protocol`], then a properties file over those settings, as
+    /// a Java application loads its client.properties.
+    pub fn start_with_file(
+        bootstrap: &str,
+        group: &str,
+        topic: &str,
+        assignor: &str,
+        protocol: &str,
+        properties: Option<&std::path::Path>,
+    ) -> Result<JavaMember> {
         let mut command = source_command("GroupMember.java")?;
         command
             .args([bootstrap, group, topic, assignor, protocol])
+            .args(properties)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());

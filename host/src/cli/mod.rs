@@ -2,6 +2,7 @@
 //! them stable.
 
 mod assign_sim;
+mod config_show;
 mod lookup;
 mod metadata;
 mod offsets;
@@ -21,6 +22,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use crate::client::Client;
+use crate::config::layers::Layers;
 use crate::config::{validate_broker_address, Config};
 use crate::policy::ResetPolicySpec;
 
@@ -76,6 +78,9 @@ pub enum Command {
     /// A group's committed offsets: describe them, plan where they go (`--execute` commits).
     #[command(subcommand)]
     Offsets(offsets::OffsetsCommand),
+    /// The config as this command line, its environment and its config file make it.
+    #[command(subcommand)]
+    Config(config_show::ConfigCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout, e.g.
     /// `wasmkafka completions bash > /etc/bash_completion.d/wasmkafka`.
     Completions {
@@ -87,8 +92,11 @@ pub enum Command {
 /// Flags every subcommand that talks to a cluster shares.
 #[derive(Debug, Args, Clone)]
 pub struct CommonArgs {
-    /// TOML config file (see the README); flags override it.
-    #[arg(long, value_name = "FILE")]
+    /// Config file: this project's TOML (see the README), or a Java client's .properties file
+    /// (`-F` as kcat takes it; Kafka properties this consumer does not use are ignored with a
+    /// warning). Default: $WASMKAFKA_CONFIG, else ~/.config/wasmkafka/config.toml if it
+    /// exists. WASMKAFKA_* variables (WASMKAFKA_CONSUMER_GROUP=g) and flags override it.
+    #[arg(long, short = 'F', value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Bootstrap brokers, comma separated.
     #[arg(long, value_name = "HOST:PORT,...", value_delimiter = ',')]
@@ -101,9 +109,10 @@ pub struct CommonArgs {
 }
 
 impl CommonArgs {
-    /// The config file (or defaults) with the flags applied, validated.
-    pub fn load_config(&self) -> anyhow::Result<Config> {
-        let properties = self
+    /// The config's layers (see [`crate::config::layers`]): the file, the environment, then
+    /// `-X` and `--brokers`.
+    pub fn layers(&self) -> anyhow::Result<Layers> {
+        let mut flags = self
             .properties
             .iter()
             .map(|p| {
@@ -112,14 +121,18 @@ impl CommonArgs {
                     .with_context(|| format!("-X `{p}` is not KEY=VALUE"))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let mut config = Config::load_with(self.config.as_deref(), &properties)?;
         if !self.brokers.is_empty() {
             for broker in &self.brokers {
                 validate_broker_address(broker)?;
             }
-            config.brokers = self.brokers.clone();
+            flags.push(("brokers".to_string(), self.brokers.join(",")));
         }
-        config.validate()?;
+        Ok(Layers::for_command_line(self.config.clone(), flags))
+    }
+
+    /// The config with every layer applied, validated, with brokers to reach.
+    pub fn load_config(&self) -> anyhow::Result<Config> {
+        let config = self.layers()?.load()?.config;
         config.require_brokers()?;
         Ok(config)
     }
@@ -200,6 +213,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Plugin(command) => plugin::plugin(command).await,
         Command::AssignSim(args) => assign_sim::assign_sim(args).await,
         Command::Offsets(command) => offsets::offsets(command).await,
+        Command::Config(command) => config_show::config(command),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(

@@ -95,7 +95,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub mod properties;
+pub mod layers;
+mod properties;
 
 use crate::cluster::MetadataOptions;
 use crate::fetch::{FetchOptions, FetchSize, IsolationLevel};
@@ -541,25 +542,18 @@ impl Config {
         Ok(config)
     }
 
-    /// A config file (or the defaults) with `properties` applied (see [`Config::parse_with`]).
+    /// A config file (TOML, or a Java client's properties file; or the defaults) with
+    /// `properties` applied (see [`Config::parse_with`] and [`layers`]).
     pub fn load_with(
         path: Option<&Path>,
         properties: &[(String, String)],
     ) -> Result<Config, ConfigError> {
-        let Some(path) = path else {
-            return Config::parse_with("", properties);
+        let layers = layers::Layers {
+            file: path.map(Path::to_path_buf),
+            env: Vec::new(),
+            flags: properties.to_vec(),
         };
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        Config::parse_with(&text, properties).map_err(|e| match e {
-            ConfigError::Parse { reason, .. } => ConfigError::Parse {
-                path: path.display().to_string(),
-                reason,
-            },
-            other => other,
-        })
+        Ok(layers.load()?.config)
     }
 
     /// Checks values that parse but make no sense. Brokers are checked by [`Config::require_brokers`]

@@ -163,6 +163,9 @@ pub fn apply(table: &mut Table, key: &str, value: &str) -> Result<(), ConfigErro
         return set(table, target, converted).map_err(invalid);
     }
     if key.contains('.') && !key.split('.').next().is_some_and(is_section) {
+        if let Some(problem) = unsupported(key) {
+            return Err(invalid(problem.to_string()));
+        }
         return Err(invalid(unknown_key(key)));
     }
     let kind = if LIST_KEYS.contains(&key) {
@@ -177,6 +180,22 @@ pub fn apply(table: &mut Table, key: &str, value: &str) -> Result<(), ConfigErro
         _ => convert(value, kind, key).map_err(invalid)?,
     };
     set(table, key, converted).map_err(invalid)
+}
+
+/// [`apply`] for a Java client's properties file: a Kafka property this consumer does not
+/// use (`key.deserializer`, `interceptor.classes`, ...) is named once in the log and ignored,
+/// as the Java client does, so a file shared with Java applications works as it stands.
+/// Settings it cannot honour (key stores) are still refused.
+pub fn apply_from_file(table: &mut Table, key: &str, value: &str) -> Result<(), ConfigError> {
+    let known = SPECIAL.contains(&key)
+        || ALIASES.iter().any(|(name, _, _)| *name == key)
+        || !key.contains('.')
+        || key.split('.').next().is_some_and(is_section);
+    if !known && unsupported(key).is_none() {
+        warn_once(key);
+        return Ok(());
+    }
+    apply(table, key, value)
 }
 
 /// Moves every Kafka-named key at the top of a config file into place (a file may say
@@ -312,6 +331,39 @@ fn get<'a>(table: &'a Table, path: &str) -> Option<&'a Value> {
     match path.split_once('.') {
         None => table.get(path),
         Some((head, rest)) => get(table.get(head)?.as_table()?, rest),
+    }
+}
+
+/// Kafka properties that change what a connection is, which this consumer cannot honour
+/// yet: refused, since ignoring them would connect differently than the file says.
+fn unsupported(key: &str) -> Option<&'static str> {
+    match key {
+        "ssl.keystore.location"
+        | "ssl.keystore.password"
+        | "ssl.keystore.type"
+        | "ssl.key.password" => Some(
+            "Java key stores (JKS, PKCS#12) are not supported yet: convert the key store to PEM \
+             (openssl pkcs12 -in store.p12 -out client.pem -nodes) and set \
+             ssl.certificate.location and ssl.key.location",
+        ),
+        "ssl.truststore.type" | "ssl.truststore.password" => Some(
+            "Java trust stores (JKS, PKCS#12) are not supported yet: export the CA certificates \
+             to a PEM file and set ssl.truststore.location (or ssl.ca.location) to it",
+        ),
+        _ => None,
+    }
+}
+
+/// Logs, once per key and process, that a Kafka property is ignored.
+fn warn_once(key: &str) {
+    static WARNED: std::sync::Mutex<std::collections::BTreeSet<String>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let first = WARNED
+        .lock()
+        .map(|mut warned| warned.insert(key.to_string()))
+        .unwrap_or(true);
+    if first {
+        tracing::warn!(property = key, hint = %unknown_key(key), "ignoring a Kafka property this consumer does not use");
     }
 }
 
