@@ -141,3 +141,72 @@ pub fn encode_records(records: &[Record], compression: Compression) -> Result<By
     .map_err(|e| format!("{e:#}"))?;
     Ok(buf.freeze())
 }
+
+/// The partition Kafka's default partitioner picks for `key` among `partitions` (the Java
+/// client's `Utils.toPositive(Utils.murmur2(key)) % partitions`, which librdkafka's
+/// `murmur2_random` matches), so records keyed here land where a Java producer's would.
+pub fn partition_for_key(key: &[u8], partitions: usize) -> usize {
+    (murmur2(key) & 0x7fff_ffff) as usize % partitions.max(1)
+}
+
+/// Kafka's 32-bit murmur2 (seed 0x9747b28c), as `org.apache.kafka.common.utils.Utils`.
+pub fn murmur2(data: &[u8]) -> i32 {
+    const SEED: u32 = 0x9747_b28c;
+    const M: u32 = 0x5bd1_e995;
+    const R: u32 = 24;
+    let length = data.len();
+    let mut h: u32 = SEED ^ (length as u32);
+    let mut chunks = data.chunks_exact(4);
+    for chunk in &mut chunks {
+        let mut k = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> R;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M);
+        h ^= k;
+    }
+    let tail = chunks.remainder();
+    if tail.len() >= 3 {
+        h ^= u32::from(tail[2]) << 16;
+    }
+    if tail.len() >= 2 {
+        h ^= u32::from(tail[1]) << 8;
+    }
+    if !tail.is_empty() {
+        h ^= u32::from(tail[0]);
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    h as i32
+}
+
+#[cfg(test)]
+mod partitioner_tests {
+    use super::*;
+
+    /// Kafka's own vectors (clients/src/test/.../utils/UtilsTest.java).
+    #[test]
+    fn murmur2_matches_kafka() {
+        let cases: [(&[u8], i32); 6] = [
+            (b"21", -973_932_308),
+            (b"foobar", -790_332_482),
+            (b"a-little-bit-long-string", -985_981_536),
+            (b"a-little-bit-longer-string", -1_486_304_829),
+            (
+                b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
+                -58_897_971,
+            ),
+            (b"abc", 479_470_107),
+        ];
+        for (data, expected) in cases {
+            assert_eq!(murmur2(data), expected, "{}", String::from_utf8_lossy(data));
+        }
+        assert_eq!(partition_for_key(b"abc", 3), 479_470_107 % 3);
+        assert_eq!(
+            partition_for_key(b"21", 7),
+            (-973_932_308i32 & 0x7fff_ffff) as usize % 7
+        );
+    }
+}

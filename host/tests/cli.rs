@@ -1,5 +1,6 @@
 //! The `wasmkafka` binary against a real broker: the CLI contract.
 
+use std::path::Path;
 use std::process::Command;
 
 use wasmkafka_tests::kafka::Kafka;
@@ -632,4 +633,211 @@ async fn a_plugins_log_lines_appear_in_the_hosts_log() {
     );
     // Debug lines stay below the info level asked for.
     assert!(!stderr.contains("member id="), "{stderr}");
+}
+
+/// `produce --stdin` (as `kcat -P`): 100,000 lines of assorted bytes round-trip byte-exact
+/// through a one-partition topic and `run --format raw`.
+#[tokio::test]
+async fn produce_from_stdin_round_trips_every_line_byte_exact() {
+    use std::io::Write;
+    let broker = Kafka::shared();
+    broker.create_topic("cli-stdin", 1, &[]).await.unwrap();
+    let mut input = Vec::new();
+    for n in 0..100_000u32 {
+        match n % 5 {
+            0 => input.extend_from_slice(format!("line {n}").as_bytes()),
+            1 => input.extend_from_slice(format!("tab\there, unicode é ✓ {n}").as_bytes()),
+            2 => {} // an empty line: an empty value
+            3 => input.extend_from_slice(format!("carriage return kept {n}\r").as_bytes()),
+            _ => input.extend_from_slice(&[b'x'; 300]),
+        }
+        input.push(b'\n');
+    }
+    let mut producer = wasmkafka()
+        .args([
+            "produce",
+            "--brokers",
+            &broker.addr(),
+            "--topic",
+            "cli-stdin",
+        ])
+        .args(["--stdin", "--batch", "5000", "--compression", "lz4"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    producer.stdin.take().unwrap().write_all(&input).unwrap();
+    let produced = producer.wait_with_output().unwrap();
+    let report = String::from_utf8_lossy(&produced.stderr);
+    assert!(produced.status.success(), "{report}");
+    assert!(
+        report.contains("produced 100000 records") && report.contains("partition 0: 100000"),
+        "{report}"
+    );
+    let output = wasmkafka()
+        .args(["run", "--brokers", &broker.addr(), "--topic", "cli-stdin"])
+        .args([
+            "--from",
+            "earliest",
+            "--format",
+            "raw",
+            "--exit-at-end",
+            "--no-progress",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Compared without printing megabytes.
+    assert_eq!(output.stdout.len(), input.len());
+    assert!(output.stdout == input, "the bytes differ");
+}
+
+/// Keyed lines (`--key-delimiter`) go to the partition Kafka's default partitioner picks for
+/// the key, with the `--header`s on every record.
+#[tokio::test]
+async fn produce_from_stdin_places_keys_as_kafka_does_and_adds_headers() {
+    use std::io::Write;
+    let broker = Kafka::shared();
+    broker.create_topic("cli-stdin-keys", 3, &[]).await.unwrap();
+    let input: String = (0..300).map(|n| format!("key-{n}\tvalue-{n}\n")).collect();
+    let mut producer = wasmkafka()
+        .args([
+            "produce",
+            "--brokers",
+            &broker.addr(),
+            "--topic",
+            "cli-stdin-keys",
+        ])
+        .args([
+            "--stdin",
+            "--key-delimiter",
+            "\t",
+            "-H",
+            "source=stdin",
+            "-H",
+            "team=ops",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    producer
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let produced = producer.wait_with_output().unwrap();
+    assert!(
+        produced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&produced.stderr)
+    );
+    let output = wasmkafka()
+        .args([
+            "run",
+            "--brokers",
+            &broker.addr(),
+            "--topic",
+            "cli-stdin-keys",
+        ])
+        .args([
+            "--from",
+            "earliest",
+            "--format",
+            "json",
+            "--exit-at-end",
+            "--no-progress",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    let records: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 300);
+    for record in &records {
+        let key = record["key"].as_str().unwrap();
+        let n: u32 = key.strip_prefix("key-").unwrap().parse().unwrap();
+        assert_eq!(record["value"], format!("value-{n}"));
+        assert_eq!(
+            record["partition"].as_u64().unwrap() as usize,
+            wasmkafka::produce::partition_for_key(key.as_bytes(), 3),
+            "{record}"
+        );
+        let headers = record["headers"].to_string();
+        assert!(
+            headers.contains("source") && headers.contains("stdin") && headers.contains("team"),
+            "{headers}"
+        );
+    }
+}
+
+/// The README's `produce --stdin` lines run as written (in bash, with this build's binary
+/// first on PATH and the test broker's address in place of 127.0.0.1:9092).
+#[tokio::test]
+async fn the_readme_stdin_produce_lines_run_as_written() {
+    let broker = Kafka::shared();
+    let topic = "cli-readme-stdin";
+    broker.create_topic(topic, 2, &[]).await.unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let block = readme
+        .split("```sh\n")
+        .map(|b| b.split("```").next().unwrap())
+        .find(|b| b.contains("--stdin"))
+        .expect("the README's stdin example");
+    let script = block
+        .replace("127.0.0.1:9092", &broker.addr())
+        .replace("--topic events", &format!("--topic {topic}"));
+    let bin = Path::new(env!("CARGO_BIN_EXE_wasmkafka")).parent().unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let output = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &script])
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{script}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let output = wasmkafka()
+        .args(["run", "--brokers", &broker.addr(), "--topic", topic])
+        .args([
+            "--from",
+            "earliest",
+            "--format",
+            "json",
+            "--exit-at-end",
+            "--no-progress",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let mut seen: Vec<(String, String)> = stdout
+        .lines()
+        .map(|l| {
+            let record: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert!(record["headers"].to_string().contains("shell"), "{record}");
+            (
+                record["key"].as_str().unwrap().to_string(),
+                record["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("user-1".to_string(), "{\"clicks\":3}".to_string()),
+            ("user-2".to_string(), "{\"clicks\":5}".to_string()),
+        ]
+    );
 }
