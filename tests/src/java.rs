@@ -256,3 +256,43 @@ pub async fn run_source(file: &str, args: &[&str], timeout: Duration) -> Result<
     }
     Ok(events)
 }
+
+/// Runs one of Kafka's own command-line tools (a main class on the Kafka classpath, e.g.
+/// `org.apache.kafka.tools.consumer.group.ConsumerGroupCommand`) to its end and returns its
+/// stdout; an error when it fails or outlives `timeout`.
+pub fn kafka_tool(class: &str, args: &[&str], timeout: Duration) -> Result<String> {
+    let mut command = Command::new(java());
+    command
+        .arg(format!(
+            "-Dlog4j2.configurationFile={}",
+            kafka_files().join("tools-log4j2.properties").display()
+        ))
+        .arg("-cp")
+        .arg(format!("{}/*", kafka_lib()?.display()))
+        .arg(class)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = spawn_tied(command).with_context(|| format!("cannot start {class}"))?;
+    let started = Instant::now();
+    loop {
+        if child.try_wait()?.is_some() {
+            break;
+        }
+        if started.elapsed() > timeout {
+            kill(&mut child);
+            bail!("{class} {args:?} did not end within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output()?;
+    if !output.status.success() {
+        bail!(
+            "{class} {args:?}: {}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}

@@ -3,6 +3,7 @@
 
 mod assign_sim;
 mod config_show;
+mod groups;
 mod lookup;
 mod metadata;
 mod offsets;
@@ -75,6 +76,9 @@ pub enum Command {
     /// Simulate assignors side by side over a group and a sequence of events (members join,
     /// leave, crash; topics grow): balance, movement, revocations, rack locality, time.
     AssignSim(assign_sim::AssignSimArgs),
+    /// The cluster's consumer groups: list them, delete groups or their offsets.
+    #[command(subcommand)]
+    Groups(groups::GroupsCommand),
     /// A group's committed offsets: describe them, plan where they go (`--execute` commits).
     #[command(subcommand)]
     Offsets(offsets::OffsetsCommand),
@@ -214,6 +218,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::AssignSim(args) => assign_sim::assign_sim(args).await,
         Command::Offsets(command) => offsets::offsets(command).await,
         Command::Config(command) => config_show::config(command),
+        Command::Groups(command) => groups::groups(command).await,
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(

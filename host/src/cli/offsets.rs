@@ -431,9 +431,9 @@ async fn plan(args: PlanArgs) -> anyhow::Result<()> {
 
 /// `--topic T` or `T:0,2`.
 /// The topics named, and for those named with partitions (`T:0,2`), which.
-type TopicSelection = (Vec<String>, BTreeMap<String, Vec<i32>>);
+pub(super) type TopicSelection = (Vec<String>, BTreeMap<String, Vec<i32>>);
 
-fn parse_topics(specs: &[String]) -> anyhow::Result<TopicSelection> {
+pub(super) fn parse_topics(specs: &[String]) -> anyhow::Result<TopicSelection> {
     if specs.is_empty() {
         bail!("name the topics: --topic T (or T:0,2 for some partitions)");
     }

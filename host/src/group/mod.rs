@@ -13,6 +13,7 @@
 //!   [`shared`] (what the handle and the tasks share).
 //! - [`offsets`], [`coordinator`], [`error`].
 
+pub mod admin;
 pub mod assignor;
 pub mod commit_queue;
 pub mod coordinator;

@@ -1,0 +1,195 @@
+//! `wasmkafka groups`: list the cluster's consumer groups, delete groups, delete a group's
+//! committed offsets for some partitions (what `kafka-consumer-groups --list --state --type`,
+//! `--delete` and `--delete-offsets` do). `offsets describe` shows one group in detail.
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+
+use crate::client::Client;
+use crate::fetch::TopicPartition;
+use crate::group::admin::{delete_groups, delete_offsets, list_groups, ListedGroup};
+use crate::group::coordinator::find_coordinator;
+
+use super::offsets::{parse_topics, TableOrJson};
+use super::CommonArgs;
+
+#[derive(Debug, Subcommand)]
+pub enum GroupsCommand {
+    /// Every consumer group of the cluster, with its type (classic or consumer) and state.
+    List(ListArgs),
+    /// Delete groups and their committed offsets (each must have no members).
+    Delete(DeleteArgs),
+    /// Delete a group's committed offsets for a topic or some of its partitions (no member
+    /// may read the topic).
+    DeleteOffsets(DeleteOffsetsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: TableOrJson,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// A group to delete (repeatable).
+    #[arg(long = "group", value_name = "G", required = true)]
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteOffsetsArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[arg(long, value_name = "G")]
+    pub group: String,
+    /// A topic, or some of its partitions (`T:0,2`); repeatable.
+    #[arg(long = "topic", value_name = "T[:P,...]", required = true)]
+    pub topics: Vec<String>,
+}
+
+pub async fn groups(command: GroupsCommand) -> anyhow::Result<()> {
+    match command {
+        GroupsCommand::List(args) => list(args).await,
+        GroupsCommand::Delete(args) => delete(args).await,
+        GroupsCommand::DeleteOffsets(args) => delete_group_offsets(args).await,
+    }
+}
+
+async fn list(args: ListArgs) -> anyhow::Result<()> {
+    let config = args.common.load_config()?;
+    let client = super::connect(&config).await?;
+    let listed = list_groups(&client)
+        .await
+        .context("cannot list the groups")?;
+    client.close();
+    // Consumer groups, and groups that only hold committed offsets (no protocol type).
+    let groups: Vec<ListedGroup> = listed
+        .into_iter()
+        .filter(|g| g.protocol_type == "consumer" || g.protocol_type.is_empty())
+        .collect();
+    match args.format {
+        TableOrJson::Json => println!("{}", serde_json::to_string(&groups)?),
+        TableOrJson::Table => {
+            let width = groups
+                .iter()
+                .map(|g| g.group.len())
+                .max()
+                .unwrap_or(0)
+                .max("GROUP".len());
+            println!("{:width$}  {:8}  STATE", "GROUP", "TYPE");
+            for group in &groups {
+                println!("{:width$}  {:8}  {}", group.group, group.kind, group.state);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn delete(args: DeleteArgs) -> anyhow::Result<()> {
+    let config = args.common.load_config()?;
+    let client = super::connect(&config).await?;
+    let mut failed = Vec::new();
+    for group in &args.groups {
+        let coordinator = find_coordinator(&client, group)
+            .await
+            .with_context(|| format!("cannot find the coordinator of group `{group}`"))?;
+        for (name, outcome) in delete_groups(&client, coordinator, std::slice::from_ref(group))
+            .await
+            .with_context(|| format!("cannot delete group `{group}`"))?
+        {
+            match outcome {
+                None => println!("deleted group {name}"),
+                Some((error, hint)) => {
+                    println!("group {name} not deleted: {error:?}: {hint}");
+                    failed.push(name);
+                }
+            }
+        }
+    }
+    client.close();
+    if !failed.is_empty() {
+        bail!(
+            "{} of {} groups not deleted: {}",
+            failed.len(),
+            args.groups.len(),
+            failed.join(", ")
+        );
+    }
+    Ok(())
+}
+
+async fn delete_group_offsets(args: DeleteOffsetsArgs) -> anyhow::Result<()> {
+    let config = args.common.load_config()?;
+    let client = super::connect(&config).await?;
+    let partitions = selected_partitions(&client, &args.topics).await?;
+    let coordinator = find_coordinator(&client, &args.group)
+        .await
+        .with_context(|| format!("cannot find the coordinator of group `{}`", args.group))?;
+    let (whole, each) = delete_offsets(&client, coordinator, &args.group, &partitions)
+        .await
+        .with_context(|| format!("cannot delete offsets of group `{}`", args.group))?;
+    client.close();
+    if let Some((error, hint)) = whole {
+        bail!(
+            "group {}: offsets not deleted: {error:?}: {hint}",
+            args.group
+        );
+    }
+    let mut failed = 0;
+    for (tp, outcome) in &each {
+        match outcome {
+            None => println!(
+                "deleted the committed offset of {tp} for group {}",
+                args.group
+            ),
+            Some((error, hint)) => {
+                failed += 1;
+                println!("{tp}: not deleted: {error:?}: {hint}");
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of {} partitions not deleted", each.len());
+    }
+    Ok(())
+}
+
+/// The partitions `--topic T[:P,...]` names: all of T's, or those listed (checked against
+/// the metadata).
+async fn selected_partitions(
+    client: &Client,
+    specs: &[String],
+) -> anyhow::Result<Vec<TopicPartition>> {
+    let (topics, only) = parse_topics(specs)?;
+    let metadata = client.refresh_topics(&topics).await?;
+    let mut partitions = Vec::new();
+    for topic in &topics {
+        let info = metadata
+            .existing_topic(topic)
+            .with_context(|| format!("topic `{topic}` does not exist"))?;
+        match only.get(topic) {
+            Some(listed) => {
+                for partition in listed {
+                    if !info.partitions.contains_key(partition) {
+                        bail!(
+                            "--topic {topic}:{partition}: the topic has partitions 0..{}",
+                            info.partitions.len()
+                        );
+                    }
+                    partitions.push(TopicPartition::new(topic, *partition));
+                }
+            }
+            None => partitions.extend(
+                info.partitions
+                    .keys()
+                    .map(|p| TopicPartition::new(topic, *p)),
+            ),
+        }
+    }
+    Ok(partitions)
+}

@@ -1,0 +1,224 @@
+//! `wasmkafka groups list|delete|delete-offsets` against Apache Kafka, checked against Kafka's
+//! own `kafka-consumer-groups` (ConsumerGroupCommand) on the same broker.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use wasmkafka_tests::cli_member::{group_member_args, CliMember};
+use wasmkafka_tests::java::kafka_tool;
+use wasmkafka_tests::kafka::Kafka;
+
+const TOPIC: &str = "groups-admin";
+const GROUP_TOOL: &str = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand";
+
+fn wasmkafka(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wasmkafka"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Reads the topic to its end as a member of `group` and commits; returns what it printed.
+fn read_all_as(broker: &Kafka, group: &str) -> usize {
+    let output = wasmkafka(&[
+        "run",
+        "--brokers",
+        &broker.addr(),
+        "--topic",
+        TOPIC,
+        "--group",
+        group,
+        "--from",
+        "earliest",
+        "--exit-at-end",
+        "--format",
+        "raw",
+        "--no-progress",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).lines().count()
+}
+
+/// Our list of the test's groups: name -> (type, state).
+fn our_list(broker: &Kafka) -> BTreeMap<String, (String, String)> {
+    let output = wasmkafka(&[
+        "groups",
+        "list",
+        "--brokers",
+        &broker.addr(),
+        "--format",
+        "json",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let listed: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
+    listed
+        .iter()
+        .filter(|g| g["group"].as_str().unwrap().starts_with("groups-"))
+        .map(|g| {
+            (
+                g["group"].as_str().unwrap().to_string(),
+                (
+                    g["type"].as_str().unwrap().to_lowercase(),
+                    g["state"].as_str().unwrap().to_string(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Kafka's list of the test's groups: `--list --state` rows, name -> state.
+fn kafkas_list(broker: &Kafka) -> BTreeMap<String, String> {
+    let stdout = kafka_tool(
+        GROUP_TOOL,
+        &["--bootstrap-server", &broker.addr(), "--list", "--state"],
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    stdout
+        .lines()
+        .filter_map(|line| {
+            let mut columns = line.split_whitespace();
+            let group = columns.next()?;
+            let state = columns.next()?;
+            group
+                .starts_with("groups-")
+                .then(|| (group.to_string(), state.to_string()))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn groups_are_listed_and_deleted_as_kafkas_own_tool_sees_them() {
+    let broker = Kafka::shared();
+    broker.create_topic(TOPIC, 2, &[]).await.unwrap();
+    let produced = wasmkafka(&[
+        "produce",
+        "--brokers",
+        &broker.addr(),
+        "--topic",
+        TOPIC,
+        "--count",
+        "10",
+        "--batch",
+        "5",
+    ]);
+    assert!(produced.status.success());
+    // Two groups that committed and left, one with a live member.
+    assert_eq!(read_all_as(broker, "groups-done-a"), 10);
+    assert_eq!(read_all_as(broker, "groups-done-b"), 10);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("member.toml");
+    std::fs::write(&config, "[consumer]\nsession_timeout_ms = 10000\n").unwrap();
+    let args = group_member_args(
+        config.to_str().unwrap(),
+        &broker.addr(),
+        TOPIC,
+        "groups-live",
+        &["--from", "earliest"],
+    );
+    let mut live = CliMember::start(
+        "live",
+        Path::new(env!("CARGO_BIN_EXE_wasmkafka")),
+        &args,
+        (0, Duration::ZERO),
+    );
+    live.wait_for_printed(10, Duration::from_secs(60));
+
+    // The same groups and states as Kafka's tool; our type column says classic.
+    let ours = our_list(broker);
+    let kafkas = kafkas_list(broker);
+    assert_eq!(
+        ours.iter()
+            .map(|(g, (_, state))| (g.clone(), state.clone()))
+            .collect::<BTreeMap<_, _>>(),
+        kafkas
+    );
+    assert_eq!(ours["groups-done-a"], ("classic".into(), "Empty".into()));
+    assert_eq!(ours["groups-live"].1, "Stable");
+
+    // A group with a member is not deleted, and says why; an empty one is.
+    let refused = wasmkafka(&[
+        "groups",
+        "delete",
+        "--brokers",
+        &broker.addr(),
+        "--group",
+        "groups-live",
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stdout)
+            .contains("NonEmptyGroup: the group still has members"),
+        "{}",
+        String::from_utf8_lossy(&refused.stdout)
+    );
+    let deleted = wasmkafka(&[
+        "groups",
+        "delete",
+        "--brokers",
+        &broker.addr(),
+        "--group",
+        "groups-done-a",
+    ]);
+    assert!(
+        deleted.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&deleted.stdout),
+        String::from_utf8_lossy(&deleted.stderr)
+    );
+    assert!(!kafkas_list(broker).contains_key("groups-done-a"));
+    assert!(!our_list(broker).contains_key("groups-done-a"));
+
+    // Offsets of a topic the live group reads are not deleted; those of a finished group are,
+    // and its next member starts partition 0 over from the reset policy.
+    let refused = wasmkafka(&[
+        "groups",
+        "delete-offsets",
+        "--brokers",
+        &broker.addr(),
+        "--group",
+        "groups-live",
+        "--topic",
+        TOPIC,
+    ]);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stdout);
+    assert_eq!(
+        said.matches("GroupSubscribedToTopic: members of the group still read this topic")
+            .count(),
+        2,
+        "{said}"
+    );
+    let deleted = wasmkafka(&[
+        "groups",
+        "delete-offsets",
+        "--brokers",
+        &broker.addr(),
+        "--group",
+        "groups-done-b",
+        "--topic",
+        &format!("{TOPIC}:0"),
+    ]);
+    assert!(
+        deleted.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&deleted.stdout),
+        String::from_utf8_lossy(&deleted.stderr)
+    );
+    assert_eq!(
+        read_all_as(broker, "groups-done-b"),
+        5,
+        "partition 0 again, only"
+    );
+    live.stop_cleanly(Duration::from_secs(20));
+}
