@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::process::Command;
 
+use wasmkafka_tests::bounded::BoundedOutput;
 use wasmkafka_tests::kafka::Kafka;
 
 fn wasmkafka() -> Command {
@@ -14,7 +15,7 @@ fn produce_sample(broker: &Kafka, topic: &str, flags: &[&str]) {
     let output = wasmkafka()
         .args(["produce", "--brokers", &broker.addr(), "--topic", topic])
         .args(flags)
-        .output()
+        .bounded_output()
         .unwrap();
     assert!(
         output.status.success(),
@@ -26,7 +27,7 @@ fn produce_sample(broker: &Kafka, topic: &str, flags: &[&str]) {
 /// Runs `wasmkafka ARGS`, asserts it failed (exit code 1, or 2 for a command-line usage error
 /// reported by the argument parser), and returns its stderr.
 fn failing(args: &[&str]) -> String {
-    let output = wasmkafka().args(args).output().unwrap();
+    let output = wasmkafka().args(args).bounded_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(
         matches!(output.status.code(), Some(1 | 2)),
@@ -42,7 +43,7 @@ async fn metadata_prints_brokers_topics_and_partition_leaders() {
     broker.create_topic("cli-metadata", 3, &[]).await.unwrap();
     let output = wasmkafka()
         .args(["metadata", "--brokers", &broker.addr()])
-        .output()
+        .bounded_output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
@@ -97,7 +98,7 @@ async fn run_prints_every_record_as_json_and_exits_after_max_records() {
             "--format",
             "json",
         ])
-        .output()
+        .bounded_output()
         .unwrap();
     assert!(
         output.status.success(),
@@ -347,7 +348,7 @@ fn plugin_check_reports_a_good_plugin_and_refuses_a_bad_one() {
     let output = wasmkafka()
         .args(["plugin", "check"])
         .arg(&range)
-        .output()
+        .bounded_output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
@@ -356,7 +357,10 @@ fn plugin_check_reports_a_good_plugin_and_refuses_a_bad_one() {
         String::from_utf8_lossy(&output.stderr)
     );
     // The digest to pin, as sha256sum computes it.
-    let sha256sum = Command::new("sha256sum").arg(&range).output().unwrap();
+    let sha256sum = Command::new("sha256sum")
+        .arg(&range)
+        .bounded_output()
+        .unwrap();
     let digest = String::from_utf8(sha256sum.stdout).unwrap()[..64].to_string();
     let pin_line = format!("sha256:   {digest}");
     for expected in [
@@ -377,7 +381,7 @@ fn plugin_check_reports_a_good_plugin_and_refuses_a_bad_one() {
     let output = wasmkafka()
         .args(["plugin", "check", "--setting", "duration=PT1H"])
         .arg(&policy)
-        .output()
+        .bounded_output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}");
@@ -429,7 +433,7 @@ async fn run_uses_a_reset_policy_plugin_from_the_config() {
             &broker.addr(),
         ])
         .args(["--topic", "cli-rewind", "--max-records", "10"])
-        .output()
+        .bounded_output()
         .unwrap();
     assert!(
         output.status.success(),
@@ -472,7 +476,7 @@ async fn run_uses_a_reset_policy_plugin_from_the_config() {
 
 #[test]
 fn version_names_the_plugin_contract_and_completions_are_printed() {
-    let output = wasmkafka().arg("--version").output().unwrap();
+    let output = wasmkafka().arg("--version").bounded_output().unwrap();
     let version = String::from_utf8(output.stdout).unwrap();
     assert_eq!(
         version.trim(),
@@ -482,7 +486,10 @@ fn version_names_the_plugin_contract_and_completions_are_printed() {
         )
     );
     for shell in ["bash", "zsh", "fish"] {
-        let output = wasmkafka().args(["completions", shell]).output().unwrap();
+        let output = wasmkafka()
+            .args(["completions", shell])
+            .bounded_output()
+            .unwrap();
         assert!(output.status.success());
         let script = String::from_utf8(output.stdout).unwrap();
         assert!(
@@ -503,7 +510,7 @@ fn log_format_json_writes_one_object_per_line() {
             "127.0.0.1:1",
         ])
         .env("WASMKAFKA_LOG", "debug")
-        .output()
+        .bounded_output()
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -530,7 +537,10 @@ fn log_format_json_writes_one_object_per_line() {
 #[test]
 fn a_pinned_plugin_of_another_build_is_refused_with_both_digests() {
     let range = wasmkafka_tests::plugins::plugin("assignor-range");
-    let sha256sum = Command::new("sha256sum").arg(&range).output().unwrap();
+    let sha256sum = Command::new("sha256sum")
+        .arg(&range)
+        .bounded_output()
+        .unwrap();
     let actual = String::from_utf8(sha256sum.stdout).unwrap()[..64].to_string();
     let dir = tempfile::tempdir().unwrap();
     // Nothing listens there, and nothing should be asked before the plugins load.
@@ -549,7 +559,7 @@ fn a_pinned_plugin_of_another_build_is_refused_with_both_digests() {
             .args(["run", "--config"])
             .arg(&config)
             .args(["--brokers", &addr, "--topic", "t", "--group", "g"])
-            .output()
+            .bounded_output()
             .unwrap()
     };
     let pinned = "0".repeat(64);
@@ -619,7 +629,7 @@ async fn a_plugins_log_lines_appear_in_the_hosts_log() {
         .args(["--max-records", "4", "--no-progress"])
         .env("WASMKAFKA_LOG", "info")
         .env("NO_COLOR", "1")
-        .output()
+        .bounded_output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
@@ -684,7 +694,7 @@ async fn produce_from_stdin_round_trips_every_line_byte_exact() {
             "--exit-at-end",
             "--no-progress",
         ])
-        .output()
+        .bounded_output()
         .unwrap();
     assert!(
         output.status.success(),
@@ -753,7 +763,7 @@ async fn produce_from_stdin_places_keys_as_kafka_does_and_adds_headers() {
             "--exit-at-end",
             "--no-progress",
         ])
-        .output()
+        .bounded_output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}");
@@ -801,7 +811,7 @@ async fn the_readme_stdin_produce_lines_run_as_written() {
     let output = Command::new("bash")
         .args(["-euo", "pipefail", "-c", &script])
         .env("PATH", path)
-        .output()
+        .bounded_output()
         .unwrap();
     assert!(
         output.status.success(),
@@ -818,7 +828,7 @@ async fn the_readme_stdin_produce_lines_run_as_written() {
             "--exit-at-end",
             "--no-progress",
         ])
-        .output()
+        .bounded_output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let mut seen: Vec<(String, String)> = stdout

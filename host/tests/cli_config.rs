@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use wasmkafka::produce::OutgoingRecord;
+use wasmkafka_tests::bounded::BoundedOutput;
 use wasmkafka_tests::cli_member::CliMember;
 use wasmkafka_tests::java::JavaMember;
 use wasmkafka_tests::kafka::Kafka;
@@ -132,7 +133,7 @@ fn config_show_names_each_settings_origin_and_masks_secrets() {
         .env("WASMKAFKA_CONSUMER_MAX_POLL_RECORDS", "7")
         .env("WASMKAFKA_CONSUMER_GROUP", "from-env")
         .env("XDG_CONFIG_HOME", home.path())
-        .output()
+        .bounded_output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
@@ -177,7 +178,7 @@ fn config_show_names_each_settings_origin_and_masks_secrets() {
         .args(["config", "show"])
         .env("XDG_CONFIG_HOME", home.path())
         .env_remove("WASMKAFKA_CONFIG")
-        .output()
+        .bounded_output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
@@ -201,7 +202,7 @@ fn what_cannot_be_honoured_is_refused_with_the_fix() {
     let output = Command::new(wasmkafka())
         .args(["metadata", "--config"])
         .arg(&file)
-        .output()
+        .bounded_output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
@@ -210,7 +211,7 @@ fn what_cannot_be_honoured_is_refused_with_the_fix() {
     let output = Command::new(wasmkafka())
         .args(["metadata", "--brokers", "k:9092"])
         .env("WASMKAFKA_CONSUMER_MAX_POLL_RECORDS", "many")
-        .output()
+        .bounded_output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());

@@ -11,6 +11,7 @@ use kafka_protocol::messages::ApiKey;
 use wasmkafka::fetch::TopicPartition;
 use wasmkafka::group::coordinator::find_coordinator;
 use wasmkafka::group::offsets::fetch_committed;
+use wasmkafka_tests::bounded::BoundedOutput;
 use wasmkafka_tests::cli_member::{group_member_args, CliMember, Finished, Printed};
 use wasmkafka_tests::fault_broker::{Fault, FaultCluster};
 use wasmkafka_tests::fault_group::ScriptedCoordinator;
@@ -32,7 +33,7 @@ async fn topic_with_records(broker: &Kafka, topic: &str) {
     let output = wasmkafka()
         .args(["produce", "--brokers", &broker.addr(), "--topic", topic])
         .args(["--count", &RECORDS.to_string(), "--batch", "250"])
-        .output()
+        .bounded_output()
         .unwrap();
     assert!(
         output.status.success(),

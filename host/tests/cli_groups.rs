@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use wasmkafka_tests::bounded::BoundedOutput;
 use wasmkafka_tests::cli_member::{group_member_args, CliMember};
 use wasmkafka_tests::java::kafka_tool;
 use wasmkafka_tests::kafka::Kafka;
@@ -16,7 +17,7 @@ const GROUP_TOOL: &str = "org.apache.kafka.tools.consumer.group.ConsumerGroupCom
 fn wasmkafka(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wasmkafka"))
         .args(args)
-        .output()
+        .bounded_output()
         .unwrap()
 }
 

@@ -6,12 +6,13 @@ use std::process::{Command, Output};
 
 use bytes::Bytes;
 use wasmkafka::produce::OutgoingRecord;
+use wasmkafka_tests::bounded::BoundedOutput;
 use wasmkafka_tests::kafka::Kafka;
 
 fn wasmkafka(args: &[&str]) -> Output {
     let output = Command::new(env!("CARGO_BIN_EXE_wasmkafka"))
         .args(args)
-        .output()
+        .bounded_output()
         .unwrap();
     output
 }
@@ -359,7 +360,7 @@ async fn a_progress_line_only_on_a_terminal() {
     let on_terminal = Command::new("script")
         .args(["-qefc", &command, "/dev/null"])
         .stdin(std::process::Stdio::null())
-        .output()
+        .bounded_output()
         .expect("`script` (util-linux) runs a command on a terminal");
     assert!(on_terminal.status.success(), "{on_terminal:?}");
     let terminal = String::from_utf8_lossy(&on_terminal.stdout);

@@ -3,11 +3,12 @@
 use std::process::{Command, Output};
 
 use serde_json::Value;
+use wasmkafka_tests::bounded::BoundedOutput;
 
 fn wasmkafka(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wasmkafka"))
         .args(args)
-        .output()
+        .bounded_output()
         .unwrap()
 }
 

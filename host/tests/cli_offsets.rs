@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use serde_json::Value;
 use wasmkafka::produce::OutgoingRecord;
+use wasmkafka_tests::bounded::BoundedOutput;
 use wasmkafka_tests::kafka::Kafka;
 
 const TOPIC: &str = "offsets-t";
@@ -16,7 +17,7 @@ const GROUP: &str = "offsets-g";
 fn wasmkafka(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wasmkafka"))
         .args(args)
-        .output()
+        .bounded_output()
         .unwrap()
 }
 

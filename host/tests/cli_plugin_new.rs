@@ -5,12 +5,13 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use wasmkafka_tests::bounded::BoundedOutput;
 use wasmkafka_tests::kafka::Kafka;
 
 fn wasmkafka(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wasmkafka"))
         .args(args)
-        .output()
+        .bounded_output()
         .unwrap()
 }
 
@@ -21,7 +22,8 @@ fn cargo(dir: &Path, args: &[&str]) {
         .args(args)
         .current_dir(dir)
         .env("CARGO_TARGET_DIR", &target)
-        .output()
+        // A cold build of the SDK's dependencies for wasm32 takes minutes on 2 cores.
+        .output_within(std::time::Duration::from_secs(1800))
         .unwrap();
     assert!(
         output.status.success(),
@@ -51,7 +53,7 @@ fn run_readme_config(dir: &Path, wasm: &Path, extra: &[&str]) -> Output {
         .args(extra)
         .env("WASMKAFKA_LOG", "info")
         .current_dir(dir)
-        .output()
+        .bounded_output()
         .unwrap()
 }
 

@@ -2,6 +2,7 @@
 //! optional Tansu fixture ([`tansu`], a compatibility target) and the scripted fault broker
 //! ([`fault_broker`]). Integration tests live in `tests/tests/`.
 
+pub mod bounded;
 pub mod cache;
 pub mod cli_member;
 pub mod delay;

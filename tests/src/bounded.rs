@@ -1,0 +1,75 @@
+//! Processes a test starts never outlive a bound: `Command::bounded_output` is
+//! `Command::output` that kills the process and fails the test, with what it printed, once
+//! [`PROCESS_BOUND`] has passed (a hung command would otherwise hang the whole test run).
+
+use std::io::Read;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The longest a command a test runs to its end may take.
+pub const PROCESS_BOUND: Duration = Duration::from_secs(180);
+
+/// [`Command::output`] within a bound.
+pub trait BoundedOutput {
+    /// Within [`PROCESS_BOUND`].
+    fn bounded_output(&mut self) -> std::io::Result<Output> {
+        self.output_within(PROCESS_BOUND)
+    }
+
+    /// Within `bound` (a build, say, which may take longer on a cold machine).
+    fn output_within(&mut self, bound: Duration) -> std::io::Result<Output>;
+}
+
+impl BoundedOutput for Command {
+    fn output_within(&mut self, bound: Duration) -> std::io::Result<Output> {
+        let mut child = self
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let drain = |stream: Option<Box<dyn Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                if let Some(mut stream) = stream {
+                    let _ = stream.read_to_end(&mut bytes);
+                }
+                bytes
+            })
+        };
+        let stdout = drain(
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        );
+        let stderr = drain(
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        );
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            if started.elapsed() > bound {
+                let _ = child.kill();
+                let _ = child.wait();
+                let stdout = stdout.join().unwrap_or_default();
+                let stderr = stderr.join().unwrap_or_default();
+                panic!(
+                    "{self:?} did not end within {bound:?}; stdout:\n{}\nstderr:\n{}",
+                    String::from_utf8_lossy(&stdout),
+                    String::from_utf8_lossy(&stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        Ok(Output {
+            status,
+            stdout: stdout.join().unwrap_or_default(),
+            stderr: stderr.join().unwrap_or_default(),
+        })
+    }
+}
