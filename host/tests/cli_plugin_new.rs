@@ -132,6 +132,7 @@ fn new_plugins_build_test_and_pass_the_check() {
             // The group chose the plugin: the README names it first.
             assert!(log.contains(&format!("protocol_name={name}")), "{log}");
             assert_eq!(String::from_utf8_lossy(&ran.stdout).lines().count(), 20);
+            two_members_share_the_topic_through_the_plugin(&crate_dir, &brokers, &group, name);
         } else {
             assert!(log.contains("reset-policy plugin loaded"), "{log}");
         }
@@ -272,4 +273,70 @@ fn the_plugin_readme_example_builds_and_passes_the_check() {
     );
     assert!(stdout.contains("name:     topic-per-member"), "{stdout}");
     assert!(stdout.contains("valid; 9 assigned"), "{stdout}");
+}
+
+/// Two members run with the README's config in one group (the first read everything and
+/// committed): the group's assignor is the plugin for both, and each holds one of the two
+/// partitions.
+fn two_members_share_the_topic_through_the_plugin(
+    crate_dir: &Path,
+    brokers: &str,
+    group: &str,
+    name: &str,
+) {
+    use std::time::Duration;
+    use wasmkafka_tests::cli_member::CliMember;
+    let binary = Path::new(env!("CARGO_BIN_EXE_wasmkafka"));
+    let args = [
+        "--config",
+        "wasmkafka.toml",
+        "--brokers",
+        brokers,
+        "--topic",
+        "scaffolded",
+        "--group",
+        group,
+    ];
+    let chose_plugin = format!("protocol_name={name}");
+    let holds_one = |member: &CliMember| {
+        member
+            .log()
+            .lines()
+            .rev()
+            .find(|l| l.contains("partitions assigned") || l.contains("partitions revoked"))
+            .is_some_and(|l| l.contains("partitions assigned"))
+            && member.log().contains(&chose_plugin)
+    };
+    let mut first =
+        CliMember::start_in("first", binary, Some(crate_dir), &args, (0, Duration::ZERO));
+    first.wait_for_log("partitions assigned", Duration::from_secs(60));
+    let mut second = CliMember::start_in(
+        "second",
+        binary,
+        Some(crate_dir),
+        &args,
+        (0, Duration::ZERO),
+    );
+    second.wait_until("a share through the plugin", Duration::from_secs(60), |m| {
+        holds_one(m)
+    });
+    // The first gave one partition up in the new round (eager: all, then one back).
+    first.wait_until("its share of the new round", Duration::from_secs(60), |m| {
+        m.log_count("partitions assigned") >= 2 && holds_one(m)
+    });
+    let second_log = second.stop_cleanly(Duration::from_secs(20)).log;
+    let first_log = first.stop_cleanly(Duration::from_secs(20)).log;
+    for log in [&first_log, &second_log] {
+        assert!(log.contains(&chose_plugin), "{log}");
+        let last = log
+            .lines()
+            .rev()
+            .find(|l| l.contains("partitions assigned"))
+            .unwrap();
+        assert_eq!(
+            last.matches("topic: \"scaffolded\"").count(),
+            1,
+            "one partition each: {last}"
+        );
+    }
 }

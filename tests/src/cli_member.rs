@@ -32,7 +32,23 @@ impl CliMember {
         args: &[S],
         pace: (usize, Duration),
     ) -> CliMember {
-        let mut child = Command::new(binary)
+        CliMember::start_in(name, binary, None, args, pace)
+    }
+
+    /// [`CliMember::start`] with `dir` as the working directory (relative paths in a config
+    /// resolve there).
+    pub fn start_in<S: AsRef<OsStr>>(
+        name: &str,
+        binary: &Path,
+        dir: Option<&Path>,
+        args: &[S],
+        pace: (usize, Duration),
+    ) -> CliMember {
+        let mut command = Command::new(binary);
+        if let Some(dir) = dir {
+            command.current_dir(dir);
+        }
+        let mut child = command
             .arg("run")
             .args(args)
             .args(["--format", "json", "--no-progress"])
