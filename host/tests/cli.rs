@@ -600,6 +600,120 @@ fn the_readme_config_block_is_accepted_as_it_stands() {
         .unwrap_or_else(|error| panic!("the README's config block is refused: {error}"));
     assert_eq!(config.plugins.cache_max_bytes, 268_435_456);
     assert_eq!(config.plugins.assignors.len(), 1);
+    // Where the block gives a default, it is the default the code has (one source: the
+    // library's option types; the block shows examples for names, paths and credentials).
+    let defaults = wasmkafka::config::Config::default();
+    let (c, d) = (&config.consumer, &defaults.consumer);
+    let shown = [
+        (
+            "consumer.fetch_max_wait_ms",
+            c.fetch_max_wait_ms,
+            d.fetch_max_wait_ms,
+        ),
+        (
+            "consumer.fetch_min_bytes",
+            c.fetch_min_bytes as u64,
+            d.fetch_min_bytes as u64,
+        ),
+        (
+            "consumer.max_partition_fetch_bytes",
+            c.max_partition_fetch_bytes as u64,
+            d.max_partition_fetch_bytes as u64,
+        ),
+        (
+            "consumer.max_buffered_bytes",
+            c.max_buffered_bytes,
+            d.max_buffered_bytes,
+        ),
+        (
+            "consumer.retry_backoff_ms",
+            c.retry_backoff_ms,
+            d.retry_backoff_ms,
+        ),
+        (
+            "consumer.retry_backoff_max_ms",
+            c.retry_backoff_max_ms,
+            d.retry_backoff_max_ms,
+        ),
+        (
+            "consumer.max_poll_records",
+            c.max_poll_records,
+            d.max_poll_records,
+        ),
+        (
+            "consumer.session_timeout_ms",
+            c.session_timeout_ms,
+            d.session_timeout_ms,
+        ),
+        (
+            "consumer.rebalance_timeout_ms",
+            c.rebalance_timeout_ms,
+            d.rebalance_timeout_ms,
+        ),
+        (
+            "consumer.heartbeat_interval_ms",
+            c.heartbeat_interval_ms,
+            d.heartbeat_interval_ms,
+        ),
+        (
+            "consumer.max_poll_interval_ms",
+            c.max_poll_interval_ms,
+            d.max_poll_interval_ms,
+        ),
+        (
+            "consumer.auto_commit_interval_ms",
+            c.auto_commit_interval_ms,
+            d.auto_commit_interval_ms,
+        ),
+        (
+            "consumer.commit_timeout_ms",
+            c.commit_timeout_ms,
+            d.commit_timeout_ms,
+        ),
+        (
+            "consumer.shutdown_timeout_ms",
+            c.shutdown_timeout_ms,
+            d.shutdown_timeout_ms,
+        ),
+        (
+            "net.connect_timeout_ms",
+            config.net.connect_timeout_ms,
+            defaults.net.connect_timeout_ms,
+        ),
+        (
+            "net.request_timeout_ms",
+            config.net.request_timeout_ms,
+            defaults.net.request_timeout_ms,
+        ),
+        (
+            "net.idle_timeout_ms",
+            config.net.idle_timeout_ms,
+            defaults.net.idle_timeout_ms,
+        ),
+        (
+            "net.metadata_min_age_ms",
+            config.net.metadata_min_age_ms,
+            defaults.net.metadata_min_age_ms,
+        ),
+        (
+            "net.metadata_max_age_ms",
+            config.net.metadata_max_age_ms,
+            defaults.net.metadata_max_age_ms,
+        ),
+        (
+            "plugins.deadline_ms",
+            config.plugins.deadline_ms,
+            defaults.plugins.deadline_ms,
+        ),
+        (
+            "plugins.memory_bytes",
+            config.plugins.memory_bytes as u64,
+            defaults.plugins.memory_bytes as u64,
+        ),
+    ];
+    for (key, readme, default) in shown {
+        assert_eq!(readme, default, "README's `{key}` is not the default");
+    }
 }
 
 /// A plugin's log lines (contract 0.3.0) appear in the host's log with its name, in a real

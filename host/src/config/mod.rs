@@ -441,8 +441,8 @@ impl Default for NetConfig {
             reconnect_backoff_ms: 50,
             reconnect_backoff_max_ms: 1_000,
             broker_compat: BrokerCompat::Kafka,
-            metadata_min_age_ms: 1_000,
-            metadata_max_age_ms: 300_000,
+            metadata_min_age_ms: MetadataOptions::default().min_age.as_millis() as u64,
+            metadata_max_age_ms: MetadataOptions::default().max_age.as_millis() as u64,
         }
     }
 }
@@ -478,31 +478,40 @@ pub struct ConsumerConfig {
 }
 
 impl Default for ConsumerConfig {
+    /// One source for each default: the fetch and group settings come from the library's
+    /// own option types ([`FetchOptions::default`], [`GroupOptions::new`]), so a default
+    /// changed there is the config's default too (the README's list is checked by a test).
     fn default() -> Self {
+        let fetch = FetchOptions::default();
+        let group = GroupOptions::new("", Vec::new());
+        let ms = |duration: Duration| duration.as_millis() as u64;
         Self {
             topics: Vec::new(),
             topic_pattern: None,
             group: None,
             from: ResetPolicySpec::Earliest,
-            isolation_level: IsolationLevel::ReadUncommitted,
-            fetch_max_wait_ms: 500,
-            fetch_min_bytes: 1,
-            fetch_max_bytes: None,
-            max_partition_fetch_bytes: 1024 * 1024,
-            max_buffered_bytes: 64 * 1024 * 1024,
-            retry_backoff_ms: 100,
-            retry_backoff_max_ms: 1_000,
+            isolation_level: fetch.isolation,
+            fetch_max_wait_ms: ms(fetch.max_wait),
+            fetch_min_bytes: fetch.min_bytes,
+            fetch_max_bytes: match fetch.max_bytes {
+                FetchSize::Fixed(bytes) => Some(bytes),
+                FetchSize::FollowsLink => None,
+            },
+            max_partition_fetch_bytes: fetch.partition_max_bytes,
+            max_buffered_bytes: fetch.max_buffered_bytes as u64,
+            retry_backoff_ms: ms(fetch.retry_backoff),
+            retry_backoff_max_ms: ms(fetch.retry_backoff_max),
             max_poll_records: 10_000,
             assignors: vec!["range".into(), "cooperative-sticky".into()],
-            group_instance_id: None,
-            session_timeout_ms: 45_000,
-            rebalance_timeout_ms: 60_000,
-            heartbeat_interval_ms: 3_000,
-            max_poll_interval_ms: 300_000,
-            auto_commit_interval_ms: 5_000,
-            commit_timeout_ms: 60_000,
+            group_instance_id: group.instance_id,
+            session_timeout_ms: ms(group.session_timeout),
+            rebalance_timeout_ms: ms(group.rebalance_timeout),
+            heartbeat_interval_ms: ms(group.heartbeat_interval),
+            max_poll_interval_ms: ms(group.max_poll_interval),
+            auto_commit_interval_ms: group.auto_commit_interval.map_or(0, ms),
+            commit_timeout_ms: ms(group.commit_timeout),
             shutdown_timeout_ms: 30_000,
-            rack: None,
+            rack: group.rack,
         }
     }
 }
