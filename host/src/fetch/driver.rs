@@ -18,7 +18,7 @@
 //!   leader's partitions go out together (see [`super::validate`]).
 //! - Nothing here waits without a bound: every job has a timeout, every retry a deadline.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -31,10 +31,11 @@ use crate::net::Backoff;
 use crate::policy::{ResetPolicy, ResetReason};
 
 use super::buffer::Chunk;
-use super::error::{topic_refusal_hint, PartitionError, TopicRefused};
+use super::error::{topic_refusal_hint, PartitionError};
 use super::fetch_job::{self, Asked, FetchJob, FetchLimits, FetchedData, PartitionOutcome};
 use super::options::FetchOptions;
-use super::partition::{PartitionState, ResetCause};
+use super::partition::ResetCause;
+use super::plan::{self, LeaderSlot};
 use super::reset::{ResetJob, ResetOutcome, ResetRequest};
 use super::session::{FetchSession, SessionPartition};
 use super::state::{ResetKind, Shared};
@@ -47,12 +48,6 @@ const SESSION_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// A broker that answers an empty fetch at once (instead of waiting up to max wait) is not
 /// asked again sooner than this.
 const EMPTY_FETCH_SPACING: Duration = Duration::from_millis(10);
-/// A partition whose topic is missing from this many refreshes in a row stops with
-/// [`PartitionError::TopicGone`]. Refreshes are at least `net.metadata_min_age_ms` apart
-/// (1 s by default) and back off beyond it, so that is 6 s or more.
-const GONE_AFTER_REFRESHES: u32 = 6;
-/// How long the plan sleeps when nothing else wakes it.
-const IDLE_TICK: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Default)]
 struct LeaderState {
@@ -63,12 +58,6 @@ struct LeaderState {
     stale_answers: u32,
     retry_at: Option<Instant>,
     session: FetchSession,
-}
-
-impl LeaderState {
-    fn ready(&self, now: Instant) -> bool {
-        !self.fetching && self.retry_at.is_none_or(|at| at <= now)
-    }
 }
 
 enum JobDone {
@@ -181,126 +170,50 @@ impl Driver {
         while closing.join_next().await.is_some() {}
     }
 
-    /// Starts every request that can start now; returns when to look again at the latest.
+    /// Starts every request that can start now (what [`plan::plan`] decides from a snapshot);
+    /// returns when to look again at the latest.
     fn plan(&mut self) -> Instant {
         let now = Instant::now();
-        let mut wake_at = now + IDLE_TICK;
         let metadata = self.client.metadata();
         let need_metadata = self.client.metadata_is_stale();
-        let mut leaderless = false;
-        // The topics of partitions without a leader: a refresh names them (see below).
-        let mut leaderless_topics: BTreeSet<String> = BTreeSet::new();
-        // Partitions to stop: their topic is refused, or gone from the metadata.
-        let mut stops: Vec<(u64, PartitionError)> = Vec::new();
-        let mut fetches: BTreeMap<i32, Vec<Asked>> = BTreeMap::new();
-        let mut resets: BTreeMap<i32, Vec<ResetRequest>> = BTreeMap::new();
-        let mut validations: BTreeMap<i32, Vec<ValidateRequest>> = BTreeMap::new();
-        // Leaders with a partition whose records wait in the buffer for the application, and
-        // leaders whose every partition to fetch is at its readable end (see below).
-        let mut awaiting_delivery: HashSet<i32> = HashSet::new();
-        let mut only_caught_up: HashMap<i32, bool> = HashMap::new();
-        let fetch_budget;
-        {
+        let slots: BTreeMap<i32, LeaderSlot> = self
+            .leaders
+            .iter()
+            .map(|(id, state)| {
+                let slot = LeaderSlot {
+                    fetching: state.fetching,
+                    retry_at: state.retry_at,
+                };
+                (*id, slot)
+            })
+            .collect();
+        let plan = {
             let state = self.shared.lock();
-            // Back-pressure in bytes: nothing new is fetched while the buffer is full of
-            // what the application can take. Chunks of paused partitions do not count: they
-            // wait for a resume, and pausing some partitions must not stop the others (each
-            // holds at most one chunk, so they stay bounded by the partitions paused).
             let paused = state
                 .buffer
                 .bytes_of(|tp| state.partitions.get(tp).is_some_and(|p| p.paused));
-            fetch_budget = self
-                .options
-                .max_buffered_bytes
-                .saturating_sub(state.buffer.bytes() - paused);
-            for (tp, partition) in state.partitions.iter() {
-                let fetching = matches!(partition.state, PartitionState::Fetching { .. });
-                if fetching && !partition.paused && state.buffer.contains(tp) {
-                    if let Some(leader) = metadata.leader(&tp.topic, tp.partition) {
-                        awaiting_delivery.insert(leader);
-                    }
-                }
-                let wants_fetch =
-                    fetching && !partition.paused && fetch_budget > 0 && !state.buffer.contains(tp);
-                let wants_reset = matches!(partition.state, PartitionState::AwaitingReset { .. })
-                    && !self.resetting.contains(tp);
-                if !wants_fetch && !wants_reset {
-                    continue;
-                }
-                let Some(leader) = metadata.leader(&tp.topic, tp.partition) else {
-                    leaderless = true;
-                    leaderless_topics.insert(tp.topic.to_string());
-                    if let Some(refused) = TopicRefused::in_metadata(&metadata, &tp.topic) {
-                        let refused = PartitionError::Refused {
-                            partition: tp.clone(),
-                            error: refused.error,
-                            hint: refused.hint,
-                        };
-                        stops.push((partition.epoch, refused));
-                    } else if self.leaderless_refreshes >= GONE_AFTER_REFRESHES
-                        && topic_missing(&metadata, &tp.topic)
-                    {
-                        let gone = PartitionError::TopicGone {
-                            partition: tp.clone(),
-                        };
-                        stops.push((partition.epoch, gone));
-                    }
-                    continue;
-                };
-                let current_leader_epoch = leader_epoch(&metadata, tp);
-                match partition.state {
-                    PartitionState::Fetching { position }
-                        if partition.needs_validation(current_leader_epoch) =>
-                    {
-                        match partition.retry_at {
-                            _ if self.validating.contains(tp) => {}
-                            Some(at) if at > now => wake_at = wake_at.min(at),
-                            _ => validations
-                                .entry(leader)
-                                .or_default()
-                                .push(ValidateRequest {
-                                    tp: tp.clone(),
-                                    epoch: partition.epoch,
-                                    position,
-                                    position_epoch: partition.position_epoch.unwrap_or(-1),
-                                    leader_epoch: current_leader_epoch,
-                                }),
-                        }
-                    }
-                    PartitionState::Fetching { position } => {
-                        let leader_state = self.leaders.entry(leader).or_default();
-                        if leader_state.ready(now) {
-                            let caught_up =
-                                partition.readable_end.is_some_and(|end| position >= end);
-                            let all = only_caught_up.entry(leader).or_insert(true);
-                            *all = *all && caught_up;
-                            fetches.entry(leader).or_default().push(Asked {
-                                tp: tp.clone(),
-                                epoch: partition.epoch,
-                                position,
-                                leader_epoch: current_leader_epoch,
-                                position_epoch: partition.position_epoch.unwrap_or(-1),
-                            });
-                        } else if let Some(at) = leader_state.retry_at.filter(|at| *at > now) {
-                            wake_at = wake_at.min(at);
-                        }
-                    }
-                    PartitionState::AwaitingReset { cause } => match partition.retry_at {
-                        Some(at) if at > now => wake_at = wake_at.min(at),
-                        _ => resets.entry(leader).or_default().push(ResetRequest {
-                            tp: tp.clone(),
-                            epoch: partition.epoch,
-                            cause,
-                            committed: partition.committed,
-                        }),
-                    },
-                    _ => {}
-                }
-            }
-        }
-        if !stops.is_empty() {
+            let buffered = |tp: &TopicPartition| state.buffer.contains(tp);
+            plan::plan(&plan::Inputs {
+                now,
+                partitions: &state.partitions,
+                buffered: &buffered,
+                budget: plan::fetch_budget(
+                    self.options.max_buffered_bytes,
+                    state.buffer.bytes(),
+                    paused,
+                ),
+                metadata: &metadata,
+                leaders: &slots,
+                validating: &self.validating,
+                resetting: &self.resetting,
+                leaderless_refreshes: self.leaderless_refreshes,
+                max_bytes_ceiling: self.options.max_bytes.ceiling(),
+            })
+        };
+        let mut wake_at = plan.wake_at.unwrap_or(now + plan::IDLE_TICK);
+        if !plan.stops.is_empty() {
             let mut state = self.shared.lock();
-            for (epoch, error) in stops {
+            for (epoch, error) in plan.stops {
                 let tp = error.partition().clone();
                 if state.stop_partition(epoch, error) {
                     tracing::error!(partition = %tp, "the metadata refuses the partition's topic, or it is gone; the partition stops");
@@ -309,29 +222,17 @@ impl Driver {
             drop(state);
             self.shared.records_ready.notify_waiters();
         }
-        // A fetch for partitions that are all at their readable end can only long-poll: while
-        // another partition of the same leader waits for the application to take its records,
-        // it would hold the leader's one fetch slot for up to max_wait, and that partition
-        // could not be fetched again until the poll ends. Such a fetch waits instead; taking
-        // the buffered records wakes the driver, and the next fetch asks for all of them.
-        fetches.retain(|leader, _| {
-            !(awaiting_delivery.contains(leader) && only_caught_up.get(leader) == Some(&true))
-        });
-        // Leaders fetching at once share what is left of the budget (batches wait in the
-        // buffer as fetched).
-        let per_leader = fetch_budget / fetches.len().max(1);
-        let max_bytes = i32::try_from(per_leader)
-            .unwrap_or(i32::MAX)
-            .clamp(1, self.options.max_bytes.ceiling());
-        for (leader, asked) in fetches {
-            self.start_fetch(leader, asked, max_bytes);
+        for (leader, asked) in plan.fetches {
+            self.start_fetch(leader, asked, plan.max_bytes);
         }
-        for (leader, requests) in resets {
+        for (leader, requests) in plan.resets {
             self.start_reset(leader, requests);
         }
-        for (leader, requests) in validations {
+        for (leader, requests) in plan.validations {
             self.start_validation(leader, requests);
         }
+        let leaderless = !plan.leaderless_topics.is_empty();
+        let leaderless_topics = plan.leaderless_topics;
         if !leaderless {
             self.leaderless_refreshes = 0;
         }
@@ -793,26 +694,6 @@ fn refusal_hint(error: ResponseError) -> Option<&'static str> {
         }
         _ => None,
     }
-}
-
-/// The topic is absent from the metadata, or the cluster says it does not exist.
-fn topic_missing(metadata: &crate::cluster::Metadata, topic: &str) -> bool {
-    match metadata.topics.get(topic) {
-        None => metadata.fetched_at.is_some(),
-        Some(info) => matches!(
-            info.error,
-            Some(ResponseError::UnknownTopicOrPartition | ResponseError::UnknownTopicId)
-        ),
-    }
-}
-
-/// The leader epoch the metadata gives a partition (-1: unknown).
-fn leader_epoch(metadata: &crate::cluster::Metadata, tp: &TopicPartition) -> i32 {
-    metadata
-        .topics
-        .get(&*tp.topic)
-        .and_then(|topic| topic.partitions.get(&tp.partition))
-        .map_or(-1, |partition| partition.leader_epoch)
 }
 
 fn is_session_error(error: ResponseError) -> bool {

@@ -2,7 +2,8 @@
 //! sessions, record decoding, offset resets through a policy, and the consumer handle.
 //!
 //! - [`consumer`]: the public handle (`assign`, `poll`, `seek`, `pause`, ...).
-//! - [`driver`]: the background task that plans fetches and resets and applies their answers.
+//! - [`driver`]: the background task that starts what the plan says and applies the answers.
+//! - [`plan`]: what to send next, a pure function of a snapshot (unit-tested rule by rule).
 //! - [`state`]: what the handle and the driver share (one lock, two wake-ups); [`options`]:
 //!   the fetch settings.
 //! - [`partition`]: the per-partition state machine and its epochs (the stale-answer guard).
@@ -24,6 +25,7 @@ pub mod fetch_job;
 pub mod offsets;
 pub mod options;
 pub mod partition;
+pub mod plan;
 pub mod reset;
 pub mod session;
 pub mod size;

@@ -1,0 +1,467 @@
+//! What the fetcher sends next, decided from a snapshot: a pure function of the partitions'
+//! states, what the buffer holds, the metadata, the leaders' readiness and the time. The
+//! driver ([`super::driver`]) takes the snapshot under its lock, calls [`plan`], and starts
+//! what it says; the rules are unit-tested here one by one.
+//!
+//! The rules:
+//! - A partition is fetched when it is `Fetching`, not paused, holds nothing in the buffer,
+//!   and the buffer has room (chunks of paused partitions do not count against it).
+//! - One fetch per leader at a time; a leader still fetching, or backing off, waits (the plan
+//!   wakes when its backoff ends).
+//! - A position the current leader has not vouched for is validated first (KIP-320).
+//! - A fetch whose partitions are all at their readable end is not sent while another
+//!   partition of that leader waits in the buffer: it could only long-poll, holding the
+//!   leader's one fetch slot, and the waiting partition could not be fetched until it ends.
+//! - A partition without a leader asks for a metadata refresh naming its topic; if the
+//!   metadata refuses the topic (an ACL), the partition stops with that refusal; if the topic
+//!   stays missing through [`GONE_AFTER_REFRESHES`] refreshes, it stops as gone.
+//! - Leaders fetching at once share what is left of the buffer's budget.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use crate::cluster::Metadata;
+
+use super::error::{PartitionError, TopicRefused};
+use super::fetch_job::Asked;
+use super::partition::{PartitionState, Partitions};
+use super::reset::ResetRequest;
+use super::validate::ValidateRequest;
+use super::TopicPartition;
+
+/// A partition whose topic is missing from this many refreshes in a row stops with
+/// [`PartitionError::TopicGone`]. Refreshes are at least `net.metadata_min_age_ms` apart
+/// (1 s by default) and back off beyond it, so that is 6 s or more.
+pub const GONE_AFTER_REFRESHES: u32 = 6;
+/// How long the plan sleeps when nothing else wakes it.
+pub const IDLE_TICK: Duration = Duration::from_secs(1);
+
+/// A leader's fetch slot, as the plan sees it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LeaderSlot {
+    /// A fetch to it is in flight.
+    pub fetching: bool,
+    /// It failed, or answered as not the leader: no fetch before then.
+    pub retry_at: Option<Instant>,
+}
+
+impl LeaderSlot {
+    fn ready(&self, now: Instant) -> bool {
+        !self.fetching && self.retry_at.is_none_or(|at| at <= now)
+    }
+}
+
+/// The snapshot a plan is made from.
+pub struct Inputs<'a> {
+    pub now: Instant,
+    pub partitions: &'a Partitions,
+    /// Whether the buffer holds a chunk of the partition.
+    pub buffered: &'a dyn Fn(&TopicPartition) -> bool,
+    /// Bytes a new fetch may still bring ([`fetch_budget`]).
+    pub budget: usize,
+    pub metadata: &'a Metadata,
+    /// Leaders with a slot state; one not listed is ready.
+    pub leaders: &'a BTreeMap<i32, LeaderSlot>,
+    /// Partitions with a validation or a reset in flight.
+    pub validating: &'a HashSet<TopicPartition>,
+    pub resetting: &'a HashSet<TopicPartition>,
+    /// Refreshes in a row that left some partition without a leader.
+    pub leaderless_refreshes: u32,
+    /// The most one answer may carry (`fetch_max_bytes`, or its ceiling).
+    pub max_bytes_ceiling: i32,
+}
+
+/// What to start now.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Per leader, the partitions of its next fetch.
+    pub fetches: BTreeMap<i32, Vec<Asked>>,
+    /// What each of those fetches may carry at most.
+    pub max_bytes: i32,
+    pub resets: BTreeMap<i32, Vec<ResetRequest>>,
+    pub validations: BTreeMap<i32, Vec<ValidateRequest>>,
+    /// Partitions to stop, with the error their user gets (and the epoch they were under).
+    pub stops: Vec<(u64, PartitionError)>,
+    /// Topics of partitions without a leader (a metadata refresh names them).
+    pub leaderless_topics: BTreeSet<String>,
+    /// When to plan again at the latest.
+    pub wake_at: Option<Instant>,
+}
+
+/// The bytes new fetches may bring: what `max_buffered` leaves beside the buffer's chunks,
+/// those of paused partitions not counted (they wait for a resume, and pausing some
+/// partitions must not stop the others; each holds at most one chunk).
+pub fn fetch_budget(max_buffered: usize, buffered: usize, paused: usize) -> usize {
+    max_buffered.saturating_sub(buffered.saturating_sub(paused))
+}
+
+/// Decides what to start (see the module's rules).
+pub fn plan(inputs: &Inputs<'_>) -> Plan {
+    let now = inputs.now;
+    let metadata = inputs.metadata;
+    let mut plan = Plan {
+        wake_at: Some(now + IDLE_TICK),
+        ..Plan::default()
+    };
+    let mut wake = |at: Instant| {
+        plan.wake_at = plan.wake_at.map(|w| w.min(at)).or(Some(at));
+    };
+    let mut fetches: BTreeMap<i32, Vec<Asked>> = BTreeMap::new();
+    // Leaders with a partition whose records wait in the buffer for the application, and
+    // leaders whose every partition to fetch is at its readable end.
+    let mut awaiting_delivery: HashSet<i32> = HashSet::new();
+    let mut only_caught_up: HashMap<i32, bool> = HashMap::new();
+    for (tp, partition) in inputs.partitions.iter() {
+        let fetching = matches!(partition.state, PartitionState::Fetching { .. });
+        let buffered = (inputs.buffered)(tp);
+        if fetching && !partition.paused && buffered {
+            if let Some(leader) = metadata.leader(&tp.topic, tp.partition) {
+                awaiting_delivery.insert(leader);
+            }
+        }
+        let wants_fetch = fetching && !partition.paused && inputs.budget > 0 && !buffered;
+        let wants_reset = matches!(partition.state, PartitionState::AwaitingReset { .. })
+            && !inputs.resetting.contains(tp);
+        if !wants_fetch && !wants_reset {
+            continue;
+        }
+        let Some(leader) = metadata.leader(&tp.topic, tp.partition) else {
+            plan.leaderless_topics.insert(tp.topic.to_string());
+            if let Some(refused) = TopicRefused::in_metadata(metadata, &tp.topic) {
+                let refused = PartitionError::Refused {
+                    partition: tp.clone(),
+                    error: refused.error,
+                    hint: refused.hint,
+                };
+                plan.stops.push((partition.epoch, refused));
+            } else if inputs.leaderless_refreshes >= GONE_AFTER_REFRESHES
+                && topic_missing(metadata, &tp.topic)
+            {
+                let gone = PartitionError::TopicGone {
+                    partition: tp.clone(),
+                };
+                plan.stops.push((partition.epoch, gone));
+            }
+            continue;
+        };
+        let current_leader_epoch = leader_epoch(metadata, tp);
+        match partition.state {
+            PartitionState::Fetching { position }
+                if partition.needs_validation(current_leader_epoch) =>
+            {
+                match partition.retry_at {
+                    _ if inputs.validating.contains(tp) => {}
+                    Some(at) if at > now => wake(at),
+                    _ => plan
+                        .validations
+                        .entry(leader)
+                        .or_default()
+                        .push(ValidateRequest {
+                            tp: tp.clone(),
+                            epoch: partition.epoch,
+                            position,
+                            position_epoch: partition.position_epoch.unwrap_or(-1),
+                            leader_epoch: current_leader_epoch,
+                        }),
+                }
+            }
+            PartitionState::Fetching { position } => {
+                let slot = inputs.leaders.get(&leader).copied().unwrap_or_default();
+                if slot.ready(now) {
+                    let caught_up = partition.readable_end.is_some_and(|end| position >= end);
+                    let all = only_caught_up.entry(leader).or_insert(true);
+                    *all = *all && caught_up;
+                    fetches.entry(leader).or_default().push(Asked {
+                        tp: tp.clone(),
+                        epoch: partition.epoch,
+                        position,
+                        leader_epoch: current_leader_epoch,
+                        position_epoch: partition.position_epoch.unwrap_or(-1),
+                    });
+                } else if let Some(at) = slot.retry_at.filter(|at| *at > now) {
+                    wake(at);
+                }
+            }
+            PartitionState::AwaitingReset { cause } => match partition.retry_at {
+                Some(at) if at > now => wake(at),
+                _ => plan.resets.entry(leader).or_default().push(ResetRequest {
+                    tp: tp.clone(),
+                    epoch: partition.epoch,
+                    cause,
+                    committed: partition.committed,
+                }),
+            },
+            _ => {}
+        }
+    }
+    fetches.retain(|leader, _| {
+        !(awaiting_delivery.contains(leader) && only_caught_up.get(leader) == Some(&true))
+    });
+    let per_leader = inputs.budget / fetches.len().max(1);
+    plan.max_bytes = i32::try_from(per_leader)
+        .unwrap_or(i32::MAX)
+        .clamp(1, inputs.max_bytes_ceiling);
+    plan.fetches = fetches;
+    plan
+}
+
+/// The topic is absent from the metadata, or the cluster says it does not exist.
+fn topic_missing(metadata: &Metadata, topic: &str) -> bool {
+    match metadata.topics.get(topic) {
+        None => metadata.fetched_at.is_some(),
+        Some(info) => matches!(
+            info.error,
+            Some(
+                kafka_protocol::error::ResponseError::UnknownTopicOrPartition
+                    | kafka_protocol::error::ResponseError::UnknownTopicId
+            )
+        ),
+    }
+}
+
+/// The leader epoch the metadata gives a partition (-1: unknown).
+pub fn leader_epoch(metadata: &Metadata, tp: &TopicPartition) -> i32 {
+    metadata
+        .topics
+        .get(&*tp.topic)
+        .and_then(|topic| topic.partitions.get(&tp.partition))
+        .map_or(-1, |partition| partition.leader_epoch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::{PartitionInfo, TopicInfo};
+    use crate::fetch::partition::{ResetCause, StartAt};
+    use crate::fetch::OffsetSpec;
+    use kafka_protocol::error::ResponseError;
+
+    fn tp(partition: i32) -> TopicPartition {
+        TopicPartition::new("t", partition)
+    }
+
+    /// Topic `t` with these leaders (-1: none).
+    fn metadata(leaders: &[i32]) -> Metadata {
+        let partitions = leaders
+            .iter()
+            .enumerate()
+            .map(|(p, leader)| {
+                (
+                    p as i32,
+                    PartitionInfo {
+                        partition: p as i32,
+                        leader: *leader,
+                        leader_epoch: 0,
+                        replicas: vec![*leader],
+                        isr: vec![*leader],
+                        error: None,
+                    },
+                )
+            })
+            .collect();
+        let topic = TopicInfo {
+            name: "t".into(),
+            topic_id: [0; 16],
+            is_internal: false,
+            error: None,
+            partitions,
+        };
+        Metadata {
+            topics: BTreeMap::from([("t".to_string(), topic)]),
+            fetched_at: Some(Instant::now()),
+            generation: 1,
+            ..Metadata::default()
+        }
+    }
+
+    /// Partitions 0..n of `t`, each fetching at offset 10.
+    fn fetching(n: i32) -> Partitions {
+        let mut partitions = Partitions::default();
+        for p in 0..n {
+            partitions.assign(tp(p), StartAt::Offset(10));
+        }
+        partitions
+    }
+
+    struct Fixture {
+        now: Instant,
+        partitions: Partitions,
+        buffered: BTreeSet<TopicPartition>,
+        budget: usize,
+        metadata: Metadata,
+        leaders: BTreeMap<i32, LeaderSlot>,
+        leaderless_refreshes: u32,
+    }
+
+    impl Fixture {
+        fn new(partitions: Partitions, metadata: Metadata) -> Fixture {
+            Fixture {
+                now: Instant::now(),
+                partitions,
+                buffered: BTreeSet::new(),
+                budget: 64 << 20,
+                metadata,
+                leaders: BTreeMap::new(),
+                leaderless_refreshes: 0,
+            }
+        }
+
+        fn plan(&self) -> Plan {
+            let buffered = |tp: &TopicPartition| self.buffered.contains(tp);
+            let none = HashSet::new();
+            plan(&Inputs {
+                now: self.now,
+                partitions: &self.partitions,
+                buffered: &buffered,
+                budget: self.budget,
+                metadata: &self.metadata,
+                leaders: &self.leaders,
+                validating: &none,
+                resetting: &none,
+                leaderless_refreshes: self.leaderless_refreshes,
+                max_bytes_ceiling: 50 << 20,
+            })
+        }
+    }
+
+    fn fetched(plan: &Plan) -> BTreeMap<i32, Vec<i32>> {
+        plan.fetches
+            .iter()
+            .map(|(leader, asked)| (*leader, asked.iter().map(|a| a.tp.partition).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn one_fetch_per_leader_with_its_partitions_sharing_the_budget() {
+        let fixture = Fixture::new(fetching(4), metadata(&[1, 2, 1, 2]));
+        let plan = fixture.plan();
+        assert_eq!(
+            fetched(&plan),
+            BTreeMap::from([(1, vec![0, 2]), (2, vec![1, 3])])
+        );
+        assert_eq!(plan.max_bytes, 32 << 20, "two leaders share 64 MiB");
+        assert!(plan.stops.is_empty() && plan.leaderless_topics.is_empty());
+    }
+
+    #[test]
+    fn paused_and_buffered_partitions_wait_and_a_full_buffer_stops_fetching() {
+        let mut fixture = Fixture::new(fetching(3), metadata(&[1, 1, 1]));
+        fixture.partitions.set_paused(&tp(0), true);
+        fixture.buffered.insert(tp(1));
+        assert_eq!(fetched(&fixture.plan()), BTreeMap::from([(1, vec![2])]));
+        fixture.budget = 0;
+        assert!(fixture.plan().fetches.is_empty());
+        // Chunks of paused partitions do not count against the budget.
+        assert_eq!(fetch_budget(100, 100, 40), 40);
+        assert_eq!(fetch_budget(100, 150, 0), 0);
+    }
+
+    #[test]
+    fn a_busy_or_backing_off_leader_waits_and_the_plan_wakes_when_it_may_go() {
+        let mut fixture = Fixture::new(fetching(2), metadata(&[1, 2]));
+        let later = fixture.now + Duration::from_millis(300);
+        fixture.leaders.insert(
+            1,
+            LeaderSlot {
+                fetching: true,
+                retry_at: None,
+            },
+        );
+        fixture.leaders.insert(
+            2,
+            LeaderSlot {
+                fetching: false,
+                retry_at: Some(later),
+            },
+        );
+        let plan = fixture.plan();
+        assert!(plan.fetches.is_empty());
+        assert_eq!(plan.wake_at, Some(later));
+        fixture.now = later;
+        assert_eq!(fetched(&fixture.plan()), BTreeMap::from([(2, vec![1])]));
+    }
+
+    #[test]
+    fn a_caught_up_fetch_waits_while_a_partition_of_its_leader_is_in_the_buffer() {
+        let mut fixture = Fixture::new(fetching(2), metadata(&[1, 1]));
+        fixture.partitions.set_readable_end(&tp(0), 1, 10);
+        fixture.buffered.insert(tp(1));
+        // Partition 0 is at its end: its fetch could only long-poll beside partition 1.
+        assert!(fixture.plan().fetches.is_empty());
+        // With records to read, it goes.
+        fixture.partitions.set_readable_end(&tp(0), 1, 20);
+        assert_eq!(fetched(&fixture.plan()), BTreeMap::from([(1, vec![0])]));
+    }
+
+    #[test]
+    fn a_partition_awaiting_a_reset_goes_to_its_leader_unless_one_is_in_flight() {
+        let mut fixture = Fixture::new(fetching(2), metadata(&[1, 2]));
+        fixture
+            .partitions
+            .reset(&tp(1), ResetCause::To(OffsetSpec::Earliest));
+        let plan = fixture.plan();
+        assert_eq!(fetched(&plan), BTreeMap::from([(1, vec![0])]));
+        let resets: Vec<(i32, i32)> = plan
+            .resets
+            .iter()
+            .flat_map(|(leader, r)| r.iter().map(move |r| (*leader, r.tp.partition)))
+            .collect();
+        assert_eq!(resets, [(2, 1)]);
+        let in_flight = HashSet::from([tp(1)]);
+        let buffered = |_: &TopicPartition| false;
+        let again = super::plan(&Inputs {
+            now: fixture.now,
+            partitions: &fixture.partitions,
+            buffered: &buffered,
+            budget: fixture.budget,
+            metadata: &fixture.metadata,
+            leaders: &fixture.leaders,
+            validating: &HashSet::new(),
+            resetting: &in_flight,
+            leaderless_refreshes: 0,
+            max_bytes_ceiling: 50 << 20,
+        });
+        assert!(again.resets.is_empty(), "one reset in flight at a time");
+    }
+
+    #[test]
+    fn a_leaderless_partition_asks_for_metadata_and_stops_when_refused_or_gone() {
+        let mut fixture = Fixture::new(fetching(2), metadata(&[1, -1]));
+        let plan = fixture.plan();
+        assert_eq!(fetched(&plan), BTreeMap::from([(1, vec![0])]));
+        assert_eq!(plan.leaderless_topics, BTreeSet::from(["t".to_string()]));
+        assert!(
+            plan.stops.is_empty(),
+            "no leader for a while is not an error"
+        );
+
+        // The metadata refuses the topic: stop with the refusal, at once.
+        fixture.metadata.topics.get_mut("t").unwrap().error =
+            Some(ResponseError::TopicAuthorizationFailed);
+        fixture
+            .metadata
+            .topics
+            .get_mut("t")
+            .unwrap()
+            .partitions
+            .clear();
+        let plan = fixture.plan();
+        assert_eq!(plan.stops.len(), 2);
+        assert!(matches!(
+            plan.stops[0].1,
+            PartitionError::Refused {
+                error: ResponseError::TopicAuthorizationFailed,
+                ..
+            }
+        ));
+
+        // Missing: only after enough refreshes in a row.
+        fixture.metadata.topics.clear();
+        fixture.leaderless_refreshes = GONE_AFTER_REFRESHES - 1;
+        assert!(fixture.plan().stops.is_empty());
+        fixture.leaderless_refreshes = GONE_AFTER_REFRESHES;
+        let plan = fixture.plan();
+        assert_eq!(plan.stops.len(), 2);
+        assert!(matches!(plan.stops[0].1, PartitionError::TopicGone { .. }));
+    }
+}
