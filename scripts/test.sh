@@ -19,8 +19,8 @@ echo "== cargo clippy (plugins, wasm32-wasip2)"
 plugins=(-p wasmkafka-plugin-sdk)
 while read -r name; do plugins+=(-p "$name"); done < <(scripts/build-plugins.sh --list)
 cargo clippy --locked --target wasm32-wasip2 "${plugins[@]}" -- -D warnings
-echo "== the plugin SDK: docs without warnings, publishable (cargo package builds it alone)"
-RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps -p wasmkafka-plugin-sdk -p wasmkafka-policy
+echo "== docs without warnings (host, plugin SDK); the SDK publishable (cargo package builds it alone)"
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps -p wasmkafka -p wasmkafka-plugin-sdk -p wasmkafka-policy
 cargo package --locked --allow-dirty -p wasmkafka-policy -p wasmkafka-plugin-sdk
 echo "== plugins (wasm32-wasip2)"
 scripts/build-plugins.sh

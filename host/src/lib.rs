@@ -1,9 +1,18 @@
 //! wasmkafka: a Kafka consumer whose partition assignors and offset-reset policies are
 //! sandboxed WebAssembly components.
 //!
-//! Layers, bottom up: [`net`] (framing, connections pooled by purpose), [`cluster`] (metadata
-//! cache), [`client`] (the two together: send a request to a broker for a purpose), and the
-//! command-line front end in [`cli`].
+//! Layers, bottom up (no module imports one above it; ARCHITECTURE.md draws them):
+//! - [`net`] (framing, TLS and SASL, connections pooled by purpose), [`cluster`] (the
+//!   metadata cache), [`policy`] (reset policies behind one trait), [`histogram`];
+//! - [`client`]: the two first together (send a request to a broker for a purpose, the one
+//!   metadata refresh);
+//! - [`fetch`] (the consumer: partitions, fetch plan and loop, resets, the record buffer) and
+//!   [`produce`] (a small producer for samples and tests);
+//! - [`group`] (consumer-group membership, commits, assignors, group admin);
+//! - [`plugin`] (Wasm assignors and reset policies) and [`lab`] (the policy lab's
+//!   simulation);
+//! - [`config`] and [`metrics`];
+//! - [`cli`]: the `wasmkafka` command line.
 
 pub mod cli;
 pub mod client;

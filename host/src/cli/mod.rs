@@ -166,7 +166,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "G")]
     pub group: Option<String>,
     /// Where to start without a committed offset, and where an out-of-range offset resets to:
-    /// earliest, latest, none, or by_duration:<ISO-8601 duration> (e.g. by_duration:PT1H).
+    /// earliest, latest, none, or `by_duration:<ISO-8601 duration>` (e.g. by_duration:PT1H).
     #[arg(long, value_name = "POLICY")]
     pub from: Option<ResetPolicySpec>,
     /// Exit 0 after printing this many records.

@@ -7,7 +7,7 @@
 //! The membership task starts one [`Heartbeat`] when a SyncGroup answers and drops it when
 //! the next JoinGroup goes out, so heartbeats go on through revocations and their commits.
 //!
-//! A REBALANCE_IN_PROGRESS answer is reported ([`Heartbeat::rebalance_requested`]) and the
+//! A REBALANCE_IN_PROGRESS answer is reported ([`News::Rebalancing`]) and the
 //! beats go on: the member revokes (and commits) before it joins, and the coordinator must
 //! keep hearing from it meanwhile. Transient failures (a dropped connection, a moved
 //! coordinator, a timeout) are retried here, sooner than the interval.

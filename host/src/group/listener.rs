@@ -10,7 +10,7 @@ pub trait RebalanceListener: Send + Sync {
     /// Partitions about to be taken away in an orderly way. They are paused already; when
     /// this returns, their finished positions are committed (auto-commit on) or the commits
     /// already queued are waited for (off: an application committing by hand queues its
-    /// commit here, with a [`Committer`]), and then they leave the fetcher.
+    /// commit here, with a [`super::Committer`]), and then they leave the fetcher.
     fn on_revoked(&self, _partitions: &[TopicPartition]) {}
     /// Partitions lost because the member was dropped from the group (nothing committed).
     fn on_lost(&self, _partitions: &[TopicPartition]) {}

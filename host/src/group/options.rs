@@ -25,7 +25,7 @@ pub struct GroupOptions {
     /// No poll for this long: the member leaves so its partitions move on.
     pub max_poll_interval: Duration,
     /// `None` turns auto-commit off: nothing is committed unless the application commits
-    /// ([`GroupConsumer::commit`]), not even before a revoke or on close.
+    /// ([`super::GroupConsumer::commit`]), not even before a revoke or on close.
     pub auto_commit_interval: Option<Duration>,
     /// (`default.api.timeout.ms` for commits) How long a commit retries transient errors.
     pub commit_timeout: Duration,

@@ -2,7 +2,7 @@
 //! they take effect, through the same code the consumer runs.
 //!
 //! - [`scenario`]: a group to simulate (topics, members, racks, events), from flags or a file.
-//! - [`simulate`]: plays each event as the group would (eager or cooperative rounds) with the
+//! - [`simulate`](mod@simulate): plays each event as the group would (eager or cooperative rounds) with the
 //!   leader's own decision path, [`crate::group::assignor::assign_group`].
 //! - [`report`]: the numbers per assignor and step, as a table or JSON.
 

@@ -10,7 +10,7 @@
 //!   the host goes on.
 //! - The deadline holds in a blocking WASI wait too (Rust's `thread::sleep`, a `poll` on a clock),
 //!   where epoch interruption does not reach: every clock subscription a plugin makes ends by
-//!   the call's deadline at the latest ([`limit_clock_waits`]), and a call that asked to wait
+//!   the call's deadline at the latest (`limit_clock_waits`), and a call that asked to wait
 //!   beyond it fails with the deadline even if it then answers in time. Clocks are the only
 //!   pollables that can stay pending here (stdin is empty, stdout and stderr are sinks), so no
 //!   wait outlives the deadline.
