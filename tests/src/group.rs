@@ -1,11 +1,29 @@
 //! Support for consumer-group tests.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use wasmkafka::fetch::TopicPartition;
+use wasmkafka::fetch::{ConsumerRecord, TopicPartition};
 use wasmkafka::group::GroupConsumer;
+
+/// Polls `member` on a task of its own until the task is aborted, keeping what `keep` makes
+/// of each record in `seen`; a poll error fails the test, naming `who`.
+pub fn keep_polling<T: Send + 'static>(
+    member: Arc<GroupConsumer>,
+    who: String,
+    seen: Arc<Mutex<Vec<T>>>,
+    keep: impl Fn(&ConsumerRecord) -> T + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match member.poll(500, Duration::from_millis(100)).await {
+                Ok(records) => seen.lock().unwrap().extend(records.iter().map(&keep)),
+                Err(error) => panic!("{who}: {error}"),
+            }
+        }
+    })
+}
 
 /// Waits until `members` hold disjoint, non-empty shares that cover `partitions`, all in one
 /// generation, and nothing changes for a second and a half (five heartbeats at 300 ms): the

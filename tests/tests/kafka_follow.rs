@@ -58,17 +58,8 @@ fn member(options: GroupOptions) -> Arc<GroupConsumer> {
 type Seen = Arc<Mutex<Vec<(String, i32, i64)>>>;
 
 fn keep_polling(member: Arc<GroupConsumer>, seen: Seen) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            match member.poll(500, Duration::from_millis(100)).await {
-                Ok(records) => seen.lock().unwrap().extend(
-                    records
-                        .iter()
-                        .map(|r| (r.topic.to_string(), r.partition, r.offset)),
-                ),
-                Err(error) => panic!("a member failed: {error}"),
-            }
-        }
+    wasmkafka_tests::group::keep_polling(member, "a member".into(), seen, |r| {
+        (r.topic.to_string(), r.partition, r.offset)
     })
 }
 

@@ -194,20 +194,9 @@ fn check_cooperative(timelines: &[(&str, Timeline)]) {
 type Seen = Arc<Mutex<Vec<(i32, i64, String)>>>;
 
 fn keep_polling(member: Arc<GroupConsumer>, seen: Seen) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            match member.poll(500, Duration::from_millis(100)).await {
-                Ok(records) => seen.lock().unwrap().extend(records.iter().map(|r| {
-                    (
-                        r.partition,
-                        r.offset,
-                        String::from_utf8_lossy(r.value.as_deref().unwrap_or_default())
-                            .into_owned(),
-                    )
-                })),
-                Err(error) => panic!("wasmkafka member: {error}"),
-            }
-        }
+    wasmkafka_tests::group::keep_polling(member, "wasmkafka member".into(), seen, |r| {
+        let value = String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned();
+        (r.partition, r.offset, value)
     })
 }
 

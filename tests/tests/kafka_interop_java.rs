@@ -61,16 +61,8 @@ fn our_member(
 type Seen = Arc<Mutex<Vec<(i32, i64)>>>;
 
 fn keep_polling(member: Arc<GroupConsumer>, seen: Seen) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            match member.poll(500, Duration::from_millis(100)).await {
-                Ok(records) => seen
-                    .lock()
-                    .unwrap()
-                    .extend(records.iter().map(|r| (r.partition, r.offset))),
-                Err(error) => panic!("wasmkafka member: {error}"),
-            }
-        }
+    wasmkafka_tests::group::keep_polling(member, "wasmkafka member".into(), seen, |r| {
+        (r.partition, r.offset)
     })
 }
 

@@ -97,16 +97,8 @@ fn keep_polling(
     index: usize,
     seen: Seen,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            match member.poll(500, Duration::from_millis(100)).await {
-                Ok(records) => seen
-                    .lock()
-                    .unwrap()
-                    .extend(records.iter().map(|r| (index, r.partition, r.offset))),
-                Err(error) => panic!("member {index}: {error}"),
-            }
-        }
+    wasmkafka_tests::group::keep_polling(member, format!("member {index}"), seen, move |r| {
+        (index, r.partition, r.offset)
     })
 }
 
