@@ -45,9 +45,8 @@ fn partitions(value: &Value) -> Vec<i32> {
         .unwrap_or_default()
 }
 
-/// `java` running `tests/java/FILE` with the source launcher, on the Kafka classpath and with
-/// the tools' log configuration.
-fn source_command(file: &str) -> Result<Command> {
+/// `java` on the Kafka classpath, with the tools' log configuration.
+fn kafka_java() -> Result<Command> {
     let mut command = Command::new(java());
     command
         .arg(format!(
@@ -55,12 +54,18 @@ fn source_command(file: &str) -> Result<Command> {
             kafka_files().join("tools-log4j2.properties").display()
         ))
         .arg("-cp")
-        .arg(format!("{}/*", kafka_lib()?.display()))
-        .arg(
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("java")
-                .join(file),
-        );
+        .arg(format!("{}/*", kafka_lib()?.display()));
+    Ok(command)
+}
+
+/// `java` running `tests/java/FILE` with the source launcher (see [`kafka_java`]).
+fn source_command(file: &str) -> Result<Command> {
+    let mut command = kafka_java()?;
+    command.arg(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("java")
+            .join(file),
+    );
     Ok(command)
 }
 
@@ -261,14 +266,8 @@ pub async fn run_source(file: &str, args: &[&str], timeout: Duration) -> Result<
 /// `org.apache.kafka.tools.consumer.group.ConsumerGroupCommand`) to its end and returns its
 /// stdout; an error when it fails or outlives `timeout`.
 pub fn kafka_tool(class: &str, args: &[&str], timeout: Duration) -> Result<String> {
-    let mut command = Command::new(java());
+    let mut command = kafka_java()?;
     command
-        .arg(format!(
-            "-Dlog4j2.configurationFile={}",
-            kafka_files().join("tools-log4j2.properties").display()
-        ))
-        .arg("-cp")
-        .arg(format!("{}/*", kafka_lib()?.display()))
         .arg(class)
         .args(args)
         .stdin(Stdio::null())
