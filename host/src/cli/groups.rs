@@ -5,12 +5,10 @@
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 
-use crate::client::Client;
-use crate::fetch::TopicPartition;
 use crate::group::admin::{delete_groups, delete_offsets, list_groups, ListedGroup};
 use crate::group::coordinator::find_coordinator;
 
-use super::offsets::{parse_topics, TableOrJson};
+use super::offsets::{parse_topics, partitions_of, TableOrJson};
 use super::CommonArgs;
 
 #[derive(Debug, Subcommand)]
@@ -126,7 +124,8 @@ async fn delete(args: DeleteArgs) -> anyhow::Result<()> {
 async fn delete_group_offsets(args: DeleteOffsetsArgs) -> anyhow::Result<()> {
     let config = args.common.load_config()?;
     let client = super::connect(&config).await?;
-    let partitions = selected_partitions(&client, &args.topics).await?;
+    let (topics, only) = parse_topics(&args.topics)?;
+    let partitions = partitions_of(&client, &topics, &only).await?;
     let coordinator = find_coordinator(&client, &args.group)
         .await
         .with_context(|| format!("cannot find the coordinator of group `{}`", args.group))?;
@@ -157,39 +156,4 @@ async fn delete_group_offsets(args: DeleteOffsetsArgs) -> anyhow::Result<()> {
         bail!("{failed} of {} partitions not deleted", each.len());
     }
     Ok(())
-}
-
-/// The partitions `--topic T[:P,...]` names: all of T's, or those listed (checked against
-/// the metadata).
-async fn selected_partitions(
-    client: &Client,
-    specs: &[String],
-) -> anyhow::Result<Vec<TopicPartition>> {
-    let (topics, only) = parse_topics(specs)?;
-    let metadata = client.refresh_topics(&topics).await?;
-    let mut partitions = Vec::new();
-    for topic in &topics {
-        let info = metadata
-            .existing_topic(topic)
-            .with_context(|| format!("topic `{topic}` does not exist"))?;
-        match only.get(topic) {
-            Some(listed) => {
-                for partition in listed {
-                    if !info.partitions.contains_key(partition) {
-                        bail!(
-                            "--topic {topic}:{partition}: the topic has partitions 0..{}",
-                            info.partitions.len()
-                        );
-                    }
-                    partitions.push(TopicPartition::new(topic, *partition));
-                }
-            }
-            None => partitions.extend(
-                info.partitions
-                    .keys()
-                    .map(|p| TopicPartition::new(topic, *p)),
-            ),
-        }
-    }
-    Ok(partitions)
 }

@@ -200,7 +200,7 @@ fn print_table(rows: &[Vec<String>]) {
 }
 
 /// The partitions of `topics` (only `only[topic]` where given), checked against the metadata.
-async fn partitions_of(
+pub(super) async fn partitions_of(
     client: &Client,
     topics: &[String],
     only: &BTreeMap<String, Vec<i32>>,
