@@ -42,13 +42,16 @@ async fn topic_with_records(broker: &Kafka, topic: &str) {
     );
 }
 
-fn config_file(dir: &tempfile::TempDir, session_timeout_ms: u64) -> String {
+/// A member's config under `protocol` (`classic` or `consumer`; with `consumer` the broker's
+/// settings time sessions and heartbeats: 10 s and 500 ms in tests/kafka/node.properties).
+fn config_file(dir: &tempfile::TempDir, protocol: &str, session_timeout_ms: u64) -> String {
     let path = dir.path().join("member.toml");
     std::fs::write(
         &path,
         format!(
-            "[consumer]\nheartbeat_interval_ms = 300\nsession_timeout_ms = {session_timeout_ms}\n\
-             rebalance_timeout_ms = 5000\nfetch_max_wait_ms = 200\nmax_poll_records = {MAX_POLL_RECORDS}\n\
+            "[consumer]\ngroup_protocol = \"{protocol}\"\nheartbeat_interval_ms = 300\n\
+             session_timeout_ms = {session_timeout_ms}\nrebalance_timeout_ms = 5000\n\
+             fetch_max_wait_ms = 200\nmax_poll_records = {MAX_POLL_RECORDS}\n\
              auto_commit_interval_ms = 1000\n"
         ),
     )
@@ -87,11 +90,24 @@ impl Moments {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_member_sigkilled_at_random_moments_never_skips_a_record() {
+    sigkilled_at_random_moments("classic", "delivery-kill", "kill-g").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_consumer_protocol_member_sigkilled_at_random_moments_never_skips_a_record() {
+    sigkilled_at_random_moments("consumer", "delivery-kill-kip848", "kill-kip848-g").await;
+}
+
+async fn sigkilled_at_random_moments(
+    protocol: &'static str,
+    topic: &'static str,
+    group: &'static str,
+) {
     let broker = Kafka::shared();
-    topic_with_records(broker, "delivery-kill").await;
+    topic_with_records(broker, topic).await;
     let dir = tempfile::tempdir().unwrap();
     // A dead member stays in the group until its session times out; keep that short.
-    let config = config_file(&dir, 2_000);
+    let config = config_file(&dir, protocol, 2_000);
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -112,13 +128,7 @@ async fn a_member_sigkilled_at_random_moments_never_skips_a_record() {
                 break;
             }
             kills += 1;
-            let mut member = member(
-                &broker_ref.addr(),
-                &config_ref,
-                "delivery-kill",
-                "kill-g",
-                slow,
-            );
+            let mut member = member(&broker_ref.addr(), &config_ref, topic, group, slow);
             member.wait_for_printed(1, Duration::from_secs(60));
             std::thread::sleep(moments.between(200, 1_500));
             let printed = member.kill().printed;
@@ -128,13 +138,16 @@ async fn a_member_sigkilled_at_random_moments_never_skips_a_record() {
             }
             seen.extend(printed);
         }
-        assert!(kills >= 2, "seed {seed}: only {kills} member was killed");
+        assert!(
+            kills >= 2,
+            "{protocol}, seed {seed}: only {kills} member was killed"
+        );
         // The successor reads the rest at full speed, then stops cleanly.
         let mut last = member(
             &broker_ref.addr(),
             &config_ref,
-            "delivery-kill",
-            "kill-g",
+            topic,
+            group,
             (0, Duration::ZERO),
         );
         last.wait_for_log("assignment applied", Duration::from_secs(60));
@@ -146,7 +159,7 @@ async fn a_member_sigkilled_at_random_moments_never_skips_a_record() {
             }
             assert!(
                 Instant::now() < deadline,
-                "seed {seed}: the last member stalled"
+                "{protocol}, seed {seed}: the last member stalled"
             );
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -157,7 +170,10 @@ async fn a_member_sigkilled_at_random_moments_never_skips_a_record() {
             printed,
             ..
         } = last.finish(Duration::from_secs(20));
-        assert!(status.success(), "seed {seed}: {status:?}\n{stderr}");
+        assert!(
+            status.success(),
+            "{protocol}, seed {seed}: {status:?}\n{stderr}"
+        );
         duplicates_per_restart.push(printed.iter().filter(|p| seen.contains(p)).count());
         seen.extend(printed);
         (seen, duplicates_per_restart)
@@ -177,38 +193,45 @@ async fn a_member_sigkilled_at_random_moments_never_skips_a_record() {
         assert_eq!(
             offsets,
             (0..per_partition).collect::<Vec<_>>(),
-            "seed {seed}: partition {partition}"
+            "{protocol}, seed {seed}: partition {partition}"
         );
     }
     // Re-delivered after each kill: at most the poll in hand, one flushed poll whose commit
     // was in flight and one waiting behind it.
-    eprintln!("seed {seed}: duplicates per restart {duplicates:?}");
+    eprintln!("{protocol}, seed {seed}: duplicates per restart {duplicates:?}");
     for (restart, count) in duplicates.iter().enumerate() {
         assert!(
             *count <= 3 * MAX_POLL_RECORDS,
-            "seed {seed}: restart {restart} re-delivered {count} records: {duplicates:?}"
+            "{protocol}, seed {seed}: restart {restart} re-delivered {count} records: {duplicates:?}"
         );
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_commits_what_was_printed_leaves_and_exits_zero() {
+    sigterm_commits_and_leaves("classic", "delivery-term", "term-g").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_consumer_protocol_member_on_sigterm_commits_what_was_printed_and_leaves() {
+    sigterm_commits_and_leaves("consumer", "delivery-term-kip848", "term-kip848-g").await;
+}
+
+async fn sigterm_commits_and_leaves(
+    protocol: &'static str,
+    topic: &'static str,
+    group: &'static str,
+) {
     let broker = Kafka::shared();
-    topic_with_records(broker, "delivery-term").await;
+    topic_with_records(broker, topic).await;
     let dir = tempfile::tempdir().unwrap();
     // A long session timeout: a member that did not leave would hold its partitions for it.
-    let config = config_file(&dir, 30_000);
+    let config = config_file(&dir, protocol, 30_000);
     let broker_ref: &'static Kafka = broker;
     let config_ref = config.clone();
     let first = tokio::task::spawn_blocking(move || {
         let slow = (20, Duration::from_millis(4));
-        let mut member = member(
-            &broker_ref.addr(),
-            &config_ref,
-            "delivery-term",
-            "term-g",
-            slow,
-        );
+        let mut member = member(&broker_ref.addr(), &config_ref, topic, group, slow);
         member.wait_for_printed(2_000, Duration::from_secs(60));
         member.signal("TERM");
         member.finish(Duration::from_secs(20))
@@ -220,6 +243,12 @@ async fn sigterm_commits_what_was_printed_leaves_and_exits_zero() {
         printed,
     } = first.await.unwrap();
     assert!(status.success(), "{status:?}\n{stderr}");
+    // Only a consumer-protocol member has a member epoch.
+    assert_eq!(
+        stderr.contains("member epoch"),
+        protocol == "consumer",
+        "{protocol}: {stderr}"
+    );
     assert!(
         took < Duration::from_secs(10),
         "the clean stop took {took:?}"
@@ -233,11 +262,11 @@ async fn sigterm_commits_what_was_printed_leaves_and_exits_zero() {
         *last = (*last).max(*offset);
     }
     let client = broker.client();
-    let coordinator = find_coordinator(&client, "term-g").await.unwrap();
+    let coordinator = find_coordinator(&client, group).await.unwrap();
     let partitions: Vec<TopicPartition> = (0..PARTITIONS)
-        .map(|p| TopicPartition::new("delivery-term", p))
+        .map(|p| TopicPartition::new(topic, p))
         .collect();
-    let committed = fetch_committed(&client, coordinator, "term-g", &partitions)
+    let committed = fetch_committed(&client, coordinator, group, &partitions)
         .await
         .unwrap();
     for tp in &partitions {
@@ -257,8 +286,8 @@ async fn sigterm_commits_what_was_printed_leaves_and_exits_zero() {
         let mut member = member(
             &broker_ref.addr(),
             &config_ref,
-            "delivery-term",
-            "term-g",
+            topic,
+            group,
             (0, Duration::ZERO),
         );
         member.wait_for_printed(1, Duration::from_secs(60));

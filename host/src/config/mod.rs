@@ -56,6 +56,10 @@
 //! commit_timeout_ms = 60000        # how long a commit retries transient errors
 //! shutdown_timeout_ms = 30000      # a clean stop (commit, leave) gives up after this
 //! rack = "eu-1a"
+//! group_protocol = "classic"   # or "consumer": KIP-848, the broker assigns (Kafka 4.0+);
+//!                              # consumer.assignors and assignor plugins are classic only
+//! # group_remote_assignor = "uniform"   # consumer protocol: the broker's assignor
+//!                                       # (uniform or range); unset: the broker's default
 //!
 //! [metrics]
 //! listen = "127.0.0.1:9464"   # Prometheus /metrics, /healthz, /readyz (also --metrics)
@@ -100,7 +104,7 @@ mod properties;
 
 use crate::cluster::MetadataOptions;
 use crate::fetch::{FetchOptions, FetchSize, IsolationLevel};
-use crate::group::{Assignor, Builtin, GroupOptions, TopicPattern};
+use crate::group::{Assignor, Builtin, GroupOptions, GroupProtocol, TopicPattern};
 use crate::net::{
     BrokerCompat, ConnectionOptions, PoolOptions, SaslCredentials, SaslMechanism, Secret, Security,
     SecurityProtocol, Tls, TlsFiles, TlsSetupError,
@@ -475,6 +479,9 @@ pub struct ConsumerConfig {
     pub commit_timeout_ms: u64,
     pub shutdown_timeout_ms: u64,
     pub rack: Option<String>,
+    /// `classic` or `consumer` (KIP-848); checked by `validate`.
+    pub group_protocol: String,
+    pub group_remote_assignor: Option<String>,
 }
 
 impl Default for ConsumerConfig {
@@ -512,6 +519,8 @@ impl Default for ConsumerConfig {
             commit_timeout_ms: ms(group.commit_timeout),
             shutdown_timeout_ms: 30_000,
             rack: group.rack,
+            group_protocol: group.protocol.name().to_string(),
+            group_remote_assignor: group.remote_assignor,
         }
     }
 }
@@ -669,6 +678,7 @@ impl Config {
                         .into(),
             });
         }
+        self.validate_group_protocol()?;
         if Builtin::from_name(&self.plugins.assignor_fallback).is_none() {
             return Err(ConfigError::Invalid {
                 key: "plugins.assignor_fallback",
@@ -704,6 +714,60 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "consumer.fetch_max_bytes",
                 problem: "fetch_max_bytes and max_partition_fetch_bytes must be positive".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The group protocol named, and what it cannot go with: under the consumer protocol
+    /// the broker assigns, so client-side assignors (built-in choices or Wasm plugins) have
+    /// no say; naming them is refused rather than silently ignored.
+    fn validate_group_protocol(&self) -> Result<(), ConfigError> {
+        let consumer = &self.consumer;
+        let protocol = GroupProtocol::from_name(&consumer.group_protocol).ok_or_else(|| {
+            ConfigError::Invalid {
+                key: "consumer.group_protocol",
+                problem: format!(
+                    "`{}` is not a group protocol; use classic (JoinGroup/SyncGroup, the \
+                     default) or consumer (KIP-848, Kafka 4.0+)",
+                    consumer.group_protocol
+                ),
+            }
+        })?;
+        if protocol == GroupProtocol::Classic {
+            if let Some(assignor) = &consumer.group_remote_assignor {
+                return Err(ConfigError::Invalid {
+                    key: "consumer.group_remote_assignor",
+                    problem: format!(
+                        "`{assignor}` is the broker's assignor under group_protocol = \
+                         \"consumer\"; with classic, members assign: choose with \
+                         consumer.assignors instead"
+                    ),
+                });
+            }
+            return Ok(());
+        }
+        if !self.plugins.assignors.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "plugins.assignors",
+                problem: "assignor plugins run in the group's leader, which only the classic \
+                          protocol has; under group_protocol = \"consumer\" the broker \
+                          assigns (consumer.group_remote_assignor: uniform or range). Use \
+                          group_protocol = \"classic\" to keep the plugin, or drop it \
+                          (`wasmkafka assign-sim` compares assignors before a move)"
+                    .into(),
+            });
+        }
+        if consumer.assignors != ConsumerConfig::default().assignors {
+            return Err(ConfigError::Invalid {
+                key: "consumer.assignors",
+                problem: format!(
+                    "{:?} only apply under the classic protocol; under group_protocol = \
+                     \"consumer\" the broker assigns: choose its assignor with \
+                     consumer.group_remote_assignor (uniform or range), or leave \
+                     consumer.assignors unset",
+                    consumer.assignors
+                ),
             });
         }
         Ok(())
@@ -778,6 +842,9 @@ impl Config {
             fallback_assignor: Builtin::from_name(&self.plugins.assignor_fallback)
                 .unwrap_or(Builtin::Range),
             subscription_generation: self.net.broker_compat.subscription_generation(),
+            // Checked by `validate`.
+            protocol: GroupProtocol::from_name(&consumer.group_protocol).unwrap_or_default(),
+            remote_assignor: consumer.group_remote_assignor.clone(),
             // Checked by `validate`.
             topic_pattern: self.topic_pattern().ok().flatten(),
             ..GroupOptions::new(group, consumer.topics.clone())
@@ -902,6 +969,62 @@ mod tests {
             .to_string();
         assert!(
             error.contains("broker_compat") && error.contains("tansu-0.6"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_group_protocol_is_chosen_by_our_key_or_kafkas() {
+        let config =
+            Config::parse("[consumer]\ngroup = \"g\"\ngroup_protocol = \"consumer\"").unwrap();
+        let options = config.group_options().unwrap();
+        assert_eq!(options.protocol, GroupProtocol::Consumer);
+        assert_eq!(options.remote_assignor, None);
+        let properties = [
+            ("group.id".to_string(), "g".to_string()),
+            ("group.protocol".to_string(), "CONSUMER".to_string()),
+            ("group.remote.assignor".to_string(), "range".to_string()),
+        ];
+        let options = Config::parse_with("", &properties)
+            .unwrap()
+            .group_options()
+            .unwrap();
+        assert_eq!(options.protocol, GroupProtocol::Consumer);
+        assert_eq!(options.remote_assignor.as_deref(), Some("range"));
+        let classic = Config::parse("[consumer]\ngroup = \"g\"").unwrap();
+        assert_eq!(
+            classic.group_options().unwrap().protocol,
+            GroupProtocol::Classic
+        );
+    }
+
+    #[test]
+    fn what_the_consumer_protocol_cannot_honour_is_refused_with_the_reason() {
+        let refusal = |text: &str| Config::parse(text).unwrap_err().to_string();
+        let error = refusal("[consumer]\ngroup_protocol = \"next\"");
+        assert!(
+            error.contains("consumer.group_protocol") && error.contains("classic"),
+            "{error}"
+        );
+        let error = refusal(
+            "[consumer]\ngroup_protocol = \"consumer\"\n\
+             [[plugins.assignors]]\npath = \"fair.wasm\"",
+        );
+        assert!(
+            error.contains("plugins.assignors")
+                && error.contains("broker")
+                && error.contains("classic"),
+            "{error}"
+        );
+        let error =
+            refusal("[consumer]\ngroup_protocol = \"consumer\"\nassignors = [\"roundrobin\"]");
+        assert!(
+            error.contains("consumer.assignors") && error.contains("group_remote_assignor"),
+            "{error}"
+        );
+        let error = refusal("[consumer]\ngroup_remote_assignor = \"uniform\"");
+        assert!(
+            error.contains("consumer.group_remote_assignor") && error.contains("classic"),
             "{error}"
         );
     }

@@ -27,6 +27,12 @@ const ALIASES: &[(&str, &str, Kind)] = &[
     ("group.id", "consumer.group", Kind::Str),
     ("group.instance.id", "consumer.group_instance_id", Kind::Str),
     ("client.rack", "consumer.rack", Kind::Str),
+    ("group.protocol", "consumer.group_protocol", Kind::Str),
+    (
+        "group.remote.assignor",
+        "consumer.group_remote_assignor",
+        Kind::Str,
+    ),
     ("auto.offset.reset", "consumer.from", Kind::Str),
     ("isolation.level", "consumer.isolation_level", Kind::Str),
     (

@@ -141,10 +141,16 @@ pub fn classify(
             GroupError::CoordinatorMoved { api, error }
         }
         RebalanceInProgress => GroupError::Rebalancing { api },
-        UnknownMemberId | IllegalGeneration | FencedMemberEpoch | StaleMemberEpoch => {
+        UnknownMemberId | IllegalGeneration | FencedMemberEpoch => {
             GroupError::MemberGone { api, error }
         }
-        RequestTimedOut
+        // A commit with a member epoch the broker has moved past (consumer protocol): the
+        // next try carries the member's current epoch. UNRELEASED_INSTANCE_ID: the previous
+        // holder of a static member's instance id has not left yet (a process that crashed
+        // and came back before its session timed out).
+        StaleMemberEpoch
+        | UnreleasedInstanceId
+        | RequestTimedOut
         | NetworkException
         | NotEnoughReplicas
         | NotEnoughReplicasAfterAppend
@@ -187,6 +193,27 @@ pub fn classify(
             hint: "Grant this client's principal Describe and Read on the group's topics \
                    (kafka-acls.sh --add --allow-principal User:NAME --operation Describe \
                    --operation Read --topic TOPIC)",
+        },
+        UnsupportedAssignor => GroupError::Fatal {
+            api,
+            group: group.to_string(),
+            error,
+            hint: "consumer.group_remote_assignor names an assignor the broker does not offer \
+                   (its group.consumer.assignors; Kafka's are `uniform` and `range`)",
+        },
+        GroupIdNotFound => GroupError::Fatal {
+            api,
+            group: group.to_string(),
+            error,
+            hint: "The group exists under another protocol and the broker will not convert it \
+                   (group.consumer.migration.policy): use the protocol its members use \
+                   (consumer.group_protocol) or another group id",
+        },
+        UnsupportedVersion => GroupError::Fatal {
+            api,
+            group: group.to_string(),
+            error,
+            hint: "The broker does not speak this version of the group protocol",
         },
         other => GroupError::Fatal {
             api,

@@ -42,7 +42,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -59,15 +58,16 @@ use wasmkafka_policy::assign::{Group, MemberAssignment, PartitionInfo};
 
 use crate::client::{Client, ClientError};
 use crate::cluster::Metadata;
-use crate::fetch::{Consumer, StartAt, TopicPartition, TopicRefused};
+use crate::fetch::{Consumer, TopicPartition, TopicRefused};
 use crate::net::{Backoff, Purpose, SendOptions};
 
 use super::assignor::{assign_group, rebalance_protocol, Assignor, Builtin, RebalanceProtocol};
 use super::commit_queue::CommitQueue;
 use super::error::{classify, GroupError};
+use super::handover::Handover;
 use super::heartbeat::{Heartbeat, News as HeartbeatNews};
 use super::listener::RebalanceListener;
-use super::offsets::{fetch_committed_on, MemberIdentity};
+use super::offsets::MemberIdentity;
 use super::options::GroupOptions;
 use super::protocol::{
     decode_assignment, decode_subscription, encode_assignment, encode_subscription,
@@ -134,9 +134,6 @@ pub struct Membership {
     /// reported again.
     pub refused_topics: BTreeSet<String>,
 }
-
-/// How much of a stop's deadline is kept for LeaveGroup after the last commit.
-const LEAVE_ALLOWANCE: Duration = Duration::from_secs(2);
 
 /// Runs `step` unless a stop is asked for first (then `None`; `step` is dropped: a request
 /// in flight is abandoned, its answer read and discarded by the connection).
@@ -637,15 +634,8 @@ impl Membership {
             self.revoke(&revoked).await;
             rejoin = true;
         }
-        self.stats().partitions_assigned += added.len() as u64;
         if !added.is_empty() {
-            self.consumer
-                .assign(added.iter().map(|tp| (tp.clone(), StartAt::Committed)));
-            self.shared
-                .owned
-                .lock()
-                .expect("owned lock")
-                .extend(added.iter().cloned());
+            self.handover().take(&added);
             self.awaiting_committed.extend(added.iter().cloned());
             self.resolve_committed().await;
             self.listener.on_assigned(&added);
@@ -697,45 +687,20 @@ impl Membership {
 
     /// Fetches committed offsets for partitions still waiting for them.
     async fn resolve_committed(&mut self) {
-        if self.awaiting_committed.is_empty() {
-            return;
-        }
-        let partitions: Vec<TopicPartition> = self.awaiting_committed.iter().cloned().collect();
-        let fetched = match self.coordinator().await {
-            Ok(coordinator) => {
-                // On `Group`: not queued behind a commit the coordinator holds.
-                fetch_committed_on(
-                    &self.client,
-                    coordinator,
-                    self.group(),
-                    &partitions,
-                    Purpose::Group,
-                )
-                .await
-            }
-            Err(error) => Err(error),
-        };
-        match fetched {
-            Ok(committed) => {
-                for (tp, offset) in &committed {
-                    if let Some(offset) = offset {
-                        self.shared
-                            .committed
-                            .lock()
-                            .expect("committed lock")
-                            .insert(tp.clone(), offset.offset);
-                    }
-                    self.awaiting_committed.remove(tp);
-                }
-                tracing::debug!(group = self.group(), ?committed, "committed offsets");
-                self.consumer.committed_offsets(committed);
-            }
-            Err(error) => {
-                if error.coordinator_lost() {
-                    self.forget_coordinator();
-                }
-                tracing::warn!(group = self.group(), %error, "cannot fetch committed offsets yet; retrying")
-            }
+        let handover = self.handover();
+        handover.fetch_committed(&mut self.awaiting_committed).await;
+    }
+
+    /// The handles that move partitions in and out.
+    fn handover(&self) -> Handover {
+        Handover {
+            client: self.client.clone(),
+            consumer: self.consumer.clone(),
+            shared: self.shared.clone(),
+            commits: self.commits.clone(),
+            listener: self.listener.clone(),
+            auto_commit: self.options.auto_commit_interval.is_some(),
+            rebalance_timeout: self.options.rebalance_timeout,
         }
     }
 
@@ -834,66 +799,20 @@ impl Membership {
         }
     }
 
-    /// Takes partitions away in order (see the module invariants): pause, tell the listener,
-    /// commit their finished positions (auto-commit) or wait for the commits already queued,
-    /// then drop them from the fetcher.
-    ///
-    /// The wait for the commit is bounded: by the rebalance timeout (the group waits no
-    /// longer for this member's JoinGroup), and during a stop by the stop's deadline less
-    /// the time kept for LeaveGroup. A commit not answered by then is left to the queue;
-    /// the next owner starts from the last commit (records are delivered again, never
-    /// skipped).
+    /// Takes partitions away in order (see [`Handover::revoke`]).
     async fn revoke(&mut self, partitions: &[TopicPartition]) {
-        if partitions.is_empty() {
-            return;
-        }
-        self.stats().partitions_revoked += partitions.len() as u64;
-        self.consumer.pause(partitions);
-        self.listener.on_revoked(partitions);
-        let positions = if self.options.auto_commit_interval.is_some() {
-            self.consumer.finished_positions(partitions)
-        } else {
-            Vec::new()
-        };
-        let bound = match self.shared.closing() {
-            Some(deadline) => deadline
-                .saturating_duration_since(Instant::now())
-                .saturating_sub(LEAVE_ALLOWANCE)
-                .min(self.options.rebalance_timeout),
-            None => self.options.rebalance_timeout,
-        };
-        match tokio::time::timeout(bound, self.commits.commit(positions)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => {
-                tracing::warn!(group = self.group(), %error, "commit before revoking failed; the next owner starts from the last commit")
-            }
-            Err(_) => {
-                tracing::warn!(group = self.group(), ?bound, "commit before revoking not answered in time; the next owner starts from the last commit")
-            }
-        }
-        self.consumer.revoke(partitions);
-        let mut owned = self.shared.owned.lock().expect("owned lock");
+        self.handover().revoke(partitions).await;
         for tp in partitions {
-            owned.remove(tp);
             self.awaiting_committed.remove(tp);
         }
     }
 
     /// The member is no longer in the group: its partitions are gone, without a commit.
     fn lose_all(&mut self) {
-        let owned: Vec<TopicPartition> =
-            std::mem::take(&mut *self.shared.owned.lock().expect("owned lock"))
-                .into_iter()
-                .collect();
+        self.handover().lose_all();
         self.awaiting_committed.clear();
         self.owned_generation = -1;
         self.given_up.clear();
-        if !owned.is_empty() {
-            self.stats().partitions_lost += owned.len() as u64;
-            self.shared.losses.fetch_add(1, Ordering::SeqCst);
-            self.consumer.revoke(&owned);
-            self.listener.on_lost(&owned);
-        }
     }
 
     /// Commits, revokes everything and leaves (a static member does not send LeaveGroup: its

@@ -16,9 +16,11 @@
 pub mod admin;
 pub mod assignor;
 pub mod commit_queue;
+pub mod consumer_protocol;
 pub mod coordinator;
 pub mod describe;
 pub mod error;
+pub mod handover;
 pub mod heartbeat;
 pub mod listener;
 pub mod membership;
@@ -49,7 +51,7 @@ pub use assignor::{Assignor, AssignorError, Builtin, RebalanceProtocol};
 pub use error::GroupError;
 pub use listener::{LoggingListener, RebalanceListener};
 pub use offsets::MemberIdentity;
-pub use options::GroupOptions;
+pub use options::{GroupOptions, GroupProtocol};
 pub use subscription::TopicPattern;
 
 use commit_queue::CommitQueue;
@@ -105,24 +107,41 @@ impl GroupConsumer {
             assignors
         };
         let auto_commit = options.auto_commit_interval.is_some();
-        let membership = Membership {
-            client,
-            consumer: consumer.clone(),
-            options,
-            assignors,
-            listener,
-            shared: shared.clone(),
-            commits: commits.clone(),
-            backoff,
-            awaiting_committed: BTreeSet::new(),
-            failures: 0,
-            owned_generation: -1,
-            given_up: BTreeSet::new(),
-            followed: Default::default(),
-            rebalance_started: None,
-            heartbeat: None,
-            held_back: Vec::new(),
-            refused_topics: BTreeSet::new(),
+        let membership = match options.protocol {
+            GroupProtocol::Classic => tokio::spawn(
+                Membership {
+                    client,
+                    consumer: consumer.clone(),
+                    options,
+                    assignors,
+                    listener,
+                    shared: shared.clone(),
+                    commits: commits.clone(),
+                    backoff,
+                    awaiting_committed: BTreeSet::new(),
+                    failures: 0,
+                    owned_generation: -1,
+                    given_up: BTreeSet::new(),
+                    followed: Default::default(),
+                    rebalance_started: None,
+                    heartbeat: None,
+                    held_back: Vec::new(),
+                    refused_topics: BTreeSet::new(),
+                }
+                .run(),
+            ),
+            GroupProtocol::Consumer => tokio::spawn(
+                consumer_protocol::Member::new(
+                    client,
+                    consumer.clone(),
+                    options,
+                    listener,
+                    shared.clone(),
+                    commits.clone(),
+                    backoff,
+                )
+                .run(),
+            ),
         };
         GroupConsumer {
             consumer,
@@ -132,7 +151,7 @@ impl GroupConsumer {
             commits,
             losses_seen: AtomicU64::new(0),
             auto_commit,
-            membership: tokio::spawn(membership.run()),
+            membership,
             commit_task,
         }
     }

@@ -5,6 +5,37 @@ use std::time::Duration;
 use super::assignor::Builtin;
 use super::subscription::TopicPattern;
 
+/// Which rebalance protocol the member speaks (`group.protocol`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum GroupProtocol {
+    /// JoinGroup/SyncGroup: the members' leader assigns, with the configured assignors
+    /// (built-in or Wasm plugins).
+    #[default]
+    Classic,
+    /// ConsumerGroupHeartbeat (KIP-848, Kafka 4.0+): the broker assigns
+    /// (`group.remote.assignor`), each member moves on its own, without a group-wide
+    /// barrier.
+    Consumer,
+}
+
+impl GroupProtocol {
+    /// The protocol of a `group.protocol` value (case-insensitive, as the Java client).
+    pub fn from_name(name: &str) -> Option<GroupProtocol> {
+        match name.to_ascii_lowercase().as_str() {
+            "classic" => Some(GroupProtocol::Classic),
+            "consumer" => Some(GroupProtocol::Consumer),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupProtocol::Classic => "classic",
+            GroupProtocol::Consumer => "consumer",
+        }
+    }
+}
+
 /// Group settings (Kafka's names in parentheses).
 #[derive(Debug, Clone)]
 pub struct GroupOptions {
@@ -38,6 +69,11 @@ pub struct GroupOptions {
     /// `false` sends -1 instead: only for coordinators that rebalance whenever a member's
     /// metadata changes (Tansu 0.6), where a generation inside never lets a group settle.
     pub subscription_generation: bool,
+    /// (`group.protocol`) Classic (the default) or the consumer protocol of KIP-848.
+    pub protocol: GroupProtocol,
+    /// (`group.remote.assignor`) With the consumer protocol: the broker's assignor to use
+    /// (`uniform`, `range`); `None` lets the broker choose its default.
+    pub remote_assignor: Option<String>,
 }
 
 impl GroupOptions {
@@ -56,6 +92,8 @@ impl GroupOptions {
             rack: None,
             fallback_assignor: Builtin::Range,
             subscription_generation: true,
+            protocol: GroupProtocol::Classic,
+            remote_assignor: None,
         }
     }
 }

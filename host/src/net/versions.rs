@@ -23,13 +23,19 @@ pub fn client_max_version(api: ApiKey) -> Option<i16> {
         ApiKey::Produce => Some(9),
         ApiKey::FindCoordinator => Some(3),
         ApiKey::OffsetFetch => Some(7),
-        ApiKey::OffsetCommit => Some(8),
+        // v9 is v8 for classic groups; members of a consumer-protocol group (KIP-848) need it
+        // (the generation field carries the member epoch).
+        ApiKey::OffsetCommit => Some(9),
         // Group membership: static members (v5+ of JoinGroup) and MEMBER_ID_REQUIRED (v4+);
         // LeaveGroup v3+ names members in a list.
         ApiKey::JoinGroup => Some(7),
         ApiKey::SyncGroup => Some(5),
         ApiKey::Heartbeat => Some(4),
         ApiKey::LeaveGroup => Some(4),
+        // KIP-848's membership: v1 (Kafka 4.0+) has the client name itself and takes a
+        // regular expression the broker resolves; v0 (3.7's preview) is not used.
+        ApiKey::ConsumerGroupHeartbeat => Some(1),
+        ApiKey::ConsumerGroupDescribe => Some(1),
         // v1 wraps the SASL tokens in SaslAuthenticate (v0 sent them raw); v1+ of
         // SaslAuthenticate carries the session lifetime (KIP-368).
         ApiKey::SaslHandshake => Some(1),

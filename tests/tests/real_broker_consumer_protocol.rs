@@ -1,0 +1,275 @@
+//! The consumer group protocol (KIP-848, `group.protocol = "consumer"`) against Apache Kafka
+//! (one shared broker per test binary, its heartbeat interval 500 ms and session timeout 10 s:
+//! tests/kafka/node.properties): members scale out to five and back with nothing lost and
+//! every partition consumed, a member that stops polling hands its partitions on, a static
+//! member comes back to its partitions, the group describes itself as a consumer group, and
+//! a broker-side assignor that does not exist is refused with the fix.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use wasmkafka::fetch::{FetchOptions, TopicPartition};
+use wasmkafka::group::coordinator::find_coordinator;
+use wasmkafka::group::describe::describe_group;
+use wasmkafka::group::{GroupConsumer, GroupError, GroupOptions, GroupProtocol, LoggingListener};
+use wasmkafka::policy::ResetPolicySpec;
+use wasmkafka::produce::OutgoingRecord;
+use wasmkafka_tests::kafka::Kafka;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn options(group: &str, topic: &str) -> GroupOptions {
+    GroupOptions {
+        protocol: GroupProtocol::Consumer,
+        session_timeout: Duration::from_secs(10),
+        rebalance_timeout: Duration::from_secs(10),
+        auto_commit_interval: Some(Duration::from_millis(200)),
+        ..GroupOptions::new(group, vec![topic.to_string()])
+    }
+}
+
+fn member(options: GroupOptions) -> GroupConsumer {
+    GroupConsumer::start(
+        Kafka::shared().client(),
+        options,
+        FetchOptions {
+            max_wait: Duration::from_millis(200),
+            ..FetchOptions::default()
+        },
+        ResetPolicySpec::Earliest.into_policy(),
+        Vec::new(),
+        Arc::new(LoggingListener),
+    )
+}
+
+async fn topic(name: &str, partitions: i32) {
+    Kafka::shared()
+        .create_topic(name, partitions, &[])
+        .await
+        .unwrap();
+}
+
+/// Produces `per_partition` records to each partition, values `tag-partition-i`.
+async fn produce(topic: &str, partitions: i32, per_partition: usize, tag: &str) -> usize {
+    let client = Kafka::shared().client();
+    for partition in 0..partitions {
+        let records: Vec<OutgoingRecord> = (0..per_partition)
+            .map(|i| OutgoingRecord {
+                value: Some(Bytes::from(format!("{tag}-{partition}-{i}"))),
+                ..OutgoingRecord::default()
+            })
+            .collect();
+        wasmkafka::produce::produce_batch(
+            &client,
+            topic,
+            partition,
+            &records,
+            kafka_protocol::records::Compression::None,
+        )
+        .await
+        .unwrap();
+    }
+    client.close();
+    per_partition * partitions as usize
+}
+
+type Seen = Arc<Mutex<Vec<String>>>;
+
+fn keep_polling(member: Arc<GroupConsumer>, who: &str, seen: Seen) -> tokio::task::JoinHandle<()> {
+    wasmkafka_tests::group::keep_polling(member, who.to_string(), seen, |record| {
+        String::from_utf8_lossy(record.value.as_deref().unwrap_or_default()).into_owned()
+    })
+}
+
+/// Waits until `seen` holds `count` distinct values.
+async fn wait_for_distinct(seen: &Seen, count: usize, members: &[Arc<GroupConsumer>]) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let distinct = seen.lock().unwrap().iter().collect::<BTreeSet<_>>().len();
+        if distinct >= count {
+            assert_eq!(distinct, count, "values nobody produced");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{distinct} of {count} records; members hold {:?}",
+            members.iter().map(|m| m.assignment()).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn settle(members: &[Arc<GroupConsumer>], partitions: usize) {
+    wasmkafka_tests::group::settle(members, partitions, WAIT)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+}
+
+async fn stop(poller: tokio::task::JoinHandle<()>, member: Arc<GroupConsumer>) {
+    poller.abort();
+    let _ = poller.await;
+    let member = Arc::try_unwrap(member).unwrap_or_else(|_| panic!("member still shared"));
+    assert!(member.close_within(Duration::from_secs(10)).await);
+}
+
+#[tokio::test]
+async fn members_scale_out_to_five_and_back_with_nothing_lost() {
+    wasmkafka_tests::init_tracing();
+    let name = "kip848-scale";
+    topic(name, 10).await;
+    let mut produced = produce(name, 10, 20, "a").await;
+    let seen: Seen = Arc::default();
+    let mut members = Vec::new();
+    let mut pollers = Vec::new();
+    for index in 0..5 {
+        let next = Arc::new(member(options("g-kip848-scale", name)));
+        pollers.push(keep_polling(
+            next.clone(),
+            &format!("m{index}"),
+            seen.clone(),
+        ));
+        members.push(next);
+        settle(&members, 10).await;
+        produced += produce(name, 10, 5, &format!("join{index}")).await;
+        wait_for_distinct(&seen, produced, &members).await;
+    }
+    // Every member holds two partitions in one epoch; the broker describes a consumer group.
+    for m in &members {
+        assert_eq!(m.assignment().len(), 2, "{:?}", m.assignment());
+    }
+    let client = Kafka::shared().client();
+    let coordinator = find_coordinator(&client, "g-kip848-scale").await.unwrap();
+    let description = describe_group(&client, coordinator, "g-kip848-scale")
+        .await
+        .unwrap();
+    assert_eq!(description.group_protocol, "consumer", "{description:?}");
+    assert_eq!(description.members.len(), 5, "{description:?}");
+    let described: BTreeSet<TopicPartition> = description
+        .members
+        .iter()
+        .flat_map(|m| m.partitions.iter().cloned())
+        .collect();
+    assert_eq!(described.len(), 10, "{description:?}");
+    let ids: BTreeSet<String> = members.iter().map(|m| m.identity().member_id).collect();
+    let described_ids: BTreeSet<String> = description
+        .members
+        .iter()
+        .map(|m| m.member_id.clone())
+        .collect();
+    assert_eq!(ids, described_ids);
+
+    // Back to one: each leave commits first, so what was consumed is not read again by
+    // the members that take over, and nothing is skipped.
+    while members.len() > 1 {
+        let leaving = members.pop().unwrap();
+        stop(pollers.pop().unwrap(), leaving).await;
+        settle(&members, 10).await;
+        produced += produce(name, 10, 5, &format!("leave{}", members.len())).await;
+        wait_for_distinct(&seen, produced, &members).await;
+    }
+    assert_eq!(members[0].assignment().len(), 10);
+    let total = seen.lock().unwrap().len();
+    println!("scale: {produced} records, {total} deliveries");
+    stop(pollers.pop().unwrap(), members.pop().unwrap()).await;
+    let after = describe_group(&client, coordinator, "g-kip848-scale")
+        .await
+        .unwrap();
+    assert!(after.members.is_empty(), "everyone left: {after:?}");
+}
+
+#[tokio::test]
+async fn a_member_that_stops_polling_leaves_and_its_partitions_move() {
+    wasmkafka_tests::init_tracing();
+    let name = "kip848-idle";
+    topic(name, 4).await;
+    let idle_options = GroupOptions {
+        max_poll_interval: Duration::from_secs(2),
+        ..options("g-kip848-idle", name)
+    };
+    let idle = Arc::new(member(idle_options));
+    assert!(idle.wait_for_assignment(WAIT).await);
+    let _ = idle.poll(10, Duration::from_millis(100)).await.unwrap();
+    let busy = Arc::new(member(options("g-kip848-idle", name)));
+    let seen: Seen = Arc::default();
+    let poller = keep_polling(busy.clone(), "busy", seen.clone());
+    // `idle` stops polling: after max_poll_interval it leaves and `busy` takes everything.
+    let deadline = Instant::now() + WAIT;
+    while busy.assignment().len() != 4 {
+        assert!(
+            Instant::now() < deadline,
+            "busy holds {:?}",
+            busy.assignment()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(idle.assignment().is_empty());
+    let produced = produce(name, 4, 10, "after").await;
+    wait_for_distinct(&seen, produced, std::slice::from_ref(&busy)).await;
+    stop(poller, busy).await;
+    let idle = Arc::try_unwrap(idle).unwrap_or_else(|_| panic!("shared"));
+    idle.close().await;
+}
+
+#[tokio::test]
+async fn a_static_member_restarting_gets_its_partitions_back() {
+    wasmkafka_tests::init_tracing();
+    let name = "kip848-static";
+    topic(name, 4).await;
+    let static_options = |instance: &str| GroupOptions {
+        instance_id: Some(instance.to_string()),
+        ..options("g-kip848-static", name)
+    };
+    let a = Arc::new(member(static_options("host-a")));
+    let b = Arc::new(member(static_options("host-b")));
+    let seen: Seen = Arc::default();
+    let pa = keep_polling(a.clone(), "a", seen.clone());
+    let pb = keep_polling(b.clone(), "b", seen.clone());
+    settle(&[a.clone(), b.clone()], 4).await;
+    let before = a.assignment();
+    let b_before = b.assignment();
+    let b_epoch = b.identity().generation;
+    // A static member's stop leaves with epoch -2: its partitions wait for it.
+    stop(pa, a).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(b.assignment(), b_before, "b took nothing while a was away");
+
+    let a = Arc::new(member(static_options("host-a")));
+    assert!(a.wait_for_assignment(WAIT).await);
+    assert_eq!(a.assignment(), before, "the same partitions come back");
+    assert_eq!(b.assignment(), b_before);
+    assert_eq!(b.identity().generation, b_epoch, "b's epoch did not move");
+    let pa = keep_polling(a.clone(), "a2", seen.clone());
+    let produced = produce(name, 4, 10, "back").await;
+    wait_for_distinct(&seen, produced, &[a.clone(), b.clone()]).await;
+    stop(pa, a).await;
+    stop(pb, b).await;
+}
+
+#[tokio::test]
+async fn an_assignor_the_broker_does_not_offer_is_refused_with_the_fix() {
+    wasmkafka_tests::init_tracing();
+    let name = "kip848-assignor";
+    topic(name, 1).await;
+    let m = member(GroupOptions {
+        remote_assignor: Some("fair".into()),
+        ..options("g-kip848-assignor", name)
+    });
+    let error = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Err(error) = m.poll(10, Duration::from_millis(200)).await {
+                return error;
+            }
+        }
+    })
+    .await
+    .expect("the refusal reaches poll");
+    assert!(matches!(error, GroupError::Fatal { .. }), "{error:?}");
+    let text = error.to_string();
+    assert!(
+        text.contains("group_remote_assignor") && text.contains("uniform"),
+        "{text}"
+    );
+    m.close().await;
+}
