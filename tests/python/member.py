@@ -1,9 +1,12 @@
 """A librdkafka (confluent-kafka) consumer group member, driven by a Rust test.
 
-Usage: member.py BOOTSTRAP GROUP TOPIC STRATEGY
+Usage: member.py BOOTSTRAP GROUP TOPIC STRATEGY [PROTOCOL]
 
-Subscribes to TOPIC in GROUP with partition.assignment.strategy=STRATEGY, commits
-synchronously after every batch it reads, and reports on stdout, one JSON object a line:
+Subscribes to TOPIC in GROUP, commits synchronously after every batch it reads, and reports
+on stdout, one JSON object a line (below). PROTOCOL is group.protocol: "classic" (the
+default) sets partition.assignment.strategy=STRATEGY and the session and heartbeat timings;
+"consumer" (KIP-848, the broker assigns) sets none of them, as librdkafka refuses them with
+that protocol, and takes STRATEGY as group.remote.assignor ("" for the broker's default).
 
   {"event": "started", "librdkafka": "2.x.y"}
   {"event": "joined", "generation": G, "protocol": "range", "leader": true|false}
@@ -60,6 +63,7 @@ class JoinWatcher(logging.Handler):
 
 def main():
     bootstrap, group, topic, strategy = sys.argv[1:5]
+    protocol = sys.argv[5] if len(sys.argv) > 5 else "classic"
     logger = logging.getLogger("librdkafka")
     logger.setLevel(logging.DEBUG)
     logger.addHandler(JoinWatcher())
@@ -78,21 +82,28 @@ def main():
         owned.difference_update(p.partition for p in partitions)
         emit(event="lost", partitions=sorted(p.partition for p in partitions), owned=sorted(owned))
 
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": group,
-            "client.id": "librdkafka-member",
-            "partition.assignment.strategy": strategy,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "session.timeout.ms": 10000,
-            "heartbeat.interval.ms": 300,
-            "fetch.wait.max.ms": 100,
-            "debug": "cgrp",
-        },
-        logger=logger,
-    )
+    config = {
+        "bootstrap.servers": bootstrap,
+        "group.id": group,
+        "client.id": "librdkafka-member",
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "fetch.wait.max.ms": 100,
+        "debug": "cgrp",
+    }
+    if protocol == "classic":
+        config.update(
+            {
+                "partition.assignment.strategy": strategy,
+                "session.timeout.ms": 10000,
+                "heartbeat.interval.ms": 300,
+            }
+        )
+    else:
+        config["group.protocol"] = protocol
+        if strategy:
+            config["group.remote.assignor"] = strategy
+    consumer = Consumer(config, logger=logger)
     emit(event="started", librdkafka=libversion()[0])
     consumer.subscribe([topic], on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost)
 

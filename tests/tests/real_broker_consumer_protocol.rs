@@ -2,8 +2,9 @@
 //! (one shared broker per test binary, its heartbeat interval 500 ms and session timeout 10 s:
 //! tests/kafka/node.properties): members scale out to five and back with nothing lost and
 //! every partition consumed, a member that stops polling hands its partitions on, a static
-//! member comes back to its partitions, the group describes itself as a consumer group, and
-//! a broker-side assignor that does not exist is refused with the fix.
+//! member comes back to its partitions, the group describes itself as a consumer group, a
+//! member cut off past the session timeout is fenced, loses its partitions and rejoins under
+//! its own name, and a broker-side assignor that does not exist is refused with the fix.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -13,9 +14,12 @@ use bytes::Bytes;
 use wasmkafka::fetch::{FetchOptions, TopicPartition};
 use wasmkafka::group::coordinator::find_coordinator;
 use wasmkafka::group::describe::describe_group;
-use wasmkafka::group::{GroupConsumer, GroupError, GroupOptions, GroupProtocol, LoggingListener};
+use wasmkafka::group::{
+    GroupConsumer, GroupError, GroupOptions, GroupProtocol, LoggingListener, RebalanceListener,
+};
 use wasmkafka::policy::ResetPolicySpec;
 use wasmkafka::produce::OutgoingRecord;
+use wasmkafka_tests::delay::{kafka_behind, DelayProxy};
 use wasmkafka_tests::kafka::Kafka;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -53,7 +57,17 @@ async fn topic(name: &str, partitions: i32) {
 
 /// Produces `per_partition` records to each partition, values `tag-partition-i`.
 async fn produce(topic: &str, partitions: i32, per_partition: usize, tag: &str) -> usize {
-    let client = Kafka::shared().client();
+    produce_to(Kafka::shared(), topic, partitions, per_partition, tag).await
+}
+
+async fn produce_to(
+    broker: &Kafka,
+    topic: &str,
+    partitions: i32,
+    per_partition: usize,
+    tag: &str,
+) -> usize {
+    let client = broker.client();
     for partition in 0..partitions {
         let records: Vec<OutgoingRecord> = (0..per_partition)
             .map(|i| OutgoingRecord {
@@ -272,4 +286,98 @@ async fn an_assignor_the_broker_does_not_offer_is_refused_with_the_fix() {
         "{text}"
     );
     m.close().await;
+}
+
+/// Partitions lost, as the listener hears them.
+#[derive(Default)]
+struct Losses(Mutex<Vec<TopicPartition>>);
+
+impl RebalanceListener for Losses {
+    fn on_lost(&self, partitions: &[TopicPartition]) {
+        self.0.lock().unwrap().extend_from_slice(partitions);
+    }
+}
+
+/// Polls until `count` more records arrive (or fails after `WAIT`), returning their values.
+async fn poll_values(member: &GroupConsumer, count: usize) -> Vec<String> {
+    let deadline = Instant::now() + WAIT;
+    let mut values = Vec::new();
+    while values.len() < count {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {count} records",
+            values.len()
+        );
+        let records = member.poll(100, Duration::from_millis(200)).await.unwrap();
+        values.extend(
+            records.iter().map(|r| {
+                String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned()
+            }),
+        );
+    }
+    values
+}
+
+#[tokio::test]
+async fn a_member_cut_off_past_the_session_timeout_is_fenced_and_rejoins_under_its_own_name() {
+    wasmkafka_tests::init_tracing();
+    // Every connection after the first metadata answer crosses the proxy.
+    let proxy = DelayProxy::listen().await.unwrap();
+    let broker = kafka_behind(&proxy).await.unwrap();
+    let name = "kip848-fenced";
+    broker.create_topic(name, 2, &[]).await.unwrap();
+    let first = produce_to(&broker, name, 2, 50, "before").await;
+    let losses = Arc::new(Losses::default());
+    let member = GroupConsumer::start(
+        broker.client(),
+        options("g-kip848-fenced", name),
+        FetchOptions {
+            max_wait: Duration::from_millis(200),
+            ..FetchOptions::default()
+        },
+        ResetPolicySpec::Earliest.into_policy(),
+        Vec::new(),
+        losses.clone(),
+    );
+    assert_eq!(poll_values(&member, first).await.len(), first);
+    // Done with them; let an auto-commit (every 200 ms) cover them.
+    for _ in 0..10 {
+        assert!(member
+            .poll(100, Duration::from_millis(100))
+            .await
+            .unwrap()
+            .is_empty());
+    }
+    let before = member.identity();
+    assert!(before.generation > 0, "{before:?}");
+
+    // Cut the member off for longer than the broker's session timeout (10 s): its next beat
+    // reaches the broker 12 s after it was sent, when the member is no longer in the group.
+    proxy.set_one_way_delay(Duration::from_secs(12));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    proxy.set_one_way_delay(Duration::ZERO);
+    let deadline = Instant::now() + WAIT;
+    while losses.0.lock().unwrap().len() < 2 {
+        assert!(Instant::now() < deadline, "never fenced");
+        let records = member.poll(100, Duration::from_millis(200)).await.unwrap();
+        assert!(records.is_empty(), "nothing new was produced");
+    }
+    assert!(member.wait_for_assignment(WAIT).await);
+    let after = member.identity();
+    assert_eq!(
+        after.member_id, before.member_id,
+        "the member keeps its name"
+    );
+    assert!(after.generation > 0);
+    assert_eq!(member.assignment().len(), 2);
+
+    // It goes on from the group's commits: what it had finished is not read again, what
+    // comes next is read.
+    let next = produce_to(&broker, name, 2, 20, "after").await;
+    let values = poll_values(&member, next).await;
+    assert!(
+        values.iter().all(|v| v.starts_with("after-")),
+        "read again after the fence: {values:?}"
+    );
+    member.close().await;
 }
