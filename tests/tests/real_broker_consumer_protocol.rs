@@ -381,3 +381,35 @@ async fn a_member_cut_off_past_the_session_timeout_is_fenced_and_rejoins_under_i
     );
     member.close().await;
 }
+
+#[tokio::test]
+async fn a_static_member_that_crashed_is_replaced_once_its_session_ends() {
+    wasmkafka_tests::init_tracing();
+    let name = "kip848-static-crash";
+    topic(name, 2).await;
+    let static_options = GroupOptions {
+        instance_id: Some("host-crash".to_string()),
+        ..options("g-kip848-static-crash", name)
+    };
+    let crashed = member(static_options.clone());
+    assert!(crashed.wait_for_assignment(WAIT).await);
+    // Dropped without a close: its tasks stop, nothing leaves the group (a kill -9).
+    drop(crashed);
+    let started = Instant::now();
+    let successor = member(static_options);
+    // The instance id is still taken (UNRELEASED_INSTANCE_ID, retried) until the crashed
+    // member's session (10 s on the test broker) ends; then the successor gets the partitions.
+    assert!(successor.wait_for_assignment(WAIT).await);
+    let waited = started.elapsed();
+    assert!(
+        waited > Duration::from_secs(5),
+        "took the instance id over after {waited:?}, while the crashed member still had it"
+    );
+    assert_eq!(successor.assignment().len(), 2);
+    let produced = produce(name, 2, 10, "successor").await;
+    let successor = Arc::new(successor);
+    let seen: Seen = Arc::default();
+    let poller = keep_polling(successor.clone(), "successor", seen.clone());
+    wait_for_distinct(&seen, produced, std::slice::from_ref(&successor)).await;
+    stop(poller, successor).await;
+}

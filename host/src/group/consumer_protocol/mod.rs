@@ -223,7 +223,8 @@ impl Member {
                     reconciling = Some(self.reconcile(step));
                 }
             }
-            let commit_at = next_commit.filter(|_| committing.is_none());
+            // Auto-commits while the member is in the group only (it owns nothing before).
+            let commit_at = next_commit.filter(|_| committing.is_none() && self.epoch > 0);
             tokio::select! {
                 _ = shared.closed() => return Phase::Closing,
                 _ = sleep_until_some(next_beat.filter(|_| beat.is_none())) => {
@@ -490,14 +491,35 @@ impl Member {
         }
     }
 
-    /// A beat that failed in a way that heals: the next one after a backoff.
+    /// A beat that failed in a way that heals: the next one after a backoff. The first
+    /// failure in a row is a warning, the rest are debug lines (a coordinator moving or an
+    /// instance id waiting for its old session can take many tries).
     fn retry_after(&mut self, error: GroupError) -> Answer {
         if error.coordinator_lost() {
             self.shared.coordinator.forget();
         }
         self.failures += 1;
         let delay = self.backoff.delay(self.failures).min(self.interval);
-        tracing::warn!(group = self.group(), %error, retry_in = ?delay, "heartbeat failed; retrying");
+        let unreleased = matches!(
+            error,
+            GroupError::Transient {
+                error: ResponseError::UnreleasedInstanceId,
+                ..
+            }
+        );
+        if self.failures > 1 {
+            tracing::debug!(group = self.group(), %error, retry_in = ?delay, "heartbeat failed again; retrying");
+        } else if unreleased {
+            tracing::warn!(
+                group = self.group(),
+                instance_id = self.options.instance_id.as_deref().unwrap_or_default(),
+                "the group still counts a member with this group_instance_id (a process that \
+                 stopped without leaving, or another one running with the same id); retrying \
+                 until its session ends"
+            );
+        } else {
+            tracing::warn!(group = self.group(), %error, retry_in = ?delay, "heartbeat failed; retrying");
+        }
         Answer::Next(delay)
     }
 
