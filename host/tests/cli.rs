@@ -2,6 +2,7 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use wasmkafka_tests::bounded::BoundedOutput;
 use wasmkafka_tests::kafka::Kafka;
@@ -964,4 +965,73 @@ async fn the_readme_stdin_produce_lines_run_as_written() {
             ("user-2".to_string(), "{\"clicks\":5}".to_string()),
         ]
     );
+}
+
+/// The README's group-protocol line runs as written (the test broker's address, a topic and
+/// group of its own), twice, as a two-member consumer-protocol group that splits the topic.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_readme_consumer_protocol_line_runs_as_a_two_member_group() {
+    use wasmkafka_tests::cli_member::CliMember;
+    let broker = Kafka::shared();
+    let topic = "cli-readme-kip848";
+    broker.create_topic(topic, 4, &[]).await.unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let line = readme
+        .split("```sh\n")
+        .map(|b| b.split("```").next().unwrap())
+        .find(|b| b.contains("group.protocol=consumer"))
+        .expect("the README's group-protocol example")
+        .trim()
+        .replace("127.0.0.1:9092", &broker.addr())
+        .replace("--topic events", &format!("--topic {topic}"))
+        .replace("--group billing", "--group cli-readme-kip848-g");
+    assert!(line.starts_with("wasmkafka run "), "{line}");
+    let bin = Path::new(env!("CARGO_BIN_EXE_wasmkafka"));
+    let members = tokio::task::spawn_blocking(move || {
+        let mut a = CliMember::start("a", bin, &args_of(&line), (0, Duration::ZERO));
+        let mut b = CliMember::start("b", bin, &args_of(&line), (0, Duration::ZERO));
+        a.wait_for_log("assignment applied", Duration::from_secs(60));
+        b.wait_for_log("assignment applied", Duration::from_secs(60));
+        produce_sample(broker, topic, &["--count", "2000"]);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let mut all: Vec<_> = a.printed();
+            all.extend(b.printed());
+            all.sort();
+            all.dedup();
+            if all.len() == 2_000 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} of 2000 printed\n{}\n{}",
+                all.len(),
+                a.log(),
+                b.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        (
+            a.stop_cleanly(Duration::from_secs(20)),
+            b.stop_cleanly(Duration::from_secs(20)),
+        )
+    });
+    let (a, b) = tokio::time::timeout(Duration::from_secs(150), members)
+        .await
+        .expect("the members finished")
+        .unwrap();
+    for finished in [&a, &b] {
+        assert!(finished.status.success(), "{}", finished.log);
+        assert!(finished.log.contains("member epoch"), "{}", finished.log);
+        assert!(!finished.printed.is_empty(), "each member read its share");
+    }
+}
+
+/// The arguments after `wasmkafka run`.
+fn args_of(line: &str) -> Vec<String> {
+    line.split_whitespace()
+        .skip(2)
+        .map(str::to_string)
+        .collect()
 }

@@ -413,3 +413,83 @@ async fn a_static_member_that_crashed_is_replaced_once_its_session_ends() {
     wait_for_distinct(&seen, produced, std::slice::from_ref(&successor)).await;
     stop(poller, successor).await;
 }
+
+#[tokio::test]
+async fn a_pattern_is_matched_by_the_broker_and_follows_a_topic_created_later() {
+    use wasmkafka::group::TopicPattern;
+    wasmkafka_tests::init_tracing();
+    topic("kip848-pattern-a", 2).await;
+    topic("kip848-patternless", 1).await;
+    let mut pattern_options = options("g-kip848-pattern", "unused");
+    pattern_options.topics.clear();
+    // The broker matches whole names (RE2J): no anchors needed.
+    pattern_options.topic_pattern = Some(TopicPattern::new("kip848-pattern-.*").unwrap());
+    let m = Arc::new(member(pattern_options));
+    let seen: Seen = Arc::default();
+    let poller = keep_polling(m.clone(), "pattern", seen.clone());
+    let mut produced = produce("kip848-pattern-a", 2, 10, "a").await;
+    produce("kip848-patternless", 1, 10, "no").await;
+    wait_for_distinct(&seen, produced, std::slice::from_ref(&m)).await;
+    // A topic created now is matched without a restart.
+    topic("kip848-pattern-b", 3).await;
+    let deadline = Instant::now() + WAIT;
+    while m.assignment().len() != 5 {
+        assert!(Instant::now() < deadline, "holds {:?}", m.assignment());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    produced += produce("kip848-pattern-b", 3, 10, "b").await;
+    wait_for_distinct(&seen, produced, std::slice::from_ref(&m)).await;
+    assert!(
+        seen.lock().unwrap().iter().all(|v| !v.starts_with("no-")),
+        "a topic the pattern does not match was read"
+    );
+    stop(poller, m).await;
+}
+
+#[tokio::test]
+async fn classic_and_consumer_members_share_a_group_while_it_migrates() {
+    wasmkafka_tests::init_tracing();
+    let name = "kip848-mixed";
+    topic(name, 4).await;
+    let classic_options = GroupOptions {
+        protocol: GroupProtocol::Classic,
+        heartbeat_interval: Duration::from_millis(300),
+        ..options("g-kip848-mixed", name)
+    };
+    let classic = Arc::new(GroupConsumer::start(
+        Kafka::shared().client(),
+        classic_options,
+        FetchOptions::default(),
+        ResetPolicySpec::Earliest.into_policy(),
+        vec![
+            wasmkafka::group::Builtin::CooperativeSticky.into_assignor(),
+            wasmkafka::group::Builtin::Range.into_assignor(),
+        ],
+        Arc::new(LoggingListener),
+    ));
+    let seen: Seen = Arc::default();
+    let pc = keep_polling(classic.clone(), "classic", seen.clone());
+    assert!(classic.wait_for_assignment(WAIT).await);
+    let consumer = Arc::new(member(options("g-kip848-mixed", name)));
+    let pk = keep_polling(consumer.clone(), "consumer", seen.clone());
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (a, b) = (classic.assignment(), consumer.assignment());
+        if a.len() == 2 && b.len() == 2 && a.is_disjoint(&b) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "classic {a:?}, consumer {b:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let produced = produce(name, 4, 20, "mixed").await;
+    wait_for_distinct(&seen, produced, &[classic.clone(), consumer.clone()]).await;
+    let client = Kafka::shared().client();
+    let coordinator = find_coordinator(&client, "g-kip848-mixed").await.unwrap();
+    let description = describe_group(&client, coordinator, "g-kip848-mixed")
+        .await
+        .unwrap();
+    assert_eq!(description.group_protocol, "consumer", "{description:?}");
+    assert_eq!(description.members.len(), 2, "{description:?}");
+    stop(pc, classic).await;
+    stop(pk, consumer).await;
+}
