@@ -168,6 +168,115 @@ fn a_wasm_assignor_runs_beside_its_builtin_twin_with_the_same_numbers() {
 }
 
 #[test]
+fn the_brokers_assignors_run_beside_ours_and_revoke_only_what_moves() {
+    let mut args = SMALL.to_vec();
+    args.extend([
+        "--assignor",
+        "cooperative-sticky",
+        "--assignor",
+        "broker-uniform",
+        "--assignor",
+        "broker-range",
+    ]);
+    let runs = json(&args);
+    assert_eq!(runs.len(), 3);
+    for (run, kafka) in runs[1..].iter().zip(["uniform", "range"]) {
+        assert_eq!(run["assignor"], format!("broker-{kafka}"));
+        assert_eq!(run["protocol"], "consumer");
+        let source = run["source"].as_str().unwrap();
+        assert!(source.contains(&format!("`{kafka}`")), "{source}");
+    }
+    // Join: cooperative-sticky needs two rebalances to move one partition; the broker moves
+    // it in one target, revoking only it. Crash of m001 (2-3, lost): uniform hands them to
+    // m002 and m003 without revoking anything; range recomputes 0-1, 2-3, 4-5 over m000,
+    // m002, m003, so m002 revokes 4 for m003.
+    assert_eq!(numbers(&runs[0])[1], [1, 1, 0, 0, 2, 1, 2]);
+    assert_eq!(
+        numbers(&runs[1]),
+        [
+            [0, 0, 0, 0, 1, 2, 2],
+            [1, 1, 0, 0, 1, 1, 2],
+            [0, 0, 2, 0, 1, 2, 2]
+        ]
+    );
+    assert_eq!(
+        numbers(&runs[2]),
+        [
+            [0, 0, 0, 0, 1, 2, 2],
+            [1, 1, 0, 0, 1, 1, 2],
+            [1, 1, 2, 0, 1, 2, 2]
+        ]
+    );
+    let table = wasmkafka(&[
+        "assign-sim",
+        "--members",
+        "2",
+        "--topics",
+        "t:4",
+        "--assignor",
+        "broker-uniform",
+    ]);
+    assert!(table.status.success());
+    let table = String::from_utf8(table.stdout).unwrap();
+    assert!(
+        table.contains(
+            "assignor broker-uniform (consumer, broker-side: Apache Kafka's `uniform`, simulated)"
+        ),
+        "{table}"
+    );
+    assert!(table.contains("without a group-wide pause"), "{table}");
+}
+
+/// The README's line comparing cooperative-sticky with the broker's `uniform` runs as written
+/// (in bash, this build's binary first on PATH), and again with `--format json` for numbers:
+/// 3 members on 2 x 6 partitions, a fourth joins; both move 3 partitions, cooperative-sticky
+/// in two rebalances, the broker in one target.
+#[test]
+fn the_readme_broker_assignor_line_runs_as_written() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let line = readme
+        .split("```sh\n")
+        .map(|b| b.split("```").next().unwrap())
+        .find(|b| b.contains("--assignor broker-uniform"))
+        .expect("the README's broker-assignor example")
+        .trim()
+        .to_string();
+    assert!(line.starts_with("wasmkafka assign-sim "), "{line}");
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_wasmkafka"))
+        .parent()
+        .unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let bash = |script: &str| {
+        let output = Command::new("bash")
+            .args(["-euo", "pipefail", "-c", script])
+            .env("PATH", &path)
+            .bounded_output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{script}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output.stdout
+    };
+    let table = String::from_utf8(bash(&line)).unwrap();
+    assert!(
+        table.contains("assignor cooperative-sticky (cooperative"),
+        "{table}"
+    );
+    assert!(
+        table.contains("assignor broker-uniform (consumer"),
+        "{table}"
+    );
+    let runs: Vec<Value> = serde_json::from_slice(&bash(&format!("{line} --format json"))).unwrap();
+    assert_eq!(runs.len(), 2);
+    let join = |run: &Value| numbers(run)[1];
+    assert_eq!(join(&runs[0]), [3, 3, 0, 0, 2, 3, 3]);
+    assert_eq!(join(&runs[1]), [3, 3, 0, 0, 1, 3, 3]);
+}
+
+#[test]
 fn bad_input_names_the_fix() {
     let failing = |args: &[&str]| {
         let output = wasmkafka(args);
@@ -184,6 +293,20 @@ fn bad_input_names_the_fix() {
         "nope",
     ]);
     assert!(error.contains("neither a built-in (range, roundrobin, sticky, cooperative-sticky)"));
+    assert!(
+        error.contains("the broker's (broker-uniform, broker-range)"),
+        "{error}"
+    );
+    let error = failing(&[
+        "assign-sim",
+        "--members",
+        "2",
+        "--topics",
+        "t:2",
+        "--assignor",
+        "uniform",
+    ]);
+    assert!(error.contains("simulate it as `broker-uniform`"), "{error}");
     let error = failing(&[
         "assign-sim",
         "--members",

@@ -1,6 +1,9 @@
 //! `wasmkafka assign-sim`: runs assignors (built-in names and plugin files, side by side) over
 //! a simulated group through a sequence of events, and reports balance, movement, revocations,
-//! rack locality and time per call. See [`crate::lab`].
+//! rack locality and time per call. Beside them, the broker's assignors of the consumer
+//! protocol (`broker-uniform`, `broker-range`: Apache Kafka's `uniform` and `range`,
+//! simulated) show what the broker would do to the group after a migration. See
+//! [`crate::lab`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,7 +13,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 
 use crate::group::assignor::{Assignor, Builtin};
-use crate::lab::{report, simulate, AssignorRun, MakeAssignor, Scenario};
+use crate::lab::{report, simulate, AssignorRun, BrokerAssignor, MakeAssignor, Scenario};
 use crate::plugin::{PluginRuntime, WasmAssignor};
 
 #[derive(Debug, Args)]
@@ -34,8 +37,10 @@ pub struct AssignSimArgs {
     /// `leave ID,...`, `crash ID,...`, `grow TOPIC:N`.
     #[arg(long = "step", value_name = "EVENT")]
     pub steps: Vec<String>,
-    /// An assignor to run: a built-in name (range, roundrobin, sticky, cooperative-sticky) or
-    /// a plugin file (.wasm). Repeatable; every built-in when none is given.
+    /// An assignor to run: a built-in name (range, roundrobin, sticky, cooperative-sticky), a
+    /// plugin file (.wasm), or the broker's under group.protocol=consumer, simulated
+    /// (broker-uniform, broker-range: Apache Kafka's uniform and range). Repeatable; every
+    /// built-in when none is given.
     #[arg(long = "assignor", value_name = "NAME|FILE")]
     pub assignors: Vec<String>,
     /// A setting for plugin assignors (repeatable), e.g. --setting weight=3.
@@ -93,6 +98,13 @@ fn run(args: &AssignSimArgs) -> anyhow::Result<String> {
     let mut runtime = None;
     let mut runs: Vec<AssignorRun> = Vec::new();
     for name in &names {
+        if let Some(broker) = BrokerAssignor::from_name(name) {
+            runs.push(
+                simulate::simulate_broker(&scenario, broker)
+                    .with_context(|| format!("simulating `{name}`"))?,
+            );
+            continue;
+        }
         let make = assignor_maker(name, &mut runtime)?;
         let source = if Builtin::from_name(name).is_some() {
             "built-in"
@@ -112,6 +124,10 @@ fn run(args: &AssignSimArgs) -> anyhow::Result<String> {
 
 fn builtin_names() -> String {
     Builtin::ALL.map(Builtin::name).join(", ")
+}
+
+fn broker_names() -> String {
+    BrokerAssignor::ALL.map(BrokerAssignor::name).join(", ")
 }
 
 fn parse_settings(settings: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
@@ -136,9 +152,21 @@ fn assignor_maker(
     }
     let path = Path::new(name);
     if !name.ends_with(".wasm") || !path.exists() {
+        if let Some(broker) = BrokerAssignor::ALL
+            .into_iter()
+            .find(|b| b.kafka_name() == name)
+        {
+            bail!(
+                "--assignor `{name}` is the broker's assignor under group.protocol=consumer; \
+                 simulate it as `{}`",
+                broker.name()
+            );
+        }
         bail!(
-            "--assignor `{name}` is neither a built-in ({}) nor a .wasm file that exists",
-            builtin_names()
+            "--assignor `{name}` is neither a built-in ({}), the broker's ({}), nor a .wasm \
+             file that exists",
+            builtin_names(),
+            broker_names()
         );
     }
     let runtime = match runtime {

@@ -55,7 +55,8 @@
 //! auto_commit_interval_ms = 5000   # 0 turns auto-commit off (then nothing is committed)
 //! commit_timeout_ms = 60000        # how long a commit retries transient errors
 //! shutdown_timeout_ms = 30000      # a clean stop (commit, leave) gives up after this
-//! rack = "eu-1a"
+//! rack = "eu-1a"   # client.rack: rack-aware assignors; fetches from a replica in this rack
+//!                  # where the brokers pick one (KIP-392)
 //! group_protocol = "classic"   # or "consumer": KIP-848, the broker assigns (Kafka 4.0+);
 //!                              # consumer.assignors and assignor plugins are classic only
 //! # group_remote_assignor = "uniform"   # consumer protocol: the broker's assignor
@@ -822,6 +823,7 @@ impl Config {
             retry_backoff: Duration::from_millis(consumer.retry_backoff_ms),
             retry_backoff_max: Duration::from_millis(consumer.retry_backoff_max_ms),
             group: consumer.group.clone(),
+            rack: consumer.rack.clone(),
         }
     }
 

@@ -34,7 +34,7 @@ use super::buffer::Chunk;
 use super::error::{topic_refusal_hint, PartitionError};
 use super::fetch_job::{self, Asked, FetchJob, FetchLimits, FetchedData, PartitionOutcome};
 use super::options::FetchOptions;
-use super::partition::ResetCause;
+use super::partition::{ReadReplica, ResetCause};
 use super::plan::{self, LeaderSlot};
 use super::reset::{ResetJob, ResetOutcome, ResetRequest};
 use super::session::{FetchSession, SessionPartition};
@@ -101,6 +101,8 @@ pub struct Driver {
     metadata_retry_at: Option<Instant>,
     backoff: Backoff,
     jobs: JoinSet<JobDone>,
+    /// `client.rack`, sent with every fetch (KIP-392).
+    rack: Option<Arc<str>>,
 }
 
 impl Driver {
@@ -111,6 +113,7 @@ impl Driver {
         shared: Arc<Shared>,
     ) -> Driver {
         let backoff = Backoff::new(options.retry_backoff, options.retry_backoff_max);
+        let rack = options.rack.as_deref().map(Arc::from);
         Driver {
             client,
             options,
@@ -125,6 +128,7 @@ impl Driver {
             metadata_retry_at: None,
             backoff,
             jobs: JoinSet::new(),
+            rack,
         }
     }
 
@@ -183,6 +187,7 @@ impl Driver {
                 let slot = LeaderSlot {
                     fetching: state.fetching,
                     retry_at: state.retry_at,
+                    failed: state.failures > 0,
                 };
                 (*id, slot)
             })
@@ -299,6 +304,7 @@ impl Driver {
             leader,
             asked,
             session,
+            rack: self.rack.clone(),
             limits: FetchLimits {
                 max_wait: self.options.max_wait,
                 min_bytes: self.options.min_bytes,
@@ -416,6 +422,11 @@ impl Driver {
                 let mut state = self.shared.lock();
                 state.stats.fetch_latency.observe(now - started);
                 state.stats.fetch_record_bytes += data.wire_bytes as u64;
+                *state
+                    .stats
+                    .fetch_record_bytes_by_broker
+                    .entry(leader)
+                    .or_default() += data.wire_bytes as u64;
                 state.stats.fetch_max_bytes = data.asked_max_bytes;
                 data
             }
@@ -425,7 +436,20 @@ impl Driver {
                 let delay = backoff.delay(leader_state.failures);
                 leader_state.retry_at = Some(now + delay);
                 tracing::warn!(leader, %error, attempt = leader_state.failures, ?delay, "fetch failed; retrying");
-                self.shared.lock().stats.failed_fetches += 1;
+                let first_failure = leader_state.failures == 1;
+                let mut state = self.shared.lock();
+                state.stats.failed_fetches += 1;
+                // A replica a leader named that cannot be reached: back to the leaders (which
+                // may name it again until the controller fences it; the plan skips it while
+                // it backs off).
+                let back = state.partitions.clear_read_replicas_on(leader);
+                if back > 0 && first_failure {
+                    tracing::info!(
+                        replica = leader,
+                        partitions = back,
+                        "a read replica cannot be reached; fetching from the leaders again"
+                    );
+                }
                 return;
             }
         };
@@ -457,6 +481,7 @@ impl Driver {
                 epoch,
                 position,
                 leader_epoch: asked_leader_epoch,
+                from_read_replica,
                 ..
             } = asked;
             if !state.partitions.is_current_fetch(&tp, epoch, position) {
@@ -505,6 +530,16 @@ impl Driver {
                         state.stats.truncations += 1;
                     }
                 }
+                PartitionOutcome::Error(error) if from_read_replica => {
+                    // The replica is behind, gone from the ISR, or no longer one (KIP-392):
+                    // the leader is asked next, and an out-of-range position is judged there
+                    // (a follower's log may simply not have it yet), never reset here.
+                    state.partitions.clear_read_replica(&tp);
+                    tracing::info!(partition = %tp, replica = leader, %error, "the read replica refused; fetching from the leader again");
+                    if error != ResponseError::OffsetOutOfRange {
+                        self.client.observe_error_under(error, generation);
+                    }
+                }
                 PartitionOutcome::Error(ResponseError::OffsetOutOfRange) => {
                     tracing::info!(partition = %tp, offset = position, "offset out of range; asking the reset policy");
                     state.stats.out_of_range += 1;
@@ -540,6 +575,23 @@ impl Driver {
                     }
                 }
             }
+        }
+        let until = now + self.client.metadata_options().max_age;
+        for (asked, replica) in data.read_replicas {
+            if !state
+                .partitions
+                .is_current_fetch(&asked.tp, asked.epoch, asked.position)
+            {
+                continue;
+            }
+            tracing::debug!(partition = %asked.tp, leader, replica, "the leader names a replica in this rack to fetch from");
+            let read_replica = ReadReplica {
+                broker: replica,
+                until,
+            };
+            state
+                .partitions
+                .set_read_replica(&asked.tp, asked.epoch, read_replica);
         }
         state.stats.buffer_bytes_peak = state.stats.buffer_bytes_peak.max(state.buffer.bytes());
         let leader_state = self.leaders.entry(leader).or_default();

@@ -1,5 +1,6 @@
-//! One Fetch to one leader: build the request from the session, send it on the leader's
-//! `Fetch` connection, decode every asked partition's batches. Runs on its own task; the
+//! One Fetch to one broker (a leader, or a replica a leader named for this consumer's rack,
+//! KIP-392): build the request from the session, send it on the broker's `Fetch`
+//! connection, decode every asked partition's batches. Runs on its own task; the
 //! driver applies the result (or drops it, if the partitions moved meanwhile).
 
 use std::time::Duration;
@@ -24,6 +25,9 @@ const FIRST_SESSION_VERSION: i16 = 7;
 const FIRST_LAST_FETCHED_EPOCH_VERSION: i16 = 12;
 /// The first Fetch version that carries the current leader epoch (fencing, KIP-320).
 const FIRST_CURRENT_LEADER_EPOCH_VERSION: i16 = 9;
+/// The first Fetch version that carries the consumer's rack and the leader's preferred read
+/// replica (KIP-392).
+const FIRST_RACK_VERSION: i16 = 11;
 
 /// The session epoch that closes a session (KIP-227).
 const FINAL_EPOCH: i32 = -1;
@@ -62,6 +66,8 @@ pub struct Asked {
     pub leader_epoch: i32,
     /// The epoch of the record before `position` (-1: unknown).
     pub position_epoch: i32,
+    /// Asked of a replica the leader named (KIP-392), not of the leader.
+    pub from_read_replica: bool,
 }
 
 /// Request-wide settings.
@@ -77,14 +83,17 @@ pub struct FetchLimits {
     pub timeout: Duration,
 }
 
-/// What to fetch from one leader.
+/// What to fetch from one broker.
 #[derive(Debug)]
 pub struct FetchJob {
+    /// The broker asked: the partitions' leader, or a replica one named.
     pub leader: i32,
     /// Every partition the answer may carry, at its position (the stale-answer guard).
     pub asked: Vec<Asked>,
     pub session: SessionRequest,
     pub limits: FetchLimits,
+    /// `client.rack`: a leader may name a replica in it to fetch from (KIP-392).
+    pub rack: Option<std::sync::Arc<str>>,
 }
 
 /// One partition's part of the answer.
@@ -121,6 +130,8 @@ pub struct FetchedData {
     pub wire_bytes: usize,
     /// The request's `max_bytes`.
     pub asked_max_bytes: i32,
+    /// Partitions whose leader named a replica to fetch them from instead (KIP-392).
+    pub read_replicas: Vec<(Asked, i32)>,
 }
 
 impl FetchJob {
@@ -174,6 +185,11 @@ impl FetchJob {
     }
 
     fn request(&self, session: &SessionRequest, version: i16) -> FetchRequest {
+        let rack = self
+            .rack
+            .as_deref()
+            .filter(|_| version >= FIRST_RACK_VERSION)
+            .unwrap_or_default();
         // Fields a version does not have must stay at their defaults to encode.
         let carries_last_epoch = version >= FIRST_LAST_FETCHED_EPOCH_VERSION;
         let carries_leader_epoch = version >= FIRST_CURRENT_LEADER_EPOCH_VERSION;
@@ -204,6 +220,7 @@ impl FetchJob {
             .with_min_bytes(self.limits.min_bytes)
             .with_max_bytes(self.limits.max_bytes)
             .with_isolation_level(self.limits.isolation.wire())
+            .with_rack_id(StrBytes::from_string(rack.to_string()))
             .with_session_id(session.session_id)
             .with_session_epoch(session.session_epoch)
             .with_topics(
@@ -230,6 +247,7 @@ impl FetchJob {
 
     fn decode(&self, response: FetchResponse, sessions_supported: bool) -> FetchedData {
         let mut partitions = Vec::new();
+        let mut read_replicas = Vec::new();
         let mut wire_bytes = 0;
         for topic in response.responses {
             for data in topic.partitions {
@@ -238,6 +256,11 @@ impl FetchJob {
                     tracing::debug!(partition = %tp, "fetch answer for a partition not asked for");
                     continue;
                 };
+                if data.preferred_read_replica.0 >= 0
+                    && data.preferred_read_replica.0 != self.leader
+                {
+                    read_replicas.push((asked.clone(), data.preferred_read_replica.0));
+                }
                 let diverging = &data.diverging_epoch;
                 let outcome = match ResponseError::try_from_code(data.error_code) {
                     _ if diverging.epoch >= 0 && diverging.end_offset >= 0 => {
@@ -287,6 +310,7 @@ impl FetchJob {
             partitions,
             wire_bytes,
             asked_max_bytes: self.limits.max_bytes,
+            read_replicas,
         }
     }
 }

@@ -26,6 +26,9 @@ pub struct FetchOptions {
     pub retry_backoff_max: Duration,
     /// The consumer group, if any (the reset policy sees it).
     pub group: Option<String>,
+    /// (`client.rack`, KIP-392) The rack this consumer runs in: a leader whose brokers pick
+    /// replicas by rack (`replica.selector.class`) names a replica in it to fetch from.
+    pub rack: Option<String>,
 }
 
 impl Default for FetchOptions {
@@ -40,6 +43,7 @@ impl Default for FetchOptions {
             retry_backoff: Duration::from_millis(100),
             retry_backoff_max: Duration::from_secs(1),
             group: None,
+            rack: None,
         }
     }
 }

@@ -108,6 +108,16 @@ pub struct Partition {
     /// Failed reset or validation attempts in a row, and when the next may start.
     pub attempts: u32,
     pub retry_at: Option<Instant>,
+    /// The replica the leader asked this consumer to fetch from (KIP-392), until when.
+    pub read_replica: Option<ReadReplica>,
+}
+
+/// A replica a leader named for fetching (`preferred_read_replica`): used until `until`
+/// (the metadata max age, as the Java client), or until it answers with any error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadReplica {
+    pub broker: i32,
+    pub until: Instant,
 }
 
 impl Partition {
@@ -162,6 +172,7 @@ impl Partitions {
                 readable_end: None,
                 attempts: 0,
                 retry_at: None,
+                read_replica: None,
             },
         );
     }
@@ -382,6 +393,33 @@ impl Partitions {
         if let Some(partition) = self.map.get_mut(tp).filter(|p| p.epoch == epoch) {
             partition.readable_end = Some(end);
         }
+    }
+
+    /// The leader named a replica to fetch this partition from.
+    pub fn set_read_replica(&mut self, tp: &TopicPartition, epoch: u64, replica: ReadReplica) {
+        if let Some(partition) = self.map.get_mut(tp).filter(|p| p.epoch == epoch) {
+            partition.read_replica = Some(replica);
+        }
+    }
+
+    /// Every partition fetched from `broker` goes back to its leader (the replica failed).
+    pub fn clear_read_replicas_on(&mut self, broker: i32) -> usize {
+        let mut cleared = 0;
+        for partition in self.map.values_mut() {
+            if partition.read_replica.is_some_and(|r| r.broker == broker) {
+                partition.read_replica = None;
+                cleared += 1;
+            }
+        }
+        cleared
+    }
+
+    /// Back to the leader; returns the replica it was fetching from, if any.
+    pub fn clear_read_replica(&mut self, tp: &TopicPartition) -> Option<i32> {
+        self.map
+            .get_mut(tp)
+            .and_then(|p| p.read_replica.take())
+            .map(|r| r.broker)
     }
 
     /// The broker said `position` is out of range.

@@ -6,8 +6,11 @@
 //! The rules:
 //! - A partition is fetched when it is `Fetching`, not paused, holds nothing in the buffer,
 //!   and the buffer has room (chunks of paused partitions do not count against it).
-//! - One fetch per leader at a time; a leader still fetching, or backing off, waits (the plan
+//! - One fetch per broker at a time; a broker still fetching, or backing off, waits (the plan
 //!   wakes when its backoff ends).
+//! - A partition is fetched from its leader, or from the replica the leader named for this
+//!   consumer's rack (KIP-392) while that choice is fresh and the replica is in the metadata.
+//!   Resets and validations always ask the leader.
 //! - A position the current leader has not vouched for is validated first (KIP-320).
 //! - A fetch whose partitions are all at their readable end is not sent while another
 //!   partition of that leader waits in the buffer: it could only long-poll, holding the
@@ -24,7 +27,7 @@ use crate::cluster::Metadata;
 
 use super::error::{PartitionError, TopicRefused};
 use super::fetch_job::Asked;
-use super::partition::{PartitionState, Partitions};
+use super::partition::{Partition, PartitionState, Partitions};
 use super::reset::ResetRequest;
 use super::validate::ValidateRequest;
 use super::TopicPartition;
@@ -43,6 +46,9 @@ pub struct LeaderSlot {
     pub fetching: bool,
     /// It failed, or answered as not the leader: no fetch before then.
     pub retry_at: Option<Instant>,
+    /// Its last fetch failed (it could not be reached): a replica in this state is not read
+    /// from while it backs off; the leaders serve its partitions meanwhile.
+    pub failed: bool,
 }
 
 impl LeaderSlot {
@@ -116,7 +122,13 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
         let buffered = (inputs.buffered)(tp);
         if fetching && !partition.paused && buffered {
             if let Some(leader) = metadata.leader(&tp.topic, tp.partition) {
-                awaiting_delivery.insert(leader);
+                awaiting_delivery.insert(fetch_source(
+                    partition,
+                    leader,
+                    metadata,
+                    now,
+                    inputs.leaders,
+                ));
             }
         }
         let wants_fetch = fetching && !partition.paused && inputs.budget > 0 && !buffered;
@@ -166,17 +178,19 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
                 }
             }
             PartitionState::Fetching { position } => {
-                let slot = inputs.leaders.get(&leader).copied().unwrap_or_default();
+                let source = fetch_source(partition, leader, metadata, now, inputs.leaders);
+                let slot = inputs.leaders.get(&source).copied().unwrap_or_default();
                 if slot.ready(now) {
                     let caught_up = partition.readable_end.is_some_and(|end| position >= end);
-                    let all = only_caught_up.entry(leader).or_insert(true);
+                    let all = only_caught_up.entry(source).or_insert(true);
                     *all = *all && caught_up;
-                    fetches.entry(leader).or_default().push(Asked {
+                    fetches.entry(source).or_default().push(Asked {
                         tp: tp.clone(),
                         epoch: partition.epoch,
                         position,
                         leader_epoch: current_leader_epoch,
                         position_epoch: partition.position_epoch.unwrap_or(-1),
+                        from_read_replica: source != leader,
                     });
                 } else if let Some(at) = slot.retry_at.filter(|at| *at > now) {
                     wake(at);
@@ -203,6 +217,29 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
         .clamp(1, inputs.max_bytes_ceiling);
     plan.fetches = fetches;
     plan
+}
+
+/// The broker to fetch a partition from: the replica its leader named, while that choice is
+/// fresh, the metadata still lists the broker and it is not backing off after a failure
+/// (a dead replica stays named by its leader until the controller fences it, seconds later);
+/// else the leader.
+fn fetch_source(
+    partition: &Partition,
+    leader: i32,
+    metadata: &Metadata,
+    now: Instant,
+    slots: &BTreeMap<i32, LeaderSlot>,
+) -> i32 {
+    let failing = |broker: i32| {
+        slots
+            .get(&broker)
+            .is_some_and(|s| s.failed && s.retry_at.is_some_and(|at| at > now))
+    };
+    partition
+        .read_replica
+        .filter(|r| r.until > now && metadata.brokers.contains_key(&r.broker))
+        .filter(|r| !failing(r.broker))
+        .map_or(leader, |r| r.broker)
 }
 
 /// The topic is absent from the metadata, or the cluster says it does not exist.
@@ -344,6 +381,54 @@ mod tests {
     }
 
     #[test]
+    fn a_partition_goes_to_the_replica_its_leader_named_while_that_is_fresh_and_known() {
+        use crate::cluster::BrokerInfo;
+        use crate::fetch::partition::ReadReplica;
+        let mut metadata = metadata(&[1, 1]);
+        for id in [1, 2] {
+            metadata.brokers.insert(
+                id,
+                BrokerInfo {
+                    id,
+                    host: "127.0.0.1".into(),
+                    port: 9090 + id,
+                    rack: None,
+                },
+            );
+        }
+        let mut fixture = Fixture::new(fetching(2), metadata);
+        let until = fixture.now + Duration::from_secs(300);
+        let epoch = fixture.partitions.get(&tp(0)).unwrap().epoch;
+        fixture
+            .partitions
+            .set_read_replica(&tp(0), epoch, ReadReplica { broker: 2, until });
+        let plan = fixture.plan();
+        assert_eq!(fetched(&plan), BTreeMap::from([(1, vec![1]), (2, vec![0])]));
+        assert!(plan.fetches[&2][0].from_read_replica);
+        assert!(!plan.fetches[&1][0].from_read_replica);
+        // Expired: back to the leader.
+        fixture.now = until;
+        assert_eq!(fetched(&fixture.plan()), BTreeMap::from([(1, vec![0, 1])]));
+        // A replica backing off after a failure: the leader serves meanwhile.
+        fixture.now = until - Duration::from_secs(2);
+        let failed = LeaderSlot {
+            fetching: false,
+            retry_at: Some(fixture.now + Duration::from_millis(500)),
+            failed: true,
+        };
+        fixture.leaders.insert(2, failed);
+        assert_eq!(fetched(&fixture.plan()), BTreeMap::from([(1, vec![0, 1])]));
+        fixture.now += Duration::from_millis(500);
+        assert_eq!(
+            fetched(&fixture.plan()),
+            BTreeMap::from([(1, vec![1]), (2, vec![0])])
+        );
+        // A replica the metadata no longer lists: back to the leader.
+        fixture.metadata.brokers.remove(&2);
+        assert_eq!(fetched(&fixture.plan()), BTreeMap::from([(1, vec![0, 1])]));
+    }
+
+    #[test]
     fn paused_and_buffered_partitions_wait_and_a_full_buffer_stops_fetching() {
         let mut fixture = Fixture::new(fetching(3), metadata(&[1, 1, 1]));
         fixture.partitions.set_paused(&tp(0), true);
@@ -365,6 +450,7 @@ mod tests {
             LeaderSlot {
                 fetching: true,
                 retry_at: None,
+                failed: false,
             },
         );
         fixture.leaders.insert(
@@ -372,6 +458,7 @@ mod tests {
             LeaderSlot {
                 fetching: false,
                 retry_at: Some(later),
+                failed: false,
             },
         );
         let plan = fixture.plan();

@@ -22,6 +22,8 @@ pub struct FetchStats {
     pub fetch_latency: Histogram,
     /// Record bytes the answers carried (as on the wire, before decompression).
     pub fetch_record_bytes: u64,
+    /// The same, per broker that answered (a leader, or a replica it named: KIP-392).
+    pub fetch_record_bytes_by_broker: BTreeMap<i32, u64>,
     /// What the last answered Fetch request asked for at most (`max_bytes`).
     pub fetch_max_bytes: i32,
     /// Resets by why and who decided (the policy, or a seek), and how they ended.

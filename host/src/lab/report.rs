@@ -71,6 +71,12 @@ pub fn table(runs: &[AssignorRun]) -> String {
                 let _ = writeln!(out, "  step {}: fell back: {reason}", step.step);
             }
         }
+        if run.protocol == "consumer" {
+            out.push_str(
+                "  the broker assigns (KIP-848): members revoke only what moves and take it \
+                 over member by member, without a group-wide pause\n",
+            );
+        }
         out.push('\n');
     }
     out

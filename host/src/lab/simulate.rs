@@ -6,21 +6,29 @@
 //! - **Cooperative (KIP-429):** members join with what they own; the leader's assignment may
 //!   not hand a partition to anyone while another member owns it, so members revoke only what
 //!   moves away, and a second rebalance hands those partitions out.
+//! - **Consumer protocol (KIP-848),** [`simulate_broker`]: the broker computes the next target
+//!   assignment from the previous one ([`BrokerAssignor`]); each member revokes what it loses
+//!   and takes what it gains on its own heartbeats, without a group-wide pause. One target per
+//!   event (one round); revoked counts what changed hands, as in a cooperative round.
 //!
 //! The leader's decision is [`assign_group`], the very function the consumer's group leader
 //! runs (the assignor, the same validation, the same fallback). Each member has an assignor
 //! instance of its own for what members do themselves: the user data in its subscription, and
-//! the `on_assignment` hook after each round.
+//! the `on_assignment` hook after each round. The broker's assignors have no client side:
+//! nothing runs in the members, and their answer is only checked (a failed check is a bug in
+//! the simulation, reported as an error).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use serde::Serialize;
-use wasmkafka_policy::assign::{Group, Member, PartitionInfo};
+use wasmkafka_policy::assign::{self, Group, Member, PartitionInfo};
 
 use crate::group::assignor::{assign_group, Assignor, Builtin, RebalanceProtocol};
 
+use super::broker::BrokerAssignor;
 use super::scenario::{Event, MemberSpec, Scenario};
 
 /// Makes an assignor instance with these settings (the leader's, or one member's).
@@ -43,7 +51,8 @@ pub struct StepReport {
     pub event: String,
     pub members: usize,
     pub partitions: usize,
-    /// Rebalances it took (2 when a cooperative round revoked something).
+    /// Rebalances it took (2 when a cooperative round revoked something; always 1 under the
+    /// broker's assignors: one new target, no group-wide rebalance).
     pub rounds: usize,
     /// Partitions per member, over all topics.
     pub balance: Spread,
@@ -70,8 +79,11 @@ pub struct StepReport {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AssignorRun {
     pub assignor: String,
-    /// Where it comes from: `built-in`, or the plugin file.
+    /// Where it comes from: `built-in`, the plugin file, or `broker-side (Apache Kafka's
+    /// NAME, simulated)`.
     pub source: String,
+    /// `eager` or `cooperative` (classic protocol, the group leader assigns), or `consumer`
+    /// (KIP-848, the broker assigns).
     pub protocol: &'static str,
     pub steps: Vec<StepReport>,
 }
@@ -80,15 +92,27 @@ struct LiveMember {
     spec: MemberSpec,
     owned: BTreeSet<Tp>,
     generation: i32,
-    assignor: Arc<dyn Assignor>,
+    /// The member's own assignor instance (classic protocol; none under the broker's).
+    assignor: Option<Arc<dyn Assignor>>,
+}
+
+/// Who decides each rebalance.
+enum Decider<'a> {
+    /// Classic protocol: the group leader runs `leader` through [`assign_group`]; `make`
+    /// gives each member its own instance.
+    Leader {
+        make: &'a MakeAssignor,
+        leader: Arc<dyn Assignor>,
+        fallback: Builtin,
+    },
+    /// Consumer protocol (KIP-848): the broker computes the target.
+    Broker(BrokerAssignor),
 }
 
 /// The group as it evolves.
 struct Simulation<'a> {
     scenario: &'a Scenario,
-    make: &'a MakeAssignor,
-    leader: Arc<dyn Assignor>,
-    fallback: Builtin,
+    decider: Decider<'a>,
     topics: BTreeMap<String, Vec<Vec<String>>>,
     members: BTreeMap<String, LiveMember>,
     generation: i32,
@@ -103,11 +127,48 @@ pub fn simulate(
     fallback: Builtin,
 ) -> anyhow::Result<AssignorRun> {
     let leader = make(&scenario.settings)?;
+    let name = leader.name().to_string();
+    let protocol = match leader.protocol() {
+        RebalanceProtocol::Eager => "eager",
+        RebalanceProtocol::Cooperative => "cooperative",
+    };
+    let decider = Decider::Leader {
+        make,
+        leader,
+        fallback,
+    };
+    run(scenario, decider, name, source.to_string(), protocol)
+}
+
+/// Runs the scenario's start and every event as a consumer-protocol group (KIP-848) whose
+/// broker assigns with `assignor`.
+pub fn simulate_broker(
+    scenario: &Scenario,
+    assignor: BrokerAssignor,
+) -> anyhow::Result<AssignorRun> {
+    let source = format!(
+        "broker-side: Apache Kafka's `{}`, simulated",
+        assignor.kafka_name()
+    );
+    run(
+        scenario,
+        Decider::Broker(assignor),
+        assignor.name().to_string(),
+        source,
+        "consumer",
+    )
+}
+
+fn run(
+    scenario: &Scenario,
+    decider: Decider,
+    assignor: String,
+    source: String,
+    protocol: &'static str,
+) -> anyhow::Result<AssignorRun> {
     let mut simulation = Simulation {
         scenario,
-        make,
-        leader: leader.clone(),
-        fallback,
+        decider,
         topics: scenario
             .topics
             .iter()
@@ -122,19 +183,19 @@ pub fn simulate(
         steps.push(simulation.step(step, &event)?);
     }
     Ok(AssignorRun {
-        assignor: leader.name().to_string(),
-        source: source.to_string(),
-        protocol: match leader.protocol() {
-            RebalanceProtocol::Eager => "eager",
-            RebalanceProtocol::Cooperative => "cooperative",
-        },
+        assignor,
+        source,
+        protocol,
         steps,
     })
 }
 
 impl Simulation<'_> {
     fn join(&mut self, spec: &MemberSpec) -> anyhow::Result<()> {
-        let assignor = (self.make)(&spec.settings)?;
+        let assignor = match &self.decider {
+            Decider::Leader { make, .. } => Some(make(&spec.settings)?),
+            Decider::Broker(_) => None,
+        };
         self.members.insert(
             spec.id.clone(),
             LiveMember {
@@ -185,7 +246,14 @@ impl Simulation<'_> {
             }
         }
         let kept_before = self.owners();
-        let cooperative = self.leader.protocol() == RebalanceProtocol::Cooperative;
+        // Who revokes only what moves: cooperative members, and every member under the broker.
+        let (cooperative, second_round) = match &self.decider {
+            Decider::Leader { leader, .. } => {
+                let cooperative = leader.protocol() == RebalanceProtocol::Cooperative;
+                (cooperative, cooperative)
+            }
+            Decider::Broker(_) => (true, false),
+        };
         if !cooperative {
             // Eager: every member gives up everything first; its subscription still names
             // what it had (what a sticky assignor keeps where it was).
@@ -196,14 +264,15 @@ impl Simulation<'_> {
         let mut rounds = 0;
         loop {
             rounds += 1;
-            let (took, failure, revoked_now) = self.round();
+            let (took, failure, revoked_now) = self.round()?;
             assign_seconds.push(took.as_secs_f64());
             fell_back.extend(failure);
             if cooperative {
                 revoked += revoked_now;
             }
-            // A cooperative round that revoked something is followed by one that hands it out.
-            if !(cooperative && revoked_now > 0) || rounds == 2 {
+            // A cooperative round that revoked something is followed by one that hands it out;
+            // the broker's target hands it out in the same round.
+            if !(second_round && revoked_now > 0) || rounds == 2 {
                 break;
             }
         }
@@ -237,26 +306,44 @@ impl Simulation<'_> {
         })
     }
 
-    /// One rebalance: subscriptions in, the leader's decision, each member takes its share.
-    /// Returns the time the decision took, why it fell back if it did, and what members
-    /// revoked.
-    fn round(&mut self) -> (Duration, Option<String>, usize) {
+    /// One rebalance: subscriptions in, the leader's decision (or the broker's target), each
+    /// member takes its share. Returns the time the decision took, why it fell back if it
+    /// did, and what members revoked.
+    fn round(&mut self) -> anyhow::Result<(Duration, Option<String>, usize)> {
         let group = self.group();
         let started = Instant::now();
-        let assigned = assign_group(self.leader.as_ref(), self.fallback, &group);
+        let (assignment, failure) = match &self.decider {
+            Decider::Leader {
+                leader, fallback, ..
+            } => {
+                let assigned = assign_group(leader.as_ref(), *fallback, &group);
+                let failure = assigned.fell_back.map(|error| error.to_string());
+                (assigned.assignment, failure)
+            }
+            Decider::Broker(broker) => {
+                let assignment = broker.assign(&group);
+                // The broker's answer may move owned partitions (members revoke them first),
+                // but must leave nothing out.
+                assign::validate(&group, &assignment, false)
+                    .map_err(|invalid| anyhow::anyhow!("{invalid}"))
+                    .with_context(|| format!("{} (simulated) answered", broker.name()))?;
+                (assignment, None)
+            }
+        };
         let took = started.elapsed();
         self.generation += 1;
         let mut revoked = 0;
         for (id, member) in self.members.iter_mut() {
-            let share = assigned.assignment.get(id).cloned().unwrap_or_default();
+            let share = assignment.get(id).cloned().unwrap_or_default();
             let new: BTreeSet<Tp> = share.iter().map(|(t, p)| (t.to_string(), p)).collect();
             revoked += member.owned.difference(&new).count();
             member.owned = new;
             member.generation = self.generation;
-            member.assignor.on_assignment(&share, self.generation);
+            if let Some(assignor) = &member.assignor {
+                assignor.on_assignment(&share, self.generation);
+            }
         }
-        let failure = assigned.fell_back.map(|error| error.to_string());
-        (took, failure, revoked)
+        Ok((took, failure, revoked))
     }
 
     /// The group as the leader sees it in JoinGroup.
@@ -273,7 +360,11 @@ impl Simulation<'_> {
                     member_id: m.spec.id.clone(),
                     instance_id: m.spec.instance_id.clone(),
                     topics: m.spec.topics.clone(),
-                    user_data: m.assignor.user_data(&m.spec.topics),
+                    user_data: m
+                        .assignor
+                        .as_ref()
+                        .map(|a| a.user_data(&m.spec.topics))
+                        .unwrap_or_default(),
                     owned,
                     generation: if m.owned.is_empty() { -1 } else { m.generation },
                     rack: m.spec.rack.clone(),
@@ -450,6 +541,71 @@ mod tests {
         let crash = &run.steps[2];
         assert_eq!(crash.moved, 0);
         assert_eq!(crash.revoked, 6 - crash.lost);
+    }
+
+    #[test]
+    fn broker_uniform_moves_only_what_balance_needs_in_one_round() {
+        let run = simulate_broker(&scenario(), BrokerAssignor::Uniform).unwrap();
+        assert_eq!(run.assignor, "broker-uniform");
+        assert_eq!(run.protocol, "consumer");
+        let start = &run.steps[0];
+        assert_eq!(
+            (start.balance, start.moved, start.revoked, start.rounds),
+            (Spread { min: 2, max: 2 }, 0, 0, 1)
+        );
+        // m000 0-1, m001 2-3, m002 4-5. A fourth member: 6 over 4 is 2, 2, 1, 1; m000 and
+        // m001 keep their extra partition, m002 gives 5 to m003. One partition revoked (not
+        // all six, as eager members would), handed over in the same round.
+        let join = &run.steps[1];
+        assert_eq!(
+            (join.rounds, join.revoked, join.moved, join.unassigned),
+            (1, 1, 1, 0)
+        );
+        assert_eq!(join.balance, Spread { min: 1, max: 2 });
+        // m001 crashes with 2-3 (lost); m002 and m003 take one each, nobody revokes.
+        let crash = &run.steps[2];
+        assert_eq!(
+            (crash.lost, crash.revoked, crash.moved, crash.rounds),
+            (2, 0, 0, 1)
+        );
+        assert_eq!(crash.balance, Spread { min: 2, max: 2 });
+        assert!(run.steps.iter().all(|s| s.fell_back.is_empty()));
+    }
+
+    #[test]
+    fn broker_range_makes_the_ranges_of_range_but_revokes_only_what_moves() {
+        let broker = simulate_broker(&scenario(), BrokerAssignor::Range).unwrap();
+        let classic = run(&scenario(), Builtin::Range);
+        for (b, c) in broker.steps.iter().zip(&classic.steps) {
+            assert_eq!((b.balance, b.moved, b.lost), (c.balance, c.moved, c.lost));
+            // Nobody gives up what it keeps: revoked is what moved (and, on a crash, the
+            // lost partitions are nobody's to revoke).
+            assert_eq!(b.revoked, b.moved, "step {}", b.step);
+        }
+        // The join: eager range revokes all 6 for 1 that moves; the broker revokes the 1.
+        assert_eq!((classic.steps[1].revoked, broker.steps[1].revoked), (6, 1));
+        // The crash of m001 (2-3): range over m000, m002, m003 gives 0-1, 2-3, 4-5, so m002's
+        // 4 goes to m003.
+        assert_eq!((classic.steps[2].revoked, broker.steps[2].revoked), (4, 1));
+    }
+
+    #[test]
+    fn broker_uniform_balances_totals_when_subscriptions_differ() {
+        // Start (homogeneous, 8 over 2, topics in name order): m000 t0-3, m001 u0-3. m002
+        // joins for u only: the heterogeneous plan. u: m001 gives u3, u2 to m002 (4, 0 -> 2,
+        // 2; m000 has no u to give). Then t: m000 (4) gives t3 to m001 (2). Totals 3, 3, 2;
+        // three partitions moved, each revoked by its old owner in the same round.
+        let mut scenario = Scenario::from_flags(2, &["t:4".into(), "u:4".into()], 0, 1).unwrap();
+        scenario.push_events(&["join 1 topics=u"]).unwrap();
+        let run = simulate_broker(&scenario, BrokerAssignor::Uniform).unwrap();
+        let join = &run.steps[1];
+        assert_eq!(
+            (join.rounds, join.moved, join.revoked, join.unassigned),
+            (1, 3, 3, 0)
+        );
+        assert_eq!(join.balance, Spread { min: 2, max: 3 });
+        // Totals are what it balances: m000 subscribes to u and holds none of it.
+        assert_eq!(join.balance_per_topic["u"], Spread { min: 0, max: 2 });
     }
 
     #[test]

@@ -240,6 +240,17 @@ impl Collector for LiveCollector {
             fetched.metric_type(),
         )?)?;
         let mut family = e.encode_descriptor(
+            "fetched_from_broker",
+            "Record bytes in Fetch answers per broker that answered: a leader, or the replica \
+             it named for this consumer's rack (client.rack, KIP-392)",
+            Some(&Unit::Bytes),
+            ConstCounter::new(0u64).metric_type(),
+        )?;
+        for (broker, bytes) in &fetch.fetch_record_bytes_by_broker {
+            let labels = [("broker", broker.to_string())];
+            ConstCounter::new(*bytes).encode(family.encode_family(&labels)?)?;
+        }
+        let mut family = e.encode_descriptor(
             "resets",
             "Partition resets by reason (no_committed_offset, out_of_range, log_truncated, seek), \
              the policy that decided, and outcome (resolved, failed)",
@@ -469,6 +480,7 @@ mod tests {
         let mut fetch = FetchStats {
             fetch_requests: 4,
             fetch_record_bytes: 1000,
+            fetch_record_bytes_by_broker: BTreeMap::from([(1, 400), (2, 600)]),
             fetch_max_bytes: 2_097_152,
             ..FetchStats::default()
         };
@@ -505,6 +517,7 @@ mod tests {
             "wasmkafka_records_consumed_total{topic=\"t\"} 2",
             "wasmkafka_consumed_bytes_total{topic=\"t\"} 15",
             "wasmkafka_fetch_requests_total 4",
+            "wasmkafka_fetched_from_broker_bytes_total{broker=\"2\"} 600",
             "wasmkafka_consumer_lag{topic=\"t\",partition=\"1\"} 7",
             "wasmkafka_consumer_lag_max 7",
             "wasmkafka_group_generation 5",

@@ -5,7 +5,14 @@
 //! partitions to members. The built-ins follow Kafka's: [`range`], [`roundrobin`], [`sticky`]
 //! and its cooperative variant. [`validate`] checks any assignment (a plugin's included)
 //! before it is used.
+//!
+//! [`broker_uniform`] and [`broker_range`] re-derive Apache Kafka's broker-side assignors of
+//! the consumer group protocol (KIP-848) for the policy lab, which compares them with the
+//! client-side ones; they are not client-side assignors (the broker assigns under that
+//! protocol), and [`Member::owned`] means the member's previous target assignment for them.
 
+mod broker_range;
+mod broker_uniform;
 mod range;
 mod roundrobin;
 mod sticky;
@@ -13,6 +20,8 @@ mod validate;
 
 use std::collections::BTreeMap;
 
+pub use broker_range::broker_range;
+pub use broker_uniform::broker_uniform;
 pub use range::range;
 pub use roundrobin::roundrobin;
 pub use sticky::{cooperative_sticky, hold_back_owned_by_others, sticky};
