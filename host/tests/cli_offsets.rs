@@ -245,69 +245,78 @@ async fn describe_plan_execute_export_and_the_active_member_guard() {
     assert_eq!(committed(&addr), [Some(7), Some(7)]);
     assert_eq!(first_offsets_read(&addr, 26), [(0, 7), (1, 7)]);
 
-    // While a member is active, --execute is refused and names it.
-    let mut member = Command::new(env!("CARGO_BIN_EXE_wasmkafka"))
-        .args([
-            "run",
-            "--brokers",
-            &addr,
-            "--group",
-            GROUP,
-            "--topic",
-            TOPIC,
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let described: Value = serde_json::from_str(&ok(&[
-            "offsets",
-            "describe",
-            "--brokers",
-            &addr,
-            "--group",
-            GROUP,
-            "--topic",
-            TOPIC,
-            "--format",
-            "json",
-        ]))
-        .unwrap();
-        if described["members"]
-            .as_array()
-            .is_some_and(|m| !m.is_empty())
-        {
-            break;
+    // While a member is active, --execute is refused and names it: a member of either group
+    // protocol (a consumer-protocol group is invisible to DescribeGroups).
+    for protocol in ["classic", "consumer"] {
+        let mut member = Command::new(env!("CARGO_BIN_EXE_wasmkafka"))
+            .args([
+                "run",
+                "--brokers",
+                &addr,
+                "--group",
+                GROUP,
+                "--topic",
+                TOPIC,
+                "-X",
+                &format!("group.protocol={protocol}"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let described: Value = serde_json::from_str(&ok(&[
+                "offsets",
+                "describe",
+                "--brokers",
+                &addr,
+                "--group",
+                GROUP,
+                "--topic",
+                TOPIC,
+                "--format",
+                "json",
+            ]))
+            .unwrap();
+            if described["members"]
+                .as_array()
+                .is_some_and(|m| !m.is_empty())
+            {
+                assert_eq!(described["group_protocol"], protocol, "{described}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the {protocol} member never joined"
+            );
+            std::thread::sleep(Duration::from_millis(200));
         }
-        assert!(Instant::now() < deadline, "the member never joined");
-        std::thread::sleep(Duration::from_millis(200));
+        let refused = wasmkafka(&[
+            "offsets",
+            "plan",
+            "--brokers",
+            &addr,
+            "--group",
+            GROUP,
+            "--topic",
+            TOPIC,
+            "--to",
+            "earliest",
+            "--execute",
+        ]);
+        assert!(!refused.status.success(), "{protocol}");
+        let error = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            error.contains("1 active member(s)") && error.contains("client wasmkafka"),
+            "{protocol}: {error}"
+        );
+        assert!(error.contains("stop its consumers first"), "{error}");
+        let _ = Command::new("kill")
+            .args(["-TERM", &member.id().to_string()])
+            .status();
+        assert!(member.wait().unwrap().success());
     }
-    let refused = wasmkafka(&[
-        "offsets",
-        "plan",
-        "--brokers",
-        &addr,
-        "--group",
-        GROUP,
-        "--topic",
-        TOPIC,
-        "--to",
-        "earliest",
-        "--execute",
-    ]);
-    assert!(!refused.status.success());
-    let error = String::from_utf8_lossy(&refused.stderr);
-    assert!(
-        error.contains("1 active member(s)") && error.contains("client wasmkafka"),
-        "{error}"
-    );
-    assert!(error.contains("stop its consumers first"), "{error}");
-    let _ = Command::new("kill")
-        .args(["-TERM", &member.id().to_string()])
-        .status();
-    assert!(member.wait().unwrap().success());
 
     // Bad input names the fix.
     let bad = wasmkafka(&[
