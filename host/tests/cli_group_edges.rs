@@ -33,11 +33,24 @@ fn config_file(
     session_timeout_ms: u64,
     rebalance_timeout_ms: u64,
 ) -> String {
-    let path = dir.path().join(format!("member-{session_timeout_ms}.toml"));
+    config_file_for(dir, "classic", session_timeout_ms, rebalance_timeout_ms)
+}
+
+/// [`config_file`] under a group protocol (`classic` or `consumer`).
+fn config_file_for(
+    dir: &tempfile::TempDir,
+    protocol: &str,
+    session_timeout_ms: u64,
+    rebalance_timeout_ms: u64,
+) -> String {
+    let path = dir
+        .path()
+        .join(format!("member-{protocol}-{session_timeout_ms}.toml"));
     std::fs::write(
         &path,
         format!(
-            "[consumer]\nheartbeat_interval_ms = 300\nsession_timeout_ms = {session_timeout_ms}\n\
+            "[consumer]\ngroup_protocol = \"{protocol}\"\nheartbeat_interval_ms = 300\n\
+             session_timeout_ms = {session_timeout_ms}\n\
              rebalance_timeout_ms = {rebalance_timeout_ms}\nfetch_max_wait_ms = 200\n\
              auto_commit_interval_ms = 500\nshutdown_timeout_ms = 15000\n"
         ),
@@ -195,13 +208,20 @@ async fn upgrade_step_one_a_joiner_gets_its_share_and_every_record_is_read() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_partition_stopped_by_none_does_not_end_a_member_that_a_rebalance_leaves_healthy_partitions(
 ) {
+    none_through_a_rebalance("classic", "edges-none", "edges-none-g").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn under_the_consumer_protocol_none_stops_one_partition_and_the_members_go_on() {
+    none_through_a_rebalance("consumer", "edges-none-kip848", "edges-none-kip848-g").await;
+}
+
+async fn none_through_a_rebalance(protocol: &str, topic: &str, group: &str) {
     let broker = Kafka::shared();
-    let topic = "edges-none";
-    let group = "edges-none-g";
     broker.create_topic(topic, PARTITIONS, &[]).await.unwrap();
     let before = produce(broker, topic, 50).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = config_file(&dir, 10_000, 10_000);
+    let config = config_file_for(&dir, protocol, 10_000, 10_000);
     let addr = broker.addr();
     // A first run commits offset 50 on every partition.
     let setup_args = group_member_args(

@@ -256,7 +256,7 @@ impl Member {
                             self.shared.stats.lock().expect("group stats lock").rebalanced(started.elapsed());
                         }
                         self.shared.generations.send_replace(self.epoch);
-                        tracing::info!(group = self.group(), epoch = self.epoch, owned = self.owned().len(), "assignment applied");
+                        tracing::info!(group = self.group(), epoch = self.epoch, assigned = self.owned().len(), "assignment applied");
                     }
                 }
                 refreshed = wait_some(&mut refreshing) => {
