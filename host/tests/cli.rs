@@ -392,7 +392,6 @@ fn plugin_check_reports_a_good_plugin_and_refuses_a_bad_one() {
     );
 
     for (crate_name, expected) in [
-        ("hostile-filesystem", "wasi:filesystem"),
         ("hostile-wrong-version", "contract version 9.9.0"),
         ("hostile-panic", "trapped"),
     ] {

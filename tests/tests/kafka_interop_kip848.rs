@@ -305,7 +305,7 @@ async fn wait_for_split(
                 .iter()
                 .map(|m| {
                     let share = m.partitions.iter().map(|tp| tp.partition).collect();
-                    (m.member_id != our_id, share)
+                    (m.member_id == our_id, share)
                 })
                 .collect();
             if description.group_protocol == "consumer"

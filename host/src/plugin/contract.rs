@@ -15,9 +15,13 @@ pub const CONTRACT_VERSIONS: &[&str] = &["0.3.0", "0.2.0", "0.1.0"];
 /// (every version) and the host's log (0.3.0 on).
 const CONTRACT_IMPORTS: &[(&str, &str)] = &[("types", "0.1.0"), ("log", "0.3.0")];
 
-/// Import prefixes a plugin may use: the WASI pieces Rust's standard library links (stdio,
-/// environment, exit, streams, random, clocks). The host grants them with nothing behind
-/// them: no environment variables, no arguments, stdio discarded.
+/// Import prefixes a plugin may use: WASI 0.2, which every component toolchain links (Rust's
+/// standard library: stdio, environment, exit, streams, random, clocks; Python's and
+/// JavaScript's runtimes also the filesystem and sockets). The host grants them with nothing
+/// behind them ([`super::runtime`]'s deny-all context): no environment variables, no
+/// arguments, stdio discarded, no preopened directory (every path is unreachable), every
+/// socket address and name lookup refused. A plugin can link them; it cannot reach anything
+/// through them.
 const GRANTED: &[&str] = &[
     "wasi:cli/environment@",
     "wasi:cli/exit@",
@@ -28,6 +32,8 @@ const GRANTED: &[&str] = &[
     "wasi:io/",
     "wasi:random/",
     "wasi:clocks/",
+    "wasi:filesystem/",
+    "wasi:sockets/",
 ];
 
 /// What kind of plugin a component is.
@@ -185,4 +191,76 @@ pub fn inspect(bytes: &[u8]) -> Result<PluginInfo, ContractError> {
         exports,
         imports,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_encoder::{
+        Component, ComponentExportKind, ComponentExportSection, ComponentImportSection,
+        ComponentTypeRef, ComponentTypeSection, InstanceType,
+    };
+
+    /// A component importing `imports` (empty instances) and exporting the first of them as
+    /// `export`: enough for `inspect`, which reads names only.
+    fn component_exporting(export: &str, imports: &[&str]) -> Vec<u8> {
+        let mut component = Component::new();
+        let mut types = ComponentTypeSection::new();
+        types.instance(&InstanceType::new());
+        component.section(&types);
+        let mut section = ComponentImportSection::new();
+        for name in imports {
+            section.import(*name, ComponentTypeRef::Instance(0));
+        }
+        component.section(&section);
+        let mut exports = ComponentExportSection::new();
+        exports.export(export, ComponentExportKind::Instance, 0, None);
+        component.section(&exports);
+        component.finish()
+    }
+
+    /// [`component_exporting`] a 0.3.0 assignor.
+    fn component(imports: &[&str]) -> Vec<u8> {
+        component_exporting("wasmkafka:plugin/assignor@0.3.0", imports)
+    }
+
+    #[test]
+    fn wasi_is_granted_with_nothing_behind_it_and_anything_else_is_refused() {
+        // What Python's and JavaScript's runtimes link: loads (the runtime denies the rest).
+        let granted = component(&[
+            "wasi:cli/stdout@0.2.9",
+            "wasi:filesystem/preopens@0.2.9",
+            "wasi:sockets/tcp@0.2.9",
+            "wasmkafka:plugin/log@0.3.0",
+        ]);
+        let info = inspect(&granted).unwrap();
+        assert_eq!(info.kind, PluginKind::Assignor);
+        assert_eq!(info.version, "0.3.0");
+        // Outgoing HTTP and anything not WASI: refused before compiling, named.
+        let refused = component(&[
+            "wasi:cli/stdout@0.2.9",
+            "wasi:http/outgoing-handler@0.2.9",
+            "acme:spy/telemetry@1.0.0",
+        ]);
+        match inspect(&refused) {
+            Err(ContractError::ForbiddenImport(names)) => {
+                assert!(
+                    names.contains("wasi:http/outgoing-handler")
+                        && names.contains("acme:spy/telemetry")
+                        && !names.contains("stdout"),
+                    "{names}"
+                );
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        // The log import belongs to 0.3.0: a 0.2.0 plugin may not name a later contract.
+        let older = component_exporting(
+            "wasmkafka:plugin/assignor@0.2.0",
+            &["wasmkafka:plugin/log@0.3.0"],
+        );
+        assert!(matches!(
+            inspect(&older),
+            Err(ContractError::ForbiddenImport(_))
+        ));
+    }
 }

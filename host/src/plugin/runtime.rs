@@ -86,48 +86,75 @@ impl WasiView for CallState {
     }
 }
 
-/// Refuses memory beyond the cap (and remembers that it did, to name the failure).
+/// Refuses memory beyond the cap, counted over every linear memory of the store together
+/// (and remembers that it did, to name the failure); bounds tables the same way.
 struct MemoryCap {
     limit: usize,
     hit: bool,
+    /// Bytes of every memory together, as granted so far.
+    memory_used: usize,
+    /// Elements of every table together.
+    table_elements: usize,
+}
+
+/// Table elements of one store, every table together.
+const MAX_TABLE_ELEMENTS: usize = 1_000_000;
+
+impl MemoryCap {
+    fn new(limit: usize) -> MemoryCap {
+        MemoryCap {
+            limit,
+            hit: false,
+            memory_used: 0,
+            table_elements: 0,
+        }
+    }
 }
 
 impl ResourceLimiter for MemoryCap {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.limit {
+        let total = self.memory_used - current.min(self.memory_used) + desired;
+        if total > self.limit {
             self.hit = true;
             return Err(wasmtime::Error::msg("memory cap reached"));
         }
+        self.memory_used = total;
         Ok(true)
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 1_000_000)
+        let total = self.table_elements - current.min(self.table_elements) + desired;
+        if total > MAX_TABLE_ELEMENTS {
+            return Ok(false);
+        }
+        self.table_elements = total;
+        Ok(true)
     }
 
-    // One component instance per store. Its core instances are the guest module and the
-    // WASI adapter's shims (a Rust plugin has a handful); each has at most one table; only
-    // the guest owns a memory.
+    // One component instance per store. Its core instances are the guest's modules and the
+    // WASI adapter's shims: a Rust plugin has a handful; a Python one (componentize-py:
+    // libc, libpython and their bindings, sharing memories) a few dozen. Memory and table
+    // space are bounded in total above, whatever the count.
     fn instances(&self) -> usize {
-        8
+        64
     }
 
     fn tables(&self) -> usize {
-        8
+        64
     }
 
     fn memories(&self) -> usize {
-        1
+        16
     }
 }
 
@@ -282,18 +309,16 @@ impl PluginRuntime {
         }
     }
 
-    /// A fresh store for one call, with the memory cap and the deadline armed; the plugin's
+    /// A fresh store for one call, with the memory cap and the deadline armed, and WASI with
+    /// nothing behind it ([`deny_all_wasi`]); the plugin's
     /// log lines go to `log`.
     pub fn store(&self, log: PluginLog) -> Store<CallState> {
         let mut store = Store::new(
             &self.engine,
             CallState {
-                wasi: WasiCtx::builder().build(),
+                wasi: deny_all_wasi(),
                 table: ResourceTable::new(),
-                limiter: MemoryCap {
-                    limit: self.limits.memory_bytes,
-                    hit: false,
-                },
+                limiter: MemoryCap::new(self.limits.memory_bytes),
                 deadline: std::time::Instant::now() + self.limits.deadline,
                 waited_past_deadline: false,
                 log,
@@ -412,6 +437,18 @@ impl PluginCaller {
 }
 
 /// The WASI clock version the host's bindings define; plugins importing any 0.2.x match it.
+/// WASI with nothing behind it: no preopened directory, no environment, no arguments, stdio
+/// discarded, no socket (every address refused, TCP, UDP and name lookups off). Said here
+/// rather than left to the builder's defaults, so a change of defaults cannot open anything.
+fn deny_all_wasi() -> WasiCtx {
+    WasiCtx::builder()
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .socket_addr_check(|_, _| Box::pin(async { false }))
+        .build()
+}
+
 const MONOTONIC_CLOCK: &str = "wasi:clocks/monotonic-clock@0.2.12";
 
 /// Replaces the monotonic clock's `subscribe-duration` and `subscribe-instant` with versions

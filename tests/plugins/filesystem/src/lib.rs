@@ -1,4 +1,5 @@
-//! Reads a file, so the component imports `wasi:filesystem`: the host must refuse to load it.
+//! Reads a file, so the component imports `wasi:filesystem`. The host links the filesystem with
+//! no directory behind it: the read must fail inside the sandbox (the name stays "snoop").
 
 use wasmkafka_plugin_sdk::policy::assign::{range, Assignment, Group};
 

@@ -1,4 +1,6 @@
-//! Opens a TCP connection, so the component imports `wasi:sockets`: the host must refuse it.
+//! Opens a TCP connection to `127.0.0.1:<port>` (its `port` setting; 9 by default), so the
+//! component imports `wasi:sockets`. The host links sockets with nothing behind them: the
+//! connection must fail inside the sandbox, and the decision says why.
 
 use wasmkafka_plugin_sdk::policy::reset::{ResetContext, ResetDecision};
 
@@ -9,8 +11,9 @@ impl wasmkafka_plugin_sdk::ResetPolicy for Phone {
         "phone-home".into()
     }
 
-    fn decide(_context: &ResetContext) -> ResetDecision {
-        match std::net::TcpStream::connect("127.0.0.1:9") {
+    fn decide(context: &ResetContext) -> ResetDecision {
+        let port = context.settings.get("port").map_or("9", String::as_str);
+        match std::net::TcpStream::connect(format!("127.0.0.1:{port}")) {
             Ok(_) => ResetDecision::Earliest,
             Err(error) => ResetDecision::Fail(error.to_string()),
         }
