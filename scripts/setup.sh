@@ -3,7 +3,8 @@
 # Java 17 (java on PATH or JAVA_HOME), Maven (mvn), python3 with venv and pip.
 #   - the wasm32-wasip2 rustup target (plugins are built for it)
 #   - the Apache Kafka jars (Maven Central, cached in ~/.cache/wasmkafka, about 55 MB, once)
-#   - a Python venv with confluent-kafka (PyPI) for the interop tests (~/.cache/wasmkafka, once)
+#   - Python venvs with confluent-kafka (the interop tests) and componentize-py (Python
+#     plugins) from PyPI (~/.cache/wasmkafka, once)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
@@ -32,5 +33,5 @@ else
   rustup target add wasm32-wasip2
 fi
 
-echo "setup: Apache Kafka jars, Python venv with confluent-kafka"
+echo "setup: Apache Kafka jars, Python venvs with confluent-kafka and componentize-py"
 cargo run --locked --quiet --profile "${SETUP_PROFILE:-dev}" -p wasmkafka-tests --bin kafka-local -- fetch

@@ -132,7 +132,13 @@ fn new_plugins_build_test_and_pass_the_check() {
             // The group chose the plugin: the README names it first.
             assert!(log.contains(&format!("protocol_name={name}")), "{log}");
             assert_eq!(String::from_utf8_lossy(&ran.stdout).lines().count(), 20);
-            two_members_share_the_topic_through_the_plugin(&crate_dir, &brokers, &group, name);
+            two_members_share_the_topic_through_the_plugin(
+                &crate_dir,
+                &brokers,
+                "scaffolded",
+                &group,
+                name,
+            );
         } else {
             assert!(log.contains("reset-policy plugin loaded"), "{log}");
         }
@@ -281,6 +287,7 @@ fn the_plugin_readme_example_builds_and_passes_the_check() {
 fn two_members_share_the_topic_through_the_plugin(
     crate_dir: &Path,
     brokers: &str,
+    topic: &str,
     group: &str,
     name: &str,
 ) {
@@ -293,7 +300,7 @@ fn two_members_share_the_topic_through_the_plugin(
         "--brokers",
         brokers,
         "--topic",
-        "scaffolded",
+        topic,
         "--group",
         group,
     ];
@@ -334,9 +341,153 @@ fn two_members_share_the_topic_through_the_plugin(
             .find(|l| l.contains("partitions assigned"))
             .unwrap();
         assert_eq!(
-            last.matches("topic: \"scaffolded\"").count(),
+            last.matches(&format!("topic: \"{topic}\"")).count(),
             1,
             "one partition each: {last}"
         );
+    }
+}
+
+/// The first ```sh block of a README.
+fn readme_shell(readme: &str) -> String {
+    let start = readme.find("```sh\n").expect("a sh block") + "```sh\n".len();
+    let end = start + readme[start..].find("```").expect("the block ends");
+    readme[start..end].to_string()
+}
+
+/// `plugin new --lang python`: the README's commands, as they stand, build the component with
+/// componentize-py and pass `plugin check` and `plugin test` on the scaffold's own cases; the
+/// config the README shows runs the reset policy, and runs a two-member group on Apache Kafka
+/// through the Python assignor. The README's `# once` line (a venv with componentize-py) is
+/// the one not run as written: the harness makes that venv once, at the version the line
+/// names, and links it where the line would put it.
+#[test]
+fn new_python_plugins_build_with_componentize_py_and_run_in_a_group() {
+    let broker = Kafka::shared();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime
+        .block_on(broker.create_topic("scaffolded-py", 2, &[]))
+        .unwrap();
+    let produced = wasmkafka(&[
+        "produce",
+        "--brokers",
+        &broker.addr(),
+        "--topic",
+        "scaffolded-py",
+        "--count",
+        "20",
+    ]);
+    assert!(produced.status.success(), "{produced:?}");
+    let componentize = wasmkafka_tests::python::componentize_py().unwrap();
+    let venv = componentize.parent().unwrap().parent().unwrap();
+    let bin = Path::new(env!("CARGO_BIN_EXE_wasmkafka")).parent().unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().to_str().unwrap();
+    for (kind, name, checked, tested) in [
+        (
+            "reset-policy",
+            "py-policy",
+            "smoke:    no committed offset",
+            "2 passed, 0 failed",
+        ),
+        (
+            "assignor",
+            "py-assignor",
+            "log debug assigning members=3",
+            "1 passed, 0 failed",
+        ),
+    ] {
+        let output = wasmkafka(&[
+            "plugin", "new", kind, name, "--lang", "python", "--path", base,
+        ]);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let project = dir.path().join(name);
+        for file in [
+            "app.py",
+            "cases.toml",
+            "wit/plugin.wit",
+            "README.md",
+            ".gitignore",
+        ] {
+            assert!(project.join(file).exists(), "{file}");
+        }
+        let readme = std::fs::read_to_string(project.join("README.md")).unwrap();
+        let shell = readme_shell(&readme);
+        let (once, commands): (Vec<&str>, Vec<&str>) =
+            shell.lines().partition(|line| line.ends_with("# once"));
+        assert_eq!(once.len(), 1, "{shell}");
+        let pinned = format!(
+            "componentize-py=={}",
+            wasmkafka::cli::scaffold::python::COMPONENTIZE_PY
+        );
+        assert!(once[0].contains(&pinned), "{}", once[0]);
+        std::os::unix::fs::symlink(venv, project.join(".venv")).unwrap();
+        let script = commands.join("\n");
+        let output = Command::new("bash")
+            .args(["-euo", "pipefail", "-c", &script])
+            .current_dir(&project)
+            .env("PATH", &path)
+            // componentize-py takes 15-20 s; compiling CPython's component, a minute or more
+            // on 2 busy cores (cached after the first time).
+            .output_within(std::time::Duration::from_secs(900))
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{script}\n{stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(stdout.contains(&format!("name:     {name}")), "{stdout}");
+        assert!(stdout.contains(checked), "{stdout}");
+        assert!(stdout.contains(tested), "{stdout}");
+
+        // The README's config, as it stands, in a group on Apache Kafka.
+        std::fs::write(project.join("wasmkafka.toml"), readme_config(&readme)).unwrap();
+        let group = format!("scaffolded-{name}");
+        let brokers = broker.addr();
+        let mut args = vec![
+            "run",
+            "--config",
+            "wasmkafka.toml",
+            "--format",
+            "json",
+            "--brokers",
+            &brokers,
+            "--topic",
+            "scaffolded-py",
+            "--group",
+            &group,
+        ];
+        if kind == "assignor" {
+            args.extend(["--from", "earliest", "--max-records", "20"]);
+        } else {
+            args.push("--exit-at-end");
+        }
+        let ran = Command::new(env!("CARGO_BIN_EXE_wasmkafka"))
+            .args(&args)
+            .env("WASMKAFKA_LOG", "info")
+            .current_dir(&project)
+            .output_within(std::time::Duration::from_secs(600))
+            .unwrap();
+        let log = String::from_utf8_lossy(&ran.stderr);
+        assert!(ran.status.success(), "{kind}: {log}");
+        if kind == "assignor" {
+            assert!(log.contains(&format!("protocol_name={name}")), "{log}");
+            assert_eq!(String::from_utf8_lossy(&ran.stdout).lines().count(), 20);
+            two_members_share_the_topic_through_the_plugin(
+                &project,
+                &brokers,
+                "scaffolded-py",
+                &group,
+                name,
+            );
+        } else {
+            assert!(log.contains("reset-policy plugin loaded"), "{log}");
+        }
     }
 }

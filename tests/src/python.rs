@@ -61,6 +61,18 @@ fn create_venv() -> Result<PathBuf> {
     )
 }
 
+/// The venv's `componentize-py` (Python plugins, `wasmkafka plugin new --lang python`), at
+/// the release the scaffold's README installs (made once, in the cache).
+pub fn componentize_py() -> Result<PathBuf> {
+    let version = wasmkafka::cli::scaffold::python::COMPONENTIZE_PY;
+    let python = venv(
+        &format!("componentize-py-{version}"),
+        &[format!("componentize-py=={version}")],
+        "componentize_py",
+    )?;
+    Ok(python.with_file_name("componentize-py"))
+}
+
 /// A venv in the cache (`<cache>/python/<folder>`, made once, safe from several processes at
 /// once) with `packages` (pip requirements) installed and `import` importable; its `python`.
 /// Name the folder after the pins, so a new pin gets a new venv.

@@ -13,7 +13,7 @@ mod plugin_test;
 mod produce;
 mod progress;
 mod run;
-mod scaffold;
+pub mod scaffold;
 mod signals;
 mod start;
 

@@ -20,8 +20,9 @@ use crate::policy::{ResetContext, ResetDecision, ResetPolicy, ResetReason};
 pub enum PluginCommand {
     /// Check a plugin: kind, contract version, exports, imports, and a smoke call.
     Check(CheckArgs),
-    /// Start a plugin crate of your own (standalone, with a test and a README) that builds
-    /// with `cargo build --release --target wasm32-wasip2`.
+    /// Start a plugin of your own (standalone, with a test and a README): a Rust crate that
+    /// builds with `cargo build --release --target wasm32-wasip2`, or (`--lang python`) a
+    /// Python module that componentize-py builds.
     New(super::scaffold::NewArgs),
     /// Run a plugin over recorded cases (a scenario file or a folder of them) and compare each
     /// answer with the expected one; non-zero exit when one differs.
@@ -48,12 +49,9 @@ pub async fn plugin(command: PluginCommand) -> anyhow::Result<()> {
                 .context("the test stopped")?
         }
         PluginCommand::New(args) => {
-            let dir = super::scaffold::new_plugin(&args)?;
+            let (dir, next) = super::scaffold::new_plugin(&args)?;
             println!("created {}", dir.display());
-            println!(
-                "next: cd {} && cargo test && cargo build --release --target wasm32-wasip2",
-                dir.display()
-            );
+            println!("next: {next}");
             Ok(())
         }
     }
@@ -113,7 +111,8 @@ fn check(args: CheckArgs) -> anyhow::Result<()> {
             info.imports.join(", ")
         }
     );
-    let runtime = PluginRuntime::new(PluginLimits::default(), None).map_err(anyhow::Error::msg)?;
+    let runtime =
+        PluginRuntime::new(PluginLimits::default(), default_cache()).map_err(anyhow::Error::msg)?;
     runtime.set_log_sink(std::sync::Arc::new(PrintedLog));
     match info.kind {
         PluginKind::Assignor => {
@@ -201,4 +200,11 @@ fn sample_group() -> Group {
         ]),
         settings: BTreeMap::new(),
     }
+}
+
+/// The compile cache `run` uses by default (`plugins.cache_dir`): a plugin checked or tested
+/// once loads without compiling again, here and in `run` (a Python plugin takes seconds to
+/// compile).
+pub fn default_cache() -> Option<crate::plugin::CompileCache> {
+    crate::config::PluginsConfig::default().cache()
 }

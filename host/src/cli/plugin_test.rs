@@ -88,7 +88,8 @@ pub fn test(args: &TestArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot read {}", args.file.display()))?;
     let info = inspect(&bytes)
         .with_context(|| format!("{} is not a usable plugin", args.file.display()))?;
-    let runtime = PluginRuntime::new(PluginLimits::default(), None).map_err(anyhow::Error::msg)?;
+    let runtime = PluginRuntime::new(PluginLimits::default(), super::plugin::default_cache())
+        .map_err(anyhow::Error::msg)?;
     // The plugin's own log lines, printed before the result of the case that wrote them.
     runtime.set_log_sink(std::sync::Arc::new(super::plugin::PrintedLog));
     let mut failed = 0;

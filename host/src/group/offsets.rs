@@ -26,6 +26,9 @@ use super::error::{classify, GroupError};
 pub struct MemberIdentity {
     pub group: String,
     pub member_id: String,
+    /// The group generation (classic protocol), or the member epoch (consumer protocol,
+    /// KIP-848): what OffsetCommit carries as `generation_id_or_member_epoch`. -1: not in
+    /// the group.
     pub generation: i32,
     pub instance_id: Option<String>,
 }

@@ -310,7 +310,7 @@ impl PluginRuntime {
     }
 
     /// A fresh store for one call, with the memory cap and the deadline armed, and WASI with
-    /// nothing behind it ([`deny_all_wasi`]); the plugin's
+    /// nothing behind it (`deny_all_wasi`); the plugin's
     /// log lines go to `log`.
     pub fn store(&self, log: PluginLog) -> Store<CallState> {
         let mut store = Store::new(

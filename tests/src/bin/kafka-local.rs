@@ -2,7 +2,8 @@
 //!
 //!   kafka-local fetch                      fetch and cache what the tests need: the Kafka
 //!                                          jars of every known version (Maven Central) and
-//!                                          the Python venv with confluent-kafka (PyPI)
+//!                                          the Python venvs with confluent-kafka and
+//!                                          componentize-py (PyPI)
 //!   kafka-local versions                   the known Kafka versions, oldest first, one a line
 //!   kafka-local version                    the version this environment selects
 //!                                          (WASMKAFKA_KAFKA_VERSION, else the default)
@@ -36,6 +37,11 @@ async fn main() -> Result<()> {
                 "Python with confluent-kafka {} at {}",
                 wasmkafka_tests::python::CONFLUENT_KAFKA_VERSION,
                 python.display()
+            );
+            let componentize = wasmkafka_tests::python::componentize_py()?;
+            println!(
+                "componentize-py (Python plugins) at {}",
+                componentize.display()
             );
             Ok(())
         }

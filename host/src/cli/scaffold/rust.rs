@@ -1,67 +1,21 @@
-//! `wasmkafka plugin new assignor|reset-policy NAME`: a standalone plugin crate that builds as
-//! is with `cargo build --release --target wasm32-wasip2`, with a test of its own and a
-//! README. The SDK is a path dependency (this source tree's `plugins/sdk` by default) or a git
-//! one.
+//! A Rust plugin: a standalone crate that builds as is with `cargo build --release --target
+//! wasm32-wasip2`, with a test of its own and a README. The SDK is a path dependency (this
+//! source tree's `plugins/sdk` by default) or a git one.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use clap::{Args, ValueEnum};
 
-/// What kind of plugin to start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Kind {
-    Assignor,
-    ResetPolicy,
-}
-
-#[derive(Debug, Args)]
-pub struct NewArgs {
-    #[arg(value_enum)]
-    pub kind: Kind,
-    /// The crate's name (lowercase letters, digits, `-` and `_`); also the plugin's name.
-    pub name: String,
-    /// The folder to create it in (default: the current one).
-    #[arg(long, value_name = "DIR", default_value = ".")]
-    pub path: PathBuf,
-    /// The SDK as a path dependency (default: `plugins/sdk` of the source tree this binary
-    /// was built from).
-    #[arg(long, value_name = "DIR", conflicts_with = "sdk_git")]
-    pub sdk_path: Option<PathBuf>,
-    /// The SDK as a git dependency: the repository URL (with --sdk-rev for a commit or tag).
-    #[arg(long, value_name = "URL")]
-    pub sdk_git: Option<String>,
-    #[arg(long, value_name = "REV", requires = "sdk_git")]
-    pub sdk_rev: Option<String>,
-}
+use super::{file_stem, Kind, NewArgs};
 
 /// Where the SDK was when this binary was built.
 fn built_in_sdk() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/sdk")
 }
 
-pub fn new_plugin(args: &NewArgs) -> anyhow::Result<PathBuf> {
-    let name = &args.name;
-    let valid = !name.is_empty()
-        && name.len() <= 64
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
-    if !valid {
-        bail!(
-            "`{name}` is not a usable crate name: start with a lowercase letter; then lowercase \
-             letters, digits, - and _"
-        );
-    }
-    let dir = args.path.join(name);
-    if dir.exists() {
-        bail!(
-            "{} exists already; choose another name or --path",
-            dir.display()
-        );
-    }
-    let sdk = match (&args.sdk_git, &args.sdk_path) {
+/// The SDK dependency line the crate gets.
+fn sdk_dependency(args: &NewArgs) -> anyhow::Result<String> {
+    Ok(match (&args.sdk_git, &args.sdk_path) {
         (Some(url), _) => match &args.sdk_rev {
             Some(rev) => format!("{{ git = \"{url}\", rev = \"{rev}\" }}"),
             None => format!("{{ git = \"{url}\" }}"),
@@ -79,7 +33,13 @@ pub fn new_plugin(args: &NewArgs) -> anyhow::Result<PathBuf> {
             }
             format!("{{ path = {:?} }}", path.display().to_string())
         }
-    };
+    })
+}
+
+/// Writes the crate into `dir` (which does not exist yet).
+pub fn write_crate(dir: &Path, args: &NewArgs) -> anyhow::Result<()> {
+    let name = &args.name;
+    let sdk = sdk_dependency(args)?;
     std::fs::create_dir_all(dir.join("src"))
         .with_context(|| format!("cannot create {}", dir.display()))?;
     let write = |file: &str, text: String| {
@@ -89,15 +49,15 @@ pub fn new_plugin(args: &NewArgs) -> anyhow::Result<PathBuf> {
     write("Cargo.toml", cargo_toml(name, &sdk))?;
     write(".gitignore", "/target\n".into())?;
     let (lib, readme) = match args.kind {
-        Kind::Assignor => (assignor_lib(name), readme(name, "an assignor", "assignors")),
+        Kind::Assignor => (assignor_lib(name), readme(name, args.kind, "assignors")),
         Kind::ResetPolicy => (
             reset_policy_lib(name),
-            readme(name, "a reset policy", "reset_policy"),
+            readme(name, args.kind, "reset_policy"),
         ),
     };
     write("src/lib.rs", lib)?;
     write("README.md", readme)?;
-    Ok(dir)
+    Ok(())
 }
 
 fn cargo_toml(name: &str, sdk: &str) -> String {
@@ -249,13 +209,14 @@ mod tests {{
     )
 }
 
-fn readme(name: &str, what: &str, config_key: &str) -> String {
+fn readme(name: &str, kind: Kind, config_key: &str) -> String {
+    let what = kind.described();
     let config = if config_key == "assignors" {
-        format!("[[plugins.assignors]]\npath = \"target/wasm32-wasip2/release/{}.wasm\"\n\n[consumer]\nassignors = [\"{name}\", \"range\"]", name.replace('-', "_"))
+        format!("[[plugins.assignors]]\npath = \"target/wasm32-wasip2/release/{}.wasm\"\n\n[consumer]\nassignors = [\"{name}\", \"range\"]", file_stem(name))
     } else {
         format!(
             "[plugins.reset_policy]\npath = \"target/wasm32-wasip2/release/{}.wasm\"",
-            name.replace('-', "_")
+            file_stem(name)
         )
     };
     format!(
@@ -280,6 +241,6 @@ The plugin gets everything it needs in its arguments (settings from the config c
 `settings`); it has no clock, files or network of its own, runs under a deadline and a memory
 cap, and the host checks every answer before it acts on it.
 "#,
-        file = name.replace('-', "_")
+        file = file_stem(name)
     )
 }
