@@ -5,7 +5,8 @@
 //! They live here and nowhere in [`crate::group`]: under the consumer protocol the broker
 //! assigns, so they are no `consumer.assignors` a member could announce; the lab runs them
 //! only to show what the broker would do to a group before it migrates. The algorithms are
-//! [`wasmkafka_policy::assign::broker_uniform`] and [`broker_range`](wasmkafka_policy::assign::broker_range).
+//! [`assign::broker_uniform`] and [`assign::broker_range`]; `tests/tests/real_broker_lab.rs`
+//! holds them against the test broker's own.
 
 use wasmkafka_policy::assign::{self, Assignment, Group};
 
