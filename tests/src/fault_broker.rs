@@ -5,7 +5,9 @@
 //! can be queued per (node, API): delays, dropped answers, closed sockets, truncated answers,
 //! garbage bytes, oversized length prefixes and wrong correlation ids. Requests and responses
 //! use kafka-protocol's broker-side codecs; custom answers for any API are plugged in with
-//! [`FaultCluster::respond_with`].
+//! [`FaultCluster::respond_with`]. Topics carry ids (KIP-516) in Metadata answers from v10 on,
+//! and the ApiVersions table can be changed per API ([`FaultCluster::withdraw_api`] plays a
+//! broker without KIP-848's ConsumerGroupHeartbeat).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -77,6 +79,36 @@ impl RequestContext<'_> {
 
 type Responder = Arc<dyn Fn(&RequestContext<'_>) -> Result<Option<Bytes>> + Send + Sync>;
 
+/// A topic id (KIP-516) as its 16 bytes; all zeros is no id (a broker before Kafka 2.8).
+pub type TopicId = [u8; 16];
+
+/// The id [`FaultCluster::add_topic`] gives a topic: derived from its name (the same in every
+/// cluster, never all zeros), in the layout of a version 4 UUID.
+pub fn default_topic_id(name: &str) -> TopicId {
+    // FNV-1a, twice with different offsets: stable across runs and platforms.
+    let fnv = |offset: u64| {
+        name.bytes().fold(offset, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        })
+    };
+    let mut id = [0; 16];
+    id[..8].copy_from_slice(&fnv(0xcbf2_9ce4_8422_2325).to_be_bytes());
+    id[8..].copy_from_slice(&fnv(0x6c62_272e_07bb_0142).to_be_bytes());
+    id[6] = (id[6] & 0x0f) | 0x40;
+    id[8] = (id[8] & 0x3f) | 0x80;
+    id
+}
+
+/// A topic id as kafka-protocol's `Uuid` (inferred from where it goes: `with_topic_id(uuid(id))`),
+/// without naming the `uuid` crate.
+pub fn uuid<T>(id: TopicId) -> T
+where
+    T: TryFrom<Vec<u8>>,
+    T::Error: std::fmt::Debug,
+{
+    T::try_from(id.to_vec()).expect("a topic id has 16 bytes")
+}
+
 /// A topic as the fault cluster describes it.
 #[derive(Debug, Clone)]
 pub struct FaultTopic {
@@ -102,6 +134,8 @@ struct State {
     leader_epochs: Mutex<HashMap<(String, i32), i32>>,
     /// Topic-level error codes of refused topics (see [`FaultCluster::refuse_topic`]).
     refused_topics: Mutex<HashMap<String, i16>>,
+    /// Topic ids Metadata answers give topics (KIP-516; v10+ of Metadata carries them).
+    topic_ids: Mutex<HashMap<String, TopicId>>,
     api_versions: Mutex<Vec<(i16, i16, i16)>>,
     seen: Mutex<Vec<SeenRequest>>,
     delaying_now: AtomicUsize,
@@ -138,6 +172,7 @@ impl FaultCluster {
             responders: Mutex::default(),
             leader_epochs: Mutex::default(),
             refused_topics: Mutex::default(),
+            topic_ids: Mutex::default(),
             api_versions: Mutex::new(default_api_versions()),
             seen: Mutex::default(),
             delaying_now: AtomicUsize::new(0),
@@ -206,6 +241,39 @@ impl FaultCluster {
             name: name.to_string(),
             partitions,
         });
+        self.state
+            .topic_ids
+            .lock()
+            .unwrap()
+            .entry(name.to_string())
+            .or_insert_with(|| default_topic_id(name));
+    }
+
+    /// The topics, as Metadata answers describe them.
+    pub fn topics(&self) -> Vec<FaultTopic> {
+        self.state.topics.lock().unwrap().clone()
+    }
+
+    /// The id Metadata answers give `topic` (see [`default_topic_id`]); `None` for a topic the
+    /// cluster does not have or one without an id.
+    pub fn topic_id(&self, topic: &str) -> Option<TopicId> {
+        self.state
+            .topic_ids
+            .lock()
+            .unwrap()
+            .get(topic)
+            .copied()
+            .filter(|id| *id != [0; 16])
+    }
+
+    /// Gives `topic` another id (a topic deleted and created again), or none with `[0; 16]`
+    /// (as a broker before KIP-516 answers).
+    pub fn set_topic_id(&self, topic: &str, id: TopicId) {
+        self.state
+            .topic_ids
+            .lock()
+            .unwrap()
+            .insert(topic.to_string(), id);
     }
 
     /// Sets a partition's leader and error code in Metadata answers (e.g. to move leadership or
@@ -283,6 +351,24 @@ impl FaultCluster {
     /// Replaces the ApiVersions table: (api key, min, max).
     pub fn set_api_versions(&self, versions: Vec<(i16, i16, i16)>) {
         *self.state.api_versions.lock().unwrap() = versions;
+    }
+
+    /// Announces `api` in ApiVersions answers with this range (replacing the one announced).
+    /// Clients ask once per connection: set it before the client connects.
+    pub fn announce_api(&self, api: ApiKey, min: i16, max: i16) {
+        let mut versions = self.state.api_versions.lock().unwrap();
+        versions.retain(|(key, _, _)| *key != api as i16);
+        versions.push((api as i16, min, max));
+    }
+
+    /// Leaves `api` out of ApiVersions answers, as a broker that does not implement it
+    /// (ConsumerGroupHeartbeat: a broker before KIP-848). Set before the client connects.
+    pub fn withdraw_api(&self, api: ApiKey) {
+        self.state
+            .api_versions
+            .lock()
+            .unwrap()
+            .retain(|(key, _, _)| *key != api as i16);
     }
 
     /// Every request received so far.
@@ -437,6 +523,7 @@ impl FaultCluster {
         });
         let leader_epochs = self.state.leader_epochs.lock().unwrap().clone();
         let refused = self.state.refused_topics.lock().unwrap().clone();
+        let topic_ids = self.state.topic_ids.lock().unwrap().clone();
         let topics = self
             .state
             .topics
@@ -455,6 +542,8 @@ impl FaultCluster {
                 }
                 MetadataResponseTopic::default()
                     .with_name(Some(TopicName(StrBytes::from_string(t.name.clone()))))
+                    // Encoded from v10 on only: older answers stay as they were.
+                    .with_topic_id(uuid(topic_ids.get(&t.name).copied().unwrap_or_default()))
                     .with_partitions(
                         t.partitions
                             .iter()
@@ -534,6 +623,9 @@ fn default_api_versions() -> Vec<(i16, i16, i16)> {
         (ApiKey::LeaveGroup, 0, 4),
         (ApiKey::SyncGroup, 0, 5),
         (ApiKey::ApiVersions, 0, 3),
+        // KIP-848 (Kafka 4.0): classic members never use it; withdraw it to play an older
+        // broker (FaultCluster::withdraw_api).
+        (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     ]
     .into_iter()
     .map(|(key, min, max)| (key as i16, min, max))

@@ -7,6 +7,7 @@ pub mod cache;
 pub mod cli_member;
 pub mod delay;
 pub mod fault_broker;
+pub mod fault_consumer_group;
 pub mod fault_group;
 pub mod fault_log;
 pub mod group;
