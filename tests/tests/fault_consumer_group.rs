@@ -671,6 +671,10 @@ async fn refused_at_join(error: ResponseError, words: &[&str]) {
     }
     let message = failure.to_string();
     assert!(message.contains("`g`"), "names the group: {message}");
+    assert!(
+        message.contains("(the broker says: the broker's own words)"),
+        "the broker's message reaches the user: {message}"
+    );
     for word in words {
         assert!(message.contains(word), "{word:?} missing from: {message}");
     }
@@ -835,6 +839,23 @@ async fn a_broker_without_the_consumer_protocol_is_refused_with_the_fix() {
         "nothing to send it with"
     );
     assert!(h.events.list().is_empty());
+}
+
+/// A broker that offers only v0 (Kafka 3.7's preview, where the broker names the member) is
+/// refused as not speaking the protocol: this member names itself, as v1 (Kafka 4.0) has it.
+#[tokio::test]
+async fn a_broker_with_only_the_preview_version_is_refused_with_the_fix() {
+    let h = start(Setup::default(), |cluster, _| {
+        cluster.announce_api(ApiKey::ConsumerGroupHeartbeat, 0, 0);
+    })
+    .await;
+    let failure = fatal_error(&h.member).await;
+    let message = failure.to_string();
+    for word in ["KIP-848", "4.0", "group.protocol=classic"] {
+        assert!(message.contains(word), "{word:?} missing from: {message}");
+    }
+    assert_eq!(h.coordinator.heartbeat_count(), 0, "no v0 beat was sent");
+    h.member.close_within(WAIT).await;
 }
 
 #[tokio::test]

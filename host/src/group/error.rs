@@ -41,12 +41,15 @@ pub enum GroupError {
     )]
     Fenced { group: String, instance_id: String },
     /// An error no retry fixes.
-    #[error("{api} failed for group `{group}`: {error}. {hint}")]
+    #[error("{api} failed for group `{group}`: {error}{}. {hint}", broker_says(.detail))]
     Fatal {
         api: &'static str,
         group: String,
         error: ResponseError,
         hint: &'static str,
+        /// What the broker said about it, when it said something (ConsumerGroupHeartbeat
+        /// answers carry a message: which field was invalid, which assignors exist).
+        detail: Option<String>,
     },
     #[error(transparent)]
     Protocol(#[from] ProtocolError),
@@ -120,6 +123,14 @@ impl GroupError {
     }
 }
 
+/// ` (the broker says: ...)`, or nothing.
+fn broker_says(detail: &Option<String>) -> String {
+    match detail {
+        Some(detail) if !detail.is_empty() => format!(" (the broker says: {detail})"),
+        _ => String::new(),
+    }
+}
+
 fn describe_refusals(partitions: &[(String, String)]) -> String {
     partitions
         .iter()
@@ -136,6 +147,13 @@ pub fn classify(
     error: ResponseError,
 ) -> GroupError {
     use ResponseError::*;
+    let fatal = |error: ResponseError, hint: &'static str| GroupError::Fatal {
+        api,
+        group: group.to_string(),
+        error,
+        hint,
+        detail: None,
+    };
     match error {
         NotCoordinator | CoordinatorNotAvailable | CoordinatorLoadInProgress => {
             GroupError::CoordinatorMoved { api, error }
@@ -161,65 +179,38 @@ pub fn classify(
             group: group.to_string(),
             instance_id: instance_id.unwrap_or_default().to_string(),
         },
-        InconsistentGroupProtocol => GroupError::Fatal {
-            api,
-            group: group.to_string(),
-            error,
-            hint: "Other members of this group use assignors this consumer does not: configure a common one in consumer.assignors",
-        },
-        GroupMaxSizeReached => GroupError::Fatal {
-            api,
-            group: group.to_string(),
-            error,
-            hint: "The group is full (group.max.size on the broker)",
-        },
-        InvalidSessionTimeout => GroupError::Fatal {
-            api,
-            group: group.to_string(),
-            error,
-            hint: "consumer.session_timeout_ms is outside the broker's group.min/max.session.timeout.ms",
-        },
-        GroupAuthorizationFailed => GroupError::Fatal {
-            api,
-            group: group.to_string(),
-            error,
-            hint: "Grant this client's principal Read on the group (kafka-acls.sh --add \
+        InconsistentGroupProtocol => fatal(
+            error, "Other members of this group use assignors this consumer does not: configure a common one in consumer.assignors",
+        ),
+        GroupMaxSizeReached => fatal(
+            error, "The group is full (group.max.size on the broker)",
+        ),
+        InvalidSessionTimeout => fatal(
+            error, "consumer.session_timeout_ms is outside the broker's group.min/max.session.timeout.ms",
+        ),
+        GroupAuthorizationFailed => fatal(
+            error, "Grant this client's principal Read on the group (kafka-acls.sh --add \
                    --allow-principal User:NAME --operation Read --group GROUP)",
-        },
-        TopicAuthorizationFailed => GroupError::Fatal {
-            api,
-            group: group.to_string(),
-            error,
-            hint: "Grant this client's principal Describe and Read on the group's topics \
+        ),
+        TopicAuthorizationFailed => fatal(
+            error, "Grant this client's principal Describe and Read on the group's topics \
                    (kafka-acls.sh --add --allow-principal User:NAME --operation Describe \
                    --operation Read --topic TOPIC)",
-        },
-        UnsupportedAssignor => GroupError::Fatal {
-            api,
-            group: group.to_string(),
-            error,
-            hint: "consumer.group_remote_assignor names an assignor the broker does not offer \
+        ),
+        UnsupportedAssignor => fatal(
+            error, "consumer.group_remote_assignor names an assignor the broker does not offer \
                    (its group.consumer.assignors; Kafka's are `uniform` and `range`)",
-        },
-        GroupIdNotFound => GroupError::Fatal {
-            api,
-            group: group.to_string(),
-            error,
-            hint: "The group exists under another protocol and the broker will not convert it \
+        ),
+        GroupIdNotFound => fatal(
+            error, "The group exists under another protocol and the broker will not convert it \
                    (group.consumer.migration.policy): use the protocol its members use \
                    (consumer.group_protocol) or another group id",
-        },
-        UnsupportedVersion => GroupError::Fatal {
-            api,
-            group: group.to_string(),
-            error,
-            hint: "The broker does not speak this version of the group protocol",
-        },
-        other => GroupError::Fatal {
-            api,
-            group: group.to_string(),
-            error: other,
-            hint: "This error is not retried",
-        },
+        ),
+        UnsupportedVersion => fatal(
+            error, "The broker does not speak this version of the group protocol",
+        ),
+        other => fatal(
+            other, "This error is not retried",
+        ),
     }
 }

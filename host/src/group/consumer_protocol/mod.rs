@@ -43,14 +43,14 @@ use std::time::{Duration, Instant};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
 use kafka_protocol::messages::{
-    ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, GroupId, TopicName,
+    ApiKey, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, GroupId, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
 use crate::client::{Client, ClientError};
 use crate::cluster::Metadata;
 use crate::fetch::{Consumer, TopicPartition};
-use crate::net::{Backoff, NetError, Purpose};
+use crate::net::{Backoff, NetError, Purpose, SendOptions};
 
 use super::commit_queue::CommitQueue;
 use super::error::{classify, GroupError};
@@ -398,9 +398,24 @@ impl Member {
         let shared = self.shared.clone();
         Box::pin(async move {
             let coordinator = shared.coordinator.get(&client, &shared.group).await?;
-            Ok(client
-                .send(coordinator, Purpose::Heartbeat, &request)
-                .await?)
+            // v0 was 3.7's preview, where the broker names the member: this member names
+            // itself, which Kafka 4.0's v1 requires, so a broker without v1 is refused.
+            let version = client
+                .connection(coordinator, Purpose::Heartbeat)
+                .await?
+                .version_for::<ConsumerGroupHeartbeatRequest>(ApiKey::ConsumerGroupHeartbeat)
+                .map_err(ClientError::from)?;
+            if version < FIRST_CLIENT_NAMED_VERSION {
+                return Err(no_consumer_protocol(&shared.group));
+            }
+            let options = SendOptions {
+                version: Some(version),
+                ..SendOptions::default()
+            };
+            let (_, response) = client
+                .send_with(coordinator, Purpose::Heartbeat, &request, options)
+                .await?;
+            Ok(response)
         })
     }
 
@@ -412,13 +427,14 @@ impl Member {
         let response = match answer {
             Ok(response) => response,
             Err(GroupError::Client(ClientError::Net(NetError::UnsupportedVersion { .. }))) => {
-                return Answer::End(Phase::Failed(GroupError::Fatal {
-                    api: "ConsumerGroupHeartbeat",
-                    group: self.group().to_string(),
-                    error: ResponseError::UnsupportedVersion,
-                    hint: NO_CONSUMER_PROTOCOL,
-                }));
+                return Answer::End(Phase::Failed(no_consumer_protocol(self.group())));
             }
+            Err(
+                error @ GroupError::Fatal {
+                    error: ResponseError::UnsupportedVersion,
+                    ..
+                },
+            ) => return Answer::End(Phase::Failed(error)),
             Err(error) => return self.retry_after(error),
         };
         if let Some(error) = ResponseError::try_from_code(response.error_code) {
@@ -476,12 +492,25 @@ impl Member {
                 self.epoch = JOIN_EPOCH;
                 Answer::Fenced
             }
-            error @ (GroupError::Fenced { .. } | GroupError::Fatal { .. }) => {
-                if !message.is_empty() {
-                    tracing::error!(group = self.group(), %error, broker_says = message, "the broker refused the heartbeat");
-                }
-                Answer::End(Phase::Failed(error))
+            GroupError::Fatal {
+                api,
+                group,
+                error,
+                hint,
+                ..
+            } => {
+                // The broker's words go to the user with ours: they say which field was
+                // invalid, which assignors exist.
+                let detail = (!message.is_empty()).then(|| message.to_string());
+                Answer::End(Phase::Failed(GroupError::Fatal {
+                    api,
+                    group,
+                    error,
+                    hint,
+                    detail,
+                }))
             }
+            fenced @ GroupError::Fenced { .. } => Answer::End(Phase::Failed(fenced)),
             other => {
                 if !message.is_empty() {
                     tracing::debug!(group = self.group(), broker_says = message);
@@ -611,6 +640,20 @@ enum Answer {
     /// The member was fenced and lost its partitions; it joins again.
     Fenced,
     End(Phase),
+}
+
+/// The first ConsumerGroupHeartbeat version where the member names itself (Kafka 4.0).
+const FIRST_CLIENT_NAMED_VERSION: i16 = 1;
+
+/// The refusal of a broker that does not speak the consumer protocol this member needs.
+fn no_consumer_protocol(group: &str) -> GroupError {
+    GroupError::Fatal {
+        api: "ConsumerGroupHeartbeat",
+        group: group.to_string(),
+        error: ResponseError::UnsupportedVersion,
+        hint: NO_CONSUMER_PROTOCOL,
+        detail: None,
+    }
 }
 
 const NO_CONSUMER_PROTOCOL: &str = "The broker does not speak the consumer group protocol \
