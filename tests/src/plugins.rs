@@ -46,3 +46,40 @@ pub fn plugin(crate_name: &str) -> PathBuf {
     assert!(path.exists(), "{} was not built", path.display());
     path
 }
+
+/// The `.wasm` of a Python plugin (`plugins/python/<name>/`, `tests/python-plugins/<name>/`),
+/// built with componentize-py by `scripts/build-python-plugins.sh` if needed (once per
+/// process; the script keeps what is up to date).
+pub fn python_plugin(name: &str) -> PathBuf {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let tool = crate::python::componentize_py().map_err(|e| format!("{e:#}"))?;
+        let output = Command::new(workspace_root().join("scripts/build-python-plugins.sh"))
+            .env("COMPONENTIZE_PY", tool)
+            .env("CARGO_TARGET_DIR", target_dir())
+            .output()
+            .map_err(|e| format!("cannot run scripts/build-python-plugins.sh: {e}"))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "building the Python plugins failed:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            ))
+        }
+    });
+    if let Err(error) = built {
+        panic!("{error}");
+    }
+    let path = target_dir()
+        .join("python-plugins")
+        .join(format!("{name}.wasm"));
+    assert!(path.exists(), "{} was not built", path.display());
+    path
+}
+
+/// A compile cache for the tests' Python plugins (a CPython component takes a minute to
+/// compile in a debug build): `<target>/python-plugins/compiled`, kept between runs.
+pub fn python_compile_cache() -> wasmkafka::plugin::CompileCache {
+    wasmkafka::plugin::CompileCache::new(target_dir().join("python-plugins/compiled"))
+}

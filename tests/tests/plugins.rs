@@ -808,3 +808,104 @@ fn example_plugins_do_what_they_say() {
     assert_eq!(assignment["m0"].count(), 6);
     assert_eq!(assignment["m1"].count(), 2);
 }
+
+/// A runtime for the Python plugins: their compiled form kept between runs.
+fn python_runtime(limits: PluginLimits) -> Arc<PluginRuntime> {
+    PluginRuntime::new(
+        limits,
+        Some(wasmkafka_tests::plugins::python_compile_cache()),
+    )
+    .unwrap()
+}
+
+/// A group carrying `settings`, for the Python hostile plugin's modes.
+fn small_group_with(settings: &[(&str, &str)]) -> Group {
+    Group {
+        settings: settings
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..small_group()
+    }
+}
+
+/// A second guest language: the round-robin assignor written in Python (componentize-py)
+/// answers what the native one answers on random groups, through the same host path.
+#[test]
+fn a_python_assignor_and_the_native_one_agree_on_random_groups() {
+    let runtime = python_runtime(PluginLimits::default());
+    let python = WasmAssignor::load(
+        &runtime,
+        &wasmkafka_tests::plugins::python_plugin("roundrobin"),
+    )
+    .unwrap();
+    assert_eq!(python.name(), "py-roundrobin");
+    let native = Builtin::RoundRobin.into_assignor();
+    let mut random = Random(11);
+    for _ in 0..150 {
+        let group = random_group(&mut random);
+        assert_eq!(
+            python.assign(&group).unwrap(),
+            native.assign(&group).unwrap(),
+            "{group:?}"
+        );
+    }
+}
+
+/// The hostile suite, from a Python guest: what its runtime links (filesystem, sockets)
+/// reaches nothing, and loops, sleeps, memory bombs, exceptions and nonsense end as they do
+/// for a Rust plugin. Each mode loads the plugin anew (from the compile cache), so the
+/// failures of one do not quarantine the next.
+#[test]
+fn a_python_plugin_meets_the_same_limits_as_a_rust_one() {
+    let hostile = wasmkafka_tests::plugins::python_plugin("hostile");
+    let deadline = Duration::from_millis(500);
+    let runtime = python_runtime(PluginLimits {
+        deadline,
+        ..PluginLimits::default()
+    });
+    let load = || WasmAssignor::load(&runtime, &hostile).unwrap();
+    // Well-behaved, it answers.
+    assert!(load().assign(&small_group()).is_ok());
+
+    for mode in ["loop", "sleep"] {
+        let started = Instant::now();
+        let message = failure_of(load().assign(&small_group_with(&[("mode", mode)])));
+        let took = started.elapsed();
+        assert!(message.contains("deadline"), "{mode}: {message}");
+        assert!(took < deadline + Duration::from_secs(2), "{mode}: {took:?}");
+    }
+    let message = failure_of(load().assign(&small_group_with(&[("mode", "memory")])));
+    assert!(
+        message.contains("memory") && message.contains("67108864"),
+        "{message}"
+    );
+    let message = failure_of(load().assign(&small_group_with(&[("mode", "raise")])));
+    assert!(message.contains("trapped"), "{message}");
+    // Nonsense is answered, and the leader's validation refuses it (then the fallback runs).
+    let twice = small_group_with(&[("mode", "twice")]);
+    let answer = load().assign(&twice).unwrap();
+    let error: InvalidAssignment = validate(&twice, &answer, false).unwrap_err();
+    assert!(format!("{error:?}").starts_with("Duplicate"), "{error:?}");
+
+    let message = failure_of(load().assign(&small_group_with(&[("mode", "file")])));
+    assert!(
+        message.contains("could not read /etc/hostname"),
+        "a file was read: {message}"
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let message = failure_of(load().assign(&small_group_with(&[
+        ("mode", "socket"),
+        ("port", port.as_str()),
+    ])));
+    assert!(
+        message.contains("could not connect"),
+        "connected: {message}"
+    );
+    assert!(
+        listener.accept().is_err(),
+        "a connection reached the listener"
+    );
+}
