@@ -396,6 +396,9 @@ fn plugin_calls_and_failures_are_counted_for_the_metrics() {
         (2, 1)
     );
     assert!(of("hostile_loop.wasm").time.sum() >= 0.1);
+    // A Rust plugin's instance holds its one memory: a few pages, well under the cap.
+    let peak = of("assignor_range.wasm").memory_peak_bytes;
+    assert!(peak > 0 && peak < 16 << 20, "{peak}");
     let metrics = wasmkafka::metrics::Metrics::new();
     metrics.watch_plugins(runtime.clone());
     let text = metrics.encode();
@@ -405,6 +408,7 @@ fn plugin_calls_and_failures_are_counted_for_the_metrics() {
         format!("wasmkafka_plugin_failures_total{{plugin=\"{range_path}\"}} 0"),
         format!("wasmkafka_plugin_call_seconds_count{{plugin=\"{range_path}\"}} 4"),
         format!("wasmkafka_plugin_call_seconds_bucket{{le=\"+Inf\",plugin=\"{range_path}\"}} 4"),
+        format!("wasmkafka_plugin_memory_peak_bytes{{plugin=\"{range_path}\"}} {peak}"),
     ] {
         assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
     }

@@ -457,6 +457,17 @@ fn encode_plugins(e: &mut DescriptorEncoder, runtime: &PluginRuntime) -> Result<
             ConstCounter::new(value(snapshot)).encode(family.encode_family(&labels)?)?;
         }
     }
+    let mut family = e.encode_descriptor(
+        "plugin_memory_peak",
+        "The most linear memory one call's plugin instance held",
+        Some(&Unit::Bytes),
+        MetricType::Gauge,
+    )?;
+    for (plugin, snapshot) in &stats {
+        let labels = [("plugin", plugin.clone())];
+        let peak = i64::try_from(snapshot.memory_peak_bytes).unwrap_or(i64::MAX);
+        ConstGauge::new(peak).encode(family.encode_family(&labels)?)?;
+    }
     let series: Vec<(Vec<(&str, String)>, &Histogram)> = stats
         .iter()
         .map(|(plugin, snapshot)| (vec![("plugin", plugin.clone())], &snapshot.time))

@@ -421,7 +421,11 @@ impl PluginCaller {
                     Ok(value)
                 }
             });
-        self.stats.called(started.elapsed(), result.is_err());
+        self.stats.called(
+            started.elapsed(),
+            result.is_err(),
+            store.data().limiter.memory_used,
+        );
         match result {
             Ok(value) => {
                 self.quarantine.succeeded();
@@ -436,7 +440,6 @@ impl PluginCaller {
     }
 }
 
-/// The WASI clock version the host's bindings define; plugins importing any 0.2.x match it.
 /// WASI with nothing behind it: no preopened directory, no environment, no arguments, stdio
 /// discarded, no socket (every address refused, TCP, UDP and name lookups off). Said here
 /// rather than left to the builder's defaults, so a change of defaults cannot open anything.
@@ -449,6 +452,7 @@ fn deny_all_wasi() -> WasiCtx {
         .build()
 }
 
+/// The WASI clock version the host's bindings define; plugins importing any 0.2.x match it.
 const MONOTONIC_CLOCK: &str = "wasi:clocks/monotonic-clock@0.2.12";
 
 /// Replaces the monotonic clock's `subscribe-duration` and `subscribe-instant` with versions

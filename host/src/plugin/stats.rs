@@ -15,6 +15,7 @@ pub struct PluginStats {
     failures: AtomicU64,
     skipped: AtomicU64,
     time: Mutex<Histogram>,
+    memory_peak: AtomicU64,
 }
 
 impl Default for PluginStats {
@@ -24,6 +25,7 @@ impl Default for PluginStats {
             failures: AtomicU64::default(),
             skipped: AtomicU64::default(),
             time: Mutex::new(Histogram::new(PLUGIN_CALL_SECONDS)),
+            memory_peak: AtomicU64::default(),
         }
     }
 }
@@ -37,11 +39,16 @@ pub struct PluginStatsSnapshot {
     pub skipped: u64,
     /// How long the calls took.
     pub time: Histogram,
+    /// The most linear memory one call's instance held (every memory of it together).
+    pub memory_peak_bytes: u64,
 }
 
 impl PluginStats {
-    pub fn called(&self, took: Duration, failed: bool) {
+    /// One call: how long it took, whether it failed, and the memory its instance held.
+    pub fn called(&self, took: Duration, failed: bool, memory_bytes: usize) {
         self.calls.fetch_add(1, Ordering::Relaxed);
+        self.memory_peak
+            .fetch_max(memory_bytes as u64, Ordering::Relaxed);
         if failed {
             self.failures.fetch_add(1, Ordering::Relaxed);
         }
@@ -58,6 +65,7 @@ impl PluginStats {
             failures: self.failures.load(Ordering::Relaxed),
             skipped: self.skipped.load(Ordering::Relaxed),
             time: self.time.lock().expect("plugin stats lock").clone(),
+            memory_peak_bytes: self.memory_peak.load(Ordering::Relaxed),
         }
     }
 }
