@@ -223,3 +223,166 @@ async fn groups_are_listed_and_deleted_as_kafkas_own_tool_sees_them() {
     );
     live.stop_cleanly(Duration::from_secs(20));
 }
+
+/// `groups describe --all` describes both kinds of group, a classic one whose members left
+/// (its committed offsets and lag) and a consumer-protocol one with a live member (its
+/// member, the partitions it holds), with the same committed offsets and log ends as Kafka's
+/// `kafka-consumer-groups --describe --all-groups`.
+#[tokio::test(flavor = "multi_thread")]
+async fn groups_describe_all_shows_both_kinds_as_kafkas_own_tool_does() {
+    const DESCRIBED: &str = "groups-describe";
+    let broker = Kafka::shared();
+    broker.create_topic(DESCRIBED, 3, &[]).await.unwrap();
+    let produce = |count: &str| {
+        let produced = wasmkafka(&[
+            "produce",
+            "--brokers",
+            &broker.addr(),
+            "--topic",
+            DESCRIBED,
+            "--count",
+            count,
+        ]);
+        assert!(produced.status.success(), "{produced:?}");
+    };
+    produce("30");
+    // A classic group reads everything, commits and leaves; then 9 more records: lag 9.
+    let output = wasmkafka(&[
+        "run",
+        "--brokers",
+        &broker.addr(),
+        "--topic",
+        DESCRIBED,
+        "--group",
+        "describe-classic",
+        "--from",
+        "earliest",
+        "--exit-at-end",
+        "--format",
+        "raw",
+        "--no-progress",
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    produce("9");
+    // A consumer-protocol member stays.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("member.toml");
+    std::fs::write(&config, "[consumer]\ngroup_protocol = \"consumer\"\n").unwrap();
+    let args = group_member_args(
+        config.to_str().unwrap(),
+        &broker.addr(),
+        DESCRIBED,
+        "describe-kip848",
+        &["--from", "earliest"],
+    );
+    let mut live = CliMember::start(
+        "live",
+        Path::new(env!("CARGO_BIN_EXE_wasmkafka")),
+        &args,
+        (0, Duration::ZERO),
+    );
+    live.wait_for_printed(39, Duration::from_secs(60));
+
+    // Ours, until the live member's commits reach the end.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let (classic, kip848) = loop {
+        let output = wasmkafka(&[
+            "groups",
+            "describe",
+            "--all",
+            "--brokers",
+            &broker.addr(),
+            "--format",
+            "json",
+        ]);
+        assert!(output.status.success(), "{output:?}");
+        let described: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
+        let find = |name: &str| {
+            described
+                .iter()
+                .find(|g| g["group"] == name)
+                .cloned()
+                .unwrap_or_else(|| panic!("{name} not described: {described:?}"))
+        };
+        let (classic, kip848) = (find("describe-classic"), find("describe-kip848"));
+        let caught_up = kip848["partitions"]
+            .as_array()
+            .is_some_and(|rows| rows.len() == 3 && rows.iter().all(|r| r["lag"] == 0));
+        if caught_up {
+            break (classic, kip848);
+        }
+        assert!(std::time::Instant::now() < deadline, "{kip848}");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(classic["group_protocol"], "classic", "{classic}");
+    assert_eq!(classic["members"].as_array().unwrap().len(), 0, "{classic}");
+    assert_eq!(kip848["group_protocol"], "consumer", "{kip848}");
+    assert_eq!(kip848["members"].as_array().unwrap().len(), 1, "{kip848}");
+    let member_id = kip848["members"][0]["member_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let rows = |group: &serde_json::Value| -> BTreeMap<i64, (i64, i64, Option<String>)> {
+        group["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["topic"] == DESCRIBED)
+            .map(|r| {
+                (
+                    r["partition"].as_i64().unwrap(),
+                    (
+                        r["committed"].as_i64().unwrap(),
+                        r["end"].as_i64().unwrap(),
+                        r["member"].as_str().map(str::to_string),
+                    ),
+                )
+            })
+            .collect()
+    };
+    let (classic_rows, kip848_rows) = (rows(&classic), rows(&kip848));
+    assert_eq!(classic_rows.len(), 3, "{classic}");
+    let lag: i64 = classic_rows.values().map(|(c, e, _)| e - c).sum();
+    assert_eq!(lag, 9, "the 9 records after its commit: {classic}");
+    assert!(classic_rows.values().all(|(_, _, member)| member.is_none()));
+    for (committed, end, member) in kip848_rows.values() {
+        assert_eq!(committed, end, "{kip848}");
+        assert_eq!(member.as_deref(), Some(member_id.as_str()), "{kip848}");
+    }
+
+    // Kafka's tool: GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG ...
+    let stdout = kafka_tool(
+        GROUP_TOOL,
+        &[
+            "--bootstrap-server",
+            &broker.addr(),
+            "--describe",
+            "--all-groups",
+        ],
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    for (group, ours) in [
+        ("describe-classic", &classic_rows),
+        ("describe-kip848", &kip848_rows),
+    ] {
+        let theirs: BTreeMap<i64, (i64, i64)> = stdout
+            .lines()
+            .filter_map(|line| {
+                let columns: Vec<&str> = line.split_whitespace().collect();
+                (columns.len() >= 5 && columns[0] == group && columns[1] == DESCRIBED).then(|| {
+                    (
+                        columns[2].parse().unwrap(),
+                        (columns[3].parse().unwrap(), columns[4].parse().unwrap()),
+                    )
+                })
+            })
+            .collect();
+        let ours: BTreeMap<i64, (i64, i64)> = ours
+            .iter()
+            .map(|(p, (committed, end, _))| (*p, (*committed, *end)))
+            .collect();
+        assert_eq!(ours, theirs, "{group}:\n{stdout}");
+    }
+    live.stop_cleanly(Duration::from_secs(20));
+}

@@ -1,6 +1,7 @@
-//! `wasmkafka groups`: list the cluster's consumer groups, delete groups, delete a group's
-//! committed offsets for some partitions (what `kafka-consumer-groups --list --state --type`,
-//! `--delete` and `--delete-offsets` do). `offsets describe` shows one group in detail.
+//! `wasmkafka groups`: list the cluster's consumer groups, describe some or all of them,
+//! delete groups, delete a group's committed offsets for some partitions (what
+//! `kafka-consumer-groups --list --state --type`, `--describe [--all-groups]`, `--delete` and
+//! `--delete-offsets` do). Both kinds of group (classic and consumer) are described.
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
@@ -8,13 +9,16 @@ use clap::{Args, Subcommand};
 use crate::group::admin::{delete_groups, delete_offsets, list_groups, ListedGroup};
 use crate::group::coordinator::find_coordinator;
 
-use super::offsets::{parse_topics, partitions_of, TableOrJson};
+use super::offsets::{describe_one, parse_topics, partitions_of, print_described, TableOrJson};
 use super::CommonArgs;
 
 #[derive(Debug, Subcommand)]
 pub enum GroupsCommand {
     /// Every consumer group of the cluster, with its type (classic or consumer) and state.
     List(ListArgs),
+    /// Groups in detail: state, members, and per partition the committed offset, log end and
+    /// lag (`--group G`, repeatable, or `--all`).
+    Describe(DescribeArgs),
     /// Delete groups and their committed offsets (each must have no members).
     Delete(DeleteArgs),
     /// Delete a group's committed offsets for a topic or some of its partitions (no member
@@ -26,6 +30,20 @@ pub enum GroupsCommand {
 pub struct ListArgs {
     #[command(flatten)]
     pub common: CommonArgs,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: TableOrJson,
+}
+
+#[derive(Debug, Args)]
+pub struct DescribeArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// A group to describe (repeatable).
+    #[arg(long = "group", value_name = "G", required_unless_present = "all")]
+    pub groups: Vec<String>,
+    /// Every consumer group of the cluster.
+    #[arg(long, conflicts_with = "groups")]
+    pub all: bool,
     #[arg(long, value_enum, default_value = "table")]
     pub format: TableOrJson,
 }
@@ -53,6 +71,7 @@ pub struct DeleteOffsetsArgs {
 pub async fn groups(command: GroupsCommand) -> anyhow::Result<()> {
     match command {
         GroupsCommand::List(args) => list(args).await,
+        GroupsCommand::Describe(args) => describe(args).await,
         GroupsCommand::Delete(args) => delete(args).await,
         GroupsCommand::DeleteOffsets(args) => delete_group_offsets(args).await,
     }
@@ -61,15 +80,8 @@ pub async fn groups(command: GroupsCommand) -> anyhow::Result<()> {
 async fn list(args: ListArgs) -> anyhow::Result<()> {
     let config = args.common.load_config()?;
     let client = super::connect(&config).await?;
-    let listed = list_groups(&client)
-        .await
-        .context("cannot list the groups")?;
+    let groups = consumer_groups(&client).await?;
     client.close();
-    // Consumer groups, and groups that only hold committed offsets (no protocol type).
-    let groups: Vec<ListedGroup> = listed
-        .into_iter()
-        .filter(|g| g.protocol_type == "consumer" || g.protocol_type.is_empty())
-        .collect();
     match args.format {
         TableOrJson::Json => println!("{}", serde_json::to_string(&groups)?),
         TableOrJson::Table => {
@@ -86,6 +98,49 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
+    let config = args.common.load_config()?;
+    let client = super::connect(&config).await?;
+    let groups = if args.all {
+        consumer_groups(&client)
+            .await?
+            .into_iter()
+            .map(|g| g.group)
+            .collect()
+    } else {
+        args.groups.clone()
+    };
+    let mut described = Vec::new();
+    for group in &groups {
+        described.push(describe_one(&client, group, &[]).await?);
+    }
+    client.close();
+    match args.format {
+        TableOrJson::Json => println!("{}", serde_json::to_string_pretty(&described)?),
+        TableOrJson::Table => {
+            for (index, group) in described.iter().enumerate() {
+                if index > 0 {
+                    println!();
+                }
+                print_described(group);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The cluster's consumer groups, and groups that only hold committed offsets (no protocol
+/// type).
+async fn consumer_groups(client: &crate::client::Client) -> anyhow::Result<Vec<ListedGroup>> {
+    let listed = list_groups(client)
+        .await
+        .context("cannot list the groups")?;
+    Ok(listed
+        .into_iter()
+        .filter(|g| g.protocol_type == "consumer" || g.protocol_type.is_empty())
+        .collect())
 }
 
 async fn delete(args: DeleteArgs) -> anyhow::Result<()> {

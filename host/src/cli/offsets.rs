@@ -17,7 +17,9 @@ use crate::fetch::reset::{decision_target, Target};
 use crate::fetch::{list_offsets, CommittedOffset, IsolationLevel, OffsetSpec, TopicPartition};
 use crate::group::coordinator::find_coordinator;
 use crate::group::describe::{describe_group, GroupDescription};
-use crate::group::offsets::{commit, fetch_committed_with_epochs, MemberIdentity};
+use crate::group::offsets::{
+    commit, fetch_all_committed, fetch_committed_with_epochs, MemberIdentity,
+};
 use crate::plugin::{PluginRuntime, WasmResetPolicy};
 use crate::policy::{
     parse_iso8601_duration, ResetContext, ResetPolicy, ResetPolicySpec, ResetReason,
@@ -46,7 +48,8 @@ pub struct DescribeArgs {
     pub common: CommonArgs,
     #[arg(long, value_name = "G")]
     pub group: String,
-    /// Topics to show (repeatable; default: the topics its members hold).
+    /// Topics to show (repeatable; default: what its members hold and what it has committed
+    /// offsets for).
     #[arg(long = "topic", value_name = "T")]
     pub topics: Vec<String>,
     #[arg(long, value_enum, default_value = "table")]
@@ -100,7 +103,7 @@ struct PartitionRow {
 }
 
 #[derive(Debug, Serialize)]
-struct Described {
+pub struct Described {
     group: String,
     #[serde(flatten)]
     description: GroupDescription,
@@ -110,32 +113,7 @@ struct Described {
 async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
     let config = args.common.load_config()?;
     let client = super::connect(&config).await?;
-    let coordinator = find_coordinator(&client, &args.group)
-        .await
-        .with_context(|| format!("cannot find the coordinator of group `{}`", args.group))?;
-    let description = describe_group(&client, coordinator, &args.group).await?;
-    let mut topics = args.topics.clone();
-    if topics.is_empty() {
-        let held: std::collections::BTreeSet<String> = description
-            .members
-            .iter()
-            .flat_map(|m| m.partitions.iter().map(|tp| tp.topic.to_string()))
-            .collect();
-        topics = held.into_iter().collect();
-    }
-    if topics.is_empty() {
-        bail!(
-            "group `{}` has no members holding partitions; name the topics with --topic",
-            args.group
-        );
-    }
-    let partitions = partitions_of(&client, &topics, &BTreeMap::new()).await?;
-    let rows = rows(&client, coordinator, &args.group, &partitions, &description).await?;
-    let described = Described {
-        group: args.group.clone(),
-        description,
-        partitions: rows,
-    };
+    let described = describe_one(&client, &args.group, &args.topics).await?;
     match args.format {
         TableOrJson::Json => println!("{}", serde_json::to_string_pretty(&described)?),
         TableOrJson::Table => print_described(&described),
@@ -144,12 +122,54 @@ async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_described(d: &Described) {
+/// A group as `offsets describe` and `groups describe` show it: its state, members, and per
+/// partition the committed offset, log start, end, lag and owner. The partitions are those
+/// of `topics`; without topics, those its members hold and those it has committed offsets
+/// for (a group whose members are gone still shows where it stands).
+pub async fn describe_one(
+    client: &Client,
+    group: &str,
+    topics: &[String],
+) -> anyhow::Result<Described> {
+    let coordinator = find_coordinator(client, group)
+        .await
+        .with_context(|| format!("cannot find the coordinator of group `{group}`"))?;
+    let description = describe_group(client, coordinator, group)
+        .await
+        .with_context(|| format!("cannot describe group `{group}`"))?;
+    let partitions: Vec<TopicPartition> = if topics.is_empty() {
+        let mut partitions: std::collections::BTreeSet<TopicPartition> = description
+            .members
+            .iter()
+            .flat_map(|m| m.partitions.iter().cloned())
+            .collect();
+        let committed = fetch_all_committed(client, coordinator, group)
+            .await
+            .with_context(|| format!("cannot read the committed offsets of group `{group}`"))?;
+        partitions.extend(committed.into_keys());
+        partitions.into_iter().collect()
+    } else {
+        partitions_of(client, topics, &BTreeMap::new()).await?
+    };
+    let rows = if partitions.is_empty() {
+        Vec::new()
+    } else {
+        rows(client, coordinator, group, &partitions, &description).await?
+    };
+    Ok(Described {
+        group: group.to_string(),
+        description,
+        partitions: rows,
+    })
+}
+
+pub fn print_described(d: &Described) {
     let dash = |v: Option<i64>| v.map_or("-".to_string(), |v| v.to_string());
     println!(
-        "group {}: {}, protocol {}, {} member(s)",
+        "group {}: {} ({} protocol), assignor {}, {} member(s)",
         d.group,
         d.description.state,
+        d.description.group_protocol,
         if d.description.protocol.is_empty() {
             "-"
         } else {

@@ -116,6 +116,42 @@ pub async fn fetch_committed_on(
     Ok(committed)
 }
 
+/// Every partition the group has a committed offset for (OffsetFetch naming no topics), on
+/// the coordinator's `Coordination` connection: what an operator's describe shows for a group
+/// whose members are gone.
+pub async fn fetch_all_committed(
+    client: &Client,
+    coordinator: i32,
+    group: &str,
+) -> Result<BTreeMap<TopicPartition, CommittedOffset>, GroupError> {
+    let request = OffsetFetchRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+        .with_topics(None);
+    let response = client
+        .send(coordinator, Purpose::Coordination, &request)
+        .await?;
+    if let Some(error) = ResponseError::try_from_code(response.error_code) {
+        return Err(classify("OffsetFetch", group, None, error));
+    }
+    let mut committed = BTreeMap::new();
+    for topic in response.topics {
+        for p in topic.partitions {
+            if p.committed_offset < 0 || ResponseError::try_from_code(p.error_code).is_some() {
+                continue;
+            }
+            committed.insert(
+                TopicPartition::new(topic.name.0.as_str(), p.partition_index),
+                CommittedOffset {
+                    offset: p.committed_offset,
+                    leader_epoch: (p.committed_leader_epoch >= 0)
+                        .then_some(p.committed_leader_epoch),
+                },
+            );
+        }
+    }
+    Ok(committed)
+}
+
 /// Partitions an OffsetCommit answer refused, each with its (classified) error.
 pub type CommitFailures = Vec<(TopicPartition, GroupError)>;
 
