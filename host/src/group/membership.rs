@@ -40,8 +40,6 @@
 //!   generation is gone.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -75,6 +73,7 @@ use super::protocol::{
 use super::shared::GroupShared;
 use super::stats::GroupStats;
 use super::subscription::{subscribed_topics, Followed, RejoinReason};
+use super::waits::{millis, next_poll, sleep_until_some, unless_closing, wait_some, Pending};
 
 const PROTOCOL_TYPE: &str = "consumer";
 
@@ -82,8 +81,6 @@ const PROTOCOL_TYPE: &str = "consumer";
 /// still to fetch.
 const CHECK_INTERVAL: Duration = Duration::from_millis(200);
 
-/// A request the stable phase waits for beside everything else.
-type Pending<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 /// The auto-commit waiting for its answer.
 type PendingCommit = Pending<Result<(), GroupError>>;
 /// The max-age metadata refresh waiting for its answer.
@@ -133,16 +130,6 @@ pub struct Membership {
     /// already reported to the user; one granted since is forgotten, so a new refusal is
     /// reported again.
     pub refused_topics: BTreeSet<String>,
-}
-
-/// Runs `step` unless a stop is asked for first (then `None`; `step` is dropped: a request
-/// in flight is abandoned, its answer read and discarded by the connection).
-async fn unless_closing<T>(shared: &GroupShared, step: impl Future<Output = T>) -> Option<T> {
-    tokio::select! {
-        biased;
-        _ = shared.closed() => None,
-        output = step => Some(output),
-    }
 }
 
 impl Membership {
@@ -887,21 +874,10 @@ impl Membership {
     }
 
     async fn wait_for_poll(&mut self) -> Phase {
-        let left_at = Instant::now();
-        loop {
-            if self
-                .consumer
-                .idle()
-                .is_some_and(|idle| idle < left_at.elapsed())
-            {
-                return Phase::Joining;
-            }
-            if unless_closing(&self.shared, tokio::time::sleep(Duration::from_millis(100)))
-                .await
-                .is_none()
-            {
-                return Phase::Closing;
-            }
+        if next_poll(&self.consumer, &self.shared).await {
+            Phase::Joining
+        } else {
+            Phase::Closing
         }
     }
 }
@@ -924,26 +900,10 @@ fn split_by_subscription(
     (subscribed, others)
 }
 
-/// Sleeps until `at`, or forever without one.
-async fn sleep_until_some(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
-    }
-}
-
 /// The heartbeat's news, or never while none runs.
 async fn heartbeat_news(heartbeat: &mut Option<Heartbeat>) -> HeartbeatNews {
     match heartbeat {
         Some(heartbeat) => heartbeat.news().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// The pending request's answer, or never without one.
-async fn wait_some<T>(pending: &mut Option<Pending<T>>) -> T {
-    match pending {
-        Some(pending) => pending.await,
         None => std::future::pending().await,
     }
 }
@@ -1016,10 +976,6 @@ fn subscription(
         generation,
         options.rack.as_deref(),
     )
-}
-
-fn millis(duration: Duration) -> i32 {
-    i32::try_from(duration.as_millis()).unwrap_or(i32::MAX)
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@ pub mod protocol;
 pub mod shared;
 pub mod stats;
 pub mod subscription;
+pub mod waits;
 
 use std::collections::BTreeSet;
 use std::future::Future;

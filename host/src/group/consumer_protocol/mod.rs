@@ -35,8 +35,6 @@
 pub mod reconcile;
 
 use std::collections::BTreeSet;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -58,6 +56,7 @@ use super::handover::{Handover, LEAVE_ALLOWANCE};
 use super::listener::RebalanceListener;
 use super::options::GroupOptions;
 use super::shared::GroupShared;
+use super::waits::{millis, next_poll, sleep_until_some, wait_some, Pending};
 use reconcile::{owned_by_id, resolve, step, ById, Step, TopicIds};
 
 /// The epoch that asks to join (or rejoin after a fence).
@@ -70,8 +69,6 @@ const STATIC_LEAVE_EPOCH: i32 = -2;
 /// How often the member looks at the application's polls and at committed offsets still to
 /// fetch.
 const CHECK_INTERVAL: Duration = Duration::from_millis(200);
-
-type Pending<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 enum Phase {
     /// In the group or joining it: beats, reconciliations, auto-commits.
@@ -109,15 +106,6 @@ pub struct Member {
     failures: u32,
     last_answer: Instant,
     rebalance_started: Option<Instant>,
-}
-
-/// Runs `step` unless a stop is asked for first.
-async fn unless_closing<T>(shared: &GroupShared, step: impl Future<Output = T>) -> Option<T> {
-    tokio::select! {
-        biased;
-        _ = shared.closed() => None,
-        output = step => Some(output),
-    }
 }
 
 impl Member {
@@ -614,21 +602,10 @@ impl Member {
     }
 
     async fn wait_for_poll(&mut self) -> Phase {
-        let left_at = Instant::now();
-        loop {
-            if self
-                .consumer
-                .idle()
-                .is_some_and(|idle| idle < left_at.elapsed())
-            {
-                return Phase::Active;
-            }
-            if unless_closing(&self.shared, tokio::time::sleep(Duration::from_millis(100)))
-                .await
-                .is_none()
-            {
-                return Phase::Closing;
-            }
+        if next_poll(&self.consumer, &self.shared).await {
+            Phase::Active
+        } else {
+            Phase::Closing
         }
     }
 }
@@ -662,22 +639,4 @@ const NO_CONSUMER_PROTOCOL: &str = "The broker does not speak the consumer group
 
 fn str_bytes(text: &str) -> StrBytes {
     StrBytes::from_string(text.to_string())
-}
-
-fn millis(duration: Duration) -> i32 {
-    i32::try_from(duration.as_millis()).unwrap_or(i32::MAX)
-}
-
-async fn sleep_until_some(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn wait_some<T>(pending: &mut Option<Pending<T>>) -> T {
-    match pending {
-        Some(future) => future.await,
-        None => std::future::pending().await,
-    }
 }
