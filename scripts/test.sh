@@ -39,8 +39,9 @@ if [ "$newest_version" = "$default_version" ]; then
   echo "the newest known version is the default: done above"
 else
   WASMKAFKA_KAFKA_VERSION=$newest_version cargo test --locked -p wasmkafka-tests \
-    --test real_broker_group --test real_broker_consumer_protocol --test real_broker_fetch --test kafka_offset_recovery \
-    --test kafka_follow --test kafka_interop --test kafka_rack_fetch
+    --test real_broker_group --test real_broker_consumer_protocol --test real_broker_fetch \
+    --test kafka_offset_recovery --test kafka_follow --test kafka_interop --test kafka_interop_kip848 \
+    --test kafka_rack_fetch --test real_broker_lab
   WASMKAFKA_KAFKA_VERSION=$newest_version cargo test --locked -p wasmkafka \
     --test cli_delivery --test cli_group_edges --test cli_authorization
 fi
