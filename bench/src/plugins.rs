@@ -1,6 +1,8 @@
 //! What plugins cost, beside their native twins (`wasmkafka-bench plugins`): a whole-group
 //! assign at two sizes through the lab's simulation (the consumer's own decision path), one
-//! reset decision, and loading a plugin with a cold and a warm compilation cache. No broker.
+//! reset decision, loading a plugin with a cold and a warm compilation cache, and the same
+//! round-robin assignor as a Rust and as a Python guest (call time, memory, loading). No
+//! broker.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,6 +15,8 @@ use wasmkafka::lab::{simulate, MakeAssignor, Scenario};
 use wasmkafka::plugin::{CompileCache, PluginLimits, PluginRuntime, WasmAssignor, WasmResetPolicy};
 use wasmkafka::policy::{ResetContext, ResetPolicy, ResetPolicySpec, ResetReason};
 
+use wasmkafka_policy::assign::{Group, Member, PartitionInfo};
+
 use crate::report::median;
 
 fn plugin_file(repo: &Path, name: &str) -> Result<PathBuf> {
@@ -20,6 +24,16 @@ fn plugin_file(repo: &Path, name: &str) -> Result<PathBuf> {
     anyhow::ensure!(
         path.exists(),
         "{} is missing: scripts/build-plugins.sh builds the plugins",
+        path.display()
+    );
+    Ok(path)
+}
+
+fn python_plugin_file(repo: &Path, name: &str) -> Result<PathBuf> {
+    let path = repo.join("target/python-plugins").join(name);
+    anyhow::ensure!(
+        path.exists(),
+        "{} is missing: scripts/build-python-plugins.sh builds the Python plugins",
         path.display()
     );
     Ok(path)
@@ -45,7 +59,7 @@ pub fn run(repo: &Path) -> Result<String> {
         deadline: std::time::Duration::from_secs(30),
         ..PluginLimits::default()
     };
-    let runtime = PluginRuntime::new(limits, Some(CompileCache::new(cache.path())))
+    let runtime = PluginRuntime::new(limits.clone(), Some(CompileCache::new(cache.path())))
         .map_err(anyhow::Error::msg)?;
     let mut text =
         String::from("| assign (ms per call, median) | start | after a join |\n|---|---:|---:|\n");
@@ -148,5 +162,123 @@ pub fn run(repo: &Path) -> Result<String> {
         millis(median(cold)),
         millis(median(cached))
     ));
+    text.push_str(&guests(repo, limits)?);
+    Ok(text)
+}
+
+/// `members` members subscribed to one topic of `partitions` partitions.
+fn one_topic_group(members: usize, partitions: i32) -> Group {
+    Group {
+        members: (0..members)
+            .map(|m| Member {
+                member_id: format!("member-{m:04}"),
+                topics: vec!["t".into()],
+                generation: -1,
+                ..Member::default()
+            })
+            .collect(),
+        topics: BTreeMap::from([(
+            "t".to_string(),
+            (0..partitions)
+                .map(|partition| PartitionInfo {
+                    partition,
+                    racks: Vec::new(),
+                })
+                .collect(),
+        )]),
+        settings: BTreeMap::new(),
+    }
+}
+
+/// The round-robin assignor natively, as a Rust guest and as a Python guest
+/// (`plugins/python/roundrobin`, the same algorithm): assign calls at two sizes, the memory
+/// one call's instance held, and loading with a cold and a warm cache.
+fn guests(repo: &Path, limits: PluginLimits) -> Result<String> {
+    let rust_file = plugin_file(repo, "assignor_roundrobin.wasm")?;
+    let python_file = python_plugin_file(repo, "roundrobin.wasm")?;
+    let mut text = String::from(
+        "\n| round robin, ms per assign call (median) | 3 members x 6 partitions | \
+         100 members x 1000 partitions |\n|---|---:|---:|\n",
+    );
+    let cache = tempfile::tempdir()?;
+    let runtime = PluginRuntime::new(limits.clone(), Some(CompileCache::new(cache.path())))
+        .map_err(anyhow::Error::msg)?;
+    let native = Builtin::RoundRobin.into_assignor();
+    let rust: Arc<dyn Assignor> = Arc::new(WasmAssignor::load(&runtime, &rust_file)?);
+    let python: Arc<dyn Assignor> = Arc::new(WasmAssignor::load(&runtime, &python_file)?);
+    let small = one_topic_group(3, 6);
+    let large = one_topic_group(100, 1000);
+    let time = |assignor: &Arc<dyn Assignor>, group: &Group, calls: usize| -> Result<f64> {
+        let mut times = Vec::new();
+        for _ in 0..calls {
+            let started = Instant::now();
+            assignor.assign(group).context("an assign call")?;
+            times.push(started.elapsed().as_secs_f64());
+        }
+        Ok(median(times))
+    };
+    let native_times = (time(&native, &small, 50)?, time(&native, &large, 20)?);
+    for (label, assignor) in [
+        ("native", &native),
+        ("Rust guest", &rust),
+        ("Python guest", &python),
+    ] {
+        let (small_time, large_time) = (time(assignor, &small, 50)?, time(assignor, &large, 20)?);
+        let ratio = |t: f64, base: f64| {
+            if label == "native" {
+                String::new()
+            } else {
+                format!(" ({:.0}x)", t / base.max(1e-9))
+            }
+        };
+        text.push_str(&format!(
+            "| {label} | {}{} | {}{} |\n",
+            millis(small_time),
+            ratio(small_time, native_times.0),
+            millis(large_time),
+            ratio(large_time, native_times.1)
+        ));
+        eprintln!("guests: {label} done");
+    }
+    let stats = runtime.plugin_stats();
+    let peak = |file: &Path| {
+        stats
+            .get(&file.display().to_string())
+            .map_or(0, |s| s.memory_peak_bytes)
+    };
+    text.push_str(&format!(
+        "\n| round robin as a guest | Rust | Python |\n|---|---:|---:|\n\
+         | component file (KB) | {} | {} |\n\
+         | memory one call's instance held, at most (KB) | {} | {} |\n",
+        std::fs::metadata(&rust_file)?.len() / 1024,
+        std::fs::metadata(&python_file)?.len() / 1024,
+        peak(&rust_file) / 1024,
+        peak(&python_file) / 1024
+    ));
+    for (label, file, cold_loads) in [("Rust", &rust_file, 3), ("Python", &python_file, 2)] {
+        let mut cold = Vec::new();
+        let mut cached = Vec::new();
+        for _ in 0..cold_loads {
+            let dir = tempfile::tempdir()?;
+            let fresh = PluginRuntime::new(limits.clone(), Some(CompileCache::new(dir.path())))
+                .map_err(anyhow::Error::msg)?;
+            let started = Instant::now();
+            WasmAssignor::load(&fresh, file)?;
+            cold.push(started.elapsed().as_secs_f64());
+            for _ in 0..3 {
+                let warm = PluginRuntime::new(limits.clone(), Some(CompileCache::new(dir.path())))
+                    .map_err(anyhow::Error::msg)?;
+                let started = Instant::now();
+                WasmAssignor::load(&warm, file)?;
+                cached.push(started.elapsed().as_secs_f64());
+            }
+        }
+        text.push_str(&format!(
+            "| loading the {label} guest: compiled, {cold_loads} loads / from the cache, {} loads (ms, median) | {} / {} |  |\n",
+            cached.len(),
+            millis(median(cold)),
+            millis(median(cached))
+        ));
+    }
     Ok(text)
 }

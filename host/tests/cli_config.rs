@@ -196,7 +196,7 @@ fn what_cannot_be_honoured_is_refused_with_the_fix() {
     let file = dir.path().join("client.properties");
     std::fs::write(
         &file,
-        "bootstrap.servers=k:9092\nssl.keystore.location=/etc/kafka/client.p12\n",
+        "bootstrap.servers=k:9092\nssl.keystore.location=/etc/kafka/client.jks\n",
     )
     .unwrap();
     let output = Command::new(wasmkafka())
@@ -206,7 +206,11 @@ fn what_cannot_be_honoured_is_refused_with_the_fix() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
-    assert!(stderr.contains("convert the key store to PEM"), "{stderr}");
+    assert!(
+        stderr.contains("a JKS key store is not supported")
+            && stderr.contains("keytool -importkeystore"),
+        "{stderr}"
+    );
 
     let output = Command::new(wasmkafka())
         .args(["metadata", "--brokers", "k:9092"])

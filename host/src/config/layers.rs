@@ -348,10 +348,14 @@ mod tests {
     }
 
     #[test]
-    fn a_properties_file_refuses_key_stores_and_a_bad_env_value_is_named() {
+    fn a_properties_file_refuses_jks_stores_and_a_bad_env_value_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("client.properties");
-        std::fs::write(&file, "ssl.keystore.location=/etc/kafka/client.p12\n").unwrap();
+        std::fs::write(
+            &file,
+            "ssl.keystore.location=/etc/kafka/client.jks\nssl.keystore.type=JKS\n",
+        )
+        .unwrap();
         let error = Layers {
             file: Some(file),
             ..Layers::default()
@@ -359,7 +363,14 @@ mod tests {
         .load()
         .unwrap_err()
         .to_string();
-        assert!(error.contains("convert the key store to PEM"), "{error}");
+        assert!(
+            error.contains(
+                "a JKS key store is not supported: convert it to PKCS#12 with \
+                 `keytool -importkeystore -srckeystore k.jks -destkeystore k.p12 \
+                 -deststoretype PKCS12`"
+            ),
+            "{error}"
+        );
         let error = Layers {
             env: vec![("WASMKAFKA_CONSUMER_MAX_POLL_RECORDS".into(), "many".into())],
             ..Layers::default()

@@ -69,7 +69,13 @@
 //! protocol = "SASL_SSL"       # PLAINTEXT (default) | SSL | SASL_PLAINTEXT | SASL_SSL
 //! ca_file = "ca.pem"          # CAs to trust (PEM); the system's trust store when unset
 //! cert_file = "client.pem"    # a client certificate (PEM), for brokers that require one
-//! key_file = "client.key"     # its private key (PEM, unencrypted)
+//! key_file = "client.key"     # its private key (PEM; encrypted PKCS#8 needs key_password)
+//! # keystore_file = "client.p12"   # or the certificate and key from a PKCS#12 keystore
+//! # keystore_password_file = "/run/secrets/keystore"   # or keystore_password = "..."
+//! # key_password_file = "/run/secrets/key"   # or key_password: the key's own password
+//! #                                          # (default: the keystore's)
+//! # truststore_file = "truststore.p12"       # or the CAs from a PKCS#12 truststore
+//! # truststore_password = "..."              # or truststore_password_file
 //! verify_hostname = true      # the broker's certificate must name the host connected to
 //! sasl_mechanism = "SCRAM-SHA-512"   # PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
 //! sasl_username = "alice"
@@ -106,6 +112,7 @@ mod properties;
 use crate::cluster::MetadataOptions;
 use crate::fetch::{FetchOptions, FetchSize, IsolationLevel};
 use crate::group::{Assignor, Builtin, GroupOptions, GroupProtocol, TopicPattern};
+use crate::net::security::Pkcs12File;
 use crate::net::{
     BrokerCompat, ConnectionOptions, PoolOptions, SaslCredentials, SaslMechanism, Secret, Security,
     SecurityProtocol, Tls, TlsFiles, TlsSetupError,
@@ -156,6 +163,14 @@ pub struct SecurityConfig {
     pub ca_file: Option<PathBuf>,
     pub cert_file: Option<PathBuf>,
     pub key_file: Option<PathBuf>,
+    pub keystore_file: Option<PathBuf>,
+    pub keystore_password: Option<Secret>,
+    pub keystore_password_file: Option<PathBuf>,
+    pub key_password: Option<Secret>,
+    pub key_password_file: Option<PathBuf>,
+    pub truststore_file: Option<PathBuf>,
+    pub truststore_password: Option<Secret>,
+    pub truststore_password_file: Option<PathBuf>,
     pub verify_hostname: bool,
     pub sasl_mechanism: Option<String>,
     pub sasl_username: Option<String>,
@@ -170,12 +185,39 @@ impl Default for SecurityConfig {
             ca_file: None,
             cert_file: None,
             key_file: None,
+            keystore_file: None,
+            keystore_password: None,
+            keystore_password_file: None,
+            key_password: None,
+            key_password_file: None,
+            truststore_file: None,
+            truststore_password: None,
+            truststore_password_file: None,
             verify_hostname: true,
             sasl_mechanism: None,
             sasl_username: None,
             sasl_password: None,
             sasl_password_file: None,
         }
+    }
+}
+
+/// A password given as a value or in a file (a mounted secret: a trailing newline is dropped).
+fn secret(
+    value: &Option<Secret>,
+    file: &Option<PathBuf>,
+    file_key: &'static str,
+) -> Result<Option<Secret>, ConfigError> {
+    match (value, file) {
+        (Some(value), _) => Ok(Some(value.clone())),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Invalid {
+                key: file_key,
+                problem: format!("cannot read {}: {e}", path.display()),
+            })?;
+            Ok(Some(Secret::new(text.trim_end_matches(['\n', '\r']))))
+        }
+        (None, None) => Ok(None),
     }
 }
 
@@ -201,6 +243,29 @@ impl SecurityConfig {
             ("security.ca_file", self.ca_file.is_some()),
             ("security.cert_file", self.cert_file.is_some()),
             ("security.key_file", self.key_file.is_some()),
+            ("security.keystore_file", self.keystore_file.is_some()),
+            ("security.truststore_file", self.truststore_file.is_some()),
+            (
+                "security.keystore_password",
+                self.keystore_password.is_some(),
+            ),
+            (
+                "security.keystore_password_file",
+                self.keystore_password_file.is_some(),
+            ),
+            ("security.key_password", self.key_password.is_some()),
+            (
+                "security.key_password_file",
+                self.key_password_file.is_some(),
+            ),
+            (
+                "security.truststore_password",
+                self.truststore_password.is_some(),
+            ),
+            (
+                "security.truststore_password_file",
+                self.truststore_password_file.is_some(),
+            ),
             ("security.verify_hostname", !self.verify_hostname),
         ];
         if !protocol.uses_tls() {
@@ -223,6 +288,7 @@ impl SecurityConfig {
                     .into(),
             ));
         }
+        self.validate_stores()?;
         let sasl_keys = [
             ("security.sasl_mechanism", self.sasl_mechanism.is_some()),
             ("security.sasl_username", self.sasl_username.is_some()),
@@ -290,33 +356,135 @@ impl SecurityConfig {
         }
     }
 
-    /// The connections' [`Security`]: reads the password file and the TLS files (so a missing
-    /// file is reported at start-up).
+    /// Key and trust stores and their passwords: one source of each, and no password without
+    /// what it opens.
+    fn validate_stores(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, problem: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                problem: problem.to_string(),
+            })
+        };
+        if self.keystore_file.is_some() && (self.cert_file.is_some() || self.key_file.is_some()) {
+            return invalid(
+                "security.keystore_file",
+                "the client certificate comes from a keystore or from security.cert_file and \
+                 security.key_file, not both",
+            );
+        }
+        if self.truststore_file.is_some() && self.ca_file.is_some() {
+            return invalid(
+                "security.truststore_file",
+                "the CAs come from a truststore (PKCS#12) or from security.ca_file (PEM), not \
+                 both",
+            );
+        }
+        let pairs = [
+            (
+                "security.keystore_password",
+                self.keystore_password.is_some(),
+                self.keystore_password_file.is_some(),
+            ),
+            (
+                "security.key_password",
+                self.key_password.is_some(),
+                self.key_password_file.is_some(),
+            ),
+            (
+                "security.truststore_password",
+                self.truststore_password.is_some(),
+                self.truststore_password_file.is_some(),
+            ),
+        ];
+        for (key, value, file) in pairs {
+            if value && file {
+                return Err(ConfigError::Invalid {
+                    key,
+                    problem: format!("set {key} or {key}_file, not both"),
+                });
+            }
+        }
+        let keystore_password =
+            self.keystore_password.is_some() || self.keystore_password_file.is_some();
+        if keystore_password && self.keystore_file.is_none() {
+            return invalid(
+                "security.keystore_password",
+                "a keystore password without a keystore: set security.keystore_file \
+                 (ssl.keystore.location, a PKCS#12 file); a PEM key store needs no password \
+                 (an encrypted key's is ssl.key.password)",
+            );
+        }
+        let truststore_password =
+            self.truststore_password.is_some() || self.truststore_password_file.is_some();
+        if truststore_password && self.truststore_file.is_none() {
+            return invalid(
+                "security.truststore_password",
+                "a truststore password without a truststore: set security.truststore_file \
+                 (ssl.truststore.location, a PKCS#12 file); a PEM CA file needs no password",
+            );
+        }
+        let key_password = self.key_password.is_some() || self.key_password_file.is_some();
+        if key_password && self.keystore_file.is_none() && self.key_file.is_none() {
+            return invalid(
+                "security.key_password",
+                "a key password without a key: set security.keystore_file or \
+                 security.key_file",
+            );
+        }
+        Ok(())
+    }
+
+    /// The connections' [`Security`]: reads the password files and the TLS files (so a
+    /// missing file is reported at start-up).
     pub fn build(&self) -> Result<Security, ConfigError> {
         self.validate()?;
         let protocol = self.protocol()?;
         let tls = if protocol.uses_tls() {
+            let keystore_password = secret(
+                &self.keystore_password,
+                &self.keystore_password_file,
+                "security.keystore_password_file",
+            )?;
+            let key_password = secret(
+                &self.key_password,
+                &self.key_password_file,
+                "security.key_password_file",
+            )?
+            .or_else(|| {
+                keystore_password
+                    .clone()
+                    .filter(|_| self.key_file.is_none())
+            });
+            let truststore_password = secret(
+                &self.truststore_password,
+                &self.truststore_password_file,
+                "security.truststore_password_file",
+            )?;
             Some(Tls::new(TlsFiles {
                 ca_file: self.ca_file.clone(),
+                truststore: self.truststore_file.clone().map(|path| Pkcs12File {
+                    path,
+                    password: truststore_password,
+                }),
                 cert_file: self.cert_file.clone(),
                 key_file: self.key_file.clone(),
+                keystore: self.keystore_file.clone().map(|path| Pkcs12File {
+                    path,
+                    password: keystore_password,
+                }),
+                key_password,
                 verify_hostname: self.verify_hostname,
             })?)
         } else {
             None
         };
         let sasl = if protocol.uses_sasl() {
-            let password = match (&self.sasl_password, &self.sasl_password_file) {
-                (Some(password), _) => password.clone(),
-                (None, Some(path)) => {
-                    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Invalid {
-                        key: "security.sasl_password_file",
-                        problem: format!("cannot read {}: {e}", path.display()),
-                    })?;
-                    Secret::new(text.trim_end_matches(['\n', '\r']))
-                }
-                (None, None) => unreachable!("checked by validate"),
-            };
+            let password = secret(
+                &self.sasl_password,
+                &self.sasl_password_file,
+                "security.sasl_password_file",
+            )?
+            .expect("checked by validate");
             Some(SaslCredentials {
                 mechanism: SaslMechanism::from_name(
                     self.sasl_mechanism.as_deref().unwrap_or_default(),
@@ -1254,6 +1422,47 @@ mod tests {
                 "invalid value for `security.sasl_password`: set security.sasl_password or \
                  security.sasl_password_file, not both",
             ),
+            (
+                "[security]\nkeystore_file = \"k.p12\"",
+                "invalid value for `security.keystore_file`: is set but security.protocol is \
+                 PLAINTEXT, which does not use TLS: use SSL or SASL_SSL",
+            ),
+            (
+                "[security]\nprotocol = \"SSL\"\nkeystore_file = \"k.p12\"\n\
+                 cert_file = \"c.pem\"\nkey_file = \"c.key\"",
+                "invalid value for `security.keystore_file`: the client certificate comes from \
+                 a keystore or from security.cert_file and security.key_file, not both",
+            ),
+            (
+                "[security]\nprotocol = \"SSL\"\ntruststore_file = \"t.p12\"\n\
+                 ca_file = \"ca.pem\"",
+                "invalid value for `security.truststore_file`: the CAs come from a truststore \
+                 (PKCS#12) or from security.ca_file (PEM), not both",
+            ),
+            (
+                "[security]\nprotocol = \"SSL\"\nkeystore_file = \"k.p12\"\n\
+                 keystore_password = \"p\"\nkeystore_password_file = \"f\"",
+                "invalid value for `security.keystore_password`: set \
+                 security.keystore_password or security.keystore_password_file, not both",
+            ),
+            (
+                "[security]\nprotocol = \"SSL\"\nkeystore_password = \"p\"",
+                "invalid value for `security.keystore_password`: a keystore password without a \
+                 keystore: set security.keystore_file (ssl.keystore.location, a PKCS#12 file); \
+                 a PEM key store needs no password (an encrypted key's is ssl.key.password)",
+            ),
+            (
+                "[security]\nprotocol = \"SSL\"\nca_file = \"ca.pem\"\n\
+                 truststore_password = \"p\"",
+                "invalid value for `security.truststore_password`: a truststore password \
+                 without a truststore: set security.truststore_file (ssl.truststore.location, \
+                 a PKCS#12 file); a PEM CA file needs no password",
+            ),
+            (
+                "[security]\nprotocol = \"SSL\"\nkey_password_file = \"f\"",
+                "invalid value for `security.key_password`: a key password without a key: set \
+                 security.keystore_file or security.key_file",
+            ),
         ];
         for (text, expected) in cases {
             let error = Config::parse(text).unwrap_err().to_string();
@@ -1317,11 +1526,41 @@ mod tests {
             error,
             format!(
                 "TLS setup ([security]): the certificate file {}: no PEM certificate \
-                 (-----BEGIN CERTIFICATE-----) in it; a Java keystore (.jks, .p12) must be \
-                 converted to PEM first",
+                 (-----BEGIN CERTIFICATE-----) in it; a PKCS#12 store (.p12, .pfx) is read \
+                 from security.truststore_file or security.keystore_file, a JKS one must be \
+                 converted to PKCS#12 first",
                 not_pem.display()
             )
         );
+        // A JKS store named as a keystore, and a file that is not PKCS#12 as a truststore.
+        let error = build(format!(
+            "[security]\nprotocol = \"SSL\"\nkeystore_file = \"{}\"",
+            not_pem.display()
+        ));
+        assert_eq!(
+            error,
+            format!(
+                "TLS setup ([security]): the keystore {}: a JKS key store, which is not \
+                 supported: convert it to PKCS#12 (`keytool -importkeystore -srckeystore k.jks \
+                 -destkeystore k.p12 -deststoretype PKCS12`) and set the type to PKCS12",
+                not_pem.display()
+            )
+        );
+        let garbage = dir.path().join("truststore.p12");
+        std::fs::write(&garbage, b"\x30\x03\x01\x02").unwrap();
+        let error = build(format!(
+            "[security]\nprotocol = \"SSL\"\ntruststore_file = \"{}\"\n\
+             truststore_password = \"p\"",
+            garbage.display()
+        ));
+        assert!(
+            error.starts_with(&format!(
+                "TLS setup ([security]): the truststore {}: not a PKCS#12 file (",
+                garbage.display()
+            )),
+            "{error}"
+        );
+        assert!(!error.contains("\"p\""), "{error}");
         let error = build(format!(
             "[security]\nprotocol = \"SSL\"\nca_file = \"{}\"",
             missing.display()

@@ -9,6 +9,7 @@
 use toml::{Table, Value};
 
 use super::ConfigError;
+use crate::net::keystore::{kind_of_file, FileKind, JKS_CONVERSION};
 
 /// How a property's text becomes a TOML value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,7 +101,22 @@ const ALIASES: &[(&str, &str, Kind)] = &[
     ),
     ("connections.max.idle.ms", "net.idle_timeout_ms", Kind::Int),
     ("ssl.ca.location", "security.ca_file", Kind::Str),
+    // Either security.ca_file (a PEM file) or security.truststore_file (PKCS#12), by content:
+    // see `store_location`.
     ("ssl.truststore.location", "security.ca_file", Kind::Str),
+    (
+        "ssl.truststore.password",
+        "security.truststore_password",
+        Kind::Str,
+    ),
+    // PKCS#12, or a PEM file holding the key and its chain (security.cert_file and key_file).
+    ("ssl.keystore.location", "security.keystore_file", Kind::Str),
+    (
+        "ssl.keystore.password",
+        "security.keystore_password",
+        Kind::Str,
+    ),
+    ("ssl.key.password", "security.key_password", Kind::Str),
     ("ssl.certificate.location", "security.cert_file", Kind::Str),
     ("ssl.key.location", "security.key_file", Kind::Str),
     ("sasl.mechanism", "security.sasl_mechanism", Kind::Str),
@@ -114,6 +130,8 @@ const SPECIAL: &[&str] = &[
     "enable.auto.commit",
     "ssl.endpoint.identification.algorithm",
     "sasl.jaas.config",
+    "ssl.keystore.type",
+    "ssl.truststore.type",
 ];
 
 /// This file's keys that hold lists (a comma separated `-X` value becomes a list).
@@ -150,6 +168,17 @@ pub fn apply(table: &mut Table, key: &str, value: &str) -> Result<(), ConfigErro
             security.insert("verify_hostname".into(), Value::Boolean(verify));
             return Ok(());
         }
+        "ssl.keystore.type" | "ssl.truststore.type" => {
+            return store_type(value).map_err(invalid);
+        }
+        "ssl.keystore.location" | "ssl.truststore.location" => {
+            let targets = store_location(key, value).map_err(invalid)?;
+            let security = section(table, "security").map_err(invalid)?;
+            for target in targets {
+                security.insert((*target).into(), Value::String(value.to_string()));
+            }
+            return Ok(());
+        }
         "sasl.jaas.config" => {
             let (username, password) = jaas_credentials(value).map_err(invalid)?;
             let security = section(table, "security").map_err(invalid)?;
@@ -169,9 +198,6 @@ pub fn apply(table: &mut Table, key: &str, value: &str) -> Result<(), ConfigErro
         return set(table, target, converted).map_err(invalid);
     }
     if key.contains('.') && !key.split('.').next().is_some_and(is_section) {
-        if let Some(problem) = unsupported(key) {
-            return Err(invalid(problem.to_string()));
-        }
         return Err(invalid(unknown_key(key)));
     }
     let kind = if LIST_KEYS.contains(&key) {
@@ -191,13 +217,13 @@ pub fn apply(table: &mut Table, key: &str, value: &str) -> Result<(), ConfigErro
 /// [`apply`] for a Java client's properties file: a Kafka property this consumer does not
 /// use (`key.deserializer`, `interceptor.classes`, ...) is named once in the log and ignored,
 /// as the Java client does, so a file shared with Java applications works as it stands.
-/// Settings it cannot honour (key stores) are still refused.
+/// Settings it cannot honour (a JKS key store) are still refused.
 pub fn apply_from_file(table: &mut Table, key: &str, value: &str) -> Result<(), ConfigError> {
     let known = SPECIAL.contains(&key)
         || ALIASES.iter().any(|(name, _, _)| *name == key)
         || !key.contains('.')
         || key.split('.').next().is_some_and(is_section);
-    if !known && unsupported(key).is_none() {
+    if !known {
         warn_once(key);
         return Ok(());
     }
@@ -340,24 +366,55 @@ fn get<'a>(table: &'a Table, path: &str) -> Option<&'a Value> {
     }
 }
 
-/// Kafka properties that change what a connection is, which this consumer cannot honour
-/// yet: refused, since ignoring them would connect differently than the file says.
-fn unsupported(key: &str) -> Option<&'static str> {
-    match key {
-        "ssl.keystore.location"
-        | "ssl.keystore.password"
-        | "ssl.keystore.type"
-        | "ssl.key.password" => Some(
-            "Java key stores (JKS, PKCS#12) are not supported yet: convert the key store to PEM \
-             (openssl pkcs12 -in store.p12 -out client.pem -nodes) and set \
-             ssl.certificate.location and ssl.key.location",
-        ),
-        "ssl.truststore.type" | "ssl.truststore.password" => Some(
-            "Java trust stores (JKS, PKCS#12) are not supported yet: export the CA certificates \
-             to a PEM file and set ssl.truststore.location (or ssl.ca.location) to it",
-        ),
-        _ => None,
+/// `ssl.keystore.type` / `ssl.truststore.type`: PKCS12 and PEM are read (the files are told
+/// apart by content, so the type only has to be one of them); JKS is refused with the command
+/// that converts it.
+fn store_type(value: &str) -> Result<(), String> {
+    match value.trim().to_ascii_uppercase().as_str() {
+        "PKCS12" | "PEM" => Ok(()),
+        "JKS" | "JCEKS" => Err(jks_refusal()),
+        _ => Err(format!(
+            "`{value}` is not supported: PKCS12 or PEM (a JKS store converts with `{}`)",
+            JKS_CONVERSION
+        )),
     }
+}
+
+fn jks_refusal() -> String {
+    format!(
+        "a JKS key store is not supported: convert it to PKCS#12 with `{JKS_CONVERSION}` and \
+         set the type to PKCS12"
+    )
+}
+
+/// Where a Java store location goes, by the file's content (a PEM file starts with
+/// `-----BEGIN`): `ssl.truststore.location` to `security.ca_file` (PEM) or
+/// `security.truststore_file` (PKCS#12); `ssl.keystore.location` to `security.cert_file` and
+/// `security.key_file` (PEM: key and chain in one file, Kafka's PEM key store) or
+/// `security.keystore_file`. A file that cannot be read yet goes by its extension (.jks:
+/// refused; .p12, .pfx: PKCS#12; otherwise PEM for a truststore, PKCS#12 for a keystore), and
+/// is reported when the files are read.
+fn store_location(key: &str, value: &str) -> Result<&'static [&'static str], String> {
+    let kind = kind_of_file(std::path::Path::new(value)).unwrap_or_else(|| {
+        let lower = value.to_ascii_lowercase();
+        if lower.ends_with(".jks") {
+            FileKind::Jks
+        } else if lower.ends_with(".p12")
+            || lower.ends_with(".pfx")
+            || key == "ssl.keystore.location"
+        {
+            FileKind::Other
+        } else {
+            FileKind::Pem
+        }
+    });
+    Ok(match (key, kind) {
+        (_, FileKind::Jks) => return Err(jks_refusal()),
+        ("ssl.truststore.location", FileKind::Pem) => &["ca_file"],
+        ("ssl.truststore.location", FileKind::Other) => &["truststore_file"],
+        (_, FileKind::Pem) => &["cert_file", "key_file"],
+        (_, FileKind::Other) => &["keystore_file"],
+    })
 }
 
 /// Logs, once per key and process, that a Kafka property is ignored.
@@ -531,6 +588,93 @@ mod tests {
         assert_eq!(
             error,
             "property `group.id`: `consumer.group` is set too; keep one of them"
+        );
+    }
+
+    /// Java store locations go by the file's content; PKCS12 and PEM types are accepted,
+    /// JKS is refused with the keytool command; passwords land as secrets.
+    #[test]
+    fn key_and_trust_stores_go_where_their_content_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, bytes: &[u8]| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            path.display().to_string()
+        };
+        let pem = write("ca.crt", b"-----BEGIN CERTIFICATE-----\nAA==\n");
+        let p12 = write("store.bin", &[0x30, 0x82, 0x0a, 0x01]);
+        let jks = write("store.dat", &[0xFE, 0xED, 0xFE, 0xED, 0, 0, 0, 2]);
+        let security = |pairs: &[(&str, &str)]| {
+            let mut pairs = pairs.to_vec();
+            pairs.push(("security.protocol", "SSL"));
+            let text = toml::to_string(&table(&pairs).unwrap()).unwrap();
+            let config: crate::config::Config = toml::from_str(&text).unwrap();
+            config.security
+        };
+        let s = security(&[("ssl.truststore.location", &pem)]);
+        assert_eq!(s.ca_file.as_deref(), Some(pem.as_ref()));
+        assert_eq!(s.truststore_file, None);
+        let s = security(&[
+            ("ssl.truststore.location", &p12),
+            ("ssl.truststore.type", "pkcs12"),
+            ("ssl.truststore.password", "t-secret"),
+        ]);
+        assert_eq!(s.truststore_file.as_deref(), Some(p12.as_ref()));
+        assert_eq!(s.ca_file, None);
+        assert_eq!(
+            s.truststore_password.as_ref().map(|p| p.expose()),
+            Some("t-secret")
+        );
+        let s = security(&[
+            ("ssl.keystore.type", "PKCS12"),
+            ("ssl.keystore.location", &p12),
+            ("ssl.keystore.password", "k-secret"),
+            ("ssl.key.password", "key-secret"),
+        ]);
+        assert_eq!(s.keystore_file.as_deref(), Some(p12.as_ref()));
+        assert_eq!(s.cert_file, None);
+        let shown = format!("{s:?}");
+        assert!(
+            !shown.contains("k-secret") && !shown.contains("key-secret"),
+            "{shown}"
+        );
+        // Kafka's PEM key store: the key and its chain in one file.
+        let s = security(&[
+            ("ssl.keystore.type", "PEM"),
+            ("ssl.keystore.location", &pem),
+        ]);
+        assert_eq!(s.cert_file.as_deref(), Some(pem.as_ref()));
+        assert_eq!(s.key_file.as_deref(), Some(pem.as_ref()));
+        assert_eq!(s.keystore_file, None);
+        // A file not there (yet) goes by its extension.
+        let s = security(&[("ssl.truststore.location", "/nowhere/trust.p12")]);
+        assert_eq!(
+            s.truststore_file.as_deref(),
+            Some("/nowhere/trust.p12".as_ref())
+        );
+        let s = security(&[("ssl.truststore.location", "/nowhere/ca.pem")]);
+        assert_eq!(s.ca_file.as_deref(), Some("/nowhere/ca.pem".as_ref()));
+
+        let conversion = "convert it to PKCS#12 with `keytool -importkeystore -srckeystore k.jks \
+                          -destkeystore k.p12 -deststoretype PKCS12` and set the type to PKCS12";
+        for (key, value) in [
+            ("ssl.keystore.location", jks.as_str()),
+            ("ssl.truststore.location", jks.as_str()),
+            ("ssl.keystore.type", "JKS"),
+            ("ssl.truststore.type", "jks"),
+        ] {
+            let error = table(&[(key, value)]).unwrap_err().to_string();
+            assert_eq!(
+                error,
+                format!("property `{key}`: a JKS key store is not supported: {conversion}")
+            );
+        }
+        let error = table(&[("ssl.truststore.type", "BCFKS")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("`BCFKS` is not supported: PKCS12 or PEM"),
+            "{error}"
         );
     }
 

@@ -12,8 +12,11 @@ use std::sync::Arc;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+use super::keystore;
+pub use super::secret::{Secret, TlsSetupError};
 
 /// Kafka's `security.protocol`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -96,28 +99,6 @@ impl std::fmt::Display for SaslMechanism {
     }
 }
 
-/// A string that is never printed: `Debug` shows `***`.
-#[derive(Clone, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// The value itself, for the one place that sends it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
-
 /// SASL credentials for every connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SaslCredentials {
@@ -126,26 +107,34 @@ pub struct SaslCredentials {
     pub password: Secret,
 }
 
-/// Where TLS trust and identity come from (file paths, PEM).
+/// A PKCS#12 file and the password that opens it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pkcs12File {
+    pub path: PathBuf,
+    pub password: Option<Secret>,
+}
+
+/// Where TLS trust and identity come from: PEM files or PKCS#12 stores.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsFiles {
-    /// CA certificates to trust; the system's trust store when `None`.
+    /// CA certificates to trust (PEM); the system's trust store when neither this nor
+    /// `truststore` is set.
     pub ca_file: Option<PathBuf>,
+    /// CA certificates to trust, from a PKCS#12 truststore.
+    pub truststore: Option<Pkcs12File>,
     /// Client certificate chain (for brokers that require client authentication).
     pub cert_file: Option<PathBuf>,
-    /// The client certificate's private key (PKCS#8, PKCS#1 or SEC1, unencrypted).
+    /// The client certificate's private key (PKCS#8, PKCS#1 or SEC1; PKCS#8 may be encrypted
+    /// with `key_password`).
     pub key_file: Option<PathBuf>,
+    /// The client certificate and key from a PKCS#12 keystore (instead of the two files).
+    pub keystore: Option<Pkcs12File>,
+    /// The private key's password (an encrypted PEM key; a keystore's key, which defaults to
+    /// the keystore's password).
+    pub key_password: Option<Secret>,
     /// Check that the broker's certificate names the host connected to (Kafka's
     /// `ssl.endpoint.identification.algorithm=https`, the default).
     pub verify_hostname: bool,
-}
-
-/// A TLS setup problem found while reading the files (at start-up).
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-#[error("{what}: {reason}")]
-pub struct TlsSetupError {
-    pub what: String,
-    pub reason: String,
 }
 
 /// TLS, ready to wrap connections: the rustls client config built from [`TlsFiles`].
@@ -165,9 +154,10 @@ impl Tls {
     /// Reads the CA, certificate and key files and builds the client config.
     pub fn new(files: TlsFiles) -> Result<Tls, TlsSetupError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let roots = Arc::new(match &files.ca_file {
-            Some(path) => roots_from_file(path)?,
-            None => system_roots()?,
+        let roots = Arc::new(match (&files.ca_file, &files.truststore) {
+            (Some(path), _) => roots_from_file(path)?,
+            (None, Some(store)) => roots_from_truststore(store)?,
+            (None, None) => system_roots()?,
         });
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
@@ -182,26 +172,35 @@ impl Tls {
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(AnyHostname(verifier)))
         };
-        let config = match (&files.cert_file, &files.key_file) {
-            (Some(cert), Some(key)) => {
-                let chain = certificates(cert)?;
-                let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsSetupError {
-                    what: format!("the client key {}", key.display()),
-                    reason: format!(
-                        "{e} (a PEM private key is expected: PKCS#8, PKCS#1 or SEC1, not encrypted)"
-                    ),
-                })?;
-                builder
-                    .with_client_auth_cert(chain, key)
-                    .map_err(|e| setup_error("the client certificate and key", e))?
+        let identity = match (&files.keystore, &files.cert_file, &files.key_file) {
+            (Some(store), None, None) => Some(keystore::read_keystore(
+                &store.path,
+                store.password.as_ref(),
+                files.key_password.as_ref(),
+            )?),
+            (None, Some(cert), Some(key)) => Some(keystore::Identity {
+                chain: certificates(cert)?,
+                key: keystore::read_pem_key(key, files.key_password.as_ref())?,
+            }),
+            (None, None, None) => None,
+            (Some(_), _, _) => {
+                return Err(TlsSetupError {
+                    what: "the client certificate".into(),
+                    reason: "set a keystore or a certificate file and a key file, not both".into(),
+                })
             }
-            (None, None) => builder.with_no_client_auth(),
             _ => {
                 return Err(TlsSetupError {
                     what: "the client certificate".into(),
                     reason: "set both the certificate file and the key file, or neither".into(),
                 })
             }
+        };
+        let config = match identity {
+            Some(identity) => builder
+                .with_client_auth_cert(identity.chain, identity.key)
+                .map_err(|e| setup_error("the client certificate and key", e))?,
+            None => builder.with_no_client_auth(),
         };
         Ok(Tls {
             connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
@@ -240,8 +239,9 @@ fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsSetupErr
     if certs.is_empty() {
         return Err(TlsSetupError {
             what: what(),
-            reason: "no PEM certificate (-----BEGIN CERTIFICATE-----) in it; a Java keystore \
-                     (.jks, .p12) must be converted to PEM first"
+            reason: "no PEM certificate (-----BEGIN CERTIFICATE-----) in it; a PKCS#12 store \
+                     (.p12, .pfx) is read from security.truststore_file or \
+                     security.keystore_file, a JKS one must be converted to PKCS#12 first"
                 .into(),
         });
     }
@@ -253,6 +253,17 @@ fn roots_from_file(path: &Path) -> Result<RootCertStore, TlsSetupError> {
     for cert in certificates(path)? {
         roots.add(cert).map_err(|e| TlsSetupError {
             what: format!("the CA file {}", path.display()),
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(roots)
+}
+
+fn roots_from_truststore(store: &Pkcs12File) -> Result<RootCertStore, TlsSetupError> {
+    let mut roots = RootCertStore::empty();
+    for cert in keystore::read_truststore(&store.path, store.password.as_ref())? {
+        roots.add(cert).map_err(|e| TlsSetupError {
+            what: format!("the truststore {}", store.path.display()),
             reason: e.to_string(),
         })?;
     }
