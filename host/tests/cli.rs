@@ -453,6 +453,31 @@ async fn run_uses_a_reset_policy_plugin_from_the_config() {
         (90..100).collect::<Vec<_>>(),
         "the plugin started 10 before the end"
     );
+    // In a group of either protocol, a new group has no commit: the plugin decides too.
+    for protocol in ["classic", "consumer"] {
+        let output = wasmkafka()
+            .args([
+                "run",
+                "--config",
+                config.to_str().unwrap(),
+                "--brokers",
+                &broker.addr(),
+            ])
+            .args(["--topic", "cli-rewind", "--max-records", "10"])
+            .args(["--group", &format!("cli-rewind-{protocol}")])
+            .args(["-X", &format!("group.protocol={protocol}")])
+            .bounded_output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{protocol}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let first: serde_json::Value =
+            serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+        assert_eq!(first["offset"], 90, "{protocol}: {stdout}");
+    }
 
     std::fs::write(
         &config,
