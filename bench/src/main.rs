@@ -13,6 +13,11 @@
 //!        wasmkafka-bench group [--rounds N]   (`run --group` members: first record,
 //!                                  rebalances while idle and while records flow, commit
 //!                                  latency while reading and while fetches long-poll)
+//!        wasmkafka-bench group-scale [--rounds N] [--members 1,10,50] [--partitions P]
+//!                                  [--consumer ID]... [--broker-heartbeat-ms MS]
+//!                                  [--pace-ms MS]   (a group of N settling after one more
+//!                                  member joins: ours and the Java client, classic and
+//!                                  KIP-848; see group/scale.rs)
 
 mod decode;
 mod group;
@@ -27,7 +32,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use wasmkafka_tests::delay::{self, DelayProxy};
-use wasmkafka_tests::kafka::Kafka;
+use wasmkafka_tests::kafka::{Kafka, KafkaOptions};
 
 use measure::measure;
 use peers::{Peer, Tools};
@@ -139,8 +144,33 @@ async fn run() -> Result<()> {
         println!("{}", group::run(&wasmkafka, &kafka, rounds).await?);
         return Ok(());
     }
-    let options = options()?;
     let out_dir = repo.join("target/bench");
+    if std::env::args().nth(1).as_deref() == Some("group-scale") {
+        let options = group::scale::options(std::env::args().skip(2))?;
+        let wasmkafka = peers::release_binary(&repo, "wasmkafka")?;
+        let java_classpath = tokio::task::spawn_blocking({
+            let (repo, out_dir) = (repo.clone(), out_dir.clone());
+            move || peers::compile_java(&repo, &out_dir, "GroupScale.java")
+        })
+        .await??;
+        eprintln!(
+            "starting Apache Kafka (Kafka's default group settings; \
+             group.consumer.heartbeat.interval.ms {})",
+            options
+                .heartbeat_ms
+                .map_or("5000, the default".into(), |ms| ms.to_string())
+        );
+        let kafka = Kafka::start_with(KafkaOptions {
+            overrides: group::scale::broker_overrides(&options),
+            ..KafkaOptions::default()
+        })
+        .await?;
+        let text =
+            group::scale::run(&wasmkafka, &java_classpath, &kafka, &options, &out_dir).await?;
+        println!("{text}");
+        return Ok(());
+    }
+    let options = options()?;
     let tools = tokio::task::spawn_blocking({
         let (repo, out_dir) = (repo.clone(), out_dir.clone());
         move || Tools::prepare(&repo, &out_dir)

@@ -155,28 +155,35 @@ impl Tools {
             "build the franz-go peer (go build; Go from go.dev)",
         )?;
 
-        let lib = kafka_lib()?;
-        let classes = out.join("java");
-        std::fs::create_dir_all(&classes)?;
-        run_checked(
-            Command::new(java().with_file_name("javac"))
-                .arg("-cp")
-                .arg(format!("{}/*", lib.display()))
-                .arg("-d")
-                .arg(&classes)
-                .arg(peers_dir.join("java/Consume.java")),
-            "compile the Java peer (javac from JDK 17)",
-        )?;
+        let java_classpath = compile_java(repo, out, "Consume.java")?;
 
         Ok(Tools {
             wasmkafka: built("wasmkafka")?,
             rdkafka: built("rdkafka-consume")?,
             franz_go,
-            java_classpath: format!("{}:{}/*", classes.display(), lib.display()),
+            java_classpath,
             python: python_with_peers()?,
             peers_dir,
         })
     }
+}
+
+/// Compiles `bench/peers/java/SOURCE` against the Kafka jars (kafka-clients of the broker's
+/// version) into `out/java`: the classpath to run it with.
+pub fn compile_java(repo: &Path, out: &Path, source: &str) -> Result<String> {
+    let lib = kafka_lib()?;
+    let classes = out.join("java");
+    std::fs::create_dir_all(&classes)?;
+    run_checked(
+        Command::new(java().with_file_name("javac"))
+            .arg("-cp")
+            .arg(format!("{}/*", lib.display()))
+            .arg("-d")
+            .arg(&classes)
+            .arg(repo.join("bench/peers/java").join(source)),
+        &format!("compile the Java peer {source} (javac from JDK 17)"),
+    )?;
+    Ok(format!("{}:{}/*", classes.display(), lib.display()))
 }
 
 /// A release binary of the workspace: beside this harness's own binary (cargo builds all of

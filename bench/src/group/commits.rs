@@ -52,6 +52,7 @@ pub fn run(
         assignor,
         from: "latest",
         fetch_max_wait_ms: Some(fetch_wait_ms),
+        logs: None,
     };
     let members = launcher.start_many(MEMBERS, std::sync::Arc::new(Counter::default()))?;
     wait_until(SETTLE_LIMIT, "the commit group settling", || {

@@ -214,6 +214,7 @@ pub fn run(setup: &Setup, assignor: &str, round: usize, record: &mut Recorder) -
         assignor,
         from: "earliest",
         fetch_max_wait_ms: None,
+        logs: None,
     };
     let tally = Arc::new(Tally::new(PARTITIONS, PACE.limit, MEMBERS + 1));
     let producer = Producer::start(&handle, setup.kafka.client(), &topic, PARTITIONS, PACE);
@@ -231,7 +232,7 @@ pub fn run(setup: &Setup, assignor: &str, round: usize, record: &mut Recorder) -
     let joiner_started = tally.now();
     members.push(launcher.start(MEMBERS, tally.clone())?);
     wait_until(SETTLE_LIMIT, "the fifth member's join", || {
-        rebalanced_since(&members, &before, PARTITIONS)
+        rebalanced_since(&members, &before, PARTITIONS, assignor)
     })?;
     std::thread::sleep(AFTER_SETTLED);
     tally.close();

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use wasmkafka_tests::kafka::free_port;
+use wasmkafka_tests::kafka::process::spawn_tied;
 
 use super::exposition::{Exposition, ASSIGNED, GENERATION, REBALANCES};
 
@@ -40,18 +41,38 @@ pub struct Launcher<'a> {
     pub brokers: &'a str,
     pub topic: &'a str,
     pub group: &'a str,
-    /// `partition.assignment.strategy`: range (eager) or cooperative-sticky.
+    /// The group protocol and its assignor: `range` (eager) or `cooperative-sticky`
+    /// (`partition.assignment.strategy` under the classic protocol), or [`CONSUMER_PROTOCOL`]
+    /// (`group.protocol=consumer`, KIP-848: the broker assigns with its default assignor).
     pub assignor: &'a str,
     /// Where a partition without a committed offset starts: earliest or latest.
     pub from: &'a str,
     /// `fetch.max.wait.ms`; `None` leaves the default (500 ms).
     pub fetch_max_wait_ms: Option<u64>,
+    /// Where each member's stderr goes, with `WASMKAFKA_LOG=info` (or `$WASMKAFKA_BENCH_LOG`):
+    /// `DIR/GROUP-INDEX.log`. `None`: nowhere, at `warn`.
+    pub logs: Option<&'a Path>,
 }
+
+/// The name [`Launcher::assignor`] gives the consumer group protocol (KIP-848).
+pub const CONSUMER_PROTOCOL: &str = "consumer";
 
 /// A running member; killed when dropped.
 pub struct Member {
     child: Child,
     pub port: u16,
+}
+
+impl Member {
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// How the process ended, if it did.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
 }
 
 impl Drop for Member {
@@ -71,21 +92,36 @@ impl Launcher<'_> {
             .args([
                 "--group", self.group, "--from", self.from, "--format", "raw",
             ])
-            .args(["--no-progress", "--metrics", &format!("127.0.0.1:{port}")])
-            .args([
+            .args(["--no-progress", "--metrics", &format!("127.0.0.1:{port}")]);
+        if self.assignor == CONSUMER_PROTOCOL {
+            command.args(["-X", "group.protocol=consumer"]);
+        } else {
+            command.args([
                 "-X",
                 &format!("partition.assignment.strategy={}", self.assignor),
             ]);
+        }
         if let Some(wait) = self.fetch_max_wait_ms {
             command.args(["-X", &format!("fetch.max.wait.ms={wait}")]);
         }
-        let mut child = command
-            .env("WASMKAFKA_LOG", "warn")
+        let (level, stderr) = match self.logs {
+            Some(dir) => {
+                let path = dir.join(format!("{}-{index}.log", self.group));
+                let file = std::fs::File::create(&path)
+                    .with_context(|| format!("cannot create {}", path.display()))?;
+                // `WASMKAFKA_BENCH_LOG` (a `WASMKAFKA_LOG` filter) for a closer look.
+                let level = std::env::var("WASMKAFKA_BENCH_LOG").unwrap_or_else(|_| "info".into());
+                (level, Stdio::from(file))
+            }
+            None => ("warn".to_string(), Stdio::null()),
+        };
+        command
+            .env("WASMKAFKA_LOG", level)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("cannot start a group member")?;
+            .stderr(stderr);
+        // Tied: a member dies with the harness, however the harness ends.
+        let mut child = spawn_tied(command).context("cannot start a group member")?;
         let stdout = child.stdout.take().expect("piped");
         std::thread::spawn(move || read_records(stdout, index, &*output));
         Ok(Member { child, port })
@@ -151,13 +187,30 @@ fn agree(expositions: &[Exposition], partitions: i32, at_least_each: f64) -> boo
         && assigned.iter().all(|a| *a >= at_least_each)
 }
 
-/// After members joined a group whose earlier members were scraped in `before`: every
-/// earlier member completed a rebalance since, every new one at least one, and the group
-/// [`settled`].
-pub fn rebalanced_since(members: &[Member], before: &[Exposition], partitions: i32) -> bool {
+/// After members joined a group whose earlier members were scraped in `before`: the group
+/// [`settled`] again, and under the classic protocol every earlier member completed a
+/// rebalance since and every new one at least one. Under the consumer protocol (`assignor`
+/// [`CONSUMER_PROTOCOL`]) a member whose partitions stay where they are goes through no
+/// rebalance at all; there every member's epoch (its generation) passed every earlier one's.
+pub fn rebalanced_since(
+    members: &[Member],
+    before: &[Exposition],
+    partitions: i32,
+    assignor: &str,
+) -> bool {
     let Some(now) = scrape_ready(members) else {
         return false;
     };
+    if assignor == CONSUMER_PROTOCOL {
+        let earlier = before
+            .iter()
+            .filter_map(|e| e.get(GENERATION))
+            .fold(f64::NEG_INFINITY, f64::max);
+        let moved_on = now
+            .iter()
+            .all(|e| e.get(GENERATION).is_some_and(|g| g > earlier));
+        return moved_on && agree(&now, partitions, 0.0);
+    }
     let earlier_rebalanced = now
         .iter()
         .zip(before)

@@ -1,7 +1,14 @@
 //! A consumer group of `wasmkafka run --group` members (`wasmkafka-bench group [--rounds N]`),
-//! with the eager protocol (range) and the cooperative one (cooperative-sticky). Every round
-//! runs each protocol's phases with fresh group ids, alternating which protocol goes first;
-//! the report gives each measure's median and min-max over the rounds, per protocol.
+//! with three protocols: the classic protocol's eager assignor (range) and cooperative one
+//! (cooperative-sticky), and the consumer group protocol (KIP-848, `group.protocol=consumer`:
+//! the broker assigns, with its default assignor, uniform). Every round runs each protocol's
+//! phases with fresh group ids, rotating which protocol goes first; the report gives each
+//! measure's median and min-max over the rounds, per protocol. The broker is the tests' node
+//! (`tests/kafka/node.properties`), group settings included (see BENCHMARKS.md).
+//!
+//! Under the consumer protocol a member whose partitions stay put goes through no rebalance:
+//! the rebalance measures of the earlier members cover only those that gave partitions up
+//! (none in the idle join, where nothing moves).
 //!
 //! The phases of a round:
 //! 1. [`reading`]: four members start together on the loaded 1m-100b topic (4 partitions):
@@ -24,6 +31,7 @@ mod exposition;
 mod flow;
 mod member;
 mod producer;
+pub mod scale;
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -42,10 +50,10 @@ use member::{rebalanced_since, scrape_all, wait_until, Counter, Launcher};
 
 /// Members that start together in each phase.
 const MEMBERS: usize = 4;
-/// The most a group may take to form or to absorb a join (the eager protocol waits for every
+/// The most a group may take to form or to absorb a join (the classic protocol waits for every
 /// member's heartbeat, 3 s apart, before it rebalances).
 const SETTLE_LIMIT: Duration = Duration::from_secs(60);
-const PROTOCOLS: [&str; 2] = ["range", "cooperative-sticky"];
+const PROTOCOLS: [&str; 3] = ["range", "cooperative-sticky", member::CONSUMER_PROTOCOL];
 
 /// What every phase shares.
 struct Setup<'a> {
@@ -136,6 +144,7 @@ fn reading(setup: &Setup, assignor: &str, round: usize, record: &mut Recorder) -
         assignor,
         from: "earliest",
         fetch_max_wait_ms: None,
+        logs: None,
     };
     let output = Arc::new(Counter::default());
     let started = Instant::now();
@@ -153,7 +162,7 @@ fn reading(setup: &Setup, assignor: &str, round: usize, record: &mut Recorder) -
 
     members.push(launcher.start(MEMBERS, output.clone())?);
     wait_until(SETTLE_LIMIT, "the fifth member's join", || {
-        rebalanced_since(&members, &before, setup.reading.partitions)
+        rebalanced_since(&members, &before, setup.reading.partitions, assignor)
     })?;
     let after = scrape_all(&members)?;
     drop(members);
