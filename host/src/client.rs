@@ -5,9 +5,9 @@
 //! connection failure marks the metadata stale (stamped with the generation the request was
 //! made under) so the next lookup refreshes it.
 //!
-//! Metadata refreshes have one path, [`Client::refresh`]: one at a time, never two starting
-//! closer together than `min_age` (callers in between wait and share the next answer), each
-//! logged with its reason. Answers are merged into the cache, never swapped in whole (see
+//! Metadata refreshes have one path, [`Client::refresh`]: one at a time, never two asking for
+//! the same topics closer together than `min_age` (callers in between wait and share the next
+//! answer; see [`crate::cluster::refreshes`]), each logged with its reason. Answers are merged into the cache, never swapped in whole (see
 //! [`crate::cluster::merge`]).
 //!
 //! Requests any broker can answer (Metadata, FindCoordinator) go through
@@ -16,7 +16,7 @@
 //! next one is asked beside it and the first answer wins. A broker that accepts connections
 //! and never answers (a frozen VM) costs one hedge delay, not a request timeout.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,6 +28,7 @@ use kafka_protocol::protocol::{Request, StrBytes};
 use tokio::sync::{watch, Mutex as AsyncMutex};
 use tokio::task::JoinSet;
 
+use crate::cluster::refreshes::Refreshes;
 use crate::cluster::{
     means_stale_metadata, Metadata, MetadataCache, MetadataOptions, MetadataScope, RefreshReason,
 };
@@ -57,7 +58,7 @@ pub struct Client {
     metadata: Arc<MetadataCache>,
     metadata_options: MetadataOptions,
     bootstrap: Arc<Vec<String>>,
-    refreshes: Arc<AsyncMutex<RefreshHistory>>,
+    refreshes: Arc<AsyncMutex<Refreshes>>,
     /// Which broker answers a request any broker can answer: failures and turns.
     any_broker: Arc<AnyBroker>,
 }
@@ -124,15 +125,6 @@ impl AnyBroker {
     }
 }
 
-/// What the refresh path remembers between refreshes (held under its lock).
-#[derive(Debug, Default)]
-struct RefreshHistory {
-    /// When the last Metadata request went out: the floor counts from it.
-    last_started: Option<Instant>,
-    /// The generation and topics of the last answer for some topics.
-    last_topics_answer: Option<(u64, BTreeSet<String>)>,
-}
-
 impl Client {
     /// Creates a client for the given bootstrap addresses with the default metadata ages.
     /// Nothing connects until the first request (see [`Client::refresh_metadata`]).
@@ -155,7 +147,7 @@ impl Client {
             metadata: Arc::new(MetadataCache::new(metadata_options.max_age)),
             metadata_options,
             bootstrap: Arc::new(bootstrap),
-            refreshes: Arc::new(AsyncMutex::new(RefreshHistory::default())),
+            refreshes: Arc::new(AsyncMutex::new(Refreshes::default())),
             any_broker: Arc::default(),
         }
     }
@@ -291,20 +283,26 @@ impl Client {
     }
 
     /// Metadata for the named topics (all brokers are still returned; other topics stay as
-    /// they were). A snapshot whose answer for every topic is younger than `min_age` and names
-    /// them all is current enough: it is returned without a request.
+    /// they were). A snapshot that answered every one of them less than `min_age` ago (by
+    /// name or in an answer for every topic) is current enough: it is returned without a
+    /// request, unless an error marked the cache stale after that answer.
     pub async fn refresh_topics(&self, topics: &[String]) -> Result<Arc<Metadata>, ClientError> {
+        let scope = MetadataScope::topics(topics.iter().cloned());
         let current = self.metadata.snapshot();
-        let young = current
-            .all_topics_fetched_at
-            .is_some_and(|at| at.elapsed() < self.metadata_options.min_age);
-        if young
-            && !self.metadata.is_stale()
-            && topics.iter().all(|t| current.topics.contains_key(t))
-        {
+        let current_enough = topics.iter().all(|t| current.topics.contains_key(t)) && {
+            let refreshes = self.refreshes.lock().await;
+            let young =
+                refreshes.answered_within(&scope, self.metadata_options.min_age, Instant::now());
+            // An error marked the cache stale: only answers asked for after it count.
+            let after_any_mark = self
+                .metadata
+                .marked_under()
+                .is_none_or(|marked| refreshes.answered_since(&scope, marked));
+            young && after_any_mark
+        };
+        if current_enough {
             return Ok(current);
         }
-        let scope = MetadataScope::topics(topics.iter().cloned());
         self.refresh(scope, RefreshReason::TopicsLookedUp).await
     }
 
@@ -312,7 +310,8 @@ impl Client {
     ///
     /// One refresh runs at a time. A caller that finds an answer covering `scope` merged
     /// since it called (another caller's) takes it. Otherwise it waits until `min_age` has
-    /// passed since the last refresh started, then asks the known brokers and the bootstrap
+    /// passed since the topics of `scope` were last asked for (see
+    /// [`crate::cluster::refreshes`]), then asks the known brokers and the bootstrap
     /// addresses in turn, and merges the first answer into the cache.
     pub async fn refresh(
         &self,
@@ -320,27 +319,24 @@ impl Client {
         why: RefreshReason,
     ) -> Result<Arc<Metadata>, ClientError> {
         let called_under = self.metadata.generation();
-        let mut history = self.refreshes.lock().await;
+        let mut refreshes = self.refreshes.lock().await;
         let current = self.metadata.snapshot();
-        if answered_since(&current, &history, called_under, &scope) {
+        if refreshes.answered_since(&scope, called_under) {
             return Ok(current);
         }
-        if let Some(floor) = history
-            .last_started
-            .map(|at| at + self.metadata_options.min_age)
+        if let Some(floor) = refreshes
+            .floor(&scope, self.metadata_options.min_age)
             .filter(|floor| *floor > Instant::now())
         {
             tracing::debug!(%why, wait = ?(floor - Instant::now()), "metadata refresh waits for net.metadata_min_age_ms");
             tokio::time::sleep_until(floor.into()).await;
         }
         tracing::debug!(%why, ?scope, generation = current.generation, "refreshing metadata");
-        history.last_started = Some(Instant::now());
+        refreshes.asked(&scope, Instant::now());
         let answer = self.request_metadata(&scope, &current).await?;
         let merged = self.metadata.merge(answer, &scope);
         self.apply_brokers(&current, &merged);
-        if let MetadataScope::Topics(topics) = scope {
-            history.last_topics_answer = Some((merged.generation, topics));
-        }
+        refreshes.answered(&scope, merged.generation, Instant::now());
         Ok(merged)
     }
 
@@ -461,24 +457,6 @@ impl Client {
     }
 }
 
-/// True when an answer covering `scope` was merged after generation `called_under`.
-fn answered_since(
-    current: &Metadata,
-    history: &RefreshHistory,
-    called_under: u64,
-    scope: &MetadataScope,
-) -> bool {
-    if current.all_topics_generation > called_under {
-        return true;
-    }
-    history
-        .last_topics_answer
-        .as_ref()
-        .is_some_and(|(generation, topics)| {
-            *generation > called_under && MetadataScope::Topics(topics.clone()).covers(scope)
-        })
-}
-
 /// The pool id of the `index`-th bootstrap address.
 pub fn bootstrap_id(index: usize) -> i32 {
     -(index as i32) - 1
@@ -487,6 +465,7 @@ pub fn bootstrap_id(index: usize) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
 
     #[test]
     fn brokers_take_turns_and_those_that_failed_lately_go_last() {

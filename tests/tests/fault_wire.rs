@@ -592,6 +592,63 @@ async fn refreshes_asked_for_within_the_floor_share_one_metadata_request() {
     assert!(!client.metadata_is_stale());
 }
 
+/// The floor is per topic: a lookup answered a moment ago is served from the cache, and one
+/// naming a topic not asked for lately goes out at once (what a group leader does right after
+/// its own rejoin's lookup). The same topics asked for again within the floor wait for it.
+#[tokio::test]
+async fn by_name_lookups_wait_the_floor_only_for_topics_asked_for_lately() {
+    wasmkafka_tests::init_tracing();
+    let cluster = FaultCluster::start(1).await.unwrap();
+    cluster.add_topic("mine", &[1]);
+    cluster.add_topic("theirs", &[1, 1]);
+    // A floor no test waits out: a lookup that waited for it would not end in time.
+    let client = Client::with_metadata_options(
+        vec![cluster.addr(1)],
+        options(),
+        MetadataOptions {
+            min_age: Duration::from_secs(60),
+            max_age: Duration::from_secs(600),
+        },
+    );
+    let lookup = |topics: &'static [&'static str]| {
+        let client = client.clone();
+        async move {
+            let topics: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
+            tokio::time::timeout(Duration::from_secs(10), client.refresh_topics(&topics))
+                .await
+                .map(|answer| answer.unwrap())
+        }
+    };
+    let before = metadata_requests(&cluster);
+    let answer = lookup(&["mine"])
+        .await
+        .expect("nothing asked yet: no floor");
+    assert_eq!(answer.partition_counts(&["mine".to_string()])["mine"], 1);
+    assert_eq!(metadata_requests(&cluster), before + 1);
+
+    let again = lookup(&["mine"]).await.expect("served from the cache");
+    assert_eq!(again.generation, answer.generation);
+    assert_eq!(metadata_requests(&cluster), before + 1, "no second request");
+
+    let wider = lookup(&["mine", "theirs"])
+        .await
+        .expect("a topic not asked for lately does not wait");
+    assert_eq!(wider.partition_counts(&["theirs".to_string()])["theirs"], 2);
+    assert_eq!(metadata_requests(&cluster), before + 2);
+    lookup(&["theirs", "mine"])
+        .await
+        .expect("served from the cache");
+    assert_eq!(metadata_requests(&cluster), before + 2);
+
+    // Marked stale, the cache is not served; asking for the same topics again waits.
+    client.observe_error(ResponseError::NotLeaderOrFollower);
+    let waiting = tokio::spawn(lookup(&["mine"]));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!waiting.is_finished(), "the lookup waits for the floor");
+    assert_eq!(metadata_requests(&cluster), before + 2);
+    waiting.abort();
+}
+
 #[tokio::test]
 async fn a_cache_marked_stale_again_and_again_refreshes_at_the_floor_only() {
     wasmkafka_tests::init_tracing();

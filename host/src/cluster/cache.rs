@@ -23,8 +23,9 @@ use super::{Metadata, MetadataScope};
 /// How often metadata may and must be refreshed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MetadataOptions {
-    /// (`net.metadata_min_age_ms`) The floor: no two refreshes start closer together than
-    /// this, whoever asks; callers in between wait and share the next one.
+    /// (`net.metadata_min_age_ms`) The floor: no two refreshes asking for the same topics
+    /// start closer together than this, whoever asks; callers in between wait and share the
+    /// next one. A by-name lookup answered less than this ago is served from the cache.
     pub min_age: Duration,
     /// (`net.metadata_max_age_ms`, Kafka's `metadata.max.age.ms`) The ceiling: an answer for
     /// every topic older than this makes the cache stale, so a client in use refreshes at
@@ -128,6 +129,12 @@ impl MetadataCache {
     pub fn mark_stale_under(&self, generation: u64) {
         self.stale_mark
             .fetch_max(generation.saturating_add(1), Ordering::AcqRel);
+    }
+
+    /// The newest snapshot generation a stale mark was made under, if a mark was ever made:
+    /// an answer merged after that generation was asked for after the error.
+    pub fn marked_under(&self) -> Option<u64> {
+        self.stale_mark.load(Ordering::Acquire).checked_sub(1)
     }
 
     /// Why the snapshot needs a refresh, or `None` when it does not.

@@ -5,12 +5,15 @@
 //!   leader epoch never replaces a higher one).
 //! - [`cache`]: the shared cache: the current snapshot, stale marks stamped with the
 //!   generation they were made under, the max age.
+//! - [`refreshes`]: when each scope was last asked for and answered: the floor between
+//!   requests for the same topics, and when a cached answer is current enough.
 //!
 //! Invariant: a snapshot is immutable; a refresh merges its answer into a new `Arc<Metadata>`,
 //! so readers never see a half-applied refresh.
 
 pub mod cache;
 pub mod merge;
+pub mod refreshes;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;

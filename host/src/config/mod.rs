@@ -13,8 +13,9 @@
 //! reconnect_backoff_ms = 50
 //! reconnect_backoff_max_ms = 1000
 //! broker_compat = "kafka"    # or "tansu-0.6": Fetch v11, subscriptions without generation
-//! metadata_min_age_ms = 1000     # no two metadata refreshes closer together than this,
-//!                                # whoever asks (no spinning while a leader is elected)
+//! metadata_min_age_ms = 1000     # no two metadata refreshes for the same topics closer
+//!                                # together than this (no spinning while a leader is
+//!                                # elected); an answer younger than this is reused
 //! metadata_max_age_ms = 300000   # refresh at least this often (Kafka's metadata.max.age.ms):
 //!                                # new partitions and topics matching a pattern show up
 //!
