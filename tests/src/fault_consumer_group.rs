@@ -20,7 +20,8 @@
 //! - OffsetFetch answers the committed offsets.
 //!
 //! On cue: the next answers of an API with an error code (a heartbeat's also with an error
-//! message), every heartbeat refused until told otherwise, and an epoch bump. Every heartbeat
+//! message), every heartbeat refused until told otherwise, an epoch bump, and partitions
+//! withheld from the assignments (a revoke). Every heartbeat
 //! and every commit is recorded with what it carried and what it was answered.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -114,6 +115,9 @@ struct GroupState {
     commits: Vec<SeenCommit>,
     find_coordinator: u32,
     offset_fetches: u32,
+    /// Partitions (by topic name) the assignments leave out, as a rebalance that moves them
+    /// to another member does.
+    withheld: BTreeMap<String, Vec<i32>>,
 }
 
 /// The coordinator; cloning shares it.
@@ -140,6 +144,7 @@ impl ScriptedConsumerCoordinator {
                 commits: Vec::new(),
                 find_coordinator: 0,
                 offset_fetches: 0,
+                withheld: BTreeMap::new(),
             })),
         };
         cluster.announce_api(ApiKey::ConsumerGroupHeartbeat, 0, 1);
@@ -210,6 +215,17 @@ impl ScriptedConsumerCoordinator {
             member.epoch = epoch;
         }
         epoch
+    }
+
+    /// Leaves `partitions` of `topic` out of every assignment from the next heartbeat answer
+    /// on, at the same member epoch (as Kafka revokes: the member keeps its epoch until it
+    /// has given them up).
+    pub fn withhold(&self, topic: &str, partitions: &[i32]) {
+        self.state
+            .lock()
+            .unwrap()
+            .withheld
+            .insert(topic.to_string(), partitions.to_vec());
     }
 
     /// A member's epoch as the coordinator has it (`None`: not in the group).
@@ -592,10 +608,20 @@ impl GroupState {
         if let Some(names) = &request.subscribed_topic_names {
             member.subscribed = names.iter().map(|n| n.0.to_string()).collect();
         }
+        let withheld = &self.withheld;
         let assignment = member
             .subscribed
             .iter()
-            .filter_map(|name| topics.get(name).cloned())
+            .filter_map(|name| {
+                let (id, partitions) = topics.get(name)?;
+                let left_out = withheld.get(name).map(Vec::as_slice).unwrap_or_default();
+                let kept = partitions
+                    .iter()
+                    .filter(|p| !left_out.contains(p))
+                    .copied()
+                    .collect();
+                Some((*id, kept))
+            })
             .collect();
         Ok((member.epoch, Some(assignment)))
     }

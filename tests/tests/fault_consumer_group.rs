@@ -17,7 +17,7 @@ use wasmkafka::fetch::{FetchOptions, TopicPartition};
 use wasmkafka::group::{GroupConsumer, GroupError, GroupOptions, GroupProtocol, RebalanceListener};
 use wasmkafka::net::PoolOptions;
 use wasmkafka::policy::ResetPolicySpec;
-use wasmkafka_tests::fault_broker::{default_topic_id, FaultCluster, TopicId};
+use wasmkafka_tests::fault_broker::{default_topic_id, Fault, FaultCluster, TopicId};
 use wasmkafka_tests::fault_consumer_group::{
     ScriptedConsumerCoordinator, SeenHeartbeat, JOIN_EPOCH, LEAVE_EPOCH, STATIC_LEAVE_EPOCH,
 };
@@ -87,7 +87,7 @@ impl Default for Setup {
 struct Harness {
     cluster: FaultCluster,
     coordinator: ScriptedConsumerCoordinator,
-    _log: ScriptedLog,
+    log: ScriptedLog,
     events: Arc<Events>,
     member: GroupConsumer,
 }
@@ -140,7 +140,7 @@ async fn start(
     Harness {
         cluster,
         coordinator,
-        _log: log,
+        log,
         events,
         member,
     }
@@ -381,6 +381,67 @@ async fn a_clean_close_commits_with_the_member_epoch_then_leaves_with_epoch_minu
     assert_eq!(coordinator.committed("t", 0), Some(RECORDS));
     assert_eq!(coordinator.committed("t", 1), Some(RECORDS));
     assert_eq!(h.events.list(), ["assigned 2", "revoked 2"]);
+}
+
+/// SIGTERM in the middle of a reconciliation: the broker takes a partition away, the member's
+/// commit before giving it up is held at the broker, and the member is closed meanwhile. The
+/// revoke under way ends first; the close commits exactly what the application finished
+/// (never the records it was handed and did not finish), leaves with epoch -1, and ends
+/// within its time.
+#[tokio::test]
+async fn a_close_during_a_revoke_commits_only_the_finished_records_and_leaves() {
+    let h = start(Setup::default(), |_, _| {}).await;
+    stable(&h).await;
+    let finished = poll_records(&h.member, 2 * RECORDS as usize, 100).await;
+    h.member.mark_processed();
+    // Handed out, never finished.
+    h.log.append("t", 0, 5, |o| o);
+    h.log.append("t", 1, 5, |o| o);
+    let unfinished = poll_records(&h.member, 10, 100).await;
+    assert!(unfinished.iter().all(|(_, offset)| *offset >= RECORDS));
+
+    h.cluster.inject(
+        Some(1),
+        ApiKey::OffsetCommit,
+        Fault::Delay(Duration::from_secs(3)),
+    );
+    h.coordinator.withhold("t", &[1]);
+    until(
+        "the revoke's commit is held at the broker",
+        || h.cluster.delaying_now() > 0,
+        || describe(&h.coordinator.heartbeats()),
+    )
+    .await;
+    let coordinator = h.coordinator.clone();
+    let events = h.events.clone();
+    let started = Instant::now();
+    assert!(h.member.close_within(WAIT).await, "closed in time");
+    let took = started.elapsed();
+
+    let beats = coordinator.heartbeats();
+    assert_eq!(
+        beats.last().unwrap().epoch,
+        LEAVE_EPOCH,
+        "{}",
+        describe(&beats)
+    );
+    assert!(coordinator.members().is_empty(), "the member left");
+    let commits = coordinator.commits();
+    assert!(!commits.is_empty(), "the finished positions were committed");
+    for commit in &commits {
+        assert_eq!(commit.error, None, "{commit:?}");
+        for (_, _, offset) in &commit.offsets {
+            assert_eq!(*offset, RECORDS, "only finished records: {commit:?}");
+        }
+    }
+    assert_eq!(finished.len(), 2 * RECORDS as usize);
+    assert_eq!(coordinator.committed("t", 0), Some(RECORDS));
+    assert_eq!(coordinator.committed("t", 1), Some(RECORDS));
+    // The revoke under way ended (the listener hears of each partition once), then leaving
+    // revoked the partition still owned; none was lost.
+    let events = events.list();
+    assert_eq!(events, ["assigned 2", "revoked 1", "revoked 1"]);
+    eprintln!("closed in {took:?} with the revoke's commit held 3 s; events {events:?}");
 }
 
 #[tokio::test]

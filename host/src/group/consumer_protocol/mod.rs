@@ -25,7 +25,9 @@
 //!   (OffsetCommit v9 carries it where the classic protocol puts the generation).
 //! - One reconciliation at a time, on a future of its own beside the beats (a commit before a
 //!   revoke may take long); a newer target waits for it. Revoke before take, commit before
-//!   revoke ([`Handover::revoke`]); lost partitions are never committed.
+//!   revoke ([`Handover::revoke`]); lost partitions are never committed. A stop (or leaving
+//!   for want of polls) lets the reconciliation under way end first, within the stop's
+//!   deadline, so the listener hears of each revoked partition once.
 //! - Out of touch (no answer for `session_timeout`): `poll` hands out nothing until an answer
 //!   says whether the member still counts (see [`super::heartbeat`] for why).
 //!
@@ -214,7 +216,12 @@ impl Member {
             // Auto-commits while the member is in the group only (it owns nothing before).
             let commit_at = next_commit.filter(|_| committing.is_none() && self.epoch > 0);
             tokio::select! {
-                _ = shared.closed() => return Phase::Closing,
+                _ = shared.closed() => {
+                    if let Some(under_way) = reconciling.take() {
+                        self.finish_before_leaving(under_way).await;
+                    }
+                    return Phase::Closing;
+                }
                 _ = sleep_until_some(next_beat.filter(|_| beat.is_none())) => {
                     next_beat = None;
                     beat = Some(self.send_beat(self.beat_request()));
@@ -233,10 +240,7 @@ impl Member {
                 }
                 done = wait_some(&mut reconciling) => {
                     reconciling = None;
-                    self.awaiting_committed.extend(done.awaiting);
-                    if !done.taken.is_empty() {
-                        self.listener.on_assigned(&done.taken);
-                    }
+                    self.reconciliation_done(done);
                     // Acknowledge at once: the broker waits for it to move partitions on.
                     next_beat = Some(Instant::now());
                     if self.reconciled() {
@@ -283,13 +287,45 @@ impl Member {
                                 "no poll within consumer.max_poll_interval_ms; leaving the group so \
                                  the partitions move to a live member (poll more often or raise it)"
                             );
-                            drop(reconciling.take());
+                            if let Some(under_way) = reconciling.take() {
+                                self.finish_before_leaving(under_way).await;
+                            }
                             self.leave(false).await;
                             return Phase::Left;
                         }
                     }
                 }
             }
+        }
+    }
+
+    /// Books a finished reconciliation: the partitions it took are the application's now.
+    fn reconciliation_done(&mut self, done: Reconciled) {
+        self.awaiting_committed.extend(done.awaiting);
+        if !done.taken.is_empty() {
+            self.listener.on_assigned(&done.taken);
+        }
+    }
+
+    /// Lets a reconciliation under way end before the member leaves, so a revoke the
+    /// listener has heard of finishes (its commit is bounded by the stop's deadline) and
+    /// leaving revokes only what is still owned: the listener hears of each partition once.
+    /// Bounded by the stop's deadline less the time kept for leaving; past it, the
+    /// reconciliation is dropped.
+    async fn finish_before_leaving(&mut self, under_way: Pending<Reconciled>) {
+        let bound = match self.shared.closing() {
+            Some(deadline) => deadline
+                .saturating_duration_since(Instant::now())
+                .saturating_sub(LEAVE_ALLOWANCE),
+            None => self.options.rebalance_timeout,
+        };
+        match tokio::time::timeout(bound, under_way).await {
+            Ok(done) => self.reconciliation_done(done),
+            Err(_) => tracing::warn!(
+                group = self.group(),
+                ?bound,
+                "the reconciliation under way did not end in time; leaving without it"
+            ),
         }
     }
 
