@@ -15,7 +15,7 @@ use crate::metrics::{Metrics, Snapshot};
 
 use super::start::{start_positions, StartSpecs};
 use crate::group::assignor::vote_order;
-use crate::group::{Assignor, GroupConsumer, GroupError, LoggingListener};
+use crate::group::{Assignor, GroupConsumer, GroupError, GroupProtocol, LoggingListener};
 use crate::plugin::{PluginRuntime, WasmAssignor, WasmResetPolicy};
 use crate::policy::{FallbackPolicy, ResetPolicy};
 
@@ -95,7 +95,18 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     metrics.watch_client(client.clone());
     let source = match config.group_options() {
         Some(group) => {
-            tracing::info!(group = %group.group_id, assignors = ?config.consumer.assignors, "joining the group");
+            match group.protocol {
+                GroupProtocol::Classic => {
+                    tracing::info!(group = %group.group_id, protocol = "classic", assignors = ?config.consumer.assignors, "joining the group")
+                }
+                GroupProtocol::Consumer => {
+                    let assignor = group
+                        .remote_assignor
+                        .as_deref()
+                        .unwrap_or("the broker's default");
+                    tracing::info!(group = %group.group_id, protocol = "consumer", assignor, "joining the group")
+                }
+            }
             Source::Group(GroupConsumer::start(
                 client.clone(),
                 group,
