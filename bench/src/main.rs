@@ -18,9 +18,14 @@
 //!                                  [--pace-ms MS]   (a group of N settling after one more
 //!                                  member joins: ours and the Java client, classic and
 //!                                  KIP-848; see group/scale.rs)
+//!        wasmkafka-bench latency [--rounds N] [--rate R]... [--seconds S] [--partitions P]
+//!                                [--peer ID]... [--plot FILE.svg]   (end-to-end record
+//!                                  latency at steady rates, every consumer on the same
+//!                                  broker; see latency/mod.rs)
 
 mod decode;
 mod group;
+mod latency;
 mod measure;
 mod peers;
 mod plugins;
@@ -78,17 +83,7 @@ fn options() -> Result<Options> {
                     })?;
                 options.workloads.push(workload);
             }
-            "--peer" => {
-                let id = value()?;
-                let peer = Peer::ALL
-                    .into_iter()
-                    .find(|p| p.id() == id)
-                    .with_context(|| {
-                        let ids: Vec<_> = Peer::ALL.iter().map(|p| p.id()).collect();
-                        format!("no peer `{id}`; there are {}", ids.join(", "))
-                    })?;
-                options.peers.push(peer);
-            }
+            "--peer" => options.peers.push(Peer::by_id(&value()?)?),
             "--out" => options.out = Some(value()?.into()),
             "--rtt-ms" => {
                 options.rtt = Duration::from_millis(value()?.parse().context("--rtt-ms MS")?)
@@ -168,6 +163,38 @@ async fn run() -> Result<()> {
         let text =
             group::scale::run(&wasmkafka, &java_classpath, &kafka, &options, &out_dir).await?;
         println!("{text}");
+        return Ok(());
+    }
+    if std::env::args().nth(1).as_deref() == Some("latency") {
+        let mut args: Vec<String> = std::env::args().skip(2).collect();
+        let plot = match args.iter().position(|a| a == "--plot") {
+            Some(at) => {
+                let path = args.get(at + 1).context("--plot needs a file")?.into();
+                args.drain(at..=at + 1);
+                path
+            }
+            None => out_dir.join("latency.svg"),
+        };
+        let options = latency::options(args.into_iter())?;
+        let tools = tokio::task::spawn_blocking({
+            let (repo, out_dir) = (repo.clone(), out_dir.clone());
+            move || Tools::prepare(&repo, &out_dir)
+        })
+        .await??;
+        eprintln!("starting Apache Kafka");
+        let kafka = Kafka::start().await?;
+        let results = latency::run(&tools, &kafka, &options).await?;
+        latency::report::svg(&results, &plot)?;
+        println!(
+            "{}",
+            latency::report::markdown(
+                &results,
+                options.rounds,
+                options.seconds,
+                options.partitions
+            )
+        );
+        eprintln!("plot: {}", plot.display());
         return Ok(());
     }
     let options = options()?;

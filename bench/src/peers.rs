@@ -76,15 +76,46 @@ impl Peer {
         matches!(self, Peer::WasmkafkaJson | Peer::RdkafkaJson)
     }
 
+    /// The peer with this [`Peer::id`].
+    pub fn by_id(id: &str) -> Result<Peer> {
+        match Peer::ALL.into_iter().find(|p| p.id() == id) {
+            Some(peer) => Ok(peer),
+            None => {
+                let ids: Vec<_> = Peer::ALL.iter().map(|p| p.id()).collect();
+                bail!("no peer `{id}`; there are {}", ids.join(", "))
+            }
+        }
+    }
+
+    /// The command that reads `workload` from offset 0 of every partition.
     pub fn command(self, tools: &Tools, brokers: &str, workload: &Workload) -> Command {
-        let partitions = workload.partitions.to_string();
-        let count = workload.records.to_string();
-        let peer_args = [brokers, &workload.topic, &partitions, &count];
+        self.command_for(
+            tools,
+            brokers,
+            &workload.topic,
+            workload.partitions,
+            workload.records,
+        )
+    }
+
+    /// The command that reads `count` records of `topic` from offset 0 of partitions
+    /// 0..`partitions`, writing each to stdout.
+    pub fn command_for(
+        self,
+        tools: &Tools,
+        brokers: &str,
+        topic: &str,
+        partitions: i32,
+        count: u64,
+    ) -> Command {
+        let partitions = partitions.to_string();
+        let count = count.to_string();
+        let peer_args = [brokers, topic, &partitions, &count];
         match self {
             Peer::WasmkafkaRaw | Peer::WasmkafkaJson => {
                 let mut command = Command::new(&tools.wasmkafka);
                 command
-                    .args(["run", "--brokers", brokers, "--topic", &workload.topic])
+                    .args(["run", "--brokers", brokers, "--topic", topic])
                     .args(["--from", "earliest", "--count", &count, "--no-progress"])
                     .args(["--format", if self.writes_json() { "json" } else { "raw" }])
                     .env("WASMKAFKA_LOG", "warn");

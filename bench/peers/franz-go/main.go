@@ -1,6 +1,8 @@
 // The franz-go peer of the benchmark: reads COUNT records from offset 0 of partitions
 // 0..PARTITIONS of TOPIC, writes each value and a newline to stdout, and prints
 // "consumed N" to stderr. Usage: franz-go-consume BROKERS TOPIC PARTITIONS COUNT
+// With BENCH_FLUSH_EACH_POLL=1 in the environment it flushes after every poll (the latency
+// benchmark reads the records as they come).
 package main
 
 import (
@@ -35,6 +37,7 @@ func main() {
 		os.Exit(1)
 	}
 	defer client.Close()
+	flushEachPoll := os.Getenv("BENCH_FLUSH_EACH_POLL") == "1"
 	out := bufio.NewWriterSize(os.Stdout, 1<<16)
 	n := 0
 	ctx := context.Background()
@@ -49,6 +52,9 @@ func main() {
 			out.WriteByte('\n')
 			n++
 		})
+		if flushEachPoll {
+			out.Flush()
+		}
 	}
 	out.Flush()
 	fmt.Fprintf(os.Stderr, "consumed %d\n", n)

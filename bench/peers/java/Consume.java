@@ -1,6 +1,8 @@
 // The Java client peer of the benchmark (kafka-clients from the Apache Kafka jars): reads
 // COUNT records from offset 0 of partitions 0..PARTITIONS of TOPIC, writes each value and a
 // newline to stdout, prints "consumed N" to stderr. Usage: Consume BROKERS TOPIC PARTITIONS COUNT
+// With BENCH_FLUSH_EACH_POLL=1 in the environment it flushes after every poll (the latency
+// benchmark reads the records as they come).
 import java.io.BufferedOutputStream;
 import java.io.FileDescriptor;
 import java.io.FileOutputStream;
@@ -30,6 +32,7 @@ public class Consume {
         for (int p = 0; p < partitions; p++) {
             assigned.add(new TopicPartition(topic, p));
         }
+        boolean flushEachPoll = "1".equals(System.getenv("BENCH_FLUSH_EACH_POLL"));
         long n = 0;
         try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(props)) {
             consumer.assign(assigned);
@@ -43,6 +46,9 @@ public class Consume {
                     }
                     out.write('\n');
                     n++;
+                }
+                if (flushEachPoll) {
+                    out.flush();
                 }
             }
             out.flush();

@@ -4,6 +4,9 @@
 //! writes) — then prints "consumed N" to stderr.
 //!
 //! Usage: rdkafka-consume BROKERS TOPIC PARTITIONS COUNT [raw|json]
+//!
+//! With `BENCH_FLUSH_EACH_POLL=1` in the environment it flushes whenever no further record is
+//! ready at once (the latency benchmark reads the records as they come).
 
 use std::io::{BufWriter, Write};
 use std::time::Duration;
@@ -32,6 +35,7 @@ fn main() {
     let partitions: i32 = args[3].parse().expect("PARTITIONS");
     let count: u64 = args[4].parse().expect("COUNT");
     let json = args.get(5).is_some_and(|f| f == "json");
+    let flush_each_poll = std::env::var("BENCH_FLUSH_EACH_POLL").is_ok_and(|v| v == "1");
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "bench-unused")
@@ -48,10 +52,22 @@ fn main() {
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut n = 0u64;
+    let mut unflushed = false;
     while n < count {
-        let Some(message) = consumer.poll(Duration::from_secs(1)) else {
+        // Waiting only when nothing is ready: flush what was written first.
+        let wait = if flush_each_poll && unflushed {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(1)
+        };
+        let Some(message) = consumer.poll(wait) else {
+            if unflushed {
+                out.flush().expect("stdout");
+                unflushed = false;
+            }
             continue;
         };
+        unflushed = flush_each_poll;
         let message = message.expect("a record");
         if json {
             let record = JsonRecord {

@@ -1,0 +1,447 @@
+//! End-to-end record latency (`wasmkafka-bench latency`): from the moment a record is handed
+//! to the producer to the moment its line arrives on the consumer's stdout, at steady rates
+//! well below the ceiling.
+//!
+//! For each rate, round and consumer (the order rotating round by round), on a fresh topic:
+//! 1. The consumer starts from offset 0 of every partition with `BENCH_FLUSH_EACH_POLL=1`
+//!    (the peers flush after every poll; `wasmkafka run` always does) and its stdout piped
+//!    here.
+//! 2. Probe records go out every 100 ms until the consumer prints one: it is up and fetching.
+//!    One more second passes (connections warm, the JVM's first compilations done).
+//! 3. The paced phase: every partition gets `rate / partitions` records a second, each record's
+//!    value its send time in nanoseconds since the epoch (padded with spaces to 100 bytes).
+//!    One task per partition sends the records due, waits for the acknowledgement and sends the
+//!    next due ones (at high rates that batches what fell due meanwhile), so a record waits in
+//!    the producer at most one round trip and its stamp is taken just before it is sent.
+//! 4. Two seconds to drain, then the consumer is killed.
+//!
+//! A reader thread takes the clock when each chunk of stdout arrives and subtracts the stamps
+//! of the lines in it. Every latency of the paced phase is kept (no histogram buckets: the
+//! percentiles are exact). Records of the paced phase never read count as lost.
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use kafka_protocol::records::Compression;
+use wasmkafka::client::Client;
+use wasmkafka::produce::{produce_batch, OutgoingRecord};
+use wasmkafka_tests::kafka::Kafka;
+
+use crate::peers::{Peer, Tools};
+
+pub mod report;
+
+/// The bytes of each record's value: the stamp, then spaces.
+const VALUE_BYTES: usize = 100;
+/// How long the paced phase may wait for the consumer to print its first probe.
+const READY_LIMIT: Duration = Duration::from_secs(60);
+/// After the paced phase: the time the consumer has to print the last records.
+const DRAIN: Duration = Duration::from_secs(2);
+
+/// `wasmkafka-bench latency` options.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub rounds: usize,
+    /// Records per second over all partitions.
+    pub rates: Vec<u64>,
+    /// Length of the paced phase.
+    pub seconds: u64,
+    pub partitions: i32,
+    pub peers: Vec<Peer>,
+}
+
+/// The consumers compared by default: every peer that prints values (the JSON variants print
+/// the same records through another formatter; aiokafka is an asyncio library whose numbers
+/// say more about Python than about fetching).
+const DEFAULT_PEERS: [Peer; 5] = [
+    Peer::WasmkafkaRaw,
+    Peer::RdkafkaRaw,
+    Peer::FranzGo,
+    Peer::Java,
+    Peer::ConfluentPython,
+];
+
+const USAGE: &str = "usage: wasmkafka-bench latency [--rounds N] [--rate R]... [--seconds S] \
+                     [--partitions P] [--peer ID]...";
+
+/// Parses the arguments after `latency`.
+pub fn options(mut args: impl Iterator<Item = String>) -> Result<Options> {
+    let mut options = Options {
+        rounds: 3,
+        rates: Vec::new(),
+        seconds: 20,
+        partitions: 4,
+        peers: Vec::new(),
+    };
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--rounds" => options.rounds = value()?.parse().context("--rounds N")?,
+            "--rate" => options.rates.push(value()?.parse().context("--rate R")?),
+            "--seconds" => options.seconds = value()?.parse().context("--seconds S")?,
+            "--partitions" => options.partitions = value()?.parse().context("--partitions P")?,
+            "--peer" => options.peers.push(Peer::by_id(&value()?)?),
+            other => bail!("unknown argument `{other}`; {USAGE}"),
+        }
+    }
+    if options.rounds == 0 || options.seconds == 0 || options.partitions < 1 {
+        bail!("--rounds, --seconds and --partitions must be at least 1; {USAGE}");
+    }
+    if options.rates.is_empty() {
+        options.rates = vec![1_000, 10_000];
+    }
+    if options.rates.contains(&0) {
+        bail!("--rate must be at least 1; {USAGE}");
+    }
+    if options.peers.is_empty() {
+        options.peers = DEFAULT_PEERS.to_vec();
+    }
+    Ok(options)
+}
+
+/// The samples of one rate, by consumer.
+pub type RateResults = (u64, Vec<(Peer, Vec<Sample>)>);
+
+/// One consumer's run at one rate.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// Latencies of the paced phase, in nanoseconds, sorted.
+    pub latencies: Vec<u64>,
+    pub produced: u64,
+}
+
+impl Sample {
+    /// The latency at quantile `q` (0..=1), in milliseconds.
+    pub fn quantile_ms(&self, q: f64) -> Option<f64> {
+        quantile(&self.latencies, q).map(|ns| ns as f64 / 1e6)
+    }
+}
+
+/// The value at quantile `q` of sorted `values` (nearest rank).
+pub fn quantile(values: &[u64], q: f64) -> Option<u64> {
+    if values.is_empty() {
+        return None;
+    }
+    let rank = (q * values.len() as f64).ceil() as usize;
+    Some(values[rank.clamp(1, values.len()) - 1])
+}
+
+/// Runs every consumer at every rate, `rounds` times: the samples by rate and peer, in the
+/// order of `options.rates` and `options.peers`.
+pub async fn run(tools: &Tools, kafka: &Kafka, options: &Options) -> Result<Vec<RateResults>> {
+    let mut results = Vec::new();
+    for &rate in &options.rates {
+        let mut by_peer: Vec<(Peer, Vec<Sample>)> =
+            options.peers.iter().map(|p| (*p, Vec::new())).collect();
+        for round in 0..options.rounds {
+            let mut order = options.peers.clone();
+            order.rotate_left(round % options.peers.len());
+            for peer in order {
+                let topic = format!("latency-{rate}-{round}-{}", peer.id());
+                kafka
+                    .create_topic(&topic, options.partitions, &[])
+                    .await
+                    .with_context(|| format!("cannot create {topic}"))?;
+                eprintln!(
+                    "latency: {} at {rate} records/s, round {}",
+                    peer.name(),
+                    round + 1
+                );
+                let sample = one_run(tools, kafka, peer, &topic, rate, options).await?;
+                eprintln!(
+                    "  p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, {} of {} read",
+                    sample.quantile_ms(0.5).unwrap_or(f64::NAN),
+                    sample.quantile_ms(0.99).unwrap_or(f64::NAN),
+                    sample.quantile_ms(1.0).unwrap_or(f64::NAN),
+                    sample.latencies.len(),
+                    sample.produced
+                );
+                by_peer
+                    .iter_mut()
+                    .find(|(p, _)| *p == peer)
+                    .expect("every peer has a slot")
+                    .1
+                    .push(sample);
+            }
+        }
+        results.push((rate, by_peer));
+    }
+    Ok(results)
+}
+
+async fn one_run(
+    tools: &Tools,
+    kafka: &Kafka,
+    peer: Peer,
+    topic: &str,
+    rate: u64,
+    options: &Options,
+) -> Result<Sample> {
+    // Far more than the run produces: the consumer runs until it is killed.
+    let mut command = peer.command_for(tools, &kafka.addr(), topic, options.partitions, 1 << 40);
+    command
+        .env("BENCH_FLUSH_EACH_POLL", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = Consumer::spawn(command, peer)?;
+    let result = async {
+        let client = kafka.client();
+        wait_until_reading(&client, topic, options.partitions, &child).await?;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let phase_start = now_ns();
+        child.reader.measure_from(phase_start);
+        let produced =
+            produce_paced(&client, topic, options.partitions, rate, options.seconds).await?;
+        tokio::time::sleep(DRAIN).await;
+        client.close();
+        anyhow::Ok(produced)
+    }
+    .await;
+    let latencies = child.stop();
+    let produced = result?;
+    Ok(Sample {
+        latencies,
+        produced,
+    })
+}
+
+/// Sends a probe record to every partition every 100 ms until the consumer prints a line.
+async fn wait_until_reading(
+    client: &Client,
+    topic: &str,
+    partitions: i32,
+    consumer: &Consumer,
+) -> Result<()> {
+    let started = Instant::now();
+    while consumer.reader.lines() == 0 {
+        if started.elapsed() > READY_LIMIT {
+            bail!("the consumer printed nothing within {READY_LIMIT:?}");
+        }
+        if consumer.reader.ended() {
+            bail!("the consumer exited before it printed anything");
+        }
+        for partition in 0..partitions {
+            let probe = [stamped_record(now_ns())];
+            produce_batch(client, topic, partition, &probe, Compression::None)
+                .await
+                .with_context(|| format!("cannot produce to {topic}/{partition}"))?;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+/// The paced phase: `rate` records a second over all partitions for `seconds`; returns how
+/// many were sent.
+async fn produce_paced(
+    client: &Client,
+    topic: &str,
+    partitions: i32,
+    rate: u64,
+    seconds: u64,
+) -> Result<u64> {
+    let started = Instant::now();
+    let per_partition = rate as f64 / partitions as f64;
+    let total = (per_partition * seconds as f64).round() as u64;
+    let mut tasks = Vec::new();
+    for partition in 0..partitions {
+        let (client, topic) = (client.clone(), topic.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut sent = 0u64;
+            while sent < total {
+                let due = ((started.elapsed().as_secs_f64() * per_partition) as u64).min(total);
+                if due <= sent {
+                    let next = Duration::from_secs_f64((sent + 1) as f64 / per_partition);
+                    tokio::time::sleep_until((started + next).into()).await;
+                    continue;
+                }
+                let stamp = now_ns();
+                let records: Vec<OutgoingRecord> =
+                    (sent..due).map(|_| stamped_record(stamp)).collect();
+                produce_batch(&client, &topic, partition, &records, Compression::None)
+                    .await
+                    .with_context(|| format!("cannot produce to {topic}/{partition}"))?;
+                sent = due;
+            }
+            anyhow::Ok(sent)
+        }));
+    }
+    let mut produced = 0;
+    for task in tasks {
+        produced += task.await??;
+    }
+    Ok(produced)
+}
+
+fn stamped_record(stamp_ns: u64) -> OutgoingRecord {
+    let value = format!("{stamp_ns:<VALUE_BYTES$}");
+    OutgoingRecord {
+        key: None,
+        value: Some(Bytes::from(value)),
+        headers: Vec::new(),
+        timestamp: None,
+    }
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_nanos() as u64
+}
+
+/// The consumer under test and the thread reading its stdout.
+struct Consumer {
+    child: Child,
+    reader: Arc<Reader>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Consumer {
+    fn spawn(mut command: Command, peer: Peer) -> Result<Consumer> {
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("cannot start {}", peer.name()))?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let reader = Arc::new(Reader::default());
+        let thread = std::thread::spawn({
+            let reader = reader.clone();
+            move || reader.read_all(stdout)
+        });
+        Ok(Consumer {
+            child,
+            reader,
+            thread: Some(thread),
+        })
+    }
+
+    /// Kills the consumer: the latencies it printed in the paced phase, sorted.
+    fn stop(&mut self) -> Vec<u64> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        let mut latencies = std::mem::take(&mut *self.reader.latencies.lock().expect("lock"));
+        latencies.sort_unstable();
+        latencies
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What the reader thread found.
+#[derive(Default)]
+struct Reader {
+    lines: AtomicU64,
+    ended: AtomicBool,
+    /// Stamps at or after this count (0: none yet).
+    measure_from: AtomicU64,
+    latencies: Mutex<Vec<u64>>,
+}
+
+impl Reader {
+    fn lines(&self) -> u64 {
+        self.lines.load(Ordering::Acquire)
+    }
+
+    fn ended(&self) -> bool {
+        self.ended.load(Ordering::Acquire)
+    }
+
+    fn measure_from(&self, stamp_ns: u64) {
+        self.measure_from.store(stamp_ns, Ordering::Release);
+    }
+
+    fn read_all(&self, mut stdout: impl Read) {
+        let mut buffer = vec![0u8; 1 << 16];
+        let mut partial: Vec<u8> = Vec::new();
+        loop {
+            let read = match stdout.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(read) => read,
+            };
+            let arrived = now_ns();
+            partial.extend_from_slice(&buffer[..read]);
+            let Some(last_newline) = partial.iter().rposition(|b| *b == b'\n') else {
+                continue;
+            };
+            let from = self.measure_from.load(Ordering::Acquire);
+            let mut found = Vec::new();
+            let mut lines = 0;
+            for line in partial[..last_newline].split(|b| *b == b'\n') {
+                lines += 1;
+                let Some(stamp) = parse_stamp(line) else {
+                    continue;
+                };
+                if from > 0 && stamp >= from {
+                    found.push(arrived.saturating_sub(stamp));
+                }
+            }
+            partial.drain(..=last_newline);
+            self.lines.fetch_add(lines, Ordering::AcqRel);
+            if !found.is_empty() {
+                self.latencies.lock().expect("lock").extend(found);
+            }
+        }
+        self.ended.store(true, Ordering::Release);
+    }
+}
+
+/// The stamp at the start of a line (the value as the consumer printed it).
+fn parse_stamp(line: &[u8]) -> Option<u64> {
+    let digits = line.iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&line[..digits]).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_are_nearest_rank() {
+        let values: Vec<u64> = (1..=100).collect();
+        assert_eq!(quantile(&values, 0.5), Some(50));
+        assert_eq!(quantile(&values, 0.99), Some(99));
+        assert_eq!(quantile(&values, 0.999), Some(100));
+        assert_eq!(quantile(&values, 0.0), Some(1));
+        assert_eq!(quantile(&values, 1.0), Some(100));
+        assert_eq!(quantile(&[], 0.5), None);
+    }
+
+    #[test]
+    fn a_stamped_value_parses_back() {
+        let record = stamped_record(1_733_000_000_123_456_789);
+        let value = record.value.unwrap();
+        assert_eq!(value.len(), VALUE_BYTES);
+        assert_eq!(parse_stamp(&value), Some(1_733_000_000_123_456_789));
+        assert_eq!(parse_stamp(b"not a stamp"), None);
+    }
+
+    #[test]
+    fn options_default_to_two_rates_and_five_peers() {
+        let options = options(std::iter::empty()).unwrap();
+        assert_eq!(options.rates, [1_000, 10_000]);
+        assert_eq!(options.peers.len(), 5);
+        let options = options_of(&["--rate", "3000", "--peer", "java", "--seconds", "5"]);
+        assert_eq!(options.rates, [3_000]);
+        assert_eq!(options.peers, [Peer::Java]);
+        assert_eq!(options.seconds, 5);
+        assert!(super::options(["--rate", "0"].iter().map(|s| s.to_string())).is_err());
+    }
+
+    fn options_of(args: &[&str]) -> Options {
+        options(args.iter().map(|s| s.to_string())).unwrap()
+    }
+}
