@@ -24,7 +24,7 @@ use super::{secret, ConfigError, SecurityConfig};
 use crate::net::oauth::{
     ClientCredentials, OAuthBearerConfig, RefreshConfig, TokenProvider, UnsecuredJwt,
 };
-use crate::net::security::https_client_config;
+use crate::net::security::token_endpoint_tls;
 use crate::net::{TlsFiles, TokenSource};
 
 fn invalid(key: &'static str, problem: impl Into<String>) -> ConfigError {
@@ -258,11 +258,7 @@ impl SecurityConfig {
             .oauth_token_endpoint
             .as_deref()
             .is_some_and(|url| url.starts_with("https://"));
-        let tls = if https {
-            Some(https_client_config(tls)?)
-        } else {
-            None
-        };
+        let tls = token_endpoint_tls(tls, https)?;
         let config = OAuthBearerConfig {
             provider,
             extensions: self.oauth_extensions.clone(),

@@ -269,20 +269,18 @@ impl std::fmt::Debug for TokenSource {
 
 impl TokenSource {
     /// A source for `config`. `tls` secures an `https://` token endpoint (the trust settings
-    /// of `[security]`); `None` leaves such an endpoint unusable.
+    /// of `[security]`: `security::token_endpoint_tls`).
     pub fn new(
         config: OAuthBearerConfig,
-        tls: Option<rustls::ClientConfig>,
+        tls: rustls::ClientConfig,
     ) -> Result<TokenSource, String> {
         let http = match &config.provider {
             TokenProvider::ClientCredentials(grant) => {
-                let mut builder = reqwest::Client::builder()
+                let builder = reqwest::Client::builder()
                     .connect_timeout(grant.connect_timeout)
                     .read_timeout(grant.read_timeout)
-                    .user_agent(concat!("wasmkafka/", env!("CARGO_PKG_VERSION")));
-                if let Some(tls) = tls {
-                    builder = builder.tls_backend_preconfigured(tls);
-                }
+                    .user_agent(concat!("wasmkafka/", env!("CARGO_PKG_VERSION")))
+                    .tls_backend_preconfigured(tls);
                 Some(
                     builder
                         .build()

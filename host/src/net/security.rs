@@ -371,14 +371,17 @@ pub struct Security {
     pub sasl: Option<Sasl>,
 }
 
-/// The TLS client config for HTTPS to an identity provider's token endpoint: the CAs `files`
-/// name (the broker's trust settings), else the system's; the host name always checked; no
-/// client certificate.
-pub fn https_client_config(
+/// The TLS client config for an identity provider's token endpoint: the CAs `files` name (the
+/// broker's trust settings), else the system's; the host name always checked; no client
+/// certificate. For an `http://` endpoint (`https` false) no CA is read: the config only
+/// stands in for reqwest's own, which would bring a second crypto provider.
+pub fn token_endpoint_tls(
     files: Option<&TlsFiles>,
+    https: bool,
 ) -> Result<rustls::ClientConfig, TlsSetupError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let roots = match files.map(|f| (&f.ca_file, &f.truststore)) {
+        _ if !https => RootCertStore::empty(),
         Some((Some(path), _)) => roots_from_file(path)?,
         Some((None, Some(store))) => roots_from_truststore(store)?,
         _ => system_roots()?,
