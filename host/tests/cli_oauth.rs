@@ -230,10 +230,8 @@ async fn a_wrong_secret_is_reported_with_the_endpoint_and_the_client() {
     assert!(
         matches!(
             &error,
-            ClientError::Net(NetError::OAuthToken {
-                error: TokenError::Refused { status: 401, .. },
-                ..
-            })
+            ClientError::Net(NetError::OAuthToken { error, .. })
+                if matches!(**error, TokenError::Refused { status: 401, .. })
         ),
         "{error}"
     );

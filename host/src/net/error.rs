@@ -36,9 +36,13 @@ pub enum NetError {
         principal: String,
         reason: String,
     },
-    /// OAUTHBEARER has no token to send: the token endpoint failed.
+    /// OAUTHBEARER has no token to send: the token endpoint failed (boxed: it is the largest
+    /// variant).
     #[error("no OAUTHBEARER token for the broker at {addr}: {error}")]
-    OAuthToken { addr: String, error: TokenError },
+    OAuthToken {
+        addr: String,
+        error: Box<TokenError>,
+    },
     /// The pool has no address for this broker id.
     #[error("no address known for broker {0}: refresh the cluster metadata")]
     UnknownBroker(i32),

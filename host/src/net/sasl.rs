@@ -157,7 +157,7 @@ async fn authenticate_oauthbearer(
         .map_err(|reason| failed(source.who(), reason))?;
     let token = source.token().await.map_err(|error| NetError::OAuthToken {
         addr: addr.clone(),
-        error,
+        error: Box::new(error),
     })?;
     let message = initial_response(&token, &source.config().extensions);
     let answer = connection
