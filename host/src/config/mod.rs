@@ -81,6 +81,12 @@
 //! sasl_mechanism = "SCRAM-SHA-512"   # PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
 //! sasl_username = "alice"
 //! sasl_password_file = "/run/secrets/kafka"   # or sasl_password = "..." (kept out of logs)
+//! # sasl_mechanism = "OAUTHBEARER"   # a token instead of a user and password (config/oauth.rs):
+//! # oauth_token_endpoint = "https://idp.example.com/oauth2/token"   # client credentials
+//! # oauth_client_id = "orders-consumer"
+//! # oauth_client_secret_file = "/run/secrets/oauth"   # or oauth_client_secret = "..."
+//! # oauth_scope = "kafka"
+//! # oauth_unsecured_claims = { sub = "alice" }   # or an unsigned token (unsecured validator)
 //!
 //! [plugins]
 //! assignor_fallback = "range"  # when the chosen assignor fails or answers nonsense
