@@ -417,7 +417,7 @@ impl Client {
                             self.any_broker.answered(broker);
                             return Ok(response);
                         }
-                        Err(ClientError::Net(error)) if error.is_fatal() => {
+                        Err(ClientError::Net(error)) if error.is_fatal() || error.is_local() => {
                             return Err(ClientError::Net(error))
                         }
                         Err(error) => {

@@ -14,6 +14,7 @@ pub mod group;
 pub mod java;
 pub mod kafka;
 pub mod metrics;
+pub mod oidc;
 pub mod plugins;
 pub mod python;
 pub mod tansu;

@@ -81,6 +81,12 @@
 //! sasl_mechanism = "SCRAM-SHA-512"   # PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
 //! sasl_username = "alice"
 //! sasl_password_file = "/run/secrets/kafka"   # or sasl_password = "..." (kept out of logs)
+//! # sasl_mechanism = "OAUTHBEARER"   # a token instead of a user and password (config/oauth.rs):
+//! # oauth_token_endpoint = "https://idp.example.com/oauth2/token"   # client credentials
+//! # oauth_client_id = "orders-consumer"
+//! # oauth_client_secret_file = "/run/secrets/oauth"   # or oauth_client_secret = "..."
+//! # oauth_scope = "kafka"
+//! # oauth_unsecured_claims = { sub = "alice" }   # or an unsigned token (unsecured validator)
 //!
 //! [plugins]
 //! assignor_fallback = "range"  # when the chosen assignor fails or answers nonsense
@@ -108,6 +114,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub mod layers;
+mod oauth;
 mod properties;
 
 use crate::cluster::MetadataOptions;
@@ -115,8 +122,8 @@ use crate::fetch::{FetchOptions, FetchSize, IsolationLevel};
 use crate::group::{Assignor, Builtin, GroupOptions, GroupProtocol, TopicPattern};
 use crate::net::security::Pkcs12File;
 use crate::net::{
-    BrokerCompat, ConnectionOptions, PoolOptions, SaslCredentials, SaslMechanism, Secret, Security,
-    SecurityProtocol, Tls, TlsFiles, TlsSetupError,
+    BrokerCompat, ConnectionOptions, PoolOptions, Sasl, SaslCredentials, SaslMechanism, Secret,
+    Security, SecurityProtocol, Tls, TlsFiles, TlsSetupError,
 };
 use crate::plugin::{CompileCache, PluginLimits, Sha256Digest};
 use crate::policy::ResetPolicySpec;
@@ -177,6 +184,25 @@ pub struct SecurityConfig {
     pub sasl_username: Option<String>,
     pub sasl_password: Option<Secret>,
     pub sasl_password_file: Option<PathBuf>,
+    /// OAUTHBEARER (`sasl_mechanism = "OAUTHBEARER"`): see [`oauth`].
+    pub oauth_token_endpoint: Option<String>,
+    pub oauth_client_id: Option<String>,
+    pub oauth_client_secret: Option<Secret>,
+    pub oauth_client_secret_file: Option<PathBuf>,
+    pub oauth_scope: Option<String>,
+    pub oauth_extensions: BTreeMap<String, String>,
+    pub oauth_header_urlencode: bool,
+    pub oauth_unsecured_claims: BTreeMap<String, serde_json::Value>,
+    pub oauth_unsecured_principal_claim: String,
+    pub oauth_unsecured_lifetime_seconds: u64,
+    pub oauth_refresh_window_factor: f64,
+    pub oauth_refresh_window_jitter: f64,
+    pub oauth_refresh_min_period_seconds: u64,
+    pub oauth_refresh_buffer_seconds: u64,
+    pub oauth_connect_timeout_ms: u64,
+    pub oauth_read_timeout_ms: u64,
+    pub oauth_retry_backoff_ms: u64,
+    pub oauth_retry_backoff_max_ms: u64,
 }
 
 impl Default for SecurityConfig {
@@ -199,6 +225,24 @@ impl Default for SecurityConfig {
             sasl_username: None,
             sasl_password: None,
             sasl_password_file: None,
+            oauth_token_endpoint: None,
+            oauth_client_id: None,
+            oauth_client_secret: None,
+            oauth_client_secret_file: None,
+            oauth_scope: None,
+            oauth_extensions: BTreeMap::new(),
+            oauth_header_urlencode: false,
+            oauth_unsecured_claims: BTreeMap::new(),
+            oauth_unsecured_principal_claim: "sub".into(),
+            oauth_unsecured_lifetime_seconds: 3600,
+            oauth_refresh_window_factor: 0.8,
+            oauth_refresh_window_jitter: 0.05,
+            oauth_refresh_min_period_seconds: 60,
+            oauth_refresh_buffer_seconds: 300,
+            oauth_connect_timeout_ms: 10_000,
+            oauth_read_timeout_ms: 10_000,
+            oauth_retry_backoff_ms: 100,
+            oauth_retry_backoff_max_ms: 10_000,
         }
     }
 }
@@ -310,7 +354,7 @@ impl SecurityConfig {
                     ),
                 ));
             }
-            return Ok(());
+            return self.no_oauth_keys(&format!("security.protocol is {}", protocol.name()));
         }
         let mechanism = self.sasl_mechanism.as_deref().ok_or_else(|| {
             invalid(
@@ -322,14 +366,18 @@ impl SecurityConfig {
                 ),
             )
         })?;
-        if SaslMechanism::from_name(mechanism).is_none() {
-            return Err(invalid(
-                "security.sasl_mechanism",
-                format!(
-                    "`{mechanism}` is not supported; use {} (GSSAPI and OAUTHBEARER are not)",
-                    SaslMechanism::NAMES
-                ),
-            ));
+        match SaslMechanism::from_name(mechanism) {
+            None => {
+                return Err(invalid(
+                    "security.sasl_mechanism",
+                    format!(
+                        "`{mechanism}` is not supported; use {} (GSSAPI is not)",
+                        SaslMechanism::NAMES
+                    ),
+                ))
+            }
+            Some(SaslMechanism::OAuthBearer) => return self.validate_oauth(),
+            Some(other) => self.no_oauth_keys(&format!("security.sasl_mechanism is {other}"))?,
         }
         if self.sasl_username.as_deref().unwrap_or("").is_empty() {
             return Err(invalid(
@@ -479,21 +527,28 @@ impl SecurityConfig {
         } else {
             None
         };
-        let sasl = if protocol.uses_sasl() {
+        let sasl = if protocol.uses_sasl()
+            && SaslMechanism::from_name(self.sasl_mechanism.as_deref().unwrap_or_default())
+                == Some(SaslMechanism::OAuthBearer)
+        {
+            Some(Sasl::OAuthBearer(
+                self.token_source(tls.as_ref().map(|tls| tls.files()))?,
+            ))
+        } else if protocol.uses_sasl() {
             let password = secret(
                 &self.sasl_password,
                 &self.sasl_password_file,
                 "security.sasl_password_file",
             )?
             .expect("checked by validate");
-            Some(SaslCredentials {
+            Some(Sasl::Password(SaslCredentials {
                 mechanism: SaslMechanism::from_name(
                     self.sasl_mechanism.as_deref().unwrap_or_default(),
                 )
                 .expect("checked by validate"),
                 username: self.sasl_username.clone().unwrap_or_default(),
                 password,
-            })
+            }))
         } else {
             None
         };
@@ -1398,12 +1453,68 @@ mod tests {
             (
                 "[security]\nprotocol = \"SASL_SSL\"",
                 "invalid value for `security.sasl_mechanism`: security.protocol SASL_SSL needs \
-                 a mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (sasl.mechanism)",
+                 a mechanism: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER (sasl.mechanism)",
             ),
             (
                 "[security]\nprotocol = \"SASL_SSL\"\nsasl_mechanism = \"GSSAPI\"",
                 "invalid value for `security.sasl_mechanism`: `GSSAPI` is not supported; use \
-                 PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (GSSAPI and OAUTHBEARER are not)",
+                 PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER (GSSAPI is not)",
+            ),
+            (
+                "[security]\nprotocol = \"SASL_SSL\"\nsasl_mechanism = \"OAUTHBEARER\"",
+                "invalid value for `security.oauth_token_endpoint`: OAUTHBEARER needs a token: \
+                 set security.oauth_token_endpoint (sasl.oauthbearer.token.endpoint.url) with \
+                 oauth_client_id and oauth_client_secret; or, for a broker with Kafka's \
+                 unsecured validator only, security.oauth_unsecured_claims = { sub = \"...\" } \
+                 (unsecuredLoginStringClaim_sub in sasl.jaas.config)",
+            ),
+            (
+                "[security]\nprotocol = \"SASL_SSL\"\nsasl_mechanism = \"OAUTHBEARER\"\n\
+                 oauth_token_endpoint = \"ftp://idp/token\"",
+                "invalid value for `security.oauth_token_endpoint`: `ftp://idp/token` is not an \
+                 http:// or https:// URL",
+            ),
+            (
+                "[security]\nprotocol = \"SASL_SSL\"\nsasl_mechanism = \"OAUTHBEARER\"\n\
+                 oauth_token_endpoint = \"https://idp/token\"\noauth_client_id = \"c\"",
+                "invalid value for `security.oauth_client_secret`: the token endpoint needs the \
+                 client secret: security.oauth_client_secret_file (a file holding it) or \
+                 security.oauth_client_secret (sasl.oauthbearer.client.credentials.client.secret, \
+                 or clientSecret in sasl.jaas.config)",
+            ),
+            (
+                "[security]\nprotocol = \"SASL_SSL\"\nsasl_mechanism = \"OAUTHBEARER\"\n\
+                 oauth_unsecured_claims = { name = \"alice\" }",
+                "invalid value for `security.oauth_unsecured_claims`: an unsecured token needs \
+                 its principal claim `sub` (unsecuredLoginStringClaim_sub in sasl.jaas.config)",
+            ),
+            (
+                "[security]\nprotocol = \"SASL_SSL\"\nsasl_mechanism = \"OAUTHBEARER\"\n\
+                 oauth_unsecured_claims = { sub = \"alice\" }\nsasl_username = \"alice\"",
+                "invalid value for `security.sasl_username`: OAUTHBEARER authenticates with a \
+                 token, not a user and password: set security.oauth_client_id and \
+                 oauth_client_secret (the identity provider's client) instead",
+            ),
+            (
+                "[security]\nprotocol = \"SASL_SSL\"\nsasl_mechanism = \"OAUTHBEARER\"\n\
+                 oauth_unsecured_claims = { sub = \"alice\" }\n\
+                 oauth_extensions = { auth = \"x\" }",
+                "invalid value for `security.oauth_extensions`: `auth`: an extension's name is \
+                 letters only, and not `auth`",
+            ),
+            (
+                "[security]\nprotocol = \"SASL_SSL\"\nsasl_mechanism = \"OAUTHBEARER\"\n\
+                 oauth_unsecured_claims = { sub = \"alice\" }\n\
+                 oauth_refresh_window_factor = 0.2",
+                "invalid value for `security.oauth_refresh_window_factor`: 0.2 is outside \
+                 0.5..=1 (Kafka's range)",
+            ),
+            (
+                "[security]\nprotocol = \"SASL_SSL\"\nsasl_mechanism = \"PLAIN\"\n\
+                 sasl_username = \"u\"\nsasl_password = \"p\"\noauth_client_id = \"c\"",
+                "invalid value for `security.oauth_client_id`: is set but \
+                 security.sasl_mechanism is PLAIN: OAUTHBEARER keys need sasl_mechanism = \
+                 \"OAUTHBEARER\"",
             ),
             (
                 "[security]\nprotocol = \"SASL_SSL\"\nsasl_mechanism = \"PLAIN\"",

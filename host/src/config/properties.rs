@@ -15,6 +15,8 @@ use crate::net::keystore::{kind_of_file, FileKind, JKS_CONVERSION};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Int,
+    Float,
+    Bool,
     Str,
     /// Comma separated.
     List,
@@ -123,6 +125,89 @@ const ALIASES: &[(&str, &str, Kind)] = &[
     ("sasl.mechanisms", "security.sasl_mechanism", Kind::Str),
     ("sasl.username", "security.sasl_username", Kind::Str),
     ("sasl.password", "security.sasl_password", Kind::Str),
+    (
+        "sasl.oauthbearer.token.endpoint.url",
+        "security.oauth_token_endpoint",
+        Kind::Str,
+    ),
+    (
+        "sasl.oauthbearer.client.credentials.client.id",
+        "security.oauth_client_id",
+        Kind::Str,
+    ),
+    (
+        "sasl.oauthbearer.client.credentials.client.secret",
+        "security.oauth_client_secret",
+        Kind::Str,
+    ),
+    // librdkafka's names for the same.
+    (
+        "sasl.oauthbearer.client.id",
+        "security.oauth_client_id",
+        Kind::Str,
+    ),
+    (
+        "sasl.oauthbearer.client.secret",
+        "security.oauth_client_secret",
+        Kind::Str,
+    ),
+    ("sasl.oauthbearer.scope", "security.oauth_scope", Kind::Str),
+    (
+        "sasl.oauthbearer.header.urlencode",
+        "security.oauth_header_urlencode",
+        Kind::Bool,
+    ),
+    (
+        "sasl.login.refresh.window.factor",
+        "security.oauth_refresh_window_factor",
+        Kind::Float,
+    ),
+    (
+        "sasl.login.refresh.window.jitter",
+        "security.oauth_refresh_window_jitter",
+        Kind::Float,
+    ),
+    (
+        "sasl.login.refresh.min.period.seconds",
+        "security.oauth_refresh_min_period_seconds",
+        Kind::Int,
+    ),
+    (
+        "sasl.login.refresh.buffer.seconds",
+        "security.oauth_refresh_buffer_seconds",
+        Kind::Int,
+    ),
+    (
+        "sasl.login.connect.timeout.ms",
+        "security.oauth_connect_timeout_ms",
+        Kind::Int,
+    ),
+    (
+        "sasl.login.read.timeout.ms",
+        "security.oauth_read_timeout_ms",
+        Kind::Int,
+    ),
+    (
+        "sasl.login.retry.backoff.ms",
+        "security.oauth_retry_backoff_ms",
+        Kind::Int,
+    ),
+    (
+        "sasl.login.retry.backoff.max.ms",
+        "security.oauth_retry_backoff_max_ms",
+        Kind::Int,
+    ),
+];
+
+/// The Java classes Kafka's OAUTHBEARER settings may name that do what this consumer does
+/// itself (`sasl.login.callback.handler.class`, `sasl.oauthbearer.jwt.retriever.class`):
+/// accepted and otherwise ignored.
+const OAUTH_CLASSES: &[&str] = &[
+    "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler",
+    "org.apache.kafka.common.security.oauthbearer.secured.OAuthBearerLoginCallbackHandler",
+    "org.apache.kafka.common.security.oauthbearer.internals.unsecured.OAuthBearerUnsecuredLoginCallbackHandler",
+    "org.apache.kafka.common.security.oauthbearer.DefaultJwtRetriever",
+    "org.apache.kafka.common.security.oauthbearer.ClientCredentialsJwtRetriever",
 ];
 
 /// Kafka names with a value of their own shape (handled in [`apply`]).
@@ -132,6 +217,10 @@ const SPECIAL: &[&str] = &[
     "sasl.jaas.config",
     "ssl.keystore.type",
     "ssl.truststore.type",
+    "sasl.oauthbearer.extensions",
+    "sasl.oauthbearer.method",
+    "sasl.login.callback.handler.class",
+    "sasl.oauthbearer.jwt.retriever.class",
 ];
 
 /// This file's keys that hold lists (a comma separated `-X` value becomes a list).
@@ -180,11 +269,57 @@ pub fn apply(table: &mut Table, key: &str, value: &str) -> Result<(), ConfigErro
             return Ok(());
         }
         "sasl.jaas.config" => {
-            let (username, password) = jaas_credentials(value).map_err(invalid)?;
+            let jaas = Jaas::parse(value).map_err(invalid)?;
             let security = section(table, "security").map_err(invalid)?;
-            security.insert("sasl_username".into(), Value::String(username));
-            security.insert("sasl_password".into(), Value::String(password));
+            if jaas.module.ends_with("OAuthBearerLoginModule") {
+                return jaas_oauth(&jaas, security).map_err(invalid);
+            }
+            match (jaas.option("username"), jaas.option("password")) {
+                (Some(username), Some(password)) => {
+                    security.insert("sasl_username".into(), Value::String(username.into()));
+                    security.insert("sasl_password".into(), Value::String(password.into()));
+                }
+                _ => {
+                    return Err(invalid(
+                        "expected a login module with username=\"...\" password=\"...\" \
+                         (PLAIN or SCRAM), or OAuthBearerLoginModule; or set sasl.username and \
+                         sasl.password"
+                            .into(),
+                    ))
+                }
+            }
             return Ok(());
+        }
+        "sasl.oauthbearer.extensions" => {
+            // librdkafka's form: key=value,key=value.
+            let security = section(table, "security").map_err(invalid)?;
+            let extensions = section(security, "oauth_extensions").map_err(invalid)?;
+            for pair in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                let (name, value) = pair
+                    .split_once('=')
+                    .ok_or_else(|| invalid(format!("`{pair}` is not key=value")))?;
+                extensions.insert(name.trim().into(), Value::String(value.trim().into()));
+            }
+            return Ok(());
+        }
+        "sasl.oauthbearer.method" => {
+            // librdkafka: `oidc` is the token endpoint (set its URL), `default` the unsecured
+            // token; which one is used follows from the keys that are set.
+            return match value.trim().to_ascii_lowercase().as_str() {
+                "oidc" | "default" => Ok(()),
+                _ => Err(invalid("`oidc` or `default`".into())),
+            };
+        }
+        "sasl.login.callback.handler.class" | "sasl.oauthbearer.jwt.retriever.class" => {
+            return if OAUTH_CLASSES.contains(&value.trim()) {
+                Ok(())
+            } else {
+                Err(invalid(format!(
+                    "`{value}` is a Java class this consumer cannot run; it gets tokens from \
+                     sasl.oauthbearer.token.endpoint.url (client credentials) or makes an \
+                     unsecured one (unsecuredLogin* in sasl.jaas.config)"
+                )))
+            };
         }
         _ => {}
     }
@@ -267,32 +402,126 @@ fn is_section(name: &str) -> bool {
     )
 }
 
-/// The user name and password of a Java client's `sasl.jaas.config`
-/// (`org.apache.kafka.common.security.scram.ScramLoginModule required username="u"
-/// password="p";`). The login module is not checked: `sasl.mechanism` says which one is used.
-fn jaas_credentials(text: &str) -> Result<(String, String), String> {
-    let option = |name: &str| -> Option<String> {
-        let start = text.find(&format!("{name}=\""))? + name.len() + 2;
-        let rest = &text[start..];
-        let mut value = String::new();
-        let mut chars = rest.chars();
-        while let Some(c) = chars.next() {
-            match c {
-                '\\' => value.push(chars.next()?),
-                '"' => return Some(value),
-                other => value.push(other),
+/// A Java client's `sasl.jaas.config`: `<LoginModule class> <flag> key="value" key=value ;`
+/// (quoted values may escape with a backslash).
+struct Jaas {
+    module: String,
+    options: Vec<(String, String)>,
+}
+
+impl Jaas {
+    fn parse(text: &str) -> Result<Jaas, String> {
+        let mut chars = text.trim().trim_end_matches(';').chars().peekable();
+        let word = |chars: &mut std::iter::Peekable<std::str::Chars>| {
+            while chars.next_if(|c| c.is_whitespace()).is_some() {}
+            let mut word = String::new();
+            while let Some(c) = chars.next_if(|c| !c.is_whitespace()) {
+                word.push(c);
+            }
+            word
+        };
+        let module = word(&mut chars);
+        let _flag = word(&mut chars);
+        if module.is_empty() {
+            return Err("expected `<LoginModule class> required key=\"value\" ...;`".into());
+        }
+        let mut options = Vec::new();
+        loop {
+            while chars.next_if(|c| c.is_whitespace() || *c == ';').is_some() {}
+            if chars.peek().is_none() {
+                break;
+            }
+            let mut key = String::new();
+            while let Some(c) = chars.next_if(|c| *c != '=' && !c.is_whitespace()) {
+                key.push(c);
+            }
+            if chars.next() != Some('=') {
+                return Err(format!("option `{key}` has no value (key=\"value\")"));
+            }
+            let mut value = String::new();
+            if chars.next_if_eq(&'"').is_some() {
+                loop {
+                    match chars.next() {
+                        Some('\\') => value.extend(chars.next()),
+                        Some('"') => break,
+                        Some(c) => value.push(c),
+                        None => return Err(format!("option `{key}`: the quote is not closed")),
+                    }
+                }
+            } else {
+                while let Some(c) = chars.next_if(|c| !c.is_whitespace() && *c != ';') {
+                    value.push(c);
+                }
+            }
+            options.push((key, value));
+        }
+        Ok(Jaas { module, options })
+    }
+
+    fn option(&self, name: &str) -> Option<&str> {
+        self.options
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// `OAuthBearerLoginModule`'s options into `[security]`: `clientId`, `clientSecret`, `scope`,
+/// `extension_<name>` (the token endpoint), `unsecuredLogin*` (an unsecured token). A key
+/// already set by its own property stays: Kafka's properties win over these JAAS options.
+fn jaas_oauth(jaas: &Jaas, security: &mut Table) -> Result<(), String> {
+    let set = |table: &mut Table, key: &str, value: Value| {
+        table.entry(key.to_string()).or_insert(value);
+    };
+    for (option, value) in &jaas.options {
+        let text = || Value::String(value.clone());
+        match option.as_str() {
+            "clientId" => set(security, "oauth_client_id", text()),
+            "clientSecret" => set(security, "oauth_client_secret", text()),
+            "scope" => set(security, "oauth_scope", text()),
+            "unsecuredLoginPrincipalClaimName" => {
+                set(security, "oauth_unsecured_principal_claim", text())
+            }
+            "unsecuredLoginLifetimeSeconds" => {
+                let seconds = value.parse().map_err(|_| {
+                    format!("unsecuredLoginLifetimeSeconds `{value}` is not a whole number")
+                })?;
+                set(
+                    security,
+                    "oauth_unsecured_lifetime_seconds",
+                    Value::Integer(seconds),
+                )
+            }
+            other => {
+                let (table, name, value) = if let Some(name) = other
+                    .strip_prefix("extension_")
+                    .or_else(|| other.strip_prefix("unsecuredLoginExtension_"))
+                {
+                    ("oauth_extensions", name, text())
+                } else if let Some(name) = other.strip_prefix("unsecuredLoginStringClaim_") {
+                    ("oauth_unsecured_claims", name, text())
+                } else if let Some(name) = other.strip_prefix("unsecuredLoginNumberClaim_") {
+                    let number = value
+                        .parse::<i64>()
+                        .map(Value::Integer)
+                        .or_else(|_| value.parse::<f64>().map(Value::Float))
+                        .map_err(|_| format!("{other} `{value}` is not a number"))?;
+                    ("oauth_unsecured_claims", name, number)
+                } else if other.starts_with("unsecuredLogin") {
+                    return Err(format!(
+                        "the JAAS option {other} is not supported (unsecuredLoginStringClaim_*, \
+                         unsecuredLoginNumberClaim_*, unsecuredLoginPrincipalClaimName, \
+                         unsecuredLoginLifetimeSeconds and unsecuredLoginExtension_* are)"
+                    ));
+                } else {
+                    warn_once(&format!("sasl.jaas.config option {other}"));
+                    continue;
+                };
+                set(section(security, table)?, name, value);
             }
         }
-        None
-    };
-    match (option("username"), option("password")) {
-        (Some(username), Some(password)) => Ok((username, password)),
-        _ => Err(
-            "expected a login module with username=\"...\" password=\"...\" (PLAIN or SCRAM); \
-             or set sasl.username and sasl.password"
-                .into(),
-        ),
     }
+    Ok(())
 }
 
 fn parse_bool(text: &str) -> Option<bool> {
@@ -311,6 +540,15 @@ fn convert(value: &str, kind: Kind, target: &str) -> Result<Value, String> {
                 .parse()
                 .map_err(|_| format!("`{value}` is not a whole number"))?,
         ),
+        Kind::Float => Value::Float(
+            value
+                .trim()
+                .parse()
+                .map_err(|_| format!("`{value}` is not a number"))?,
+        ),
+        Kind::Bool => {
+            Value::Boolean(parse_bool(value).ok_or_else(|| format!("`{value}`: true or false"))?)
+        }
         Kind::Str => Value::String(value.to_string()),
         Kind::List => Value::Array(
             value
@@ -550,6 +788,66 @@ mod tests {
                 .to_string();
         assert!(
             error.contains("username=\"...\" password=\"...\""),
+            "{error}"
+        );
+    }
+
+    /// Kafka 4.x's OAUTHBEARER properties, the JAAS options of `OAuthBearerLoginModule`
+    /// (the property wins where both are set, as in Kafka), and the unsecured form.
+    #[test]
+    fn oauthbearer_properties_and_jaas_options_land_in_security() {
+        let config = |pairs: &[(&str, &str)]| {
+            let text = toml::to_string(&table(pairs).unwrap()).unwrap();
+            toml::from_str::<crate::config::Config>(&text)
+                .unwrap()
+                .security
+        };
+        let jaas = r#"org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required clientId="from-jaas" clientSecret="s\"x" scope=kafka extension_logicalCluster="lkc-1" ;"#;
+        let s = config(&[
+            ("sasl.mechanism", "OAUTHBEARER"),
+            ("sasl.oauthbearer.token.endpoint.url", "https://idp/token"),
+            ("sasl.jaas.config", jaas),
+            (
+                "sasl.oauthbearer.client.credentials.client.id",
+                "from-property",
+            ),
+            (
+                "sasl.login.callback.handler.class",
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler",
+            ),
+            ("sasl.login.refresh.window.factor", "0.9"),
+            ("sasl.login.retry.backoff.max.ms", "2000"),
+            ("sasl.oauthbearer.header.urlencode", "true"),
+        ]);
+        assert_eq!(s.oauth_token_endpoint.as_deref(), Some("https://idp/token"));
+        assert_eq!(s.oauth_client_id.as_deref(), Some("from-property"));
+        assert_eq!(
+            s.oauth_client_secret.as_ref().map(|p| p.expose()),
+            Some("s\"x")
+        );
+        assert_eq!(s.oauth_scope.as_deref(), Some("kafka"));
+        assert_eq!(s.oauth_extensions["logicalCluster"], "lkc-1");
+        assert_eq!(s.oauth_refresh_window_factor, 0.9);
+        assert_eq!(s.oauth_retry_backoff_max_ms, 2000);
+        assert!(s.oauth_header_urlencode);
+        assert!(!format!("{s:?}").contains("s\"x"));
+
+        let s = config(&[(
+            "sasl.jaas.config",
+            r#"org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="alice" unsecuredLoginNumberClaim_level="3" unsecuredLoginLifetimeSeconds="60";"#,
+        )]);
+        assert_eq!(s.oauth_unsecured_claims["sub"], "alice");
+        assert_eq!(s.oauth_unsecured_claims["level"], 3);
+        assert_eq!(s.oauth_unsecured_lifetime_seconds, 60);
+
+        let s = config(&[("sasl.oauthbearer.extensions", "a=1, b=2")]);
+        assert_eq!(s.oauth_extensions.len(), 2);
+
+        let error = table(&[("sasl.login.callback.handler.class", "com.example.Mine")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("a Java class this consumer cannot run"),
             "{error}"
         );
     }

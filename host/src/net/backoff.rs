@@ -29,7 +29,7 @@ impl Backoff {
 }
 
 /// A random number in [0, 1) from the standard library's per-process random hash keys.
-fn unit_random() -> f64 {
+pub(crate) fn unit_random() -> f64 {
     let mut hasher = RandomState::new().build_hasher();
     hasher.write_u64(
         std::time::SystemTime::now()

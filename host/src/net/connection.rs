@@ -243,14 +243,17 @@ impl Connection {
             .expect("no other handle exists during the handshake");
         inner.versions = versions;
         inner.handshake_round_trip = asked.elapsed();
-        if let Some(credentials) = &sasl {
+        if let Some(sasl) = &sasl {
             let started = Instant::now();
-            let lifetime = sasl::authenticate(&connection, credentials)
-                .await
-                .map_err(|error| match error {
-                    NetError::Authentication { .. } => error,
-                    other => connect_error(format!("SASL authentication failed: {other}")),
-                })?;
+            let lifetime =
+                sasl::authenticate(&connection, sasl)
+                    .await
+                    .map_err(|error| match error {
+                        NetError::Authentication { .. }
+                        | NetError::OAuthBearer { .. }
+                        | NetError::OAuthToken { .. } => error,
+                        other => connect_error(format!("SASL authentication failed: {other}")),
+                    })?;
             let inner = Arc::get_mut(&mut connection.inner)
                 .expect("no other handle exists during the handshake");
             inner.renew_session_at =

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use super::oauth::TokenError;
+
 /// Something went wrong talking to a broker.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum NetError {
@@ -25,6 +27,21 @@ pub enum NetError {
         mechanism: String,
         username: String,
         reason: String,
+    },
+    /// The broker refused the OAUTHBEARER token, or does not offer the mechanism.
+    #[error("SASL OAUTHBEARER authentication as `{principal}` failed at {addr}: {reason}")]
+    OAuthBearer {
+        addr: String,
+        /// The token's principal (its `sub`), or the client id.
+        principal: String,
+        reason: String,
+    },
+    /// OAUTHBEARER has no token to send: the token endpoint failed (boxed: it is the largest
+    /// variant).
+    #[error("no OAUTHBEARER token for the broker at {addr}: {error}")]
+    OAuthToken {
+        addr: String,
+        error: Box<TokenError>,
     },
     /// The pool has no address for this broker id.
     #[error("no address known for broker {0}: refresh the cluster metadata")]
@@ -126,7 +143,19 @@ impl NetError {
     /// True for failures that no retry heals (credentials, certificates): they go to the user
     /// instead of into a retry loop.
     pub fn is_fatal(&self) -> bool {
-        matches!(self, NetError::Tls { .. } | NetError::Authentication { .. })
+        match self {
+            NetError::Tls { .. }
+            | NetError::Authentication { .. }
+            | NetError::OAuthBearer { .. } => true,
+            NetError::OAuthToken { error, .. } => error.is_fatal(),
+            _ => false,
+        }
+    }
+
+    /// True when the failure is not the broker's: every broker would fail the same way (the
+    /// token endpoint), so asking another one does not help.
+    pub fn is_local(&self) -> bool {
+        matches!(self, NetError::OAuthToken { .. })
     }
 
     /// True when the failure says nothing about the request itself and a retry on a new

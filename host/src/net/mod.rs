@@ -6,6 +6,7 @@ pub mod connection;
 pub mod error;
 pub mod frame;
 pub mod keystore;
+pub mod oauth;
 pub mod pool;
 pub mod sasl;
 pub mod secret;
@@ -16,9 +17,10 @@ pub mod versions;
 pub use backoff::Backoff;
 pub use connection::{Connection, ConnectionOptions, SendOptions};
 pub use error::{CloseReason, NetError};
+pub use oauth::{OAuthBearerConfig, TokenError, TokenSource};
 pub use pool::{ConnKey, Pool, PoolOptions, PoolStats, Purpose};
 pub use security::{
-    SaslCredentials, SaslMechanism, Secret, Security, SecurityProtocol, Tls, TlsFiles,
+    Sasl, SaslCredentials, SaslMechanism, Secret, Security, SecurityProtocol, Tls, TlsFiles,
     TlsSetupError,
 };
 pub use versions::BrokerCompat;

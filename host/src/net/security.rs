@@ -16,6 +16,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use super::keystore;
+use super::oauth::TokenSource;
 pub use super::secret::{Secret, TlsSetupError};
 
 /// Kafka's `security.protocol`.
@@ -69,16 +70,19 @@ pub enum SaslMechanism {
     Plain,
     ScramSha256,
     ScramSha512,
+    /// A bearer token (RFC 7628, KIP-255) from [`TokenSource`].
+    OAuthBearer,
 }
 
 impl SaslMechanism {
-    pub const NAMES: &'static str = "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512";
+    pub const NAMES: &'static str = "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER";
 
     pub fn from_name(name: &str) -> Option<SaslMechanism> {
         Some(match name.to_ascii_uppercase().as_str() {
             "PLAIN" => SaslMechanism::Plain,
             "SCRAM-SHA-256" => SaslMechanism::ScramSha256,
             "SCRAM-SHA-512" => SaslMechanism::ScramSha512,
+            "OAUTHBEARER" => SaslMechanism::OAuthBearer,
             _ => return None,
         })
     }
@@ -89,6 +93,7 @@ impl SaslMechanism {
             SaslMechanism::Plain => "PLAIN",
             SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
             SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
+            SaslMechanism::OAuthBearer => "OAUTHBEARER",
         }
     }
 }
@@ -99,7 +104,25 @@ impl std::fmt::Display for SaslMechanism {
     }
 }
 
-/// SASL credentials for every connection.
+/// How every connection authenticates with SASL.
+#[derive(Debug, Clone)]
+pub enum Sasl {
+    /// PLAIN or SCRAM: a user and a password.
+    Password(SaslCredentials),
+    /// OAUTHBEARER: tokens from one source shared by every connection.
+    OAuthBearer(TokenSource),
+}
+
+impl Sasl {
+    pub fn mechanism(&self) -> SaslMechanism {
+        match self {
+            Sasl::Password(credentials) => credentials.mechanism,
+            Sasl::OAuthBearer(_) => SaslMechanism::OAuthBearer,
+        }
+    }
+}
+
+/// A user and password for PLAIN or SCRAM.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SaslCredentials {
     pub mechanism: SaslMechanism,
@@ -345,5 +368,27 @@ pub struct Security {
     /// Set when the protocol uses TLS.
     pub tls: Option<Tls>,
     /// Set when the protocol uses SASL.
-    pub sasl: Option<SaslCredentials>,
+    pub sasl: Option<Sasl>,
+}
+
+/// The TLS client config for an identity provider's token endpoint: the CAs `files` name (the
+/// broker's trust settings), else the system's; the host name always checked; no client
+/// certificate. For an `http://` endpoint (`https` false) no CA is read: the config only
+/// stands in for reqwest's own, which would bring a second crypto provider.
+pub fn token_endpoint_tls(
+    files: Option<&TlsFiles>,
+    https: bool,
+) -> Result<rustls::ClientConfig, TlsSetupError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let roots = match files.map(|f| (&f.ca_file, &f.truststore)) {
+        _ if !https => RootCertStore::empty(),
+        Some((Some(path), _)) => roots_from_file(path)?,
+        Some((None, Some(store))) => roots_from_truststore(store)?,
+        _ => system_roots()?,
+    };
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| setup_error("TLS protocol versions", e))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }

@@ -15,6 +15,7 @@
 pub mod admin;
 pub mod jars;
 pub mod node;
+pub mod oauth;
 pub mod process;
 pub mod secure;
 pub mod versions;
@@ -44,6 +45,8 @@ pub struct KafkaOptions {
     pub overrides: Vec<(String, String)>,
     /// Extra arguments of `StorageTool format` (`--add-scram ...` creates SCRAM users).
     pub format_args: Vec<String>,
+    /// Extra options of the broker's JVM (`-Dname=value` system properties).
+    pub jvm_options: Vec<String>,
 }
 
 /// A running single node or cluster. Its nodes are killed and its folder removed on drop.
@@ -119,6 +122,7 @@ impl Kafka {
                 cluster_size: count,
                 overrides: options.overrides.clone(),
                 format_args: options.format_args.clone(),
+                jvm_options: options.jvm_options.clone(),
             };
             let (node, format) = Node::prepare(spec, dir.join(format!("node-{node_id}")))?;
             nodes.push(node);

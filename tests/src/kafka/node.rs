@@ -30,6 +30,8 @@ pub struct NodeSpec {
     pub overrides: Vec<(String, String)>,
     /// Extra arguments of `StorageTool format`.
     pub format_args: Vec<String>,
+    /// Extra options of the broker's JVM.
+    pub jvm_options: Vec<String>,
 }
 
 /// A node's process and folder. The process is killed on drop; the folder belongs to the
@@ -90,6 +92,7 @@ impl Node {
             "log4j2.properties",
         )?;
         command
+            .args(&self.spec.jvm_options)
             .arg(format!("-Dkafka.logs.dir={}", logs.display()))
             .arg("kafka.Kafka")
             .arg(self.config_path())

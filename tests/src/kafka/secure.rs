@@ -159,6 +159,7 @@ impl SecureKafka {
             nodes: 1,
             overrides: settings,
             format_args,
+            ..KafkaOptions::default()
         })
         .await
         .context("cannot start Kafka with SASL and SSL listeners")?;
@@ -176,12 +177,12 @@ impl SecureKafka {
     }
 }
 
-struct CertificateFiles {
-    ca: PathBuf,
-    broker_keystore: PathBuf,
-    client_cert: PathBuf,
-    client_key: PathBuf,
-    other_ca: PathBuf,
+pub(super) struct CertificateFiles {
+    pub(super) ca: PathBuf,
+    pub(super) broker_keystore: PathBuf,
+    pub(super) client_cert: PathBuf,
+    pub(super) client_key: PathBuf,
+    pub(super) other_ca: PathBuf,
 }
 
 fn new_ca(name: &str) -> Result<CertifiedIssuer<'static, KeyPair>> {
@@ -192,7 +193,7 @@ fn new_ca(name: &str) -> Result<CertifiedIssuer<'static, KeyPair>> {
     Ok(CertifiedIssuer::self_signed(params, KeyPair::generate()?)?)
 }
 
-fn write_certificates(dir: &Path) -> Result<CertificateFiles> {
+pub(super) fn write_certificates(dir: &Path) -> Result<CertificateFiles> {
     let ca = new_ca("wasmkafka test CA")?;
     let other = new_ca("an unrelated CA")?;
 

@@ -1,0 +1,563 @@
+//! SASL/OAUTHBEARER against Apache Kafka (`OAuthKafka`): tokens from the local OIDC provider
+//! (`Oidc`, client credentials, RS256) checked by Kafka's `OAuthBearerValidatorCallbackHandler`
+//! against the provider's JWKS, and unsecured tokens on Kafka's unsecured validator. Through
+//! the library and through `wasmkafka run` with a TOML config and a Java `client.properties`;
+//! short-lived tokens refreshed while a connection re-authenticates; a wrong secret, an
+//! unreachable endpoint and an expired token, each with its error.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use wasmkafka::client::{Client, ClientError};
+use wasmkafka::cluster::MetadataOptions;
+use wasmkafka::config::Config;
+use wasmkafka::fetch::{Consumer, ConsumerRecord};
+use wasmkafka::net::{NetError, TokenError};
+use wasmkafka::policy::ResetPolicySpec;
+use wasmkafka::produce::OutgoingRecord;
+use wasmkafka_tests::kafka::oauth::OAuthKafka;
+
+const SECRET: &str = "client-secret";
+
+/// A client configured through Kafka's property names, as a user would write them.
+fn client(addr: &str, properties: &[(&str, String)]) -> Client {
+    let properties: Vec<(String, String)> = properties
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    let config = Config::parse_with("", &properties).expect("a valid config");
+    Client::with_metadata_options(
+        vec![addr.to_string()],
+        config.pool_options().expect("a valid security config"),
+        MetadataOptions::default(),
+    )
+}
+
+/// Kafka 4.x's client-credentials properties for `client_id` on `protocol`.
+fn oidc_properties(
+    broker: &OAuthKafka,
+    protocol: &str,
+    client_id: &str,
+    secret: &str,
+) -> Vec<(&'static str, String)> {
+    let mut properties = vec![
+        ("security.protocol", protocol.to_string()),
+        ("sasl.mechanism", "OAUTHBEARER".to_string()),
+        (
+            "sasl.oauthbearer.token.endpoint.url",
+            broker.oidc.token_url(),
+        ),
+        (
+            "sasl.oauthbearer.client.credentials.client.id",
+            client_id.to_string(),
+        ),
+        (
+            "sasl.oauthbearer.client.credentials.client.secret",
+            secret.to_string(),
+        ),
+        ("sasl.oauthbearer.scope", "kafka".to_string()),
+    ];
+    if protocol == "SASL_SSL" {
+        properties.push(("ssl.ca.location", broker.ca_file.display().to_string()));
+    }
+    properties
+}
+
+async fn produce(broker: &OAuthKafka, topic: &str, values: std::ops::Range<i64>) {
+    let client = broker.kafka.client();
+    let records: Vec<OutgoingRecord> = values
+        .map(|n| OutgoingRecord {
+            key: None,
+            value: Some(Bytes::from(format!("v{n}"))),
+            headers: Vec::new(),
+            timestamp: None,
+        })
+        .collect();
+    broker
+        .kafka
+        .produce(&client, topic, 0, &records, 50)
+        .await
+        .unwrap();
+    client.close();
+}
+
+fn consumer(client: Client) -> Consumer {
+    Consumer::new(
+        client,
+        Default::default(),
+        ResetPolicySpec::Earliest.into_policy(),
+    )
+}
+
+async fn consume(client: Client, topic: &str, count: usize) -> Vec<ConsumerRecord> {
+    let consumer = consumer(client);
+    consumer.assign_topics(&[topic.to_string()]).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut records = Vec::new();
+    while records.len() < count {
+        assert!(Instant::now() < deadline, "{} of {count}", records.len());
+        records.extend(
+            consumer
+                .poll(count, Duration::from_millis(200))
+                .await
+                .unwrap(),
+        );
+    }
+    records
+}
+
+fn values(records: &[ConsumerRecord]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| String::from_utf8(r.value.as_ref().unwrap().to_vec()).unwrap())
+        .collect()
+}
+
+fn expected(count: i64) -> Vec<String> {
+    (0..count).map(|n| format!("v{n}")).collect()
+}
+
+#[tokio::test]
+async fn tokens_from_the_provider_pass_kafkas_oidc_validator_on_both_listeners() {
+    let broker = OAuthKafka::shared();
+    broker
+        .kafka
+        .create_topic("oauth-all", 1, &[])
+        .await
+        .unwrap();
+    produce(broker, "oauth-all", 0..20).await;
+    for (protocol, addr) in [
+        ("SASL_PLAINTEXT", &broker.oidc_plaintext),
+        ("SASL_SSL", &broker.oidc_ssl),
+    ] {
+        let client_id = format!("lib-{}", protocol.to_ascii_lowercase());
+        broker
+            .oidc
+            .add_client(&client_id, SECRET, Duration::from_secs(300));
+        let client = client(addr, &oidc_properties(broker, protocol, &client_id, SECRET));
+        let metadata = client.refresh_metadata().await.unwrap();
+        let advertised: Vec<String> = metadata.brokers.values().map(|b| b.address()).collect();
+        assert_eq!(advertised, vec![addr.to_string()], "{protocol}");
+        let records = consume(client, "oauth-all", 20).await;
+        assert_eq!(values(&records), expected(20), "{protocol}");
+        // One token serves every connection of the client (bootstrap, metadata, fetch).
+        assert_eq!(broker.oidc.granted(&client_id), 1, "{protocol}");
+        assert_eq!(broker.oidc.scopes(&client_id), ["kafka"], "{protocol}");
+    }
+    // The broker checked the signatures with the provider's keys.
+    assert!(broker.oidc.jwks_requests() >= 1);
+}
+
+/// Tokens that live 6 s: the broker gives each session the token's remaining life, the pool
+/// replaces a connection at 85% of it, and the replacement authenticates with a token fetched
+/// after 80-85% of the previous one's life. Consumption goes on across four lifetimes with no
+/// failed fetch.
+#[tokio::test]
+async fn short_lived_tokens_are_refreshed_and_connections_reauthenticate() {
+    let broker = OAuthKafka::shared();
+    broker
+        .kafka
+        .create_topic("oauth-refresh", 1, &[])
+        .await
+        .unwrap();
+    let lifetime = Duration::from_secs(6);
+    broker.oidc.add_client("refresh", SECRET, lifetime);
+    let client = client(
+        &broker.oidc_ssl,
+        &oidc_properties(broker, "SASL_SSL", "refresh", SECRET),
+    );
+    let pool = client.pool().clone();
+    let consumer = consumer(client);
+    consumer
+        .assign_topics(&["oauth-refresh".to_string()])
+        .await
+        .unwrap();
+    let run_for = lifetime * 4;
+    let started = Instant::now();
+    let mut next = 0;
+    let mut received = Vec::new();
+    while started.elapsed() < run_for {
+        produce(broker, "oauth-refresh", next..next + 5).await;
+        next += 5;
+        received.extend(
+            consumer
+                .poll(1000, Duration::from_millis(300))
+                .await
+                .unwrap(),
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while received.len() < next as usize && Instant::now() < deadline {
+        received.extend(
+            consumer
+                .poll(1000, Duration::from_millis(200))
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(values(&received), expected(next));
+    let stats = consumer.stats();
+    assert_eq!(stats.failed_fetches, 0, "{stats:?}");
+    let granted = broker.oidc.granted("refresh");
+    assert!(
+        (4..=12).contains(&granted),
+        "{granted} tokens in {:?}",
+        started.elapsed()
+    );
+    // The fetch connection alone is replaced at least once per token lifetime.
+    let connects = pool.stats().connects;
+    assert!(
+        connects >= 3 + 3,
+        "{connects} connects in {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_secret_is_reported_with_the_endpoint_and_the_client() {
+    let broker = OAuthKafka::shared();
+    broker
+        .oidc
+        .add_client("wrong-secret", SECRET, Duration::from_secs(300));
+    let client = client(
+        &broker.oidc_plaintext,
+        &oidc_properties(broker, "SASL_PLAINTEXT", "wrong-secret", "not-the-secret"),
+    );
+    let started = Instant::now();
+    let error = client.refresh_metadata().await.unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            ClientError::Net(NetError::OAuthToken { error, .. })
+                if matches!(**error, TokenError::Refused { status: 401, .. })
+        ),
+        "{error}"
+    );
+    let message = error.to_string();
+    for part in [
+        broker.oidc.token_url().as_str(),
+        "client `wrong-secret`",
+        "invalid_client",
+        "Check the client id and secret",
+    ] {
+        assert!(message.contains(part), "`{part}` in {message}");
+    }
+    // Refused once: no retry, no second broker.
+    assert_eq!(broker.oidc.refused("wrong-secret"), 1);
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // The binary says the same, prints nothing and exits non-zero.
+    broker
+        .kafka
+        .create_topic("oauth-wrong", 1, &[])
+        .await
+        .unwrap();
+    produce(broker, "oauth-wrong", 0..3).await;
+    let mut args = vec![
+        "run".to_string(),
+        "--brokers".into(),
+        broker.oidc_plaintext.clone(),
+        "--topic".into(),
+        "oauth-wrong".into(),
+        "--from".into(),
+        "earliest".into(),
+    ];
+    for (key, value) in oidc_properties(broker, "SASL_PLAINTEXT", "wrong-secret", "not-the-secret")
+    {
+        args.push("-X".into());
+        args.push(format!("{key}={value}"));
+    }
+    let output = wasmkafka(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(output.stdout.is_empty(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "the token endpoint {} refused client `wrong-secret`: HTTP 401: invalid_client",
+            broker.oidc.token_url()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("not-the-secret"),
+        "the secret leaked: {stderr}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_token_endpoint_is_reported_after_bounded_retries() {
+    let broker = OAuthKafka::shared();
+    let port = wasmkafka_tests::kafka::free_port().unwrap();
+    let url = format!("http://127.0.0.1:{port}/token");
+    let output_started = Instant::now();
+    let output = wasmkafka(&[
+        "metadata",
+        "--brokers",
+        &broker.oidc_plaintext,
+        "-X",
+        "security.protocol=SASL_PLAINTEXT",
+        "-X",
+        "sasl.mechanism=OAUTHBEARER",
+        "-X",
+        &format!("sasl.oauthbearer.token.endpoint.url={url}"),
+        "-X",
+        "sasl.oauthbearer.client.credentials.client.id=nobody",
+        "-X",
+        "sasl.oauthbearer.client.credentials.client.secret=s",
+        "-X",
+        "sasl.login.retry.backoff.max.ms=2000",
+    ]);
+    let elapsed = output_started.elapsed();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "cannot reach the token endpoint {url} for client `nobody`"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("is the identity provider up"), "{stderr}");
+    // Retried for sasl.login.retry.backoff.max.ms (2 s), then reported.
+    assert!(
+        elapsed >= Duration::from_secs(2) && elapsed < Duration::from_secs(20),
+        "{elapsed:?}: {stderr}"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refused_by_the_broker_with_the_reason() {
+    let broker = OAuthKafka::shared();
+    broker
+        .oidc
+        .add_client("expired", SECRET, Duration::from_secs(300));
+    broker
+        .oidc
+        .issue_expired("expired", Duration::from_secs(120));
+    let client = client(
+        &broker.oidc_plaintext,
+        &oidc_properties(broker, "SASL_PLAINTEXT", "expired", SECRET),
+    );
+    let error = client.refresh_metadata().await.unwrap_err();
+    assert!(
+        matches!(&error, ClientError::Net(NetError::OAuthBearer { principal, .. }) if principal == "expired"),
+        "{error}"
+    );
+    let message = error.to_string();
+    for part in [
+        "SASL OAUTHBEARER authentication as `expired` failed at",
+        "the broker refused the token: {\"status\":\"invalid_token\"}",
+        "the token expired 12",
+    ] {
+        assert!(message.contains(part), "`{part}` in {message}");
+    }
+    assert_eq!(client.pool().stats().connect_attempts, 1, "{message}");
+}
+
+#[tokio::test]
+async fn unsecured_tokens_pass_kafkas_unsecured_validator() {
+    let broker = OAuthKafka::shared();
+    broker
+        .kafka
+        .create_topic("oauth-unsecured", 1, &[])
+        .await
+        .unwrap();
+    produce(broker, "oauth-unsecured", 0..5).await;
+    let jaas = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required \
+                unsecuredLoginStringClaim_sub=\"alice\";";
+    let client = client(
+        &broker.unsecured,
+        &[
+            ("security.protocol", "SASL_PLAINTEXT".into()),
+            ("sasl.mechanism", "OAUTHBEARER".into()),
+            ("sasl.jaas.config", jaas.into()),
+        ],
+    );
+    let records = consume(client, "oauth-unsecured", 5).await;
+    assert_eq!(values(&records), expected(5));
+
+    // The OIDC listener refuses the same unsigned token.
+    let refused = client_error(&broker.oidc_plaintext, jaas).await;
+    assert!(
+        refused.contains("SASL OAUTHBEARER authentication as `alice` failed"),
+        "{refused}"
+    );
+}
+
+async fn client_error(addr: &str, jaas: &str) -> String {
+    let client = client(
+        addr,
+        &[
+            ("security.protocol", "SASL_PLAINTEXT".into()),
+            ("sasl.mechanism", "OAUTHBEARER".into()),
+            ("sasl.jaas.config", jaas.into()),
+        ],
+    );
+    client.refresh_metadata().await.unwrap_err().to_string()
+}
+
+/// `wasmkafka run` as a user would start it: a TOML config with the secret in a file, and
+/// the Java team's `client.properties` (Kafka 4.x's property names and the JAAS form).
+#[tokio::test]
+async fn run_reads_with_a_toml_config_and_with_a_client_properties_file() {
+    let broker = OAuthKafka::shared();
+    broker
+        .kafka
+        .create_topic("oauth-cli", 1, &[])
+        .await
+        .unwrap();
+    produce(broker, "oauth-cli", 0..5).await;
+    broker
+        .oidc
+        .add_client("cli-toml", SECRET, Duration::from_secs(300));
+    broker
+        .oidc
+        .add_client("cli-properties", SECRET, Duration::from_secs(300));
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("oauth-secret");
+    std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
+    let toml = dir.path().join("wasmkafka.toml");
+    std::fs::write(
+        &toml,
+        format!(
+            r#"brokers = ["{addr}"]
+[security]
+protocol = "SASL_SSL"
+ca_file = "{ca}"
+sasl_mechanism = "OAUTHBEARER"
+oauth_token_endpoint = "{url}"
+oauth_client_id = "cli-toml"
+oauth_client_secret_file = "{secret}"
+oauth_scope = "kafka"
+"#,
+            addr = broker.oidc_ssl,
+            ca = broker.ca_file.display(),
+            url = broker.oidc.token_url(),
+            secret = secret_file.display(),
+        ),
+    )
+    .unwrap();
+    let properties = dir.path().join("client.properties");
+    std::fs::write(
+        &properties,
+        format!(
+            "bootstrap.servers={addr}\n\
+             security.protocol=SASL_SSL\n\
+             ssl.truststore.type=PEM\n\
+             ssl.truststore.location={ca}\n\
+             sasl.mechanism=OAUTHBEARER\n\
+             sasl.login.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler\n\
+             sasl.oauthbearer.token.endpoint.url={url}\n\
+             sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required \\\n\
+             \x20   clientId=\"cli-properties\" clientSecret=\"{SECRET}\" scope=\"kafka\";\n\
+             key.deserializer=org.apache.kafka.common.serialization.StringDeserializer\n",
+            addr = broker.oidc_ssl,
+            ca = broker.ca_file.display(),
+            url = broker.oidc.token_url(),
+        ),
+    )
+    .unwrap();
+    for (config, client_id) in [(&toml, "cli-toml"), (&properties, "cli-properties")] {
+        let output = wasmkafka(&[
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--topic",
+            "oauth-cli",
+            "--exit-at-end",
+            "--format",
+            "raw",
+        ]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{client_id}: {stderr}");
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            "v0\nv1\nv2\nv3\nv4\n",
+            "{client_id}"
+        );
+        assert!(broker.oidc.granted(client_id) >= 1, "{client_id}");
+        assert!(!stderr.contains(SECRET), "the secret leaked: {stderr}");
+    }
+}
+
+/// `run` keeps reading across token lifetimes in a process of its own; the log shows
+/// nothing failed.
+#[tokio::test]
+async fn run_keeps_reading_across_token_lifetimes() {
+    let broker = OAuthKafka::shared();
+    broker
+        .kafka
+        .create_topic("oauth-cli-long", 1, &[])
+        .await
+        .unwrap();
+    broker
+        .oidc
+        .add_client("cli-long", SECRET, Duration::from_secs(5));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wasmkafka"));
+    command
+        .args(["run", "--brokers", &broker.oidc_plaintext])
+        .args(["--topic", "oauth-cli-long", "--from", "earliest"])
+        .args(["--format", "raw", "--no-progress"]);
+    for (key, value) in oidc_properties(broker, "SASL_PLAINTEXT", "cli-long", SECRET) {
+        command.args(["-X", &format!("{key}={value}")]);
+    }
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines, arrived) = std::sync::mpsc::channel();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let reader = std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let started = Instant::now();
+    let mut next = 0;
+    let mut printed = Vec::new();
+    while started.elapsed() < Duration::from_secs(16) {
+        produce(broker, "oauth-cli-long", next..next + 3).await;
+        next += 3;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        printed.extend(arrived.try_iter());
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("run ended early ({status}) after {printed:?}");
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while printed.len() < next as usize && Instant::now() < deadline {
+        if let Ok(line) = arrived.recv_timeout(Duration::from_millis(200)) {
+            printed.push(line);
+        }
+    }
+    let _ = child.kill();
+    let output = child.wait_with_output().unwrap();
+    reader.join().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(printed, expected(next), "{stderr}");
+    let granted = broker.oidc.granted("cli-long");
+    assert!(granted >= 3, "{granted} tokens: {stderr}");
+}
+
+fn wasmkafka(args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmkafka"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Bounded: a failure must end the process, not leave it retrying.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}

@@ -1,0 +1,148 @@
+//! A single Kafka node with SASL/OAUTHBEARER listeners beside its PLAINTEXT one, configured
+//! as Kafka documents it:
+//!
+//! - `OIDC` (SASL_PLAINTEXT) and `OIDC_SSL` (SASL_SSL): Kafka's
+//!   `OAuthBearerValidatorCallbackHandler` with its `BrokerJwtValidator` checks each token's
+//!   RS256 signature against the local provider's JWKS ([`Oidc`]), its expiry, audience and
+//!   issuer;
+//! - `UNSECURED` (SASL_PLAINTEXT): Kafka's default unsecured validator, for `alg: none` tokens.
+//!
+//! Kafka 4.x fetches only URLs listed in the JVM's `org.apache.kafka.sasl.oauthbearer.allowed.urls`
+//! system property, so the node's JVM gets it. `connections.max.reauth.ms` is on (60 s), so
+//! the broker gives each session the token's remaining life as its lifetime (KIP-368) and closes
+//! a connection whose session ended.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+use super::secure::write_certificates;
+use super::{free_port, start_shared, Kafka, KafkaOptions};
+use crate::oidc::{Oidc, AUDIENCE};
+
+const LOGIN_MODULE: &str = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule";
+const VALIDATOR: &str =
+    "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler";
+const BROKER_VALIDATOR: &str = "org.apache.kafka.common.security.oauthbearer.BrokerJwtValidator";
+/// `connections.max.reauth.ms` of the node.
+pub const MAX_REAUTH_MS: u64 = 60_000;
+
+/// The node, its provider and the files a client needs.
+pub struct OAuthKafka {
+    pub kafka: Kafka,
+    pub oidc: &'static Oidc,
+    /// `127.0.0.1:port` of each OAUTHBEARER listener.
+    pub oidc_plaintext: String,
+    pub oidc_ssl: String,
+    pub unsecured: String,
+    /// The CA of the broker's certificate (for `OIDC_SSL`).
+    pub ca_file: PathBuf,
+    _files: tempfile::TempDir,
+}
+
+impl OAuthKafka {
+    /// The node this test binary shares, on the shared [`Oidc`] provider (started on first
+    /// use).
+    pub fn shared() -> &'static OAuthKafka {
+        static SHARED: std::sync::OnceLock<OAuthKafka> = std::sync::OnceLock::new();
+        SHARED.get_or_init(|| {
+            start_shared("the OAUTHBEARER Kafka broker", || async {
+                OAuthKafka::start(Oidc::shared()).await
+            })
+        })
+    }
+
+    pub async fn start(oidc: &'static Oidc) -> Result<OAuthKafka> {
+        let files = tempfile::tempdir()?;
+        let certs = write_certificates(files.path())?;
+        let ports = [free_port()?, free_port()?, free_port()?];
+        let [oidc_plaintext, oidc_ssl, unsecured] = ports.map(|port| format!("127.0.0.1:{port}"));
+        let secured =
+            format!("OIDC://{oidc_plaintext},OIDC_SSL://{oidc_ssl},UNSECURED://{unsecured}");
+        let mut settings: Vec<(String, String)> = vec![
+            (
+                "listeners".into(),
+                format!("PLAINTEXT://127.0.0.1:@PORT@,CONTROLLER://127.0.0.1:@CONTROLLER_PORT@,{secured}"),
+            ),
+            (
+                "advertised.listeners".into(),
+                format!("PLAINTEXT://127.0.0.1:@PORT@,{secured}"),
+            ),
+            (
+                "listener.security.protocol.map".into(),
+                "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,OIDC:SASL_PLAINTEXT,\
+                 OIDC_SSL:SASL_SSL,UNSECURED:SASL_PLAINTEXT"
+                    .into(),
+            ),
+            ("sasl.enabled.mechanisms".into(), "OAUTHBEARER".into()),
+            (
+                "connections.max.reauth.ms".into(),
+                MAX_REAUTH_MS.to_string(),
+            ),
+            ("ssl.keystore.type".into(), "PEM".into()),
+            (
+                "ssl.keystore.location".into(),
+                certs.broker_keystore.display().to_string(),
+            ),
+            ("ssl.truststore.type".into(), "PEM".into()),
+            (
+                "ssl.truststore.location".into(),
+                certs.ca.display().to_string(),
+            ),
+        ];
+        for listener in ["oidc", "oidc_ssl"] {
+            settings.push((
+                format!("listener.name.{listener}.oauthbearer.sasl.jaas.config"),
+                format!("{LOGIN_MODULE} required ;"),
+            ));
+            settings.push((
+                format!("listener.name.{listener}.oauthbearer.sasl.server.callback.handler.class"),
+                VALIDATOR.into(),
+            ));
+        }
+        // The validator's settings (broker-wide: the unsecured listener's handler ignores
+        // them). Kafka 4.1.1's handler makes its default validator (`DefaultJwtValidator`)
+        // without the JWKS, and that one checks neither signatures nor expiry; naming the
+        // broker's validator, as 4.1's `sasl.oauthbearer.jwt.validator.class` allows, makes it
+        // fetch the JWKS and check both.
+        for (key, value) in [
+            (
+                "sasl.oauthbearer.jwt.validator.class",
+                BROKER_VALIDATOR.to_string(),
+            ),
+            ("sasl.oauthbearer.jwks.endpoint.url", oidc.jwks_url()),
+            ("sasl.oauthbearer.expected.audience", AUDIENCE.to_string()),
+            (
+                "sasl.oauthbearer.expected.issuer",
+                oidc.issuer().to_string(),
+            ),
+        ] {
+            settings.push((key.to_string(), value));
+        }
+        settings.push((
+            "listener.name.unsecured.oauthbearer.sasl.jaas.config".into(),
+            format!(r#"{LOGIN_MODULE} required unsecuredLoginStringClaim_sub="broker";"#),
+        ));
+        let kafka = Kafka::start_with(KafkaOptions {
+            nodes: 1,
+            overrides: settings,
+            jvm_options: vec![format!(
+                "-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={},{}",
+                oidc.jwks_url(),
+                oidc.token_url()
+            )],
+            ..KafkaOptions::default()
+        })
+        .await
+        .context("cannot start Kafka with OAUTHBEARER listeners")?;
+        Ok(OAuthKafka {
+            kafka,
+            oidc,
+            oidc_plaintext,
+            oidc_ssl,
+            unsecured,
+            ca_file: certs.ca,
+            _files: files,
+        })
+    }
+}
