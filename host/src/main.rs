@@ -1,6 +1,14 @@
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+/// The static musl build allocates with mimalloc. musl's own malloc serialises every thread on
+/// one lock and hands freed pages back at once, which cost the consumer its throughput on the
+/// buffers it churns through; mimalloc keeps per-thread heaps and measured as fast as the tuned
+/// glibc build (BENCHMARKS.md, "The static musl build").
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     tune_allocator();
     let cli = wasmkafka::cli::Cli::parse();
