@@ -80,11 +80,11 @@ fn options() -> Result<Options> {
             }
             "--peer" => {
                 let id = value()?;
-                let peer = Peer::ALL
+                let peer = Peer::NAMED
                     .into_iter()
                     .find(|p| p.id() == id)
                     .with_context(|| {
-                        let ids: Vec<_> = Peer::ALL.iter().map(|p| p.id()).collect();
+                        let ids: Vec<_> = Peer::NAMED.iter().map(|p| p.id()).collect();
                         format!("no peer `{id}`; there are {}", ids.join(", "))
                     })?;
                 options.peers.push(peer);
@@ -172,8 +172,8 @@ async fn run() -> Result<()> {
     }
     let options = options()?;
     let tools = tokio::task::spawn_blocking({
-        let (repo, out_dir) = (repo.clone(), out_dir.clone());
-        move || Tools::prepare(&repo, &out_dir)
+        let (repo, out_dir, peers) = (repo.clone(), out_dir.clone(), options.peers.clone());
+        move || Tools::prepare(&repo, &out_dir, &peers)
     })
     .await??;
     eprintln!("starting Apache Kafka");
