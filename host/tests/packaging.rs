@@ -638,6 +638,7 @@ fn dockerfile_builds_the_image_from_the_release_archive_and_it_starts_alone() {
         .arg(&image)
         .args(["/wasmkafka", "--version"])
         .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .env("HOME", "/tmp")
         .bounded_output()
         .unwrap();
