@@ -2,6 +2,9 @@
 # Installs what wasmkafka needs and is missing; reuses what is installed. Needs: Rust (rustup),
 # Java 17 (java on PATH or JAVA_HOME), Maven (mvn), python3 with venv and pip.
 #   - the wasm32-wasip2 rustup target (plugins are built for it)
+#   - for the static musl build (scripts/release.sh, the Dockerfile, host/tests/packaging.rs):
+#     the x86_64-unknown-linux-musl rustup target, and musl-gcc (Debian's musl-tools, installed
+#     with apt-get when running as root; elsewhere the musl tests say SKIPPED)
 #   - the Apache Kafka jars (Maven Central, cached in ~/.cache/wasmkafka, about 55 MB, once)
 #   - Python venvs with confluent-kafka (the interop tests) and componentize-py (Python
 #     plugins) from PyPI (~/.cache/wasmkafka, once)
@@ -31,6 +34,23 @@ if rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
 else
   echo "setup: adding rustup target wasm32-wasip2"
   rustup target add wasm32-wasip2
+fi
+
+if rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+  echo "setup: rustup target x86_64-unknown-linux-musl is installed"
+else
+  echo "setup: adding rustup target x86_64-unknown-linux-musl"
+  rustup target add x86_64-unknown-linux-musl ||
+    echo "setup: could not add x86_64-unknown-linux-musl: no musl build, the musl tests will say SKIPPED" >&2
+fi
+if command -v musl-gcc >/dev/null; then
+  echo "setup: musl-gcc is installed"
+elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "setup: installing musl-tools (musl-gcc) with apt-get"
+  { apt-get update -qq && apt-get install -y -qq --no-install-recommends musl-tools >/dev/null; } ||
+    echo "setup: apt-get could not install musl-tools: no musl build, the musl tests will say SKIPPED" >&2
+else
+  echo "setup: musl-gcc not found (Debian: apt install musl-tools): no musl build, the musl tests will say SKIPPED" >&2
 fi
 
 echo "setup: Apache Kafka jars, Python venvs with confluent-kafka and componentize-py"

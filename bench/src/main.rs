@@ -177,8 +177,8 @@ async fn run() -> Result<()> {
         };
         let options = latency::options(args.into_iter())?;
         let tools = tokio::task::spawn_blocking({
-            let (repo, out_dir) = (repo.clone(), out_dir.clone());
-            move || Tools::prepare(&repo, &out_dir)
+            let (repo, out_dir, peers) = (repo.clone(), out_dir.clone(), options.peers.clone());
+            move || Tools::prepare(&repo, &out_dir, &peers)
         })
         .await??;
         eprintln!("starting Apache Kafka");
@@ -199,8 +199,8 @@ async fn run() -> Result<()> {
     }
     let options = options()?;
     let tools = tokio::task::spawn_blocking({
-        let (repo, out_dir) = (repo.clone(), out_dir.clone());
-        move || Tools::prepare(&repo, &out_dir)
+        let (repo, out_dir, peers) = (repo.clone(), out_dir.clone(), options.peers.clone());
+        move || Tools::prepare(&repo, &out_dir, &peers)
     })
     .await??;
     eprintln!("starting Apache Kafka");

@@ -21,6 +21,9 @@ pub const AIOKAFKA_VERSION: &str = "0.14.0";
 pub enum Peer {
     WasmkafkaRaw,
     WasmkafkaJson,
+    /// The static musl build (`scripts/release.sh`), beside the glibc one; only with `--peer`.
+    WasmkafkaMuslRaw,
+    WasmkafkaMuslJson,
     RdkafkaRaw,
     RdkafkaJson,
     ConfluentPython,
@@ -41,10 +44,26 @@ impl Peer {
         Peer::Aiokafka,
     ];
 
+    /// Every peer `--peer` can name: the default set and the musl builds.
+    pub const NAMED: [Peer; 10] = [
+        Peer::WasmkafkaRaw,
+        Peer::WasmkafkaJson,
+        Peer::WasmkafkaMuslRaw,
+        Peer::WasmkafkaMuslJson,
+        Peer::RdkafkaRaw,
+        Peer::RdkafkaJson,
+        Peer::FranzGo,
+        Peer::Java,
+        Peer::ConfluentPython,
+        Peer::Aiokafka,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Peer::WasmkafkaRaw => "wasmkafka raw",
             Peer::WasmkafkaJson => "wasmkafka json",
+            Peer::WasmkafkaMuslRaw => "wasmkafka musl raw",
+            Peer::WasmkafkaMuslJson => "wasmkafka musl json",
             Peer::RdkafkaRaw => "rdkafka crate raw",
             Peer::RdkafkaJson => "rdkafka crate json",
             Peer::ConfluentPython => "confluent-kafka (Python)",
@@ -59,6 +78,8 @@ impl Peer {
         match self {
             Peer::WasmkafkaRaw => "wasmkafka-raw",
             Peer::WasmkafkaJson => "wasmkafka-json",
+            Peer::WasmkafkaMuslRaw => "wasmkafka-musl-raw",
+            Peer::WasmkafkaMuslJson => "wasmkafka-musl-json",
             Peer::RdkafkaRaw => "rdkafka-raw",
             Peer::RdkafkaJson => "rdkafka-json",
             Peer::ConfluentPython => "confluent-kafka",
@@ -72,16 +93,25 @@ impl Peer {
         matches!(self, Peer::WasmkafkaRaw | Peer::WasmkafkaJson)
     }
 
+    /// Another build of wasmkafka: a row with ratios (the glibc build's over it), never "the
+    /// best peer".
+    pub fn is_our_other_build(self) -> bool {
+        matches!(self, Peer::WasmkafkaMuslRaw | Peer::WasmkafkaMuslJson)
+    }
+
     pub fn writes_json(self) -> bool {
-        matches!(self, Peer::WasmkafkaJson | Peer::RdkafkaJson)
+        matches!(
+            self,
+            Peer::WasmkafkaJson | Peer::WasmkafkaMuslJson | Peer::RdkafkaJson
+        )
     }
 
     /// The peer with this [`Peer::id`].
     pub fn by_id(id: &str) -> Result<Peer> {
-        match Peer::ALL.into_iter().find(|p| p.id() == id) {
+        match Peer::NAMED.into_iter().find(|p| p.id() == id) {
             Some(peer) => Ok(peer),
             None => {
-                let ids: Vec<_> = Peer::ALL.iter().map(|p| p.id()).collect();
+                let ids: Vec<_> = Peer::NAMED.iter().map(|p| p.id()).collect();
                 bail!("no peer `{id}`; there are {}", ids.join(", "))
             }
         }
@@ -112,8 +142,16 @@ impl Peer {
         let count = count.to_string();
         let peer_args = [brokers, topic, &partitions, &count];
         match self {
-            Peer::WasmkafkaRaw | Peer::WasmkafkaJson => {
-                let mut command = Command::new(&tools.wasmkafka);
+            Peer::WasmkafkaRaw
+            | Peer::WasmkafkaJson
+            | Peer::WasmkafkaMuslRaw
+            | Peer::WasmkafkaMuslJson => {
+                let binary = if self.is_our_other_build() {
+                    tools.wasmkafka_musl.as_ref()
+                } else {
+                    Some(&tools.wasmkafka)
+                };
+                let mut command = Command::new(binary.expect("prepared for this peer"));
                 command
                     .args(["run", "--brokers", brokers, "--topic", topic])
                     .args(["--from", "earliest", "--count", &count, "--no-progress"])
@@ -122,14 +160,14 @@ impl Peer {
                 command
             }
             Peer::RdkafkaRaw | Peer::RdkafkaJson => {
-                let mut command = Command::new(&tools.rdkafka);
+                let mut command = Command::new(tools.rdkafka.as_ref().expect("prepared"));
                 command
                     .args(peer_args)
                     .arg(if self.writes_json() { "json" } else { "raw" });
                 command
             }
             Peer::FranzGo => {
-                let mut command = Command::new(&tools.franz_go);
+                let mut command = Command::new(tools.franz_go.as_ref().expect("prepared"));
                 command.args(peer_args);
                 command
             }
@@ -137,7 +175,7 @@ impl Peer {
                 let mut command = Command::new(java());
                 command
                     .arg("-cp")
-                    .arg(&tools.java_classpath)
+                    .arg(tools.java_classpath.as_ref().expect("prepared"))
                     .arg("Consume")
                     .args(peer_args);
                 command
@@ -148,7 +186,7 @@ impl Peer {
                 } else {
                     "confluent_consume.py"
                 };
-                let mut command = Command::new(&tools.python);
+                let mut command = Command::new(tools.python.as_ref().expect("prepared"));
                 command
                     .arg(tools.peers_dir.join("python").join(script))
                     .args(peer_args);
@@ -158,42 +196,67 @@ impl Peer {
     }
 }
 
-/// The built peers.
+/// The built peers: only those of the peers in the run (None for the others).
 pub struct Tools {
     pub wasmkafka: PathBuf,
-    pub rdkafka: PathBuf,
-    pub franz_go: PathBuf,
-    pub java_classpath: String,
-    pub python: PathBuf,
+    pub wasmkafka_musl: Option<PathBuf>,
+    pub rdkafka: Option<PathBuf>,
+    pub franz_go: Option<PathBuf>,
+    pub java_classpath: Option<String>,
+    pub python: Option<PathBuf>,
     pub peers_dir: PathBuf,
 }
 
 impl Tools {
-    /// Finds the release binaries (built by `scripts/bench.sh`), builds the Go and Java peers
-    /// into `out`, and makes the Python venv once.
-    pub fn prepare(repo: &Path, out: &Path) -> Result<Tools> {
+    /// Finds the release binaries (built by `scripts/bench.sh`; the musl one by
+    /// `scripts/release.sh`), builds the Go and Java peers into `out`, and makes the Python
+    /// venv once: each only when one of `peers` needs it.
+    pub fn prepare(repo: &Path, out: &Path, peers: &[Peer]) -> Result<Tools> {
         let built = |name: &str| release_binary(repo, name);
+        let needs = |wanted: &[Peer]| peers.iter().any(|p| wanted.contains(p));
         let peers_dir = repo.join("bench/peers");
         std::fs::create_dir_all(out)?;
 
-        let franz_go = out.join("franz-go-consume");
-        run_checked(
-            Command::new("go")
-                .args(["build", "-o"])
-                .arg(&franz_go)
-                .arg(".")
-                .current_dir(peers_dir.join("franz-go")),
-            "build the franz-go peer (go build; Go from go.dev)",
-        )?;
-
-        let java_classpath = compile_java(repo, out, "Consume.java")?;
+        let franz_go = if needs(&[Peer::FranzGo]) {
+            let binary = out.join("franz-go-consume");
+            run_checked(
+                Command::new("go")
+                    .args(["build", "-o"])
+                    .arg(&binary)
+                    .arg(".")
+                    .current_dir(peers_dir.join("franz-go")),
+                "build the franz-go peer (go build; Go from go.dev)",
+            )?;
+            Some(binary)
+        } else {
+            None
+        };
+        let java_classpath = if needs(&[Peer::Java]) {
+            Some(compile_java(repo, out, "Consume.java")?)
+        } else {
+            None
+        };
+        let wasmkafka_musl = if needs(&[Peer::WasmkafkaMuslRaw, Peer::WasmkafkaMuslJson]) {
+            Some(musl_release_binary(repo)?)
+        } else {
+            None
+        };
 
         Ok(Tools {
             wasmkafka: built("wasmkafka")?,
-            rdkafka: built("rdkafka-consume")?,
+            wasmkafka_musl,
+            rdkafka: if needs(&[Peer::RdkafkaRaw, Peer::RdkafkaJson]) {
+                Some(built("rdkafka-consume")?)
+            } else {
+                None
+            },
             franz_go,
             java_classpath,
-            python: python_with_peers()?,
+            python: if needs(&[Peer::ConfluentPython, Peer::Aiokafka]) {
+                Some(python_with_peers()?)
+            } else {
+                None
+            },
             peers_dir,
         })
     }
@@ -228,6 +291,24 @@ pub fn release_binary(repo: &Path, name: &str) -> Result<PathBuf> {
     if !path.exists() {
         bail!(
             "{} is missing: run scripts/bench.sh (it builds the release binaries)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// The static musl build's release binary, `<target dir>/x86_64-unknown-linux-musl/release`,
+/// beside this harness's `<target dir>/release`.
+fn musl_release_binary(repo: &Path) -> Result<PathBuf> {
+    let glibc = release_binary(repo, "wasmkafka")?;
+    let target_dir = glibc
+        .parent()
+        .and_then(Path::parent)
+        .expect("<target dir>/release/wasmkafka");
+    let path = target_dir.join("x86_64-unknown-linux-musl/release/wasmkafka");
+    if !path.exists() {
+        bail!(
+            "{} is missing: run scripts/release.sh (it builds the musl release binary)",
             path.display()
         );
     }

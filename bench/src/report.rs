@@ -156,7 +156,11 @@ impl Report {
             let best = |pick: fn(&Summary) -> f64, lowest: bool, json: bool| {
                 summaries
                     .iter()
-                    .filter(|s| !s.peer.is_ours() && s.peer.writes_json() == json)
+                    .filter(|s| {
+                        !s.peer.is_ours()
+                            && !s.peer.is_our_other_build()
+                            && s.peer.writes_json() == json
+                    })
                     .min_by(|a, b| {
                         let (a, b) = (pick(a), pick(b));
                         if lowest {

@@ -3,6 +3,7 @@
 
 mod assign_sim;
 mod config_show;
+mod docs;
 mod groups;
 mod lookup;
 mod metadata;
@@ -91,6 +92,9 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Print the man page (roff) to stdout, e.g. `wasmkafka man | man -l -`, or write one page
+    /// per command with --out-dir.
+    Man(docs::ManArgs),
 }
 
 /// Flags every subcommand that talks to a cluster shares.
@@ -220,15 +224,10 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Config(command) => config_show::config(command),
         Command::Groups(command) => groups::groups(command).await,
         Command::Completions { shell } => {
-            use clap::CommandFactory;
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "wasmkafka",
-                &mut std::io::stdout(),
-            );
+            docs::completions(shell);
             Ok(())
         }
+        Command::Man(args) => docs::man(args),
     }
 }
 
