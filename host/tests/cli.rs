@@ -615,8 +615,7 @@ fn a_pinned_plugin_of_another_build_is_refused_with_both_digests() {
 /// it stands: every key in it exists and every value is valid.
 #[test]
 fn the_readme_config_block_is_accepted_as_it_stands() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let readme = readme();
     let (_, after) = readme
         .split_once("Every key and its default:\n\n```toml\n")
         .expect("the README's config block");
@@ -928,6 +927,22 @@ async fn produce_from_stdin_places_keys_as_kafka_does_and_adds_headers() {
     }
 }
 
+/// The README as this checkout has it.
+fn readme() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap()
+}
+
+/// The README's first ```sh block containing `needle` (what a user copies).
+fn readme_sh_block(needle: &str) -> String {
+    readme()
+        .split("```sh\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .find(|b| b.contains(needle))
+        .unwrap_or_else(|| panic!("no ```sh block of the README contains `{needle}`"))
+        .to_string()
+}
+
 /// The README's `produce --stdin` lines run as written (in bash, with this build's binary
 /// first on PATH and the test broker's address in place of 127.0.0.1:9092).
 #[tokio::test]
@@ -935,14 +950,7 @@ async fn the_readme_stdin_produce_lines_run_as_written() {
     let broker = Kafka::shared();
     let topic = "cli-readme-stdin";
     broker.create_topic(topic, 2, &[]).await.unwrap();
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
-    let block = readme
-        .split("```sh\n")
-        .map(|b| b.split("```").next().unwrap())
-        .find(|b| b.contains("--stdin"))
-        .expect("the README's stdin example");
-    let script = block
+    let script = readme_sh_block("--stdin")
         .replace("127.0.0.1:9092", &broker.addr())
         .replace("--topic events", &format!("--topic {topic}"));
     let bin = Path::new(env!("CARGO_BIN_EXE_wasmkafka")).parent().unwrap();
@@ -999,13 +1007,7 @@ async fn the_readme_consumer_protocol_line_runs_as_a_two_member_group() {
     let broker = Kafka::shared();
     let topic = "cli-readme-kip848";
     broker.create_topic(topic, 4, &[]).await.unwrap();
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
-    let line = readme
-        .split("```sh\n")
-        .map(|b| b.split("```").next().unwrap())
-        .find(|b| b.contains("group.protocol=consumer"))
-        .expect("the README's group-protocol example")
+    let line = readme_sh_block("group.protocol=consumer")
         .trim()
         .replace("127.0.0.1:9092", &broker.addr())
         .replace("--topic events", &format!("--topic {topic}"))

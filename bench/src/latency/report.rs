@@ -67,7 +67,7 @@ fn cell(values: impl Iterator<Item = f64>) -> String {
     let median = values[(values.len() - 1) / 2];
     let (low, high) = (values[0], values[values.len() - 1]);
     if values.len() == 1 {
-        format!("{}", ms(median))
+        ms(median)
     } else {
         format!("{} ({}-{})", ms(median), ms(low), ms(high))
     }

@@ -184,7 +184,8 @@ pub struct SecurityConfig {
     pub sasl_username: Option<String>,
     pub sasl_password: Option<Secret>,
     pub sasl_password_file: Option<PathBuf>,
-    /// OAUTHBEARER (`sasl_mechanism = "OAUTHBEARER"`): see [`oauth`].
+    /// OAUTHBEARER (`sasl_mechanism = "OAUTHBEARER"`): see `host/src/config/oauth.rs` and the
+    /// README's "TLS and SASL" section.
     pub oauth_token_endpoint: Option<String>,
     pub oauth_client_id: Option<String>,
     pub oauth_client_secret: Option<Secret>,
