@@ -20,9 +20,10 @@ pub mod process;
 pub mod secure;
 pub mod versions;
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -311,11 +312,20 @@ where
     .unwrap_or_else(|error| panic!("cannot start {what}: {error:#}"))
 }
 
-/// A port that was free a moment ago.
+/// A port that was free a moment ago and that this process was not given before. The kernel
+/// may hand a port it just released out again at once: two listeners of one node would then
+/// share a port, which Kafka refuses when it formats the node's storage.
 pub fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    for _ in 0..1_000 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        if GIVEN.lock().expect("the port registry").insert(port) {
+            return Ok(port);
+        }
+    }
+    bail!("no loopback port this process was not given before, in 1,000 tries")
 }
 
 /// `$TMPDIR/wasmkafka-kafka/<pid>-<n>`, after removing the folders of dead test processes.
