@@ -22,6 +22,9 @@
 //!                                [--peer ID]... [--plot FILE.svg]   (end-to-end record
 //!                                  latency at steady rates, every consumer on the same
 //!                                  broker; see latency/mod.rs)
+//!        wasmkafka-bench startup [--rounds N] [--peer ID]...   (process start to the first
+//!                                  record: assigned, in a new group, and ours with Wasm
+//!                                  plugins, compile cache cold and warm; see startup.rs)
 
 mod decode;
 mod group;
@@ -30,6 +33,7 @@ mod measure;
 mod peers;
 mod plugins;
 mod report;
+mod startup;
 mod workload;
 
 use std::path::PathBuf;
@@ -163,6 +167,19 @@ async fn run() -> Result<()> {
         let text =
             group::scale::run(&wasmkafka, &java_classpath, &kafka, &options, &out_dir).await?;
         println!("{text}");
+        return Ok(());
+    }
+    if std::env::args().nth(1).as_deref() == Some("startup") {
+        let options = startup::options(std::env::args().skip(2))?;
+        let tools = tokio::task::spawn_blocking({
+            let (repo, out_dir, peers) = (repo.clone(), out_dir.clone(), options.peers.clone());
+            move || Tools::prepare(&repo, &out_dir, &peers)
+        })
+        .await??;
+        eprintln!("starting Apache Kafka");
+        let kafka = Kafka::start().await?;
+        let results = startup::run(&tools, &kafka, &options, &out_dir).await?;
+        println!("{}", startup::markdown(&results, options.rounds));
         return Ok(());
     }
     if std::env::args().nth(1).as_deref() == Some("latency") {

@@ -2,7 +2,8 @@
 // 0..PARTITIONS of TOPIC, writes each value and a newline to stdout, and prints
 // "consumed N" to stderr. Usage: franz-go-consume BROKERS TOPIC PARTITIONS COUNT
 // With BENCH_FLUSH_EACH_POLL=1 in the environment it flushes after every poll (the latency
-// benchmark reads the records as they come).
+// benchmark reads the records as they come). With BENCH_GROUP=G it joins consumer group G and
+// consumes TOPIC (from the start, committing nothing) instead of naming the partitions.
 package main
 
 import (
@@ -28,10 +29,18 @@ func main() {
 	for p := 0; p < partitions; p++ {
 		offsets[int32(p)] = kgo.NewOffset().AtStart()
 	}
-	client, err := kgo.NewClient(
-		kgo.SeedBrokers(strings.Split(brokers, ",")...),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}),
-	)
+	opts := []kgo.Opt{kgo.SeedBrokers(strings.Split(brokers, ",")...)}
+	if group := os.Getenv("BENCH_GROUP"); group != "" {
+		opts = append(opts,
+			kgo.ConsumerGroup(group),
+			kgo.ConsumeTopics(topic),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+			kgo.DisableAutoCommit(),
+		)
+	} else {
+		opts = append(opts, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}))
+	}
+	client, err := kgo.NewClient(opts...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

@@ -2,7 +2,8 @@
 // COUNT records from offset 0 of partitions 0..PARTITIONS of TOPIC, writes each value and a
 // newline to stdout, prints "consumed N" to stderr. Usage: Consume BROKERS TOPIC PARTITIONS COUNT
 // With BENCH_FLUSH_EACH_POLL=1 in the environment it flushes after every poll (the latency
-// benchmark reads the records as they come).
+// benchmark reads the records as they come). With BENCH_GROUP=G it joins consumer group G and
+// subscribes to TOPIC (from the earliest offset, committing nothing) instead of assigning.
 import java.io.BufferedOutputStream;
 import java.io.FileDescriptor;
 import java.io.FileOutputStream;
@@ -28,6 +29,11 @@ public class Consume {
         props.put("value.deserializer", ByteArrayDeserializer.class.getName());
         props.put("enable.auto.commit", "false");
         props.put("max.poll.records", "10000");
+        String group = System.getenv("BENCH_GROUP");
+        if (group != null) {
+            props.put("group.id", group);
+            props.put("auto.offset.reset", "earliest");
+        }
         List<TopicPartition> assigned = new ArrayList<>();
         for (int p = 0; p < partitions; p++) {
             assigned.add(new TopicPartition(topic, p));
@@ -35,8 +41,12 @@ public class Consume {
         boolean flushEachPoll = "1".equals(System.getenv("BENCH_FLUSH_EACH_POLL"));
         long n = 0;
         try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(props)) {
-            consumer.assign(assigned);
-            consumer.seekToBeginning(assigned);
+            if (group != null) {
+                consumer.subscribe(List.of(topic));
+            } else {
+                consumer.assign(assigned);
+                consumer.seekToBeginning(assigned);
+            }
             BufferedOutputStream out =
                 new BufferedOutputStream(new FileOutputStream(FileDescriptor.out), 1 << 16);
             while (n < count) {

@@ -2,17 +2,27 @@
 partitions 0..PARTITIONS of TOPIC, writes each value and a newline to stdout, prints
 "consumed N" to stderr. Usage: confluent_consume.py BROKERS TOPIC PARTITIONS COUNT
 With BENCH_FLUSH_EACH_POLL=1 in the environment it flushes after every poll (the latency
-benchmark reads the records as they come)."""
+benchmark reads the records as they come). With BENCH_GROUP=G it joins consumer group G and
+subscribes to TOPIC (from the earliest offset, committing nothing) instead of assigning."""
 import os
 import sys
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 brokers, topic, partitions, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+group = os.environ.get("BENCH_GROUP")
 consumer = Consumer(
-    {"bootstrap.servers": brokers, "group.id": "bench-unused", "enable.auto.commit": False}
+    {
+        "bootstrap.servers": brokers,
+        "group.id": group or "bench-unused",
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+    }
 )
-consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
+if group:
+    consumer.subscribe([topic])
+else:
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
 out = sys.stdout.buffer
 flush_each_poll = os.environ.get("BENCH_FLUSH_EACH_POLL") == "1"
 n = 0

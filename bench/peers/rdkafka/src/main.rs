@@ -6,7 +6,9 @@
 //! Usage: rdkafka-consume BROKERS TOPIC PARTITIONS COUNT [raw|json]
 //!
 //! With `BENCH_FLUSH_EACH_POLL=1` in the environment it flushes whenever no further record is
-//! ready at once (the latency benchmark reads the records as they come).
+//! ready at once (the latency benchmark reads the records as they come). With `BENCH_GROUP=G`
+//! it joins consumer group G and subscribes to TOPIC (from the earliest offset, committing
+//! nothing) instead of assigning the partitions itself.
 
 use std::io::{BufWriter, Write};
 use std::time::Duration;
@@ -36,19 +38,25 @@ fn main() {
     let count: u64 = args[4].parse().expect("COUNT");
     let json = args.get(5).is_some_and(|f| f == "json");
     let flush_each_poll = std::env::var("BENCH_FLUSH_EACH_POLL").is_ok_and(|v| v == "1");
+    let group = std::env::var("BENCH_GROUP").ok();
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
-        .set("group.id", "bench-unused")
+        .set("group.id", group.as_deref().unwrap_or("bench-unused"))
         .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
         .create()
         .expect("a consumer");
-    let mut assignment = TopicPartitionList::new();
-    for partition in 0..partitions {
-        assignment
-            .add_partition_offset(topic, partition, Offset::Beginning)
-            .expect("a partition");
+    if group.is_some() {
+        consumer.subscribe(&[topic]).expect("subscribe");
+    } else {
+        let mut assignment = TopicPartitionList::new();
+        for partition in 0..partitions {
+            assignment
+                .add_partition_offset(topic, partition, Offset::Beginning)
+                .expect("a partition");
+        }
+        consumer.assign(&assignment).expect("assign");
     }
-    consumer.assign(&assignment).expect("assign");
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut n = 0u64;
