@@ -12,6 +12,9 @@
 //!   from the config file, first with an empty compile cache (**cold**: the plugins are
 //!   compiled), then again with the cache that run filled (**warm**: loaded from it).
 //!
+//! A first, uncounted round warms up: the broker creates `__consumer_offsets` for the first
+//! group it sees, and each binary's first start reads it from disk.
+//!
 //! The clock starts just before the process is spawned (so a JVM's or an interpreter's own
 //! start counts, as a user waits for it) and stops when the first bytes of stdout arrive; the
 //! process is then killed. Times are medians over the rounds, with their range.
@@ -130,7 +133,9 @@ pub async fn run(tools: &Tools, kafka: &Kafka, options: &Options, out: &Path) ->
             (*peer, starts.map(|s| (*s, Vec::new())).collect())
         })
         .collect();
-    for round in 0..options.rounds {
+    // Round 0 warms up and is not counted: the broker creates __consumer_offsets for the
+    // first group, and the first start of each binary reads it from disk.
+    for round in 0..=options.rounds {
         let mut order = options.peers.clone();
         order.rotate_left(round % options.peers.len());
         for peer in order {
@@ -164,12 +169,18 @@ pub async fn run(tools: &Tools, kafka: &Kafka, options: &Options, out: &Path) ->
                 let took = first_record(command, peer)
                     .with_context(|| format!("{} ({})", peer.name(), start.title()))?;
                 eprintln!(
-                    "startup: {} ({}), round {}: {:.0} ms",
+                    "startup: {} ({}), {}: {:.0} ms",
                     peer.name(),
                     start.title(),
-                    round + 1,
+                    match round {
+                        0 => "warm-up, not counted".to_string(),
+                        round => format!("round {round}"),
+                    },
                     took.as_secs_f64() * 1e3
                 );
+                if round == 0 {
+                    continue;
+                }
                 let (_, starts) = results
                     .iter_mut()
                     .find(|(p, _)| *p == peer)
