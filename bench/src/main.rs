@@ -19,9 +19,10 @@
 //!                                  member joins: ours and the Java client, classic and
 //!                                  KIP-848; see group/scale.rs)
 //!        wasmkafka-bench latency [--rounds N] [--rate R]... [--seconds S] [--partitions P]
-//!                                [--peer ID]... [--plot FILE.svg]   (end-to-end record
-//!                                  latency at steady rates, every consumer on the same
-//!                                  broker; see latency/mod.rs)
+//!                                [--peer ID]... [--together] [--plot FILE.svg]
+//!                                  (end-to-end record latency at steady rates, every
+//!                                  consumer on the same broker, one after another or with
+//!                                  --together at once; see latency/mod.rs)
 //!        wasmkafka-bench startup [--rounds N] [--peer ID]...   (process start to the first
 //!                                  record: assigned, in a new group, and ours with Wasm
 //!                                  plugins, compile cache cold and warm; see startup.rs)
@@ -202,6 +203,9 @@ async fn run() -> Result<()> {
         let kafka = Kafka::start().await?;
         let results = latency::run(&tools, &kafka, &options).await?;
         latency::report::svg(&results, &plot)?;
+        if options.together {
+            println!("Every consumer of a round read the same topic at the same time.\n");
+        }
         println!(
             "{}",
             latency::report::markdown(

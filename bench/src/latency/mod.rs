@@ -15,6 +15,12 @@
 //!    the producer at most one round trip and its stamp is taken just before it is sent.
 //! 4. Two seconds to drain, then the consumer is killed.
 //!
+//! With `--together`, every consumer of a round reads the same topic at the same time: one
+//! paced producer feeds them all, so each sees the same broker, the same records and the same
+//! load on the machine at the same moment. On a machine that is busy with something else the
+//! one-after-another runs measure the machine's mood as much as the consumers; side by side
+//! they share it.
+//!
 //! A reader thread takes the clock when each chunk of stdout arrives and subtracts the stamps
 //! of the lines in it. Every latency of the paced phase is kept (no histogram buckets: the
 //! percentiles are exact). Records of the paced phase never read count as lost.
@@ -53,6 +59,8 @@ pub struct Options {
     pub seconds: u64,
     pub partitions: i32,
     pub peers: Vec<Peer>,
+    /// Every consumer of a round on one topic at once.
+    pub together: bool,
 }
 
 /// The consumers compared by default: every peer that prints values (the JSON variants print
@@ -67,7 +75,7 @@ const DEFAULT_PEERS: [Peer; 5] = [
 ];
 
 const USAGE: &str = "usage: wasmkafka-bench latency [--rounds N] [--rate R]... [--seconds S] \
-                     [--partitions P] [--peer ID]...";
+                     [--partitions P] [--peer ID]... [--together]";
 
 /// Parses the arguments after `latency`.
 pub fn options(mut args: impl Iterator<Item = String>) -> Result<Options> {
@@ -77,6 +85,7 @@ pub fn options(mut args: impl Iterator<Item = String>) -> Result<Options> {
         seconds: 20,
         partitions: 4,
         peers: Vec::new(),
+        together: false,
     };
     while let Some(arg) = args.next() {
         let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
@@ -86,6 +95,7 @@ pub fn options(mut args: impl Iterator<Item = String>) -> Result<Options> {
             "--seconds" => options.seconds = value()?.parse().context("--seconds S")?,
             "--partitions" => options.partitions = value()?.parse().context("--partitions P")?,
             "--peer" => options.peers.push(Peer::by_id(&value()?)?),
+            "--together" => options.together = true,
             other => bail!("unknown argument `{other}`; {USAGE}"),
         }
     }
@@ -139,6 +149,23 @@ pub async fn run(tools: &Tools, kafka: &Kafka, options: &Options) -> Result<Vec<
         let mut by_peer: Vec<(Peer, Vec<Sample>)> =
             options.peers.iter().map(|p| (*p, Vec::new())).collect();
         for round in 0..options.rounds {
+            if options.together {
+                let topic = format!("latency-{rate}-{round}-together");
+                kafka
+                    .create_topic(&topic, options.partitions, &[])
+                    .await
+                    .with_context(|| format!("cannot create {topic}"))?;
+                eprintln!(
+                    "latency: every consumer at once at {rate} records/s, round {}",
+                    round + 1
+                );
+                let samples = together_run(tools, kafka, &topic, rate, options).await?;
+                for ((peer, slot), sample) in by_peer.iter_mut().zip(samples) {
+                    log_sample(*peer, &sample);
+                    slot.push(sample);
+                }
+                continue;
+            }
             let mut order = options.peers.clone();
             order.rotate_left(round % options.peers.len());
             for peer in order {
@@ -152,15 +179,13 @@ pub async fn run(tools: &Tools, kafka: &Kafka, options: &Options) -> Result<Vec<
                     peer.name(),
                     round + 1
                 );
-                let sample = one_run(tools, kafka, peer, &topic, rate, options).await?;
-                eprintln!(
-                    "  p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, {} of {} read",
-                    sample.quantile_ms(0.5).unwrap_or(f64::NAN),
-                    sample.quantile_ms(0.99).unwrap_or(f64::NAN),
-                    sample.quantile_ms(1.0).unwrap_or(f64::NAN),
-                    sample.latencies.len(),
-                    sample.produced
-                );
+                let samples =
+                    together_run(tools, kafka, &topic, rate, &only(peer, options)).await?;
+                let sample = samples
+                    .into_iter()
+                    .next()
+                    .expect("one consumer, one sample");
+                log_sample(peer, &sample);
                 by_peer
                     .iter_mut()
                     .find(|(p, _)| *p == peer)
@@ -174,28 +199,55 @@ pub async fn run(tools: &Tools, kafka: &Kafka, options: &Options) -> Result<Vec<
     Ok(results)
 }
 
-async fn one_run(
+/// `options` with `peer` as its only consumer.
+fn only(peer: Peer, options: &Options) -> Options {
+    Options {
+        peers: vec![peer],
+        ..options.clone()
+    }
+}
+
+fn log_sample(peer: Peer, sample: &Sample) {
+    eprintln!(
+        "  {}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, {} of {} read",
+        peer.name(),
+        sample.quantile_ms(0.5).unwrap_or(f64::NAN),
+        sample.quantile_ms(0.99).unwrap_or(f64::NAN),
+        sample.quantile_ms(1.0).unwrap_or(f64::NAN),
+        sample.latencies.len(),
+        sample.produced
+    );
+}
+
+/// Runs `options.peers` on `topic` at once (one of them, or all with `--together`): a sample
+/// per consumer, in their order.
+async fn together_run(
     tools: &Tools,
     kafka: &Kafka,
-    peer: Peer,
     topic: &str,
     rate: u64,
     options: &Options,
-) -> Result<Sample> {
-    // Far more than the run produces: the consumer runs until it is killed.
-    let mut command = peer.command_for(tools, &kafka.addr(), topic, options.partitions, 1 << 40);
-    command
-        .env("BENCH_FLUSH_EACH_POLL", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut child = Consumer::spawn(command, peer)?;
+) -> Result<Vec<Sample>> {
+    let mut consumers = Vec::new();
+    for &peer in &options.peers {
+        // Far more than the run produces: the consumer runs until it is killed.
+        let mut command =
+            peer.command_for(tools, &kafka.addr(), topic, options.partitions, 1 << 40);
+        command
+            .env("BENCH_FLUSH_EACH_POLL", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        consumers.push(Consumer::spawn(command, peer)?);
+    }
     let result = async {
         let client = kafka.client();
-        wait_until_reading(&client, topic, options.partitions, &child).await?;
+        wait_until_reading(&client, topic, options.partitions, &consumers).await?;
         tokio::time::sleep(Duration::from_secs(1)).await;
         let phase_start = now_ns();
-        child.reader.measure_from(phase_start);
+        for consumer in &consumers {
+            consumer.reader.measure_from(phase_start);
+        }
         let produced =
             produce_paced(&client, topic, options.partitions, rate, options.seconds).await?;
         tokio::time::sleep(DRAIN).await;
@@ -203,28 +255,34 @@ async fn one_run(
         anyhow::Ok(produced)
     }
     .await;
-    let latencies = child.stop();
+    let latencies: Vec<Vec<u64>> = consumers.iter_mut().map(|c| c.stop()).collect();
     let produced = result?;
-    Ok(Sample {
-        latencies,
-        produced,
-    })
+    Ok(latencies
+        .into_iter()
+        .map(|latencies| Sample {
+            latencies,
+            produced,
+        })
+        .collect())
 }
 
-/// Sends a probe record to every partition every 100 ms until the consumer prints a line.
+/// Sends a probe record to every partition every 100 ms until every consumer printed a line.
 async fn wait_until_reading(
     client: &Client,
     topic: &str,
     partitions: i32,
-    consumer: &Consumer,
+    consumers: &[Consumer],
 ) -> Result<()> {
     let started = Instant::now();
-    while consumer.reader.lines() == 0 {
+    while let Some(waiting) = consumers.iter().find(|c| c.reader.lines() == 0) {
         if started.elapsed() > READY_LIMIT {
-            bail!("the consumer printed nothing within {READY_LIMIT:?}");
+            bail!(
+                "{} printed nothing within {READY_LIMIT:?}",
+                waiting.peer.name()
+            );
         }
-        if consumer.reader.ended() {
-            bail!("the consumer exited before it printed anything");
+        if let Some(ended) = consumers.iter().find(|c| c.reader.ended()) {
+            bail!("{} exited before it printed anything", ended.peer.name());
         }
         for partition in 0..partitions {
             let probe = [stamped_record(now_ns())];
@@ -298,6 +356,7 @@ fn now_ns() -> u64 {
 
 /// The consumer under test and the thread reading its stdout.
 struct Consumer {
+    peer: Peer,
     child: Child,
     reader: Arc<Reader>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -315,6 +374,7 @@ impl Consumer {
             move || reader.read_all(stdout)
         });
         Ok(Consumer {
+            peer,
             child,
             reader,
             thread: Some(thread),
@@ -438,6 +498,8 @@ mod tests {
         assert_eq!(options.rates, [3_000]);
         assert_eq!(options.peers, [Peer::Java]);
         assert_eq!(options.seconds, 5);
+        assert!(!options.together);
+        assert!(options_of(&["--together"]).together);
         assert!(super::options(["--rate", "0"].iter().map(|s| s.to_string())).is_err());
     }
 
