@@ -10,6 +10,7 @@ mod metadata;
 mod offsets;
 pub mod output;
 mod plugin;
+mod plugin_runtime;
 mod plugin_test;
 mod produce;
 mod progress;

@@ -11,8 +11,7 @@ use wasmkafka_policy::assign::{validate, Group, Member, PartitionInfo};
 
 use crate::group::Assignor;
 use crate::plugin::{
-    inspect, LogLine, LogSink, PluginKind, PluginLimits, PluginRuntime, Sha256Digest, WasmAssignor,
-    WasmResetPolicy, CONTRACT_VERSIONS,
+    inspect, PluginKind, Sha256Digest, WasmAssignor, WasmResetPolicy, CONTRACT_VERSIONS,
 };
 use crate::policy::{ResetContext, ResetDecision, ResetPolicy, ResetReason};
 
@@ -57,26 +56,6 @@ pub async fn plugin(command: PluginCommand) -> anyhow::Result<()> {
     }
 }
 
-/// Prints a plugin's log lines on stdout as they come (`plugin check`, `plugin test`), every
-/// level: its author sees them beside the call or case that wrote them.
-pub struct PrintedLog;
-
-impl LogSink for PrintedLog {
-    fn write(&self, line: &LogLine) {
-        let mut text = format!("          log {} {}", line.level, line.message);
-        for (key, value) in &line.fields {
-            text.push_str(&format!(" {key}={value}"));
-        }
-        if line.dropped_before > 0 {
-            text.push_str(&format!(
-                " ({} lines dropped before this one: over the rate limit)",
-                line.dropped_before
-            ));
-        }
-        println!("{text}");
-    }
-}
-
 fn check(args: CheckArgs) -> anyhow::Result<()> {
     let settings: Vec<(String, String)> = args
         .settings
@@ -111,9 +90,7 @@ fn check(args: CheckArgs) -> anyhow::Result<()> {
             info.imports.join(", ")
         }
     );
-    let runtime =
-        PluginRuntime::new(PluginLimits::default(), default_cache()).map_err(anyhow::Error::msg)?;
-    runtime.set_log_sink(std::sync::Arc::new(PrintedLog));
+    let runtime = super::plugin_runtime::author_runtime()?;
     match info.kind {
         PluginKind::Assignor => {
             let assignor = WasmAssignor::load(&runtime, &args.file)?.with_settings(settings);
@@ -200,11 +177,4 @@ fn sample_group() -> Group {
         ]),
         settings: BTreeMap::new(),
     }
-}
-
-/// The compile cache `run` uses by default (`plugins.cache_dir`): a plugin checked or tested
-/// once loads without compiling again, here and in `run` (a Python plugin takes seconds to
-/// compile).
-pub fn default_cache() -> Option<crate::plugin::CompileCache> {
-    crate::config::PluginsConfig::default().cache()
 }

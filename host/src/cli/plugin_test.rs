@@ -30,9 +30,7 @@ use serde::Deserialize;
 use wasmkafka_policy::assign::{validate, Group, Member, PartitionInfo};
 
 use crate::group::Assignor;
-use crate::plugin::{
-    inspect, PluginKind, PluginLimits, PluginRuntime, WasmAssignor, WasmResetPolicy,
-};
+use crate::plugin::{inspect, PluginKind, PluginRuntime, WasmAssignor, WasmResetPolicy};
 use crate::policy::{ResetContext, ResetDecision, ResetPolicy, ResetReason};
 
 #[derive(Debug, Args)]
@@ -88,10 +86,8 @@ pub fn test(args: &TestArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot read {}", args.file.display()))?;
     let info = inspect(&bytes)
         .with_context(|| format!("{} is not a usable plugin", args.file.display()))?;
-    let runtime = PluginRuntime::new(PluginLimits::default(), super::plugin::default_cache())
-        .map_err(anyhow::Error::msg)?;
-    // The plugin's own log lines, printed before the result of the case that wrote them.
-    runtime.set_log_sink(std::sync::Arc::new(super::plugin::PrintedLog));
+    // The plugin's own log lines are printed before the result of the case that wrote them.
+    let runtime = super::plugin_runtime::author_runtime()?;
     let mut failed = 0;
     let mut passed = 0;
     for file in files {
