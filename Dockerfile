@@ -1,11 +1,13 @@
 # A small image of the static musl build, on `scratch`: the binary, the CA certificates (TLS to
 # brokers whose certificate a public CA signed) and an empty /tmp, nothing else.
-#   docker build -t wasmkafka .
+#   docker build -t wasmkafka .    (or `buildah bud -t wasmkafka .`: the base image's name is
+#   written in full, since buildah and podman refuse short names unless registries.conf lists
+#   search registries)
 #   docker run --rm --network host wasmkafka run --brokers 127.0.0.1:9092 --topic events
 # The build stage makes the release archive with scripts/release.sh, as a release does, and the
 # image takes the binary out of that archive (host/tests/packaging.rs runs these commands).
 
-FROM rust:1-slim-bookworm AS build
+FROM docker.io/library/rust:1-slim-bookworm AS build
 RUN apt-get update \
     && apt-get install -y --no-install-recommends musl-tools \
     && rm -rf /var/lib/apt/lists/* \

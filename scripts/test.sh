@@ -34,7 +34,7 @@ newest_version=${known_versions##*$'\n'}
 [ -n "$newest_version" ] || { echo "kafka-local versions printed nothing" >&2; exit 1; }
 echo "== cargo test (Apache Kafka $default_version)"
 cargo test --locked
-echo "== group and fetch suites again (Apache Kafka $newest_version)"
+echo "== group, fetch and OAuth suites again (Apache Kafka $newest_version)"
 if [ "$newest_version" = "$default_version" ]; then
   echo "the newest known version is the default: done above"
 else
@@ -43,5 +43,5 @@ else
     --test kafka_offset_recovery --test kafka_follow --test kafka_interop --test kafka_interop_kip848 \
     --test kafka_rack_fetch --test real_broker_lab
   WASMKAFKA_KAFKA_VERSION=$newest_version cargo test --locked -p wasmkafka \
-    --test cli_delivery --test cli_group_edges --test cli_authorization
+    --test cli_delivery --test cli_group_edges --test cli_authorization --test cli_oauth
 fi

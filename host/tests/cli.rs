@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use wasmkafka_tests::bounded::BoundedOutput;
 use wasmkafka_tests::kafka::Kafka;
+use wasmkafka_tests::readme::{readme, readme_block};
 
 fn wasmkafka() -> Command {
     Command::new(env!("CARGO_BIN_EXE_wasmkafka"))
@@ -927,20 +928,9 @@ async fn produce_from_stdin_places_keys_as_kafka_does_and_adds_headers() {
     }
 }
 
-/// The README as this checkout has it.
-fn readme() -> String {
-    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap()
-}
-
 /// The README's first ```sh block containing `needle` (what a user copies).
 fn readme_sh_block(needle: &str) -> String {
-    readme()
-        .split("```sh\n")
-        .skip(1)
-        .map(|b| b.split("```").next().unwrap())
-        .find(|b| b.contains(needle))
-        .unwrap_or_else(|| panic!("no ```sh block of the README contains `{needle}`"))
-        .to_string()
+    readme_block("sh", needle)
 }
 
 /// The README's `produce --stdin` lines run as written (in bash, with this build's binary

@@ -3,9 +3,14 @@
 //! against the provider's JWKS, and unsecured tokens on Kafka's unsecured validator. Through
 //! the library and through `wasmkafka run` with a TOML config and a Java `client.properties`;
 //! short-lived tokens refreshed while a connection re-authenticates; a wrong secret, an
-//! unreachable endpoint and an expired token, each with its error.
+//! unreachable endpoint and an expired token, each with its error. The README's first
+//! example (a Java team's `client.properties` for SASL_SSL + OAUTHBEARER with an `https`
+//! token endpoint and a PKCS#12 truststore) runs as written, alone and in one group with a
+//! Java consumer reading the same file; an endpoint the truststore does not trust is refused.
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,7 +22,10 @@ use wasmkafka::fetch::{Consumer, ConsumerRecord};
 use wasmkafka::net::{NetError, TokenError};
 use wasmkafka::policy::ResetPolicySpec;
 use wasmkafka::produce::OutgoingRecord;
-use wasmkafka_tests::kafka::oauth::OAuthKafka;
+use wasmkafka_tests::cli_member::CliMember;
+use wasmkafka_tests::java::JavaMember;
+use wasmkafka_tests::kafka::oauth::{OAuthKafka, TRUSTSTORE_PASSWORD};
+use wasmkafka_tests::readme::readme_block;
 
 const SECRET: &str = "client-secret";
 
@@ -541,6 +549,239 @@ async fn run_keeps_reading_across_token_lifetimes() {
     assert_eq!(printed, expected(next), "{stderr}");
     let granted = broker.oidc.granted("cli-long");
     assert!(granted >= 3, "{granted} tokens: {stderr}");
+}
+
+/// The README's first `client.properties` ("From your Java team's client.properties"), with
+/// only what a user puts in its place: the brokers (the `OIDC_SSL` listener), the truststore
+/// and its password, the token endpoint, the client id and its secret. Written to
+/// `dir/client.properties`.
+fn readme_client_properties(
+    broker: &OAuthKafka,
+    dir: &Path,
+    client_id: &str,
+    token_url: &str,
+) -> PathBuf {
+    let mut text = readme_block("properties", "bootstrap.servers=");
+    let truststore = broker.truststore.display().to_string();
+    for (from, to) in [
+        (
+            "kafka-1.example.com:9093,kafka-2.example.com:9093",
+            broker.oidc_ssl.as_str(),
+        ),
+        ("/etc/kafka/truststore.p12", truststore.as_str()),
+        ("=changeit", &format!("={TRUSTSTORE_PASSWORD}")),
+        (
+            "https://idp.example.com/realms/kafka/protocol/openid-connect/token",
+            token_url,
+        ),
+        (
+            "clientId=\"orders-audit\"",
+            &format!("clientId=\"{client_id}\""),
+        ),
+        (
+            "clientSecret=\"s3cr3t\"",
+            &format!("clientSecret=\"{SECRET}\""),
+        ),
+    ] {
+        assert!(
+            text.contains(from),
+            "the README's client.properties no longer has `{from}`:\n{text}"
+        );
+        text = text.replace(from, to);
+    }
+    let file = dir.join("client.properties");
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+/// The README's command after `wasmkafka run`, split at spaces (it has no quotes).
+fn readme_run_args() -> Vec<String> {
+    let block = readme_block("sh", "-F client.properties");
+    let line = block
+        .lines()
+        .find(|line| line.starts_with("wasmkafka run "))
+        .unwrap_or_else(|| panic!("no `wasmkafka run` line in:\n{block}"));
+    line.split_whitespace().skip(2).map(String::from).collect()
+}
+
+/// `count` records on each of `partitions` partitions of `topic`: their (partition, offset).
+async fn produce_everywhere(
+    broker: &OAuthKafka,
+    topic: &str,
+    partitions: i32,
+    count: i64,
+) -> Vec<(i64, i64)> {
+    let client = broker.kafka.client();
+    let mut written = Vec::new();
+    for partition in 0..partitions {
+        let records: Vec<OutgoingRecord> = (0..count)
+            .map(|n| OutgoingRecord {
+                key: None,
+                value: Some(Bytes::from(format!("{partition}-{n}"))),
+                headers: Vec::new(),
+                timestamp: None,
+            })
+            .collect();
+        let first = broker
+            .kafka
+            .produce(&client, topic, partition, &records, 10)
+            .await
+            .unwrap();
+        written.extend((first..first + count).map(|offset| (partition as i64, offset)));
+    }
+    client.close();
+    written
+}
+
+/// The README's first example as a user runs it: its `client.properties` (SASL_SSL,
+/// OAUTHBEARER with an `https` token endpoint, a PKCS#12 truststore made by keytool) in the
+/// working directory and its command, unchanged. The token endpoint's certificate comes from
+/// the test CA, which only the truststore holds: the endpoint is checked against the
+/// truststore. Every record of every partition is printed, then SIGTERM ends it cleanly.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_readme_client_properties_example_reads_every_record() {
+    let broker = OAuthKafka::shared();
+    assert!(broker.https_token_url.starts_with("https://"));
+    let args = readme_run_args();
+    assert_eq!(
+        args,
+        [
+            "-F",
+            "client.properties",
+            "--topic",
+            "orders",
+            "--group",
+            "orders-audit"
+        ]
+    );
+    broker.kafka.create_topic("orders", 3, &[]).await.unwrap();
+    let written = produce_everywhere(broker, "orders", 3, 10).await;
+    broker
+        .oidc
+        .add_client("orders-audit", SECRET, Duration::from_secs(300));
+    let dir = tempfile::tempdir().unwrap();
+    readme_client_properties(broker, dir.path(), "orders-audit", &broker.https_token_url);
+    let mut ours = CliMember::start_in(
+        "the README's command",
+        Path::new(env!("CARGO_BIN_EXE_wasmkafka")),
+        Some(dir.path()),
+        &args,
+        (0, Duration::ZERO),
+    );
+    ours.wait_until("every record printed", Duration::from_secs(60), |member| {
+        let printed: BTreeSet<(i64, i64)> = member.printed().into_iter().collect();
+        written.iter().all(|record| printed.contains(record))
+    });
+    let finished = ours.stop_cleanly(Duration::from_secs(20));
+    assert!(broker.oidc.granted("orders-audit") >= 1, "{}", finished.log);
+    for secret in [SECRET, TRUSTSTORE_PASSWORD] {
+        assert!(!finished.log.contains(secret), "{}", finished.log);
+    }
+}
+
+/// The same file with an `https` token endpoint whose certificate nothing trusts
+/// (self-signed): the command ends at once, naming the endpoint, the certificate problem and
+/// where the trusted CAs come from; no token is asked for.
+#[tokio::test]
+async fn a_token_endpoint_the_truststore_does_not_trust_is_refused() {
+    let broker = OAuthKafka::shared();
+    broker
+        .oidc
+        .add_client("orders-untrusted", SECRET, Duration::from_secs(300));
+    let dir = tempfile::tempdir().unwrap();
+    let file = readme_client_properties(
+        broker,
+        dir.path(),
+        "orders-untrusted",
+        &broker.untrusted_token_url,
+    );
+    let started = Instant::now();
+    let output = wasmkafka(&["metadata", "-F", file.to_str().unwrap()]);
+    let elapsed = started.elapsed();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    for part in [
+        format!(
+            "the token endpoint {} cannot be trusted (client `orders-untrusted`)",
+            broker.untrusted_token_url
+        )
+        .as_str(),
+        "its certificate is not signed by a trusted CA (UnknownIssuer)",
+        "ssl.truststore.location",
+    ] {
+        assert!(stderr.contains(part), "`{part}` in {stderr}");
+    }
+    assert_eq!(broker.oidc.granted("orders-untrusted"), 0);
+    // Not retried: no retry makes the certificate trusted.
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}: {stderr}");
+}
+
+/// A Java consumer (kafka-clients, in a JVM started as Kafka 4.x requires for an OAuth
+/// endpoint: the URL allowed, the CA in the JVM's trust store) and `wasmkafka run` read the
+/// README's `client.properties` (other topic, group and client id) and join one group on the
+/// `OIDC_SSL` listener: each holds a share and every record is read.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_java_consumer_and_wasmkafka_share_a_group_from_the_readme_client_properties() {
+    let broker = OAuthKafka::shared();
+    let (topic, group) = ("orders-java", "orders-java-audit");
+    broker.kafka.create_topic(topic, 4, &[]).await.unwrap();
+    let written = produce_everywhere(broker, topic, 4, 10).await;
+    broker
+        .oidc
+        .add_client("orders-java", SECRET, Duration::from_secs(300));
+    let dir = tempfile::tempdir().unwrap();
+    let file = readme_client_properties(broker, dir.path(), "orders-java", &broker.https_token_url);
+    let args: Vec<String> = readme_run_args()
+        .into_iter()
+        .map(|arg| match arg.as_str() {
+            "orders" => topic.to_string(),
+            "orders-audit" => group.to_string(),
+            _ => arg,
+        })
+        .collect();
+    let mut java = JavaMember::start_with_jvm_options(
+        &broker.oidc_ssl,
+        group,
+        topic,
+        "range",
+        "classic",
+        Some(&file),
+        &[
+            format!(
+                "-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={}",
+                broker.https_token_url
+            ),
+            format!("-Djavax.net.ssl.trustStore={}", broker.truststore.display()),
+            format!("-Djavax.net.ssl.trustStorePassword={TRUSTSTORE_PASSWORD}"),
+            "-Djavax.net.ssl.trustStoreType=PKCS12".to_string(),
+        ],
+    )
+    .unwrap();
+    let mut ours = CliMember::start_in(
+        "wasmkafka",
+        Path::new(env!("CARGO_BIN_EXE_wasmkafka")),
+        Some(dir.path()),
+        &args,
+        (0, Duration::ZERO),
+    );
+    ours.wait_until(
+        "both members holding a share and every record read",
+        Duration::from_secs(90),
+        |member| {
+            let read: BTreeSet<(i64, i64)> = member
+                .printed()
+                .into_iter()
+                .chain(java.records().iter().map(|(p, o)| (*p as i64, *o)))
+                .collect();
+            !java.assignment().is_empty()
+                && !member.printed().is_empty()
+                && written.iter().all(|record| read.contains(record))
+        },
+    );
+    java.stop(Duration::from_secs(20)).unwrap();
+    let finished = ours.stop_cleanly(Duration::from_secs(20));
+    // A token for each client, from the same endpoint.
+    assert!(broker.oidc.granted("orders-java") >= 2, "{}", finished.log);
 }
 
 fn wasmkafka(args: &[&str]) -> Output {

@@ -60,8 +60,13 @@ fn kafka_java() -> Result<Command> {
 
 /// `java` running `tests/java/FILE` with the source launcher (see [`kafka_java`]).
 fn source_command(file: &str) -> Result<Command> {
+    source_command_with(file, &[])
+}
+
+/// [`source_command`] with more JVM options (`-Dname=value`) before the file.
+fn source_command_with(file: &str, jvm_options: &[String]) -> Result<Command> {
     let mut command = kafka_java()?;
-    command.arg(
+    command.args(jvm_options).arg(
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("java")
             .join(file),
@@ -99,7 +104,30 @@ impl JavaMember {
         protocol: &str,
         properties: Option<&std::path::Path>,
     ) -> Result<JavaMember> {
-        let mut command = source_command("GroupMember.java")?;
+        JavaMember::start_with_jvm_options(
+            bootstrap,
+            group,
+            topic,
+            assignor,
+            protocol,
+            properties,
+            &[],
+        )
+    }
+
+    /// [`JavaMember::start_with_file`] in a JVM started with `jvm_options` (system
+    /// properties such as `-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls=...` or
+    /// `-Djavax.net.ssl.trustStore=...`, as a Java application's launch script sets them).
+    pub fn start_with_jvm_options(
+        bootstrap: &str,
+        group: &str,
+        topic: &str,
+        assignor: &str,
+        protocol: &str,
+        properties: Option<&std::path::Path>,
+        jvm_options: &[String],
+    ) -> Result<JavaMember> {
+        let mut command = source_command_with("GroupMember.java", jvm_options)?;
         command
             .args([bootstrap, group, topic, assignor, protocol])
             .args(properties)

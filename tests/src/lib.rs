@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod oidc;
 pub mod plugins;
 pub mod python;
+pub mod readme;
 pub mod tansu;
 
 /// Logs to the test output when `WASMKAFKA_LOG` is set (e.g. `WASMKAFKA_LOG=debug`).

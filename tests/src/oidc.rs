@@ -1,4 +1,5 @@
-//! A small OIDC provider for the OAUTHBEARER tests, over HTTP on loopback:
+//! A small OIDC provider for the OAUTHBEARER tests, over HTTP on loopback, and over HTTPS
+//! on further ports ([`Oidc::serve_https`], with a certificate the caller gives):
 //!
 //! - `POST /token`: the client-credentials grant (RFC 6749 §4.4). The client authenticates
 //!   with HTTP Basic; the answer is `{"access_token", "token_type", "expires_in"}` with an
@@ -10,9 +11,12 @@
 //! and can have it issue tokens that expired before they were issued (to see the broker refuse
 //! them); tokens granted and requests refused are counted per client. The server runs on a
 //! thread of its own, so it outlives each test's runtime (the shared broker reads its JWKS).
+//! Every port serves the same clients and keys, and every token names the HTTP address as
+//! its `iss` (the broker's `sasl.oauthbearer.expected.issuer`), whichever port issued it.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -29,6 +33,9 @@ use rsa::sha2::Sha256;
 use rsa::signature::{SignatureEncoding, Signer};
 use rsa::traits::PublicKeyParts;
 use rsa::Generate;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 /// The `aud` of every token (the broker's `sasl.oauthbearer.expected.audience`).
 pub const AUDIENCE: &str = "kafka";
@@ -92,18 +99,32 @@ impl Oidc {
             clients: Mutex::new(HashMap::new()),
             jwks_requests: Default::default(),
         });
-        let serving = shared.clone();
-        std::thread::Builder::new()
-            .name("oidc".into())
-            .spawn(move || {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("a runtime")
-                    .block_on(serve(listener, serving))
-            })
-            .context("cannot start the OIDC thread")?;
+        spawn_server(listener, shared.clone(), None)?;
         Ok(Oidc { addr, shared })
+    }
+
+    /// Serves the same endpoints over TLS on another free loopback port, with the first
+    /// private key and the certificates (leaf first) found in the PEM files; returns
+    /// `https://127.0.0.1:PORT` (append `/token`).
+    pub fn serve_https(&self, certificates: &Path, key: &Path) -> Result<String> {
+        let chain = CertificateDer::pem_file_iter(certificates)
+            .with_context(|| format!("cannot read {}", certificates.display()))?
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(|| format!("cannot read {}", certificates.display()))?;
+        let key = PrivateKeyDer::from_pem_file(key)
+            .with_context(|| format!("no private key in {}", key.display()))?;
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        spawn_server(listener, self.shared.clone(), Some(acceptor))?;
+        Ok(format!("https://{addr}"))
     }
 
     /// `http://127.0.0.1:PORT`, the tokens' `iss`.
@@ -175,23 +196,62 @@ impl Oidc {
     }
 }
 
-async fn serve(listener: std::net::TcpListener, shared: Arc<Shared>) {
+/// Serves `listener` on a thread (and runtime) of its own; over TLS with `tls`.
+fn spawn_server(
+    listener: std::net::TcpListener,
+    shared: Arc<Shared>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> Result<()> {
+    std::thread::Builder::new()
+        .name("oidc".into())
+        .spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime")
+                .block_on(serve(listener, shared, tls))
+        })
+        .context("cannot start the OIDC thread")?;
+    Ok(())
+}
+
+async fn serve(
+    listener: std::net::TcpListener,
+    shared: Arc<Shared>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     let listener = tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let shared = shared.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
-                let shared = shared.clone();
-                async move { Ok::<_, std::convert::Infallible>(answer(&shared, request).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            match tls {
+                // A client that refuses the certificate ends the handshake: nothing to serve.
+                Some(tls) => {
+                    if let Ok(stream) = tls.accept(stream).await {
+                        serve_connection(stream, shared).await;
+                    }
+                }
+                None => serve_connection(stream, shared).await,
+            }
         });
     }
+}
+
+async fn serve_connection<S>(stream: S, shared: Arc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |request| {
+        let shared = shared.clone();
+        async move { Ok::<_, std::convert::Infallible>(answer(&shared, request).await) }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
 }
 
 fn json(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {

@@ -23,7 +23,8 @@
 //!   with exponential backoff for up to `retry_backoff_max`, as Kafka's client does; after that
 //!   the current token is still handed out while it has not expired (with a warning), and the
 //!   next attempt waits `retry_backoff_max`. A refusal (4xx: a wrong secret, an unknown client
-//!   or scope) or an answer without a token is not retried: [`TokenError::is_fatal`].
+//!   or scope), an answer without a token or a TLS failure (an `https` endpoint whose
+//!   certificate the configured CAs do not accept) is not retried: [`TokenError::is_fatal`].
 //! - The client secret and the tokens never appear in `Debug` output or logs.
 
 use std::collections::BTreeMap;
@@ -199,6 +200,14 @@ pub enum TokenError {
         client_id: String,
         reason: String,
     },
+    /// The TLS handshake with an `https` endpoint failed: most often its certificate is not
+    /// signed by a CA the client trusts (the brokers' CAs, or the system's).
+    #[error("the token endpoint {url} cannot be trusted (client `{client_id}`): {reason}")]
+    Tls {
+        url: String,
+        client_id: String,
+        reason: String,
+    },
     /// A 5xx answer, or another status that is neither success nor refusal.
     #[error("the token endpoint {url} failed for client `{client_id}`: HTTP {status}{detail}")]
     Failed {
@@ -219,12 +228,12 @@ pub enum TokenError {
 }
 
 impl TokenError {
-    /// True for failures no retry heals: the endpoint refused the client or answered
-    /// nonsense.
+    /// True for failures no retry heals: the endpoint refused the client, answered
+    /// nonsense or failed the TLS handshake.
     pub fn is_fatal(&self) -> bool {
         matches!(
             self,
-            TokenError::Refused { .. } | TokenError::BadAnswer { .. }
+            TokenError::Refused { .. } | TokenError::BadAnswer { .. } | TokenError::Tls { .. }
         )
     }
 }
@@ -453,10 +462,17 @@ async fn request_token(
 ) -> Result<Token, TokenError> {
     let url = || grant.endpoint.clone();
     let client_id = || grant.client_id.clone();
-    let unreachable = |error: reqwest::Error| TokenError::Unreachable {
-        url: url(),
-        client_id: client_id(),
-        reason: error_chain(&error),
+    let unreachable = |error: reqwest::Error| match tls_error(&error) {
+        Some(tls) => TokenError::Tls {
+            url: url(),
+            client_id: client_id(),
+            reason: describe_endpoint_tls_error(tls),
+        },
+        None => TokenError::Unreachable {
+            url: url(),
+            client_id: client_id(),
+            reason: error_chain(&error),
+        },
     };
     let mut form = vec![("grant_type", "client_credentials")];
     if let Some(scope) = &grant.scope {
@@ -652,6 +668,50 @@ fn refusal_hint(status: u16, code: Option<&str>) -> String {
 }
 
 /// A reqwest error with its causes (`error sending request: ... Connection refused`).
+/// The rustls error somewhere in `error`'s causes. I/O errors carry it inside, nested
+/// (hyper-rustls wraps tokio-rustls's), where `source()` does not lead.
+fn tls_error(error: &reqwest::Error) -> Option<&rustls::Error> {
+    fn inside<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+        if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        let io = error.downcast_ref::<std::io::Error>()?.get_ref()?;
+        inside(io)
+    }
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = cause {
+        if let Some(tls) = inside(current) {
+            return Some(tls);
+        }
+        cause = current.source();
+    }
+    None
+}
+
+/// A TLS failure with the token endpoint in words, with what to do about it.
+fn describe_endpoint_tls_error(error: &rustls::Error) -> String {
+    use rustls::CertificateError;
+    match error {
+        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
+            "its certificate is not signed by a trusted CA (UnknownIssuer). The endpoint is \
+             checked against the brokers' CAs: ssl.truststore.location / ssl.ca.location \
+             (security.truststore_file / ca_file), or the system's when none is named; add \
+             the CA that signed the endpoint's certificate there"
+                .into()
+        }
+        rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        ) => format!(
+            "its certificate does not name the host in the URL ({error}): use a URL with a \
+             name the certificate carries"
+        ),
+        rustls::Error::InvalidCertificate(
+            CertificateError::Expired | CertificateError::ExpiredContext { .. },
+        ) => format!("its certificate has expired ({error})"),
+        other => format!("the TLS handshake failed: {other}"),
+    }
+}
+
 fn error_chain(error: &reqwest::Error) -> String {
     let mut text = if error.is_timeout() {
         "timed out".to_string()

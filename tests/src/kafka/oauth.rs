@@ -11,13 +11,19 @@
 //! system property, so the node's JVM gets it. `connections.max.reauth.ms` is on (60 s), so
 //! the broker gives each session the token's remaining life as its lifetime (KIP-368) and closes
 //! a connection whose session ended.
+//!
+//! The provider's token endpoint is also served over HTTPS for clients of this node: once
+//! with the broker's own certificate (from the test CA, so the CA file and the PKCS#12
+//! truststore trust both), once with a self-signed certificate nothing trusts.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
+use super::jars::java;
 use super::secure::write_certificates;
 use super::{free_port, start_shared, Kafka, KafkaOptions};
+use crate::bounded::BoundedOutput;
 use crate::oidc::{Oidc, AUDIENCE};
 
 const LOGIN_MODULE: &str = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule";
@@ -26,6 +32,8 @@ const VALIDATOR: &str =
 const BROKER_VALIDATOR: &str = "org.apache.kafka.common.security.oauthbearer.BrokerJwtValidator";
 /// `connections.max.reauth.ms` of the node.
 pub const MAX_REAUTH_MS: u64 = 60_000;
+/// The password of [`OAuthKafka::truststore`].
+pub const TRUSTSTORE_PASSWORD: &str = "truststore-password";
 
 /// The node, its provider and the files a client needs.
 pub struct OAuthKafka {
@@ -37,6 +45,13 @@ pub struct OAuthKafka {
     pub unsecured: String,
     /// The CA of the broker's certificate (for `OIDC_SSL`).
     pub ca_file: PathBuf,
+    /// The same CA in a PKCS#12 truststore made by the JDK's keytool, as a Java team has it
+    /// (password [`TRUSTSTORE_PASSWORD`]).
+    pub truststore: PathBuf,
+    /// The provider's token endpoint over HTTPS with a certificate from the test CA.
+    pub https_token_url: String,
+    /// The same over HTTPS with a self-signed certificate (trusted by nothing).
+    pub untrusted_token_url: String,
     _files: tempfile::TempDir,
 }
 
@@ -55,6 +70,13 @@ impl OAuthKafka {
     pub async fn start(oidc: &'static Oidc) -> Result<OAuthKafka> {
         let files = tempfile::tempdir()?;
         let certs = write_certificates(files.path())?;
+        let https_token_url = format!(
+            "{}/token",
+            oidc.serve_https(&certs.broker_keystore, &certs.broker_keystore)?
+        );
+        let untrusted_token_url = format!("{}/token", self_signed_endpoint(oidc, files.path())?);
+        let truststore = files.path().join("truststore.p12");
+        pkcs12_truststore(&certs.ca, &truststore)?;
         let ports = [free_port()?, free_port()?, free_port()?];
         let [oidc_plaintext, oidc_ssl, unsecured] = ports.map(|port| format!("127.0.0.1:{port}"));
         let secured =
@@ -142,7 +164,61 @@ impl OAuthKafka {
             oidc_ssl,
             unsecured,
             ca_file: certs.ca,
+            truststore,
+            https_token_url,
+            untrusted_token_url,
             _files: files,
         })
     }
+}
+
+/// Serves `oidc` over HTTPS with a self-signed certificate for 127.0.0.1 written into `dir`.
+fn self_signed_endpoint(oidc: &Oidc, dir: &std::path::Path) -> Result<String> {
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()])?;
+    let (cert, key) = (dir.join("self-signed.pem"), dir.join("self-signed.key"));
+    std::fs::write(&cert, certified.cert.pem())?;
+    std::fs::write(&key, certified.signing_key.serialize_pem())?;
+    oidc.serve_https(&cert, &key)
+}
+
+/// `keytool -importcert` of the CA into a new PKCS#12 truststore at `store`.
+fn pkcs12_truststore(ca: &std::path::Path, store: &std::path::Path) -> Result<()> {
+    // keytool sits beside the `java` the node runs (the JDK's bin directory), else on PATH.
+    let java = java();
+    let keytool = std::fs::canonicalize(&java)
+        .or_else(|_| which_java().context("no java on PATH"))
+        .map(|java| java.with_file_name("keytool"))
+        .ok()
+        .filter(|keytool| keytool.exists())
+        .unwrap_or_else(|| PathBuf::from("keytool"));
+    let output = std::process::Command::new(&keytool)
+        .args([
+            "-importcert",
+            "-noprompt",
+            "-alias",
+            "ca",
+            "-storetype",
+            "PKCS12",
+        ])
+        .arg("-file")
+        .arg(ca)
+        .arg("-keystore")
+        .arg(store)
+        .args(["-storepass", TRUSTSTORE_PASSWORD])
+        .output_within(std::time::Duration::from_secs(60))
+        .with_context(|| format!("cannot run {}", keytool.display()))?;
+    anyhow::ensure!(
+        output.status.success(),
+        "{} -importcert: {}",
+        keytool.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(())
+}
+
+fn which_java() -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join("java"))
+        .find(|path| path.is_file())
+        .and_then(|path| std::fs::canonicalize(path).ok())
 }
