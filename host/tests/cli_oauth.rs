@@ -716,6 +716,32 @@ async fn a_token_endpoint_the_truststore_does_not_trust_is_refused() {
     assert!(elapsed < Duration::from_secs(5), "{elapsed:?}: {stderr}");
 }
 
+/// A truststore for the brokers' private CA does not shut out the system's CAs for the token
+/// endpoint: a cluster behind a private CA often gets its tokens from a provider with a public
+/// certificate. The self-signed endpoint stands in for that provider, and `SSL_CERT_FILE`
+/// (read by the system trust store loader) for the system's CAs.
+#[tokio::test]
+async fn a_token_endpoint_the_system_trusts_is_trusted_beside_the_truststore() {
+    let broker = OAuthKafka::shared();
+    broker
+        .oidc
+        .add_client("orders-public-idp", SECRET, Duration::from_secs(300));
+    let dir = tempfile::tempdir().unwrap();
+    let file = readme_client_properties(
+        broker,
+        dir.path(),
+        "orders-public-idp",
+        &broker.untrusted_token_url,
+    );
+    let output = wasmkafka_with_env(
+        &["metadata", "-F", file.to_str().unwrap()],
+        &[("SSL_CERT_FILE", &broker.untrusted_cert)],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(broker.oidc.granted("orders-public-idp"), 1, "{stderr}");
+}
+
 /// A Java consumer (kafka-clients, in a JVM started as Kafka 4.x requires for an OAuth
 /// endpoint: the URL allowed, the CA in the JVM's trust store) and `wasmkafka run` read the
 /// README's `client.properties` (other topic, group and client id) and join one group on the
@@ -785,8 +811,13 @@ async fn a_java_consumer_and_wasmkafka_share_a_group_from_the_readme_client_prop
 }
 
 fn wasmkafka(args: &[&str]) -> Output {
+    wasmkafka_with_env(args, &[])
+}
+
+fn wasmkafka_with_env(args: &[&str], env: &[(&str, &std::path::Path)]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_wasmkafka"))
         .args(args)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -372,19 +372,32 @@ pub struct Security {
 }
 
 /// The TLS client config for an identity provider's token endpoint: the CAs `files` name (the
-/// broker's trust settings), else the system's; the host name always checked; no client
-/// certificate. For an `http://` endpoint (`https` false) no CA is read: the config only
+/// broker's trust settings) and the system's; the host name always checked; no client
+/// certificate. Both, because a cluster behind a private CA often has its tokens from a
+/// provider with a public certificate (the Java client checks the endpoint against the JVM's
+/// own trust store). For an `http://` endpoint (`https` false) no CA is read: the config only
 /// stands in for reqwest's own, which would bring a second crypto provider.
 pub fn token_endpoint_tls(
     files: Option<&TlsFiles>,
     https: bool,
 ) -> Result<rustls::ClientConfig, TlsSetupError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let roots = match files.map(|f| (&f.ca_file, &f.truststore)) {
+    let configured = match files.map(|f| (&f.ca_file, &f.truststore)) {
+        _ if !https => None,
+        Some((Some(path), _)) => Some(roots_from_file(path)?),
+        Some((None, Some(store))) => Some(roots_from_truststore(store)?),
+        _ => None,
+    };
+    let roots = match configured {
         _ if !https => RootCertStore::empty(),
-        Some((Some(path), _)) => roots_from_file(path)?,
-        Some((None, Some(store))) => roots_from_truststore(store)?,
-        _ => system_roots()?,
+        // The system's CAs beside the configured ones, when it has any.
+        Some(mut roots) => {
+            if let Ok(system) = system_roots() {
+                roots.roots.extend(system.roots);
+            }
+            roots
+        }
+        None => system_roots()?,
     };
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

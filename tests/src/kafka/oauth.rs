@@ -52,6 +52,9 @@ pub struct OAuthKafka {
     pub https_token_url: String,
     /// The same over HTTPS with a self-signed certificate (trusted by nothing).
     pub untrusted_token_url: String,
+    /// That self-signed certificate (PEM): a test that trusts it stands in for a provider
+    /// with a certificate from a public CA.
+    pub untrusted_cert: PathBuf,
     _files: tempfile::TempDir,
 }
 
@@ -75,6 +78,7 @@ impl OAuthKafka {
             oidc.serve_https(&certs.broker_keystore, &certs.broker_keystore)?
         );
         let untrusted_token_url = format!("{}/token", self_signed_endpoint(oidc, files.path())?);
+        let untrusted_cert = files.path().join("self-signed.pem");
         let truststore = files.path().join("truststore.p12");
         pkcs12_truststore(&certs.ca, &truststore)?;
         let ports = [free_port()?, free_port()?, free_port()?];
@@ -167,6 +171,7 @@ impl OAuthKafka {
             truststore,
             https_token_url,
             untrusted_token_url,
+            untrusted_cert,
             _files: files,
         })
     }
