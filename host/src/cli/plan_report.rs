@@ -145,10 +145,14 @@ fn axis(row: &PlanRow) -> String {
         out.push_str(&span("span-again", row.planned, c));
     }
     let mut marks = vec![("L", row.log_start, 44.0), ("E", row.end, 44.0)];
-    if let Some(c) = row.committed {
-        marks.push(("C", c, 14.0));
+    match row.committed {
+        Some(c) if c == row.planned => marks.push(("C=P", c, 14.0)),
+        Some(c) => {
+            marks.push(("C", c, 14.0));
+            marks.push(("P", row.planned, 14.0));
+        }
+        None => marks.push(("P", row.planned, 14.0)),
     }
-    marks.push(("P", row.planned, 14.0));
     for (label, offset, y) in marks {
         let _ = write!(
             out,

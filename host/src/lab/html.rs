@@ -29,7 +29,7 @@ const ROW_BANDS: usize = 40;
 /// Bands of partitions in a banded grid, at most (plus one per topic, rounding).
 const COLUMN_BANDS: usize = 80;
 /// Members listed in the scenario's table (the rest counted).
-const LISTED_MEMBERS: usize = 50;
+const LISTED_MEMBERS: usize = 20;
 
 /// The report for `runs` of `scenario`; `command` is the line that reproduces it.
 pub fn render(scenario: &Scenario, runs: &[AssignorRun], command: &str) -> String {
