@@ -153,19 +153,19 @@ fn charts(runs: &[AssignorRun]) -> String {
 
 fn assignor_section(index: usize, run: &AssignorRun) -> String {
     let mut out = String::new();
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<h2 id=\"assignor-{index}\">{} <small>({}, {})</small></h2>\n",
+        "<h2 id=\"assignor-{index}\">{} <small>({}, {})</small></h2>",
         escape(&run.assignor),
         escape(run.protocol),
         escape(&run.source)
     );
     for step in &run.steps {
-        let _ = write!(
+        let _ = writeln!(
             out,
             "<figure><figcaption>step {}: {} &mdash; {} member(s), {} partition(s), {} \
              round(s), per member {}-{}, moved {}, revoked {}, lost {}, unassigned {}</figcaption>\
-             <div class=\"scroll\">{}</div></figure>\n",
+             <div class=\"scroll\">{}</div></figure>",
             step.step,
             escape(&step.event),
             step.members,
