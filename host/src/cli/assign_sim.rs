@@ -123,8 +123,16 @@ fn run(args: &AssignSimArgs, command: &str) -> anyhow::Result<String> {
                 .with_context(|| format!("simulating `{name}`"))?,
         );
     }
-    let page = (args.report.is_some() || args.format == SimFormat::Html)
-        .then(|| html::render(&scenario, &runs, command));
+    let page = (args.report.is_some() || args.format == SimFormat::Html).then(|| {
+        let started = std::time::Instant::now();
+        let page = html::render(&scenario, &runs, command);
+        tracing::info!(
+            bytes = page.len(),
+            ms = started.elapsed().as_secs_f64() * 1000.0,
+            "lab report rendered"
+        );
+        page
+    });
     if let (Some(file), Some(page)) = (&args.report, &page) {
         std::fs::write(file, page)
             .with_context(|| format!("cannot write the report to {}", file.display()))?;
