@@ -5,6 +5,8 @@
 #   - for the static musl build (scripts/release.sh, the Dockerfile, host/tests/packaging.rs):
 #     the x86_64-unknown-linux-musl rustup target, and musl-gcc (Debian's musl-tools, installed
 #     with apt-get when running as root; elsewhere the musl tests say SKIPPED)
+#   - Chromium (Debian's chromium, installed with apt-get when running as root): the headless
+#     browser the HTML report tests render in (they fail without it) and scripts/lab-screenshot.sh
 #   - the Apache Kafka jars (Maven Central, cached in ~/.cache/wasmkafka, about 55 MB, once)
 #   - Python venvs with confluent-kafka (the interop tests) and componentize-py (Python
 #     plugins) from PyPI (~/.cache/wasmkafka, once)
@@ -51,6 +53,16 @@ elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "setup: apt-get could not install musl-tools: no musl build, the musl tests will say SKIPPED" >&2
 else
   echo "setup: musl-gcc not found (Debian: apt install musl-tools): no musl build, the musl tests will say SKIPPED" >&2
+fi
+
+if command -v chromium >/dev/null; then
+  echo "setup: chromium is installed"
+elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "setup: installing chromium (the HTML report tests' headless browser) with apt-get"
+  { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null; } ||
+    echo "setup: apt-get could not install chromium: the HTML report tests will fail" >&2
+else
+  echo "setup: chromium not found (Debian: apt install chromium): the HTML report tests will fail" >&2
 fi
 
 echo "setup: Apache Kafka jars, Python venvs with confluent-kafka and componentize-py"

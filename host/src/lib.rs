@@ -21,6 +21,7 @@ pub mod config;
 pub mod fetch;
 pub mod group;
 pub mod histogram;
+pub mod html;
 pub mod lab;
 pub mod metrics;
 pub mod net;

@@ -322,3 +322,46 @@ fn bad_input_names_the_fix() {
     let error = failing(&["assign-sim"]);
     assert!(error.contains("--members N --topics"), "{error}");
 }
+
+/// The README's first lab line runs as written (in bash, in a directory where
+/// `my_assignor.wasm` is the range assignor built as a plugin): three assignors side by side,
+/// the plugin with range's numbers.
+#[test]
+fn the_readme_lab_line_with_a_plugin_runs_as_written() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let line = readme
+        .split("```sh\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .find(|b| b.contains("--assignor my_assignor.wasm"))
+        .expect("the README's lab example with a plugin")
+        .trim()
+        .to_string();
+    assert!(line.starts_with("wasmkafka assign-sim "), "{line}");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        wasmkafka_tests::plugins::plugin("assignor-range"),
+        dir.path().join("my_assignor.wasm"),
+    )
+    .unwrap();
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_wasmkafka"))
+        .parent()
+        .unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let output = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &format!("{line} --format json")])
+        .current_dir(dir.path())
+        .env("PATH", path)
+        .bounded_output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{line}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let runs: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(runs.len(), 3);
+    assert_eq!(runs[2]["source"], "my_assignor.wasm");
+    assert_eq!(numbers(&runs[0]), numbers(&runs[2]));
+}

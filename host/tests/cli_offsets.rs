@@ -2,6 +2,7 @@
 //! dry run changes nothing; `--execute` moves the committed offsets and a consumer starts
 //! there; an export round-trips through `--from-file`; active members block `--execute`.
 
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -345,4 +346,144 @@ async fn describe_plan_execute_export_and_the_active_member_guard() {
         "earliest",
     ]);
     assert!(String::from_utf8_lossy(&bad.stderr).contains("topic `nope` does not exist"));
+}
+
+/// `offsets plan --report`: the page, rendered in headless Chromium, shows each partition's
+/// log start, committed, planned offset and end as the broker and the plan have them, with the
+/// records skipped (forward) and read again (back) counted; no console message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plan_report_in_a_browser() {
+    use wasmkafka_tests::browser::{self, start_tags};
+    const REPORT_TOPIC: &str = "offsets-report-t";
+    const REPORT_GROUP: &str = "offsets-report-g";
+    let broker = Kafka::shared();
+    let addr = broker.addr();
+    broker.create_topic(REPORT_TOPIC, 3, &[]).await.unwrap();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let client = broker.client();
+    for partition in 0..3 {
+        let records: Vec<OutgoingRecord> = (0..20)
+            .map(|i| OutgoingRecord {
+                key: None,
+                value: Some(Bytes::from(format!("{partition}-{i}"))),
+                headers: Vec::new(),
+                timestamp: Some(now + i),
+            })
+            .collect();
+        broker
+            .produce(&client, REPORT_TOPIC, partition, &records, 10)
+            .await
+            .unwrap();
+    }
+    client.close();
+    let dir = tempfile::tempdir().unwrap();
+    // The group reads everything and stops (committed 20 each), then is moved to 10.
+    ok(&[
+        "run",
+        "--brokers",
+        &addr,
+        "--group",
+        REPORT_GROUP,
+        "--topic",
+        REPORT_TOPIC,
+        "--max-records",
+        "60",
+        "--format-string",
+        "%p %o\\n",
+    ]);
+    ok(&[
+        "offsets",
+        "plan",
+        "--brokers",
+        &addr,
+        "--group",
+        REPORT_GROUP,
+        "--topic",
+        REPORT_TOPIC,
+        "--to",
+        "offset:10",
+        "--execute",
+    ]);
+    // Then a plan: forward 5, back 6, unchanged.
+    let plan = dir.path().join("plan.csv");
+    std::fs::write(
+        &plan,
+        format!("{REPORT_TOPIC},0,15\n{REPORT_TOPIC},1,4\n{REPORT_TOPIC},2,10\n"),
+    )
+    .unwrap();
+    let report = Path::new(env!("CARGO_TARGET_TMPDIR")).join("offsets-plan-report.html");
+    let plan_arg = plan.display().to_string();
+    let report_arg = report.display().to_string();
+    let planned: Value = serde_json::from_str(&ok(&[
+        "offsets",
+        "plan",
+        "--brokers",
+        &addr,
+        "--group",
+        REPORT_GROUP,
+        "--from-file",
+        &plan_arg,
+        "--format",
+        "json",
+        "--report",
+        &report_arg,
+    ]))
+    .unwrap();
+    let rendered = browser::render(&report);
+    assert!(rendered.console.is_empty(), "{:?}", rendered.console);
+    let tags = start_tags(&rendered.dom);
+    let rows: Vec<[String; 8]> = tags
+        .iter()
+        .filter(|t| t.name == "svg" && t.has_class("partition"))
+        .map(|t| {
+            [
+                "data-topic",
+                "data-partition",
+                "data-log-start",
+                "data-committed",
+                "data-planned",
+                "data-end",
+                "data-skipped",
+                "data-read-again",
+            ]
+            .map(|k| t.get(k).unwrap().to_string())
+        })
+        .collect();
+    let expected = |p: i64, planned: i64, skipped: i64, again: i64| {
+        [
+            REPORT_TOPIC.to_string(),
+            p.to_string(),
+            "0".into(),
+            "10".into(),
+            planned.to_string(),
+            "20".into(),
+            skipped.to_string(),
+            again.to_string(),
+        ]
+    };
+    assert_eq!(
+        rows,
+        [
+            expected(0, 15, 5, 0),
+            expected(1, 4, 0, 6),
+            expected(2, 10, 0, 0)
+        ]
+    );
+    // The planned offsets are the JSON's.
+    let offsets: Vec<String> = planned
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["offset"].to_string())
+        .collect();
+    assert_eq!(offsets, ["15", "4", "10"]);
+    let totals = tags.iter().find(|t| t.get("id") == Some("totals")).unwrap();
+    assert_eq!(totals.get("data-skipped"), Some("5"));
+    assert_eq!(totals.get("data-read-again"), Some("6"));
+    let png = Path::new(env!("CARGO_TARGET_TMPDIR")).join("offsets-plan-report.png");
+    let console = browser::screenshot(&report, &png, 900, 700);
+    assert!(console.is_empty(), "{console:?}");
 }

@@ -3,6 +3,7 @@
 //! ([`fault_broker`]). Integration tests live in `tests/tests/`.
 
 pub mod bounded;
+pub mod browser;
 pub mod cache;
 pub mod cli_member;
 pub mod delay;

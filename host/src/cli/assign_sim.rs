@@ -13,7 +13,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 
 use crate::group::assignor::{Assignor, Builtin};
-use crate::lab::{report, simulate, AssignorRun, BrokerAssignor, MakeAssignor, Scenario};
+use crate::lab::{html, report, simulate, AssignorRun, BrokerAssignor, MakeAssignor, Scenario};
 use crate::plugin::{PluginRuntime, WasmAssignor};
 
 #[derive(Debug, Args)]
@@ -49,8 +49,13 @@ pub struct AssignSimArgs {
     /// What the leader uses when an assignor fails or answers an invalid assignment.
     #[arg(long, value_name = "NAME", default_value = "range")]
     pub fallback: String,
+    /// What to print: a table per assignor, JSON, or the HTML report (as --report writes).
     #[arg(long, value_enum, default_value = "table")]
     pub format: SimFormat,
+    /// Also write the report as one self-contained HTML page (grids of members x partitions
+    /// per step, charts across steps, the scenario and this command) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 }
 
 /// Output of `assign-sim`.
@@ -58,18 +63,20 @@ pub struct AssignSimArgs {
 pub enum SimFormat {
     Table,
     Json,
+    Html,
 }
 
 pub async fn assign_sim(args: AssignSimArgs) -> anyhow::Result<()> {
     // Plugins and big groups take CPU time: off the async workers.
-    let output = tokio::task::spawn_blocking(move || run(&args))
+    let command = super::command_line();
+    let output = tokio::task::spawn_blocking(move || run(&args, &command))
         .await
         .context("the simulation stopped")??;
     print!("{output}");
     Ok(())
 }
 
-fn run(args: &AssignSimArgs) -> anyhow::Result<String> {
+fn run(args: &AssignSimArgs, command: &str) -> anyhow::Result<String> {
     let mut scenario = match (&args.scenario, args.members) {
         (Some(path), _) => Scenario::load(path)?,
         (None, Some(members)) => {
@@ -116,9 +123,24 @@ fn run(args: &AssignSimArgs) -> anyhow::Result<String> {
                 .with_context(|| format!("simulating `{name}`"))?,
         );
     }
+    let page = (args.report.is_some() || args.format == SimFormat::Html).then(|| {
+        let started = std::time::Instant::now();
+        let page = html::render(&scenario, &runs, command);
+        tracing::info!(
+            bytes = page.len(),
+            ms = started.elapsed().as_secs_f64() * 1000.0,
+            "lab report rendered"
+        );
+        page
+    });
+    if let (Some(file), Some(page)) = (&args.report, &page) {
+        std::fs::write(file, page)
+            .with_context(|| format!("cannot write the report to {}", file.display()))?;
+    }
     Ok(match args.format {
         SimFormat::Table => report::table(&runs),
         SimFormat::Json => report::json(&runs) + "\n",
+        SimFormat::Html => page.unwrap_or_default(),
     })
 }
 

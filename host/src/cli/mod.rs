@@ -9,6 +9,7 @@ mod lookup;
 mod metadata;
 mod offsets;
 pub mod output;
+mod plan_report;
 mod plugin;
 mod plugin_runtime;
 mod plugin_test;
@@ -245,4 +246,24 @@ pub(crate) async fn connect(config: &Config) -> anyhow::Result<Client> {
         .await
         .with_context(|| format!("cannot reach the cluster at {}", config.brokers.join(",")))?;
     Ok(client)
+}
+
+/// This process's command line, as a shell would take it back (the binary as `wasmkafka`).
+pub(crate) fn command_line() -> String {
+    std::iter::once("wasmkafka".to_string())
+        .chain(std::env::args().skip(1).map(|a| shell_quote(&a)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn shell_quote(arg: &str) -> String {
+    let plain = !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_=:,./@%+".contains(c));
+    if plain {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', "'\\''"))
+    }
 }

@@ -26,6 +26,7 @@ use crate::policy::{
 };
 
 use super::lookup::log_bounds;
+use super::plan_report::PlanRow;
 use super::CommonArgs;
 
 #[derive(Debug, Subcommand)]
@@ -81,6 +82,11 @@ pub struct PlanArgs {
     pub execute: bool,
     #[arg(long, value_enum, default_value = "table")]
     pub format: TableOrJson,
+    /// Also write the plan as one self-contained HTML page to FILE: per partition its log
+    /// start, committed offset, planned offset and end on one axis, with the records the plan
+    /// skips or reads again marked.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 }
 
 pub async fn offsets(command: OffsetsCommand) -> anyhow::Result<()> {
@@ -368,6 +374,12 @@ async fn plan(args: PlanArgs) -> anyhow::Result<()> {
     if let Some(file) = &args.export {
         write_plan(file, &planned)?;
     }
+    if let Some(file) = &args.report {
+        let rows = report_rows(&client, coordinator, &args.group, &planned).await?;
+        let page = super::plan_report::render(&args.group, &rows, &super::command_line());
+        std::fs::write(file, page)
+            .with_context(|| format!("cannot write the report to {}", file.display()))?;
+    }
     match args.format {
         TableOrJson::Json => println!("{}", serde_json::to_string_pretty(&planned)?),
         TableOrJson::Table => {
@@ -577,6 +589,36 @@ async fn compute(
         });
     }
     Ok(planned)
+}
+
+/// Where each planned partition's log and the group's committed offset stand now.
+async fn report_rows(
+    client: &Client,
+    coordinator: i32,
+    group: &str,
+    planned: &[Planned],
+) -> anyhow::Result<Vec<PlanRow>> {
+    let partitions: Vec<TopicPartition> = planned
+        .iter()
+        .map(|p| TopicPartition::new(&p.topic, p.partition))
+        .collect();
+    let committed = fetch_committed_with_epochs(client, coordinator, group, &partitions).await?;
+    let bounds = log_bounds(client, &partitions, IsolationLevel::ReadUncommitted).await?;
+    Ok(planned
+        .iter()
+        .zip(&partitions)
+        .map(|(p, tp)| {
+            let (log_start, end) = bounds.get(tp).copied().unwrap_or((0, 0));
+            PlanRow {
+                topic: p.topic.clone(),
+                partition: p.partition,
+                log_start,
+                committed: committed.get(tp).copied().flatten().map(|c| c.offset),
+                planned: p.offset,
+                end,
+            }
+        })
+        .collect())
 }
 
 fn write_plan(file: &Path, planned: &[Planned]) -> anyhow::Result<()> {

@@ -9,12 +9,17 @@
 //! - [`broker`]: the broker's assignors by their lab names (`broker-uniform`, `broker-range`);
 //!   lab only, never client-side assignors.
 //! - [`report`]: the numbers per assignor and step, as a table or JSON.
+//! - [`html`](mod@html): the same runs as one self-contained HTML page (grids and charts).
 
 pub mod broker;
+pub mod html;
 pub mod report;
 pub mod scenario;
 pub mod simulate;
 
 pub use broker::BrokerAssignor;
 pub use scenario::{Event, MemberSpec, Scenario, TopicSpec};
-pub use simulate::{simulate, simulate_broker, AssignorRun, MakeAssignor, Spread, StepReport};
+pub use simulate::{
+    simulate, simulate_broker, AssignorRun, MakeAssignor, MemberCells, Moved, Spread, StepCells,
+    StepReport,
+};

@@ -35,7 +35,10 @@ use super::scenario::{Event, MemberSpec, Scenario};
 pub type MakeAssignor = dyn Fn(&BTreeMap<String, String>) -> anyhow::Result<Arc<dyn Assignor>>;
 
 /// One partition.
-type Tp = (String, i32);
+pub type Tp = (String, i32);
+
+/// What each member gave up in one round.
+type Revoked = Vec<(String, Vec<Tp>)>;
 
 /// Partitions per member (or per topic): the fewest and the most.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -60,6 +63,8 @@ pub struct StepReport {
     pub balance_per_topic: BTreeMap<String, Spread>,
     /// Partitions a member kept through the event but lost to another (or to nobody).
     pub moved: usize,
+    /// The `moved` partitions by name, with the member they left and the one they went to.
+    pub moved_partitions: Vec<Moved>,
     /// Partitions members gave up (their listeners heard `on_revoked`).
     pub revoked: usize,
     /// Partitions of crashed members (nobody revoked them).
@@ -73,6 +78,41 @@ pub struct StepReport {
     pub assign_seconds: Vec<f64>,
     /// Why the assignor's answer was replaced by the fallback's, per round where it was.
     pub fell_back: Vec<String>,
+    /// Who owns what after the step and who gave up what in it (the HTML report's grids).
+    #[serde(skip)]
+    pub cells: StepCells,
+}
+
+/// A partition that moved in a step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Moved {
+    pub topic: String,
+    pub partition: i32,
+    pub from: String,
+    /// `None`: nobody owns it after the step.
+    pub to: Option<String>,
+}
+
+/// One member's row of a step's grid.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MemberCells {
+    pub id: String,
+    pub rack: Option<String>,
+    /// It left (or crashed) in this step: it owns nothing after it.
+    pub gone: bool,
+    pub owned: Vec<Tp>,
+    /// What it gave up in the step (its listener heard `on_revoked`), round by round.
+    pub revoked: Vec<Tp>,
+    /// What it held when it crashed.
+    pub lost: Vec<Tp>,
+}
+
+/// The group after one step, member by member (members in the group, then those gone in it).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StepCells {
+    /// Topics and their partition counts after the step.
+    pub topics: Vec<(String, usize)>,
+    pub members: Vec<MemberCells>,
 }
 
 /// One assignor's run through the scenario.
@@ -218,6 +258,9 @@ impl Simulation<'_> {
     fn step(&mut self, step: usize, event: &Event) -> anyhow::Result<StepReport> {
         let mut revoked = 0;
         let mut lost = 0;
+        // Rows of members gone in this step, and what each member gave up.
+        let mut gone: Vec<MemberCells> = Vec::new();
+        let mut revoked_by: BTreeMap<String, Vec<Tp>> = BTreeMap::new();
         match event {
             Event::Start => {
                 for spec in &self.scenario.members {
@@ -231,12 +274,30 @@ impl Simulation<'_> {
             }
             Event::Leave(ids) => {
                 for id in ids {
-                    revoked += self.members.remove(id).map_or(0, |m| m.owned.len());
+                    if let Some(member) = self.members.remove(id) {
+                        revoked += member.owned.len();
+                        gone.push(MemberCells {
+                            id: id.clone(),
+                            rack: member.spec.rack.clone(),
+                            gone: true,
+                            revoked: member.owned.into_iter().collect(),
+                            ..MemberCells::default()
+                        });
+                    }
                 }
             }
             Event::Crash(ids) => {
                 for id in ids {
-                    lost += self.members.remove(id).map_or(0, |m| m.owned.len());
+                    if let Some(member) = self.members.remove(id) {
+                        lost += member.owned.len();
+                        gone.push(MemberCells {
+                            id: id.clone(),
+                            rack: member.spec.rack.clone(),
+                            gone: true,
+                            lost: member.owned.into_iter().collect(),
+                            ..MemberCells::default()
+                        });
+                    }
                 }
             }
             Event::Grow { topic, partitions } => {
@@ -258,6 +319,9 @@ impl Simulation<'_> {
             // Eager: every member gives up everything first; its subscription still names
             // what it had (what a sticky assignor keeps where it was).
             revoked += self.members.values().map(|m| m.owned.len()).sum::<usize>();
+            for (id, member) in &self.members {
+                revoked_by.insert(id.clone(), member.owned.iter().cloned().collect());
+            }
         }
         let mut assign_seconds = Vec::new();
         let mut fell_back = Vec::new();
@@ -267,6 +331,18 @@ impl Simulation<'_> {
             let (took, failure, revoked_now) = self.round()?;
             assign_seconds.push(took.as_secs_f64());
             fell_back.extend(failure);
+            let revoked_now: usize = if cooperative {
+                revoked_now
+                    .into_iter()
+                    .map(|(id, tps)| {
+                        let count = tps.len();
+                        revoked_by.entry(id).or_default().extend(tps);
+                        count
+                    })
+                    .sum()
+            } else {
+                0
+            };
             if cooperative {
                 revoked += revoked_now;
             }
@@ -277,10 +353,18 @@ impl Simulation<'_> {
             }
         }
         let owners = self.owners();
-        let moved = kept_before
+        let moved_partitions: Vec<Moved> = kept_before
             .iter()
             .filter(|(tp, owner)| owners.get(*tp) != Some(*owner))
-            .count();
+            .map(|((topic, partition), from)| Moved {
+                topic: topic.clone(),
+                partition: *partition,
+                from: from.clone(),
+                to: owners.get(&(topic.clone(), *partition)).cloned(),
+            })
+            .collect();
+        let moved = moved_partitions.len();
+        let cells = self.cells(gone, revoked_by);
         Ok(StepReport {
             step,
             event: event.to_string(),
@@ -294,6 +378,7 @@ impl Simulation<'_> {
                 .map(|topic| (topic.clone(), self.balance(Some(topic))))
                 .collect(),
             moved,
+            moved_partitions,
             revoked,
             lost,
             unassigned: self
@@ -303,13 +388,43 @@ impl Simulation<'_> {
             rack_local: self.rack_locality(),
             assign_seconds,
             fell_back,
+            cells,
         })
+    }
+
+    /// The grid rows after a step: members in the group, then `gone`.
+    fn cells(
+        &self,
+        gone: Vec<MemberCells>,
+        mut revoked_by: BTreeMap<String, Vec<Tp>>,
+    ) -> StepCells {
+        let mut members: Vec<MemberCells> = self
+            .members
+            .iter()
+            .map(|(id, m)| MemberCells {
+                id: id.clone(),
+                rack: m.spec.rack.clone(),
+                gone: false,
+                owned: m.owned.iter().cloned().collect(),
+                revoked: revoked_by.remove(id).unwrap_or_default(),
+                lost: Vec::new(),
+            })
+            .collect();
+        members.extend(gone);
+        StepCells {
+            topics: self
+                .topics
+                .iter()
+                .map(|(name, partitions)| (name.clone(), partitions.len()))
+                .collect(),
+            members,
+        }
     }
 
     /// One rebalance: subscriptions in, the leader's decision (or the broker's target), each
     /// member takes its share. Returns the time the decision took, why it fell back if it
-    /// did, and what members revoked.
-    fn round(&mut self) -> anyhow::Result<(Duration, Option<String>, usize)> {
+    /// did, and what each member revoked.
+    fn round(&mut self) -> anyhow::Result<(Duration, Option<String>, Revoked)> {
         let group = self.group();
         let started = Instant::now();
         let (assignment, failure) = match &self.decider {
@@ -332,11 +447,14 @@ impl Simulation<'_> {
         };
         let took = started.elapsed();
         self.generation += 1;
-        let mut revoked = 0;
+        let mut revoked = Vec::new();
         for (id, member) in self.members.iter_mut() {
             let share = assignment.get(id).cloned().unwrap_or_default();
             let new: BTreeSet<Tp> = share.iter().map(|(t, p)| (t.to_string(), p)).collect();
-            revoked += member.owned.difference(&new).count();
+            let gave_up: Vec<Tp> = member.owned.difference(&new).cloned().collect();
+            if !gave_up.is_empty() {
+                revoked.push((id.clone(), gave_up));
+            }
             member.owned = new;
             member.generation = self.generation;
             if let Some(assignor) = &member.assignor {
