@@ -311,7 +311,7 @@ async fn kafka_property_names_work_in_the_file_and_as_dash_x() {
     assert!(
         error.contains(
             "invalid value for `security.sasl_mechanism`: security.protocol SASL_SSL needs a \
-             mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (sasl.mechanism)"
+             mechanism: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER (sasl.mechanism)"
         ),
         "{error}"
     );
