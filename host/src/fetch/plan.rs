@@ -1,7 +1,8 @@
 //! What the fetcher sends next, decided from a snapshot: a pure function of the partitions'
 //! states, what the buffer holds, the metadata, the leaders' readiness and the time. The
 //! driver ([`super::driver`]) takes the snapshot under its lock, calls [`plan`], and starts
-//! what it says; the rules are unit-tested here one by one.
+//! what it says; the rules are unit-tested here one by one, and property-tested over random
+//! snapshots (never a paused or buffered partition, never past the budget, none waits forever).
 //!
 //! The rules:
 //! - A partition is fetched when it is `Fetching`, not paused, holds nothing in the buffer,
@@ -550,5 +551,147 @@ mod tests {
         let plan = fixture.plan();
         assert_eq!(plan.stops.len(), 2);
         assert!(matches!(plan.stops[0].1, PartitionError::TopicGone { .. }));
+    }
+
+    /// Property tests over random snapshots: partitions on up to 4 leaders (or none), some
+    /// paused, some in the buffer, some at their end, leaders busy or backing off, a budget.
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        struct Snapshot {
+            /// Per partition: leader (-1: none), paused, buffered, at its end.
+            partitions: Vec<(i32, bool, bool, bool)>,
+            /// Per leader 1..=4: fetching, backing off.
+            slots: Vec<(bool, bool)>,
+            budget: usize,
+        }
+
+        fn snapshot() -> impl Strategy<Value = Snapshot> {
+            (
+                prop::collection::vec(
+                    (-1i32..=4, any::<bool>(), any::<bool>(), any::<bool>()),
+                    1..24,
+                ),
+                prop::collection::vec((any::<bool>(), any::<bool>()), 4),
+                prop_oneof![Just(0usize), 1usize..16, 1usize..(64 << 20)],
+            )
+                .prop_map(|(partitions, slots, budget)| Snapshot {
+                    partitions,
+                    slots,
+                    budget,
+                })
+        }
+
+        impl Snapshot {
+            fn fixture(&self, ready_leaders: bool) -> Fixture {
+                let leaders: Vec<i32> = self.partitions.iter().map(|p| p.0).collect();
+                let mut fixture =
+                    Fixture::new(fetching(self.partitions.len() as i32), metadata(&leaders));
+                for (p, &(_, paused, buffered, at_end)) in self.partitions.iter().enumerate() {
+                    let tp = tp(p as i32);
+                    fixture.partitions.set_paused(&tp, paused);
+                    if buffered {
+                        fixture.buffered.insert(tp.clone());
+                    }
+                    let epoch = fixture.partitions.get(&tp).unwrap().epoch;
+                    fixture
+                        .partitions
+                        .set_readable_end(&tp, epoch, if at_end { 10 } else { 20 });
+                }
+                if !ready_leaders {
+                    for (index, &(busy, backing_off)) in self.slots.iter().enumerate() {
+                        let slot = LeaderSlot {
+                            fetching: busy,
+                            retry_at: backing_off.then(|| fixture.now + Duration::from_secs(1)),
+                            failed: false,
+                        };
+                        fixture.leaders.insert(index as i32 + 1, slot);
+                    }
+                }
+                fixture.budget = self.budget;
+                fixture
+            }
+        }
+
+        proptest! {
+            /// What is fetched is fetchable: not paused, not in the buffer, with a leader
+            /// whose slot is free, once per leader and once per partition; nothing without
+            /// budget; the fetches together stay within the budget (each answer may carry at
+            /// least a byte).
+            #[test]
+            fn never_a_paused_or_buffered_partition_nor_past_the_budget(snapshot in snapshot()) {
+                let fixture = snapshot.fixture(false);
+                let plan = fixture.plan();
+                let mut seen = BTreeSet::new();
+                for (leader, asked) in &plan.fetches {
+                    let slot = fixture.leaders.get(leader).copied().unwrap_or_default();
+                    prop_assert!(slot.ready(fixture.now), "leader {leader} is busy: {slot:?}");
+                    for a in asked {
+                        let (want_leader, paused, buffered, _) =
+                            snapshot.partitions[a.tp.partition as usize];
+                        prop_assert!(!paused && !buffered, "{:?} fetched", a.tp);
+                        prop_assert_eq!(want_leader, *leader);
+                        prop_assert!(seen.insert(a.tp.clone()), "{:?} twice", a.tp);
+                    }
+                }
+                if snapshot.budget == 0 {
+                    prop_assert!(plan.fetches.is_empty());
+                }
+                if !plan.fetches.is_empty() {
+                    let total = plan.max_bytes as usize * plan.fetches.len();
+                    prop_assert!(total <= snapshot.budget.max(plan.fetches.len()));
+                }
+            }
+
+            /// With free leaders and room in the buffer, a partition that is not fetched has a
+            /// reason the rules name: paused, in the buffer, no leader, or its leader's fetch
+            /// would only long-poll beside records waiting in the buffer. Once the application
+            /// took what the buffer held, every partition with a leader that is not paused is
+            /// fetched: none waits forever.
+            #[test]
+            fn every_fetchable_partition_is_fetched_once_the_buffer_is_taken(
+                snapshot in snapshot(),
+            ) {
+                prop_assume!(snapshot.budget > 0);
+                let fixture = snapshot.fixture(true);
+                let plan = fixture.plan();
+                let fetched: BTreeSet<i32> = plan
+                    .fetches
+                    .values()
+                    .flatten()
+                    .map(|a| a.tp.partition)
+                    .collect();
+                let waits_on_delivery = |leader: i32| {
+                    let mine = || snapshot.partitions.iter().filter(|p| p.0 == leader && !p.1);
+                    mine().any(|p| p.2) && mine().filter(|p| !p.2).all(|p| p.3)
+                };
+                for (p, &(leader, paused, buffered, _)) in snapshot.partitions.iter().enumerate() {
+                    let excused = paused || buffered || leader < 0 || waits_on_delivery(leader);
+                    prop_assert!(
+                        fetched.contains(&(p as i32)) || excused,
+                        "partition {p} (leader {leader}) not fetched: {snapshot:?}"
+                    );
+                }
+                // The application takes the buffer: everything not paused goes.
+                let mut taken = snapshot.clone();
+                for partition in &mut taken.partitions {
+                    partition.2 = false;
+                }
+                let plan = taken.fixture(true).plan();
+                let fetched: BTreeSet<i32> = plan
+                    .fetches
+                    .values()
+                    .flatten()
+                    .map(|a| a.tp.partition)
+                    .collect();
+                for (p, &(leader, paused, _, _)) in taken.partitions.iter().enumerate() {
+                    if leader >= 0 && !paused {
+                        prop_assert!(fetched.contains(&(p as i32)), "partition {p} waits");
+                    }
+                }
+            }
+        }
     }
 }
