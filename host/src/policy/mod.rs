@@ -1,5 +1,5 @@
 //! Built-in policies: the decisions the host delegates, with native implementations behind the
-//! traits that Wasm plugins will also implement (issue #5).
+//! traits that Wasm plugins implement too.
 
 pub mod reset;
 
