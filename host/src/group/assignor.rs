@@ -1,6 +1,6 @@
 //! The `Assignor` trait: what the group leader runs over the whole group. The built-ins wrap
 //! the algorithms in `wasmkafka-policy` (the same code the Wasm plugins compile); a Wasm
-//! plugin implements the same trait (issue #5).
+//! plugin implements the same trait.
 
 use std::fmt;
 use std::sync::Arc;
