@@ -5,7 +5,8 @@ the client's defaults. Usage: group_member.py BROKERS TOPIC GROUP PROTOCOL, wher
 (cooperative-sticky) or "consumer" (group.protocol=consumer, KIP-848).
 Writes each record's value and a newline to stdout (the harness reads the partition from the
 value), flushed after each poll. On SIGTERM it closes the consumer (committing and leaving the
-group) and exits."""
+group) and exits. BENCH_RDKAFKA_DEBUG in the environment sets librdkafka's `debug` (to stderr)."""
+import os
 import signal
 import sys
 
@@ -25,6 +26,8 @@ elif protocol == "cooperative":
     config["partition.assignment.strategy"] = "cooperative-sticky"
 else:
     raise SystemExit(f"PROTOCOL is eager, cooperative or consumer, not {protocol}")
+if os.environ.get("BENCH_RDKAFKA_DEBUG"):
+    config["debug"] = os.environ["BENCH_RDKAFKA_DEBUG"]
 
 stopping = False
 
