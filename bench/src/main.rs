@@ -14,10 +14,14 @@
 //!                                  rebalances while idle and while records flow, commit
 //!                                  latency while reading and while fetches long-poll)
 //!        wasmkafka-bench group-scale [--rounds N] [--members 1,10,50] [--partitions P]
-//!                                  [--consumer ID]... [--broker-heartbeat-ms MS]
-//!                                  [--pace-ms MS]   (a group of N settling after one more
-//!                                  member joins: ours and the Java client, classic and
+//!                                  [--consumer ID]... [--event join|leave|both]
+//!                                  [--broker-heartbeat-ms MS] [--pace-ms MS]   (a group of
+//!                                  N settling after one more member joins, and N + 1 after
+//!                                  one leaves, and how long each partition stops: ours,
+//!                                  the Java client and librdkafka, eager, cooperative and
 //!                                  KIP-848; see group/scale.rs)
+//!        wasmkafka-bench rebalance [same options]   (group-scale with --members 4: a
+//!                                  rebalance in a group of 4, join and leave)
 //!        wasmkafka-bench latency [--rounds N] [--rate R]... [--seconds S] [--partitions P]
 //!                                [--peer ID]... [--together] [--plot FILE.svg]
 //!                                  (end-to-end record latency at steady rates, every
@@ -44,6 +48,7 @@ use anyhow::{bail, Context, Result};
 use wasmkafka_tests::delay::{self, DelayProxy};
 use wasmkafka_tests::kafka::{Kafka, KafkaOptions};
 
+use group::scale::kinds::Client;
 use measure::measure;
 use peers::{Peer, Tools};
 use report::{Report, Run};
@@ -145,14 +150,23 @@ async fn run() -> Result<()> {
         return Ok(());
     }
     let out_dir = repo.join("target/bench");
-    if std::env::args().nth(1).as_deref() == Some("group-scale") {
-        let options = group::scale::options(std::env::args().skip(2))?;
+    let scale = match std::env::args().nth(1).as_deref() {
+        Some("group-scale") => Some(group::scale::options(std::env::args().skip(2))?),
+        Some("rebalance") => Some(group::scale::rebalance_options(std::env::args().skip(2))?),
+        _ => None,
+    };
+    if let Some(options) = scale {
         let wasmkafka = peers::release_binary(&repo, "wasmkafka")?;
         let java_classpath = tokio::task::spawn_blocking({
             let (repo, out_dir) = (repo.clone(), out_dir.clone());
             move || peers::compile_java(&repo, &out_dir, "GroupScale.java")
         })
         .await??;
+        let python = if options.kinds.iter().any(|k| k.client() == Client::Rdkafka) {
+            Some(tokio::task::spawn_blocking(peers::python_with_peers).await??)
+        } else {
+            None
+        };
         eprintln!(
             "starting Apache Kafka (Kafka's default group settings; \
              group.consumer.heartbeat.interval.ms {})",
@@ -165,8 +179,13 @@ async fn run() -> Result<()> {
             ..KafkaOptions::default()
         })
         .await?;
-        let text =
-            group::scale::run(&wasmkafka, &java_classpath, &kafka, &options, &out_dir).await?;
+        let programs = group::scale::Programs {
+            wasmkafka: &wasmkafka,
+            java_classpath: &java_classpath,
+            python: python.as_deref(),
+            peers_dir: &repo.join("bench/peers"),
+        };
+        let text = group::scale::run(&programs, &kafka, &options, &out_dir).await?;
         println!("{text}");
         return Ok(());
     }

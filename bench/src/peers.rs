@@ -316,7 +316,7 @@ fn musl_release_binary(repo: &Path) -> Result<PathBuf> {
 }
 
 /// A venv with confluent-kafka and aiokafka, made once in the cache.
-fn python_with_peers() -> Result<PathBuf> {
+pub fn python_with_peers() -> Result<PathBuf> {
     venv(
         &format!(
             "bench-confluent-kafka-{CONFLUENT_KAFKA_VERSION}-aiokafka-{AIOKAFKA_VERSION}-lz4-zstd"

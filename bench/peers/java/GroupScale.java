@@ -1,13 +1,16 @@
 // The Java client peer of `wasmkafka-bench group-scale` (kafka-clients from the Apache Kafka
 // jars): the members of one consumer group as threads of one JVM, each with its own
 // KafkaConsumer subscribed to TOPIC. Usage: GroupScale BROKERS TOPIC GROUP PROTOCOL, where
-// PROTOCOL is "classic" (CooperativeStickyAssignor) or "consumer" (KIP-848: the broker
-// assigns with its default assignor). Everything else is the client's defaults, apart from
+// PROTOCOL is "eager" (the classic protocol with RangeAssignor), "classic"
+// (CooperativeStickyAssignor) or "consumer" (KIP-848: the broker assigns with its default
+// assignor). Everything else is the client's defaults, apart from
 // auto.offset.reset=latest (the topic is fed all along; a fresh group starts at its end).
 //
 // Commands on stdin, one a line:
 //   start N   starts members 0..N-1 (a thread each; they construct their consumers at once)
 //   join      starts one more member (the next index)
+//   leave K   member K closes its consumer (leaving the group: LeaveGroup, or a heartbeat
+//             leaving under the consumer protocol) and its thread ends
 //   stop      closes every consumer (leaving the group) and exits; so does the end of input
 // Every record goes to stdout as "MEMBER VALUE\n" (the value as produced; the harness reads
 // the partition from it), flushed after each poll that returned records.
@@ -21,6 +24,8 @@ import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.Properties;
 import java.util.concurrent.atomic.AtomicBoolean;
 
@@ -28,6 +33,7 @@ import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.ConsumerRecords;
 import org.apache.kafka.clients.consumer.CooperativeStickyAssignor;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.consumer.RangeAssignor;
 import org.apache.kafka.common.errors.WakeupException;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 
@@ -40,14 +46,17 @@ public class GroupScale {
         Properties props = new Properties();
         props.put("bootstrap.servers", brokers);
         props.put("group.id", group);
-        props.put("group.protocol", protocol);
+        props.put("group.protocol", protocol.equals("consumer") ? "consumer" : "classic");
         props.put("auto.offset.reset", "latest");
         props.put("key.deserializer", ByteArrayDeserializer.class.getName());
         props.put("value.deserializer", ByteArrayDeserializer.class.getName());
         if (protocol.equals("classic")) {
             props.put("partition.assignment.strategy", CooperativeStickyAssignor.class.getName());
+        } else if (protocol.equals("eager")) {
+            props.put("partition.assignment.strategy", RangeAssignor.class.getName());
         } else if (!protocol.equals("consumer")) {
-            throw new IllegalArgumentException("PROTOCOL is classic or consumer, not " + protocol);
+            throw new IllegalArgumentException(
+                "PROTOCOL is eager, classic or consumer, not " + protocol);
         }
         return props;
     }
@@ -69,7 +78,8 @@ public class GroupScale {
     public static void main(String[] args) throws Exception {
         String brokers = args[0], topic = args[1], group = args[2], protocol = args[3];
         List<Thread> threads = new ArrayList<>();
-        List<KafkaConsumer<byte[], byte[]>> consumers = new ArrayList<>();
+        Map<Integer, KafkaConsumer<byte[], byte[]>> consumers = new ConcurrentHashMap<>();
+        Map<Integer, AtomicBoolean> leaving = new ConcurrentHashMap<>();
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in));
         String line;
         while ((line = in.readLine()) != null) {
@@ -79,6 +89,17 @@ public class GroupScale {
                 count = Integer.parseInt(line.substring(6).trim());
             } else if (line.equals("join")) {
                 count = 1;
+            } else if (line.startsWith("leave ")) {
+                int member = Integer.parseInt(line.substring(6).trim());
+                AtomicBoolean flag = leaving.get(member);
+                if (flag != null) {
+                    flag.set(true);
+                    KafkaConsumer<byte[], byte[]> consumer = consumers.get(member);
+                    if (consumer != null) {
+                        consumer.wakeup();
+                    }
+                }
+                continue;
             } else if (line.equals("stop")) {
                 break;
             } else {
@@ -87,15 +108,15 @@ public class GroupScale {
             }
             for (int i = 0; i < count; i++) {
                 int member = threads.size();
+                AtomicBoolean leave = new AtomicBoolean(false);
+                leaving.put(member, leave);
                 Thread thread = new Thread(() -> {
                     KafkaConsumer<byte[], byte[]> consumer =
                         new KafkaConsumer<>(properties(brokers, group, protocol));
-                    synchronized (consumers) {
-                        consumers.add(consumer);
-                    }
+                    consumers.put(member, consumer);
                     try {
                         consumer.subscribe(List.of(topic));
-                        while (!STOP.get()) {
+                        while (!STOP.get() && !leave.get()) {
                             ConsumerRecords<byte[], byte[]> records = consumer.poll(Duration.ofMillis(500));
                             if (!records.isEmpty()) {
                                 write(member, records);
@@ -107,6 +128,7 @@ public class GroupScale {
                         System.err.println("member " + member + " failed: " + error);
                     } finally {
                         consumer.close();
+                        System.err.println("member " + member + " closed its consumer");
                     }
                 }, "member-" + member);
                 threads.add(thread);
@@ -114,10 +136,8 @@ public class GroupScale {
             }
         }
         STOP.set(true);
-        synchronized (consumers) {
-            for (KafkaConsumer<byte[], byte[]> consumer : consumers) {
-                consumer.wakeup();
-            }
+        for (KafkaConsumer<byte[], byte[]> consumer : consumers.values()) {
+            consumer.wakeup();
         }
         for (Thread thread : threads) {
             thread.join(10_000);

@@ -73,6 +73,39 @@ impl Member {
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait().ok().flatten()
     }
+
+    /// Starts `command` as member number `index` (its stdout: one record a line, to
+    /// `output`), with no `/metrics` (port 0).
+    pub fn spawn(command: Command, index: usize, output: Arc<dyn Output>) -> Result<Member> {
+        Member::spawn_on(command, index, output, 0)
+    }
+
+    fn spawn_on(
+        mut command: Command,
+        index: usize,
+        output: Arc<dyn Output>,
+        port: u16,
+    ) -> Result<Member> {
+        command.stdin(Stdio::null()).stdout(Stdio::piped());
+        // Tied: a member dies with the harness, however the harness ends.
+        let mut child = spawn_tied(command).context("cannot start a group member")?;
+        let stdout = child.stdout.take().expect("piped");
+        std::thread::spawn(move || read_records(stdout, index, &*output));
+        Ok(Member { child, port })
+    }
+
+    /// Asks the process to stop cleanly (SIGTERM: ours commits and leaves the group).
+    pub fn terminate(&self) -> Result<()> {
+        let pid = libc::pid_t::try_from(self.child.id()).context("a pid")?;
+        // SAFETY: kill(2) on our own child's pid, which we have not waited for yet.
+        if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
+            bail!(
+                "cannot signal member {pid}: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        Ok(())
+    }
 }
 
 impl Drop for Member {
@@ -115,16 +148,8 @@ impl Launcher<'_> {
             }
             None => ("warn".to_string(), Stdio::null()),
         };
-        command
-            .env("WASMKAFKA_LOG", level)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr);
-        // Tied: a member dies with the harness, however the harness ends.
-        let mut child = spawn_tied(command).context("cannot start a group member")?;
-        let stdout = child.stdout.take().expect("piped");
-        std::thread::spawn(move || read_records(stdout, index, &*output));
-        Ok(Member { child, port })
+        command.env("WASMKAFKA_LOG", level).stderr(stderr);
+        Member::spawn_on(command, index, output, port)
     }
 
     /// Starts `count` members (indexes 0..count) writing to one output.
