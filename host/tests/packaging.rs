@@ -572,8 +572,9 @@ async fn musl_binary_is_static_and_runs_the_demo_on_apache_kafka() {
 }
 
 /// The Dockerfile's commands from `COPY . .` on, run here as the build stage runs them (in
-/// this checkout, with a temporary /dist and /image), then the image's entry point started in that root alone with `chroot`: what
-/// `FROM scratch` + `COPY --from=build /image /` gives a container.
+/// this checkout, with a temporary /dist and /image), then the image's entry point started in
+/// that root alone with `chroot` (what `FROM scratch` + `COPY --from=build /image /` gives a
+/// container), then the runtime stage built and run as an image with buildah.
 #[test]
 fn dockerfile_builds_the_image_from_the_release_archive_and_it_starts_alone() {
     let test = "dockerfile_builds_the_image_from_the_release_archive_and_it_starts_alone";
@@ -644,6 +645,77 @@ fn dockerfile_builds_the_image_from_the_release_archive_and_it_starts_alone() {
         .unwrap();
     let version = succeeded("chroot IMAGE /wasmkafka --version", &output);
     assert!(version.starts_with(&format!("wasmkafka {VERSION} (plugin contracts")));
+    image_of_the_runtime_stage(test, runtime, work.path());
+}
+
+/// The Dockerfile's runtime stage, as written but with the build stage's `/image` taken from
+/// `work/image`, built into an OCI image by buildah (no daemon; the build stage's base image is
+/// the only thing a registry would have to give) and started by `buildah run`: its user, its
+/// environment, its entry point and its default command.
+fn image_of_the_runtime_stage(test: &str, runtime: &str, work: &Path) {
+    if Command::new("buildah").arg("--version").output().is_err() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "\nSKIPPED the image part of {test}: buildah not found (Debian: apt install buildah)\n"
+        );
+        return;
+    }
+    let containerfile =
+        format!("FROM {runtime}").replace("COPY --from=build /image /", "COPY image /");
+    std::fs::write(work.join("Containerfile"), &containerfile).unwrap();
+    let tag = format!("localhost/wasmkafka-test-{}", std::process::id());
+    let buildah = |args: &[&str]| {
+        let output = Command::new("buildah")
+            .args(["--storage-driver", "vfs"])
+            .args(args)
+            .current_dir(work)
+            .bounded_output()
+            .unwrap();
+        succeeded(&format!("buildah {}", args.join(" ")), &output)
+    };
+    buildah(&[
+        "bud",
+        "--isolation",
+        "chroot",
+        "-t",
+        &tag,
+        "-f",
+        "Containerfile",
+        ".",
+    ]);
+    let config = buildah(&["inspect", "--type", "image", "--format", "{{.OCIv1.Config.User}} {{.OCIv1.Config.Entrypoint}} {{.OCIv1.Config.Cmd}} {{.OCIv1.Config.Env}}", &tag]);
+    assert!(
+        config.starts_with("65534:65534 [/wasmkafka] [--help]"),
+        "{config}"
+    );
+    assert!(config.contains("HOME=/tmp"), "{config}");
+    let container = buildah(&["from", &tag]).trim().to_string();
+    // The default command: the image starts and prints its help.
+    let help = buildah(&[
+        "run",
+        "--isolation",
+        "chroot",
+        &container,
+        "--",
+        "/wasmkafka",
+        "--help",
+    ]);
+    let version = buildah(&[
+        "run",
+        "--isolation",
+        "chroot",
+        &container,
+        "--",
+        "/wasmkafka",
+        "--version",
+    ]);
+    let _ = buildah(&["rm", &container]);
+    let _ = buildah(&["rmi", &tag]);
+    assert!(help.contains("Usage: wasmkafka"), "{help}");
+    assert!(
+        version.starts_with(&format!("wasmkafka {VERSION} (plugin contracts")),
+        "{version}"
+    );
 }
 
 /// Every file (not directory) under `dir`.
