@@ -233,13 +233,7 @@ fn the_brokers_assignors_run_beside_ours_and_revoke_only_what_moves() {
 /// in two rebalances, the broker in one target.
 #[test]
 fn the_readme_broker_assignor_line_runs_as_written() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
-    let line = readme
-        .split("```sh\n")
-        .map(|b| b.split("```").next().unwrap())
-        .find(|b| b.contains("--assignor broker-uniform"))
-        .expect("the README's broker-assignor example")
+    let line = wasmkafka_tests::readme::readme_block("sh", "--assignor broker-uniform")
         .trim()
         .to_string();
     assert!(line.starts_with("wasmkafka assign-sim "), "{line}");
@@ -328,14 +322,7 @@ fn bad_input_names_the_fix() {
 /// the plugin with range's numbers.
 #[test]
 fn the_readme_lab_line_with_a_plugin_runs_as_written() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
-    let line = readme
-        .split("```sh\n")
-        .skip(1)
-        .map(|b| b.split("```").next().unwrap())
-        .find(|b| b.contains("--assignor my_assignor.wasm"))
-        .expect("the README's lab example with a plugin")
+    let line = wasmkafka_tests::readme::readme_block("sh", "--assignor my_assignor.wasm")
         .trim()
         .to_string();
     assert!(line.starts_with("wasmkafka assign-sim "), "{line}");

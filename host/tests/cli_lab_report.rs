@@ -265,14 +265,7 @@ fn format_html_prints_the_page() {
 /// PATH, in a directory of its own) and its page renders without a console message.
 #[test]
 fn the_readme_report_line_runs_as_written() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
-    let line = readme
-        .split("```sh\n")
-        .skip(1)
-        .map(|b| b.split("```").next().unwrap())
-        .find(|b| b.contains("--report lab.html"))
-        .expect("the README's --report example")
+    let line = wasmkafka_tests::readme::readme_block("sh", "--report lab.html")
         .trim()
         .to_string();
     assert!(line.starts_with("wasmkafka assign-sim "), "{line}");
