@@ -23,7 +23,7 @@
 //!        wasmkafka-bench rebalance [same options]   (group-scale with --members 4: a
 //!                                  rebalance in a group of 4, join and leave)
 //!        wasmkafka-bench latency [--rounds N] [--rate R]... [--seconds S] [--partitions P]
-//!                                [--peer ID]... [--together] [--plot FILE.svg]
+//!                                [--peer ID]... [--together] [--low-latency] [--plot FILE.svg]
 //!                                  (end-to-end record latency at steady rates, every
 //!                                  consumer on the same broker, one after another or with
 //!                                  --together at once; see latency/mod.rs)
@@ -224,6 +224,9 @@ async fn run() -> Result<()> {
         latency::report::svg(&results, &plot)?;
         if options.together {
             println!("Every consumer of a round read the same topic at the same time.\n");
+        }
+        if options.low_latency {
+            println!("Every consumer with its documented low-latency settings.\n");
         }
         println!(
             "{}",

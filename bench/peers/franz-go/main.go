@@ -3,7 +3,8 @@
 // "consumed N" to stderr. Usage: franz-go-consume BROKERS TOPIC PARTITIONS COUNT
 // With BENCH_FLUSH_EACH_POLL=1 in the environment it flushes after every poll (the latency
 // benchmark reads the records as they come). With BENCH_GROUP=G it joins consumer group G and
-// consumes TOPIC (from the start, committing nothing) instead of naming the partitions.
+// consumes TOPIC (from the start, committing nothing) instead of naming the partitions. With
+// BENCH_LOW_LATENCY=1 it sets FetchMaxWait to 10 ms (the broker's wait when no record arrives).
 package main
 
 import (
@@ -13,6 +14,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -30,6 +32,9 @@ func main() {
 		offsets[int32(p)] = kgo.NewOffset().AtStart()
 	}
 	opts := []kgo.Opt{kgo.SeedBrokers(strings.Split(brokers, ",")...)}
+	if os.Getenv("BENCH_LOW_LATENCY") == "1" {
+		opts = append(opts, kgo.FetchMaxWait(10*time.Millisecond))
+	}
 	if group := os.Getenv("BENCH_GROUP"); group != "" {
 		opts = append(opts,
 			kgo.ConsumerGroup(group),

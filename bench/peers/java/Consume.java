@@ -4,6 +4,8 @@
 // With BENCH_FLUSH_EACH_POLL=1 in the environment it flushes after every poll (the latency
 // benchmark reads the records as they come). With BENCH_GROUP=G it joins consumer group G and
 // subscribes to TOPIC (from the earliest offset, committing nothing) instead of assigning.
+// With BENCH_LOW_LATENCY=1 it sets fetch.max.wait.ms=10 (the broker answers a fetch after at
+// most 10 ms instead of 500 ms when no record arrives).
 import java.io.BufferedOutputStream;
 import java.io.FileDescriptor;
 import java.io.FileOutputStream;
@@ -29,6 +31,9 @@ public class Consume {
         props.put("value.deserializer", ByteArrayDeserializer.class.getName());
         props.put("enable.auto.commit", "false");
         props.put("max.poll.records", "10000");
+        if ("1".equals(System.getenv("BENCH_LOW_LATENCY"))) {
+            props.put("fetch.max.wait.ms", "10");
+        }
         String group = System.getenv("BENCH_GROUP");
         if (group != null) {
             props.put("group.id", group);

@@ -3,7 +3,9 @@ partitions 0..PARTITIONS of TOPIC, writes each value and a newline to stdout, pr
 "consumed N" to stderr. Usage: confluent_consume.py BROKERS TOPIC PARTITIONS COUNT
 With BENCH_FLUSH_EACH_POLL=1 in the environment it flushes after every poll (the latency
 benchmark reads the records as they come). With BENCH_GROUP=G it joins consumer group G and
-subscribes to TOPIC (from the earliest offset, committing nothing) instead of assigning."""
+subscribes to TOPIC (from the earliest offset, committing nothing) instead of assigning. With
+BENCH_LOW_LATENCY=1 it uses librdkafka's documented low-latency consumer settings
+(fetch.wait.max.ms=10, fetch.error.backoff.ms=10)."""
 import os
 import sys
 
@@ -11,14 +13,15 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 brokers, topic, partitions, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 group = os.environ.get("BENCH_GROUP")
-consumer = Consumer(
-    {
-        "bootstrap.servers": brokers,
-        "group.id": group or "bench-unused",
-        "enable.auto.commit": False,
-        "auto.offset.reset": "earliest",
-    }
-)
+config = {
+    "bootstrap.servers": brokers,
+    "group.id": group or "bench-unused",
+    "enable.auto.commit": False,
+    "auto.offset.reset": "earliest",
+}
+if os.environ.get("BENCH_LOW_LATENCY") == "1":
+    config.update({"fetch.wait.max.ms": 10, "fetch.error.backoff.ms": 10})
+consumer = Consumer(config)
 if group:
     consumer.subscribe([topic])
 else:

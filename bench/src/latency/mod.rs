@@ -15,6 +15,10 @@
 //!    the producer at most one round trip and its stamp is taken just before it is sent.
 //! 4. Two seconds to drain, then the consumer is killed.
 //!
+//! With `--low-latency` each consumer runs with its client's documented low-latency settings:
+//! the broker's fetch wait (`fetch.max.wait.ms` and its equivalents) down to 10 ms, and
+//! librdkafka's fetch error backoff too (its wiki's "How to decrease message latency").
+//!
 //! With `--together`, every consumer of a round reads the same topic at the same time: one
 //! paced producer feeds them all, so each sees the same broker, the same records and the same
 //! load on the machine at the same moment. On a machine that is busy with something else the
@@ -61,6 +65,9 @@ pub struct Options {
     pub peers: Vec<Peer>,
     /// Every consumer of a round on one topic at once.
     pub together: bool,
+    /// Each consumer with its documented low-latency settings (the broker's fetch wait down to
+    /// 10 ms; see `bench/peers`), where the default run keeps every client's defaults.
+    pub low_latency: bool,
 }
 
 /// The consumers compared by default: every peer that prints values (the JSON variants print
@@ -75,7 +82,7 @@ const DEFAULT_PEERS: [Peer; 5] = [
 ];
 
 const USAGE: &str = "usage: wasmkafka-bench latency [--rounds N] [--rate R]... [--seconds S] \
-                     [--partitions P] [--peer ID]... [--together]";
+                     [--partitions P] [--peer ID]... [--together] [--low-latency]";
 
 /// Parses the arguments after `latency`.
 pub fn options(mut args: impl Iterator<Item = String>) -> Result<Options> {
@@ -86,6 +93,7 @@ pub fn options(mut args: impl Iterator<Item = String>) -> Result<Options> {
         partitions: 4,
         peers: Vec::new(),
         together: false,
+        low_latency: false,
     };
     while let Some(arg) = args.next() {
         let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
@@ -96,6 +104,7 @@ pub fn options(mut args: impl Iterator<Item = String>) -> Result<Options> {
             "--partitions" => options.partitions = value()?.parse().context("--partitions P")?,
             "--peer" => options.peers.push(Peer::by_id(&value()?)?),
             "--together" => options.together = true,
+            "--low-latency" => options.low_latency = true,
             other => bail!("unknown argument `{other}`; {USAGE}"),
         }
     }
@@ -233,6 +242,12 @@ async fn together_run(
         // Far more than the run produces: the consumer runs until it is killed.
         let mut command =
             peer.command_for(tools, &kafka.addr(), topic, options.partitions, 1 << 40);
+        if options.low_latency {
+            command.env("BENCH_LOW_LATENCY", "1");
+            if peer.is_ours() {
+                command.args(["-X", "fetch.max.wait.ms=10"]);
+            }
+        }
         command
             .env("BENCH_FLUSH_EACH_POLL", "1")
             .stdin(Stdio::null())
@@ -500,6 +515,7 @@ mod tests {
         assert_eq!(options.seconds, 5);
         assert!(!options.together);
         assert!(options_of(&["--together"]).together);
+        assert!(!options.low_latency && options_of(&["--low-latency"]).low_latency);
         assert!(super::options(["--rate", "0"].iter().map(|s| s.to_string())).is_err());
     }
 

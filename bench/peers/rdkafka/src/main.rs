@@ -8,7 +8,9 @@
 //! With `BENCH_FLUSH_EACH_POLL=1` in the environment it flushes whenever no further record is
 //! ready at once (the latency benchmark reads the records as they come). With `BENCH_GROUP=G`
 //! it joins consumer group G and subscribes to TOPIC (from the earliest offset, committing
-//! nothing) instead of assigning the partitions itself.
+//! nothing) instead of assigning the partitions itself. With `BENCH_LOW_LATENCY=1` it uses
+//! librdkafka's documented low-latency consumer settings (`fetch.wait.max.ms=10`,
+//! `fetch.error.backoff.ms=10`: the wiki's "How to decrease message latency").
 
 use std::io::{BufWriter, Write};
 use std::time::Duration;
@@ -39,13 +41,18 @@ fn main() {
     let json = args.get(5).is_some_and(|f| f == "json");
     let flush_each_poll = std::env::var("BENCH_FLUSH_EACH_POLL").is_ok_and(|v| v == "1");
     let group = std::env::var("BENCH_GROUP").ok();
-    let consumer: BaseConsumer = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", brokers)
         .set("group.id", group.as_deref().unwrap_or("bench-unused"))
         .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .expect("a consumer");
+        .set("auto.offset.reset", "earliest");
+    if std::env::var("BENCH_LOW_LATENCY").is_ok_and(|v| v == "1") {
+        config
+            .set("fetch.wait.max.ms", "10")
+            .set("fetch.error.backoff.ms", "10");
+    }
+    let consumer: BaseConsumer = config.create().expect("a consumer");
     if group.is_some() {
         consumer.subscribe(&[topic]).expect("subscribe");
     } else {
