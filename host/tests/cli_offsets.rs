@@ -1,6 +1,7 @@
 //! `wasmkafka offsets describe|plan` against Apache Kafka: exact committed offsets and lag; a
 //! dry run changes nothing; `--execute` moves the committed offsets and a consumer starts
-//! there; an export round-trips through `--from-file`; active members block `--execute`.
+//! there; an export round-trips through `--from-file`; active members block `--execute`; a
+//! group the broker never saw takes a plan, and a coordinator not elected yet is waited for.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -486,4 +487,68 @@ async fn the_plan_report_in_a_browser() {
     let png = Path::new(env!("CARGO_TARGET_TMPDIR")).join("offsets-plan-report.png");
     let console = browser::screenshot(&report, &png, 900, 700);
     assert!(console.is_empty(), "{console:?}");
+}
+
+/// `offsets plan --execute` for a group the broker never saw commits the plan: Kafka 4.x
+/// answers DescribeGroups with GROUP_ID_NOT_FOUND for it, which is a group without members
+/// (earlier brokers said `Dead`), not a group of another protocol. `groups describe` says the
+/// same before the plan and shows the commits after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_for_a_group_the_broker_never_saw_is_executed() {
+    let broker = Kafka::shared();
+    let addr = broker.addr();
+    let (topic, group) = ("offsets-new-t", "offsets-never-seen");
+    broker.create_topic(topic, 2, &[]).await.unwrap();
+    let client = broker.client();
+    for partition in [0, 1] {
+        let records: Vec<OutgoingRecord> = (0..5)
+            .map(|i| OutgoingRecord {
+                key: None,
+                value: Some(Bytes::from(format!("{partition}-{i}"))),
+                headers: Vec::new(),
+                timestamp: None,
+            })
+            .collect();
+        broker
+            .produce(&client, topic, partition, &records, 5)
+            .await
+            .unwrap();
+    }
+    client.close();
+    let before = ok(&["groups", "describe", "--brokers", &addr, "--group", group]);
+    assert!(
+        before.starts_with(&format!("group {group}: Dead")),
+        "{before}"
+    );
+    ok(&[
+        "offsets",
+        "plan",
+        "--brokers",
+        &addr,
+        "--group",
+        group,
+        "--topic",
+        topic,
+        "--to",
+        "latest",
+        "--execute",
+    ]);
+    let table = ok(&[
+        "offsets",
+        "describe",
+        "--brokers",
+        &addr,
+        "--group",
+        group,
+        "--topic",
+        topic,
+    ]);
+    let squeeze = |l: &str| l.split_whitespace().collect::<Vec<_>>().join(" ");
+    let lines: Vec<String> = table.lines().map(squeeze).collect();
+    assert!(
+        lines[0].starts_with(&format!("group {group}: Empty")),
+        "{table}"
+    );
+    assert_eq!(lines[2], format!("{topic} 0 5 0 5 0 -"), "{table}");
+    assert_eq!(lines[3], format!("{topic} 1 5 0 5 0 -"), "{table}");
 }

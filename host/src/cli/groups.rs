@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 
 use crate::group::admin::{delete_groups, delete_offsets, list_groups, ListedGroup};
-use crate::group::coordinator::find_coordinator;
+use crate::group::coordinator::find_coordinator_patiently;
 
 use super::offsets::{describe_one, parse_topics, partitions_of, print_described, TableOrJson};
 use super::CommonArgs;
@@ -148,7 +148,7 @@ async fn delete(args: DeleteArgs) -> anyhow::Result<()> {
     let client = super::connect(&config).await?;
     let mut failed = Vec::new();
     for group in &args.groups {
-        let coordinator = find_coordinator(&client, group)
+        let coordinator = find_coordinator_patiently(&client, group)
             .await
             .with_context(|| format!("cannot find the coordinator of group `{group}`"))?;
         for (name, outcome) in delete_groups(&client, coordinator, std::slice::from_ref(group))
@@ -181,7 +181,7 @@ async fn delete_group_offsets(args: DeleteOffsetsArgs) -> anyhow::Result<()> {
     let client = super::connect(&config).await?;
     let (topics, only) = parse_topics(&args.topics)?;
     let partitions = partitions_of(&client, &topics, &only).await?;
-    let coordinator = find_coordinator(&client, &args.group)
+    let coordinator = find_coordinator_patiently(&client, &args.group)
         .await
         .with_context(|| format!("cannot find the coordinator of group `{}`", args.group))?;
     let (whole, each) = delete_offsets(&client, coordinator, &args.group, &partitions)

@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 use crate::client::Client;
 use crate::fetch::reset::{decision_target, Target};
 use crate::fetch::{list_offsets, CommittedOffset, IsolationLevel, OffsetSpec, TopicPartition};
-use crate::group::coordinator::find_coordinator;
+use crate::group::coordinator::{
+    find_coordinator, find_coordinator_patiently, retry_while_healing,
+};
 use crate::group::describe::{describe_group, GroupDescription};
 use crate::group::offsets::{
     commit, fetch_all_committed, fetch_committed_with_epochs, MemberIdentity,
@@ -137,12 +139,16 @@ pub async fn describe_one(
     group: &str,
     topics: &[String],
 ) -> anyhow::Result<Described> {
-    let coordinator = find_coordinator(client, group)
-        .await
-        .with_context(|| format!("cannot find the coordinator of group `{group}`"))?;
-    let description = describe_group(client, coordinator, group)
-        .await
-        .with_context(|| format!("cannot describe group `{group}`"))?;
+    // Found again on each try: a coordinator that moved is asked where it is now.
+    let (coordinator, description) = retry_while_healing(|| async {
+        let coordinator = find_coordinator(client, group).await?;
+        Ok((
+            coordinator,
+            describe_group(client, coordinator, group).await?,
+        ))
+    })
+    .await
+    .with_context(|| format!("cannot describe group `{group}`"))?;
     let partitions: Vec<TopicPartition> = if topics.is_empty() {
         let mut partitions: std::collections::BTreeSet<TopicPartition> = description
             .members
@@ -358,7 +364,7 @@ fn policy_named(name: &str) -> anyhow::Result<Arc<dyn ResetPolicy>> {
 async fn plan(args: PlanArgs) -> anyhow::Result<()> {
     let config = args.common.load_config()?;
     let client = super::connect(&config).await?;
-    let coordinator = find_coordinator(&client, &args.group)
+    let coordinator = find_coordinator_patiently(&client, &args.group)
         .await
         .with_context(|| format!("cannot find the coordinator of group `{}`", args.group))?;
     let planned = match (&args.from_file, &args.to) {
@@ -403,7 +409,8 @@ async fn plan(args: PlanArgs) -> anyhow::Result<()> {
         client.close();
         return Ok(());
     }
-    let description = describe_group(&client, coordinator, &args.group).await?;
+    let description =
+        retry_while_healing(|| describe_group(&client, coordinator, &args.group)).await?;
     if !description.members.is_empty() {
         let members: Vec<String> = description
             .members

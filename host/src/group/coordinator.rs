@@ -1,5 +1,8 @@
 //! Finding the group coordinator (FindCoordinator on a `Default` connection).
 
+use std::future::Future;
+use std::time::{Duration, Instant};
+
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::FindCoordinatorRequest;
 use kafka_protocol::protocol::StrBytes;
@@ -55,4 +58,40 @@ impl KnownCoordinator {
     pub fn forget(&self) {
         *self.0.lock().expect("coordinator lock") = None;
     }
+}
+
+/// How long a one-shot command (describe, plan, delete) waits for a coordinator that is not
+/// there yet.
+pub const ADMIN_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Runs `attempt` until it succeeds or fails with something that will not heal by itself: a
+/// coordinator the broker has not elected yet (its first group creates `__consumer_offsets`),
+/// one that is loading or moved, or a transient broker error is asked again, with backoff from
+/// 100 ms to 1 s, for up to [`ADMIN_PATIENCE`]; then the last error is returned. For one-shot
+/// commands: the membership tasks have their own retries. A client error (an unreachable
+/// broker) is returned at once, as the pool already retried it.
+pub async fn retry_while_healing<T, F, Fut>(mut attempt: F) -> Result<T, GroupError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, GroupError>>,
+{
+    let deadline = Instant::now() + ADMIN_PATIENCE;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match attempt().await {
+            Err(error @ (GroupError::CoordinatorMoved { .. } | GroupError::Transient { .. }))
+                if Instant::now() + backoff < deadline =>
+            {
+                tracing::debug!(%error, ?backoff, "retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+            result => return result,
+        }
+    }
+}
+
+/// [`find_coordinator`] with [`retry_while_healing`], for one-shot commands.
+pub async fn find_coordinator_patiently(client: &Client, group: &str) -> Result<i32, GroupError> {
+    retry_while_healing(|| find_coordinator(client, group)).await
 }

@@ -75,8 +75,19 @@ pub async fn describe_group(
             return Ok(description);
         }
     }
-    if let Some(error) = ResponseError::try_from_code(described.error_code) {
-        return Err(classify("DescribeGroups", group, None, error));
+    match ResponseError::try_from_code(described.error_code) {
+        None => {}
+        // A group the coordinator never saw (Kafka 4.x says so; earlier brokers answered
+        // `Dead` with no members, and that is what it is to the callers).
+        Some(ResponseError::GroupIdNotFound) => {
+            return Ok(GroupDescription {
+                state: "Dead".to_string(),
+                protocol: String::new(),
+                group_protocol: "classic".to_string(),
+                members: Vec::new(),
+            })
+        }
+        Some(error) => return Err(classify("DescribeGroups", group, None, error)),
     }
     let members = described
         .members
