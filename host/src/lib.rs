@@ -3,7 +3,8 @@
 //!
 //! Layers, bottom up (no module imports one above it; ARCHITECTURE.md draws them):
 //! - [`net`] (framing, TLS and SASL, connections pooled by purpose), [`cluster`] (the
-//!   metadata cache), [`policy`] (reset policies behind one trait), [`histogram`];
+//!   metadata cache), [`policy`] (reset policies behind one trait), [`histogram`], [`html`]
+//!   (escaping, pages and SVG charts for the reports);
 //! - [`client`]: the two first together (send a request to a broker for a purpose, the one
 //!   metadata refresh);
 //! - [`fetch`] (the consumer: partitions, fetch plan and loop, resets, the record buffer) and
