@@ -279,7 +279,9 @@ pub async fn delete_records(
 }
 
 /// Produces records to one partition in batches of `batch` (uncompressed); returns the first
-/// offset.
+/// offset. A batch refused because the leader just changed (an election, a restart: the
+/// client's metadata is a moment behind) is sent again for up to 10 s; the broker appended
+/// nothing of it.
 pub async fn produce(
     client: &Client,
     topic: &str,
@@ -289,7 +291,22 @@ pub async fn produce(
 ) -> Result<i64> {
     let mut first = None;
     for chunk in records.chunks(batch.max(1)) {
-        let base = produce_batch(client, topic, partition, chunk, Compression::None).await?;
+        let started = Instant::now();
+        let base = loop {
+            match produce_batch(client, topic, partition, chunk, Compression::None).await {
+                Ok(base) => break base,
+                Err(error)
+                    if started.elapsed() < Duration::from_secs(10)
+                        && ["NotLeaderOrFollower", "LeaderNotAvailable"]
+                            .iter()
+                            .any(|code| error.to_string().contains(code)) =>
+                {
+                    let _ = client.refresh_metadata().await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        };
         first.get_or_insert(base);
     }
     first.context("no records to produce")
