@@ -9,13 +9,14 @@
 use std::collections::VecDeque;
 
 use super::batch::{BatchError, ConsumerRecord, PendingRecords};
+use super::partition::Stamp;
 use super::TopicPartition;
 
 /// One partition's fetched records.
 #[derive(Debug)]
 pub struct Chunk {
     pub tp: TopicPartition,
-    pub epoch: u64,
+    pub stamp: Stamp,
     pub records: PendingRecords,
     /// The next offset to hand out: after the last record taken, or the fetch offset.
     pub consumed: i64,
@@ -36,9 +37,9 @@ pub struct RecordBuffer {
 pub struct TakeOutcome {
     /// Drained partitions whose records ran past their batch headers' end (`from`, where the
     /// fetch was to go on): fetching must go on at `to`, after the last record.
-    pub ran_past_header: Vec<(TopicPartition, u64, i64, i64)>,
+    pub ran_past_header: Vec<(TopicPartition, Stamp, i64, i64)>,
     /// Partitions whose records could not be decoded; their chunks are gone.
-    pub corrupt: Vec<(TopicPartition, u64, BatchError)>,
+    pub corrupt: Vec<(TopicPartition, Stamp, BatchError)>,
 }
 
 impl RecordBuffer {
@@ -130,7 +131,7 @@ impl RecordBuffer {
             let chunk = self.chunks.remove(index).expect("the chunk at index");
             let decoded_end = chunk.records.decoded_end();
             match corrupt {
-                Some(error) => outcome.corrupt.push((chunk.tp, chunk.epoch, error)),
+                Some(error) => outcome.corrupt.push((chunk.tp, chunk.stamp, error)),
                 None if decoded_end > chunk.next_offset => {
                     tracing::debug!(
                         partition = %chunk.tp,
@@ -140,7 +141,7 @@ impl RecordBuffer {
                     );
                     outcome.ran_past_header.push((
                         chunk.tp,
-                        chunk.epoch,
+                        chunk.stamp,
                         chunk.next_offset,
                         decoded_end,
                     ));
@@ -168,7 +169,7 @@ mod tests {
         let records = read_batches(&Arc::from("t"), p, position, data.freeze(), |_| false).unwrap();
         Chunk {
             tp: TopicPartition::new("t", p),
-            epoch: 1,
+            stamp: Stamp(1),
             consumed: position,
             next_offset: records.next_offset().unwrap(),
             records,
@@ -190,12 +191,12 @@ mod tests {
         (taken, outcome)
     }
 
-    /// The one partition a take found corrupt: (partition, epoch, the error in words).
-    fn only_corrupt(outcome: &TakeOutcome) -> (i32, u64, String) {
-        let [(tp, epoch, error)] = &outcome.corrupt[..] else {
+    /// The one partition a take found corrupt: (partition, stamp, the error in words).
+    fn only_corrupt(outcome: &TakeOutcome) -> (i32, Stamp, String) {
+        let [(tp, stamp, error)] = &outcome.corrupt[..] else {
             panic!("{outcome:?}");
         };
-        (tp.partition, *epoch, error.to_string())
+        (tp.partition, *stamp, error.to_string())
     }
 
     #[test]
@@ -271,7 +272,7 @@ mod tests {
             only_corrupt(&outcome),
             (
                 0,
-                1,
+                Stamp(1),
                 "corrupt record batch at offset 2: record of 63 bytes runs past its batch".into()
             )
         );

@@ -90,7 +90,7 @@ impl Consumer {
         self.shared.records_ready.notify_waiters();
     }
 
-    /// Adds partitions (an already assigned one starts over with a new epoch).
+    /// Adds partitions (an already assigned one starts over with a new stamp).
     pub fn assign(&self, partitions: impl IntoIterator<Item = (TopicPartition, StartAt)>) {
         self.change(|state| {
             for (tp, start) in partitions {
@@ -416,15 +416,15 @@ impl Drop for PollGuard<'_> {
 /// stops with an error for the user (after the records before the bad one), and one whose
 /// records ran past their batch headers fetches on after its last record.
 fn apply_take_outcome(state: &mut FetchState, outcome: TakeOutcome) {
-    for (tp, epoch, from, to) in outcome.ran_past_header {
-        state.partitions.advance(&tp, epoch, from, to, None, -1);
+    for (tp, stamp, from, to) in outcome.ran_past_header {
+        state.partitions.advance(&tp, stamp, from, to, None, -1);
     }
-    for (tp, epoch, error) in outcome.corrupt {
+    for (tp, stamp, error) in outcome.corrupt {
         let corrupt = PartitionError::Corrupt {
             partition: tp,
             error,
         };
-        state.stop_partition(epoch, corrupt);
+        state.stop_partition(stamp, corrupt);
     }
 }
 

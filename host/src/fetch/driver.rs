@@ -9,7 +9,7 @@
 //!   is one fetch loop, and the loops run side by side.
 //! - A partition is fetched only when it is `Fetching`, not paused, and has no records waiting
 //!   in the buffer (back-pressure: see [`super::buffer`]).
-//! - Answers are applied only if the partition's epoch and position still match what was asked
+//! - Answers are applied only if the partition's stamp and position still match what was asked
 //!   (see [`super::partition`]); anything else is counted and dropped.
 //! - A partition waiting for a reset is not fetched; the resets of one leader's partitions go
 //!   out together; failures are retried with backoff, per partition.
@@ -218,9 +218,9 @@ impl Driver {
         let mut wake_at = plan.wake_at.unwrap_or(now + plan::IDLE_TICK);
         if !plan.stops.is_empty() {
             let mut state = self.shared.lock();
-            for (epoch, error) in plan.stops {
+            for (stamp, error) in plan.stops {
                 let tp = error.partition().clone();
-                if state.stop_partition(epoch, error) {
+                if state.stop_partition(stamp, error) {
                     tracing::error!(partition = %tp, "the metadata refuses the partition's topic, or it is gone; the partition stops");
                 }
             }
@@ -478,13 +478,13 @@ impl Driver {
         for (asked, outcome) in data.partitions {
             let Asked {
                 tp,
-                epoch,
+                stamp,
                 position,
                 leader_epoch: asked_leader_epoch,
                 from_read_replica,
                 ..
             } = asked;
-            if !state.partitions.is_current_fetch(&tp, epoch, position) {
+            if !state.partitions.is_current_fetch(&tp, stamp, position) {
                 tracing::debug!(partition = %tp, position, "dropping a stale fetch answer");
                 state.stats.stale_dropped += 1;
                 continue;
@@ -494,14 +494,14 @@ impl Driver {
                     records,
                     readable_end,
                 } => {
-                    state.partitions.set_readable_end(&tp, epoch, readable_end);
+                    state.partitions.set_readable_end(&tp, stamp, readable_end);
                     let Some(next_offset) = records.next_offset() else {
                         continue;
                     };
                     tracing::trace!(partition = %tp, position, next_offset, readable_end, bytes = records.bytes(), "fetched");
                     state.partitions.advance(
                         &tp,
-                        epoch,
+                        stamp,
                         position,
                         next_offset,
                         records.last_epoch(),
@@ -511,7 +511,7 @@ impl Driver {
                         records_arrived = true;
                         state.buffer.push(Chunk {
                             tp,
-                            epoch,
+                            stamp,
                             records,
                             consumed: position,
                             next_offset,
@@ -519,12 +519,12 @@ impl Driver {
                     }
                 }
                 PartitionOutcome::Diverged {
-                    epoch: leader_epoch,
+                    leader_epoch,
                     end_offset,
                 } => {
                     if state
                         .partitions
-                        .truncated(&tp, epoch, position, leader_epoch, end_offset)
+                        .truncated(&tp, stamp, position, leader_epoch, end_offset)
                     {
                         tracing::warn!(partition = %tp, position, diverged_at = end_offset, leader_epoch, "the leader's log diverged below the position (truncation); asking the reset policy");
                         state.stats.truncations += 1;
@@ -543,7 +543,7 @@ impl Driver {
                 PartitionOutcome::Error(ResponseError::OffsetOutOfRange) => {
                     tracing::info!(partition = %tp, offset = position, "offset out of range; asking the reset policy");
                     state.stats.out_of_range += 1;
-                    state.partitions.out_of_range(&tp, epoch, position);
+                    state.partitions.out_of_range(&tp, stamp, position);
                 }
                 PartitionOutcome::Error(error) if refusal_hint(error).is_some() => {
                     let refused = PartitionError::Refused {
@@ -551,7 +551,7 @@ impl Driver {
                         error,
                         hint: refusal_hint(error).expect("checked by the guard"),
                     };
-                    if state.stop_partition(epoch, refused) {
+                    if state.stop_partition(stamp, refused) {
                         tracing::error!(partition = %tp, %error, "the broker refuses the partition; it stops");
                         records_arrived = true;
                     }
@@ -570,7 +570,7 @@ impl Driver {
                         partition: tp,
                         error,
                     };
-                    if state.stop_partition(epoch, corrupt) {
+                    if state.stop_partition(stamp, corrupt) {
                         records_arrived = true;
                     }
                 }
@@ -580,7 +580,7 @@ impl Driver {
         for (asked, replica) in data.read_replicas {
             if !state
                 .partitions
-                .is_current_fetch(&asked.tp, asked.epoch, asked.position)
+                .is_current_fetch(&asked.tp, asked.stamp, asked.position)
             {
                 continue;
             }
@@ -591,7 +591,7 @@ impl Driver {
             };
             state
                 .partitions
-                .set_read_replica(&asked.tp, asked.epoch, read_replica);
+                .set_read_replica(&asked.tp, asked.stamp, read_replica);
         }
         state.stats.buffer_bytes_peak = state.stats.buffer_bytes_peak.max(state.buffer.bytes());
         let leader_state = self.leaders.entry(leader).or_default();
@@ -627,12 +627,12 @@ impl Driver {
             self.validating.remove(&request.tp);
             let ValidateRequest {
                 tp,
-                epoch,
+                stamp,
                 position,
                 position_epoch,
                 leader_epoch,
             } = request;
-            if !state.partitions.is_current_fetch(&tp, epoch, position) {
+            if !state.partitions.is_current_fetch(&tp, stamp, position) {
                 tracing::debug!(partition = %tp, ?outcome, "dropping a stale validation answer");
                 state.stats.stale_dropped += 1;
                 continue;
@@ -641,9 +641,9 @@ impl Driver {
                 ValidateOutcome::EpochEndsAt(end_offset) => {
                     if state
                         .partitions
-                        .validated(&tp, epoch, position, leader_epoch, end_offset)
+                        .validated(&tp, stamp, position, leader_epoch, end_offset)
                     {
-                        tracing::warn!(partition = %tp, position, position_epoch, leader_epoch, diverged_at = end_offset, "the new leader's log ends the position's epoch below the position (truncation); asking the reset policy");
+                        tracing::warn!(partition = %tp, position, position_epoch, leader_epoch, diverged_at = end_offset, "the new leader's log ends the position's stamp below the position (truncation); asking the reset policy");
                         state.stats.truncations += 1;
                     } else {
                         tracing::debug!(partition = %tp, position, position_epoch, leader_epoch, ?end_offset, "position validated");
@@ -653,7 +653,7 @@ impl Driver {
                     tracing::debug!(partition = %tp, "the leader cannot validate positions (OffsetForLeaderEpoch v3+); fetching unchecked");
                     state
                         .partitions
-                        .validated(&tp, epoch, position, leader_epoch, None);
+                        .validated(&tp, stamp, position, leader_epoch, None);
                 }
                 ValidateOutcome::Retry { error, reason } => {
                     if let Some(error) = error {
@@ -663,7 +663,7 @@ impl Driver {
                     let delay = self.backoff.delay(attempts);
                     state
                         .partitions
-                        .validation_retry(&tp, epoch, position, now + delay);
+                        .validation_retry(&tp, stamp, position, now + delay);
                     tracing::debug!(partition = %tp, %reason, attempts, ?delay, "validation failed; retrying");
                 }
             }
@@ -678,9 +678,9 @@ impl Driver {
         for (request, outcome) in outcomes {
             self.resetting.remove(&request.tp);
             let ResetRequest {
-                tp, epoch, cause, ..
+                tp, stamp, cause, ..
             } = request;
-            if !state.partitions.is_current_reset(&tp, epoch) {
+            if !state.partitions.is_current_reset(&tp, stamp) {
                 tracing::debug!(partition = %tp, ?outcome, "dropping a stale reset answer");
                 state.stats.stale_dropped += 1;
                 continue;
@@ -710,19 +710,19 @@ impl Driver {
             match outcome {
                 ResetOutcome::Resolved(offset) => {
                     tracing::info!(partition = %tp, offset, "position reset");
-                    state.partitions.reset_resolved(&tp, epoch, offset);
+                    state.partitions.reset_resolved(&tp, stamp, offset);
                     state.stats.resets_resolved += 1;
                 }
                 ResetOutcome::Failed(error) => {
                     tracing::warn!(%error, "partition stopped");
-                    state.partitions.fail(&tp, epoch);
+                    state.partitions.fail(&tp, stamp);
                     state.errors.push_back(error.into());
                     errors_arrived = true;
                 }
                 ResetOutcome::Retry(reason) => {
                     let attempts = state.partitions.get(&tp).map_or(0, |p| p.attempts) + 1;
                     let delay = self.backoff.delay(attempts);
-                    state.partitions.reset_retry(&tp, epoch, now + delay);
+                    state.partitions.reset_retry(&tp, stamp, now + delay);
                     state.stats.reset_retries += 1;
                     tracing::warn!(partition = %tp, %reason, attempts, ?delay, "reset failed; retrying");
                 }

@@ -14,6 +14,7 @@ use crate::client::{Client, ClientError};
 use crate::net::{Purpose, SendOptions};
 
 use super::batch::{read_batches, BatchError, PendingRecords};
+use super::partition::Stamp;
 use super::session::{SessionPartition, SessionRequest};
 use super::size::FetchSize;
 use super::transactions::AbortedTransactions;
@@ -60,11 +61,11 @@ pub async fn close_session(client: &Client, leader: i32, session_id: i32, timeou
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Asked {
     pub tp: TopicPartition,
-    pub epoch: u64,
+    pub stamp: Stamp,
     pub position: i64,
     /// The leader epoch in the metadata when the fetch was planned (-1: unknown).
     pub leader_epoch: i32,
-    /// The epoch of the record before `position` (-1: unknown).
+    /// The leader epoch of the record before `position` (-1: unknown).
     pub position_epoch: i32,
     /// Asked of a replica the leader named (KIP-392), not of the leader.
     pub from_read_replica: bool,
@@ -107,10 +108,10 @@ pub enum PartitionOutcome {
         /// read_committed the last stable offset.
         readable_end: i64,
     },
-    /// The leader's log diverged from what was read (KIP-320): its log for `epoch` ends at
-    /// `end_offset`.
+    /// The leader's log diverged from what was read (KIP-320): its log for `leader_epoch`
+    /// ends at `end_offset`.
     Diverged {
-        epoch: i32,
+        leader_epoch: i32,
         end_offset: i64,
     },
     Error(ResponseError),
@@ -265,7 +266,7 @@ impl FetchJob {
                 let outcome = match ResponseError::try_from_code(data.error_code) {
                     _ if diverging.epoch >= 0 && diverging.end_offset >= 0 => {
                         PartitionOutcome::Diverged {
-                            epoch: diverging.epoch,
+                            leader_epoch: diverging.epoch,
                             end_offset: diverging.end_offset,
                         }
                     }

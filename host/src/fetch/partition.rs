@@ -14,8 +14,8 @@
 //! Pausing is a flag beside the state: a paused partition keeps its state and is not fetched.
 //!
 //! Invariant: every move that does not come from the partition's own fetch progress (assign,
-//! seek, reset, out of range, truncation, resolved reset) gives the partition a new epoch from
-//! one counter that only grows.
+//! seek, reset, out of range, truncation, resolved reset) gives the partition a new [`Stamp`]
+//! from one counter that only grows.
 //!
 //! KIP-320: beside its position a partition keeps the leader epoch of the record before it
 //! (`position_epoch`: from fetched batches, or the committed offset's epoch) and the leader
@@ -32,9 +32,14 @@
 //! (an unclean election): the partition goes to the reset policy with its own reason. A seek
 //! or a reset forgets both epochs.
 //!
-//! A fetch, validation or reset answer carries the epoch it was asked under and is applied
-//! only if the epoch (and for fetches and validations the position) still match; a revoked
+//! A fetch, validation or reset answer carries the stamp it was asked under and is applied
+//! only if the stamp (and for fetches and validations the position) still match; a revoked
 //! and re-assigned partition never matches an answer from before the revoke.
+//!
+//! Three other counters are called epochs and keep that word: the leader epoch (KIP-320, an
+//! `i32` from the broker: `leader_epoch`, `position_epoch`), the fetch session's epoch
+//! (`session_epoch`, KIP-227) and the consumer protocol's member epoch (`member_epoch`,
+//! KIP-848; the classic protocol's `generation`). A stamp is ours alone and never sent.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -43,6 +48,12 @@ use crate::policy::ResetReason;
 
 use super::offsets::OffsetSpec;
 use super::TopicPartition;
+
+/// Which life of a partition an answer belongs to: the partition takes a new stamp on every
+/// move from outside its own fetch progress, and an answer asked under an older stamp is
+/// stale (see the module's invariant).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Stamp(pub(super) u64);
 
 /// Why a partition is waiting for a reset: a policy decision, or an explicit target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,7 +104,7 @@ pub enum PartitionState {
 #[derive(Debug, Clone)]
 pub struct Partition {
     pub state: PartitionState,
-    pub epoch: u64,
+    pub stamp: Stamp,
     pub paused: bool,
     /// The committed offset the group reported, for the reset policy's context.
     pub committed: Option<i64>,
@@ -138,16 +149,16 @@ impl Partition {
 #[derive(Debug, Default)]
 pub struct Partitions {
     map: BTreeMap<TopicPartition, Partition>,
-    last_epoch: u64,
+    last_stamp: u64,
 }
 
 impl Partitions {
-    fn next_epoch(&mut self) -> u64 {
-        self.last_epoch += 1;
-        self.last_epoch
+    fn next_stamp(&mut self) -> Stamp {
+        self.last_stamp += 1;
+        Stamp(self.last_stamp)
     }
 
-    /// Adds a partition (replacing any earlier entry, with a new epoch).
+    /// Adds a partition (replacing any earlier entry, with a new stamp).
     pub fn assign(&mut self, tp: TopicPartition, start: StartAt) {
         let state = match start {
             StartAt::Offset(position) => PartitionState::Fetching { position },
@@ -159,12 +170,12 @@ impl Partitions {
                 cause: ResetCause::To(spec),
             },
         };
-        let epoch = self.next_epoch();
+        let stamp = self.next_stamp();
         self.map.insert(
             tp,
             Partition {
                 state,
-                epoch,
+                stamp,
                 paused: false,
                 committed: None,
                 position_epoch: None,
@@ -198,13 +209,13 @@ impl Partitions {
         self.map.is_empty()
     }
 
-    /// Moves an external transition: new state, new epoch, reset bookkeeping cleared.
+    /// Moves an external transition: new state, new stamp, reset bookkeeping cleared.
     fn moved(&mut self, tp: &TopicPartition, state: PartitionState) -> bool {
-        let epoch = self.next_epoch();
+        let stamp = self.next_stamp();
         match self.map.get_mut(tp) {
             Some(partition) => {
                 partition.state = state;
-                partition.epoch = epoch;
+                partition.stamp = stamp;
                 partition.position_epoch = None;
                 partition.validated_leader_epoch = None;
                 partition.attempts = 0;
@@ -265,33 +276,33 @@ impl Partitions {
         self.map.get(tp).map(|p| p.state)
     }
 
-    /// Is `tp` still fetching at `position` under `epoch`? (The stale-answer guard.)
-    pub fn is_current_fetch(&self, tp: &TopicPartition, epoch: u64, position: i64) -> bool {
+    /// Is `tp` still fetching at `position` under `stamp`? (The stale-answer guard.)
+    pub fn is_current_fetch(&self, tp: &TopicPartition, stamp: Stamp, position: i64) -> bool {
         self.map
             .get(tp)
-            .is_some_and(|p| p.epoch == epoch && p.state == PartitionState::Fetching { position })
+            .is_some_and(|p| p.stamp == stamp && p.state == PartitionState::Fetching { position })
     }
 
-    /// Is `tp` still waiting for the reset asked under `epoch`?
-    pub fn is_current_reset(&self, tp: &TopicPartition, epoch: u64) -> bool {
+    /// Is `tp` still waiting for the reset asked under `stamp`?
+    pub fn is_current_reset(&self, tp: &TopicPartition, stamp: Stamp) -> bool {
         self.map.get(tp).is_some_and(|p| {
-            p.epoch == epoch && matches!(p.state, PartitionState::AwaitingReset { .. })
+            p.stamp == stamp && matches!(p.state, PartitionState::AwaitingReset { .. })
         })
     }
 
-    /// The fetch loop's own progress: from `from` to `to` under the same epoch, answered by
+    /// The fetch loop's own progress: from `from` to `to` under the same stamp, answered by
     /// the leader of `leader_epoch` (-1: unknown); `to_epoch` is the leader epoch of the record
     /// before `to`.
     pub fn advance(
         &mut self,
         tp: &TopicPartition,
-        epoch: u64,
+        stamp: Stamp,
         from: i64,
         to: i64,
         to_epoch: Option<i32>,
         leader_epoch: i32,
     ) -> bool {
-        if !self.is_current_fetch(tp, epoch, from) {
+        if !self.is_current_fetch(tp, stamp, from) {
             return false;
         }
         let partition = self.map.get_mut(tp).expect("checked above");
@@ -308,19 +319,19 @@ impl Partitions {
     }
 
     /// The leader of `leader_epoch` answered OffsetForLeaderEpoch for the position's epoch
-    /// (asked at `position` under `epoch`): that epoch ends at `end_offset` in its log
+    /// (asked at `position` under `stamp`): that epoch ends at `end_offset` in its log
     /// (`None`: the leader knows no epoch that old, so it cannot say; the position stands and a
     /// fetch finds out whether it is still in the log). Below the position, the log was
     /// truncated: the partition goes to the reset policy. Returns true for a truncation.
     pub fn validated(
         &mut self,
         tp: &TopicPartition,
-        epoch: u64,
+        stamp: Stamp,
         position: i64,
         leader_epoch: i32,
         end_offset: Option<i64>,
     ) -> bool {
-        if !self.is_current_fetch(tp, epoch, position) {
+        if !self.is_current_fetch(tp, stamp, position) {
             return false;
         }
         if let Some(diverged_at) = end_offset.filter(|end| *end < position) {
@@ -339,16 +350,16 @@ impl Partitions {
         false
     }
 
-    /// A validation asked at `position` under `epoch` failed for a reason worth retrying: try
+    /// A validation asked at `position` under `stamp` failed for a reason worth retrying: try
     /// again at `retry_at`. Returns the attempts so far.
     pub fn validation_retry(
         &mut self,
         tp: &TopicPartition,
-        epoch: u64,
+        stamp: Stamp,
         position: i64,
         retry_at: Instant,
     ) -> Option<u32> {
-        if !self.is_current_fetch(tp, epoch, position) {
+        if !self.is_current_fetch(tp, stamp, position) {
             return None;
         }
         let partition = self.map.get_mut(tp).expect("checked above");
@@ -358,19 +369,19 @@ impl Partitions {
     }
 
     /// The leader's log for the position's epoch ends at `end_offset` (a diverging-epoch
-    /// answer to the fetch at `position` under `epoch`). Below the position, the log was
+    /// answer to the fetch at `position` under `stamp`). Below the position, the log was
     /// truncated: the partition goes to the reset policy. At or above it, nothing read was
     /// lost: the position stays and takes `leader_epoch` as its epoch. Returns true for a
     /// truncation.
     pub fn truncated(
         &mut self,
         tp: &TopicPartition,
-        epoch: u64,
+        stamp: Stamp,
         position: i64,
         leader_epoch: i32,
         end_offset: i64,
     ) -> bool {
-        if !self.is_current_fetch(tp, epoch, position) {
+        if !self.is_current_fetch(tp, stamp, position) {
             return false;
         }
         if end_offset >= position {
@@ -387,17 +398,17 @@ impl Partitions {
         )
     }
 
-    /// A fetch asked under `epoch` reported where the readable log ends (the log's end does
-    /// not depend on the position, so any answer under the current epoch counts).
-    pub fn set_readable_end(&mut self, tp: &TopicPartition, epoch: u64, end: i64) {
-        if let Some(partition) = self.map.get_mut(tp).filter(|p| p.epoch == epoch) {
+    /// A fetch asked under `stamp` reported where the readable log ends (the log's end does
+    /// not depend on the position, so any answer under the current stamp counts).
+    pub fn set_readable_end(&mut self, tp: &TopicPartition, stamp: Stamp, end: i64) {
+        if let Some(partition) = self.map.get_mut(tp).filter(|p| p.stamp == stamp) {
             partition.readable_end = Some(end);
         }
     }
 
     /// The leader named a replica to fetch this partition from.
-    pub fn set_read_replica(&mut self, tp: &TopicPartition, epoch: u64, replica: ReadReplica) {
-        if let Some(partition) = self.map.get_mut(tp).filter(|p| p.epoch == epoch) {
+    pub fn set_read_replica(&mut self, tp: &TopicPartition, stamp: Stamp, replica: ReadReplica) {
+        if let Some(partition) = self.map.get_mut(tp).filter(|p| p.stamp == stamp) {
             partition.read_replica = Some(replica);
         }
     }
@@ -423,28 +434,28 @@ impl Partitions {
     }
 
     /// The broker said `position` is out of range.
-    pub fn out_of_range(&mut self, tp: &TopicPartition, epoch: u64, position: i64) -> bool {
-        self.is_current_fetch(tp, epoch, position)
+    pub fn out_of_range(&mut self, tp: &TopicPartition, stamp: Stamp, position: i64) -> bool {
+        self.is_current_fetch(tp, stamp, position)
             && self.reset(
                 tp,
                 ResetCause::Policy(ResetReason::OutOfRange { offset: position }),
             )
     }
 
-    /// A reset asked under `epoch` resolved to `offset`.
-    pub fn reset_resolved(&mut self, tp: &TopicPartition, epoch: u64, offset: i64) -> bool {
-        self.is_current_reset(tp, epoch)
+    /// A reset asked under `stamp` resolved to `offset`.
+    pub fn reset_resolved(&mut self, tp: &TopicPartition, stamp: Stamp, offset: i64) -> bool {
+        self.is_current_reset(tp, stamp)
             && self.moved(tp, PartitionState::Fetching { position: offset })
     }
 
-    /// A reset asked under `epoch` failed for a reason worth retrying: try again at `retry_at`.
+    /// A reset asked under `stamp` failed for a reason worth retrying: try again at `retry_at`.
     pub fn reset_retry(
         &mut self,
         tp: &TopicPartition,
-        epoch: u64,
+        stamp: Stamp,
         retry_at: Instant,
     ) -> Option<u32> {
-        if !self.is_current_reset(tp, epoch) {
+        if !self.is_current_reset(tp, stamp) {
             return None;
         }
         let partition = self.map.get_mut(tp).expect("checked above");
@@ -453,10 +464,10 @@ impl Partitions {
         Some(partition.attempts)
     }
 
-    /// The partition stops with an error (handed to the user); applied only under `epoch`.
-    pub fn fail(&mut self, tp: &TopicPartition, epoch: u64) -> bool {
+    /// The partition stops with an error (handed to the user); applied only under `stamp`.
+    pub fn fail(&mut self, tp: &TopicPartition, stamp: Stamp) -> bool {
         match self.map.get_mut(tp) {
-            Some(partition) if partition.epoch == epoch => {
+            Some(partition) if partition.stamp == stamp => {
                 partition.state = PartitionState::Failed;
                 true
             }
@@ -477,13 +488,13 @@ mod tests {
     fn a_seek_makes_an_earlier_fetch_answer_stale() {
         let mut partitions = Partitions::default();
         partitions.assign(tp(0), StartAt::Offset(10));
-        let epoch = partitions.get(&tp(0)).unwrap().epoch;
-        assert!(partitions.is_current_fetch(&tp(0), epoch, 10));
-        // The user seeks back to the same offset: same position, new epoch.
+        let stamp = partitions.get(&tp(0)).unwrap().stamp;
+        assert!(partitions.is_current_fetch(&tp(0), stamp, 10));
+        // The user seeks back to the same offset: same position, new stamp.
         partitions.seek(&tp(0), 10);
-        assert!(!partitions.is_current_fetch(&tp(0), epoch, 10));
+        assert!(!partitions.is_current_fetch(&tp(0), stamp, 10));
         assert!(
-            !partitions.out_of_range(&tp(0), epoch, 10),
+            !partitions.out_of_range(&tp(0), stamp, 10),
             "a stale OOR does nothing"
         );
         assert_eq!(
@@ -496,15 +507,15 @@ mod tests {
     fn out_of_range_then_reset_then_fetching() {
         let mut partitions = Partitions::default();
         partitions.assign(tp(0), StartAt::Offset(5));
-        let epoch = partitions.get(&tp(0)).unwrap().epoch;
-        assert!(partitions.advance(&tp(0), epoch, 5, 9, Some(2), 2));
+        let stamp = partitions.get(&tp(0)).unwrap().stamp;
+        assert!(partitions.advance(&tp(0), stamp, 5, 9, Some(2), 2));
         assert!(
-            !partitions.advance(&tp(0), epoch, 5, 12, Some(2), 2),
+            !partitions.advance(&tp(0), stamp, 5, 12, Some(2), 2),
             "second answer for 5 is stale"
         );
-        assert!(partitions.out_of_range(&tp(0), epoch, 9));
-        let reset_epoch = partitions.get(&tp(0)).unwrap().epoch;
-        assert!(reset_epoch > epoch);
+        assert!(partitions.out_of_range(&tp(0), stamp, 9));
+        let reset_stamp = partitions.get(&tp(0)).unwrap().stamp;
+        assert!(reset_stamp > stamp);
         assert_eq!(
             partitions.state(&tp(0)),
             Some(PartitionState::AwaitingReset {
@@ -512,15 +523,15 @@ mod tests {
             })
         );
         assert!(partitions
-            .reset_retry(&tp(0), reset_epoch, Instant::now())
+            .reset_retry(&tp(0), reset_stamp, Instant::now())
             .is_some());
-        assert!(partitions.reset_resolved(&tp(0), reset_epoch, 100));
+        assert!(partitions.reset_resolved(&tp(0), reset_stamp, 100));
         assert_eq!(
             partitions.state(&tp(0)),
             Some(PartitionState::Fetching { position: 100 })
         );
         assert!(
-            !partitions.reset_resolved(&tp(0), reset_epoch, 200),
+            !partitions.reset_resolved(&tp(0), reset_stamp, 200),
             "applied once"
         );
     }
@@ -529,12 +540,12 @@ mod tests {
     fn a_reset_racing_a_revoke_does_nothing() {
         let mut partitions = Partitions::default();
         partitions.assign(tp(0), StartAt::Reset);
-        let epoch = partitions.get(&tp(0)).unwrap().epoch;
+        let stamp = partitions.get(&tp(0)).unwrap().stamp;
         partitions.revoke(&tp(0));
-        assert!(!partitions.reset_resolved(&tp(0), epoch, 7));
-        // Re-assigned before the old answer arrives: still a different epoch.
+        assert!(!partitions.reset_resolved(&tp(0), stamp, 7));
+        // Re-assigned before the old answer arrives: still a different stamp.
         partitions.assign(tp(0), StartAt::Reset);
-        assert!(!partitions.reset_resolved(&tp(0), epoch, 7));
+        assert!(!partitions.reset_resolved(&tp(0), stamp, 7));
         assert!(matches!(
             partitions.state(&tp(0)),
             Some(PartitionState::AwaitingReset { .. })
@@ -582,19 +593,19 @@ mod tests {
                 leader_epoch: Some(4),
             }),
         );
-        let epoch = partitions.get(&tp(0)).unwrap().epoch;
+        let stamp = partitions.get(&tp(0)).unwrap().stamp;
         // A committed offset with an epoch is checked before the first fetch.
         assert!(partitions.get(&tp(0)).unwrap().needs_validation(4));
-        assert!(!partitions.validated(&tp(0), epoch, 200, 4, Some(250)));
+        assert!(!partitions.validated(&tp(0), stamp, 200, 4, Some(250)));
         assert!(!partitions.get(&tp(0)).unwrap().needs_validation(4));
         // A newer leader checks it again; an older metadata epoch does not.
         assert!(partitions.get(&tp(0)).unwrap().needs_validation(5));
         assert!(!partitions.get(&tp(0)).unwrap().needs_validation(3));
         // A fetch answered by the leader of epoch 5 is as good as a validation.
-        assert!(partitions.advance(&tp(0), epoch, 200, 210, Some(5), 5));
+        assert!(partitions.advance(&tp(0), stamp, 200, 210, Some(5), 5));
         assert!(!partitions.get(&tp(0)).unwrap().needs_validation(5));
         // The leader of epoch 6 says epoch 5 ended at 205: the log was truncated below us.
-        assert!(partitions.validated(&tp(0), epoch, 210, 6, Some(205)));
+        assert!(partitions.validated(&tp(0), stamp, 210, 6, Some(205)));
         assert_eq!(
             partitions.state(&tp(0)),
             Some(PartitionState::AwaitingReset {
@@ -613,15 +624,15 @@ mod tests {
     fn a_leader_that_knows_no_such_epoch_leaves_the_position() {
         let mut partitions = Partitions::default();
         partitions.assign(tp(0), StartAt::Offset(0));
-        let epoch = partitions.get(&tp(0)).unwrap().epoch;
-        assert!(partitions.advance(&tp(0), epoch, 0, 50, Some(1), 1));
-        assert!(!partitions.validated(&tp(0), epoch, 50, 2, None));
+        let stamp = partitions.get(&tp(0)).unwrap().stamp;
+        assert!(partitions.advance(&tp(0), stamp, 0, 50, Some(1), 1));
+        assert!(!partitions.validated(&tp(0), stamp, 50, 2, None));
         assert_eq!(
             partitions.state(&tp(0)),
             Some(PartitionState::Fetching { position: 50 })
         );
         assert!(
-            !partitions.validated(&tp(0), epoch, 40, 2, Some(10)),
+            !partitions.validated(&tp(0), stamp, 40, 2, Some(10)),
             "an answer for another position is stale"
         );
     }
@@ -630,17 +641,17 @@ mod tests {
     fn a_diverged_log_below_the_position_is_a_truncation_for_the_policy() {
         let mut partitions = Partitions::default();
         partitions.assign(tp(0), StartAt::Offset(0));
-        let epoch = partitions.get(&tp(0)).unwrap().epoch;
-        assert!(partitions.advance(&tp(0), epoch, 0, 200, Some(4), 4));
+        let stamp = partitions.get(&tp(0)).unwrap().stamp;
+        assert!(partitions.advance(&tp(0), stamp, 0, 200, Some(4), 4));
         assert_eq!(partitions.get(&tp(0)).unwrap().position_epoch, Some(4));
         // The new leader's log for epoch 4 ends at 250: nothing read was lost.
-        assert!(!partitions.truncated(&tp(0), epoch, 200, 4, 250));
+        assert!(!partitions.truncated(&tp(0), stamp, 200, 4, 250));
         assert_eq!(
             partitions.state(&tp(0)),
             Some(PartitionState::Fetching { position: 200 })
         );
         // It ends at 120: records 120..200 were replaced.
-        assert!(partitions.truncated(&tp(0), epoch, 200, 4, 120));
+        assert!(partitions.truncated(&tp(0), stamp, 200, 4, 120));
         assert_eq!(
             partitions.state(&tp(0)),
             Some(PartitionState::AwaitingReset {
@@ -652,7 +663,7 @@ mod tests {
         );
         assert_eq!(partitions.get(&tp(0)).unwrap().position_epoch, None);
         assert!(
-            !partitions.truncated(&tp(0), epoch, 200, 4, 120),
+            !partitions.truncated(&tp(0), stamp, 200, 4, 120),
             "a stale answer does nothing"
         );
     }

@@ -28,7 +28,7 @@ use crate::cluster::Metadata;
 
 use super::error::{PartitionError, TopicRefused};
 use super::fetch_job::Asked;
-use super::partition::{Partition, PartitionState, Partitions};
+use super::partition::{Partition, PartitionState, Partitions, Stamp};
 use super::reset::ResetRequest;
 use super::validate::ValidateRequest;
 use super::TopicPartition;
@@ -87,8 +87,8 @@ pub struct Plan {
     pub max_bytes: i32,
     pub resets: BTreeMap<i32, Vec<ResetRequest>>,
     pub validations: BTreeMap<i32, Vec<ValidateRequest>>,
-    /// Partitions to stop, with the error their user gets (and the epoch they were under).
-    pub stops: Vec<(u64, PartitionError)>,
+    /// Partitions to stop, with the error their user gets (and the stamp they were under).
+    pub stops: Vec<(Stamp, PartitionError)>,
     /// Topics of partitions without a leader (a metadata refresh names them).
     pub leaderless_topics: BTreeSet<String>,
     /// When to plan again at the latest.
@@ -146,14 +146,14 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
                     error: refused.error,
                     hint: refused.hint,
                 };
-                plan.stops.push((partition.epoch, refused));
+                plan.stops.push((partition.stamp, refused));
             } else if inputs.leaderless_refreshes >= GONE_AFTER_REFRESHES
                 && topic_missing(metadata, &tp.topic)
             {
                 let gone = PartitionError::TopicGone {
                     partition: tp.clone(),
                 };
-                plan.stops.push((partition.epoch, gone));
+                plan.stops.push((partition.stamp, gone));
             }
             continue;
         };
@@ -171,7 +171,7 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
                         .or_default()
                         .push(ValidateRequest {
                             tp: tp.clone(),
-                            epoch: partition.epoch,
+                            stamp: partition.stamp,
                             position,
                             position_epoch: partition.position_epoch.unwrap_or(-1),
                             leader_epoch: current_leader_epoch,
@@ -187,7 +187,7 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
                     *all = *all && caught_up;
                     fetches.entry(source).or_default().push(Asked {
                         tp: tp.clone(),
-                        epoch: partition.epoch,
+                        stamp: partition.stamp,
                         position,
                         leader_epoch: current_leader_epoch,
                         position_epoch: partition.position_epoch.unwrap_or(-1),
@@ -201,7 +201,7 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
                 Some(at) if at > now => wake(at),
                 _ => plan.resets.entry(leader).or_default().push(ResetRequest {
                     tp: tp.clone(),
-                    epoch: partition.epoch,
+                    stamp: partition.stamp,
                     cause,
                     committed: partition.committed,
                 }),
@@ -399,10 +399,10 @@ mod tests {
         }
         let mut fixture = Fixture::new(fetching(2), metadata);
         let until = fixture.now + Duration::from_secs(300);
-        let epoch = fixture.partitions.get(&tp(0)).unwrap().epoch;
+        let stamp = fixture.partitions.get(&tp(0)).unwrap().stamp;
         fixture
             .partitions
-            .set_read_replica(&tp(0), epoch, ReadReplica { broker: 2, until });
+            .set_read_replica(&tp(0), stamp, ReadReplica { broker: 2, until });
         let plan = fixture.plan();
         assert_eq!(fetched(&plan), BTreeMap::from([(1, vec![1]), (2, vec![0])]));
         assert!(plan.fetches[&2][0].from_read_replica);
@@ -472,12 +472,13 @@ mod tests {
     #[test]
     fn a_caught_up_fetch_waits_while_a_partition_of_its_leader_is_in_the_buffer() {
         let mut fixture = Fixture::new(fetching(2), metadata(&[1, 1]));
-        fixture.partitions.set_readable_end(&tp(0), 1, 10);
+        let stamp = fixture.partitions.get(&tp(0)).unwrap().stamp;
+        fixture.partitions.set_readable_end(&tp(0), stamp, 10);
         fixture.buffered.insert(tp(1));
         // Partition 0 is at its end: its fetch could only long-poll beside partition 1.
         assert!(fixture.plan().fetches.is_empty());
         // With records to read, it goes.
-        fixture.partitions.set_readable_end(&tp(0), 1, 20);
+        fixture.partitions.set_readable_end(&tp(0), stamp, 20);
         assert_eq!(fetched(&fixture.plan()), BTreeMap::from([(1, vec![0])]));
     }
 
@@ -595,10 +596,10 @@ mod tests {
                     if buffered {
                         fixture.buffered.insert(tp.clone());
                     }
-                    let epoch = fixture.partitions.get(&tp).unwrap().epoch;
+                    let stamp = fixture.partitions.get(&tp).unwrap().stamp;
                     fixture
                         .partitions
-                        .set_readable_end(&tp, epoch, if at_end { 10 } else { 20 });
+                        .set_readable_end(&tp, stamp, if at_end { 10 } else { 20 });
                 }
                 if !ready_leaders {
                     for (index, &(busy, backing_off)) in self.slots.iter().enumerate() {

@@ -21,14 +21,14 @@ use crate::policy::{PolicyError, ResetContext, ResetDecision, ResetPolicy, Reset
 
 use super::error::PartitionError;
 use super::offsets::{list_offsets, OffsetAnswer, OffsetSpec};
-use super::partition::ResetCause;
+use super::partition::{ResetCause, Stamp};
 use super::{IsolationLevel, TopicPartition};
 
 /// One partition to reset, as the fetcher saw it when the job started.
 #[derive(Debug, Clone)]
 pub struct ResetRequest {
     pub tp: TopicPartition,
-    pub epoch: u64,
+    pub stamp: Stamp,
     pub cause: ResetCause,
     pub committed: Option<i64>,
 }

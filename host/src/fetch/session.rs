@@ -53,8 +53,8 @@ impl SessionRequest {
 pub struct FetchSession {
     /// 0 while there is no session.
     id: i32,
-    /// The epoch of the next request (0 = full request that asks for a new session).
-    epoch: i32,
+    /// The session epoch of the next request (0 = full request that asks for a new session).
+    session_epoch: i32,
     partitions: BTreeMap<TopicPartition, SessionPartition>,
     /// How many full and incremental requests were built (for tests and stats).
     pub full_requests: u64,
@@ -67,7 +67,7 @@ impl FetchSession {
         &mut self,
         wanted: &BTreeMap<TopicPartition, SessionPartition>,
     ) -> SessionRequest {
-        if self.id == 0 || self.epoch == 0 {
+        if self.id == 0 || self.session_epoch == 0 {
             self.partitions = wanted.clone();
             self.full_requests += 1;
             return SessionRequest {
@@ -92,14 +92,14 @@ impl FetchSession {
         self.incremental_requests += 1;
         let request = SessionRequest {
             session_id: self.id,
-            session_epoch: self.epoch,
+            session_epoch: self.session_epoch,
             send,
             forget,
         };
-        self.epoch = if self.epoch == i32::MAX {
+        self.session_epoch = if self.session_epoch == i32::MAX {
             1
         } else {
-            self.epoch + 1
+            self.session_epoch + 1
         };
         request
     }
@@ -123,10 +123,10 @@ impl FetchSession {
                 false
             }
             None => {
-                if self.epoch == 0 || self.id == 0 {
+                if self.session_epoch == 0 || self.id == 0 {
                     // The answer to a full request: a new session, or none (id 0).
                     self.id = session_id;
-                    self.epoch = if session_id == 0 { 0 } else { 1 };
+                    self.session_epoch = if session_id == 0 { 0 } else { 1 };
                 }
                 true
             }
@@ -144,7 +144,7 @@ impl FetchSession {
     /// Forgets the session: the next request is a full one.
     pub fn reset(&mut self) {
         self.id = 0;
-        self.epoch = 0;
+        self.session_epoch = 0;
         self.partitions.clear();
     }
 }

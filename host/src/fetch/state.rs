@@ -12,7 +12,7 @@ use crate::histogram::Histogram;
 use super::buffer::RecordBuffer;
 use super::delivery::Delivery;
 use super::error::{ConsumerError, PartitionError};
-use super::partition::Partitions;
+use super::partition::{Partitions, Stamp};
 
 /// Counters, for tests, logs, metrics and benchmarks.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -81,10 +81,10 @@ pub struct Shared {
 
 impl FetchState {
     /// Stops the partition `error` names for good and queues `error` for the user, if the
-    /// partition is still under `epoch` (an answer for a partition since seeked or revoked
+    /// partition is still under `stamp` (an answer for a partition since seeked or revoked
     /// stops nothing). Returns whether it stopped.
-    pub fn stop_partition(&mut self, epoch: u64, error: PartitionError) -> bool {
-        let stopped = self.partitions.fail(error.partition(), epoch);
+    pub fn stop_partition(&mut self, stamp: Stamp, error: PartitionError) -> bool {
+        let stopped = self.partitions.fail(error.partition(), stamp);
         if stopped {
             self.errors.push_back(error.into());
         }

@@ -23,6 +23,7 @@ use kafka_protocol::protocol::StrBytes;
 use crate::client::Client;
 use crate::net::{NetError, Purpose, SendOptions};
 
+use super::partition::Stamp;
 use super::{by_topic, TopicPartition};
 
 /// The first version a consumer may send (it carries the replica id).
@@ -35,10 +36,10 @@ const UNDEFINED_EPOCH_OFFSET: i64 = -1;
 #[derive(Debug, Clone)]
 pub struct ValidateRequest {
     pub tp: TopicPartition,
-    /// The partition's epoch (the stale-answer guard).
-    pub epoch: u64,
+    /// The partition's stamp (the stale-answer guard).
+    pub stamp: Stamp,
     pub position: i64,
-    /// The epoch of the record before `position`.
+    /// The leader epoch of the record before `position`.
     pub position_epoch: i32,
     /// The leader epoch the metadata gives the partition.
     pub leader_epoch: i32,

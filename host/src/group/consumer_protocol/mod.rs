@@ -61,11 +61,11 @@ use super::shared::GroupShared;
 use super::waits::{millis, next_poll, sleep_until_some, wait_some, Pending};
 use reconcile::{owned_by_id, resolve, step, ById, Step, TopicIds};
 
-/// The epoch that asks to join (or rejoin after a fence).
+/// The member epoch that asks to join (or rejoin after a fence).
 const JOIN_EPOCH: i32 = 0;
-/// The epoch that leaves the group.
+/// The member epoch that leaves the group.
 const LEAVE_EPOCH: i32 = -1;
-/// The epoch a static member leaves with: its partitions wait for it (KIP-345's promise).
+/// The member epoch a static member leaves with: its partitions wait for it (KIP-345's promise).
 const STATIC_LEAVE_EPOCH: i32 = -2;
 
 /// How often the member looks at the application's polls and at committed offsets still to
@@ -98,7 +98,7 @@ pub struct Member {
     commits: CommitQueue,
     backoff: Backoff,
     member_id: String,
-    epoch: i32,
+    member_epoch: i32,
     /// The interval the broker names (`group.consumer.heartbeat.interval.ms`).
     interval: Duration,
     ids: TopicIds,
@@ -130,7 +130,7 @@ impl Member {
             commits,
             backoff,
             member_id: uuid::Uuid::new_v4().to_string(),
-            epoch: JOIN_EPOCH,
+            member_epoch: JOIN_EPOCH,
             ids: TopicIds::default(),
             target: None,
             awaiting_committed: BTreeSet::new(),
@@ -195,7 +195,7 @@ impl Member {
         let mut committing: Option<Pending<Result<(), GroupError>>> = None;
         let mut next_offset_fetch = Instant::now();
         loop {
-            if reconciling.is_none() && self.epoch > 0 {
+            if reconciling.is_none() && self.member_epoch > 0 {
                 let (step, unknown) = self.next_step();
                 if unknown && refreshing.is_none() {
                     let client = self.client.clone();
@@ -209,12 +209,12 @@ impl Member {
                 }
                 if !step.is_empty() {
                     self.rebalance_started.get_or_insert_with(Instant::now);
-                    tracing::info!(group = self.group(), epoch = self.epoch, revoke = ?step.revoke, take = ?step.acquire, "reconciling with the assignment");
+                    tracing::info!(group = self.group(), member_epoch = self.member_epoch, revoke = ?step.revoke, take = ?step.acquire, "reconciling with the assignment");
                     reconciling = Some(self.reconcile(step));
                 }
             }
             // Auto-commits while the member is in the group only (it owns nothing before).
-            let commit_at = next_commit.filter(|_| committing.is_none() && self.epoch > 0);
+            let commit_at = next_commit.filter(|_| committing.is_none() && self.member_epoch > 0);
             tokio::select! {
                 _ = shared.closed() => {
                     if let Some(under_way) = reconciling.take() {
@@ -247,8 +247,8 @@ impl Member {
                         if let Some(started) = self.rebalance_started.take() {
                             self.shared.stats.lock().expect("group stats lock").rebalanced(started.elapsed());
                         }
-                        self.shared.generations.send_replace(self.epoch);
-                        tracing::info!(group = self.group(), epoch = self.epoch, assigned = self.owned().len(), "assignment applied");
+                        self.shared.generations.send_replace(self.member_epoch);
+                        tracing::info!(group = self.group(), member_epoch = self.member_epoch, assigned = self.owned().len(), "assignment applied");
                     }
                 }
                 refreshed = wait_some(&mut refreshing) => {
@@ -271,7 +271,7 @@ impl Member {
                     }
                 }
                 _ = tokio::time::sleep(CHECK_INTERVAL) => {
-                    if self.last_answer.elapsed() > self.options.session_timeout && self.epoch > 0 {
+                    if self.last_answer.elapsed() > self.options.session_timeout && self.member_epoch > 0 {
                         shared.out_of_touch.send_if_modified(|out| !std::mem::replace(out, true));
                     }
                     if !self.awaiting_committed.is_empty() && Instant::now() >= next_offset_fetch {
@@ -280,7 +280,7 @@ impl Member {
                         next_offset_fetch = Instant::now() + self.backoff.delay(1);
                     }
                     if let Some(idle) = self.consumer.idle() {
-                        if idle > self.options.max_poll_interval && self.epoch > 0 {
+                        if idle > self.options.max_poll_interval && self.member_epoch > 0 {
                             tracing::warn!(
                                 group = self.group(),
                                 ?idle,
@@ -372,7 +372,7 @@ impl Member {
 
     /// A beat with the member's full state (see the module invariants).
     fn beat_request(&self) -> ConsumerGroupHeartbeatRequest {
-        let joining = self.epoch == JOIN_EPOCH;
+        let joining = self.member_epoch == JOIN_EPOCH;
         let owned: Vec<TopicPartitions> = if joining {
             Vec::new()
         } else {
@@ -386,7 +386,7 @@ impl Member {
                 .collect()
         };
         let topics = &self.options.topics;
-        self.base_request(self.epoch)
+        self.base_request(self.member_epoch)
             .with_rebalance_timeout_ms(millis(self.options.rebalance_timeout))
             .with_rack_id(self.options.rack.as_deref().map(str_bytes))
             .with_subscribed_topic_names((!topics.is_empty()).then(|| {
@@ -406,11 +406,11 @@ impl Member {
     }
 
     /// The fields every beat and the leave carry.
-    fn base_request(&self, epoch: i32) -> ConsumerGroupHeartbeatRequest {
+    fn base_request(&self, member_epoch: i32) -> ConsumerGroupHeartbeatRequest {
         ConsumerGroupHeartbeatRequest::default()
             .with_group_id(GroupId(str_bytes(self.group())))
             .with_member_id(str_bytes(&self.member_id))
-            .with_member_epoch(epoch)
+            .with_member_epoch(member_epoch)
             .with_instance_id(self.options.instance_id.as_deref().map(str_bytes))
     }
 
@@ -477,14 +477,14 @@ impl Member {
         if let Some(member_id) = &response.member_id {
             self.member_id = member_id.to_string();
         }
-        if self.epoch != response.member_epoch {
-            tracing::info!(group = self.group(), member_id = %self.member_id, epoch = response.member_epoch, "member epoch");
+        if self.member_epoch != response.member_epoch {
+            tracing::info!(group = self.group(), member_id = %self.member_id, member_epoch = response.member_epoch, "member epoch");
         }
-        self.epoch = response.member_epoch;
+        self.member_epoch = response.member_epoch;
         {
             let mut identity = self.shared.identity.lock().expect("identity lock");
             identity.member_id = self.member_id.clone();
-            identity.generation = self.epoch;
+            identity.generation = self.member_epoch;
         }
         if response.heartbeat_interval_ms > 0 {
             self.interval = Duration::from_millis(response.heartbeat_interval_ms as u64);
@@ -513,7 +513,7 @@ impl Member {
                 tracing::warn!(group = self.group(), %error, message, "fenced: partitions lost; joining again");
                 self.failures += 1;
                 self.lose_all();
-                self.epoch = JOIN_EPOCH;
+                self.member_epoch = JOIN_EPOCH;
                 Answer::Fenced
             }
             GroupError::Fatal {
@@ -589,7 +589,7 @@ impl Member {
     /// that stops (`stopping`), whose partitions then wait for it until the session
     /// timeout. Bounded by the stop's deadline.
     async fn leave(&mut self, stopping: bool) {
-        if self.epoch > 0 {
+        if self.member_epoch > 0 {
             let owned: Vec<TopicPartition> = self.owned().into_iter().collect();
             self.handover().revoke(&owned).await;
         } else {
@@ -597,7 +597,7 @@ impl Member {
         }
         self.awaiting_committed.clear();
         self.target = None;
-        let epoch = if stopping && self.options.instance_id.is_some() {
+        let leave_epoch = if stopping && self.options.instance_id.is_some() {
             STATIC_LEAVE_EPOCH
         } else {
             LEAVE_EPOCH
@@ -608,10 +608,11 @@ impl Member {
                 .max(LEAVE_ALLOWANCE / 2),
             None => self.client.pool().options().connection.request_timeout,
         };
-        let left = tokio::time::timeout(bound, self.send_beat(self.base_request(epoch))).await;
+        let left =
+            tokio::time::timeout(bound, self.send_beat(self.base_request(leave_epoch))).await;
         match left {
             Ok(Ok(response)) if response.error_code == 0 => {
-                tracing::info!(group = self.group(), member_id = %self.member_id, epoch, "left the group")
+                tracing::info!(group = self.group(), member_id = %self.member_id, member_epoch = leave_epoch, "left the group")
             }
             Ok(Ok(response)) => {
                 let error = ResponseError::try_from_code(response.error_code);
@@ -632,7 +633,7 @@ impl Member {
                 )
             }
         }
-        self.epoch = JOIN_EPOCH;
+        self.member_epoch = JOIN_EPOCH;
         let mut identity = self.shared.identity.lock().expect("identity lock");
         identity.generation = -1;
     }
