@@ -14,7 +14,9 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::ApiKey;
 use wasmkafka::client::Client;
 use wasmkafka::fetch::{FetchOptions, TopicPartition};
-use wasmkafka::group::{GroupConsumer, GroupError, GroupOptions, GroupProtocol, RebalanceListener};
+use wasmkafka::group::{
+    Fatal, GroupConsumer, GroupError, GroupOptions, GroupProtocol, NotCommitted, RebalanceListener,
+};
 use wasmkafka::net::PoolOptions;
 use wasmkafka::policy::ResetPolicySpec;
 use wasmkafka_tests::fault_broker::{default_topic_id, Fault, FaultCluster, TopicId};
@@ -502,7 +504,7 @@ async fn fenced_then_rejoined(error: ResponseError) {
     tokio::time::sleep(Duration::from_millis(20)).await;
     let commits_at_loss = h.coordinator.commits().len();
     match commit(&h.member).await {
-        Err(GroupError::Lost { .. }) => {}
+        Err(GroupError::NotCommitted(NotCommitted::Lost { .. })) => {}
         other => panic!("a commit of records from lost partitions must fail: {other:?}"),
     }
     until(
@@ -713,7 +715,7 @@ async fn request_timed_out_is_retried_keeping_the_partitions() {
     retried_keeping_the_partitions(ResponseError::RequestTimedOut, false).await;
 }
 
-/// `error` answers the member's first heartbeat: `poll` fails with [`GroupError::Fatal`]
+/// `error` answers the member's first heartbeat: `poll` fails with [`Fatal::Refused`]
 /// naming the error and `words` (the fix), the member sends nothing more (not even on close).
 async fn refused_at_join(error: ResponseError, words: &[&str]) {
     let h = start(Setup::default(), |_, coordinator| {
@@ -722,9 +724,9 @@ async fn refused_at_join(error: ResponseError, words: &[&str]) {
     .await;
     let failure = fatal_error(&h.member).await;
     match &failure {
-        GroupError::Fatal {
+        GroupError::Fatal(Fatal::Refused {
             api, error: code, ..
-        } => {
+        }) => {
             assert_eq!(*api, "ConsumerGroupHeartbeat");
             assert_eq!(*code, error);
         }
@@ -843,7 +845,7 @@ async fn refused_while_stable(
 async fn fenced_instance_id_stops_the_static_member_naming_the_instance_id() {
     refused_while_stable(Some("host-7"), ResponseError::FencedInstanceId, |failure| {
         assert!(
-            matches!(failure, GroupError::Fenced { instance_id, .. } if instance_id == "host-7"),
+            matches!(failure, GroupError::Fatal(Fatal::Fenced { instance_id, .. }) if instance_id == "host-7"),
             "{failure:?}"
         );
         let message = failure.to_string();
@@ -861,10 +863,10 @@ async fn group_authorization_failed_while_in_the_group_stops_the_member() {
         assert!(
             matches!(
                 failure,
-                GroupError::Fatal {
+                GroupError::Fatal(Fatal::Refused {
                     error: ResponseError::GroupAuthorizationFailed,
                     ..
-                }
+                })
             ),
             "{failure:?}"
         );
@@ -883,10 +885,10 @@ async fn a_broker_without_the_consumer_protocol_is_refused_with_the_fix() {
     assert!(
         matches!(
             failure,
-            GroupError::Fatal {
+            GroupError::Fatal(Fatal::Refused {
                 error: ResponseError::UnsupportedVersion,
                 ..
-            }
+            })
         ),
         "{failure:?}"
     );

@@ -10,7 +10,8 @@ use wasmkafka::client::Client;
 use wasmkafka::cluster::MetadataOptions;
 use wasmkafka::fetch::{ConsumerError, FetchOptions, TopicPartition};
 use wasmkafka::group::{
-    Assignor, Builtin, GroupConsumer, GroupError, GroupOptions, RebalanceListener,
+    Assignor, Builtin, Fatal, GroupConsumer, GroupError, GroupOptions, NotCommitted,
+    RebalanceListener, Retry,
 };
 use wasmkafka::net::PoolOptions;
 use wasmkafka::policy::ResetPolicySpec;
@@ -298,7 +299,10 @@ async fn a_fenced_static_member_stops_with_a_clear_error() {
             Err(error) => break error,
         }
     };
-    assert!(matches!(error, GroupError::Fenced { .. }), "{error:?}");
+    assert!(
+        matches!(error, GroupError::Fatal(Fatal::Fenced { .. })),
+        "{error:?}"
+    );
     let message = error.to_string();
     assert!(
         message.contains("host-7") && message.contains("group_instance_id"),
@@ -445,7 +449,10 @@ async fn a_commit_after_the_member_lost_its_partitions_fails() {
     )
     .await;
     let error = h.member.commit().await.unwrap_err();
-    assert!(matches!(error, GroupError::Lost { .. }), "{error:?}");
+    assert!(
+        matches!(error, GroupError::NotCommitted(NotCommitted::Lost { .. })),
+        "{error:?}"
+    );
     assert!(error.to_string().contains("delivered again"), "{error}");
     assert!(h.coordinator.commits().is_empty());
 }
@@ -548,7 +555,10 @@ async fn a_commit_refused_because_the_member_is_gone_fails_alone() {
     h.coordinator
         .fail_next(ApiKey::OffsetCommit, ResponseError::UnknownMemberId);
     let error = h.member.commit().await.unwrap_err();
-    assert!(matches!(error, GroupError::MemberGone { .. }), "{error:?}");
+    assert!(
+        matches!(error, GroupError::Retry(Retry::MemberGone { .. })),
+        "{error:?}"
+    );
     assert_eq!(offset_commits_sent(&h.cluster), 1, "not retried");
     // The queue goes on: the next commit lands.
     h.member.commit().await.unwrap();
@@ -566,7 +576,7 @@ async fn a_partition_the_broker_refuses_fails_alone_and_the_others_are_committed
         .fail_partition_next("t", 1, ResponseError::TopicAuthorizationFailed);
     let error = h.member.commit().await.unwrap_err();
     match &error {
-        GroupError::PartitionsRefused { partitions } => {
+        GroupError::NotCommitted(NotCommitted::PartitionsRefused { partitions }) => {
             assert_eq!(partitions.len(), 1, "{error}");
             assert!(
                 partitions[0].0.contains("t") && partitions[0].0.contains('1'),

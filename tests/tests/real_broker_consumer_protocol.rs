@@ -15,7 +15,8 @@ use wasmkafka::fetch::{FetchOptions, TopicPartition};
 use wasmkafka::group::coordinator::find_coordinator;
 use wasmkafka::group::describe::describe_group;
 use wasmkafka::group::{
-    GroupConsumer, GroupError, GroupOptions, GroupProtocol, LoggingListener, RebalanceListener,
+    Fatal, GroupConsumer, GroupError, GroupOptions, GroupProtocol, LoggingListener,
+    RebalanceListener,
 };
 use wasmkafka::policy::ResetPolicySpec;
 use wasmkafka::produce::OutgoingRecord;
@@ -279,7 +280,10 @@ async fn an_assignor_the_broker_does_not_offer_is_refused_with_the_fix() {
     })
     .await
     .expect("the refusal reaches poll");
-    assert!(matches!(error, GroupError::Fatal { .. }), "{error:?}");
+    assert!(
+        matches!(error, GroupError::Fatal(Fatal::Refused { .. })),
+        "{error:?}"
+    );
     let text = error.to_string();
     assert!(
         text.contains("group_remote_assignor") && text.contains("uniform"),

@@ -11,13 +11,13 @@
 //!   output) leaves no reply behind. A coordinator that answers nothing for minutes costs
 //!   one entry per partition.
 //! - Only partitions the member owns when the commit is sent are committed; a request naming
-//!   others gets [`GroupError::NotOwned`], and any request while the member is not in a
-//!   generation gets [`GroupError::NotMember`]. Neither is ever answered `Ok`.
+//!   others gets [`NotCommitted::NotOwned`], and any request while the member is not in a
+//!   generation gets [`NotCommitted::NotMember`]. Neither is ever answered `Ok`.
 //! - Transient errors (a dropped connection, a moved or loading coordinator, a timeout) are
 //!   retried with backoff until the commit timeout; errors that mean the member is no longer
 //!   in the group end the request at once. A partition the broker refuses (a topic not
 //!   authorized) fails alone: the others are committed, and the answer names it
-//!   ([`GroupError::PartitionsRefused`]). A failed commit never stops the queue.
+//!   ([`NotCommitted::PartitionsRefused`]). A failed commit never stops the queue.
 //! - `committed` is updated before the next request is looked at, so "unchanged since the
 //!   last commit" is judged against what the broker confirmed.
 
@@ -33,7 +33,7 @@ use crate::client::Client;
 use crate::fetch::{CommittedOffset, TopicPartition};
 use crate::net::Backoff;
 
-use super::error::GroupError;
+use super::error::{Fatal, GroupError, NotCommitted};
 use super::offsets::commit;
 use super::shared::GroupShared;
 
@@ -101,9 +101,11 @@ impl CommitQueue {
         let queued = self.enqueue(offsets, Some(Waiter { partitions, reply }));
         async move {
             if !queued {
-                return Err(GroupError::Closed);
+                return Err(GroupError::Fatal(Fatal::Closed));
             }
-            answer.await.unwrap_or(Err(GroupError::Closed))
+            answer
+                .await
+                .unwrap_or(Err(GroupError::Fatal(Fatal::Closed)))
         }
     }
 
@@ -192,9 +194,9 @@ impl Sender {
             .filter(|tp| !owned.contains(tp))
             .map(|tp| tp.to_string())
             .collect();
-        (!missing.is_empty()).then_some(GroupError::NotOwned {
+        (!missing.is_empty()).then_some(GroupError::NotCommitted(NotCommitted::NotOwned {
             partitions: missing,
-        })
+        }))
     }
 
     /// Commits the owned partitions of `offsets` that changed since the last commit,
@@ -210,9 +212,9 @@ impl Sender {
         loop {
             let identity = self.shared.identity();
             if identity.generation < 0 || identity.member_id.is_empty() {
-                return Err(GroupError::NotMember {
+                return Err(GroupError::NotCommitted(NotCommitted::NotMember {
                     group: identity.group,
-                });
+                }));
             }
             let changed = self.changed(&offsets, &refused.keys().collect());
             if changed.is_empty() {
@@ -271,10 +273,10 @@ impl Sender {
             failures += 1;
             let delay = self.backoff.delay(failures);
             if Instant::now() + delay > deadline {
-                return Err(GroupError::CommitTimedOut {
+                return Err(GroupError::NotCommitted(NotCommitted::TimedOut {
                     timeout: self.timeout,
                     last: Box::new(error),
-                });
+                }));
             }
             tracing::warn!(group = %identity.group, %error, retry_in = ?delay, "commit failed; retrying");
             tokio::time::sleep(delay).await;
@@ -307,12 +309,12 @@ fn refusal(refused: BTreeMap<TopicPartition, GroupError>) -> Result<(), GroupErr
     if refused.is_empty() {
         return Ok(());
     }
-    Err(GroupError::PartitionsRefused {
+    Err(GroupError::NotCommitted(NotCommitted::PartitionsRefused {
         partitions: refused
             .into_iter()
             .map(|(tp, error)| (tp.to_string(), error.to_string()))
             .collect(),
-    })
+    }))
 }
 
 /// Marks the queue closed and answers every waiter `Closed` (by dropping its reply).

@@ -9,7 +9,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::client::{bootstrap_id, Client};
 
-use super::error::{classify, GroupError};
+use super::error::{classify, GroupError, Retry};
 
 /// Asks any reachable broker which broker coordinates `group` (the first to answer, see
 /// [`Client::ask_any_broker`]); registers its address in the pool and returns its id.
@@ -79,9 +79,10 @@ where
     let mut backoff = Duration::from_millis(100);
     loop {
         match attempt().await {
-            Err(error @ (GroupError::CoordinatorMoved { .. } | GroupError::Transient { .. }))
-                if Instant::now() + backoff < deadline =>
-            {
+            Err(
+                error @ (GroupError::Retry(Retry::CoordinatorMoved { .. })
+                | GroupError::Retry(Retry::Transient { .. })),
+            ) if Instant::now() + backoff < deadline => {
                 tracing::debug!(%error, ?backoff, "retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(1));

@@ -15,7 +15,7 @@ use crate::client::{Client, ClientError};
 use crate::fetch::TopicPartition;
 use crate::net::Purpose;
 
-use super::error::{classify, GroupError};
+use super::error::{classify, GroupError, Retry};
 use super::protocol::decode_assignment;
 
 /// One member, as the coordinator describes it.
@@ -60,14 +60,15 @@ pub async fn describe_group(
         .send(coordinator, Purpose::Coordination, &request)
         .await
         .map_err(|e: ClientError| GroupError::from(e))?;
-    let described = response
-        .groups
-        .into_iter()
-        .next()
-        .ok_or(GroupError::Transient {
-            api: "DescribeGroups",
-            error: ResponseError::UnknownServerError,
-        })?;
+    let described =
+        response
+            .groups
+            .into_iter()
+            .next()
+            .ok_or(GroupError::Retry(Retry::Transient {
+                api: "DescribeGroups",
+                error: ResponseError::UnknownServerError,
+            }))?;
     let not_classic = described.group_state.as_str() == "Dead"
         || described.error_code == ResponseError::GroupIdNotFound.code();
     if not_classic {

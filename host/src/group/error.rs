@@ -9,8 +9,33 @@ use crate::fetch::ConsumerError;
 use super::assignor::AssignorError;
 use super::protocol::ProtocolError;
 
+/// What went wrong in a group, sorted by who acts on it: the member itself ([`Retry`]), the
+/// application, which goes on ([`NotCommitted`], [`GroupError::Consumer`]), or the operator,
+/// since the member stops ([`Fatal`]).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum GroupError {
+    /// Heals by itself: the member retries, finds the coordinator again or rejoins. A caller
+    /// sees one from a one-shot command, or as the last cause of a commit that timed out.
+    #[error(transparent)]
+    Retry(#[from] Retry),
+    /// A commit that did not happen; the member goes on and the records come again.
+    #[error(transparent)]
+    NotCommitted(#[from] NotCommitted),
+    /// From the fetcher under the member: a partition or topic that stopped (handed out once
+    /// by `poll`; the others go on), or the fetcher's own failure.
+    #[error(transparent)]
+    Consumer(#[from] ConsumerError),
+    /// The member stops: no retry fixes it, and the message names the fix.
+    #[error(transparent)]
+    Fatal(#[from] Fatal),
+}
+
+/// Errors the member heals by itself.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Retry {
+    /// The request did not get an answer (a connection failed, no broker answered): the
+    /// member backs off, finds the coordinator again and retries. Authentication and TLS
+    /// failures come this way too and are retried the same.
     #[error(transparent)]
     Client(#[from] ClientError),
     /// The coordinator moved or is loading: find it again and retry.
@@ -34,15 +59,61 @@ pub enum GroupError {
         api: &'static str,
         error: ResponseError,
     },
+    /// An assignment or subscription this member cannot read: rejoin (the next round may
+    /// have another leader).
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    /// The assignor call did not finish (its fallback covers an assignor that fails or
+    /// answers nonsense): rejoin.
+    #[error(transparent)]
+    Assignor(#[from] AssignorError),
+}
+
+/// A commit that did not happen. Nothing is lost: the records it named are delivered again.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NotCommitted {
+    /// This consumer is not in the group right now (it left, or was removed and has not
+    /// rejoined yet).
+    #[error(
+        "not committed: this consumer is not a member of group `{group}` right now (it left or \
+         was removed from the group); the records will be delivered again"
+    )]
+    NotMember { group: String },
+    /// Records handed out before the member lost its partitions.
+    #[error(
+        "not committed: this consumer lost its partitions in group `{group}` since the last \
+         poll (it was removed from the group); their records will be delivered again"
+    )]
+    Lost { group: String },
+    /// Partitions this member does not own (any more).
+    #[error(
+        "not committed: partitions {partitions:?} are no longer assigned to this member; \
+         their records will be delivered again to their new owner"
+    )]
+    NotOwned { partitions: Vec<String> },
+    /// The broker refused some partitions (the others were committed).
+    #[error("not committed: the broker refused {}; the other partitions were committed and these will be delivered again", describe_refusals(.partitions))]
+    PartitionsRefused { partitions: Vec<(String, String)> },
+    /// The commit did not get through before its deadline.
+    #[error("commit not confirmed within {timeout:?}: {last}")]
+    TimedOut {
+        timeout: std::time::Duration,
+        last: Box<GroupError>,
+    },
+}
+
+/// Errors that stop the member.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Fatal {
     /// Another consumer with the same `group.instance.id` took over (KIP-345).
     #[error(
         "another consumer joined group `{group}` with the same group instance id `{instance_id}`; \
          this one is fenced and stops. Give each consumer its own consumer.group_instance_id"
     )]
     Fenced { group: String, instance_id: String },
-    /// An error no retry fixes.
+    /// The broker refused the member with an error no retry fixes.
     #[error("{api} failed for group `{group}`: {error}{}. {hint}", broker_says(.detail))]
-    Fatal {
+    Refused {
         api: &'static str,
         group: String,
         error: ResponseError,
@@ -51,42 +122,27 @@ pub enum GroupError {
         /// answers carry a message: which field was invalid, which assignors exist).
         detail: Option<String>,
     },
-    #[error(transparent)]
-    Protocol(#[from] ProtocolError),
-    #[error(transparent)]
-    Assignor(#[from] AssignorError),
-    #[error(transparent)]
-    Consumer(#[from] ConsumerError),
+    /// The group consumer was closed.
     #[error("the group consumer is closed")]
     Closed,
-    /// A commit while this consumer is not in the group (it left, or was removed and has not
-    /// rejoined yet): nothing was committed.
-    #[error(
-        "not committed: this consumer is not a member of group `{group}` right now (it left or \
-         was removed from the group); the records will be delivered again"
-    )]
-    NotMember { group: String },
-    /// A commit of records handed out before the member lost its partitions.
-    #[error(
-        "not committed: this consumer lost its partitions in group `{group}` since the last \
-         poll (it was removed from the group); their records will be delivered again"
-    )]
-    Lost { group: String },
-    /// A commit for partitions this member does not own (any more).
-    #[error(
-        "not committed: partitions {partitions:?} are no longer assigned to this member; \
-         their records will be delivered again to their new owner"
-    )]
-    NotOwned { partitions: Vec<String> },
-    /// The broker refused to commit some partitions (the others were committed).
-    #[error("not committed: the broker refused {}; the other partitions were committed and these will be delivered again", describe_refusals(.partitions))]
-    PartitionsRefused { partitions: Vec<(String, String)> },
-    /// The commit did not get through before its deadline.
-    #[error("commit not confirmed within {timeout:?}: {last}")]
-    CommitTimedOut {
-        timeout: std::time::Duration,
-        last: Box<GroupError>,
-    },
+}
+
+impl From<ClientError> for GroupError {
+    fn from(error: ClientError) -> Self {
+        GroupError::Retry(Retry::Client(error))
+    }
+}
+
+impl From<ProtocolError> for GroupError {
+    fn from(error: ProtocolError) -> Self {
+        GroupError::Retry(Retry::Protocol(error))
+    }
+}
+
+impl From<AssignorError> for GroupError {
+    fn from(error: AssignorError) -> Self {
+        GroupError::Retry(Retry::Assignor(error))
+    }
 }
 
 impl GroupError {
@@ -95,9 +151,9 @@ impl GroupError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            GroupError::Client(_)
-                | GroupError::CoordinatorMoved { .. }
-                | GroupError::Transient { .. }
+            GroupError::Retry(
+                Retry::Client(_) | Retry::CoordinatorMoved { .. } | Retry::Transient { .. }
+            )
         )
     }
 
@@ -106,10 +162,11 @@ impl GroupError {
     /// other failure of a commit or an OffsetFetch leaves the member as it is.
     pub fn ends_membership(&self) -> bool {
         match self {
-            GroupError::Rebalancing { .. }
-            | GroupError::MemberGone { .. }
-            | GroupError::Fenced { .. } => true,
-            GroupError::Fatal { error, .. } => *error == ResponseError::GroupAuthorizationFailed,
+            GroupError::Retry(Retry::Rebalancing { .. } | Retry::MemberGone { .. })
+            | GroupError::Fatal(Fatal::Fenced { .. }) => true,
+            GroupError::Fatal(Fatal::Refused { error, .. }) => {
+                *error == ResponseError::GroupAuthorizationFailed
+            }
             _ => false,
         }
     }
@@ -118,7 +175,7 @@ impl GroupError {
     pub fn coordinator_lost(&self) -> bool {
         matches!(
             self,
-            GroupError::Client(_) | GroupError::CoordinatorMoved { .. }
+            GroupError::Retry(Retry::Client(_) | Retry::CoordinatorMoved { .. })
         )
     }
 }
@@ -147,20 +204,22 @@ pub fn classify(
     error: ResponseError,
 ) -> GroupError {
     use ResponseError::*;
-    let fatal = |error: ResponseError, hint: &'static str| GroupError::Fatal {
-        api,
-        group: group.to_string(),
-        error,
-        hint,
-        detail: None,
+    let fatal = |error: ResponseError, hint: &'static str| {
+        GroupError::Fatal(Fatal::Refused {
+            api,
+            group: group.to_string(),
+            error,
+            hint,
+            detail: None,
+        })
     };
     match error {
         NotCoordinator | CoordinatorNotAvailable | CoordinatorLoadInProgress => {
-            GroupError::CoordinatorMoved { api, error }
+            Retry::CoordinatorMoved { api, error }.into()
         }
-        RebalanceInProgress => GroupError::Rebalancing { api },
+        RebalanceInProgress => Retry::Rebalancing { api }.into(),
         UnknownMemberId | IllegalGeneration | FencedMemberEpoch => {
-            GroupError::MemberGone { api, error }
+            Retry::MemberGone { api, error }.into()
         }
         // A commit with a member epoch the broker has moved past (consumer protocol): the
         // next try carries the member's current epoch. UNRELEASED_INSTANCE_ID: the previous
@@ -174,11 +233,12 @@ pub fn classify(
         | NotEnoughReplicasAfterAppend
         | UnstableOffsetCommit
         | UnknownTopicOrPartition
-        | ThrottlingQuotaExceeded => GroupError::Transient { api, error },
-        FencedInstanceId => GroupError::Fenced {
+        | ThrottlingQuotaExceeded => Retry::Transient { api, error }.into(),
+        FencedInstanceId => Fatal::Fenced {
             group: group.to_string(),
             instance_id: instance_id.unwrap_or_default().to_string(),
-        },
+        }
+        .into(),
         InconsistentGroupProtocol => fatal(
             error, "Other members of this group use assignors this consumer does not: configure a common one in consumer.assignors",
         ),

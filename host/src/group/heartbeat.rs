@@ -36,7 +36,7 @@ use tokio::task::JoinHandle;
 use crate::client::Client;
 use crate::net::{Backoff, Purpose};
 
-use super::error::{classify, GroupError};
+use super::error::{classify, Fatal, GroupError, Retry};
 use super::shared::GroupShared;
 
 /// What a heartbeat tells the membership task.
@@ -93,7 +93,7 @@ impl Heartbeat {
     pub async fn news(&mut self) -> News {
         tokio::select! {
             biased;
-            error = &mut self.ended => News::Ended(error.unwrap_or(GroupError::Closed)),
+            error = &mut self.ended => News::Ended(error.unwrap_or(GroupError::Fatal(Fatal::Closed))),
             _ = self.rebalance.notified() => News::Rebalancing,
         }
     }
@@ -188,7 +188,7 @@ where
         };
         match result {
             // The coordinator still counts this member in (keep beating while it revokes).
-            Ok(()) | Err(GroupError::Rebalancing { .. }) => {
+            Ok(()) | Err(GroupError::Retry(Retry::Rebalancing { .. })) => {
                 if result.is_err() {
                     events.rebalance();
                 }
@@ -248,16 +248,16 @@ mod tests {
     }
 
     fn unreachable() -> GroupError {
-        GroupError::Client(ClientError::NoBrokerReachable {
+        GroupError::Retry(Retry::Client(ClientError::NoBrokerReachable {
             tried: "test".into(),
-        })
+        }))
     }
 
     fn gone() -> GroupError {
-        GroupError::MemberGone {
+        GroupError::Retry(Retry::MemberGone {
             api: "Heartbeat",
             error: kafka_protocol::error::ResponseError::UnknownMemberId,
-        }
+        })
     }
 
     /// The events, with the (paused) time since the start of each out-of-touch change.
@@ -323,7 +323,10 @@ mod tests {
             &events,
         )
         .await;
-        assert!(matches!(error, GroupError::MemberGone { .. }), "{error}");
+        assert!(
+            matches!(error, GroupError::Retry(Retry::MemberGone { .. })),
+            "{error}"
+        );
         let touch = events.touch();
         assert_eq!(touch.len(), 2, "{touch:?}");
         // Out of touch at the session timeout, not before; back with the first answer.
@@ -355,7 +358,10 @@ mod tests {
             &events,
         )
         .await;
-        assert!(matches!(error, GroupError::MemberGone { .. }), "{error}");
+        assert!(
+            matches!(error, GroupError::Retry(Retry::MemberGone { .. })),
+            "{error}"
+        );
         assert_eq!(events.touch(), [(Duration::from_secs(45), true)]);
         assert_eq!(events.started.elapsed(), Duration::from_secs(45 + 3));
     }
@@ -383,7 +389,10 @@ mod tests {
             &events,
         )
         .await;
-        assert!(matches!(error, GroupError::MemberGone { .. }), "{error}");
+        assert!(
+            matches!(error, GroupError::Retry(Retry::MemberGone { .. })),
+            "{error}"
+        );
         assert_eq!(events.touch(), [(Duration::from_secs(30 + 45), true)]);
         assert!(events.transient.load(Ordering::SeqCst) > 40);
     }
@@ -392,7 +401,10 @@ mod tests {
     async fn errors_the_membership_must_handle_end_the_task_at_once() {
         let events = Recorded::new();
         let error = beat_until_error(|| async { Err(gone()) }, &timing(), &events).await;
-        assert!(matches!(error, GroupError::MemberGone { .. }), "{error}");
+        assert!(
+            matches!(error, GroupError::Retry(Retry::MemberGone { .. })),
+            "{error}"
+        );
         assert_eq!(events.started.elapsed(), Duration::from_secs(3));
         assert_eq!(events.transient.load(Ordering::SeqCst), 0);
         assert_eq!(events.rebalances.load(Ordering::SeqCst), 0);
@@ -408,7 +420,7 @@ mod tests {
                 let n = beats.fetch_add(1, Ordering::SeqCst);
                 async move {
                     if n < 20 {
-                        Err(GroupError::Rebalancing { api: "Heartbeat" })
+                        Err(GroupError::Retry(Retry::Rebalancing { api: "Heartbeat" }))
                     } else {
                         Err(gone())
                     }
@@ -418,7 +430,10 @@ mod tests {
             &events,
         )
         .await;
-        assert!(matches!(error, GroupError::MemberGone { .. }), "{error}");
+        assert!(
+            matches!(error, GroupError::Retry(Retry::MemberGone { .. })),
+            "{error}"
+        );
         assert_eq!(events.rebalances.load(Ordering::SeqCst), 20);
         // Every interval, past the 45 s session timeout: each answer counts as heard.
         assert_eq!(events.started.elapsed(), Duration::from_secs(21 * 3));

@@ -61,7 +61,7 @@ use crate::net::{Backoff, Purpose, SendOptions};
 
 use super::assignor::{assign_group, rebalance_protocol, Assignor, Builtin, RebalanceProtocol};
 use super::commit_queue::CommitQueue;
-use super::error::{classify, GroupError};
+use super::error::{classify, Fatal, GroupError, Retry};
 use super::handover::Handover;
 use super::heartbeat::{Heartbeat, News as HeartbeatNews};
 use super::listener::RebalanceListener;
@@ -260,32 +260,33 @@ impl Membership {
     /// Decides the next phase after a failed request.
     async fn after_error(&mut self, error: GroupError) -> Phase {
         match error {
-            GroupError::Fenced { .. } | GroupError::Fatal { .. } => {
+            GroupError::Fatal(Fatal::Fenced { .. }) | GroupError::Fatal(Fatal::Refused { .. }) => {
                 self.heartbeat = None;
                 Phase::Failed(error)
             }
-            GroupError::MemberGone { .. } => {
+            GroupError::Retry(Retry::MemberGone { .. }) => {
                 self.heartbeat = None;
                 tracing::warn!(group = self.group(), %error, "partitions lost");
                 self.lose_all();
                 let mut identity = self.shared.identity.lock().expect("identity lock");
                 if matches!(
                     error,
-                    GroupError::MemberGone {
+                    GroupError::Retry(Retry::MemberGone {
                         error: ResponseError::UnknownMemberId,
                         ..
-                    }
+                    })
                 ) {
                     identity.member_id.clear();
                 }
                 identity.generation = -1;
                 Phase::Joining
             }
-            GroupError::Rebalancing { .. } => Phase::Joining,
+            GroupError::Retry(Retry::Rebalancing { .. }) => Phase::Joining,
             other => {
                 if matches!(
                     other,
-                    GroupError::CoordinatorMoved { .. } | GroupError::Client(_)
+                    GroupError::Retry(Retry::CoordinatorMoved { .. })
+                        | GroupError::Retry(Retry::Client(_))
                 ) {
                     self.forget_coordinator();
                 }
@@ -543,10 +544,10 @@ impl Membership {
             tokio::task::spawn_blocking(move || assign_group(running.as_ref(), fallback, &group))
                 .await
                 .map_err(|failed| {
-                    GroupError::Assignor(super::assignor::AssignorError {
+                    GroupError::Retry(Retry::Assignor(super::assignor::AssignorError {
                         assignor: chosen.name().to_string(),
                         message: format!("the assignor call did not finish: {failed}"),
-                    })
+                    }))
                 })?;
         if let Some(error) = &assigned.fell_back {
             let fallback = self.options.fallback_assignor.name();

@@ -49,7 +49,7 @@ use crate::net::Backoff;
 use crate::policy::ResetPolicy;
 
 pub use assignor::{Assignor, AssignorError, Builtin, RebalanceProtocol};
-pub use error::GroupError;
+pub use error::{Fatal, GroupError, NotCommitted, Retry};
 pub use listener::{LoggingListener, RebalanceListener};
 pub use offsets::MemberIdentity;
 pub use options::{GroupOptions, GroupProtocol};
@@ -298,7 +298,7 @@ impl GroupConsumer {
         async move {
             match queued {
                 Some(queued) => queued.await,
-                None => Err(GroupError::Lost { group }),
+                None => Err(GroupError::NotCommitted(NotCommitted::Lost { group })),
             }
         }
     }

@@ -53,7 +53,7 @@ use crate::fetch::{Consumer, TopicPartition};
 use crate::net::{Backoff, NetError, Purpose, SendOptions};
 
 use super::commit_queue::CommitQueue;
-use super::error::{classify, GroupError};
+use super::error::{classify, Fatal, GroupError, Retry};
 use super::handover::{Handover, LEAVE_ALLOWANCE};
 use super::listener::RebalanceListener;
 use super::options::GroupOptions;
@@ -450,14 +450,16 @@ impl Member {
     ) -> Answer {
         let response = match answer {
             Ok(response) => response,
-            Err(GroupError::Client(ClientError::Net(NetError::UnsupportedVersion { .. }))) => {
+            Err(GroupError::Retry(Retry::Client(ClientError::Net(
+                NetError::UnsupportedVersion { .. },
+            )))) => {
                 return Answer::End(Phase::Failed(no_consumer_protocol(self.group())));
             }
             Err(
-                error @ GroupError::Fatal {
+                error @ GroupError::Fatal(Fatal::Refused {
                     error: ResponseError::UnsupportedVersion,
                     ..
-                },
+                }),
             ) => return Answer::End(Phase::Failed(error)),
             Err(error) => return self.retry_after(error),
         };
@@ -509,32 +511,32 @@ impl Member {
             instance.as_deref(),
             error,
         ) {
-            GroupError::MemberGone { .. } => {
+            GroupError::Retry(Retry::MemberGone { .. }) => {
                 tracing::warn!(group = self.group(), %error, message, "fenced: partitions lost; joining again");
                 self.failures += 1;
                 self.lose_all();
                 self.member_epoch = JOIN_EPOCH;
                 Answer::Fenced
             }
-            GroupError::Fatal {
+            GroupError::Fatal(Fatal::Refused {
                 api,
                 group,
                 error,
                 hint,
                 ..
-            } => {
+            }) => {
                 // The broker's words go to the user with ours: they say which field was
                 // invalid, which assignors exist.
                 let detail = (!message.is_empty()).then(|| message.to_string());
-                Answer::End(Phase::Failed(GroupError::Fatal {
+                Answer::End(Phase::Failed(GroupError::Fatal(Fatal::Refused {
                     api,
                     group,
                     error,
                     hint,
                     detail,
-                }))
+                })))
             }
-            fenced @ GroupError::Fenced { .. } => Answer::End(Phase::Failed(fenced)),
+            fenced @ GroupError::Fatal(Fatal::Fenced { .. }) => Answer::End(Phase::Failed(fenced)),
             other => {
                 if !message.is_empty() {
                     tracing::debug!(group = self.group(), broker_says = message);
@@ -555,10 +557,10 @@ impl Member {
         let delay = self.backoff.delay(self.failures).min(self.interval);
         let unreleased = matches!(
             error,
-            GroupError::Transient {
+            GroupError::Retry(Retry::Transient {
                 error: ResponseError::UnreleasedInstanceId,
                 ..
-            }
+            })
         );
         if self.failures > 1 {
             tracing::debug!(group = self.group(), %error, retry_in = ?delay, "heartbeat failed again; retrying");
@@ -661,13 +663,13 @@ const FIRST_CLIENT_NAMED_VERSION: i16 = 1;
 
 /// The refusal of a broker that does not speak the consumer protocol this member needs.
 fn no_consumer_protocol(group: &str) -> GroupError {
-    GroupError::Fatal {
+    GroupError::Fatal(Fatal::Refused {
         api: "ConsumerGroupHeartbeat",
         group: group.to_string(),
         error: ResponseError::UnsupportedVersion,
         hint: NO_CONSUMER_PROTOCOL,
         detail: None,
-    }
+    })
 }
 
 const NO_CONSUMER_PROTOCOL: &str = "The broker does not speak the consumer group protocol \
