@@ -36,6 +36,7 @@ use crate::net::{ConnKey, Connection, NetError, Pool, PoolOptions, Purpose, Send
 
 /// Errors of the client layer.
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClientError {
     #[error(transparent)]
     Net(#[from] NetError),

@@ -13,7 +13,17 @@
 //! - [`plugin`] (Wasm assignors and reset policies) and [`lab`] (the policy lab's
 //!   simulation);
 //! - [`config`] and [`metrics`];
-//! - [`cli`]: the `wasmkafka` command line.
+//! - `cli`: the `wasmkafka` command line (hidden here: it is the binary's, not an API).
+//!
+//! # What a library user needs
+//! The crate root re-exports it: [`Config`] (TOML or Java property names), [`Client`],
+//! [`Consumer`] (assigned partitions) and [`GroupConsumer`] (a consumer group) with their
+//! options, [`ConsumerRecord`], and the errors ([`ConsumerError`], [`PartitionError`],
+//! [`GroupError`] sorted by who acts on it, [`ClientError`], [`NetError`], [`ConfigError`]).
+//! Errors and records are `#[non_exhaustive]`: a new variant or field is not a breaking
+//! change, so matches on them keep a wildcard arm. The modules stay public for the binary,
+//! the integration tests and the benchmarks, and are documented for contributors; items
+//! reached only through them may change between releases.
 //!
 //! # Example
 //!
@@ -21,7 +31,7 @@
 //! map onto the same keys.
 //!
 //! ```
-//! use wasmkafka::config::Config;
+//! use wasmkafka::Config;
 //!
 //! let toml = Config::parse("brokers = [\"kafka-1:9092\"]\n[consumer]\ngroup = \"orders-audit\"")?;
 //! let properties = [
@@ -32,7 +42,7 @@
 //! assert_eq!(toml.brokers, java.brokers);
 //! assert_eq!(toml.consumer.group, java.consumer.group);
 //! assert_eq!(java.consumer.group.as_deref(), Some("orders-audit"));
-//! # Ok::<(), wasmkafka::config::ConfigError>(())
+//! # Ok::<(), wasmkafka::ConfigError>(())
 //! ```
 //!
 //! Reading a topic from its start without a group (`wasmkafka run --topic events --from
@@ -41,10 +51,7 @@
 //! ```no_run
 //! use std::time::Duration;
 //!
-//! use wasmkafka::client::Client;
-//! use wasmkafka::fetch::Consumer;
-//! use wasmkafka::net::PoolOptions;
-//! use wasmkafka::policy::ResetPolicySpec;
+//! use wasmkafka::{Client, Consumer, PoolOptions, ResetPolicySpec};
 //!
 //! # async fn read() -> anyhow::Result<()> {
 //! let client = Client::new(vec!["127.0.0.1:9092".into()], PoolOptions::default());
@@ -60,6 +67,7 @@
 //! # }
 //! ```
 
+#[doc(hidden)]
 pub mod cli;
 pub mod client;
 pub mod cluster;
@@ -74,3 +82,14 @@ pub mod net;
 pub mod plugin;
 pub mod policy;
 pub mod produce;
+
+pub use client::{Client, ClientError};
+pub use config::{Config, ConfigError};
+pub use fetch::{
+    Consumer, ConsumerError, ConsumerRecord, FetchOptions, PartitionError, TopicPartition,
+};
+pub use group::{
+    GroupConsumer, GroupError, GroupOptions, GroupProtocol, LoggingListener, RebalanceListener,
+};
+pub use net::{NetError, PoolOptions};
+pub use policy::ResetPolicySpec;

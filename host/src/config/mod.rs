@@ -130,6 +130,7 @@ use crate::policy::ResetPolicySpec;
 
 /// A configuration problem, with the key it concerns and what to do.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {reason}")]
     Read { path: String, reason: String },

@@ -12,6 +12,7 @@ use super::TopicPartition;
 
 /// An error that stopped one partition.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PartitionError {
     /// The reset policy declined to reset (`none`, or a policy that answered "fail").
     #[error(
@@ -120,6 +121,7 @@ pub(crate) fn topic_refusal_hint(error: ResponseError) -> &'static str {
 
 /// Consumer errors.
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConsumerError {
     #[error(transparent)]
     Client(#[from] ClientError),

@@ -13,6 +13,7 @@ use super::protocol::ProtocolError;
 /// application, which goes on ([`NotCommitted`], [`GroupError::Consumer`]), or the operator,
 /// since the member stops ([`Fatal`]).
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum GroupError {
     /// Heals by itself: the member retries, finds the coordinator again or rejoins. A caller
     /// sees one from a one-shot command, or as the last cause of a commit that timed out.
@@ -32,6 +33,7 @@ pub enum GroupError {
 
 /// Errors the member heals by itself.
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum Retry {
     /// The request did not get an answer (a connection failed, no broker answered): the
     /// member backs off, finds the coordinator again and retries. Authentication and TLS
@@ -71,6 +73,7 @@ pub enum Retry {
 
 /// A commit that did not happen. Nothing is lost: the records it named are delivered again.
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum NotCommitted {
     /// This consumer is not in the group right now (it left, or was removed and has not
     /// rejoined yet).
@@ -104,6 +107,7 @@ pub enum NotCommitted {
 
 /// Errors that stop the member.
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum Fatal {
     /// Another consumer with the same `group.instance.id` took over (KIP-345).
     #[error(

@@ -8,6 +8,7 @@ use super::oauth::TokenError;
 
 /// Something went wrong talking to a broker.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum NetError {
     /// The TCP connect (or the ApiVersions handshake that follows it) failed.
     #[error("cannot connect to broker {broker} at {addr}: {reason} (is the broker running and is the address right?)")]

@@ -30,6 +30,7 @@ use records::BatchRecords;
 
 /// One consumed record.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConsumerRecord {
     pub topic: Arc<str>,
     pub partition: i32,
