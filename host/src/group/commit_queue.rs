@@ -24,17 +24,18 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use crate::client::Client;
 use crate::fetch::{CommittedOffset, TopicPartition};
 use crate::net::Backoff;
 
 use super::error::{Fatal, GroupError, NotCommitted};
-use super::offsets::commit;
+use super::offsets::{commit, CommitFailures, MemberIdentity};
 use super::shared::GroupShared;
 
 type Reply = oneshot::Sender<Result<(), GroupError>>;
@@ -75,12 +76,26 @@ impl CommitQueue {
         backoff: Backoff,
         timeout: Duration,
     ) -> (CommitQueue, JoinHandle<()>) {
+        let coordinator = GroupCoordinator {
+            client,
+            shared: shared.clone(),
+        };
+        CommitQueue::start_with(coordinator, shared, backoff, timeout)
+    }
+
+    /// Starts the queue's task, committing through `coordinator`.
+    fn start_with(
+        coordinator: impl Coordinator,
+        shared: Arc<GroupShared>,
+        backoff: Backoff,
+        timeout: Duration,
+    ) -> (CommitQueue, JoinHandle<()>) {
         let queue = Arc::new(Queue {
             waiting: Mutex::new(Waiting::default()),
             wake: Notify::new(),
         });
         let sender = Sender {
-            client,
+            coordinator,
             shared,
             backoff,
             timeout,
@@ -140,14 +155,47 @@ impl CommitQueue {
     }
 }
 
-struct Sender {
+/// Where the queue's OffsetCommits go (a trait so the queue's order, merging and timing are
+/// unit-tested against a scripted coordinator on a paused clock).
+trait Coordinator: Send + Sync + 'static {
+    /// One OffsetCommit for `member`: the partitions refused one by one, or the error that
+    /// failed the whole request.
+    fn commit(
+        &self,
+        member: &MemberIdentity,
+        offsets: &[(TopicPartition, CommittedOffset)],
+    ) -> impl Future<Output = Result<CommitFailures, GroupError>> + Send;
+}
+
+/// The group's coordinator, found through the member's shared knowledge of it.
+struct GroupCoordinator {
     client: Client,
+    shared: Arc<GroupShared>,
+}
+
+impl Coordinator for GroupCoordinator {
+    async fn commit(
+        &self,
+        member: &MemberIdentity,
+        offsets: &[(TopicPartition, CommittedOffset)],
+    ) -> Result<CommitFailures, GroupError> {
+        let coordinator = self
+            .shared
+            .coordinator
+            .get(&self.client, &member.group)
+            .await?;
+        commit(&self.client, coordinator, member, offsets).await
+    }
+}
+
+struct Sender<C> {
+    coordinator: C,
     shared: Arc<GroupShared>,
     backoff: Backoff,
     timeout: Duration,
 }
 
-impl Sender {
+impl<C: Coordinator> Sender<C> {
     async fn run(self, queue: Arc<Queue>) {
         // However the task ends (its member is dropped and aborts it), callers waiting or
         // arriving later get `Closed` instead of waiting forever.
@@ -220,16 +268,8 @@ impl Sender {
             if changed.is_empty() {
                 return refusal(refused);
             }
-            let attempt = async {
-                let coordinator = self
-                    .shared
-                    .coordinator
-                    .get(&self.client, &identity.group)
-                    .await?;
-                commit(&self.client, coordinator, &identity, &changed).await
-            };
             let started = Instant::now();
-            let result = attempt.await;
+            let result = self.coordinator.commit(&identity, &changed).await;
             let partitions_failed = result.as_ref().map_or(true, |failed| !failed.is_empty());
             self.shared
                 .stats
@@ -325,5 +365,251 @@ impl Drop for CloseOnDrop {
         let mut waiting = self.0.waiting.lock().expect("commit queue lock");
         waiting.closed = true;
         waiting.waiters.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use kafka_protocol::error::ResponseError;
+
+    use super::*;
+    use crate::group::error::Retry;
+    use crate::group::options::GroupOptions;
+
+    /// A coordinator that answers from a script (nothing scripted: every partition
+    /// committed) and records each request with the paused clock's time. While `held` has a
+    /// gate, the next request waits for it to open.
+    /// One request: when (since the start) and the offsets it carried.
+    type Asked = (Duration, Vec<(String, i64)>);
+
+    struct Script {
+        started: Instant,
+        asked: Mutex<Vec<Asked>>,
+        answers: Mutex<VecDeque<Result<CommitFailures, GroupError>>>,
+        held: Mutex<Option<oneshot::Receiver<()>>>,
+    }
+
+    impl Coordinator for Arc<Script> {
+        async fn commit(
+            &self,
+            _: &MemberIdentity,
+            offsets: &[(TopicPartition, CommittedOffset)],
+        ) -> Result<CommitFailures, GroupError> {
+            let asked = offsets
+                .iter()
+                .map(|(tp, c)| (tp.to_string(), c.offset))
+                .collect();
+            self.asked
+                .lock()
+                .unwrap()
+                .push((self.started.elapsed(), asked));
+            let gate = self.held.lock().unwrap().take();
+            if let Some(gate) = gate {
+                let _ = gate.await;
+            }
+            let answer = self.answers.lock().unwrap().pop_front();
+            answer.unwrap_or(Ok(Vec::new()))
+        }
+    }
+
+    struct Fixture {
+        script: Arc<Script>,
+        shared: Arc<GroupShared>,
+        queue: CommitQueue,
+        task: JoinHandle<()>,
+    }
+
+    const TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// A member in generation 1 owning t-0 and t-1, with a queue that retries for 5 s.
+    fn fixture() -> Fixture {
+        let script = Arc::new(Script {
+            started: Instant::now(),
+            asked: Mutex::new(Vec::new()),
+            answers: Mutex::new(VecDeque::new()),
+            held: Mutex::new(None),
+        });
+        let shared = Arc::new(GroupShared::new(&GroupOptions::new(
+            "g",
+            vec!["t".to_string()],
+        )));
+        {
+            let mut identity = shared.identity.lock().unwrap();
+            identity.member_id = "member-1".into();
+            identity.generation = 1;
+        }
+        shared.owned.lock().unwrap().extend([tp(0), tp(1)]);
+        let backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
+        let (queue, task) =
+            CommitQueue::start_with(script.clone(), shared.clone(), backoff, TIMEOUT);
+        Fixture {
+            script,
+            shared,
+            queue,
+            task,
+        }
+    }
+
+    fn tp(partition: i32) -> TopicPartition {
+        TopicPartition::new("t", partition)
+    }
+
+    fn at(partition: i32, offset: i64) -> (TopicPartition, CommittedOffset) {
+        let committed = CommittedOffset {
+            offset,
+            leader_epoch: None,
+        };
+        (tp(partition), committed)
+    }
+
+    fn asked(script: &Script) -> Vec<Vec<(String, i64)>> {
+        let asked = script.asked.lock().unwrap();
+        asked.iter().map(|(_, offsets)| offsets.clone()).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_transient_error_is_retried_with_backoff_until_the_timeout() {
+        let fixture = fixture();
+        let transient = || {
+            Err(GroupError::Retry(Retry::Transient {
+                api: "OffsetCommit",
+                error: ResponseError::RequestTimedOut,
+            }))
+        };
+        fixture
+            .script
+            .answers
+            .lock()
+            .unwrap()
+            .extend((0..100).map(|_| transient()));
+        let started = Instant::now();
+        let error = fixture.queue.commit(vec![at(0, 10)]).await.unwrap_err();
+        let took = started.elapsed();
+        let GroupError::NotCommitted(NotCommitted::TimedOut { timeout, last }) = &error else {
+            panic!("{error:?}");
+        };
+        assert_eq!(*timeout, TIMEOUT);
+        assert!(matches!(**last, GroupError::Retry(Retry::Transient { .. })));
+        // It gave up when the next wait would have passed the timeout, not before.
+        assert!(
+            took <= TIMEOUT && took >= TIMEOUT - Duration::from_millis(1200),
+            "{took:?}"
+        );
+        let times: Vec<Duration> = fixture
+            .script
+            .asked
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(at, _)| *at)
+            .collect();
+        assert!(times.len() >= 5, "{times:?}");
+        let gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(gaps[0] < Duration::from_millis(500), "{gaps:?}");
+        assert!(
+            gaps.iter().all(|gap| *gap < Duration::from_millis(1200)),
+            "the backoff is capped at its max (1 s, jittered by up to 20%): {gaps:?}"
+        );
+        assert!(gaps.last() > gaps.first(), "the waits grow: {gaps:?}");
+        // Nothing was confirmed, so nothing counts as committed.
+        assert!(fixture.shared.committed.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn commits_behind_a_held_one_merge_into_one_request_with_the_newest_offsets() {
+        let fixture = fixture();
+        let (open, gate) = oneshot::channel();
+        *fixture.script.held.lock().unwrap() = Some(gate);
+        let first = tokio::spawn(fixture.queue.commit(vec![at(0, 1)]));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(asked(&fixture.script).len(), 1, "the first request is out");
+        // While it is held: 999 offers nobody waits for, and one commit that waits.
+        for offset in 2..=1000 {
+            fixture.queue.offer(vec![at(0, offset)]);
+        }
+        let second = tokio::spawn(fixture.queue.commit(vec![at(1, 6)]));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(
+            fixture.queue.waiting(),
+            (2, 1),
+            "one offset per partition waits"
+        );
+        open.send(()).unwrap();
+        first.await.unwrap().unwrap();
+        second.await.unwrap().unwrap();
+        assert_eq!(
+            asked(&fixture.script),
+            [
+                vec![("t/0".to_string(), 1)],
+                vec![("t/0".to_string(), 1000), ("t/1".to_string(), 6)],
+            ]
+        );
+        let committed = fixture.shared.committed.lock().unwrap().clone();
+        assert_eq!(committed, BTreeMap::from([(tp(0), 1000), (tp(1), 6)]));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_offset_the_broker_confirmed_is_not_sent_again() {
+        let fixture = fixture();
+        fixture.queue.commit(vec![at(0, 5)]).await.unwrap();
+        fixture.queue.commit(vec![at(0, 5)]).await.unwrap();
+        fixture
+            .queue
+            .commit(vec![at(0, 5), at(1, 3)])
+            .await
+            .unwrap();
+        assert_eq!(
+            asked(&fixture.script),
+            [vec![("t/0".to_string(), 5)], vec![("t/1".to_string(), 3)]]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_request_for_a_member_out_of_the_group_or_partitions_it_does_not_own() {
+        let fixture = fixture();
+        let error = fixture.queue.commit(vec![at(7, 1)]).await.unwrap_err();
+        let GroupError::NotCommitted(NotCommitted::NotOwned { partitions }) = &error else {
+            panic!("{error:?}");
+        };
+        assert_eq!(partitions, &["t/7".to_string()]);
+        fixture.shared.identity.lock().unwrap().generation = -1;
+        let error = fixture.queue.commit(vec![at(0, 1)]).await.unwrap_err();
+        assert!(
+            matches!(
+                error,
+                GroupError::NotCommitted(NotCommitted::NotMember { .. })
+            ),
+            "{error:?}"
+        );
+        assert!(
+            asked(&fixture.script).is_empty(),
+            "{:?}",
+            asked(&fixture.script)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stopped_queue_answers_closed_to_those_waiting_and_those_after() {
+        let fixture = fixture();
+        let (_open, gate) = oneshot::channel::<()>();
+        *fixture.script.held.lock().unwrap() = Some(gate);
+        let held = tokio::spawn(fixture.queue.commit(vec![at(0, 1)]));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let waiting = tokio::spawn(fixture.queue.commit(vec![at(0, 2)]));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        fixture.task.abort();
+        for answer in [held.await.unwrap(), waiting.await.unwrap()] {
+            assert!(
+                matches!(answer, Err(GroupError::Fatal(Fatal::Closed))),
+                "{answer:?}"
+            );
+        }
+        let later = fixture.queue.commit(vec![at(0, 3)]).await;
+        assert!(
+            matches!(later, Err(GroupError::Fatal(Fatal::Closed))),
+            "{later:?}"
+        );
     }
 }
