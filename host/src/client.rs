@@ -32,6 +32,7 @@ use crate::cluster::refreshes::Refreshes;
 use crate::cluster::{
     means_stale_metadata, Metadata, MetadataCache, MetadataOptions, MetadataScope, RefreshReason,
 };
+use crate::error_chain::Chain;
 use crate::net::{ConnKey, Connection, NetError, Pool, PoolOptions, Purpose, SendOptions};
 
 /// Errors of the client layer.
@@ -424,8 +425,8 @@ impl Client {
                         Err(error) => {
                             self.any_broker.failed(broker);
                             let addr = self.pool.address(broker).unwrap_or_default();
-                            tracing::debug!(broker, %addr, %error, api = ?R::KEY, "request to any broker failed");
-                            tried.push(format!("{addr} ({error})"));
+                            tracing::debug!(broker, %addr, error = %Chain(&error), api = ?R::KEY, "request to any broker failed");
+                            tried.push(format!("{addr} ({})", Chain(&error)));
                             ask_next(&mut asking, &mut queue);
                         }
                     }

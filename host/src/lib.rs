@@ -4,7 +4,8 @@
 //! Layers, bottom up (no module imports one above it; ARCHITECTURE.md draws them):
 //! - [`net`] (framing, TLS and SASL, connections pooled by purpose), [`cluster`] (the
 //!   metadata cache), [`policy`] (reset policies behind one trait), [`histogram`], [`html`]
-//!   (escaping, pages and SVG charts for the reports);
+//!   (escaping, pages and SVG charts for the reports), [`error_chain`] (an error with its causes
+//!   in one line);
 //! - [`client`]: the two first together (send a request to a broker for a purpose, the one
 //!   metadata refresh);
 //! - [`fetch`] (the consumer: partitions, fetch plan and loop, resets, the record buffer) and
@@ -72,6 +73,7 @@ pub mod cli;
 pub mod client;
 pub mod cluster;
 pub mod config;
+pub mod error_chain;
 pub mod fetch;
 pub mod group;
 pub mod histogram;

@@ -152,7 +152,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             tracing::info!(signal, "stopping: committing what was written and leaving")
         }
         Ok(reason) => tracing::debug!(?reason, "stopping"),
-        Err(error) => tracing::debug!(%error, "stopping after an error"),
+        Err(error) => {
+            tracing::debug!(error = %format_args!("{error:#}"), "stopping after an error")
+        }
     }
     let timeout = Duration::from_millis(config.consumer.shutdown_timeout_ms);
     let stopped = tokio::select! {

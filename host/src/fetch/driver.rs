@@ -27,6 +27,7 @@ use tokio::task::JoinSet;
 
 use crate::client::{Client, ClientError};
 use crate::cluster::{means_stale_metadata, MetadataScope, RefreshReason};
+use crate::error_chain::Chain;
 use crate::net::Backoff;
 use crate::policy::{ResetPolicy, ResetReason};
 
@@ -398,7 +399,7 @@ impl Driver {
                     Err(error) => {
                         self.metadata_failures += 1;
                         let delay = self.backoff.delay(self.metadata_failures);
-                        tracing::warn!(%error, attempt = self.metadata_failures, ?delay, "metadata refresh failed; retrying");
+                        tracing::warn!(error = %Chain(&error), attempt = self.metadata_failures, ?delay, "metadata refresh failed; retrying");
                         self.metadata_retry_at = Some(Instant::now() + delay);
                     }
                 }
@@ -435,7 +436,7 @@ impl Driver {
                 leader_state.failures += 1;
                 let delay = backoff.delay(leader_state.failures);
                 leader_state.retry_at = Some(now + delay);
-                tracing::warn!(leader, %error, attempt = leader_state.failures, ?delay, "fetch failed; retrying");
+                tracing::warn!(leader, error = %Chain(&error), attempt = leader_state.failures, ?delay, "fetch failed; retrying");
                 let first_failure = leader_state.failures == 1;
                 let mut state = self.shared.lock();
                 state.stats.failed_fetches += 1;
@@ -463,7 +464,7 @@ impl Driver {
                 self.client.observe_error_under(error, generation);
                 leader_state.failures += 1;
                 leader_state.retry_at = Some(now + backoff.delay(leader_state.failures));
-                tracing::warn!(leader, %error, "fetch refused; retrying");
+                tracing::warn!(leader, error = %Chain(&error), "fetch refused; retrying");
             }
             return;
         }
@@ -535,7 +536,7 @@ impl Driver {
                     // the leader is asked next, and an out-of-range position is judged there
                     // (a follower's log may simply not have it yet), never reset here.
                     state.partitions.clear_read_replica(&tp);
-                    tracing::info!(partition = %tp, replica = leader, %error, "the read replica refused; fetching from the leader again");
+                    tracing::info!(partition = %tp, replica = leader, error = %Chain(&error), "the read replica refused; fetching from the leader again");
                     if error != ResponseError::OffsetOutOfRange {
                         self.client.observe_error_under(error, generation);
                     }
@@ -552,12 +553,12 @@ impl Driver {
                         hint: refusal_hint(error).expect("checked by the guard"),
                     };
                     if state.stop_partition(stamp, refused) {
-                        tracing::error!(partition = %tp, %error, "the broker refuses the partition; it stops");
+                        tracing::error!(partition = %tp, error = %Chain(&error), "the broker refuses the partition; it stops");
                         records_arrived = true;
                     }
                 }
                 PartitionOutcome::Error(error) => {
-                    tracing::debug!(partition = %tp, %error, "fetch error for a partition; retrying");
+                    tracing::debug!(partition = %tp, error = %Chain(&error), "fetch error for a partition; retrying");
                     self.client.observe_error_under(error, generation);
                     if means_stale_metadata(error) {
                         stale_leader = true;
@@ -714,7 +715,7 @@ impl Driver {
                     state.stats.resets_resolved += 1;
                 }
                 ResetOutcome::Failed(error) => {
-                    tracing::warn!(%error, "partition stopped");
+                    tracing::warn!(error = %Chain(&error), "partition stopped");
                     state.partitions.fail(&tp, stamp);
                     state.errors.push_back(error.into());
                     errors_arrived = true;

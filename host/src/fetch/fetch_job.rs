@@ -11,6 +11,7 @@ use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, To
 use kafka_protocol::protocol::StrBytes;
 
 use crate::client::{Client, ClientError};
+use crate::error_chain::Chain;
 use crate::net::{Purpose, SendOptions};
 
 use super::batch::{read_batches, BatchError, PendingRecords};
@@ -52,7 +53,7 @@ pub async fn close_session(client: &Client, leader: i32, session_id: i32, timeou
     match sent {
         Ok(_) => tracing::debug!(leader, session_id, "fetch session closed"),
         Err(error) => {
-            tracing::debug!(leader, session_id, %error, "closing the fetch session failed")
+            tracing::debug!(leader, session_id, error = %Chain(&error), "closing the fetch session failed")
         }
     }
 }

@@ -17,6 +17,7 @@ use kafka_protocol::error::ResponseError;
 use crate::client::{Client, ClientError};
 use std::sync::Arc;
 
+use crate::error_chain::Chain;
 use crate::policy::{PolicyError, ResetContext, ResetDecision, ResetPolicy, ResetReason};
 
 use super::error::PartitionError;
@@ -78,7 +79,7 @@ impl ResetJob<'_> {
             let (log_start, high_watermark) = match bounds {
                 Ok(bounds) => bounds,
                 Err(error) => {
-                    let outcome = ResetOutcome::Retry(error.to_string());
+                    let outcome = ResetOutcome::Retry(Chain(&error).to_string());
                     outcomes.push((request, outcome));
                     continue;
                 }
@@ -121,7 +122,7 @@ impl ResetJob<'_> {
                         // -1: no record at or after that time; wait for new ones at the end.
                         Ok(-1) => ResetOutcome::Resolved(high_watermark),
                         Ok(offset) => ResetOutcome::Resolved(offset),
-                        Err(error) => ResetOutcome::Retry(error.to_string()),
+                        Err(error) => ResetOutcome::Retry(Chain(&error).to_string()),
                     };
                     outcomes.push((request, outcome));
                 }
@@ -260,6 +261,6 @@ fn retry_all(
 ) -> Vec<(ResetRequest, ResetOutcome)> {
     requests
         .into_iter()
-        .map(|r| (r, ResetOutcome::Retry(error.to_string())))
+        .map(|r| (r, ResetOutcome::Retry(Chain(&error).to_string())))
         .collect()
 }

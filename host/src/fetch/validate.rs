@@ -21,6 +21,7 @@ use kafka_protocol::messages::{ApiKey, BrokerId, OffsetForLeaderEpochRequest, To
 use kafka_protocol::protocol::StrBytes;
 
 use crate::client::Client;
+use crate::error_chain::Chain;
 use crate::net::{NetError, Purpose, SendOptions};
 
 use super::partition::Stamp;
@@ -89,9 +90,9 @@ pub async fn validate(
                     .map(|r| (r, ValidateOutcome::Unsupported))
                     .collect();
             }
-            Err(error) => return retry_all(requests, error.to_string()),
+            Err(error) => return retry_all(requests, Chain(&error).to_string()),
         },
-        Err(error) => return retry_all(requests, error.to_string()),
+        Err(error) => return retry_all(requests, Chain(&error).to_string()),
     };
     let topics = by_topic(requests.iter().map(|r| {
         (
@@ -123,7 +124,7 @@ pub async fn validate(
         .await
     {
         Ok((_, response)) => response,
-        Err(error) => return retry_all(requests, error.to_string()),
+        Err(error) => return retry_all(requests, Chain(&error).to_string()),
     };
     let mut answers: BTreeMap<TopicPartition, ValidateOutcome> = BTreeMap::new();
     for topic in &response.topics {

@@ -31,6 +31,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::client::Client;
+use crate::error_chain::Chain;
 use crate::fetch::{CommittedOffset, TopicPartition};
 use crate::net::Backoff;
 
@@ -221,7 +222,7 @@ impl<C: Coordinator> Sender<C> {
             let result = self.send(offsets).await;
             if waiters.is_empty() {
                 if let Err(error) = &result {
-                    tracing::debug!(group = %self.shared.group, %error, "commit failed; a later one covers it");
+                    tracing::debug!(group = %self.shared.group, error = %Chain(&error), "commit failed; a later one covers it");
                 }
             }
             for (waiter, not_owned) in waiters.into_iter().zip(not_owned) {
@@ -295,7 +296,7 @@ impl<C: Coordinator> Sender<C> {
                         if error.is_transient() {
                             transient.get_or_insert(error);
                         } else {
-                            tracing::warn!(group = %identity.group, partition = %tp, %error, "the broker refused to commit this partition");
+                            tracing::warn!(group = %identity.group, partition = %tp, error = %Chain(&error), "the broker refused to commit this partition");
                             refused.insert(tp, error);
                         }
                     }
@@ -318,7 +319,7 @@ impl<C: Coordinator> Sender<C> {
                     last: Box::new(error),
                 }));
             }
-            tracing::warn!(group = %identity.group, %error, retry_in = ?delay, "commit failed; retrying");
+            tracing::warn!(group = %identity.group, error = %Chain(&error), retry_in = ?delay, "commit failed; retrying");
             tokio::time::sleep(delay).await;
         }
     }

@@ -8,6 +8,7 @@ use kafka_protocol::messages::FindCoordinatorRequest;
 use kafka_protocol::protocol::StrBytes;
 
 use crate::client::{bootstrap_id, Client};
+use crate::error_chain::Chain;
 
 use super::error::{classify, GroupError, Retry};
 
@@ -83,7 +84,7 @@ where
                 error @ (GroupError::Retry(Retry::CoordinatorMoved { .. })
                 | GroupError::Retry(Retry::Transient { .. })),
             ) if Instant::now() + backoff < deadline => {
-                tracing::debug!(%error, ?backoff, "retrying");
+                tracing::debug!(error = %Chain(&error), ?backoff, "retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(1));
             }

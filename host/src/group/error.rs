@@ -98,9 +98,11 @@ pub enum NotCommitted {
     #[error("not committed: the broker refused {}; the other partitions were committed and these will be delivered again", describe_refusals(.partitions))]
     PartitionsRefused { partitions: Vec<(String, String)> },
     /// The commit did not get through before its deadline.
-    #[error("commit not confirmed within {timeout:?}: {last}")]
+    #[error("commit not confirmed within {timeout:?}")]
     TimedOut {
         timeout: std::time::Duration,
+        /// The error of the last try.
+        #[source]
         last: Box<GroupError>,
     },
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::client::Client;
+use crate::error_chain::Chain;
 use crate::fetch::{Consumer, StartAt, TopicPartition};
 use crate::net::Purpose;
 
@@ -71,7 +72,7 @@ impl Handover {
         match tokio::time::timeout(bound, self.commits.commit(positions)).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => {
-                tracing::warn!(group = self.group(), %error, "commit before revoking failed; the next owner starts from the last commit")
+                tracing::warn!(group = self.group(), error = %Chain(&error), "commit before revoking failed; the next owner starts from the last commit")
             }
             Err(_) => {
                 tracing::warn!(group = self.group(), ?bound, "commit before revoking not answered in time; the next owner starts from the last commit")
@@ -163,7 +164,7 @@ impl Handover {
                 if error.coordinator_lost() {
                     self.shared.coordinator.forget();
                 }
-                tracing::warn!(group = self.group(), %error, "cannot fetch committed offsets yet; retrying")
+                tracing::warn!(group = self.group(), error = %Chain(&error), "cannot fetch committed offsets yet; retrying")
             }
         }
     }

@@ -34,6 +34,7 @@ use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinHandle;
 
 use crate::client::Client;
+use crate::error_chain::Chain;
 use crate::net::{Backoff, Purpose};
 
 use super::error::{classify, Fatal, GroupError, Retry};
@@ -127,7 +128,7 @@ impl BeatEvents for MemberEvents<'_> {
         if error.coordinator_lost() {
             self.shared.coordinator.forget();
         }
-        tracing::warn!(group = %self.shared.group, %error, "heartbeat failed");
+        tracing::warn!(group = %self.shared.group, error = %Chain(&error), "heartbeat failed");
     }
 
     fn rebalance(&self) {

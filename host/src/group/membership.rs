@@ -56,6 +56,7 @@ use wasmkafka_policy::assign::{Group, MemberAssignment, PartitionInfo};
 
 use crate::client::{Client, ClientError};
 use crate::cluster::Metadata;
+use crate::error_chain::Chain;
 use crate::fetch::{Consumer, TopicPartition, TopicRefused};
 use crate::net::{Backoff, Purpose, SendOptions};
 
@@ -173,7 +174,7 @@ impl Membership {
         let metadata = match self.client.refresh_topics(topics).await {
             Ok(metadata) => metadata,
             Err(error) => {
-                tracing::debug!(group = self.group(), %error, "cannot look the subscribed topics up; the next round tries again");
+                tracing::debug!(group = self.group(), error = %Chain(&error), "cannot look the subscribed topics up; the next round tries again");
                 return;
             }
         };
@@ -224,7 +225,7 @@ impl Membership {
                 Phase::Stable => self.stable().await,
                 Phase::Left => self.wait_for_poll().await,
                 Phase::Failed(error) => {
-                    tracing::error!(group = self.group(), %error, "group consumer stopped");
+                    tracing::error!(group = self.group(), error = %Chain(&error), "group consumer stopped");
                     self.lose_all();
                     self.shared.fatal.send_replace(Some(error));
                     return;
@@ -266,7 +267,7 @@ impl Membership {
             }
             GroupError::Retry(Retry::MemberGone { .. }) => {
                 self.heartbeat = None;
-                tracing::warn!(group = self.group(), %error, "partitions lost");
+                tracing::warn!(group = self.group(), error = %Chain(&error), "partitions lost");
                 self.lose_all();
                 let mut identity = self.shared.identity.lock().expect("identity lock");
                 if matches!(
@@ -493,7 +494,7 @@ impl Membership {
                 Err(error) => tracing::error!(
                     group = self.group(),
                     member = %member.member_id.as_str(),
-                    %error,
+                    error = %Chain(&error),
                     "cannot read this member's subscription; it gets no partitions this round"
                 ),
             }
@@ -526,7 +527,7 @@ impl Membership {
                         .collect(),
                 );
             } else if let Some(error) = metadata.refusal(topic) {
-                tracing::warn!(group = self.group(), %topic, %error, "a member subscribes to a topic the cluster refuses to this client (the leader); nothing to assign for it");
+                tracing::warn!(group = self.group(), %topic, error = %Chain(&error), "a member subscribes to a topic the cluster refuses to this client (the leader); nothing to assign for it");
             } else {
                 tracing::warn!(group = self.group(), %topic, "subscribed topic does not exist; nothing to assign for it");
             }
@@ -551,7 +552,7 @@ impl Membership {
                 })?;
         if let Some(error) = &assigned.fell_back {
             let fallback = self.options.fallback_assignor.name();
-            tracing::error!(group = self.group(), %error, fallback, "the assignor failed; using the fallback");
+            tracing::error!(group = self.group(), error = %Chain(&error), fallback, "the assignor failed; using the fallback");
         }
         if !assigned.unassigned.is_empty() {
             tracing::info!(group = self.group(), held_back = ?assigned.unassigned, "partitions held back until their owners revoke them; a follow-up round hands them out");
@@ -747,7 +748,7 @@ impl Membership {
                 result = wait_some(&mut refreshing) => {
                     refreshing = None;
                     if let Err(error) = result {
-                        tracing::warn!(group = self.group(), %error, "metadata refresh failed; trying again");
+                        tracing::warn!(group = self.group(), error = %Chain(&error), "metadata refresh failed; trying again");
                     }
                     refresh_at = Some(self.next_metadata_check(&self.client.metadata()));
                 }
@@ -760,7 +761,7 @@ impl Membership {
                         // counted, logged and tried again at the next interval.
                         Err(error) if error.ends_membership() => return self.after_error(error).await,
                         Err(error) => {
-                            tracing::warn!(group = self.group(), %error, "auto-commit failed; trying again at the next interval")
+                            tracing::warn!(group = self.group(), error = %Chain(&error), "auto-commit failed; trying again at the next interval")
                         }
                     }
                 }
@@ -827,7 +828,7 @@ impl Membership {
                     tracing::info!(group = self.group(), member_id = %identity.member_id, "left the group")
                 }
                 Err(error) => {
-                    tracing::warn!(group = self.group(), %error, "LeaveGroup failed; the session timeout will remove this member")
+                    tracing::warn!(group = self.group(), error = %Chain(&error), "LeaveGroup failed; the session timeout will remove this member")
                 }
             }
             let mut identity = self.shared.identity.lock().expect("identity lock");

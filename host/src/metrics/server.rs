@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use super::Metrics;
+use crate::error_chain::Chain;
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -49,7 +50,7 @@ impl MetricsServer {
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
                     if let Err(error) = served {
-                        tracing::debug!(%error, "metrics connection ended with an error");
+                        tracing::debug!(error = %Chain(&error), "metrics connection ended with an error");
                     }
                 });
             }

@@ -33,7 +33,7 @@ use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 
-use super::error::{CloseReason, NetError};
+use super::error::{CloseReason, ConnectCause, NetError};
 use super::frame::{buffer_for_frame, frame_with_size, FrameReader};
 use super::sasl;
 use super::security::Security;
@@ -211,7 +211,7 @@ impl Connection {
         addr: &str,
         options: ConnectionOptions,
     ) -> Result<Connection, NetError> {
-        let connect_error = |reason: String| NetError::connect(broker, addr, reason);
+        let connect_error = |cause: ConnectCause| NetError::connect(broker, addr, cause);
         let (read_half, write_half) =
             transport::open(broker, addr, &options.security, options.connect_timeout).await?;
         let sasl = options.security.sasl.clone();
@@ -236,7 +236,7 @@ impl Connection {
                     addr: addr.to_string(),
                     reason,
                 },
-                other => connect_error(format!("ApiVersions handshake failed: {other}")),
+                other => connect_error(ConnectCause::ApiVersions(Box::new(other))),
             })?;
         // Restart the handle with the negotiated table; the tasks and socket stay the same.
         let inner = Arc::get_mut(&mut connection.inner)
@@ -252,7 +252,7 @@ impl Connection {
                         NetError::Authentication { .. }
                         | NetError::OAuthBearer { .. }
                         | NetError::OAuthToken { .. } => error,
-                        other => connect_error(format!("SASL authentication failed: {other}")),
+                        other => connect_error(ConnectCause::Sasl(Box::new(other))),
                     })?;
             let inner = Arc::get_mut(&mut connection.inner)
                 .expect("no other handle exists during the handshake");
@@ -579,12 +579,12 @@ async fn write_loop(
                 queue.waiting.push_back(in_flight);
             }
             if let Err(e) = writer.write_all(&frame).await {
-                shared.close(CloseReason::Io(e.to_string()));
+                shared.close(CloseReason::Io(e.into()));
                 return;
             }
         }
         if let Err(e) = writer.flush().await {
-            shared.close(CloseReason::Io(e.to_string()));
+            shared.close(CloseReason::Io(e.into()));
             return;
         }
     }

@@ -2,6 +2,7 @@
 //! connections). They are `Clone` because one connection failure is handed to every request
 //! that was in flight on that connection.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::oauth::TokenError;
@@ -10,12 +11,14 @@ use super::oauth::TokenError;
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum NetError {
-    /// The TCP connect (or the ApiVersions handshake that follows it) failed.
-    #[error("cannot connect to broker {broker} at {addr}: {reason} (is the broker running and is the address right?)")]
+    /// The TCP connect, the TLS handshake, or the ApiVersions or SASL exchange that follows
+    /// failed; `cause` says which and why.
+    #[error("cannot connect to broker {broker} at {addr} (is the broker running and is the address right?)")]
     Connect {
         broker: i32,
         addr: String,
-        reason: String,
+        #[source]
+        cause: ConnectCause,
     },
     /// TLS failed in a way retrying does not fix: an untrusted or mismatched certificate, an
     /// alert from the broker.
@@ -84,6 +87,59 @@ pub enum NetError {
     },
 }
 
+/// Why a connection could not be opened: the source of [`NetError::Connect`].
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum ConnectCause {
+    /// Resolving the address or the TCP connect failed.
+    #[error("TCP connect failed")]
+    Tcp(#[source] IoFailure),
+    /// The TCP connect and the TLS handshake did not finish within the connect timeout.
+    #[error("no answer within {0:?}")]
+    TimedOut(Duration),
+    /// The TLS handshake broke off (not a certificate or an alert: those are
+    /// [`NetError::Tls`]).
+    #[error("the TLS handshake broke off{}", if *.listener_not_tls { " (the broker closed the connection during the TLS handshake: is this listener SSL or SASL_SSL?)" } else { "" })]
+    TlsHandshake {
+        #[source]
+        error: IoFailure,
+        /// The peer closed the connection in the handshake: often a listener without TLS.
+        listener_not_tls: bool,
+    },
+    /// The first request on the new connection failed.
+    #[error("the ApiVersions handshake failed")]
+    ApiVersions(#[source] Box<NetError>),
+    /// The SASL exchange failed for a reason other than the credentials (a dropped
+    /// connection, a timeout).
+    #[error("the SASL exchange failed")]
+    Sasl(#[source] Box<NetError>),
+}
+
+/// An I/O error, shared (one connection failure reaches every request that was in flight)
+/// and compared by kind and text.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(transparent)]
+pub struct IoFailure(Arc<std::io::Error>);
+
+impl From<std::io::Error> for IoFailure {
+    fn from(error: std::io::Error) -> Self {
+        IoFailure(Arc::new(error))
+    }
+}
+
+impl IoFailure {
+    pub fn kind(&self) -> std::io::ErrorKind {
+        self.0.kind()
+    }
+}
+
+impl PartialEq for IoFailure {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.kind() == other.0.kind() && self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for IoFailure {}
+
 /// Why a connection was closed. Every reason that comes from the peer is a typed variant, so
 /// the pool and the tests can tell a garbage frame from a timeout or a clean shutdown.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -110,8 +166,8 @@ pub enum CloseReason {
     ClosedByClient,
     #[error("TLS: {0}")]
     Tls(String),
-    #[error("I/O error: {0}")]
-    Io(String),
+    #[error("I/O error")]
+    Io(#[source] IoFailure),
 }
 
 impl From<FrameError> for CloseReason {
@@ -132,12 +188,12 @@ impl From<FrameError> for CloseReason {
 }
 
 impl NetError {
-    /// A failed connect to `broker` at `addr`, for `reason`.
-    pub fn connect(broker: i32, addr: &str, reason: impl Into<String>) -> NetError {
+    /// A failed connect to `broker` at `addr`, for `cause`.
+    pub fn connect(broker: i32, addr: &str, cause: ConnectCause) -> NetError {
         NetError::Connect {
             broker,
             addr: addr.to_string(),
-            reason: reason.into(),
+            cause,
         }
     }
 
@@ -189,8 +245,8 @@ pub enum FrameError {
     #[error("TLS: {0}")]
     Tls(String),
     /// Any other I/O failure.
-    #[error("I/O error: {0}")]
-    Io(String),
+    #[error("I/O error")]
+    Io(#[source] IoFailure),
 }
 
 /// A rustls error in words, with what to do about it.

@@ -31,7 +31,7 @@ fn io_error(error: std::io::Error) -> FrameError {
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
     {
         Some(tls) => FrameError::Tls(describe_tls_error(tls)),
-        None => FrameError::Io(error.to_string()),
+        None => FrameError::Io(error.into()),
     }
 }
 

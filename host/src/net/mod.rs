@@ -16,7 +16,7 @@ pub mod versions;
 
 pub use backoff::Backoff;
 pub use connection::{Connection, ConnectionOptions, SendOptions};
-pub use error::{CloseReason, NetError};
+pub use error::{CloseReason, ConnectCause, IoFailure, NetError};
 pub use oauth::{OAuthBearerConfig, TokenError, TokenSource};
 pub use pool::{ConnKey, Pool, PoolOptions, PoolStats, Purpose};
 pub use security::{

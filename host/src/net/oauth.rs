@@ -37,6 +37,7 @@ use base64::Engine;
 
 use super::backoff::unit_random;
 use super::secret::Secret;
+use crate::error_chain::Chain;
 
 /// Everything OAUTHBEARER needs: where tokens come from, the SASL extensions sent beside
 /// them, and when a token is replaced.
@@ -392,7 +393,7 @@ impl TokenSource {
                     Some(current)
                         if !error.is_fatal() && current.token.expires_at > SystemTime::now() =>
                     {
-                        tracing::warn!(%error, retry_in = ?retry_later, "cannot refresh the OAUTHBEARER token; the current one is used until it expires");
+                        tracing::warn!(error = %Chain(&error), retry_in = ?retry_later, "cannot refresh the OAUTHBEARER token; the current one is used until it expires");
                         current.refresh_at = Instant::now() + retry_later;
                         Ok(current.token.clone())
                     }
@@ -449,7 +450,7 @@ impl TokenSource {
             if wait.is_zero() {
                 return Err(error);
             }
-            tracing::debug!(%error, attempt, retry_in = ?wait, "token request failed");
+            tracing::debug!(error = %Chain(&error), attempt, retry_in = ?wait, "token request failed");
             tokio::time::sleep(wait).await;
         }
     }

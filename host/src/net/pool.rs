@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use super::backoff::Backoff;
 use super::connection::{Connection, ConnectionOptions};
 use super::error::{CloseReason, NetError};
+use crate::error_chain::Chain;
 
 /// What a connection is for. Each purpose gets its own connection per broker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -275,7 +276,7 @@ impl Pool {
                     self.inner.options.reconnect_backoff_max,
                 )
                 .delay(state.failures);
-                tracing::debug!(broker = key.broker, purpose = ?key.purpose, %error, retry_in = ?delay, "connect failed");
+                tracing::debug!(broker = key.broker, purpose = ?key.purpose, error = %Chain(&error), retry_in = ?delay, "connect failed");
                 state.not_before = Some(Instant::now() + delay);
                 state.last_failure = Some((Instant::now(), error.clone()));
                 if error.is_fatal() {

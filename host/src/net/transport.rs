@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use super::error::{describe_tls_error, NetError};
+use super::error::{describe_tls_error, ConnectCause, NetError};
 use super::security::Security;
 
 pub type ReadHalf = Box<dyn AsyncRead + Send + Unpin>;
@@ -21,11 +21,11 @@ pub async fn open(
     security: &Security,
     timeout: Duration,
 ) -> Result<(ReadHalf, WriteHalf), NetError> {
-    let connect_error = |reason: String| NetError::connect(broker, addr, reason);
+    let connect_error = |cause: ConnectCause| NetError::connect(broker, addr, cause);
     let opened = tokio::time::timeout(timeout, async {
         let stream = TcpStream::connect(addr)
             .await
-            .map_err(|e| connect_error(e.to_string()))?;
+            .map_err(|e| connect_error(ConnectCause::Tcp(e.into())))?;
         let _ = stream.set_nodelay(true);
         let Some(tls) = &security.tls else {
             let (read, write) = stream.into_split();
@@ -44,7 +44,7 @@ pub async fn open(
         Ok((Box::new(read) as ReadHalf, Box::new(write) as WriteHalf))
     })
     .await;
-    opened.unwrap_or_else(|_| Err(connect_error(format!("no answer within {timeout:?}"))))
+    opened.unwrap_or_else(|_| Err(connect_error(ConnectCause::TimedOut(timeout))))
 }
 
 /// The name the broker's certificate must carry: the host part of `addr` (an IP address is
@@ -69,11 +69,10 @@ fn handshake_error(broker: i32, addr: &str, error: std::io::Error) -> NetError {
             reason: describe_tls_error(tls),
         };
     }
-    let hint = if error.kind() == std::io::ErrorKind::UnexpectedEof {
-        " (the broker closed the connection during the TLS handshake: is this listener \
-         SSL or SASL_SSL?)"
-    } else {
-        ""
+    let listener_not_tls = error.kind() == std::io::ErrorKind::UnexpectedEof;
+    let cause = ConnectCause::TlsHandshake {
+        error: error.into(),
+        listener_not_tls,
     };
-    NetError::connect(broker, addr, format!("TLS handshake: {error}{hint}"))
+    NetError::connect(broker, addr, cause)
 }

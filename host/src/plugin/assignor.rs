@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use wasmkafka_policy::assign::{Assignment, Group, MemberAssignment};
 
+use crate::error_chain::Chain;
 use crate::group::{Assignor, AssignorError, RebalanceProtocol};
 
 use super::contract::PluginKind;
@@ -334,7 +335,7 @@ impl Assignor for WasmAssignor {
             }
         };
         answer.unwrap_or_else(|error| {
-            tracing::warn!(%error, "no subscription user data from the plugin");
+            tracing::warn!(error = %Chain(&error), "no subscription user data from the plugin");
             Vec::new()
         })
     }
@@ -380,7 +381,7 @@ impl Assignor for WasmAssignor {
         match answer {
             Ok(state) => *self.state.lock().expect("state lock") = state,
             Err(error) => {
-                tracing::warn!(%error, "on-assignment failed; keeping the previous state")
+                tracing::warn!(error = %Chain(&error), "on-assignment failed; keeping the previous state")
             }
         }
     }

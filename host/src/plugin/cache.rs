@@ -31,6 +31,7 @@ use wasmtime::component::Component;
 use wasmtime::Engine;
 
 use super::digest::Sha256Digest;
+use crate::error_chain::Chain;
 
 /// The first bytes of every entry (the format's version is its last byte).
 const MAGIC: &[u8; 8] = b"WKCACHE1";
@@ -94,7 +95,7 @@ impl CompileCache {
                 match unsafe { Component::deserialize(engine, &code) } {
                     Ok(component) => return Ok(component),
                     Err(error) => {
-                        tracing::warn!(path = %path.display(), %error, "a plugin cache entry does not load; compiling again")
+                        tracing::warn!(path = %path.display(), error = %format_args!("{error:#}"), "a plugin cache entry does not load; compiling again")
                     }
                 }
             }
@@ -108,7 +109,7 @@ impl CompileCache {
             .precompile_component(bytes)
             .map_err(|e| format!("{e:#}"))?;
         if let Err(error) = write_entry(&path, &code) {
-            tracing::warn!(dir = %self.dir.display(), %error, "cannot write the plugin cache; compiling every time");
+            tracing::warn!(dir = %self.dir.display(), error = %Chain(&error), "cannot write the plugin cache; compiling every time");
         } else {
             self.evict(&path);
         }

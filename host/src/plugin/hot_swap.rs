@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use super::failure::PluginError;
+use crate::error_chain::Chain;
 
 /// Which version of a file: its modification time and size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,7 +76,7 @@ impl<L> Swappable<L> {
                 (versions.current.clone(), true)
             }
             Err(error) => {
-                tracing::error!(plugin = %self.path.display(), %error, "plugin file changed but the new version is refused; the previous version keeps running");
+                tracing::error!(plugin = %self.path.display(), error = %Chain(&error), "plugin file changed but the new version is refused; the previous version keeps running");
                 versions.refused = now;
                 (versions.current.clone(), false)
             }

@@ -6,6 +6,7 @@
 //! (a timestamp needs a ListOffsets round trip), checks it against the log bounds, and resumes.
 //! Policies are pure functions of their context: no I/O, no clock of their own.
 
+use crate::error_chain::Chain;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -131,7 +132,7 @@ impl ResetPolicy for FallbackPolicy {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
                 + 1;
             tracing::warn!(
-                %error,
+                error = %Chain(&error),
                 fallback = self.fallback.name(),
                 failures,
                 "reset policy failed; using the fallback"
@@ -149,7 +150,7 @@ impl ResetPolicy for FallbackPolicy {
                 decided.or_else(|error| {
                     self.failures
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    tracing::warn!(%error, fallback = self.fallback.name(), "reset policy failed; using the fallback");
+                    tracing::warn!(error = %Chain(&error), fallback = self.fallback.name(), "reset policy failed; using the fallback");
                     self.fallback.decide(context)
                 })
             })

@@ -49,6 +49,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::client::{Client, ClientError};
 use crate::cluster::Metadata;
+use crate::error_chain::Chain;
 use crate::fetch::{Consumer, TopicPartition};
 use crate::net::{Backoff, NetError, Purpose, SendOptions};
 
@@ -170,7 +171,7 @@ impl Member {
                 Phase::Active => self.active().await,
                 Phase::Left => self.wait_for_poll().await,
                 Phase::Failed(error) => {
-                    tracing::error!(group = self.group(), %error, "group consumer stopped");
+                    tracing::error!(group = self.group(), error = %Chain(&error), "group consumer stopped");
                     self.lose_all();
                     self.shared.fatal.send_replace(Some(error));
                     return;
@@ -255,7 +256,7 @@ impl Member {
                     refreshing = None;
                     match refreshed {
                         Ok(metadata) => self.ids.learn(&metadata),
-                        Err(error) => tracing::warn!(group = self.group(), %error, "metadata refresh failed; trying again"),
+                        Err(error) => tracing::warn!(group = self.group(), error = %Chain(&error), "metadata refresh failed; trying again"),
                     }
                 }
                 _ = sleep_until_some(commit_at) => {
@@ -267,7 +268,7 @@ impl Member {
                     committing = None;
                     if let Err(error) = result {
                         // The beats find out whether the member is still in the group.
-                        tracing::warn!(group = self.group(), %error, "auto-commit failed; trying again at the next interval");
+                        tracing::warn!(group = self.group(), error = %Chain(&error), "auto-commit failed; trying again at the next interval");
                     }
                 }
                 _ = tokio::time::sleep(CHECK_INTERVAL) => {
@@ -512,7 +513,7 @@ impl Member {
             error,
         ) {
             GroupError::Retry(Retry::MemberGone { .. }) => {
-                tracing::warn!(group = self.group(), %error, message, "fenced: partitions lost; joining again");
+                tracing::warn!(group = self.group(), error = %Chain(&error), message, "fenced: partitions lost; joining again");
                 self.failures += 1;
                 self.lose_all();
                 self.member_epoch = JOIN_EPOCH;
@@ -563,7 +564,7 @@ impl Member {
             })
         );
         if self.failures > 1 {
-            tracing::debug!(group = self.group(), %error, retry_in = ?delay, "heartbeat failed again; retrying");
+            tracing::debug!(group = self.group(), error = %Chain(&error), retry_in = ?delay, "heartbeat failed again; retrying");
         } else if unreleased {
             tracing::warn!(
                 group = self.group(),
@@ -573,7 +574,7 @@ impl Member {
                  until its session ends"
             );
         } else {
-            tracing::warn!(group = self.group(), %error, retry_in = ?delay, "heartbeat failed; retrying");
+            tracing::warn!(group = self.group(), error = %Chain(&error), retry_in = ?delay, "heartbeat failed; retrying");
         }
         Answer::Next(delay)
     }
@@ -625,7 +626,7 @@ impl Member {
                 )
             }
             Ok(Err(error)) => {
-                tracing::warn!(group = self.group(), %error, "leaving failed; the session timeout will remove this member")
+                tracing::warn!(group = self.group(), error = %Chain(&error), "leaving failed; the session timeout will remove this member")
             }
             Err(_) => {
                 tracing::warn!(
