@@ -20,7 +20,8 @@
 
 use std::time::Duration;
 
-use super::{secret, ConfigError, SecurityConfig};
+use super::security::secret;
+use super::{ConfigError, SecurityConfig};
 use crate::net::oauth::{
     ClientCredentials, OAuthBearerConfig, RefreshConfig, TokenProvider, UnsecuredJwt,
 };
