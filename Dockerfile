@@ -6,8 +6,11 @@
 #   docker run --rm --network host wasmkafka run --brokers 127.0.0.1:9092 --topic events
 # The build stage makes the release archive with scripts/release.sh, as a release does, and the
 # image takes the binary out of that archive (host/tests/packaging.rs runs these commands).
+# A machine that reaches no container registry passes `--build-arg RUST_IMAGE=...`: a stand-in
+# for the rust image that scripts/rust-base-image.sh makes from Debian's and Rust's own servers.
 
-FROM docker.io/library/rust:1-slim-bookworm AS build
+ARG RUST_IMAGE=docker.io/library/rust:1-slim-bookworm
+FROM ${RUST_IMAGE} AS build
 RUN apt-get update \
     && apt-get install -y --no-install-recommends musl-tools \
     && rm -rf /var/lib/apt/lists/* \

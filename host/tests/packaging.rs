@@ -10,7 +10,9 @@
 //! all compiled anew: the longest build of the suite), so they run only with
 //! `WASMKAFKA_TEST_MUSL=1`; otherwise they print `SKIPPED` and why to the terminal (past the
 //! test harness's capture) and pass. With it, a machine without the musl rustup target or
-//! musl-gcc fails them (scripts/setup.sh installs both).
+//! musl-gcc fails them (scripts/setup.sh installs both). The Dockerfile built whole in
+//! containers (its build stage on the stand-in base image scripts/rust-base-image.sh makes)
+//! compiles the release once more, so it takes `WASMKAFKA_TEST_CONTAINER_BUILD=1` as well.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -30,6 +32,8 @@ const MUSL: &str = "x86_64-unknown-linux-musl";
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// A cold build of every dependency for the musl target, on a busy 2-core machine.
 const BUILD_BOUND: Duration = Duration::from_secs(45 * 60);
+/// The same build inside a container (crates downloaded anew, nothing cached), plus the image.
+const CONTAINER_BUILD_BOUND: Duration = Duration::from_secs(60 * 60);
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -574,7 +578,8 @@ async fn musl_binary_is_static_and_runs_the_demo_on_apache_kafka() {
 /// The Dockerfile's commands from `COPY . .` on, run here as the build stage runs them (in
 /// this checkout, with a temporary /dist and /image), then the image's entry point started in
 /// that root alone with `chroot` (what `FROM scratch` + `COPY --from=build /image /` gives a
-/// container), then the runtime stage built and run as an image with buildah.
+/// container), then the runtime stage built and run as an image with buildah, and with
+/// WASMKAFKA_TEST_CONTAINER_BUILD=1 as well the whole Dockerfile built in containers by buildah.
 #[test]
 fn dockerfile_builds_the_image_from_the_release_archive_and_it_starts_alone() {
     let test = "dockerfile_builds_the_image_from_the_release_archive_and_it_starts_alone";
@@ -645,20 +650,22 @@ fn dockerfile_builds_the_image_from_the_release_archive_and_it_starts_alone() {
         .unwrap();
     let version = succeeded("chroot IMAGE /wasmkafka --version", &output);
     assert!(version.starts_with(&format!("wasmkafka {VERSION} (plugin contracts")));
-    image_of_the_runtime_stage(test, runtime, work.path());
+    if image_of_the_runtime_stage(test, runtime, work.path()) {
+        image_of_the_whole_dockerfile(test);
+    }
 }
 
 /// The Dockerfile's runtime stage, as written but with the build stage's `/image` taken from
 /// `work/image`, built into an OCI image by buildah (no daemon; the build stage's base image is
 /// the only thing a registry would have to give) and started by `buildah run`: its user, its
-/// environment, its entry point and its default command.
-fn image_of_the_runtime_stage(test: &str, runtime: &str, work: &Path) {
+/// environment, its entry point and its default command. False when buildah is missing.
+fn image_of_the_runtime_stage(test: &str, runtime: &str, work: &Path) -> bool {
     if Command::new("buildah").arg("--version").output().is_err() {
         let _ = writeln!(
             std::io::stderr(),
             "\nSKIPPED the image part of {test}: buildah not found (Debian: apt install buildah)\n"
         );
-        return;
+        return false;
     }
     let containerfile =
         format!("FROM {runtime}").replace("COPY --from=build /image /", "COPY image /");
@@ -712,6 +719,74 @@ fn image_of_the_runtime_stage(test: &str, runtime: &str, work: &Path) {
     let _ = buildah(&["rm", &container]);
     let _ = buildah(&["rmi", &tag]);
     assert!(help.contains("Usage: wasmkafka"), "{help}");
+    assert!(
+        version.starts_with(&format!("wasmkafka {VERSION} (plugin contracts")),
+        "{version}"
+    );
+    true
+}
+
+/// The whole Dockerfile as written, both stages run by buildah in containers, with the build
+/// stage's base image made by scripts/rust-base-image.sh (`--build-arg RUST_IMAGE`: no registry
+/// needed), then the image started. Only with WASMKAFKA_TEST_CONTAINER_BUILD=1: it compiles
+/// the release again, in the container.
+fn image_of_the_whole_dockerfile(test: &str) {
+    let asked = std::env::var_os("WASMKAFKA_TEST_CONTAINER_BUILD").is_some_and(|v| v == "1");
+    if !asked {
+        skipped(
+            &format!("the container build of {test}"),
+            "the Dockerfile's build stage runs in a container only when asked \
+             (set WASMKAFKA_TEST_CONTAINER_BUILD=1; it compiles the release inside a container, \
+             ~15 minutes on 2 cores)",
+        );
+        return;
+    }
+    let base = Command::new(repo().join("scripts/rust-base-image.sh"))
+        .output_within(Duration::from_secs(20 * 60))
+        .unwrap();
+    let base = succeeded("scripts/rust-base-image.sh", &base)
+        .trim()
+        .to_string();
+    let tag = format!("localhost/wasmkafka-test-dockerfile-{}", std::process::id());
+    let buildah = |args: &[&str], bound: Duration| {
+        let output = Command::new("buildah")
+            .args(["--storage-driver", "vfs"])
+            .args(args)
+            .current_dir(repo())
+            .output_within(bound)
+            .unwrap();
+        succeeded(&format!("buildah {}", args.join(" ")), &output)
+    };
+    // Without --layers a failed build leaves no container (gigabytes, with vfs) behind.
+    buildah(
+        &[
+            "bud",
+            "--isolation",
+            "chroot",
+            "--build-arg",
+            &format!("RUST_IMAGE={base}"),
+            "-t",
+            &tag,
+            ".",
+        ],
+        CONTAINER_BUILD_BOUND,
+    );
+    let bound = Duration::from_secs(60);
+    let container = buildah(&["from", &tag], bound).trim().to_string();
+    let version = buildah(
+        &[
+            "run",
+            "--isolation",
+            "chroot",
+            &container,
+            "--",
+            "/wasmkafka",
+            "--version",
+        ],
+        bound,
+    );
+    let _ = buildah(&["rm", &container], bound);
+    let _ = buildah(&["rmi", &tag], bound);
     assert!(
         version.starts_with(&format!("wasmkafka {VERSION} (plugin contracts")),
         "{version}"
