@@ -20,6 +20,22 @@ pub trait BoundedOutput {
     fn output_within(&mut self, bound: Duration) -> std::io::Result<Output>;
 }
 
+/// Asserts that `output`'s process exited 0; the failure starts with `context` (when not
+/// empty), then gives the exit status and the process's stderr.
+pub fn assert_succeeded(output: &Output, context: &str) {
+    let context = if context.is_empty() {
+        String::new()
+    } else {
+        format!("{context}: ")
+    };
+    assert!(
+        output.status.success(),
+        "{context}{}: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 impl BoundedOutput for Command {
     fn output_within(&mut self, bound: Duration) -> std::io::Result<Output> {
         let mut child = self

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use bytes::Bytes;
 use kafka_protocol::error::ParseResponseErrorCode;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{
@@ -398,6 +399,38 @@ impl Kafka {
     ) -> Result<i64> {
         produce(client, topic, partition, records, batch).await
     }
+
+    /// [`Kafka::produce`] through a client of its own, closed after.
+    pub async fn produce_on_own_client(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: &[OutgoingRecord],
+        batch: usize,
+    ) -> Result<i64> {
+        let client = self.client();
+        let produced = produce(&client, topic, partition, records, batch).await;
+        client.close();
+        produced
+    }
+}
+
+/// A record of only a value (no key, no headers) stamped `timestamp` (`None`: when produced).
+pub fn value_record(value: impl Into<Bytes>, timestamp: Option<i64>) -> OutgoingRecord {
+    OutgoingRecord {
+        key: None,
+        value: Some(value.into()),
+        headers: Vec::new(),
+        timestamp,
+    }
+}
+
+/// The records `v{n}` for each `n` of `numbers`, stamped when produced: what the secure-listener
+/// tests write and expect back.
+pub fn numbered_values(numbers: std::ops::Range<i64>) -> Vec<OutgoingRecord> {
+    numbers
+        .map(|n| value_record(format!("v{n}"), None))
+        .collect()
 }
 
 /// A resource an ACL names (Kafka's resource type codes, literal names).
