@@ -14,18 +14,20 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use wasmkafka::client::{Client, ClientError};
 use wasmkafka::cluster::MetadataOptions;
 use wasmkafka::config::Config;
-use wasmkafka::fetch::{Consumer, ConsumerRecord};
 use wasmkafka::net::{NetError, TokenError};
-use wasmkafka::policy::ResetPolicySpec;
 use wasmkafka::produce::OutgoingRecord;
 use wasmkafka_tests::cli_member::CliMember;
 use wasmkafka_tests::java::JavaMember;
+use wasmkafka_tests::kafka::admin::value_record;
 use wasmkafka_tests::kafka::oauth::{OAuthKafka, TRUSTSTORE_PASSWORD};
 use wasmkafka_tests::readme::readme_block;
+use wasmkafka_tests::records::{
+    earliest_consumer, numbered_texts, produce_numbered, produce_while_reading, read_from_earliest,
+    values,
+};
 
 const SECRET: &str = "client-secret";
 
@@ -74,57 +76,7 @@ fn oidc_properties(
 }
 
 async fn produce(broker: &OAuthKafka, topic: &str, values: std::ops::Range<i64>) {
-    let client = broker.kafka.client();
-    let records: Vec<OutgoingRecord> = values
-        .map(|n| OutgoingRecord {
-            key: None,
-            value: Some(Bytes::from(format!("v{n}"))),
-            headers: Vec::new(),
-            timestamp: None,
-        })
-        .collect();
-    broker
-        .kafka
-        .produce(&client, topic, 0, &records, 50)
-        .await
-        .unwrap();
-    client.close();
-}
-
-fn consumer(client: Client) -> Consumer {
-    Consumer::new(
-        client,
-        Default::default(),
-        ResetPolicySpec::Earliest.into_policy(),
-    )
-}
-
-async fn consume(client: Client, topic: &str, count: usize) -> Vec<ConsumerRecord> {
-    let consumer = consumer(client);
-    consumer.assign_topics(&[topic.to_string()]).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut records = Vec::new();
-    while records.len() < count {
-        assert!(Instant::now() < deadline, "{} of {count}", records.len());
-        records.extend(
-            consumer
-                .poll(count, Duration::from_millis(200))
-                .await
-                .unwrap(),
-        );
-    }
-    records
-}
-
-fn values(records: &[ConsumerRecord]) -> Vec<String> {
-    records
-        .iter()
-        .map(|r| String::from_utf8(r.value.as_ref().unwrap().to_vec()).unwrap())
-        .collect()
-}
-
-fn expected(count: i64) -> Vec<String> {
-    (0..count).map(|n| format!("v{n}")).collect()
+    produce_numbered(&broker.kafka, topic, values).await;
 }
 
 #[tokio::test]
@@ -148,8 +100,8 @@ async fn tokens_from_the_provider_pass_kafkas_oidc_validator_on_both_listeners()
         let metadata = client.refresh_metadata().await.unwrap();
         let advertised: Vec<String> = metadata.brokers.values().map(|b| b.address()).collect();
         assert_eq!(advertised, vec![addr.to_string()], "{protocol}");
-        let records = consume(client, "oauth-all", 20).await;
-        assert_eq!(values(&records), expected(20), "{protocol}");
+        let records = read_from_earliest(client, "oauth-all", 20).await;
+        assert_eq!(values(&records), numbered_texts(20), "{protocol}");
         // One token serves every connection of the client (bootstrap, metadata, fetch).
         assert_eq!(broker.oidc.granted(&client_id), 1, "{protocol}");
         assert_eq!(broker.oidc.scopes(&client_id), ["kafka"], "{protocol}");
@@ -177,35 +129,22 @@ async fn short_lived_tokens_are_refreshed_and_connections_reauthenticate() {
         &oidc_properties(broker, "SASL_SSL", "refresh", SECRET),
     );
     let pool = client.pool().clone();
-    let consumer = consumer(client);
+    let consumer = earliest_consumer(client);
     consumer
         .assign_topics(&["oauth-refresh".to_string()])
         .await
         .unwrap();
     let run_for = lifetime * 4;
     let started = Instant::now();
-    let mut next = 0;
-    let mut received = Vec::new();
-    while started.elapsed() < run_for {
-        produce(broker, "oauth-refresh", next..next + 5).await;
-        next += 5;
-        received.extend(
-            consumer
-                .poll(1000, Duration::from_millis(300))
-                .await
-                .unwrap(),
-        );
-    }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while received.len() < next as usize && Instant::now() < deadline {
-        received.extend(
-            consumer
-                .poll(1000, Duration::from_millis(200))
-                .await
-                .unwrap(),
-        );
-    }
-    assert_eq!(values(&received), expected(next));
+    let (received, next) = produce_while_reading(
+        &broker.kafka,
+        &consumer,
+        "oauth-refresh",
+        run_for,
+        Duration::from_millis(300),
+    )
+    .await;
+    assert_eq!(values(&received), numbered_texts(next));
     let stats = consumer.stats();
     assert_eq!(stats.failed_fetches, 0, "{stats:?}");
     let granted = broker.oidc.granted("refresh");
@@ -382,8 +321,8 @@ async fn unsecured_tokens_pass_kafkas_unsecured_validator() {
             ("sasl.jaas.config", jaas.into()),
         ],
     );
-    let records = consume(client, "oauth-unsecured", 5).await;
-    assert_eq!(values(&records), expected(5));
+    let records = read_from_earliest(client, "oauth-unsecured", 5).await;
+    assert_eq!(values(&records), numbered_texts(5));
 
     // The OIDC listener refuses the same unsigned token.
     let refused = client_error(&broker.oidc_plaintext, jaas).await;
@@ -546,7 +485,7 @@ async fn run_keeps_reading_across_token_lifetimes() {
     let output = child.wait_with_output().unwrap();
     reader.join().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(printed, expected(next), "{stderr}");
+    assert_eq!(printed, numbered_texts(next), "{stderr}");
     let granted = broker.oidc.granted("cli-long");
     assert!(granted >= 3, "{granted} tokens: {stderr}");
 }
@@ -615,12 +554,7 @@ async fn produce_everywhere(
     let mut written = Vec::new();
     for partition in 0..partitions {
         let records: Vec<OutgoingRecord> = (0..count)
-            .map(|n| OutgoingRecord {
-                key: None,
-                value: Some(Bytes::from(format!("{partition}-{n}"))),
-                headers: Vec::new(),
-                timestamp: None,
-            })
+            .map(|n| value_record(format!("{partition}-{n}"), None))
             .collect();
         let first = broker
             .kafka

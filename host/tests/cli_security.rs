@@ -7,16 +7,16 @@ use std::io::Write;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use wasmkafka::client::{Client, ClientError};
 use wasmkafka::cluster::MetadataOptions;
 use wasmkafka::config::Config;
-use wasmkafka::fetch::{Consumer, ConsumerRecord};
 use wasmkafka::net::NetError;
-use wasmkafka::policy::ResetPolicySpec;
-use wasmkafka::produce::OutgoingRecord;
 use wasmkafka_tests::kafka::secure::{
     SecureKafka, PASSWORD, REVOCABLE_PASSWORD, REVOCABLE_USER, SHARED_SESSION_LIFETIME_MS, USER,
+};
+use wasmkafka_tests::records::{
+    earliest_consumer, numbered_texts, produce_numbered, produce_while_reading, read_from_earliest,
+    values,
 };
 
 /// A client configured through Kafka's property names, as a user would write them.
@@ -47,49 +47,7 @@ fn refs<'a>(pairs: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)>
 }
 
 async fn produce(broker: &SecureKafka, topic: &str, values: std::ops::Range<i64>) {
-    let client = broker.kafka.client();
-    let records: Vec<OutgoingRecord> = values
-        .map(|n| OutgoingRecord {
-            key: None,
-            value: Some(Bytes::from(format!("v{n}"))),
-            headers: Vec::new(),
-            timestamp: None,
-        })
-        .collect();
-    broker
-        .kafka
-        .produce(&client, topic, 0, &records, 50)
-        .await
-        .unwrap();
-    client.close();
-}
-
-async fn consume(client: Client, topic: &str, count: usize) -> Vec<ConsumerRecord> {
-    let consumer = Consumer::new(
-        client,
-        Default::default(),
-        ResetPolicySpec::Earliest.into_policy(),
-    );
-    consumer.assign_topics(&[topic.to_string()]).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut records = Vec::new();
-    while records.len() < count {
-        assert!(Instant::now() < deadline, "{} of {count}", records.len());
-        records.extend(
-            consumer
-                .poll(count, Duration::from_millis(200))
-                .await
-                .unwrap(),
-        );
-    }
-    records
-}
-
-fn values(records: &[ConsumerRecord]) -> Vec<String> {
-    records
-        .iter()
-        .map(|r| String::from_utf8(r.value.as_ref().unwrap().to_vec()).unwrap())
-        .collect()
+    produce_numbered(&broker.kafka, topic, values).await;
 }
 
 #[tokio::test]
@@ -101,7 +59,7 @@ async fn every_mechanism_on_both_sasl_listeners_reads_the_records() {
         .await
         .unwrap();
     produce(broker, "secure-all", 0..20).await;
-    let expected: Vec<String> = (0..20).map(|n| format!("v{n}")).collect();
+    let expected = numbered_texts(20);
     let ca = broker.ca_file.display().to_string();
     for (protocol, addr) in [
         ("SASL_PLAINTEXT", &broker.sasl_plaintext),
@@ -118,7 +76,7 @@ async fn every_mechanism_on_both_sasl_listeners_reads_the_records() {
             let metadata = client.refresh_metadata().await.unwrap();
             let advertised: Vec<String> = metadata.brokers.values().map(|b| b.address()).collect();
             assert_eq!(advertised, vec![addr.to_string()], "{protocol} {mechanism}");
-            let records = consume(client, "secure-all", 20).await;
+            let records = read_from_earliest(client, "secure-all", 20).await;
             assert_eq!(values(&records), expected, "{protocol} {mechanism}");
         }
     }
@@ -136,11 +94,7 @@ async fn a_sasl_session_is_renewed_before_the_broker_ends_it() {
     properties.push(("ssl.ca.location", broker.ca_file.display().to_string()));
     let client = client(&broker.sasl_ssl, &refs(&properties));
     let pool = client.pool().clone();
-    let consumer = Consumer::new(
-        client,
-        Default::default(),
-        ResetPolicySpec::Earliest.into_policy(),
-    );
+    let consumer = earliest_consumer(client);
     consumer
         .assign_topics(&["secure-renew".to_string()])
         .await
@@ -148,29 +102,15 @@ async fn a_sasl_session_is_renewed_before_the_broker_ends_it() {
     // Records keep coming for three session lifetimes; the consumer reads them as they come.
     let run_for = Duration::from_millis(3 * SHARED_SESSION_LIFETIME_MS);
     let started = Instant::now();
-    let mut next = 0;
-    let mut received = Vec::new();
-    while started.elapsed() < run_for {
-        produce(broker, "secure-renew", next..next + 5).await;
-        next += 5;
-        received.extend(
-            consumer
-                .poll(1000, Duration::from_millis(200))
-                .await
-                .unwrap(),
-        );
-    }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while received.len() < next as usize && Instant::now() < deadline {
-        received.extend(
-            consumer
-                .poll(1000, Duration::from_millis(200))
-                .await
-                .unwrap(),
-        );
-    }
-    let expected: Vec<String> = (0..next).map(|n| format!("v{n}")).collect();
-    assert_eq!(values(&received), expected);
+    let (received, next) = produce_while_reading(
+        &broker.kafka,
+        &consumer,
+        "secure-renew",
+        run_for,
+        Duration::from_millis(200),
+    )
+    .await;
+    assert_eq!(values(&received), numbered_texts(next));
     let stats = consumer.stats();
     assert_eq!(stats.failed_fetches, 0, "{stats:?}");
     // The bootstrap connection, the Default and Fetch connections to the broker, and the Fetch

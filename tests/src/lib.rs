@@ -19,6 +19,7 @@ pub mod oidc;
 pub mod plugins;
 pub mod python;
 pub mod readme;
+pub mod records;
 pub mod tansu;
 
 /// Logs to the test output when `WASMKAFKA_LOG` is set (e.g. `WASMKAFKA_LOG=debug`).
