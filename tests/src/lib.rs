@@ -9,6 +9,7 @@ pub mod cli_member;
 pub mod delay;
 pub mod fault_broker;
 pub mod fault_consumer_group;
+pub mod fault_coordinator;
 pub mod fault_group;
 pub mod fault_log;
 pub mod group;
