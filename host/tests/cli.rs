@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use wasmkafka_tests::bounded::BoundedOutput;
+use wasmkafka_tests::bounded::{assert_succeeded, BoundedOutput};
 use wasmkafka_tests::kafka::Kafka;
 use wasmkafka_tests::readme::{readme, readme_block};
 
@@ -19,11 +19,7 @@ fn produce_sample(broker: &Kafka, topic: &str, flags: &[&str]) {
         .args(flags)
         .bounded_output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeded(&output, "");
 }
 
 /// Runs `wasmkafka ARGS`, asserts it failed (exit code 1, or 2 for a command-line usage error
@@ -102,11 +98,7 @@ async fn run_prints_every_record_as_json_and_exits_after_max_records() {
         ])
         .bounded_output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeded(&output, "");
     let stdout = String::from_utf8(output.stdout).unwrap();
     let records: Vec<serde_json::Value> = stdout
         .lines()
@@ -436,11 +428,7 @@ async fn run_uses_a_reset_policy_plugin_from_the_config() {
         .args(["--topic", "cli-rewind", "--max-records", "10"])
         .bounded_output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeded(&output, "");
     let offsets: Vec<i64> = String::from_utf8_lossy(&output.stdout)
         .lines()
         .map(|l| {
@@ -835,11 +823,7 @@ async fn produce_from_stdin_round_trips_every_line_byte_exact() {
         ])
         .bounded_output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeded(&output, "");
     // Compared without printing megabytes.
     assert_eq!(output.stdout.len(), input.len());
     assert!(output.stdout == input, "the bytes differ");
@@ -881,11 +865,7 @@ async fn produce_from_stdin_places_keys_as_kafka_does_and_adds_headers() {
         .write_all(input.as_bytes())
         .unwrap();
     let produced = producer.wait_with_output().unwrap();
-    assert!(
-        produced.status.success(),
-        "{}",
-        String::from_utf8_lossy(&produced.stderr)
-    );
+    assert_succeeded(&produced, "");
     let output = wasmkafka()
         .args([
             "run",

@@ -11,7 +11,7 @@ use kafka_protocol::messages::ApiKey;
 use wasmkafka::fetch::TopicPartition;
 use wasmkafka::group::coordinator::find_coordinator;
 use wasmkafka::group::offsets::fetch_committed;
-use wasmkafka_tests::bounded::BoundedOutput;
+use wasmkafka_tests::bounded::{assert_succeeded, BoundedOutput};
 use wasmkafka_tests::cli_member::{group_member_args, CliMember, Finished, Printed};
 use wasmkafka_tests::fault_broker::{Fault, FaultCluster};
 use wasmkafka_tests::fault_group::ScriptedCoordinator;
@@ -35,11 +35,7 @@ async fn topic_with_records(broker: &Kafka, topic: &str) {
         .args(["--count", &RECORDS.to_string(), "--batch", "250"])
         .bounded_output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeded(&output, "");
 }
 
 /// A member's config under `protocol` (`classic` or `consumer`; with `consumer` the broker's

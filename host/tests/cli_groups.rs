@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use wasmkafka_tests::bounded::BoundedOutput;
+use wasmkafka_tests::bounded::{assert_succeeded, BoundedOutput};
 use wasmkafka_tests::cli_member::{group_member_args, CliMember};
 use wasmkafka_tests::java::kafka_tool;
 use wasmkafka_tests::kafka::Kafka;
@@ -38,11 +38,7 @@ fn read_all_as(broker: &Kafka, group: &str) -> usize {
         "raw",
         "--no-progress",
     ]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeded(&output, "");
     String::from_utf8_lossy(&output.stdout).lines().count()
 }
 
@@ -56,11 +52,7 @@ fn our_list(broker: &Kafka) -> BTreeMap<String, (String, String)> {
         "--format",
         "json",
     ]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeded(&output, "");
     let listed: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
     listed
         .iter()

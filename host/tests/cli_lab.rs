@@ -3,7 +3,7 @@
 use std::process::{Command, Output};
 
 use serde_json::Value;
-use wasmkafka_tests::bounded::BoundedOutput;
+use wasmkafka_tests::bounded::{assert_succeeded, BoundedOutput};
 
 fn wasmkafka(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wasmkafka"))
@@ -14,11 +14,7 @@ fn wasmkafka(args: &[&str]) -> Output {
 
 fn json(args: &[&str]) -> Vec<Value> {
     let output = wasmkafka(args);
-    assert!(
-        output.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeded(&output, &format!("{args:?}"));
     serde_json::from_slice::<Vec<Value>>(&output.stdout).unwrap()
 }
 

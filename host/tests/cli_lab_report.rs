@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use wasmkafka_tests::bounded::BoundedOutput;
+use wasmkafka_tests::bounded::{assert_succeeded, BoundedOutput};
 use wasmkafka_tests::browser::{self, start_tags, Tag};
 
 fn artifact(name: &str) -> PathBuf {
@@ -25,11 +25,7 @@ fn json_and_report(args: &[&str], report: &Path) -> Vec<Value> {
         .arg(report)
         .bounded_output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeded(&output, &format!("{args:?}"));
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
@@ -319,11 +315,7 @@ fn the_screenshot_script_renders_the_readme_line() {
         .env("WASMKAFKA", env!("CARGO_BIN_EXE_wasmkafka"))
         .bounded_output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeded(&output, "");
     let bytes = std::fs::read(&png).unwrap();
     assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
 }

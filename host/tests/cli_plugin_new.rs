@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use wasmkafka_tests::bounded::BoundedOutput;
+use wasmkafka_tests::bounded::{assert_succeeded, BoundedOutput};
 use wasmkafka_tests::kafka::Kafka;
 
 fn wasmkafka(args: &[&str]) -> Output {
@@ -81,11 +81,7 @@ fn new_plugins_build_test_and_pass_the_check() {
         ("assignor", "my-assignor", "log debug assigning members=3"),
     ] {
         let output = wasmkafka(&["plugin", "new", kind, name, "--path", base]);
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert_succeeded(&output, "");
         let crate_dir = dir.path().join(name);
         for file in ["Cargo.toml", "src/lib.rs", "README.md", ".gitignore"] {
             assert!(crate_dir.join(file).exists(), "{file}");
@@ -401,11 +397,7 @@ fn new_python_plugins_build_with_componentize_py_and_run_in_a_group() {
         let output = wasmkafka(&[
             "plugin", "new", kind, name, "--lang", "python", "--path", base,
         ]);
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert_succeeded(&output, "");
         let project = dir.path().join(name);
         for file in [
             "app.py",
