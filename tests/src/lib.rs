@@ -15,6 +15,7 @@ pub mod fault_log;
 pub mod group;
 pub mod java;
 pub mod kafka;
+pub mod librdkafka;
 pub mod metrics;
 pub mod oidc;
 pub mod plugins;
