@@ -14,15 +14,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use wasmkafka::client::{Client, ClientError};
-use wasmkafka::cluster::MetadataOptions;
-use wasmkafka::config::Config;
+use wasmkafka::client::ClientError;
 use wasmkafka::net::{NetError, TokenError};
 use wasmkafka::produce::OutgoingRecord;
+use wasmkafka_tests::bounded::output_or_kill_after;
 use wasmkafka_tests::cli_member::CliMember;
 use wasmkafka_tests::java::JavaMember;
 use wasmkafka_tests::kafka::admin::value_record;
 use wasmkafka_tests::kafka::oauth::{OAuthKafka, TRUSTSTORE_PASSWORD};
+use wasmkafka_tests::kafka::secure::client_with_properties;
 use wasmkafka_tests::readme::readme_block;
 use wasmkafka_tests::records::{
     earliest_consumer, numbered_texts, produce_numbered, produce_while_reading, read_from_earliest,
@@ -30,20 +30,6 @@ use wasmkafka_tests::records::{
 };
 
 const SECRET: &str = "client-secret";
-
-/// A client configured through Kafka's property names, as a user would write them.
-fn client(addr: &str, properties: &[(&str, String)]) -> Client {
-    let properties: Vec<(String, String)> = properties
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect();
-    let config = Config::parse_with("", &properties).expect("a valid config");
-    Client::with_metadata_options(
-        vec![addr.to_string()],
-        config.pool_options().expect("a valid security config"),
-        MetadataOptions::default(),
-    )
-}
 
 /// Kafka 4.x's client-credentials properties for `client_id` on `protocol`.
 fn oidc_properties(
@@ -96,7 +82,8 @@ async fn tokens_from_the_provider_pass_kafkas_oidc_validator_on_both_listeners()
         broker
             .oidc
             .add_client(&client_id, SECRET, Duration::from_secs(300));
-        let client = client(addr, &oidc_properties(broker, protocol, &client_id, SECRET));
+        let client =
+            client_with_properties(addr, &oidc_properties(broker, protocol, &client_id, SECRET));
         let metadata = client.refresh_metadata().await.unwrap();
         let advertised: Vec<String> = metadata.brokers.values().map(|b| b.address()).collect();
         assert_eq!(advertised, vec![addr.to_string()], "{protocol}");
@@ -124,7 +111,7 @@ async fn short_lived_tokens_are_refreshed_and_connections_reauthenticate() {
         .unwrap();
     let lifetime = Duration::from_secs(6);
     broker.oidc.add_client("refresh", SECRET, lifetime);
-    let client = client(
+    let client = client_with_properties(
         &broker.oidc_ssl,
         &oidc_properties(broker, "SASL_SSL", "refresh", SECRET),
     );
@@ -168,7 +155,7 @@ async fn a_wrong_secret_is_reported_with_the_endpoint_and_the_client() {
     broker
         .oidc
         .add_client("wrong-secret", SECRET, Duration::from_secs(300));
-    let client = client(
+    let client = client_with_properties(
         &broker.oidc_plaintext,
         &oidc_properties(broker, "SASL_PLAINTEXT", "wrong-secret", "not-the-secret"),
     );
@@ -282,7 +269,7 @@ async fn an_expired_token_is_refused_by_the_broker_with_the_reason() {
     broker
         .oidc
         .issue_expired("expired", Duration::from_secs(120));
-    let client = client(
+    let client = client_with_properties(
         &broker.oidc_plaintext,
         &oidc_properties(broker, "SASL_PLAINTEXT", "expired", SECRET),
     );
@@ -313,12 +300,12 @@ async fn unsecured_tokens_pass_kafkas_unsecured_validator() {
     produce(broker, "oauth-unsecured", 0..5).await;
     let jaas = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required \
                 unsecuredLoginStringClaim_sub=\"alice\";";
-    let client = client(
+    let client = client_with_properties(
         &broker.unsecured,
         &[
-            ("security.protocol", "SASL_PLAINTEXT".into()),
-            ("sasl.mechanism", "OAUTHBEARER".into()),
-            ("sasl.jaas.config", jaas.into()),
+            ("security.protocol", "SASL_PLAINTEXT"),
+            ("sasl.mechanism", "OAUTHBEARER"),
+            ("sasl.jaas.config", jaas),
         ],
     );
     let records = read_from_earliest(client, "oauth-unsecured", 5).await;
@@ -333,12 +320,12 @@ async fn unsecured_tokens_pass_kafkas_unsecured_validator() {
 }
 
 async fn client_error(addr: &str, jaas: &str) -> String {
-    let client = client(
+    let client = client_with_properties(
         addr,
         &[
-            ("security.protocol", "SASL_PLAINTEXT".into()),
-            ("sasl.mechanism", "OAUTHBEARER".into()),
-            ("sasl.jaas.config", jaas.into()),
+            ("security.protocol", "SASL_PLAINTEXT"),
+            ("sasl.mechanism", "OAUTHBEARER"),
+            ("sasl.jaas.config", jaas),
         ],
     );
     client.refresh_metadata().await.unwrap_err().to_string()
@@ -748,22 +735,12 @@ fn wasmkafka(args: &[&str]) -> Output {
     wasmkafka_with_env(args, &[])
 }
 
+/// Bounded: a failure must end the process, not leave it retrying.
 fn wasmkafka_with_env(args: &[&str], env: &[(&str, &std::path::Path)]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmkafka"))
-        .args(args)
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Bounded: a failure must end the process, not leave it retrying.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().unwrap()
+    output_or_kill_after(
+        Command::new(env!("CARGO_BIN_EXE_wasmkafka"))
+            .args(args)
+            .envs(env.iter().copied()),
+        Duration::from_secs(60),
+    )
 }

@@ -7,31 +7,17 @@ use std::io::Write;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use wasmkafka::client::{Client, ClientError};
-use wasmkafka::cluster::MetadataOptions;
-use wasmkafka::config::Config;
+use wasmkafka::client::ClientError;
 use wasmkafka::net::NetError;
+use wasmkafka_tests::bounded::output_or_kill_after;
 use wasmkafka_tests::kafka::secure::{
-    SecureKafka, PASSWORD, REVOCABLE_PASSWORD, REVOCABLE_USER, SHARED_SESSION_LIFETIME_MS, USER,
+    client_with_properties, SecureKafka, PASSWORD, REVOCABLE_PASSWORD, REVOCABLE_USER,
+    SHARED_SESSION_LIFETIME_MS, USER,
 };
 use wasmkafka_tests::records::{
     earliest_consumer, numbered_texts, produce_numbered, produce_while_reading, read_from_earliest,
     values,
 };
-
-/// A client configured through Kafka's property names, as a user would write them.
-fn client(addr: &str, properties: &[(&str, &str)]) -> Client {
-    let properties: Vec<(String, String)> = properties
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let config = Config::parse_with("", &properties).expect("a valid config");
-    Client::with_metadata_options(
-        vec![addr.to_string()],
-        config.pool_options().expect("TLS files readable"),
-        MetadataOptions::default(),
-    )
-}
 
 fn sasl(mechanism: &str, protocol: &str, password: &str) -> Vec<(&'static str, String)> {
     vec![
@@ -70,7 +56,7 @@ async fn every_mechanism_on_both_sasl_listeners_reads_the_records() {
             if protocol == "SASL_SSL" {
                 properties.push(("ssl.ca.location", ca.clone()));
             }
-            let client = client(addr, &refs(&properties));
+            let client = client_with_properties(addr, &refs(&properties));
             // Kafka answers Metadata with the addresses of the listener asked: the consumer
             // then reaches the broker on that listener, by its id.
             let metadata = client.refresh_metadata().await.unwrap();
@@ -92,7 +78,7 @@ async fn a_sasl_session_is_renewed_before_the_broker_ends_it() {
         .unwrap();
     let mut properties = sasl("SCRAM-SHA-512", "SASL_SSL", PASSWORD);
     properties.push(("ssl.ca.location", broker.ca_file.display().to_string()));
-    let client = client(&broker.sasl_ssl, &refs(&properties));
+    let client = client_with_properties(&broker.sasl_ssl, &refs(&properties));
     let pool = client.pool().clone();
     let consumer = earliest_consumer(client);
     consumer
@@ -128,7 +114,7 @@ async fn a_sasl_session_is_renewed_before_the_broker_ends_it() {
 #[tokio::test]
 async fn a_wrong_password_is_reported_once_with_the_reason() {
     let broker = SecureKafka::shared();
-    let client = client(
+    let client = client_with_properties(
         &broker.sasl_plaintext,
         &refs(&sasl("SCRAM-SHA-256", "SASL_PLAINTEXT", "not-the-password")),
     );
@@ -188,7 +174,7 @@ async fn an_unknown_ca_is_reported_with_the_fix() {
         "ssl.ca.location",
         broker.other_ca_file.display().to_string(),
     ));
-    let client = client(&broker.sasl_ssl, &refs(&properties));
+    let client = client_with_properties(&broker.sasl_ssl, &refs(&properties));
     let error = client.refresh_metadata().await.unwrap_err();
     assert!(
         matches!(&error, ClientError::Net(NetError::Tls { .. })),
@@ -343,7 +329,7 @@ async fn delete_scram_credential(broker: &SecureKafka, user: &str) {
     use kafka_protocol::messages::AlterUserScramCredentialsRequest;
     use kafka_protocol::protocol::StrBytes;
     use wasmkafka::net::Purpose;
-    let admin = client(
+    let admin = client_with_properties(
         &broker.sasl_plaintext,
         &refs(&sasl("SCRAM-SHA-512", "SASL_PLAINTEXT", PASSWORD)),
     );
@@ -445,21 +431,10 @@ async fn a_credential_revoked_mid_run_stops_the_run_with_the_reason() {
     );
 }
 
+/// Bounded: a failure must end the process, not leave it retrying.
 fn wasmkafka(args: &[&str]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmkafka"))
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Bounded: a failure must end the process, not leave it retrying.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().unwrap()
+    output_or_kill_after(
+        Command::new(env!("CARGO_BIN_EXE_wasmkafka")).args(args),
+        Duration::from_secs(60),
+    )
 }

@@ -17,6 +17,10 @@ use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
 };
 
+use wasmkafka::client::Client;
+use wasmkafka::cluster::MetadataOptions;
+use wasmkafka::config::Config;
+
 use super::{free_port, start_shared, Kafka, KafkaOptions};
 
 pub const USER: &str = "alice";
@@ -197,6 +201,24 @@ pub(super) fn secured_listener_settings(
             certs.ca.display().to_string(),
         ),
     ]
+}
+
+/// A client of `addr` configured through Kafka's property names (`security.protocol`,
+/// `sasl.mechanism`, `ssl.ca.location`, …), as a user would write them.
+pub fn client_with_properties<K: AsRef<str>, V: AsRef<str>>(
+    addr: &str,
+    properties: &[(K, V)],
+) -> Client {
+    let properties: Vec<(String, String)> = properties
+        .iter()
+        .map(|(k, v)| (k.as_ref().to_string(), v.as_ref().to_string()))
+        .collect();
+    let config = Config::parse_with("", &properties).expect("a valid config");
+    Client::with_metadata_options(
+        vec![addr.to_string()],
+        config.pool_options().expect("a valid security config"),
+        MetadataOptions::default(),
+    )
 }
 
 pub(super) struct CertificateFiles {
