@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use wasmkafka_tests::bounded::{assert_succeeded, BoundedOutput};
 use wasmkafka_tests::kafka::Kafka;
-use wasmkafka_tests::readme::{readme, readme_block};
+use wasmkafka_tests::readme::{readme, readme_block, run_shell_script};
 
 fn wasmkafka() -> Command {
     Command::new(env!("CARGO_BIN_EXE_wasmkafka"))
@@ -923,18 +923,7 @@ async fn the_readme_stdin_produce_lines_run_as_written() {
     let script = readme_sh_block("--stdin")
         .replace("127.0.0.1:9092", &broker.addr())
         .replace("--topic events", &format!("--topic {topic}"));
-    let bin = Path::new(env!("CARGO_BIN_EXE_wasmkafka")).parent().unwrap();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
-    let output = Command::new("bash")
-        .args(["-euo", "pipefail", "-c", &script])
-        .env("PATH", path)
-        .bounded_output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{script}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    run_shell_script(&script, Path::new(env!("CARGO_BIN_EXE_wasmkafka")), None);
     let output = wasmkafka()
         .args(["run", "--brokers", &broker.addr(), "--topic", topic])
         .args([
