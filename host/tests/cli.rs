@@ -5,6 +5,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use wasmkafka_tests::bounded::{assert_succeeded, BoundedOutput};
+use wasmkafka_tests::cli_commands::produce_with_cli;
 use wasmkafka_tests::kafka::Kafka;
 use wasmkafka_tests::readme::{readme, readme_block, run_shell_script};
 
@@ -14,12 +15,12 @@ fn wasmkafka() -> Command {
 
 /// Produces sample records with `wasmkafka produce` (extra flags: count, batch, keys).
 fn produce_sample(broker: &Kafka, topic: &str, flags: &[&str]) {
-    let output = wasmkafka()
-        .args(["produce", "--brokers", &broker.addr(), "--topic", topic])
-        .args(flags)
-        .bounded_output()
-        .unwrap();
-    assert_succeeded(&output, "");
+    produce_with_cli(
+        Path::new(env!("CARGO_BIN_EXE_wasmkafka")),
+        &broker.addr(),
+        topic,
+        flags,
+    );
 }
 
 /// Runs `wasmkafka ARGS`, asserts it failed (exit code 1, or 2 for a command-line usage error

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use wasmkafka_tests::bounded::{assert_succeeded, BoundedOutput};
+use wasmkafka_tests::cli_commands::produce_with_cli;
 use wasmkafka_tests::kafka::Kafka;
 
 fn wasmkafka(args: &[&str]) -> Output {
@@ -64,16 +65,12 @@ fn new_plugins_build_test_and_pass_the_check() {
     runtime
         .block_on(broker.create_topic("scaffolded", 2, &[]))
         .unwrap();
-    let produced = wasmkafka(&[
-        "produce",
-        "--brokers",
+    produce_with_cli(
+        Path::new(env!("CARGO_BIN_EXE_wasmkafka")),
         &broker.addr(),
-        "--topic",
         "scaffolded",
-        "--count",
-        "20",
-    ]);
-    assert!(produced.status.success(), "{produced:?}");
+        &["--count", "20"],
+    );
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path().to_str().unwrap();
     for (kind, name, expect) in [
@@ -364,16 +361,12 @@ fn new_python_plugins_build_with_componentize_py_and_run_in_a_group() {
     runtime
         .block_on(broker.create_topic("scaffolded-py", 2, &[]))
         .unwrap();
-    let produced = wasmkafka(&[
-        "produce",
-        "--brokers",
+    produce_with_cli(
+        Path::new(env!("CARGO_BIN_EXE_wasmkafka")),
         &broker.addr(),
-        "--topic",
         "scaffolded-py",
-        "--count",
-        "20",
-    ]);
-    assert!(produced.status.success(), "{produced:?}");
+        &["--count", "20"],
+    );
     let componentize = wasmkafka_tests::python::componentize_py().unwrap();
     let venv = componentize.parent().unwrap().parent().unwrap();
     let bin = Path::new(env!("CARGO_BIN_EXE_wasmkafka")).parent().unwrap();

@@ -5,6 +5,7 @@
 pub mod bounded;
 pub mod browser;
 pub mod cache;
+pub mod cli_commands;
 pub mod cli_member;
 pub mod delay;
 pub mod fault_broker;
