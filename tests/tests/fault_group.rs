@@ -198,12 +198,12 @@ async fn rebalance_in_progress_rejoins_and_commits_what_was_handed_out() {
     assert_eq!(h.coordinator.joins().last().unwrap().member_id, "member-1");
 }
 
-#[tokio::test]
-async fn unknown_member_id_loses_the_partitions_and_joins_as_a_new_member() {
+/// A Range member that got its assignment, whose next heartbeat is answered `error`; returns
+/// once the member lost its partitions and got them back.
+async fn partitions_lost_and_back_after_a_heartbeat_answered(error: ResponseError) -> Harness {
     let h = harness(None, vec![Builtin::Range]).await;
     assert!(h.member.wait_for_assignment(WAIT).await);
-    h.coordinator
-        .fail_next(ApiKey::Heartbeat, ResponseError::UnknownMemberId);
+    h.coordinator.fail_next(ApiKey::Heartbeat, error);
     wait_until(
         WAIT,
         "the partitions to come back",
@@ -211,6 +211,13 @@ async fn unknown_member_id_loses_the_partitions_and_joins_as_a_new_member() {
         || format!("{:?} {:?}", h.events.list(), h.coordinator.joins()),
     )
     .await;
+    h
+}
+
+#[tokio::test]
+async fn unknown_member_id_loses_the_partitions_and_joins_as_a_new_member() {
+    let h =
+        partitions_lost_and_back_after_a_heartbeat_answered(ResponseError::UnknownMemberId).await;
     let joins = h.coordinator.joins();
     // member-1 joins, loses its id, joins with an empty id and gets a new one.
     let ids: Vec<&str> = joins.iter().map(|j| j.member_id.as_str()).collect();
@@ -223,17 +230,8 @@ async fn unknown_member_id_loses_the_partitions_and_joins_as_a_new_member() {
 
 #[tokio::test]
 async fn illegal_generation_loses_the_partitions_and_rejoins_with_the_same_id() {
-    let h = harness(None, vec![Builtin::Range]).await;
-    assert!(h.member.wait_for_assignment(WAIT).await);
-    h.coordinator
-        .fail_next(ApiKey::Heartbeat, ResponseError::IllegalGeneration);
-    wait_until(
-        WAIT,
-        "the partitions to come back",
-        || h.events.list() == ["assigned 2", "lost 2", "assigned 2"],
-        || format!("{:?} {:?}", h.events.list(), h.coordinator.joins()),
-    )
-    .await;
+    let h =
+        partitions_lost_and_back_after_a_heartbeat_answered(ResponseError::IllegalGeneration).await;
     let ids: Vec<String> = h
         .coordinator
         .joins()
