@@ -1,6 +1,7 @@
-//! Records written and read back by the tests on the secure listeners: the values `v0`, `v1`,
-//! … produced to partition 0, read with a consumer assigned the topic from the earliest
-//! offset, and compared as text.
+//! Records written and read back by the tests: the values `v0`, `v1`, … produced to
+//! partition 0 (the secure-listener tests), read with a consumer assigned the topic from the
+//! earliest offset and compared as text; and a consumer polled until what it collected is
+//! enough.
 
 use std::time::{Duration, Instant};
 
@@ -91,4 +92,31 @@ pub fn values(records: &[ConsumerRecord]) -> Vec<String> {
 /// The values `v0` … `v{count - 1}`, as [`produce_numbered`] writes them.
 pub fn numbered_texts(count: i64) -> Vec<String> {
     (0..count).map(|n| format!("v{n}")).collect()
+}
+
+/// Polls `consumer` (each poll waiting up to `poll_wait`) into `records` until `done` holds for
+/// everything collected; fails the test after `timeout` (naming the partition and offset of
+/// each record collected) or on a poll error.
+pub async fn collect_until(
+    consumer: &Consumer,
+    records: &mut Vec<ConsumerRecord>,
+    timeout: Duration,
+    poll_wait: Duration,
+    done: impl Fn(&[ConsumerRecord]) -> bool,
+) {
+    let deadline = Instant::now() + timeout;
+    while !done(records) {
+        assert!(
+            Instant::now() < deadline,
+            "timed out; collected offsets {:?}",
+            records
+                .iter()
+                .map(|r| (r.partition, r.offset))
+                .collect::<Vec<_>>()
+        );
+        match consumer.poll(1000, poll_wait).await {
+            Ok(batch) => records.extend(batch),
+            Err(error) => panic!("poll failed: {error}"),
+        }
+    }
 }
