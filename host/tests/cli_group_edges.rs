@@ -81,23 +81,20 @@ async fn produce_to(
     partitions: i32,
     per_partition: usize,
 ) -> BTreeSet<Printed> {
-    let client = broker.client();
-    let mut written = BTreeSet::new();
-    for partition in 0..partitions {
-        let records: Vec<OutgoingRecord> = (0..per_partition)
-            .map(|i| OutgoingRecord {
+    let count = per_partition as i64;
+    let firsts = broker
+        .produce_to_each_partition(topic, partitions, count, 100, |partition, i| {
+            OutgoingRecord {
                 value: Some(Bytes::from(format!("{partition}-{i}"))),
                 ..OutgoingRecord::default()
-            })
-            .collect();
-        let first = broker
-            .produce(&client, topic, partition, &records, 100)
-            .await
-            .unwrap();
-        written.extend((first..first + per_partition as i64).map(|o| (partition as i64, o)));
-    }
-    client.close();
-    written
+            }
+        })
+        .await
+        .unwrap();
+    (0i64..)
+        .zip(firsts)
+        .flat_map(|(partition, first)| (first..first + count).map(move |o| (partition, o)))
+        .collect()
 }
 
 /// Waits until the members together printed every record of `wanted`.

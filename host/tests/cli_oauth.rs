@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use wasmkafka::client::ClientError;
 use wasmkafka::net::{NetError, TokenError};
-use wasmkafka::produce::OutgoingRecord;
 use wasmkafka_tests::bounded::output_or_kill_after;
 use wasmkafka_tests::cli_member::CliMember;
 use wasmkafka_tests::java::JavaMember;
@@ -537,21 +536,19 @@ async fn produce_everywhere(
     partitions: i32,
     count: i64,
 ) -> Vec<(i64, i64)> {
-    let client = broker.kafka.client();
-    let mut written = Vec::new();
-    for partition in 0..partitions {
-        let records: Vec<OutgoingRecord> = (0..count)
-            .map(|n| value_record(format!("{partition}-{n}"), None))
-            .collect();
-        let first = broker
-            .kafka
-            .produce(&client, topic, partition, &records, 10)
-            .await
-            .unwrap();
-        written.extend((first..first + count).map(|offset| (partition as i64, offset)));
-    }
-    client.close();
-    written
+    let firsts = broker
+        .kafka
+        .produce_to_each_partition(topic, partitions, count, 10, |partition, n| {
+            value_record(format!("{partition}-{n}"), None)
+        })
+        .await
+        .unwrap();
+    (0i64..)
+        .zip(firsts)
+        .flat_map(|(partition, first)| {
+            (first..first + count).map(move |offset| (partition, offset))
+        })
+        .collect()
 }
 
 /// The README's first example as a user runs it: its `client.properties` (SASL_SSL,

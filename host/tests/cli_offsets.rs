@@ -9,7 +9,6 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
-use wasmkafka::produce::OutgoingRecord;
 use wasmkafka_tests::bounded::{assert_succeeded, BoundedOutput};
 use wasmkafka_tests::kafka::admin::value_record;
 use wasmkafka_tests::kafka::Kafka;
@@ -66,27 +65,22 @@ fn committed(addr: &str) -> Vec<Option<i64>> {
         .collect()
 }
 
-/// Produces `count` records valued `{partition}-{i}` to each of `partitions` in batches of
-/// `batch`, record `i` stamped `timestamp(i)`.
+/// Produces `count` records valued `{partition}-{i}` to each of `partitions` partitions in
+/// batches of `batch`, record `i` stamped `timestamp(i)`.
 async fn produce_numbered(
     broker: &Kafka,
     topic: &str,
-    partitions: std::ops::Range<i32>,
+    partitions: i32,
     count: i64,
     batch: usize,
     timestamp: impl Fn(i64) -> Option<i64>,
 ) {
-    let client = broker.client();
-    for partition in partitions {
-        let records: Vec<OutgoingRecord> = (0..count)
-            .map(|i| value_record(format!("{partition}-{i}"), timestamp(i)))
-            .collect();
-        broker
-            .produce(&client, topic, partition, &records, batch)
-            .await
-            .unwrap();
-    }
-    client.close();
+    broker
+        .produce_to_each_partition(topic, partitions, count, batch, |partition, i| {
+            value_record(format!("{partition}-{i}"), timestamp(i))
+        })
+        .await
+        .unwrap();
 }
 
 /// Reads `count` records of `topic` as `group` with `wasmkafka run`, one `PARTITION OFFSET`
@@ -140,7 +134,7 @@ async fn describe_plan_execute_export_and_the_active_member_guard() {
         .unwrap()
         .as_millis() as i64;
     let base = (now - 3_600_000) / 1000 * 1000;
-    produce_numbered(broker, TOPIC, 0..2, 20, 10, |i| Some(base + 1000 * i)).await;
+    produce_numbered(broker, TOPIC, 2, 20, 10, |i| Some(base + 1000 * i)).await;
     // The group reads everything and stops cleanly: committed 20 and 20.
     assert_eq!(first_offsets_read(&addr, 40), [(0, 0), (1, 0)]);
     assert_eq!(committed(&addr), [Some(20), Some(20)]);
@@ -301,7 +295,7 @@ async fn the_plan_report_in_a_browser() {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
-    produce_numbered(broker, REPORT_TOPIC, 0..3, 20, 10, |i| Some(now + i)).await;
+    produce_numbered(broker, REPORT_TOPIC, 3, 20, 10, |i| Some(now + i)).await;
     let dir = tempfile::tempdir().unwrap();
     // The group reads everything and stops (committed 20 each), then is moved to 10.
     read_as_group(&addr, REPORT_GROUP, REPORT_TOPIC, 60);
@@ -401,7 +395,7 @@ async fn a_plan_for_a_group_the_broker_never_saw_is_executed() {
     let addr = broker.addr();
     let (topic, group) = ("offsets-new-t", "offsets-never-seen");
     broker.create_topic(topic, 2, &[]).await.unwrap();
-    produce_numbered(broker, topic, 0..2, 5, 5, |_| None).await;
+    produce_numbered(broker, topic, 2, 5, 5, |_| None).await;
     let before = ok(&["groups", "describe", "--brokers", &addr, "--group", group]);
     assert!(
         before.starts_with(&format!("group {group}: Dead")),

@@ -415,6 +415,35 @@ impl Kafka {
     }
 }
 
+impl Kafka {
+    /// Produces `count` records to each partition `0..partitions` of `topic` through one client
+    /// of its own (closed after), in batches of `batch`; record `i` of partition `p` is
+    /// `record(p, i)`. Returns each partition's first offset, in partition order.
+    pub async fn produce_to_each_partition(
+        &self,
+        topic: &str,
+        partitions: i32,
+        count: i64,
+        batch: usize,
+        record: impl Fn(i32, i64) -> OutgoingRecord,
+    ) -> Result<Vec<i64>> {
+        let client = self.client();
+        let mut firsts = Vec::new();
+        for partition in 0..partitions {
+            let records: Vec<OutgoingRecord> = (0..count).map(|i| record(partition, i)).collect();
+            match produce(&client, topic, partition, &records, batch).await {
+                Ok(first) => firsts.push(first),
+                Err(error) => {
+                    client.close();
+                    return Err(error);
+                }
+            }
+        }
+        client.close();
+        Ok(firsts)
+    }
+}
+
 /// A record of only a value (no key, no headers) stamped `timestamp` (`None`: when produced).
 pub fn value_record(value: impl Into<Bytes>, timestamp: Option<i64>) -> OutgoingRecord {
     OutgoingRecord {
