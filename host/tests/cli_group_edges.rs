@@ -16,6 +16,7 @@ use bytes::Bytes;
 use wasmkafka::produce::OutgoingRecord;
 use wasmkafka_tests::cli_member::{group_member_args, CliMember, Printed};
 use wasmkafka_tests::java::JavaMember;
+use wasmkafka_tests::kafka::admin::offsets_written;
 use wasmkafka_tests::kafka::Kafka;
 use wasmkafka_tests::librdkafka::LibrdkafkaMember;
 use wasmkafka_tests::python;
@@ -91,10 +92,7 @@ async fn produce_to(
         })
         .await
         .unwrap();
-    (0i64..)
-        .zip(firsts)
-        .flat_map(|(partition, first)| (first..first + count).map(move |o| (partition, o)))
-        .collect()
+    offsets_written(&firsts, count).into_iter().collect()
 }
 
 /// Waits until the members together printed every record of `wanted`.

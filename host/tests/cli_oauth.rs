@@ -19,7 +19,7 @@ use wasmkafka::net::{NetError, TokenError};
 use wasmkafka_tests::bounded::output_or_kill_after;
 use wasmkafka_tests::cli_member::CliMember;
 use wasmkafka_tests::java::JavaMember;
-use wasmkafka_tests::kafka::admin::value_record;
+use wasmkafka_tests::kafka::admin::{offsets_written, value_record};
 use wasmkafka_tests::kafka::oauth::{OAuthKafka, TRUSTSTORE_PASSWORD};
 use wasmkafka_tests::kafka::secure::client_with_properties;
 use wasmkafka_tests::readme::readme_block;
@@ -543,12 +543,7 @@ async fn produce_everywhere(
         })
         .await
         .unwrap();
-    (0i64..)
-        .zip(firsts)
-        .flat_map(|(partition, first)| {
-            (first..first + count).map(move |offset| (partition, offset))
-        })
-        .collect()
+    offsets_written(&firsts, count)
 }
 
 /// The README's first example as a user runs it: its `client.properties` (SASL_SSL,

@@ -444,6 +444,17 @@ impl Kafka {
     }
 }
 
+/// The (partition, offset) of every record [`Kafka::produce_to_each_partition`] wrote, from the
+/// first offsets it returned and the `count` per partition.
+pub fn offsets_written(firsts: &[i64], count: i64) -> Vec<(i64, i64)> {
+    (0i64..)
+        .zip(firsts)
+        .flat_map(|(partition, &first)| {
+            (first..first + count).map(move |offset| (partition, offset))
+        })
+        .collect()
+}
+
 /// A record of only a value (no key, no headers) stamped `timestamp` (`None`: when produced).
 pub fn value_record(value: impl Into<Bytes>, timestamp: Option<i64>) -> OutgoingRecord {
     OutgoingRecord {
