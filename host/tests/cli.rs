@@ -4,9 +4,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use wasmkafka_tests::bounded::BoundedOutput;
+use wasmkafka_tests::bounded::{assert_succeeded, BoundedOutput};
+use wasmkafka_tests::cli_commands::produce_with_cli;
 use wasmkafka_tests::kafka::Kafka;
-use wasmkafka_tests::readme::{readme, readme_block};
+use wasmkafka_tests::readme::{readme, readme_block, run_shell_script};
 
 fn wasmkafka() -> Command {
     Command::new(env!("CARGO_BIN_EXE_wasmkafka"))
@@ -14,15 +15,11 @@ fn wasmkafka() -> Command {
 
 /// Produces sample records with `wasmkafka produce` (extra flags: count, batch, keys).
 fn produce_sample(broker: &Kafka, topic: &str, flags: &[&str]) {
-    let output = wasmkafka()
-        .args(["produce", "--brokers", &broker.addr(), "--topic", topic])
-        .args(flags)
-        .bounded_output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    produce_with_cli(
+        Path::new(env!("CARGO_BIN_EXE_wasmkafka")),
+        &broker.addr(),
+        topic,
+        flags,
     );
 }
 
@@ -102,11 +99,7 @@ async fn run_prints_every_record_as_json_and_exits_after_max_records() {
         ])
         .bounded_output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeded(&output, "");
     let stdout = String::from_utf8(output.stdout).unwrap();
     let records: Vec<serde_json::Value> = stdout
         .lines()
@@ -436,11 +429,7 @@ async fn run_uses_a_reset_policy_plugin_from_the_config() {
         .args(["--topic", "cli-rewind", "--max-records", "10"])
         .bounded_output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeded(&output, "");
     let offsets: Vec<i64> = String::from_utf8_lossy(&output.stdout)
         .lines()
         .map(|l| {
@@ -835,11 +824,7 @@ async fn produce_from_stdin_round_trips_every_line_byte_exact() {
         ])
         .bounded_output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeded(&output, "");
     // Compared without printing megabytes.
     assert_eq!(output.stdout.len(), input.len());
     assert!(output.stdout == input, "the bytes differ");
@@ -881,11 +866,7 @@ async fn produce_from_stdin_places_keys_as_kafka_does_and_adds_headers() {
         .write_all(input.as_bytes())
         .unwrap();
     let produced = producer.wait_with_output().unwrap();
-    assert!(
-        produced.status.success(),
-        "{}",
-        String::from_utf8_lossy(&produced.stderr)
-    );
+    assert_succeeded(&produced, "");
     let output = wasmkafka()
         .args([
             "run",
@@ -943,18 +924,7 @@ async fn the_readme_stdin_produce_lines_run_as_written() {
     let script = readme_sh_block("--stdin")
         .replace("127.0.0.1:9092", &broker.addr())
         .replace("--topic events", &format!("--topic {topic}"));
-    let bin = Path::new(env!("CARGO_BIN_EXE_wasmkafka")).parent().unwrap();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
-    let output = Command::new("bash")
-        .args(["-euo", "pipefail", "-c", &script])
-        .env("PATH", path)
-        .bounded_output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{script}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    run_shell_script(&script, Path::new(env!("CARGO_BIN_EXE_wasmkafka")), None);
     let output = wasmkafka()
         .args(["run", "--brokers", &broker.addr(), "--topic", topic])
         .args([

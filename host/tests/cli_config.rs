@@ -5,11 +5,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use bytes::Bytes;
-use wasmkafka::produce::OutgoingRecord;
 use wasmkafka_tests::bounded::BoundedOutput;
 use wasmkafka_tests::cli_member::CliMember;
 use wasmkafka_tests::java::JavaMember;
+use wasmkafka_tests::kafka::admin::{offsets_written, value_record};
 use wasmkafka_tests::kafka::Kafka;
 
 fn wasmkafka() -> &'static Path {
@@ -42,24 +41,13 @@ async fn one_properties_file_serves_a_java_consumer_and_wasmkafka_in_one_group()
     let broker = Kafka::shared();
     let topic = "config-properties";
     broker.create_topic(topic, 4, &[]).await.unwrap();
-    let client = broker.client();
-    let mut written = Vec::new();
-    for partition in 0..4 {
-        let records: Vec<OutgoingRecord> = (0..10)
-            .map(|n| OutgoingRecord {
-                key: None,
-                value: Some(Bytes::from(format!("{partition}-{n}"))),
-                headers: Vec::new(),
-                timestamp: None,
-            })
-            .collect();
-        let first = broker
-            .produce(&client, topic, partition, &records, 10)
-            .await
-            .unwrap();
-        written.extend((first..first + 10).map(|offset| (partition as i64, offset)));
-    }
-    client.close();
+    let firsts = broker
+        .produce_to_each_partition(topic, 4, 10, 10, |partition, n| {
+            value_record(format!("{partition}-{n}"), None)
+        })
+        .await
+        .unwrap();
+    let written = offsets_written(&firsts, 10);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("client.properties");
     std::fs::write(

@@ -4,14 +4,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::ApiKey;
 use wasmkafka::fetch::TopicPartition;
 use wasmkafka::group::coordinator::find_coordinator;
 use wasmkafka::group::offsets::fetch_committed;
-use wasmkafka_tests::bounded::BoundedOutput;
+use wasmkafka_tests::cli_commands::produce_with_cli;
 use wasmkafka_tests::cli_member::{group_member_args, CliMember, Finished, Printed};
 use wasmkafka_tests::fault_broker::{Fault, FaultCluster};
 use wasmkafka_tests::fault_group::ScriptedCoordinator;
@@ -23,22 +22,14 @@ const MAX_POLL_RECORDS: usize = 200;
 const PARTITIONS: i32 = 4;
 const RECORDS: usize = 20_000;
 
-fn wasmkafka() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_wasmkafka"))
-}
-
 /// Creates a topic of `PARTITIONS` partitions with `RECORDS` records.
 async fn topic_with_records(broker: &Kafka, topic: &str) {
     broker.create_topic(topic, PARTITIONS, &[]).await.unwrap();
-    let output = wasmkafka()
-        .args(["produce", "--brokers", &broker.addr(), "--topic", topic])
-        .args(["--count", &RECORDS.to_string(), "--batch", "250"])
-        .bounded_output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    produce_with_cli(
+        Path::new(env!("CARGO_BIN_EXE_wasmkafka")),
+        &broker.addr(),
+        topic,
+        &["--count", &RECORDS.to_string(), "--batch", "250"],
     );
 }
 

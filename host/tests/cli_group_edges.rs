@@ -16,8 +16,10 @@ use bytes::Bytes;
 use wasmkafka::produce::OutgoingRecord;
 use wasmkafka_tests::cli_member::{group_member_args, CliMember, Printed};
 use wasmkafka_tests::java::JavaMember;
+use wasmkafka_tests::kafka::admin::offsets_written;
 use wasmkafka_tests::kafka::Kafka;
-use wasmkafka_tests::python::{self, Script};
+use wasmkafka_tests::librdkafka::LibrdkafkaMember;
+use wasmkafka_tests::python;
 
 const PARTITIONS: i32 = 4;
 const WAIT: Duration = Duration::from_secs(60);
@@ -80,23 +82,17 @@ async fn produce_to(
     partitions: i32,
     per_partition: usize,
 ) -> BTreeSet<Printed> {
-    let client = broker.client();
-    let mut written = BTreeSet::new();
-    for partition in 0..partitions {
-        let records: Vec<OutgoingRecord> = (0..per_partition)
-            .map(|i| OutgoingRecord {
+    let count = per_partition as i64;
+    let firsts = broker
+        .produce_to_each_partition(topic, partitions, count, 100, |partition, i| {
+            OutgoingRecord {
                 value: Some(Bytes::from(format!("{partition}-{i}"))),
                 ..OutgoingRecord::default()
-            })
-            .collect();
-        let first = broker
-            .produce(&client, topic, partition, &records, 100)
-            .await
-            .unwrap();
-        written.extend((first..first + per_partition as i64).map(|o| (partition as i64, o)));
-    }
-    client.close();
-    written
+            }
+        })
+        .await
+        .unwrap();
+    offsets_written(&firsts, count).into_iter().collect()
 }
 
 /// Waits until the members together printed every record of `wanted`.
@@ -510,36 +506,14 @@ async fn a_plugin_assignor_takes_its_place_in_the_vote_by_name() {
     );
 }
 
-/// What a librdkafka member (tests/python/member.py) said so far.
-#[derive(Default)]
-struct Librdkafka {
-    owned: BTreeSet<i64>,
-    printed: Vec<Printed>,
-}
-
-impl Librdkafka {
-    fn drain(&mut self, script: &mut Script) {
-        while let Some(event) = script.try_next() {
-            match event["event"].as_str() {
-                Some("assigned" | "revoked" | "lost") => {
-                    self.owned = event["owned"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|p| p.as_i64().unwrap())
-                        .collect();
-                }
-                Some("records") => {
-                    for record in event["records"].as_array().unwrap() {
-                        self.printed
-                            .push((record[0].as_i64().unwrap(), record[1].as_i64().unwrap()));
-                    }
-                }
-                Some("error") => panic!("librdkafka member: {event}"),
-                _ => {}
-            }
-        }
-    }
+/// Takes in what the librdkafka member reported; fails the test on an error it reported.
+fn drain(librdkafka: &mut LibrdkafkaMember) {
+    librdkafka.pump();
+    assert!(
+        librdkafka.errors.is_empty(),
+        "librdkafka member: {:?}",
+        librdkafka.errors
+    );
 }
 
 /// Kafka's upgrade mid-way through its second rolling bounce, with three clients in one
@@ -577,21 +551,20 @@ async fn upgrade_mid_bounce_with_java_and_librdkafka_members_reads_every_record(
     let mut eager = ours("ours-eager", "cooperative-sticky,range");
     wait_until_delivered(&mut [&mut eager], &wanted, WAIT);
     let java = JavaMember::start(&addr, group, topic, "cooperative-sticky,range").unwrap();
-    let mut librdkafka_script =
-        Script::spawn("member.py", &[&addr, group, topic, "cooperative-sticky"]).unwrap();
-    let mut librdkafka = Librdkafka::default();
+    let mut librdkafka =
+        LibrdkafkaMember::start(&addr, group, topic, "cooperative-sticky").unwrap();
     let mut cooperative = ours("ours-cooperative", "cooperative-sticky");
 
     // Every member holds a share, the shares cover the topic once, for two seconds.
     let deadline = Instant::now() + WAIT;
     let mut stable_since: Option<(Instant, Vec<BTreeSet<i64>>)> = None;
     loop {
-        librdkafka.drain(&mut librdkafka_script);
+        drain(&mut librdkafka);
         let shares = vec![
             owned_by(&eager),
             owned_by(&cooperative),
             java.assignment().into_iter().map(i64::from).collect(),
-            librdkafka.owned.clone(),
+            librdkafka.owned.iter().map(|&p| i64::from(p)).collect(),
         ];
         let total: usize = shares.iter().map(BTreeSet::len).sum();
         let union: BTreeSet<i64> = shares.iter().flatten().copied().collect();
@@ -617,13 +590,13 @@ async fn upgrade_mid_bounce_with_java_and_librdkafka_members_reads_every_record(
     wanted.extend(produce_to(broker, topic, MIXED_PARTITIONS, 200).await);
     let deadline = Instant::now() + WAIT;
     loop {
-        librdkafka.drain(&mut librdkafka_script);
+        drain(&mut librdkafka);
         let printed: BTreeSet<Printed> = eager
             .printed()
             .into_iter()
             .chain(cooperative.printed())
             .chain(java.records().into_iter().map(|(p, o)| (i64::from(p), o)))
-            .chain(librdkafka.printed.iter().copied())
+            .chain(librdkafka.printed())
             .collect();
         let missing = wanted.difference(&printed).count();
         if missing == 0 {
@@ -642,8 +615,9 @@ async fn upgrade_mid_bounce_with_java_and_librdkafka_members_reads_every_record(
     }
     let mut java = java;
     java.stop(Duration::from_secs(30)).unwrap();
-    librdkafka_script.send("stop").unwrap();
-    librdkafka_script
+    librdkafka.script.send("stop").unwrap();
+    librdkafka
+        .script
         .finish(Duration::from_secs(30))
         .await
         .unwrap();
@@ -691,7 +665,7 @@ impl Rng {
 enum ChaosMember {
     Ours(CliMember),
     Java(JavaMember),
-    Librdkafka(Box<(Script, Librdkafka)>),
+    Librdkafka(Box<LibrdkafkaMember>),
 }
 
 impl ChaosMember {
@@ -712,9 +686,8 @@ impl ChaosMember {
                 .map(|(p, o)| (i64::from(p), o))
                 .collect(),
             ChaosMember::Librdkafka(member) => {
-                let (script, heard) = &mut **member;
-                heard.drain(script);
-                heard.printed.clone()
+                drain(member);
+                member.printed()
             }
         }
     }
@@ -725,8 +698,7 @@ impl ChaosMember {
             ChaosMember::Ours(member) => member.running(),
             ChaosMember::Java(java) => !java.has_exited(),
             ChaosMember::Librdkafka(member) => {
-                let (script, heard) = &mut **member;
-                heard.drain(script);
+                drain(member);
                 true
             }
         };
@@ -761,19 +733,19 @@ impl ChaosMember {
                     .collect()
             }
             ChaosMember::Librdkafka(member) => {
-                let (mut script, mut heard) = *member;
-                heard.drain(&mut script);
-                script.send("stop").unwrap();
-                for event in script.finish(Duration::from_secs(30)).await.unwrap() {
+                let mut member = *member;
+                drain(&mut member);
+                let mut printed = member.printed();
+                member.script.send("stop").unwrap();
+                for event in member.script.finish(Duration::from_secs(30)).await.unwrap() {
                     if event["event"] == "records" {
                         for record in event["records"].as_array().unwrap() {
-                            heard
-                                .printed
+                            printed
                                 .push((record[0].as_i64().unwrap(), record[1].as_i64().unwrap()));
                         }
                     }
                 }
-                heard.printed
+                printed
             }
         }
     }
@@ -846,10 +818,9 @@ async fn group_chaos_with_mixed_clients_loses_nothing() {
             0 => ChaosMember::Java(
                 JavaMember::start(&addr, group, topic, "cooperative-sticky,range").unwrap(),
             ),
-            1 => ChaosMember::Librdkafka(Box::new((
-                Script::spawn("member.py", &[&addr, group, topic, "range"]).unwrap(),
-                Librdkafka::default(),
-            ))),
+            1 => ChaosMember::Librdkafka(Box::new(
+                LibrdkafkaMember::start(&addr, group, topic, "range").unwrap(),
+            )),
             _ => {
                 let list = lists[rng.below(lists.len() as u64) as usize];
                 let strategy = format!("partition.assignment.strategy={list}");

@@ -6,7 +6,8 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use wasmkafka_tests::bounded::BoundedOutput;
+use wasmkafka_tests::bounded::{assert_succeeded, BoundedOutput};
+use wasmkafka_tests::cli_commands::produce_with_cli;
 use wasmkafka_tests::cli_member::{group_member_args, CliMember};
 use wasmkafka_tests::java::kafka_tool;
 use wasmkafka_tests::kafka::Kafka;
@@ -38,11 +39,7 @@ fn read_all_as(broker: &Kafka, group: &str) -> usize {
         "raw",
         "--no-progress",
     ]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeded(&output, "");
     String::from_utf8_lossy(&output.stdout).lines().count()
 }
 
@@ -56,11 +53,7 @@ fn our_list(broker: &Kafka) -> BTreeMap<String, (String, String)> {
         "--format",
         "json",
     ]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeded(&output, "");
     let listed: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
     listed
         .iter()
@@ -102,18 +95,12 @@ fn kafkas_list(broker: &Kafka) -> BTreeMap<String, String> {
 async fn groups_are_listed_and_deleted_as_kafkas_own_tool_sees_them() {
     let broker = Kafka::shared();
     broker.create_topic(TOPIC, 2, &[]).await.unwrap();
-    let produced = wasmkafka(&[
-        "produce",
-        "--brokers",
+    produce_with_cli(
+        Path::new(env!("CARGO_BIN_EXE_wasmkafka")),
         &broker.addr(),
-        "--topic",
         TOPIC,
-        "--count",
-        "10",
-        "--batch",
-        "5",
-    ]);
-    assert!(produced.status.success());
+        &["--count", "10", "--batch", "5"],
+    );
     // Two groups that committed and left, one with a live member.
     assert_eq!(read_all_as(broker, "groups-done-a"), 10);
     assert_eq!(read_all_as(broker, "groups-done-b"), 10);
@@ -234,16 +221,12 @@ async fn groups_describe_all_shows_both_kinds_as_kafkas_own_tool_does() {
     let broker = Kafka::shared();
     broker.create_topic(DESCRIBED, 3, &[]).await.unwrap();
     let produce = |count: &str| {
-        let produced = wasmkafka(&[
-            "produce",
-            "--brokers",
+        produce_with_cli(
+            Path::new(env!("CARGO_BIN_EXE_wasmkafka")),
             &broker.addr(),
-            "--topic",
             DESCRIBED,
-            "--count",
-            count,
-        ]);
-        assert!(produced.status.success(), "{produced:?}");
+            &["--count", count],
+        );
     };
     produce("30");
     // A classic group reads everything, commits and leaves; then 9 more records: lag 9.

@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 
 use bytes::Bytes;
 use wasmkafka::produce::OutgoingRecord;
-use wasmkafka_tests::bounded::BoundedOutput;
+use wasmkafka_tests::bounded::{assert_succeeded, BoundedOutput};
 use wasmkafka_tests::kafka::Kafka;
 
 fn wasmkafka(args: &[&str]) -> Output {
@@ -23,11 +23,7 @@ fn run(broker: &Kafka, topic: &str, flags: &[&str]) -> String {
     let mut args = vec!["run", "--brokers", &addr, "--topic", topic];
     args.extend(flags);
     let output = wasmkafka(&args);
-    assert!(
-        output.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeded(&output, &format!("{args:?}"));
     String::from_utf8(output.stdout).unwrap()
 }
 
@@ -280,11 +276,7 @@ async fn kafka_property_names_work_in_the_file_and_as_dash_x() {
         "--format-string",
         "%p:%o:%s\\n",
     ]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeded(&output, "");
     assert_eq!(
         String::from_utf8(output.stdout).unwrap(),
         "1:0:p1-0\n1:1:p1-1\n"

@@ -9,13 +9,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use bytes::Bytes;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use wasmkafka::produce::OutgoingRecord;
 use wasmkafka_tests::bounded::BoundedOutput;
 use wasmkafka_tests::kafka::jars::java;
 use wasmkafka_tests::kafka::secure::SecureKafka;
+use wasmkafka_tests::records::produce_numbered;
 
 const STORE_PASSWORD: &str = "keystore-secret-1";
 const TRUST_PASSWORD: &str = "truststore-secret-2";
@@ -23,21 +22,7 @@ const KEY_PASSWORD: &str = "pem-key-secret-3";
 
 async fn produce(broker: &SecureKafka, topic: &str, count: i64) {
     broker.kafka.create_topic(topic, 1, &[]).await.unwrap();
-    let client = broker.kafka.client();
-    let records: Vec<OutgoingRecord> = (0..count)
-        .map(|n| OutgoingRecord {
-            key: None,
-            value: Some(Bytes::from(format!("v{n}"))),
-            headers: Vec::new(),
-            timestamp: None,
-        })
-        .collect();
-    broker
-        .kafka
-        .produce(&client, topic, 0, &records, 50)
-        .await
-        .unwrap();
-    client.close();
+    produce_numbered(&broker.kafka, topic, 0..count).await;
 }
 
 /// `keytool` beside the `java` the Kafka fixture runs (the JDK's bin directory), else the

@@ -3,7 +3,8 @@
 use std::process::{Command, Output};
 
 use serde_json::Value;
-use wasmkafka_tests::bounded::BoundedOutput;
+use wasmkafka_tests::bounded::{assert_succeeded, BoundedOutput};
+use wasmkafka_tests::readme::run_shell_script;
 
 fn wasmkafka(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wasmkafka"))
@@ -14,11 +15,7 @@ fn wasmkafka(args: &[&str]) -> Output {
 
 fn json(args: &[&str]) -> Vec<Value> {
     let output = wasmkafka(args);
-    assert!(
-        output.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeded(&output, &format!("{args:?}"));
     serde_json::from_slice::<Vec<Value>>(&output.stdout).unwrap()
 }
 
@@ -237,22 +234,12 @@ fn the_readme_broker_assignor_line_runs_as_written() {
         .trim()
         .to_string();
     assert!(line.starts_with("wasmkafka assign-sim "), "{line}");
-    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_wasmkafka"))
-        .parent()
-        .unwrap();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
     let bash = |script: &str| {
-        let output = Command::new("bash")
-            .args(["-euo", "pipefail", "-c", script])
-            .env("PATH", &path)
-            .bounded_output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{script}\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        output.stdout
+        run_shell_script(
+            script,
+            std::path::Path::new(env!("CARGO_BIN_EXE_wasmkafka")),
+            None,
+        )
     };
     let table = String::from_utf8(bash(&line)).unwrap();
     assert!(
@@ -332,22 +319,12 @@ fn the_readme_lab_line_with_a_plugin_runs_as_written() {
         dir.path().join("my_assignor.wasm"),
     )
     .unwrap();
-    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_wasmkafka"))
-        .parent()
-        .unwrap();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
-    let output = Command::new("bash")
-        .args(["-euo", "pipefail", "-c", &format!("{line} --format json")])
-        .current_dir(dir.path())
-        .env("PATH", path)
-        .bounded_output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{line}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    let stdout = run_shell_script(
+        &format!("{line} --format json"),
+        std::path::Path::new(env!("CARGO_BIN_EXE_wasmkafka")),
+        Some(dir.path()),
     );
-    let runs: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+    let runs: Vec<Value> = serde_json::from_slice(&stdout).unwrap();
     assert_eq!(runs.len(), 3);
     assert_eq!(runs[2]["source"], "my_assignor.wasm");
     assert_eq!(numbers(&runs[0]), numbers(&runs[2]));

@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use wasmkafka_tests::bounded::BoundedOutput;
+use wasmkafka_tests::bounded::{assert_succeeded, BoundedOutput};
 use wasmkafka_tests::browser::{self, start_tags, Tag};
+use wasmkafka_tests::readme::run_shell_script;
 
 fn artifact(name: &str) -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join(name)
@@ -25,11 +26,7 @@ fn json_and_report(args: &[&str], report: &Path) -> Vec<Value> {
         .arg(report)
         .bounded_output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeded(&output, &format!("{args:?}"));
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
@@ -270,18 +267,10 @@ fn the_readme_report_line_runs_as_written() {
         .to_string();
     assert!(line.starts_with("wasmkafka assign-sim "), "{line}");
     let dir = tempfile::tempdir().unwrap();
-    let bin = Path::new(env!("CARGO_BIN_EXE_wasmkafka")).parent().unwrap();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
-    let output = Command::new("bash")
-        .args(["-euo", "pipefail", "-c", &line])
-        .current_dir(dir.path())
-        .env("PATH", path)
-        .bounded_output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{line}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    run_shell_script(
+        &line,
+        Path::new(env!("CARGO_BIN_EXE_wasmkafka")),
+        Some(dir.path()),
     );
     let rendered = browser::render(&dir.path().join("lab.html"));
     assert!(rendered.console.is_empty(), "{:?}", rendered.console);
@@ -319,11 +308,7 @@ fn the_screenshot_script_renders_the_readme_line() {
         .env("WASMKAFKA", env!("CARGO_BIN_EXE_wasmkafka"))
         .bounded_output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeded(&output, "");
     let bytes = std::fs::read(&png).unwrap();
     assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
 }

@@ -14,34 +14,21 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use wasmkafka::client::{Client, ClientError};
-use wasmkafka::cluster::MetadataOptions;
-use wasmkafka::config::Config;
-use wasmkafka::fetch::{Consumer, ConsumerRecord};
+use wasmkafka::client::ClientError;
 use wasmkafka::net::{NetError, TokenError};
-use wasmkafka::policy::ResetPolicySpec;
-use wasmkafka::produce::OutgoingRecord;
+use wasmkafka_tests::bounded::output_or_kill_after;
 use wasmkafka_tests::cli_member::CliMember;
 use wasmkafka_tests::java::JavaMember;
+use wasmkafka_tests::kafka::admin::{offsets_written, value_record};
 use wasmkafka_tests::kafka::oauth::{OAuthKafka, TRUSTSTORE_PASSWORD};
+use wasmkafka_tests::kafka::secure::client_with_properties;
 use wasmkafka_tests::readme::readme_block;
+use wasmkafka_tests::records::{
+    earliest_consumer, numbered_texts, produce_numbered, produce_while_reading, read_from_earliest,
+    values,
+};
 
 const SECRET: &str = "client-secret";
-
-/// A client configured through Kafka's property names, as a user would write them.
-fn client(addr: &str, properties: &[(&str, String)]) -> Client {
-    let properties: Vec<(String, String)> = properties
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect();
-    let config = Config::parse_with("", &properties).expect("a valid config");
-    Client::with_metadata_options(
-        vec![addr.to_string()],
-        config.pool_options().expect("a valid security config"),
-        MetadataOptions::default(),
-    )
-}
 
 /// Kafka 4.x's client-credentials properties for `client_id` on `protocol`.
 fn oidc_properties(
@@ -74,57 +61,7 @@ fn oidc_properties(
 }
 
 async fn produce(broker: &OAuthKafka, topic: &str, values: std::ops::Range<i64>) {
-    let client = broker.kafka.client();
-    let records: Vec<OutgoingRecord> = values
-        .map(|n| OutgoingRecord {
-            key: None,
-            value: Some(Bytes::from(format!("v{n}"))),
-            headers: Vec::new(),
-            timestamp: None,
-        })
-        .collect();
-    broker
-        .kafka
-        .produce(&client, topic, 0, &records, 50)
-        .await
-        .unwrap();
-    client.close();
-}
-
-fn consumer(client: Client) -> Consumer {
-    Consumer::new(
-        client,
-        Default::default(),
-        ResetPolicySpec::Earliest.into_policy(),
-    )
-}
-
-async fn consume(client: Client, topic: &str, count: usize) -> Vec<ConsumerRecord> {
-    let consumer = consumer(client);
-    consumer.assign_topics(&[topic.to_string()]).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut records = Vec::new();
-    while records.len() < count {
-        assert!(Instant::now() < deadline, "{} of {count}", records.len());
-        records.extend(
-            consumer
-                .poll(count, Duration::from_millis(200))
-                .await
-                .unwrap(),
-        );
-    }
-    records
-}
-
-fn values(records: &[ConsumerRecord]) -> Vec<String> {
-    records
-        .iter()
-        .map(|r| String::from_utf8(r.value.as_ref().unwrap().to_vec()).unwrap())
-        .collect()
-}
-
-fn expected(count: i64) -> Vec<String> {
-    (0..count).map(|n| format!("v{n}")).collect()
+    produce_numbered(&broker.kafka, topic, values).await;
 }
 
 #[tokio::test]
@@ -144,12 +81,13 @@ async fn tokens_from_the_provider_pass_kafkas_oidc_validator_on_both_listeners()
         broker
             .oidc
             .add_client(&client_id, SECRET, Duration::from_secs(300));
-        let client = client(addr, &oidc_properties(broker, protocol, &client_id, SECRET));
+        let client =
+            client_with_properties(addr, &oidc_properties(broker, protocol, &client_id, SECRET));
         let metadata = client.refresh_metadata().await.unwrap();
         let advertised: Vec<String> = metadata.brokers.values().map(|b| b.address()).collect();
         assert_eq!(advertised, vec![addr.to_string()], "{protocol}");
-        let records = consume(client, "oauth-all", 20).await;
-        assert_eq!(values(&records), expected(20), "{protocol}");
+        let records = read_from_earliest(client, "oauth-all", 20).await;
+        assert_eq!(values(&records), numbered_texts(20), "{protocol}");
         // One token serves every connection of the client (bootstrap, metadata, fetch).
         assert_eq!(broker.oidc.granted(&client_id), 1, "{protocol}");
         assert_eq!(broker.oidc.scopes(&client_id), ["kafka"], "{protocol}");
@@ -172,40 +110,27 @@ async fn short_lived_tokens_are_refreshed_and_connections_reauthenticate() {
         .unwrap();
     let lifetime = Duration::from_secs(6);
     broker.oidc.add_client("refresh", SECRET, lifetime);
-    let client = client(
+    let client = client_with_properties(
         &broker.oidc_ssl,
         &oidc_properties(broker, "SASL_SSL", "refresh", SECRET),
     );
     let pool = client.pool().clone();
-    let consumer = consumer(client);
+    let consumer = earliest_consumer(client);
     consumer
         .assign_topics(&["oauth-refresh".to_string()])
         .await
         .unwrap();
     let run_for = lifetime * 4;
     let started = Instant::now();
-    let mut next = 0;
-    let mut received = Vec::new();
-    while started.elapsed() < run_for {
-        produce(broker, "oauth-refresh", next..next + 5).await;
-        next += 5;
-        received.extend(
-            consumer
-                .poll(1000, Duration::from_millis(300))
-                .await
-                .unwrap(),
-        );
-    }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while received.len() < next as usize && Instant::now() < deadline {
-        received.extend(
-            consumer
-                .poll(1000, Duration::from_millis(200))
-                .await
-                .unwrap(),
-        );
-    }
-    assert_eq!(values(&received), expected(next));
+    let (received, next) = produce_while_reading(
+        &broker.kafka,
+        &consumer,
+        "oauth-refresh",
+        run_for,
+        Duration::from_millis(300),
+    )
+    .await;
+    assert_eq!(values(&received), numbered_texts(next));
     let stats = consumer.stats();
     assert_eq!(stats.failed_fetches, 0, "{stats:?}");
     let granted = broker.oidc.granted("refresh");
@@ -229,7 +154,7 @@ async fn a_wrong_secret_is_reported_with_the_endpoint_and_the_client() {
     broker
         .oidc
         .add_client("wrong-secret", SECRET, Duration::from_secs(300));
-    let client = client(
+    let client = client_with_properties(
         &broker.oidc_plaintext,
         &oidc_properties(broker, "SASL_PLAINTEXT", "wrong-secret", "not-the-secret"),
     );
@@ -343,7 +268,7 @@ async fn an_expired_token_is_refused_by_the_broker_with_the_reason() {
     broker
         .oidc
         .issue_expired("expired", Duration::from_secs(120));
-    let client = client(
+    let client = client_with_properties(
         &broker.oidc_plaintext,
         &oidc_properties(broker, "SASL_PLAINTEXT", "expired", SECRET),
     );
@@ -374,16 +299,16 @@ async fn unsecured_tokens_pass_kafkas_unsecured_validator() {
     produce(broker, "oauth-unsecured", 0..5).await;
     let jaas = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required \
                 unsecuredLoginStringClaim_sub=\"alice\";";
-    let client = client(
+    let client = client_with_properties(
         &broker.unsecured,
         &[
-            ("security.protocol", "SASL_PLAINTEXT".into()),
-            ("sasl.mechanism", "OAUTHBEARER".into()),
-            ("sasl.jaas.config", jaas.into()),
+            ("security.protocol", "SASL_PLAINTEXT"),
+            ("sasl.mechanism", "OAUTHBEARER"),
+            ("sasl.jaas.config", jaas),
         ],
     );
-    let records = consume(client, "oauth-unsecured", 5).await;
-    assert_eq!(values(&records), expected(5));
+    let records = read_from_earliest(client, "oauth-unsecured", 5).await;
+    assert_eq!(values(&records), numbered_texts(5));
 
     // The OIDC listener refuses the same unsigned token.
     let refused = client_error(&broker.oidc_plaintext, jaas).await;
@@ -394,12 +319,12 @@ async fn unsecured_tokens_pass_kafkas_unsecured_validator() {
 }
 
 async fn client_error(addr: &str, jaas: &str) -> String {
-    let client = client(
+    let client = client_with_properties(
         addr,
         &[
-            ("security.protocol", "SASL_PLAINTEXT".into()),
-            ("sasl.mechanism", "OAUTHBEARER".into()),
-            ("sasl.jaas.config", jaas.into()),
+            ("security.protocol", "SASL_PLAINTEXT"),
+            ("sasl.mechanism", "OAUTHBEARER"),
+            ("sasl.jaas.config", jaas),
         ],
     );
     client.refresh_metadata().await.unwrap_err().to_string()
@@ -546,7 +471,7 @@ async fn run_keeps_reading_across_token_lifetimes() {
     let output = child.wait_with_output().unwrap();
     reader.join().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(printed, expected(next), "{stderr}");
+    assert_eq!(printed, numbered_texts(next), "{stderr}");
     let granted = broker.oidc.granted("cli-long");
     assert!(granted >= 3, "{granted} tokens: {stderr}");
 }
@@ -611,26 +536,14 @@ async fn produce_everywhere(
     partitions: i32,
     count: i64,
 ) -> Vec<(i64, i64)> {
-    let client = broker.kafka.client();
-    let mut written = Vec::new();
-    for partition in 0..partitions {
-        let records: Vec<OutgoingRecord> = (0..count)
-            .map(|n| OutgoingRecord {
-                key: None,
-                value: Some(Bytes::from(format!("{partition}-{n}"))),
-                headers: Vec::new(),
-                timestamp: None,
-            })
-            .collect();
-        let first = broker
-            .kafka
-            .produce(&client, topic, partition, &records, 10)
-            .await
-            .unwrap();
-        written.extend((first..first + count).map(|offset| (partition as i64, offset)));
-    }
-    client.close();
-    written
+    let firsts = broker
+        .kafka
+        .produce_to_each_partition(topic, partitions, count, 10, |partition, n| {
+            value_record(format!("{partition}-{n}"), None)
+        })
+        .await
+        .unwrap();
+    offsets_written(&firsts, count)
 }
 
 /// The README's first example as a user runs it: its `client.properties` (SASL_SSL,
@@ -814,22 +727,12 @@ fn wasmkafka(args: &[&str]) -> Output {
     wasmkafka_with_env(args, &[])
 }
 
+/// Bounded: a failure must end the process, not leave it retrying.
 fn wasmkafka_with_env(args: &[&str], env: &[(&str, &std::path::Path)]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmkafka"))
-        .args(args)
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Bounded: a failure must end the process, not leave it retrying.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().unwrap()
+    output_or_kill_after(
+        Command::new(env!("CARGO_BIN_EXE_wasmkafka"))
+            .args(args)
+            .envs(env.iter().copied()),
+        Duration::from_secs(60),
+    )
 }

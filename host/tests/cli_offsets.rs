@@ -3,52 +3,61 @@
 //! there; an export round-trips through `--from-file`; active members block `--execute`; a
 //! group the broker never saw takes a plan, and a coordinator not elected yet is waited for.
 
+use std::ffi::OsStr;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use serde_json::Value;
-use wasmkafka::produce::OutgoingRecord;
-use wasmkafka_tests::bounded::BoundedOutput;
+use wasmkafka_tests::bounded::{assert_succeeded, BoundedOutput};
+use wasmkafka_tests::kafka::admin::value_record;
 use wasmkafka_tests::kafka::Kafka;
 
 const TOPIC: &str = "offsets-t";
 const GROUP: &str = "offsets-g";
 
-fn wasmkafka(args: &[&str]) -> Output {
+fn wasmkafka<S: AsRef<OsStr>>(args: &[S]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wasmkafka"))
         .args(args)
         .bounded_output()
         .unwrap()
 }
 
-fn ok(args: &[&str]) -> String {
+fn ok<S: AsRef<OsStr> + std::fmt::Debug>(args: &[S]) -> String {
     let output = wasmkafka(args);
-    assert!(
-        output.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeded(&output, &format!("{args:?}"));
     String::from_utf8(output.stdout).unwrap()
+}
+
+/// The arguments of `wasmkafka offsets SUBCOMMAND --brokers ADDR --group GROUP REST...`.
+fn offsets_args(subcommand: &str, addr: &str, group: &str, rest: &[&str]) -> Vec<String> {
+    ["offsets", subcommand, "--brokers", addr, "--group", group]
+        .iter()
+        .chain(rest)
+        .map(|arg| arg.to_string())
+        .collect()
+}
+
+/// Runs `wasmkafka offsets SUBCOMMAND --brokers ADDR --group GROUP REST...`, asserts that it
+/// succeeded and returns its stdout.
+fn offsets(subcommand: &str, addr: &str, group: &str, rest: &[&str]) -> String {
+    ok(&offsets_args(subcommand, addr, group, rest))
+}
+
+/// `offsets describe --format json` of `group` on `topic`.
+fn described(addr: &str, group: &str, topic: &str) -> Value {
+    serde_json::from_str(&offsets(
+        "describe",
+        addr,
+        group,
+        &["--topic", topic, "--format", "json"],
+    ))
+    .unwrap()
 }
 
 /// Committed offset of each partition, from `offsets describe --format json`.
 fn committed(addr: &str) -> Vec<Option<i64>> {
-    let described: Value = serde_json::from_str(&ok(&[
-        "offsets",
-        "describe",
-        "--brokers",
-        addr,
-        "--group",
-        GROUP,
-        "--topic",
-        TOPIC,
-        "--format",
-        "json",
-    ]))
-    .unwrap();
-    described["partitions"]
+    described(addr, GROUP, TOPIC)["partitions"]
         .as_array()
         .unwrap()
         .iter()
@@ -56,22 +65,45 @@ fn committed(addr: &str) -> Vec<Option<i64>> {
         .collect()
 }
 
-/// Consumes the group's share to the end and returns the first offset printed per partition.
-fn first_offsets_read(addr: &str, expected: usize) -> Vec<(i64, i64)> {
-    let count = expected.to_string();
-    let out = ok(&[
+/// Produces `count` records valued `{partition}-{i}` to each of `partitions` partitions in
+/// batches of `batch`, record `i` stamped `timestamp(i)`.
+async fn produce_numbered(
+    broker: &Kafka,
+    topic: &str,
+    partitions: i32,
+    count: i64,
+    batch: usize,
+    timestamp: impl Fn(i64) -> Option<i64>,
+) {
+    broker
+        .produce_to_each_partition(topic, partitions, count, batch, |partition, i| {
+            value_record(format!("{partition}-{i}"), timestamp(i))
+        })
+        .await
+        .unwrap();
+}
+
+/// Reads `count` records of `topic` as `group` with `wasmkafka run`, one `PARTITION OFFSET`
+/// line each.
+fn read_as_group(addr: &str, group: &str, topic: &str, count: usize) -> String {
+    ok(&[
         "run",
         "--brokers",
         addr,
         "--group",
-        GROUP,
+        group,
         "--topic",
-        TOPIC,
+        topic,
         "--max-records",
-        &count,
+        &count.to_string(),
         "--format-string",
         "%p %o\\n",
-    ]);
+    ])
+}
+
+/// Consumes the group's share to the end and returns the first offset printed per partition.
+fn first_offsets_read(addr: &str, expected: usize) -> Vec<(i64, i64)> {
+    let out = read_as_group(addr, GROUP, TOPIC, expected);
     let mut first = std::collections::BTreeMap::new();
     for line in out.lines() {
         let (p, o) = line.split_once(' ').unwrap();
@@ -80,6 +112,16 @@ fn first_offsets_read(addr: &str, expected: usize) -> Vec<(i64, i64)> {
             .or_insert(o.parse::<i64>().unwrap());
     }
     first.into_iter().collect()
+}
+
+/// `offsets describe`'s table of `group` on `topic`, each line's columns one space apart.
+fn described_table(addr: &str, group: &str, topic: &str) -> (String, Vec<String>) {
+    let table = offsets("describe", addr, group, &["--topic", topic]);
+    let lines = table
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    (table, lines)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,60 +134,28 @@ async fn describe_plan_execute_export_and_the_active_member_guard() {
         .unwrap()
         .as_millis() as i64;
     let base = (now - 3_600_000) / 1000 * 1000;
-    let client = broker.client();
-    for partition in [0, 1] {
-        let records: Vec<OutgoingRecord> = (0..20)
-            .map(|i| OutgoingRecord {
-                key: None,
-                value: Some(Bytes::from(format!("{partition}-{i}"))),
-                headers: Vec::new(),
-                timestamp: Some(base + 1000 * i),
-            })
-            .collect();
-        broker
-            .produce(&client, TOPIC, partition, &records, 10)
-            .await
-            .unwrap();
-    }
-    client.close();
+    produce_numbered(broker, TOPIC, 2, 20, 10, |i| Some(base + 1000 * i)).await;
     // The group reads everything and stops cleanly: committed 20 and 20.
     assert_eq!(first_offsets_read(&addr, 40), [(0, 0), (1, 0)]);
     assert_eq!(committed(&addr), [Some(20), Some(20)]);
 
     // describe: the table, exactly.
-    let table = ok(&[
-        "offsets",
-        "describe",
-        "--brokers",
-        &addr,
-        "--group",
-        GROUP,
-        "--topic",
-        TOPIC,
-    ]);
-    let lines: Vec<&str> = table.lines().collect();
+    let (table, lines) = described_table(&addr, GROUP, TOPIC);
     assert!(lines[0].starts_with("group offsets-g: Empty"), "{table}");
-    let squeeze = |l: &str| l.split_whitespace().collect::<Vec<_>>().join(" ");
-    assert_eq!(squeeze(lines[2]), "offsets-t 0 20 0 20 0 -");
-    assert_eq!(squeeze(lines[3]), "offsets-t 1 20 0 20 0 -");
+    assert_eq!(lines[2], "offsets-t 0 20 0 20 0 -");
+    assert_eq!(lines[3], "offsets-t 1 20 0 20 0 -");
 
     // A dry run changes nothing.
-    let plan: Value = serde_json::from_str(&ok(&[
-        "offsets",
-        "plan",
-        "--brokers",
-        &addr,
-        "--group",
-        GROUP,
-        "--topic",
-        TOPIC,
-        "--to",
-        "earliest",
-        "--format",
-        "json",
-    ]))
-    .unwrap();
-    let targets: Vec<i64> = plan
+    let plan = |to: &str| -> Value {
+        serde_json::from_str(&offsets(
+            "plan",
+            &addr,
+            GROUP,
+            &["--topic", TOPIC, "--to", to, "--format", "json"],
+        ))
+        .unwrap()
+    };
+    let targets: Vec<i64> = plan("earliest")
         .as_array()
         .unwrap()
         .iter()
@@ -155,75 +165,32 @@ async fn describe_plan_execute_export_and_the_active_member_guard() {
     assert_eq!(committed(&addr), [Some(20), Some(20)]);
 
     // --execute moves them: back 5 on partition 0 only.
-    ok(&[
-        "offsets",
+    offsets(
         "plan",
-        "--brokers",
         &addr,
-        "--group",
         GROUP,
-        "--topic",
-        "offsets-t:0",
-        "--to",
-        "shift:-5",
-        "--execute",
-    ]);
+        &["--topic", "offsets-t:0", "--to", "shift:-5", "--execute"],
+    );
     assert_eq!(committed(&addr), [Some(15), Some(20)]);
     // A time: the first record stamped at or after base + 3 s is offset 3.
     let when =
         humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis((base + 3000) as u64))
             .to_string();
-    let plan = ok(&[
-        "offsets",
-        "plan",
-        "--brokers",
-        &addr,
-        "--group",
-        GROUP,
-        "--topic",
-        TOPIC,
-        "--to",
-        &format!("datetime:{when}"),
-        "--format",
-        "json",
-    ]);
-    let plan: Value = serde_json::from_str(&plan).unwrap();
-    assert_eq!(plan[0]["offset"], 3, "{plan}");
+    let plan_at = plan(&format!("datetime:{when}"));
+    assert_eq!(plan_at[0]["offset"], 3, "{plan_at}");
     // A built-in policy by name decides the same way the consumer would.
-    let plan: Value = serde_json::from_str(&ok(&[
-        "offsets",
-        "plan",
-        "--brokers",
-        &addr,
-        "--group",
-        GROUP,
-        "--topic",
-        TOPIC,
-        "--to",
-        "policy:latest",
-        "--format",
-        "json",
-    ]))
-    .unwrap();
-    assert_eq!(plan[1]["offset"], 20);
+    assert_eq!(plan("policy:latest")[1]["offset"], 20);
 
     // Export, then apply the file: a consumer then starts exactly there.
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("plan.csv");
-    ok(&[
-        "offsets",
+    let file_arg = file.to_str().unwrap();
+    offsets(
         "plan",
-        "--brokers",
         &addr,
-        "--group",
         GROUP,
-        "--topic",
-        TOPIC,
-        "--to",
-        "offset:7",
-        "--export",
-        file.to_str().unwrap(),
-    ]);
+        &["--topic", TOPIC, "--to", "offset:7", "--export", file_arg],
+    );
     assert_eq!(
         std::fs::read_to_string(&file).unwrap(),
         "offsets-t,0,7\noffsets-t,1,7\n"
@@ -233,17 +200,12 @@ async fn describe_plan_execute_export_and_the_active_member_guard() {
         [Some(15), Some(20)],
         "export alone commits nothing"
     );
-    ok(&[
-        "offsets",
+    offsets(
         "plan",
-        "--brokers",
         &addr,
-        "--group",
         GROUP,
-        "--from-file",
-        file.to_str().unwrap(),
-        "--execute",
-    ]);
+        &["--from-file", file_arg, "--execute"],
+    );
     assert_eq!(committed(&addr), [Some(7), Some(7)]);
     assert_eq!(first_offsets_read(&addr, 26), [(0, 7), (1, 7)]);
 
@@ -268,19 +230,7 @@ async fn describe_plan_execute_export_and_the_active_member_guard() {
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let described: Value = serde_json::from_str(&ok(&[
-                "offsets",
-                "describe",
-                "--brokers",
-                &addr,
-                "--group",
-                GROUP,
-                "--topic",
-                TOPIC,
-                "--format",
-                "json",
-            ]))
-            .unwrap();
+            let described = described(&addr, GROUP, TOPIC);
             if described["members"]
                 .as_array()
                 .is_some_and(|m| !m.is_empty())
@@ -294,19 +244,12 @@ async fn describe_plan_execute_export_and_the_active_member_guard() {
             );
             std::thread::sleep(Duration::from_millis(200));
         }
-        let refused = wasmkafka(&[
-            "offsets",
+        let refused = wasmkafka(&offsets_args(
             "plan",
-            "--brokers",
             &addr,
-            "--group",
             GROUP,
-            "--topic",
-            TOPIC,
-            "--to",
-            "earliest",
-            "--execute",
-        ]);
+            &["--topic", TOPIC, "--to", "earliest", "--execute"],
+        ));
         assert!(!refused.status.success(), "{protocol}");
         let error = String::from_utf8_lossy(&refused.stderr);
         assert!(
@@ -321,31 +264,19 @@ async fn describe_plan_execute_export_and_the_active_member_guard() {
     }
 
     // Bad input names the fix.
-    let bad = wasmkafka(&[
-        "offsets",
+    let bad = wasmkafka(&offsets_args(
         "plan",
-        "--brokers",
         &addr,
-        "--group",
         GROUP,
-        "--topic",
-        TOPIC,
-        "--to",
-        "nowhere",
-    ]);
+        &["--topic", TOPIC, "--to", "nowhere"],
+    ));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("use earliest, latest, offset:N"));
-    let bad = wasmkafka(&[
-        "offsets",
+    let bad = wasmkafka(&offsets_args(
         "plan",
-        "--brokers",
         &addr,
-        "--group",
         GROUP,
-        "--topic",
-        "nope",
-        "--to",
-        "earliest",
-    ]);
+        &["--topic", "nope", "--to", "earliest"],
+    ));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("topic `nope` does not exist"));
 }
 
@@ -364,50 +295,16 @@ async fn the_plan_report_in_a_browser() {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
-    let client = broker.client();
-    for partition in 0..3 {
-        let records: Vec<OutgoingRecord> = (0..20)
-            .map(|i| OutgoingRecord {
-                key: None,
-                value: Some(Bytes::from(format!("{partition}-{i}"))),
-                headers: Vec::new(),
-                timestamp: Some(now + i),
-            })
-            .collect();
-        broker
-            .produce(&client, REPORT_TOPIC, partition, &records, 10)
-            .await
-            .unwrap();
-    }
-    client.close();
+    produce_numbered(broker, REPORT_TOPIC, 3, 20, 10, |i| Some(now + i)).await;
     let dir = tempfile::tempdir().unwrap();
     // The group reads everything and stops (committed 20 each), then is moved to 10.
-    ok(&[
-        "run",
-        "--brokers",
-        &addr,
-        "--group",
-        REPORT_GROUP,
-        "--topic",
-        REPORT_TOPIC,
-        "--max-records",
-        "60",
-        "--format-string",
-        "%p %o\\n",
-    ]);
-    ok(&[
-        "offsets",
+    read_as_group(&addr, REPORT_GROUP, REPORT_TOPIC, 60);
+    offsets(
         "plan",
-        "--brokers",
         &addr,
-        "--group",
         REPORT_GROUP,
-        "--topic",
-        REPORT_TOPIC,
-        "--to",
-        "offset:10",
-        "--execute",
-    ]);
+        &["--topic", REPORT_TOPIC, "--to", "offset:10", "--execute"],
+    );
     // Then a plan: forward 5, back 6, unchanged.
     let plan = dir.path().join("plan.csv");
     std::fs::write(
@@ -418,20 +315,19 @@ async fn the_plan_report_in_a_browser() {
     let report = Path::new(env!("CARGO_TARGET_TMPDIR")).join("offsets-plan-report.html");
     let plan_arg = plan.display().to_string();
     let report_arg = report.display().to_string();
-    let planned: Value = serde_json::from_str(&ok(&[
-        "offsets",
+    let planned: Value = serde_json::from_str(&offsets(
         "plan",
-        "--brokers",
         &addr,
-        "--group",
         REPORT_GROUP,
-        "--from-file",
-        &plan_arg,
-        "--format",
-        "json",
-        "--report",
-        &report_arg,
-    ]))
+        &[
+            "--from-file",
+            &plan_arg,
+            "--format",
+            "json",
+            "--report",
+            &report_arg,
+        ],
+    ))
     .unwrap();
     let rendered = browser::render(&report);
     assert!(rendered.console.is_empty(), "{:?}", rendered.console);
@@ -499,52 +395,19 @@ async fn a_plan_for_a_group_the_broker_never_saw_is_executed() {
     let addr = broker.addr();
     let (topic, group) = ("offsets-new-t", "offsets-never-seen");
     broker.create_topic(topic, 2, &[]).await.unwrap();
-    let client = broker.client();
-    for partition in [0, 1] {
-        let records: Vec<OutgoingRecord> = (0..5)
-            .map(|i| OutgoingRecord {
-                key: None,
-                value: Some(Bytes::from(format!("{partition}-{i}"))),
-                headers: Vec::new(),
-                timestamp: None,
-            })
-            .collect();
-        broker
-            .produce(&client, topic, partition, &records, 5)
-            .await
-            .unwrap();
-    }
-    client.close();
+    produce_numbered(broker, topic, 2, 5, 5, |_| None).await;
     let before = ok(&["groups", "describe", "--brokers", &addr, "--group", group]);
     assert!(
         before.starts_with(&format!("group {group}: Dead")),
         "{before}"
     );
-    ok(&[
-        "offsets",
+    offsets(
         "plan",
-        "--brokers",
         &addr,
-        "--group",
         group,
-        "--topic",
-        topic,
-        "--to",
-        "latest",
-        "--execute",
-    ]);
-    let table = ok(&[
-        "offsets",
-        "describe",
-        "--brokers",
-        &addr,
-        "--group",
-        group,
-        "--topic",
-        topic,
-    ]);
-    let squeeze = |l: &str| l.split_whitespace().collect::<Vec<_>>().join(" ");
-    let lines: Vec<String> = table.lines().map(squeeze).collect();
+        &["--topic", topic, "--to", "latest", "--execute"],
+    );
+    let (table, lines) = described_table(&addr, group, topic);
     assert!(
         lines[0].starts_with(&format!("group {group}: Empty")),
         "{table}"

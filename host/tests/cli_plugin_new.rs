@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use wasmkafka_tests::bounded::BoundedOutput;
+use wasmkafka_tests::bounded::{assert_succeeded, BoundedOutput};
+use wasmkafka_tests::cli_commands::produce_with_cli;
 use wasmkafka_tests::kafka::Kafka;
 
 fn wasmkafka(args: &[&str]) -> Output {
@@ -64,16 +65,12 @@ fn new_plugins_build_test_and_pass_the_check() {
     runtime
         .block_on(broker.create_topic("scaffolded", 2, &[]))
         .unwrap();
-    let produced = wasmkafka(&[
-        "produce",
-        "--brokers",
+    produce_with_cli(
+        Path::new(env!("CARGO_BIN_EXE_wasmkafka")),
         &broker.addr(),
-        "--topic",
         "scaffolded",
-        "--count",
-        "20",
-    ]);
-    assert!(produced.status.success(), "{produced:?}");
+        &["--count", "20"],
+    );
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path().to_str().unwrap();
     for (kind, name, expect) in [
@@ -81,11 +78,7 @@ fn new_plugins_build_test_and_pass_the_check() {
         ("assignor", "my-assignor", "log debug assigning members=3"),
     ] {
         let output = wasmkafka(&["plugin", "new", kind, name, "--path", base]);
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert_succeeded(&output, "");
         let crate_dir = dir.path().join(name);
         for file in ["Cargo.toml", "src/lib.rs", "README.md", ".gitignore"] {
             assert!(crate_dir.join(file).exists(), "{file}");
@@ -368,16 +361,12 @@ fn new_python_plugins_build_with_componentize_py_and_run_in_a_group() {
     runtime
         .block_on(broker.create_topic("scaffolded-py", 2, &[]))
         .unwrap();
-    let produced = wasmkafka(&[
-        "produce",
-        "--brokers",
+    produce_with_cli(
+        Path::new(env!("CARGO_BIN_EXE_wasmkafka")),
         &broker.addr(),
-        "--topic",
         "scaffolded-py",
-        "--count",
-        "20",
-    ]);
-    assert!(produced.status.success(), "{produced:?}");
+        &["--count", "20"],
+    );
     let componentize = wasmkafka_tests::python::componentize_py().unwrap();
     let venv = componentize.parent().unwrap().parent().unwrap();
     let bin = Path::new(env!("CARGO_BIN_EXE_wasmkafka")).parent().unwrap();
@@ -401,11 +390,7 @@ fn new_python_plugins_build_with_componentize_py_and_run_in_a_group() {
         let output = wasmkafka(&[
             "plugin", "new", kind, name, "--lang", "python", "--path", base,
         ]);
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert_succeeded(&output, "");
         let project = dir.path().join(name);
         for file in [
             "app.py",

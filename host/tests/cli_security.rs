@@ -7,31 +7,17 @@ use std::io::Write;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use wasmkafka::client::{Client, ClientError};
-use wasmkafka::cluster::MetadataOptions;
-use wasmkafka::config::Config;
-use wasmkafka::fetch::{Consumer, ConsumerRecord};
+use wasmkafka::client::ClientError;
 use wasmkafka::net::NetError;
-use wasmkafka::policy::ResetPolicySpec;
-use wasmkafka::produce::OutgoingRecord;
+use wasmkafka_tests::bounded::output_or_kill_after;
 use wasmkafka_tests::kafka::secure::{
-    SecureKafka, PASSWORD, REVOCABLE_PASSWORD, REVOCABLE_USER, SHARED_SESSION_LIFETIME_MS, USER,
+    client_with_properties, SecureKafka, PASSWORD, REVOCABLE_PASSWORD, REVOCABLE_USER,
+    SHARED_SESSION_LIFETIME_MS, USER,
 };
-
-/// A client configured through Kafka's property names, as a user would write them.
-fn client(addr: &str, properties: &[(&str, &str)]) -> Client {
-    let properties: Vec<(String, String)> = properties
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let config = Config::parse_with("", &properties).expect("a valid config");
-    Client::with_metadata_options(
-        vec![addr.to_string()],
-        config.pool_options().expect("TLS files readable"),
-        MetadataOptions::default(),
-    )
-}
+use wasmkafka_tests::records::{
+    earliest_consumer, numbered_texts, produce_numbered, produce_while_reading, read_from_earliest,
+    values,
+};
 
 fn sasl(mechanism: &str, protocol: &str, password: &str) -> Vec<(&'static str, String)> {
     vec![
@@ -47,49 +33,7 @@ fn refs<'a>(pairs: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)>
 }
 
 async fn produce(broker: &SecureKafka, topic: &str, values: std::ops::Range<i64>) {
-    let client = broker.kafka.client();
-    let records: Vec<OutgoingRecord> = values
-        .map(|n| OutgoingRecord {
-            key: None,
-            value: Some(Bytes::from(format!("v{n}"))),
-            headers: Vec::new(),
-            timestamp: None,
-        })
-        .collect();
-    broker
-        .kafka
-        .produce(&client, topic, 0, &records, 50)
-        .await
-        .unwrap();
-    client.close();
-}
-
-async fn consume(client: Client, topic: &str, count: usize) -> Vec<ConsumerRecord> {
-    let consumer = Consumer::new(
-        client,
-        Default::default(),
-        ResetPolicySpec::Earliest.into_policy(),
-    );
-    consumer.assign_topics(&[topic.to_string()]).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut records = Vec::new();
-    while records.len() < count {
-        assert!(Instant::now() < deadline, "{} of {count}", records.len());
-        records.extend(
-            consumer
-                .poll(count, Duration::from_millis(200))
-                .await
-                .unwrap(),
-        );
-    }
-    records
-}
-
-fn values(records: &[ConsumerRecord]) -> Vec<String> {
-    records
-        .iter()
-        .map(|r| String::from_utf8(r.value.as_ref().unwrap().to_vec()).unwrap())
-        .collect()
+    produce_numbered(&broker.kafka, topic, values).await;
 }
 
 #[tokio::test]
@@ -101,7 +45,7 @@ async fn every_mechanism_on_both_sasl_listeners_reads_the_records() {
         .await
         .unwrap();
     produce(broker, "secure-all", 0..20).await;
-    let expected: Vec<String> = (0..20).map(|n| format!("v{n}")).collect();
+    let expected = numbered_texts(20);
     let ca = broker.ca_file.display().to_string();
     for (protocol, addr) in [
         ("SASL_PLAINTEXT", &broker.sasl_plaintext),
@@ -112,13 +56,13 @@ async fn every_mechanism_on_both_sasl_listeners_reads_the_records() {
             if protocol == "SASL_SSL" {
                 properties.push(("ssl.ca.location", ca.clone()));
             }
-            let client = client(addr, &refs(&properties));
+            let client = client_with_properties(addr, &refs(&properties));
             // Kafka answers Metadata with the addresses of the listener asked: the consumer
             // then reaches the broker on that listener, by its id.
             let metadata = client.refresh_metadata().await.unwrap();
             let advertised: Vec<String> = metadata.brokers.values().map(|b| b.address()).collect();
             assert_eq!(advertised, vec![addr.to_string()], "{protocol} {mechanism}");
-            let records = consume(client, "secure-all", 20).await;
+            let records = read_from_earliest(client, "secure-all", 20).await;
             assert_eq!(values(&records), expected, "{protocol} {mechanism}");
         }
     }
@@ -134,13 +78,9 @@ async fn a_sasl_session_is_renewed_before_the_broker_ends_it() {
         .unwrap();
     let mut properties = sasl("SCRAM-SHA-512", "SASL_SSL", PASSWORD);
     properties.push(("ssl.ca.location", broker.ca_file.display().to_string()));
-    let client = client(&broker.sasl_ssl, &refs(&properties));
+    let client = client_with_properties(&broker.sasl_ssl, &refs(&properties));
     let pool = client.pool().clone();
-    let consumer = Consumer::new(
-        client,
-        Default::default(),
-        ResetPolicySpec::Earliest.into_policy(),
-    );
+    let consumer = earliest_consumer(client);
     consumer
         .assign_topics(&["secure-renew".to_string()])
         .await
@@ -148,29 +88,15 @@ async fn a_sasl_session_is_renewed_before_the_broker_ends_it() {
     // Records keep coming for three session lifetimes; the consumer reads them as they come.
     let run_for = Duration::from_millis(3 * SHARED_SESSION_LIFETIME_MS);
     let started = Instant::now();
-    let mut next = 0;
-    let mut received = Vec::new();
-    while started.elapsed() < run_for {
-        produce(broker, "secure-renew", next..next + 5).await;
-        next += 5;
-        received.extend(
-            consumer
-                .poll(1000, Duration::from_millis(200))
-                .await
-                .unwrap(),
-        );
-    }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while received.len() < next as usize && Instant::now() < deadline {
-        received.extend(
-            consumer
-                .poll(1000, Duration::from_millis(200))
-                .await
-                .unwrap(),
-        );
-    }
-    let expected: Vec<String> = (0..next).map(|n| format!("v{n}")).collect();
-    assert_eq!(values(&received), expected);
+    let (received, next) = produce_while_reading(
+        &broker.kafka,
+        &consumer,
+        "secure-renew",
+        run_for,
+        Duration::from_millis(200),
+    )
+    .await;
+    assert_eq!(values(&received), numbered_texts(next));
     let stats = consumer.stats();
     assert_eq!(stats.failed_fetches, 0, "{stats:?}");
     // The bootstrap connection, the Default and Fetch connections to the broker, and the Fetch
@@ -188,7 +114,7 @@ async fn a_sasl_session_is_renewed_before_the_broker_ends_it() {
 #[tokio::test]
 async fn a_wrong_password_is_reported_once_with_the_reason() {
     let broker = SecureKafka::shared();
-    let client = client(
+    let client = client_with_properties(
         &broker.sasl_plaintext,
         &refs(&sasl("SCRAM-SHA-256", "SASL_PLAINTEXT", "not-the-password")),
     );
@@ -248,7 +174,7 @@ async fn an_unknown_ca_is_reported_with_the_fix() {
         "ssl.ca.location",
         broker.other_ca_file.display().to_string(),
     ));
-    let client = client(&broker.sasl_ssl, &refs(&properties));
+    let client = client_with_properties(&broker.sasl_ssl, &refs(&properties));
     let error = client.refresh_metadata().await.unwrap_err();
     assert!(
         matches!(&error, ClientError::Net(NetError::Tls { .. })),
@@ -403,7 +329,7 @@ async fn delete_scram_credential(broker: &SecureKafka, user: &str) {
     use kafka_protocol::messages::AlterUserScramCredentialsRequest;
     use kafka_protocol::protocol::StrBytes;
     use wasmkafka::net::Purpose;
-    let admin = client(
+    let admin = client_with_properties(
         &broker.sasl_plaintext,
         &refs(&sasl("SCRAM-SHA-512", "SASL_PLAINTEXT", PASSWORD)),
     );
@@ -505,21 +431,10 @@ async fn a_credential_revoked_mid_run_stops_the_run_with_the_reason() {
     );
 }
 
+/// Bounded: a failure must end the process, not leave it retrying.
 fn wasmkafka(args: &[&str]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmkafka"))
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Bounded: a failure must end the process, not leave it retrying.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().unwrap()
+    output_or_kill_after(
+        Command::new(env!("CARGO_BIN_EXE_wasmkafka")).args(args),
+        Duration::from_secs(60),
+    )
 }

@@ -20,6 +20,42 @@ pub trait BoundedOutput {
     fn output_within(&mut self, bound: Duration) -> std::io::Result<Output>;
 }
 
+/// Asserts that `output`'s process exited 0; the failure starts with `context` (when not
+/// empty), then gives the exit status and the process's stderr.
+pub fn assert_succeeded(output: &Output, context: &str) {
+    let context = if context.is_empty() {
+        String::new()
+    } else {
+        format!("{context}: ")
+    };
+    assert!(
+        output.status.success(),
+        "{context}{}: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Runs `command` with its stdout and stderr piped until it ends or `limit` has passed, then
+/// kills it; its output either way (a test of a command that must give up on its own then
+/// sees it did not).
+pub fn output_or_kill_after(command: &mut Command, limit: Duration) -> Output {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
 impl BoundedOutput for Command {
     fn output_within(&mut self, bound: Duration) -> std::io::Result<Output> {
         let mut child = self

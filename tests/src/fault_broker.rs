@@ -79,6 +79,10 @@ impl RequestContext<'_> {
 
 type Responder = Arc<dyn Fn(&RequestContext<'_>) -> Result<Option<Bytes>> + Send + Sync>;
 
+/// A scripted party's answer to one request (see [`FaultCluster::respond_through`]); `None`
+/// means: never answer.
+pub type ScriptedAnswer<S> = fn(&S, &RequestContext<'_>) -> Result<Option<Bytes>>;
+
 /// A topic id (KIP-516) as its 16 bytes; all zeros is no id (a broker before Kafka 2.8).
 pub type TopicId = [u8; 16];
 
@@ -341,6 +345,19 @@ impl FaultCluster {
             .lock()
             .unwrap()
             .insert(api as i16, Arc::new(responder));
+    }
+
+    /// Answers each API of `answers` with its method of `scripted` (called on a clone of it,
+    /// so a scripted party whose clones share their state answers from that state): how the
+    /// scripted coordinators and the scripted log plug in.
+    pub fn respond_through<S>(&self, scripted: &S, answers: &[(ApiKey, ScriptedAnswer<S>)])
+    where
+        S: Clone + Send + Sync + 'static,
+    {
+        for &(api, answer) in answers {
+            let scripted = scripted.clone();
+            self.respond_with(api, move |ctx| answer(&scripted, ctx));
+        }
     }
 
     /// The ApiVersions table the nodes announce: (api key, min, max).

@@ -32,20 +32,16 @@ use anyhow::Result;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment, TopicPartitions};
-use kafka_protocol::messages::offset_commit_response::{
-    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
-};
-use kafka_protocol::messages::offset_fetch_response::{
-    OffsetFetchResponsePartition, OffsetFetchResponseTopic,
-};
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse,
-    FindCoordinatorResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest,
-    OffsetFetchResponse,
+    ApiKey, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, OffsetCommitRequest,
+    OffsetFetchRequest, OffsetFetchResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 
 use crate::fault_broker::{encode, uuid, FaultCluster, RequestContext, TopicId};
+use crate::fault_coordinator::{
+    find_coordinator_answer, offset_commit_answer, offset_fetch_answer,
+};
 
 /// The epoch a member joins (or rejoins) with.
 pub const JOIN_EPOCH: i32 = 0;
@@ -157,12 +153,14 @@ impl ScriptedConsumerCoordinator {
         let port = cluster.port(1);
         let c = coordinator.clone();
         cluster.respond_with(ApiKey::FindCoordinator, move |ctx| c.find(ctx, port));
-        let c = coordinator.clone();
-        cluster.respond_with(ApiKey::ConsumerGroupHeartbeat, move |ctx| c.heartbeat(ctx));
-        let c = coordinator.clone();
-        cluster.respond_with(ApiKey::OffsetFetch, move |ctx| c.offset_fetch(ctx));
-        let c = coordinator.clone();
-        cluster.respond_with(ApiKey::OffsetCommit, move |ctx| c.offset_commit(ctx));
+        cluster.respond_through(
+            &coordinator,
+            &[
+                (ApiKey::ConsumerGroupHeartbeat, Self::heartbeat),
+                (ApiKey::OffsetFetch, Self::offset_fetch),
+                (ApiKey::OffsetCommit, Self::offset_commit),
+            ],
+        );
         coordinator
     }
 
@@ -294,15 +292,7 @@ impl ScriptedConsumerCoordinator {
     fn find(&self, ctx: &RequestContext<'_>, port: u16) -> Result<Option<Bytes>> {
         let scripted = self.scripted(ApiKey::FindCoordinator);
         self.state.lock().unwrap().find_coordinator += 1;
-        let response = match scripted {
-            Some((error, _)) => FindCoordinatorResponse::default()
-                .with_error_code(error.code())
-                .with_node_id(BrokerId(-1)),
-            None => FindCoordinatorResponse::default()
-                .with_node_id(BrokerId(1))
-                .with_host(StrBytes::from_static_str("127.0.0.1"))
-                .with_port(i32::from(port)),
-        };
+        let response = find_coordinator_answer(scripted.map(|(error, _)| error), port);
         Ok(Some(encode(&response, ctx.header.request_api_version)?))
     }
 
@@ -398,32 +388,7 @@ impl ScriptedConsumerCoordinator {
             let response = OffsetFetchResponse::default().with_error_code(error.code());
             return Ok(Some(encode(&response, ctx.header.request_api_version)?));
         }
-        let topics = request
-            .topics
-            .unwrap_or_default()
-            .into_iter()
-            .map(|topic| {
-                let partitions = topic
-                    .partition_indexes
-                    .iter()
-                    .map(|p| {
-                        OffsetFetchResponsePartition::default()
-                            .with_partition_index(*p)
-                            .with_committed_offset(
-                                state
-                                    .committed
-                                    .get(&(topic.name.to_string(), *p))
-                                    .copied()
-                                    .unwrap_or(-1),
-                            )
-                    })
-                    .collect();
-                OffsetFetchResponseTopic::default()
-                    .with_name(topic.name)
-                    .with_partitions(partitions)
-            })
-            .collect();
-        let response = OffsetFetchResponse::default().with_topics(topics);
+        let response = offset_fetch_answer(request, &state.committed);
         Ok(Some(encode(&response, ctx.header.request_api_version)?))
     }
 
@@ -454,27 +419,13 @@ impl ScriptedConsumerCoordinator {
             }
         });
         let mut offsets = Vec::new();
-        let mut topics = Vec::new();
-        for topic in request.topics {
-            let mut partitions = Vec::new();
-            for p in topic.partitions {
-                let key = (topic.name.to_string(), p.partition_index);
-                offsets.push((key.0.clone(), key.1, p.committed_offset));
-                if error.is_none() {
-                    state.committed.insert(key, p.committed_offset);
-                }
-                partitions.push(
-                    OffsetCommitResponsePartition::default()
-                        .with_partition_index(p.partition_index)
-                        .with_error_code(error.map_or(0, |e| e.code())),
-                );
+        let response = offset_commit_answer(&request.topics, |key, offset| {
+            offsets.push((key.0.clone(), key.1, offset));
+            if error.is_none() {
+                state.committed.insert(key, offset);
             }
-            topics.push(
-                OffsetCommitResponseTopic::default()
-                    .with_name(topic.name)
-                    .with_partitions(partitions),
-            );
-        }
+            error
+        });
         let after_heartbeats = state.heartbeats.len();
         state.commits.push(SeenCommit {
             version,
@@ -486,7 +437,6 @@ impl ScriptedConsumerCoordinator {
             after_heartbeats,
         });
         drop(state);
-        let response = OffsetCommitResponse::default().with_topics(topics);
         Ok(Some(encode(&response, version)?))
     }
 }

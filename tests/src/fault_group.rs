@@ -10,21 +10,17 @@ use anyhow::Result;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
-use kafka_protocol::messages::offset_commit_response::{
-    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
-};
-use kafka_protocol::messages::offset_fetch_response::{
-    OffsetFetchResponsePartition, OffsetFetchResponseTopic,
-};
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, FindCoordinatorResponse, HeartbeatRequest, HeartbeatResponse,
-    JoinGroupRequest, JoinGroupResponse, LeaveGroupResponse, OffsetCommitRequest,
-    OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest,
+    ApiKey, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse,
+    LeaveGroupResponse, OffsetCommitRequest, OffsetFetchRequest, SyncGroupRequest,
     SyncGroupResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 
 use crate::fault_broker::{encode, FaultCluster, RequestContext};
+use crate::fault_coordinator::{
+    find_coordinator_answer, offset_commit_answer, offset_fetch_answer,
+};
 
 /// One JoinGroup as the coordinator saw it.
 #[derive(Debug, Clone)]
@@ -74,18 +70,17 @@ impl ScriptedCoordinator {
         let port = cluster.port(1);
         let c = coordinator.clone();
         cluster.respond_with(ApiKey::FindCoordinator, move |ctx| c.find(ctx, port));
-        let c = coordinator.clone();
-        cluster.respond_with(ApiKey::JoinGroup, move |ctx| c.join(ctx));
-        let c = coordinator.clone();
-        cluster.respond_with(ApiKey::SyncGroup, move |ctx| c.sync(ctx));
-        let c = coordinator.clone();
-        cluster.respond_with(ApiKey::Heartbeat, move |ctx| c.heartbeat(ctx));
-        let c = coordinator.clone();
-        cluster.respond_with(ApiKey::OffsetFetch, move |ctx| c.offset_fetch(ctx));
-        let c = coordinator.clone();
-        cluster.respond_with(ApiKey::OffsetCommit, move |ctx| c.offset_commit(ctx));
-        let c = coordinator.clone();
-        cluster.respond_with(ApiKey::LeaveGroup, move |ctx| c.leave(ctx));
+        cluster.respond_through(
+            &coordinator,
+            &[
+                (ApiKey::JoinGroup, Self::join),
+                (ApiKey::SyncGroup, Self::sync),
+                (ApiKey::Heartbeat, Self::heartbeat),
+                (ApiKey::OffsetFetch, Self::offset_fetch),
+                (ApiKey::OffsetCommit, Self::offset_commit),
+                (ApiKey::LeaveGroup, Self::leave),
+            ],
+        );
         coordinator
     }
 
@@ -176,15 +171,7 @@ impl ScriptedCoordinator {
     fn find(&self, ctx: &RequestContext<'_>, port: u16) -> Result<Option<Bytes>> {
         let scripted = self.scripted(ApiKey::FindCoordinator);
         self.state.lock().unwrap().find_coordinator += 1;
-        let response = match scripted {
-            Some(error) => FindCoordinatorResponse::default()
-                .with_error_code(error.code())
-                .with_node_id(BrokerId(-1)),
-            None => FindCoordinatorResponse::default()
-                .with_node_id(BrokerId(1))
-                .with_host(StrBytes::from_static_str("127.0.0.1"))
-                .with_port(i32::from(port)),
-        };
+        let response = find_coordinator_answer(scripted, port);
         Ok(Some(encode(&response, ctx.header.request_api_version)?))
     }
 
@@ -297,32 +284,7 @@ impl ScriptedCoordinator {
     fn offset_fetch(&self, ctx: &RequestContext<'_>) -> Result<Option<Bytes>> {
         let request: OffsetFetchRequest = ctx.decode()?;
         let state = self.state.lock().unwrap();
-        let topics = request
-            .topics
-            .unwrap_or_default()
-            .into_iter()
-            .map(|topic| {
-                let partitions = topic
-                    .partition_indexes
-                    .iter()
-                    .map(|p| {
-                        OffsetFetchResponsePartition::default()
-                            .with_partition_index(*p)
-                            .with_committed_offset(
-                                state
-                                    .committed
-                                    .get(&(topic.name.to_string(), *p))
-                                    .copied()
-                                    .unwrap_or(-1),
-                            )
-                    })
-                    .collect();
-                OffsetFetchResponseTopic::default()
-                    .with_name(topic.name)
-                    .with_partitions(partitions)
-            })
-            .collect();
-        let response = OffsetFetchResponse::default().with_topics(topics);
+        let response = offset_fetch_answer(request, &state.committed);
         Ok(Some(encode(&response, ctx.header.request_api_version)?))
     }
 
@@ -330,29 +292,14 @@ impl ScriptedCoordinator {
         let request: OffsetCommitRequest = ctx.decode()?;
         let scripted = self.scripted(ApiKey::OffsetCommit);
         let mut state = self.state.lock().unwrap();
-        let mut topics = Vec::new();
-        for topic in request.topics {
-            let mut partitions = Vec::new();
-            for p in topic.partitions {
-                let key = (topic.name.to_string(), p.partition_index);
-                let error = scripted.or_else(|| state.partition_errors.remove(&key));
-                if error.is_none() {
-                    state.committed.insert(key.clone(), p.committed_offset);
-                    state.commits.push((key.0, key.1, p.committed_offset));
-                }
-                partitions.push(
-                    OffsetCommitResponsePartition::default()
-                        .with_partition_index(p.partition_index)
-                        .with_error_code(error.map_or(0, |e| e.code())),
-                );
+        let response = offset_commit_answer(&request.topics, |key, offset| {
+            let error = scripted.or_else(|| state.partition_errors.remove(&key));
+            if error.is_none() {
+                state.committed.insert(key.clone(), offset);
+                state.commits.push((key.0, key.1, offset));
             }
-            topics.push(
-                OffsetCommitResponseTopic::default()
-                    .with_name(topic.name)
-                    .with_partitions(partitions),
-            );
-        }
-        let response = OffsetCommitResponse::default().with_topics(topics);
+            error
+        });
         Ok(Some(encode(&response, ctx.header.request_api_version)?))
     }
 

@@ -127,16 +127,14 @@ impl ScriptedLog {
                 ..LogState::default()
             })),
         };
-        let fetch_log = log.clone();
-        cluster.respond_with(ApiKey::Fetch, move |context| fetch_log.fetch(context));
-        let list_log = log.clone();
-        cluster.respond_with(ApiKey::ListOffsets, move |context| {
-            list_log.list_offsets(context)
-        });
-        let epoch_log = log.clone();
-        cluster.respond_with(ApiKey::OffsetForLeaderEpoch, move |context| {
-            epoch_log.offset_for_leader_epoch(context)
-        });
+        cluster.respond_through(
+            &log,
+            &[
+                (ApiKey::Fetch, Self::fetch),
+                (ApiKey::ListOffsets, Self::list_offsets),
+                (ApiKey::OffsetForLeaderEpoch, Self::offset_for_leader_epoch),
+            ],
+        );
         log
     }
 

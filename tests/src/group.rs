@@ -5,7 +5,57 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use wasmkafka::fetch::{ConsumerRecord, TopicPartition};
-use wasmkafka::group::GroupConsumer;
+use wasmkafka::group::{GroupConsumer, RebalanceListener};
+
+/// A rebalance listener that records each call, in order, as `assigned N`, `revoked N` or
+/// `lost N` (N: how many partitions).
+#[derive(Default)]
+pub struct RecordedRebalances(Mutex<Vec<String>>);
+
+impl RebalanceListener for RecordedRebalances {
+    fn on_assigned(&self, partitions: &[TopicPartition]) {
+        self.push("assigned", partitions);
+    }
+    fn on_revoked(&self, partitions: &[TopicPartition]) {
+        self.push("revoked", partitions);
+    }
+    fn on_lost(&self, partitions: &[TopicPartition]) {
+        self.push("lost", partitions);
+    }
+}
+
+impl RecordedRebalances {
+    fn push(&self, what: &str, partitions: &[TopicPartition]) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("{what} {}", partitions.len()));
+    }
+
+    /// The calls so far, in order.
+    pub fn list(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// Waits until `condition` holds, checking every 10 ms (tokio's clock); after `timeout`
+/// fails the test with `what` and `state()`.
+pub async fn wait_until(
+    timeout: Duration,
+    what: &str,
+    condition: impl Fn() -> bool,
+    state: impl Fn() -> String,
+) {
+    let deadline = Instant::now() + timeout;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {}",
+            state()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
 
 /// Polls `member` on a task of its own until the task is aborted, keeping what `keep` makes
 /// of each record in `seen`; a poll error fails the test, naming `who`.

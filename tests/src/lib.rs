@@ -5,20 +5,24 @@
 pub mod bounded;
 pub mod browser;
 pub mod cache;
+pub mod cli_commands;
 pub mod cli_member;
 pub mod delay;
 pub mod fault_broker;
 pub mod fault_consumer_group;
+pub mod fault_coordinator;
 pub mod fault_group;
 pub mod fault_log;
 pub mod group;
 pub mod java;
 pub mod kafka;
+pub mod librdkafka;
 pub mod metrics;
 pub mod oidc;
 pub mod plugins;
 pub mod python;
 pub mod readme;
+pub mod records;
 pub mod tansu;
 
 /// Logs to the test output when `WASMKAFKA_LOG` is set (e.g. `WASMKAFKA_LOG=debug`).

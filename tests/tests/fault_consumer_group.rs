@@ -7,15 +7,15 @@
 //! with the partitions kept; the rest stop the member with an error that names the fix.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::ApiKey;
 use wasmkafka::client::Client;
-use wasmkafka::fetch::{FetchOptions, TopicPartition};
+use wasmkafka::fetch::FetchOptions;
 use wasmkafka::group::{
-    Fatal, GroupConsumer, GroupError, GroupOptions, GroupProtocol, NotCommitted, RebalanceListener,
+    Fatal, GroupConsumer, GroupError, GroupOptions, GroupProtocol, NotCommitted,
 };
 use wasmkafka::net::PoolOptions;
 use wasmkafka::policy::ResetPolicySpec;
@@ -24,38 +24,11 @@ use wasmkafka_tests::fault_consumer_group::{
     ScriptedConsumerCoordinator, SeenHeartbeat, JOIN_EPOCH, LEAVE_EPOCH, STATIC_LEAVE_EPOCH,
 };
 use wasmkafka_tests::fault_log::ScriptedLog;
+use wasmkafka_tests::group::{wait_until, RecordedRebalances};
 
 const WAIT: Duration = Duration::from_secs(10);
 /// Records per partition of `t` (two partitions).
 const RECORDS: i64 = 10;
-
-#[derive(Default)]
-struct Events(Mutex<Vec<String>>);
-
-impl RebalanceListener for Events {
-    fn on_assigned(&self, partitions: &[TopicPartition]) {
-        self.push("assigned", partitions);
-    }
-    fn on_revoked(&self, partitions: &[TopicPartition]) {
-        self.push("revoked", partitions);
-    }
-    fn on_lost(&self, partitions: &[TopicPartition]) {
-        self.push("lost", partitions);
-    }
-}
-
-impl Events {
-    fn push(&self, what: &str, partitions: &[TopicPartition]) {
-        self.0
-            .lock()
-            .unwrap()
-            .push(format!("{what} {}", partitions.len()));
-    }
-
-    fn list(&self) -> Vec<String> {
-        self.0.lock().unwrap().clone()
-    }
-}
 
 /// What a test sets up beyond the defaults.
 #[derive(Clone)]
@@ -90,7 +63,7 @@ struct Harness {
     cluster: FaultCluster,
     coordinator: ScriptedConsumerCoordinator,
     log: ScriptedLog,
-    events: Arc<Events>,
+    events: Arc<RecordedRebalances>,
     member: GroupConsumer,
 }
 
@@ -109,7 +82,7 @@ async fn start(
     log.append("t", 1, RECORDS, |o| o);
     let coordinator = ScriptedConsumerCoordinator::install(&cluster);
     prepare(&cluster, &coordinator);
-    let events = Arc::new(Events::default());
+    let events = Arc::new(RecordedRebalances::default());
     let client = Client::new(
         vec![cluster.addr(1)],
         PoolOptions {
@@ -145,18 +118,6 @@ async fn start(
         log,
         events,
         member,
-    }
-}
-
-async fn until(what: &str, condition: impl Fn() -> bool, state: impl Fn() -> String) {
-    let deadline = Instant::now() + WAIT;
-    while !condition() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {}",
-            state()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -239,7 +200,8 @@ fn is_uuid(id: &str) -> bool {
 /// (a beat that names them was accepted); the member's epoch.
 async fn stable(h: &Harness) -> i32 {
     assert!(h.member.wait_for_assignment(WAIT).await, "no assignment");
-    until(
+    wait_until(
+        WAIT,
         "a beat that acknowledges the assignment",
         || {
             h.coordinator
@@ -317,7 +279,8 @@ async fn the_first_heartbeat_joins_with_a_uuid_and_the_subscription_and_later_on
     assert_eq!(identity.generation, epoch);
     // Beats go on at the interval the broker names.
     let count = h.coordinator.heartbeat_count();
-    until(
+    wait_until(
+        WAIT,
         "more heartbeats",
         || h.coordinator.heartbeat_count() >= count + 3,
         || describe(&h.coordinator.heartbeats()),
@@ -334,7 +297,8 @@ async fn the_member_beats_at_the_interval_the_broker_names() {
     .await;
     stable(&h).await;
     let count = h.coordinator.heartbeat_count();
-    until(
+    wait_until(
+        WAIT,
         "four more beats",
         || h.coordinator.heartbeat_count() >= count + 4,
         || describe(&h.coordinator.heartbeats()),
@@ -408,7 +372,8 @@ async fn a_close_during_a_revoke_commits_only_the_finished_records_and_leaves() 
         Fault::Delay(Duration::from_secs(3)),
     );
     h.coordinator.withhold("t", &[1]);
-    until(
+    wait_until(
+        WAIT,
         "the revoke's commit is held at the broker",
         || h.cluster.delaying_now() > 0,
         || describe(&h.coordinator.heartbeats()),
@@ -488,7 +453,8 @@ async fn fenced_then_rejoined(error: ResponseError) {
     poll_records(&h.member, 5, 5).await;
     h.coordinator
         .fail_next_heartbeat(error, "fenced by the test");
-    until(
+    wait_until(
+        WAIT,
         "the partitions to be lost",
         || h.events.list().contains(&"lost 2".to_string()),
         || {
@@ -507,7 +473,8 @@ async fn fenced_then_rejoined(error: ResponseError) {
         Err(GroupError::NotCommitted(NotCommitted::Lost { .. })) => {}
         other => panic!("a commit of records from lost partitions must fail: {other:?}"),
     }
-    until(
+    wait_until(
+        WAIT,
         "the partitions to come back",
         || h.events.list() == ["assigned 2", "lost 2", "assigned 2"],
         || {
@@ -533,7 +500,8 @@ async fn fenced_then_rejoined(error: ResponseError) {
     assert_eq!(rejoin.error, None);
     let new_epoch = rejoin.answered_epoch;
     assert!(new_epoch > old_epoch, "{}", describe(&beats));
-    until(
+    wait_until(
+        WAIT,
         "the member to take its new epoch",
         || h.member.identity().generation == new_epoch,
         || format!("{:?}", h.member.identity()),
@@ -587,7 +555,8 @@ async fn unreleased_instance_id_is_retried_with_backoff_then_the_member_joins() 
             .filter(|b| b.error == Some(ResponseError::UnreleasedInstanceId))
             .collect::<Vec<_>>()
     };
-    until(
+    wait_until(
+        WAIT,
         "six refused heartbeats",
         || refused(&h).len() >= 6,
         || describe(&h.coordinator.heartbeats()),
@@ -652,7 +621,8 @@ async fn retried_keeping_the_partitions(error: ResponseError, finds_again: bool)
             .fail_next_heartbeat(error, "refused by the test");
     }
     let after = |h: &Harness| h.coordinator.heartbeats().split_off(before);
-    until(
+    wait_until(
+        WAIT,
         "three refused beats, then three accepted",
         || {
             let beats = after(&h);
@@ -818,7 +788,8 @@ async fn refused_while_stable(
         .fail_next_heartbeat(error, "refused by the test");
     let failure = fatal_error(&h.member).await;
     check(&failure);
-    until(
+    wait_until(
+        WAIT,
         "the partitions to be lost",
         || h.events.list() == ["assigned 2", "lost 2"],
         || format!("{:?}", h.events.list()),
@@ -957,7 +928,8 @@ async fn a_commit_behind_an_epoch_bump_is_retried_with_the_epoch_the_next_heartb
     let records = poll_records(&h.member, 3, 3).await;
     // Right after a beat was answered: the next one is a second away.
     let count = h.coordinator.heartbeat_count();
-    until(
+    wait_until(
+        WAIT,
         "a beat",
         || h.coordinator.heartbeat_count() > count,
         || describe(&h.coordinator.heartbeats()),

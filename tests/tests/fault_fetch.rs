@@ -100,21 +100,8 @@ async fn collect_until(
     records: &mut Vec<ConsumerRecord>,
     done: impl Fn(&[ConsumerRecord]) -> bool,
 ) {
-    let deadline = Instant::now() + WAIT;
-    while !done(records) {
-        assert!(
-            Instant::now() < deadline,
-            "timed out; collected offsets {:?}",
-            records
-                .iter()
-                .map(|r| (r.partition, r.offset))
-                .collect::<Vec<_>>()
-        );
-        match consumer.poll(1000, Duration::from_millis(100)).await {
-            Ok(batch) => records.extend(batch),
-            Err(error) => panic!("unexpected error: {error}"),
-        }
-    }
+    let poll_wait = Duration::from_millis(100);
+    wasmkafka_tests::records::collect_until(consumer, records, WAIT, poll_wait, done).await;
 }
 
 /// Polls, collecting records, until a partition error comes (panics after `WAIT`, or on

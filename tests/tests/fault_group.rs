@@ -1,61 +1,31 @@
 //! Group membership against a scripted coordinator on the fault broker: the error codes a
 //! real broker does not produce on cue, each handled the way the Java client does.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::ApiKey;
 use wasmkafka::client::Client;
 use wasmkafka::cluster::MetadataOptions;
-use wasmkafka::fetch::{ConsumerError, FetchOptions, TopicPartition};
+use wasmkafka::fetch::{ConsumerError, FetchOptions};
 use wasmkafka::group::{
-    Assignor, Builtin, Fatal, GroupConsumer, GroupError, GroupOptions, NotCommitted,
-    RebalanceListener, Retry,
+    Assignor, Builtin, Fatal, GroupConsumer, GroupError, GroupOptions, NotCommitted, Retry,
 };
 use wasmkafka::net::PoolOptions;
 use wasmkafka::policy::ResetPolicySpec;
 use wasmkafka_tests::fault_broker::{Fault, FaultCluster};
 use wasmkafka_tests::fault_group::ScriptedCoordinator;
 use wasmkafka_tests::fault_log::ScriptedLog;
+use wasmkafka_tests::group::{wait_until, RecordedRebalances};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-#[derive(Default)]
-struct Events(Mutex<Vec<String>>);
-
-impl RebalanceListener for Events {
-    fn on_assigned(&self, partitions: &[TopicPartition]) {
-        self.0
-            .lock()
-            .unwrap()
-            .push(format!("assigned {}", partitions.len()));
-    }
-    fn on_revoked(&self, partitions: &[TopicPartition]) {
-        self.0
-            .lock()
-            .unwrap()
-            .push(format!("revoked {}", partitions.len()));
-    }
-    fn on_lost(&self, partitions: &[TopicPartition]) {
-        self.0
-            .lock()
-            .unwrap()
-            .push(format!("lost {}", partitions.len()));
-    }
-}
-
-impl Events {
-    fn list(&self) -> Vec<String> {
-        self.0.lock().unwrap().clone()
-    }
-}
 
 struct Harness {
     cluster: FaultCluster,
     coordinator: ScriptedCoordinator,
     log: ScriptedLog,
-    events: Arc<Events>,
+    events: Arc<RecordedRebalances>,
     member: GroupConsumer,
 }
 
@@ -125,7 +95,7 @@ async fn harness_on(
     log.append("t", 1, 10, |o| o);
     let coordinator = ScriptedCoordinator::install(&cluster);
     prepare(&cluster, &coordinator);
-    let events = Arc::new(Events::default());
+    let events = Arc::new(RecordedRebalances::default());
     let client = Client::with_metadata_options(
         vec![cluster.addr(1)],
         PoolOptions {
@@ -161,18 +131,6 @@ async fn harness_on(
         log,
         events,
         member,
-    }
-}
-
-async fn until(what: &str, condition: impl Fn() -> bool, state: impl Fn() -> String) {
-    let deadline = Instant::now() + WAIT;
-    while !condition() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {}",
-            state()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -227,7 +185,8 @@ async fn rebalance_in_progress_rejoins_and_commits_what_was_handed_out() {
         .await
         .is_some());
     // Eager: everything was revoked (with a commit of the positions) and assigned again.
-    until(
+    wait_until(
+        WAIT,
         "the rejoin",
         || h.events.list() == ["assigned 2", "revoked 2", "assigned 2"],
         || format!("{:?}", h.events.list()),
@@ -239,18 +198,26 @@ async fn rebalance_in_progress_rejoins_and_commits_what_was_handed_out() {
     assert_eq!(h.coordinator.joins().last().unwrap().member_id, "member-1");
 }
 
-#[tokio::test]
-async fn unknown_member_id_loses_the_partitions_and_joins_as_a_new_member() {
+/// A Range member that got its assignment, whose next heartbeat is answered `error`; returns
+/// once the member lost its partitions and got them back.
+async fn partitions_lost_and_back_after_a_heartbeat_answered(error: ResponseError) -> Harness {
     let h = harness(None, vec![Builtin::Range]).await;
     assert!(h.member.wait_for_assignment(WAIT).await);
-    h.coordinator
-        .fail_next(ApiKey::Heartbeat, ResponseError::UnknownMemberId);
-    until(
+    h.coordinator.fail_next(ApiKey::Heartbeat, error);
+    wait_until(
+        WAIT,
         "the partitions to come back",
         || h.events.list() == ["assigned 2", "lost 2", "assigned 2"],
         || format!("{:?} {:?}", h.events.list(), h.coordinator.joins()),
     )
     .await;
+    h
+}
+
+#[tokio::test]
+async fn unknown_member_id_loses_the_partitions_and_joins_as_a_new_member() {
+    let h =
+        partitions_lost_and_back_after_a_heartbeat_answered(ResponseError::UnknownMemberId).await;
     let joins = h.coordinator.joins();
     // member-1 joins, loses its id, joins with an empty id and gets a new one.
     let ids: Vec<&str> = joins.iter().map(|j| j.member_id.as_str()).collect();
@@ -263,16 +230,8 @@ async fn unknown_member_id_loses_the_partitions_and_joins_as_a_new_member() {
 
 #[tokio::test]
 async fn illegal_generation_loses_the_partitions_and_rejoins_with_the_same_id() {
-    let h = harness(None, vec![Builtin::Range]).await;
-    assert!(h.member.wait_for_assignment(WAIT).await);
-    h.coordinator
-        .fail_next(ApiKey::Heartbeat, ResponseError::IllegalGeneration);
-    until(
-        "the partitions to come back",
-        || h.events.list() == ["assigned 2", "lost 2", "assigned 2"],
-        || format!("{:?} {:?}", h.events.list(), h.coordinator.joins()),
-    )
-    .await;
+    let h =
+        partitions_lost_and_back_after_a_heartbeat_answered(ResponseError::IllegalGeneration).await;
     let ids: Vec<String> = h
         .coordinator
         .joins()
@@ -308,7 +267,8 @@ async fn a_fenced_static_member_stops_with_a_clear_error() {
         message.contains("host-7") && message.contains("group_instance_id"),
         "{message}"
     );
-    until(
+    wait_until(
+        WAIT,
         "the partitions to be dropped",
         || h.events.list().last().map(String::as_str) == Some("lost 2"),
         || format!("{:?}", h.events.list()),
@@ -328,7 +288,8 @@ async fn not_coordinator_finds_the_coordinator_again() {
     assert!(h.coordinator.find_coordinator_requests() >= 2);
     // Heartbeats flow once the member is stable.
     let before = h.coordinator.heartbeats();
-    until(
+    wait_until(
+        WAIT,
         "heartbeats",
         || h.coordinator.heartbeats() >= before + 3,
         || h.coordinator.heartbeats().to_string(),
@@ -442,7 +403,8 @@ async fn a_commit_after_the_member_lost_its_partitions_fails() {
     }
     h.coordinator
         .fail_next(ApiKey::Heartbeat, ResponseError::UnknownMemberId);
-    until(
+    wait_until(
+        WAIT,
         "the partitions to be lost",
         || h.events.list().contains(&"lost 2".to_string()),
         || format!("{:?}", h.events.list()),
@@ -626,7 +588,8 @@ async fn an_unexpected_error_on_an_auto_commit_is_retried_and_the_member_stays()
     read(&h, 20, 100).await;
     // A poll says the application is done with what the last one returned.
     let _ = h.member.poll(100, Duration::from_millis(50)).await.unwrap();
-    until(
+    wait_until(
+        WAIT,
         "an auto-commit past the failures",
         || h.coordinator.commits().len() == 2,
         || format!("{:?}", h.coordinator.commits()),
@@ -661,7 +624,8 @@ async fn commits_waiting_behind_a_held_one_stay_one_offset_per_partition() {
     }
     assert_eq!(h.member.commits_waiting(), (2, 0));
     held.await.unwrap().unwrap();
-    until(
+    wait_until(
+        WAIT,
         "the merged commit",
         || h.coordinator.commits().iter().filter(|c| c.2 == 10).count() == 2,
         || format!("{:?}", h.coordinator.commits()),
@@ -689,7 +653,8 @@ async fn heartbeats_go_on_while_a_revocation_commits() {
     let generation = h.member.identity().generation;
     h.coordinator
         .fail_next(ApiKey::Heartbeat, ResponseError::RebalanceInProgress);
-    until(
+    wait_until(
+        WAIT,
         "the revoke",
         || h.events.list().len() == 2,
         || format!("{:?}", h.events.list()),
@@ -743,7 +708,8 @@ async fn a_leader_that_held_partitions_back_rejoins_until_they_are_handed_out() 
     // Our member leads ("member-1" sorts first). It gets nothing (the phantom keeps one
     // partition, the other is held back for the phantom to revoke) and rejoins, round after
     // round, while the claim stands.
-    until(
+    wait_until(
+        WAIT,
         "rounds after a held-back assignment",
         || h.coordinator.joins().len() >= 5,
         || format!("{:?}", h.coordinator.joins()),
@@ -893,7 +859,8 @@ async fn each_group_error_code_heals_or_stops_with_the_fix() {
                 assert!(h.member.wait_for_assignment(WAIT).await, "{case}");
                 // A heartbeat error comes after the first assignment: wait for it to be
                 // answered and dealt with.
-                until(
+                wait_until(
+                    WAIT,
                     &format!("{case}: the scripted error used"),
                     || h.coordinator.heartbeats() > 2,
                     || format!("{:?}", h.events.list()),
@@ -1133,7 +1100,8 @@ async fn a_stop_while_the_sync_group_is_held_leaves_at_once() {
         },
     )
     .await;
-    until(
+    wait_until(
+        WAIT,
         "the held SyncGroup",
         || {
             h.cluster
@@ -1190,7 +1158,7 @@ async fn a_revoke_waits_for_its_commit_at_most_the_rebalance_timeout() {
         },
         ResetPolicySpec::Earliest.into_policy(),
         vec![Builtin::Range.into_assignor()],
-        Arc::new(Events::default()),
+        Arc::new(RecordedRebalances::default()),
     );
     assert!(member.wait_for_assignment(WAIT).await);
     let deadline = Instant::now() + WAIT;
@@ -1213,7 +1181,8 @@ async fn a_revoke_waits_for_its_commit_at_most_the_rebalance_timeout() {
     let generation = member.identity().generation;
     coordinator.fail_next(ApiKey::Heartbeat, ResponseError::RebalanceInProgress);
     let started = Instant::now();
-    until(
+    wait_until(
+        WAIT,
         "the rejoin",
         || coordinator.joins().len() > joins,
         || format!("{:?}", coordinator.joins()),
@@ -1250,7 +1219,8 @@ async fn a_stop_while_the_coordinator_cannot_be_found_ends_at_once() {
         },
     )
     .await;
-    until(
+    wait_until(
+        WAIT,
         "a few lookups",
         || h.coordinator.find_coordinator_requests() >= 3,
         String::new,

@@ -27,6 +27,7 @@ use wasmkafka::policy::ResetPolicySpec;
 use wasmkafka::produce::OutgoingRecord;
 use wasmkafka_policy::assign::{Assignment, Group, MemberAssignment};
 use wasmkafka_tests::kafka::Kafka;
+use wasmkafka_tests::librdkafka::{LibrdkafkaMember, Timeline};
 use wasmkafka_tests::python::Script;
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -84,80 +85,6 @@ impl Assignor for Watched {
         self.applied.lock().unwrap().push((generation, partitions));
     }
 }
-
-/// The librdkafka member (`tests/python/member.py`) and what it reported so far.
-struct RdMember {
-    script: Script,
-    owned: BTreeSet<i32>,
-    /// (generation, protocol, leader) of each JoinGroup answer.
-    joins: Vec<(i64, String, bool)>,
-    /// What it owned once each generation's changes were applied.
-    timeline: Timeline,
-    /// (partition, offset, value) of each record it read.
-    records: Vec<(i32, i64, String)>,
-    errors: Vec<String>,
-}
-
-impl RdMember {
-    fn start(kafka: &Kafka, group: &str, topic: &str, strategy: &str) -> RdMember {
-        let script = Script::spawn("member.py", &[&kafka.addr(), group, topic, strategy])
-            .expect("the librdkafka member starts");
-        RdMember {
-            script,
-            owned: BTreeSet::new(),
-            joins: Vec::new(),
-            timeline: Vec::new(),
-            records: Vec::new(),
-            errors: Vec::new(),
-        }
-    }
-
-    /// Takes in the events that have arrived.
-    fn pump(&mut self) {
-        while let Some(event) = self.script.try_next() {
-            self.take(&event);
-        }
-    }
-
-    fn take(&mut self, event: &Value) {
-        match event["event"].as_str() {
-            Some("assigned" | "revoked" | "lost") => {
-                self.owned = event["owned"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|p| p.as_i64().unwrap() as i32)
-                    .collect();
-                if let Some(last) = self.timeline.last_mut() {
-                    last.1 = self.owned.clone();
-                }
-            }
-            Some("joined") => {
-                let generation = event["generation"].as_i64().unwrap();
-                self.joins.push((
-                    generation,
-                    event["protocol"].as_str().unwrap().to_string(),
-                    event["leader"].as_bool().unwrap(),
-                ));
-                self.timeline.push((generation, self.owned.clone()));
-            }
-            Some("records") => {
-                for record in event["records"].as_array().unwrap() {
-                    self.records.push((
-                        record[0].as_i64().unwrap() as i32,
-                        record[1].as_i64().unwrap(),
-                        record[2].as_str().unwrap().to_string(),
-                    ));
-                }
-            }
-            Some("error") => self.errors.push(event["error"].to_string()),
-            _ => {}
-        }
-    }
-}
-
-/// What a member owned once each generation was applied: (generation, partitions).
-type Timeline = Vec<(i64, BTreeSet<i32>)>;
 
 /// KIP-429 across the members' histories (what each owned once each generation was
 /// applied): a partition a member gains in generation g was owned by no other member in
@@ -224,7 +151,10 @@ async fn produce(topic: &str, partition: i32, values: Vec<String>) {
 /// Waits until the wasmkafka members and the librdkafka member (if any) hold non-empty,
 /// disjoint shares that cover the topic, all in one generation, unchanged for 1.5 s; returns
 /// the shares (ours in order, then theirs) and the generation.
-async fn settle(ours: &[Arc<GroupConsumer>], theirs: &mut RdMember) -> (Vec<BTreeSet<i32>>, i64) {
+async fn settle(
+    ours: &[Arc<GroupConsumer>],
+    theirs: &mut LibrdkafkaMember,
+) -> (Vec<BTreeSet<i32>>, i64) {
     let all: BTreeSet<i32> = (0..PARTITIONS).collect();
     let deadline = Instant::now() + WAIT;
     let mut last = None;
@@ -304,7 +234,8 @@ async fn mixed_group(strategy: Builtin, librdkafka_first: bool) {
 
     // 1. The first member alone owns everything.
     let (first_ours, mut theirs) = if librdkafka_first {
-        let mut theirs = RdMember::start(kafka, &group, &topic, strategy.name());
+        let mut theirs = LibrdkafkaMember::start(&kafka.addr(), &group, &topic, strategy.name())
+            .expect("the librdkafka member starts");
         let deadline = Instant::now() + WAIT;
         while theirs.owned != all {
             theirs.pump();
@@ -330,7 +261,8 @@ async fn mixed_group(strategy: Builtin, librdkafka_first: bool) {
         }
         (
             ours,
-            RdMember::start(kafka, &group, &topic, strategy.name()),
+            LibrdkafkaMember::start(&kafka.addr(), &group, &topic, strategy.name())
+                .expect("the librdkafka member starts"),
         )
     };
     let mut ours = vec![first_ours];

@@ -100,19 +100,15 @@ async fn wait_until_java_owns_every_partition(java: &JavaMember) {
 }
 
 async fn produce(kafka: &Kafka, topic: &str) {
-    let client = kafka.client();
-    for partition in 0..PARTITIONS {
-        let records: Vec<OutgoingRecord> = (0..PER_PARTITION)
-            .map(|i| OutgoingRecord {
+    kafka
+        .produce_to_each_partition(topic, PARTITIONS, PER_PARTITION, 100, |partition, i| {
+            OutgoingRecord {
                 value: Some(Bytes::from(format!("{partition}-{i}"))),
                 ..OutgoingRecord::default()
-            })
-            .collect();
-        kafka
-            .produce(&client, topic, partition, &records, 100)
-            .await
-            .unwrap();
-    }
+            }
+        })
+        .await
+        .unwrap();
 }
 
 /// Waits until every record was read, then checks none was read twice.

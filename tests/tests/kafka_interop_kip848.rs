@@ -83,21 +83,18 @@ fn ours(member: &GroupConsumer) -> BTreeSet<i32> {
 
 /// Produces round `round`: [`ROUND`] records to every partition, values `round-p-i`.
 async fn produce_round(kafka: &Kafka, topic: &str, round: i64) {
-    let client = kafka.client();
-    for partition in 0..PARTITIONS {
-        let records: Vec<OutgoingRecord> = (0..ROUND)
-            .map(|i| OutgoingRecord {
+    let firsts = kafka
+        .produce_to_each_partition(topic, PARTITIONS, ROUND, 100, |partition, i| {
+            OutgoingRecord {
                 value: Some(Bytes::from(format!("{round}-{partition}-{i}"))),
                 ..OutgoingRecord::default()
-            })
-            .collect();
-        let first = kafka
-            .produce(&client, topic, partition, &records, 100)
-            .await
-            .unwrap();
+            }
+        })
+        .await
+        .unwrap();
+    for (partition, first) in firsts.into_iter().enumerate() {
         assert_eq!(first, round * ROUND, "{topic}/{partition}: round {round}");
     }
-    client.close();
 }
 
 /// The group's committed offsets, as wasmkafka's OffsetFetch reads them.

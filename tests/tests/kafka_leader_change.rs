@@ -64,21 +64,8 @@ async fn collect_until(
     records: &mut Vec<ConsumerRecord>,
     done: impl Fn(&[ConsumerRecord]) -> bool,
 ) {
-    let deadline = Instant::now() + WAIT;
-    while !done(records) {
-        assert!(
-            Instant::now() < deadline,
-            "timed out; have {:?}",
-            records
-                .iter()
-                .map(|r| (r.partition, r.offset))
-                .collect::<Vec<_>>()
-        );
-        match consumer.poll(1000, Duration::from_millis(200)).await {
-            Ok(batch) => records.extend(batch),
-            Err(error) => panic!("poll failed: {error}"),
-        }
-    }
+    let poll_wait = Duration::from_millis(200);
+    wasmkafka_tests::records::collect_until(consumer, records, WAIT, poll_wait, done).await;
 }
 
 fn offsets(records: &[ConsumerRecord], partition: i32) -> Vec<i64> {

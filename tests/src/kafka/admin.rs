@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use bytes::Bytes;
 use kafka_protocol::error::ParseResponseErrorCode;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{
@@ -398,6 +399,78 @@ impl Kafka {
     ) -> Result<i64> {
         produce(client, topic, partition, records, batch).await
     }
+
+    /// [`Kafka::produce`] through a client of its own, closed after.
+    pub async fn produce_on_own_client(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: &[OutgoingRecord],
+        batch: usize,
+    ) -> Result<i64> {
+        let client = self.client();
+        let produced = produce(&client, topic, partition, records, batch).await;
+        client.close();
+        produced
+    }
+}
+
+impl Kafka {
+    /// Produces `count` records to each partition `0..partitions` of `topic` through one client
+    /// of its own (closed after), in batches of `batch`; record `i` of partition `p` is
+    /// `record(p, i)`. Returns each partition's first offset, in partition order.
+    pub async fn produce_to_each_partition(
+        &self,
+        topic: &str,
+        partitions: i32,
+        count: i64,
+        batch: usize,
+        record: impl Fn(i32, i64) -> OutgoingRecord,
+    ) -> Result<Vec<i64>> {
+        let client = self.client();
+        let mut firsts = Vec::new();
+        for partition in 0..partitions {
+            let records: Vec<OutgoingRecord> = (0..count).map(|i| record(partition, i)).collect();
+            match produce(&client, topic, partition, &records, batch).await {
+                Ok(first) => firsts.push(first),
+                Err(error) => {
+                    client.close();
+                    return Err(error);
+                }
+            }
+        }
+        client.close();
+        Ok(firsts)
+    }
+}
+
+/// The (partition, offset) of every record [`Kafka::produce_to_each_partition`] wrote, from the
+/// first offsets it returned and the `count` per partition.
+pub fn offsets_written(firsts: &[i64], count: i64) -> Vec<(i64, i64)> {
+    (0i64..)
+        .zip(firsts)
+        .flat_map(|(partition, &first)| {
+            (first..first + count).map(move |offset| (partition, offset))
+        })
+        .collect()
+}
+
+/// A record of only a value (no key, no headers) stamped `timestamp` (`None`: when produced).
+pub fn value_record(value: impl Into<Bytes>, timestamp: Option<i64>) -> OutgoingRecord {
+    OutgoingRecord {
+        key: None,
+        value: Some(value.into()),
+        headers: Vec::new(),
+        timestamp,
+    }
+}
+
+/// The records `v{n}` for each `n` of `numbers`, stamped when produced: what the secure-listener
+/// tests write and expect back.
+pub fn numbered_values(numbers: std::ops::Range<i64>) -> Vec<OutgoingRecord> {
+    numbers
+        .map(|n| value_record(format!("v{n}"), None))
+        .collect()
 }
 
 /// A resource an ACL names (Kafka's resource type codes, literal names).

@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 
 use super::jars::java;
-use super::secure::write_certificates;
+use super::secure::{secured_listener_settings, write_certificates};
 use super::{free_port, start_shared, Kafka, KafkaOptions};
 use crate::bounded::BoundedOutput;
 use crate::oidc::{Oidc, AUDIENCE};
@@ -85,37 +85,18 @@ impl OAuthKafka {
         let [oidc_plaintext, oidc_ssl, unsecured] = ports.map(|port| format!("127.0.0.1:{port}"));
         let secured =
             format!("OIDC://{oidc_plaintext},OIDC_SSL://{oidc_ssl},UNSECURED://{unsecured}");
-        let mut settings: Vec<(String, String)> = vec![
-            (
-                "listeners".into(),
-                format!("PLAINTEXT://127.0.0.1:@PORT@,CONTROLLER://127.0.0.1:@CONTROLLER_PORT@,{secured}"),
-            ),
-            (
-                "advertised.listeners".into(),
-                format!("PLAINTEXT://127.0.0.1:@PORT@,{secured}"),
-            ),
-            (
-                "listener.security.protocol.map".into(),
-                "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,OIDC:SASL_PLAINTEXT,\
-                 OIDC_SSL:SASL_SSL,UNSECURED:SASL_PLAINTEXT"
-                    .into(),
-            ),
+        let mut settings = secured_listener_settings(
+            &secured,
+            "OIDC:SASL_PLAINTEXT,OIDC_SSL:SASL_SSL,UNSECURED:SASL_PLAINTEXT",
+            &certs,
+        );
+        settings.extend([
             ("sasl.enabled.mechanisms".into(), "OAUTHBEARER".into()),
             (
                 "connections.max.reauth.ms".into(),
                 MAX_REAUTH_MS.to_string(),
             ),
-            ("ssl.keystore.type".into(), "PEM".into()),
-            (
-                "ssl.keystore.location".into(),
-                certs.broker_keystore.display().to_string(),
-            ),
-            ("ssl.truststore.type".into(), "PEM".into()),
-            (
-                "ssl.truststore.location".into(),
-                certs.ca.display().to_string(),
-            ),
-        ];
+        ]);
         for listener in ["oidc", "oidc_ssl"] {
             settings.push((
                 format!("listener.name.{listener}.oauthbearer.sasl.jaas.config"),

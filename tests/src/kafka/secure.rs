@@ -17,6 +17,10 @@ use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
 };
 
+use wasmkafka::client::Client;
+use wasmkafka::cluster::MetadataOptions;
+use wasmkafka::config::Config;
+
 use super::{free_port, start_shared, Kafka, KafkaOptions};
 
 pub const USER: &str = "alice";
@@ -94,37 +98,21 @@ impl SecureKafka {
             r#"org.apache.kafka.common.security.plain.PlainLoginModule required user_{USER}="{PASSWORD}";"#
         );
         let scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;";
-        let mut settings: Vec<(String, String)> = vec![
-            (
-                "listeners".into(),
-                format!("PLAINTEXT://127.0.0.1:@PORT@,CONTROLLER://127.0.0.1:@CONTROLLER_PORT@,{secured}"),
-            ),
-            (
-                "advertised.listeners".into(),
-                format!("PLAINTEXT://127.0.0.1:@PORT@,{secured}"),
-            ),
-            (
-                "listener.security.protocol.map".into(),
-                "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,\
-                 SASL_SSL:SASL_SSL,SSL:SSL"
-                    .into(),
-            ),
+        let mut settings = secured_listener_settings(
+            &secured,
+            "SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL",
+            &certs,
+        );
+        settings.extend([
             (
                 "sasl.enabled.mechanisms".into(),
                 "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512".into(),
             ),
-            ("ssl.keystore.type".into(), "PEM".into()),
             (
-                "ssl.keystore.location".into(),
-                certs.broker_keystore.display().to_string(),
+                "listener.name.ssl.ssl.client.auth".into(),
+                "required".into(),
             ),
-            ("ssl.truststore.type".into(), "PEM".into()),
-            (
-                "ssl.truststore.location".into(),
-                certs.ca.display().to_string(),
-            ),
-            ("listener.name.ssl.ssl.client.auth".into(), "required".into()),
-        ];
+        ]);
         for listener in ["sasl_plaintext", "sasl_ssl"] {
             settings.push((
                 format!("listener.name.{listener}.plain.sasl.jaas.config"),
@@ -175,6 +163,62 @@ impl SecureKafka {
             _files: files,
         })
     }
+}
+
+/// The broker settings a node with secured listeners starts from: the harness's PLAINTEXT and
+/// CONTROLLER listeners beside `secured` (`NAME://127.0.0.1:port,…`, advertised as they
+/// are), each secured listener's security protocol from `security_protocols`
+/// (`NAME:PROTOCOL,…`), and TLS from `certs` (the broker's PEM key store, the CA as its PEM
+/// trust store).
+pub(super) fn secured_listener_settings(
+    secured: &str,
+    security_protocols: &str,
+    certs: &CertificateFiles,
+) -> Vec<(String, String)> {
+    vec![
+        (
+            "listeners".into(),
+            format!(
+                "PLAINTEXT://127.0.0.1:@PORT@,CONTROLLER://127.0.0.1:@CONTROLLER_PORT@,{secured}"
+            ),
+        ),
+        (
+            "advertised.listeners".into(),
+            format!("PLAINTEXT://127.0.0.1:@PORT@,{secured}"),
+        ),
+        (
+            "listener.security.protocol.map".into(),
+            format!("CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,{security_protocols}"),
+        ),
+        ("ssl.keystore.type".into(), "PEM".into()),
+        (
+            "ssl.keystore.location".into(),
+            certs.broker_keystore.display().to_string(),
+        ),
+        ("ssl.truststore.type".into(), "PEM".into()),
+        (
+            "ssl.truststore.location".into(),
+            certs.ca.display().to_string(),
+        ),
+    ]
+}
+
+/// A client of `addr` configured through Kafka's property names (`security.protocol`,
+/// `sasl.mechanism`, `ssl.ca.location`, …), as a user would write them.
+pub fn client_with_properties<K: AsRef<str>, V: AsRef<str>>(
+    addr: &str,
+    properties: &[(K, V)],
+) -> Client {
+    let properties: Vec<(String, String)> = properties
+        .iter()
+        .map(|(k, v)| (k.as_ref().to_string(), v.as_ref().to_string()))
+        .collect();
+    let config = Config::parse_with("", &properties).expect("a valid config");
+    Client::with_metadata_options(
+        vec![addr.to_string()],
+        config.pool_options().expect("a valid security config"),
+        MetadataOptions::default(),
+    )
 }
 
 pub(super) struct CertificateFiles {
