@@ -333,18 +333,34 @@ async fn groups_describe_all_shows_both_kinds_as_kafkas_own_tool_does() {
         assert_eq!(member.as_deref(), Some(member_id.as_str()), "{kip848}");
     }
 
-    // Kafka's tool: GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG ...
-    let stdout = kafka_tool(
-        GROUP_TOOL,
-        &[
-            "--bootstrap-server",
-            &broker.addr(),
-            "--describe",
-            "--all-groups",
-        ],
-        Duration::from_secs(60),
-    )
-    .unwrap();
+    // Kafka's tool: GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG ... It lists the
+    // groups, then describes each: a group the other test in this file deletes in between
+    // fails the whole run (GroupIdNotFoundException), so that one case is asked again.
+    let mut attempts = 0;
+    let stdout = loop {
+        attempts += 1;
+        let described = kafka_tool(
+            GROUP_TOOL,
+            &[
+                "--bootstrap-server",
+                &broker.addr(),
+                "--describe",
+                "--all-groups",
+            ],
+            Duration::from_secs(60),
+        );
+        match described {
+            Ok(stdout) => break stdout,
+            Err(error)
+                if attempts < 5
+                    && format!("{error:#}").contains("GroupIdNotFoundException")
+                    && !format!("{error:#}").contains("describe-") =>
+            {
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Err(error) => panic!("{error:#}"),
+        }
+    };
     for (group, ours) in [
         ("describe-classic", &classic_rows),
         ("describe-kip848", &kip848_rows),
