@@ -392,3 +392,33 @@ async fn shutdown_timeout_ends_a_stuck_stop_with_status_1() {
         "{stderr}"
     );
 }
+
+/// The reader of stdout stops reading for longer than two session timeouts: the member's
+/// write to stdout blocks, and its heartbeats go on beside it. It stays in the group (one
+/// join, no rejoin), and once the reader reads again every record comes exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_stdout_reader_keeps_the_membership_and_loses_nothing() {
+    let broker = Kafka::shared();
+    let (topic, group) = ("delivery-stalled-stdout", "stalled-stdout-g");
+    topic_with_records(broker, topic).await;
+    let dir = tempfile::tempdir().unwrap();
+    let session_timeout_ms = 6_000;
+    let config = config_file(&dir, "classic", session_timeout_ms);
+    let brokers = broker.addr();
+    let finished = tokio::task::spawn_blocking(move || {
+        // Half the records, then a pause of more than two session timeouts: the pipe fills
+        // and the member's write waits for the reader.
+        let stall = Duration::from_millis(2 * session_timeout_ms + 1_000);
+        let mut member = member(&brokers, &config, topic, group, (RECORDS / 2, stall));
+        member.wait_for_printed(RECORDS, Duration::from_secs(90));
+        member.stop_cleanly(Duration::from_secs(20))
+    })
+    .await
+    .unwrap();
+    let log = &finished.log;
+    assert_eq!(log.matches("joined the group").count(), 1, "{log}");
+    assert!(!log.contains("rejoining"), "{log}");
+    let distinct: BTreeSet<Printed> = finished.printed.iter().copied().collect();
+    assert_eq!(distinct.len(), RECORDS, "every record, once");
+    assert_eq!(finished.printed.len(), RECORDS, "no record twice");
+}

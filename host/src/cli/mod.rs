@@ -217,7 +217,7 @@ pub struct RunArgs {
 /// Runs a parsed command line.
 pub async fn execute(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Run(args) => run::run(args).await,
+        Command::Run(args) => on_a_worker(run::run(args)).await,
         Command::Metadata(args) => metadata::metadata(args).await,
         Command::Produce(args) => produce::produce(args).await,
         Command::Plugin(command) => plugin::plugin(command).await,
@@ -230,6 +230,20 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Man(args) => docs::man(args),
+    }
+}
+
+/// Runs `job` as a task on the runtime's worker threads instead of on the thread that called
+/// `block_on`. The tasks that receive a fetch answer then wake the consuming loop on their
+/// own thread; on the calling thread every answer waited for that thread to be woken and
+/// scheduled (ARCHITECTURE.md, "Data flow").
+async fn on_a_worker(
+    job: impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+) -> anyhow::Result<()> {
+    match tokio::spawn(job).await {
+        Ok(result) => result,
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        Err(error) => Err(anyhow::anyhow!("the command's task was cancelled: {error}")),
     }
 }
 

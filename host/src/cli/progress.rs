@@ -62,11 +62,6 @@ impl Progress {
         }
     }
 
-    /// `records` written so far (the final line counts them).
-    pub fn written(&mut self, records: u64) {
-        self.records = records;
-    }
-
     /// `records` written so far; the consumer as the last poll left it. Redraws when a
     /// second has passed since the last drawing.
     pub fn update(&mut self, records: u64, snapshot: &Snapshot) {

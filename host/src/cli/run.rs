@@ -199,7 +199,7 @@ async fn consume(
     // Why each refused topic is refused, as `poll` said it.
     let mut refused_topics: BTreeMap<String, String> = BTreeMap::new();
     let stdout = std::io::stdout();
-    let mut out = BufWriter::with_capacity(OUTPUT_BUFFER_BYTES, stdout.lock());
+    let mut out = BufWriter::with_capacity(OUTPUT_BUFFER_BYTES, stdout);
     let mut progress = Progress::for_stderr(args.no_progress);
     while printed < limit {
         let wanted = usize::try_from(limit - printed)
@@ -211,9 +211,6 @@ async fn consume(
             signal = signals.next() => return Ok(Ended::Signal(signal)),
             polled = source.poll(wanted, POLL_TIMEOUT) => polled,
         };
-        let snapshot = source.snapshot();
-        progress.update(printed, &snapshot);
-        metrics.update(snapshot);
         let records = match polled {
             Ok(records) => records,
             // One partition stopped (e.g. reset policy `none`): say so, keep the others going.
@@ -262,21 +259,19 @@ async fn consume(
             Err(GroupError::Consumer(error)) => return Err(error.into()),
             Err(error) => return Err(error.into()),
         };
-        let mut written = WrittenTally::default();
-        for record in &records {
-            if let Err(error) = writer.write(&mut out, record) {
-                return output_failed(error);
-            }
-            written.add(record);
-        }
-        if let Err(error) = out.flush() {
-            return output_failed(error);
-        }
+        // The records go out before anything else is done with this poll: the metrics and
+        // the progress line wait, the records do not.
+        let written = match write_out(&mut out, writer, &records) {
+            Ok(written) => written,
+            Err(error) => return output_failed(error),
+        };
         written.report(metrics);
         source.mark_processed();
         source.commit_in_background();
         printed += records.len() as u64;
-        progress.written(printed);
+        let snapshot = source.snapshot();
+        progress.update(printed, &snapshot);
+        metrics.update(snapshot);
         if args.exit_at_end && source.at_end() {
             return Ok(Ended::AtEnd);
         }
@@ -456,6 +451,32 @@ fn record_writer(args: &RunArgs) -> anyhow::Result<RecordWriter> {
             key_delimiter: args.key_delimiter.as_ref().map(|d| d.as_bytes().to_vec()),
         },
     })
+}
+
+/// Writes a poll's records and flushes them.
+///
+/// `run` is a task on the runtime's workers (see [`super::execute`]), and a write to stdout
+/// blocks while its reader is slow. So the write runs in `block_in_place`: meanwhile the
+/// runtime hands this worker's other tasks (the fetch driver it just woke, heartbeats) to
+/// another thread, and none of them waits for the reader of stdout.
+fn write_out<'a>(
+    out: &mut BufWriter<std::io::Stdout>,
+    writer: &RecordWriter,
+    records: &'a [ConsumerRecord],
+) -> std::io::Result<WrittenTally<'a>> {
+    let mut write = || {
+        let mut written = WrittenTally::default();
+        for record in records {
+            writer.write(out, record)?;
+            written.add(record);
+        }
+        out.flush()?;
+        Ok(written)
+    };
+    match tokio::runtime::Handle::try_current().map(|handle| handle.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(write),
+        _ => write(),
+    }
 }
 
 /// A closed stdout (`| head`) ends the run like a limit; anything else is an error. The
