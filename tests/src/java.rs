@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use crate::kafka::jars::{java, kafka_files, kafka_lib};
+use crate::kafka::jars::{java_with_tools_log, kafka_lib};
 use crate::kafka::process::{kill, spawn_tied};
 
 /// What the Java member printed so far.
@@ -47,15 +47,7 @@ fn partitions(value: &Value) -> Vec<i32> {
 
 /// `java` on the Kafka classpath, with the tools' log configuration.
 fn kafka_java() -> Result<Command> {
-    let mut command = Command::new(java());
-    command
-        .arg(format!(
-            "-Dlog4j2.configurationFile={}",
-            kafka_files().join("tools-log4j2.properties").display()
-        ))
-        .arg("-cp")
-        .arg(format!("{}/*", kafka_lib()?.display()));
-    Ok(command)
+    Ok(java_with_tools_log(format!("{}/*", kafka_lib()?.display())))
 }
 
 /// `java` running `tests/java/FILE` with the source launcher (see [`kafka_java`]).
