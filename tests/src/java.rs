@@ -83,33 +83,14 @@ impl JavaMember {
         assignor: &str,
         protocol: &str,
     ) -> Result<JavaMember> {
-        JavaMember::start_with_file(bootstrap, group, topic, assignor, protocol, None)
+        JavaMember::start_with_jvm_options(bootstrap, group, topic, assignor, protocol, None, &[])
     }
 
-    /// [`JavaMember::start_with_protocol`], then a properties file over those settings, as
-    /// a Java application loads its client.properties.
-    pub fn start_with_file(
-        bootstrap: &str,
-        group: &str,
-        topic: &str,
-        assignor: &str,
-        protocol: &str,
-        properties: Option<&std::path::Path>,
-    ) -> Result<JavaMember> {
-        JavaMember::start_with_jvm_options(
-            bootstrap,
-            group,
-            topic,
-            assignor,
-            protocol,
-            properties,
-            &[],
-        )
-    }
-
-    /// [`JavaMember::start_with_file`] in a JVM started with `jvm_options` (system
-    /// properties such as `-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls=...` or
-    /// `-Djavax.net.ssl.trustStore=...`, as a Java application's launch script sets them).
+    /// [`JavaMember::start_with_protocol`], then a `properties` file over those settings (as
+    /// a Java application loads its client.properties), in a JVM started with `jvm_options`
+    /// (system properties such as `-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls=...` or
+    /// `-Djavax.net.ssl.trustStore=...`, as a Java application's launch script sets them;
+    /// none for a plain JVM).
     pub fn start_with_jvm_options(
         bootstrap: &str,
         group: &str,
