@@ -37,8 +37,7 @@ async fn produce(broker: &Tansu, topic: &str, partitions: i32, per_partition: us
                 ..OutgoingRecord::default()
             })
             .collect();
-        broker
-            .produce(&client, topic, partition, &records, 100)
+        wasmkafka_tests::kafka::admin::produce(&client, topic, partition, &records, 100)
             .await
             .unwrap();
     }
