@@ -469,6 +469,25 @@ impl Kafka {
         client.close();
         Ok(firsts)
     }
+
+    /// Produces `per_partition` records to each partition `0..partitions` of `topic`, one
+    /// batch a partition, with the values `{tag}-{partition}-{i}`.
+    pub async fn produce_tagged(
+        &self,
+        topic: &str,
+        partitions: i32,
+        per_partition: usize,
+        tag: &str,
+    ) -> Result<Vec<i64>> {
+        self.produce_to_each_partition(
+            topic,
+            partitions,
+            per_partition as i64,
+            per_partition,
+            |partition, i| value_record(format!("{tag}-{partition}-{i}"), None),
+        )
+        .await
+    }
 }
 
 /// The (partition, offset) of every record [`Kafka::produce_to_each_partition`] wrote, from the
