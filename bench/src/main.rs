@@ -41,7 +41,7 @@ mod report;
 mod startup;
 mod workload;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -191,11 +191,7 @@ async fn run() -> Result<()> {
     }
     if std::env::args().nth(1).as_deref() == Some("startup") {
         let options = startup::options(std::env::args().skip(2))?;
-        let tools = tokio::task::spawn_blocking({
-            let (repo, out_dir, peers) = (repo.clone(), out_dir.clone(), options.peers.clone());
-            move || Tools::prepare(&repo, &out_dir, &peers)
-        })
-        .await??;
+        let tools = prepare_tools(&repo, &out_dir, &options.peers).await?;
         eprintln!("starting Apache Kafka");
         let kafka = Kafka::start().await?;
         let results = startup::run(&tools, &kafka, &options, &out_dir).await?;
@@ -213,11 +209,7 @@ async fn run() -> Result<()> {
             None => out_dir.join("latency.svg"),
         };
         let options = latency::options(args.into_iter())?;
-        let tools = tokio::task::spawn_blocking({
-            let (repo, out_dir, peers) = (repo.clone(), out_dir.clone(), options.peers.clone());
-            move || Tools::prepare(&repo, &out_dir, &peers)
-        })
-        .await??;
+        let tools = prepare_tools(&repo, &out_dir, &options.peers).await?;
         eprintln!("starting Apache Kafka");
         let kafka = Kafka::start().await?;
         let results = latency::run(&tools, &kafka, &options).await?;
@@ -241,11 +233,7 @@ async fn run() -> Result<()> {
         return Ok(());
     }
     let options = options()?;
-    let tools = tokio::task::spawn_blocking({
-        let (repo, out_dir, peers) = (repo.clone(), out_dir.clone(), options.peers.clone());
-        move || Tools::prepare(&repo, &out_dir, &peers)
-    })
-    .await??;
+    let tools = prepare_tools(&repo, &out_dir, &options.peers).await?;
     eprintln!("starting Apache Kafka");
     let (kafka, proxy) = start_kafka(options.rtt).await?;
     let brokers = match &proxy {
@@ -317,6 +305,12 @@ async fn run() -> Result<()> {
         tokio::signal::ctrl_c().await?;
     }
     Ok(())
+}
+
+/// [`Tools::prepare`] for `peers` on a blocking thread (it builds and downloads).
+async fn prepare_tools(repo: &Path, out_dir: &Path, peers: &[Peer]) -> Result<Tools> {
+    let (repo, out_dir, peers) = (repo.to_path_buf(), out_dir.to_path_buf(), peers.to_vec());
+    tokio::task::spawn_blocking(move || Tools::prepare(&repo, &out_dir, &peers)).await?
 }
 
 /// Starts the broker. With a round trip to add, the broker advertises a [`DelayProxy`]'s port

@@ -44,19 +44,12 @@ impl Peer {
         Peer::Aiokafka,
     ];
 
-    /// Every peer `--peer` can name: the default set and the musl builds.
-    pub const NAMED: [Peer; 10] = [
-        Peer::WasmkafkaRaw,
-        Peer::WasmkafkaJson,
-        Peer::WasmkafkaMuslRaw,
-        Peer::WasmkafkaMuslJson,
-        Peer::RdkafkaRaw,
-        Peer::RdkafkaJson,
-        Peer::FranzGo,
-        Peer::Java,
-        Peer::ConfluentPython,
-        Peer::Aiokafka,
-    ];
+    /// Every peer `--peer` can name: the default set, then the musl builds.
+    pub fn named() -> impl Iterator<Item = Peer> {
+        Peer::ALL
+            .into_iter()
+            .chain([Peer::WasmkafkaMuslRaw, Peer::WasmkafkaMuslJson])
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -108,10 +101,10 @@ impl Peer {
 
     /// The peer with this [`Peer::id`].
     pub fn by_id(id: &str) -> Result<Peer> {
-        match Peer::NAMED.into_iter().find(|p| p.id() == id) {
+        match Peer::named().find(|p| p.id() == id) {
             Some(peer) => Ok(peer),
             None => {
-                let ids: Vec<_> = Peer::NAMED.iter().map(|p| p.id()).collect();
+                let ids: Vec<_> = Peer::named().map(|p| p.id()).collect();
                 bail!("no peer `{id}`; there are {}", ids.join(", "))
             }
         }

@@ -32,6 +32,8 @@ use kafka_protocol::records::Compression;
 use wasmkafka::produce::{produce_batch, OutgoingRecord};
 use wasmkafka_tests::kafka::Kafka;
 
+// The consumers compared by default are those of `latency`: the ones that print values.
+use crate::latency::DEFAULT_PEERS;
 use crate::peers::{Peer, Tools};
 use crate::report::median;
 
@@ -40,15 +42,6 @@ const PARTITIONS: i32 = 4;
 const RECORDS_PER_PARTITION: usize = 250;
 /// The most a consumer may take to print its first record.
 const FIRST_RECORD_LIMIT: Duration = Duration::from_secs(120);
-
-/// The consumers compared by default (those that print values, as in `latency`).
-const DEFAULT_PEERS: [Peer; 5] = [
-    Peer::WasmkafkaRaw,
-    Peer::RdkafkaRaw,
-    Peer::FranzGo,
-    Peer::Java,
-    Peer::ConfluentPython,
-];
 
 const USAGE: &str = "usage: wasmkafka-bench startup [--rounds N] [--peer ID]...";
 

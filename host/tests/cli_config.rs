@@ -56,13 +56,14 @@ async fn one_properties_file_serves_a_java_consumer_and_wasmkafka_in_one_group()
     )
     .unwrap();
 
-    let mut java = JavaMember::start_with_file(
+    let mut java = JavaMember::start_with_jvm_options(
         &broker.addr(),
         "config-properties-g",
         topic,
         "range",
         "classic",
         Some(&file),
+        &[],
     )
     .unwrap();
     let args = ["--config", file.to_str().unwrap(), "--topic", topic];

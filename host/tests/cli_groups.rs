@@ -22,14 +22,14 @@ fn wasmkafka(args: &[&str]) -> Output {
         .unwrap()
 }
 
-/// Reads the topic to its end as a member of `group` and commits; returns what it printed.
-fn read_all_as(broker: &Kafka, group: &str) -> usize {
+/// Reads `topic` to its end as a member of `group` and commits; returns what it printed.
+fn read_all_as(broker: &Kafka, topic: &str, group: &str) -> usize {
     let output = wasmkafka(&[
         "run",
         "--brokers",
         &broker.addr(),
         "--topic",
-        TOPIC,
+        topic,
         "--group",
         group,
         "--from",
@@ -41,6 +41,36 @@ fn read_all_as(broker: &Kafka, group: &str) -> usize {
     ]);
     assert_succeeded(&output, "");
     String::from_utf8_lossy(&output.stdout).lines().count()
+}
+
+/// Starts a member of `group` that reads `topic` from the earliest offset with `consumer` as
+/// its `[consumer]` settings, and waits until it printed `count` records. The directory holds
+/// its config.
+fn start_live_member(
+    broker: &Kafka,
+    topic: &str,
+    group: &str,
+    consumer: &str,
+    count: usize,
+) -> (tempfile::TempDir, CliMember) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("member.toml");
+    std::fs::write(&config, format!("[consumer]\n{consumer}\n")).unwrap();
+    let args = group_member_args(
+        config.to_str().unwrap(),
+        &broker.addr(),
+        topic,
+        group,
+        &["--from", "earliest"],
+    );
+    let mut live = CliMember::start(
+        "live",
+        Path::new(env!("CARGO_BIN_EXE_wasmkafka")),
+        &args,
+        (0, Duration::ZERO),
+    );
+    live.wait_for_printed(count, Duration::from_secs(60));
+    (dir, live)
 }
 
 /// Our list of the test's groups: name -> (type, state).
@@ -102,25 +132,15 @@ async fn groups_are_listed_and_deleted_as_kafkas_own_tool_sees_them() {
         &["--count", "10", "--batch", "5"],
     );
     // Two groups that committed and left, one with a live member.
-    assert_eq!(read_all_as(broker, "groups-done-a"), 10);
-    assert_eq!(read_all_as(broker, "groups-done-b"), 10);
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("member.toml");
-    std::fs::write(&config, "[consumer]\nsession_timeout_ms = 10000\n").unwrap();
-    let args = group_member_args(
-        config.to_str().unwrap(),
-        &broker.addr(),
+    assert_eq!(read_all_as(broker, TOPIC, "groups-done-a"), 10);
+    assert_eq!(read_all_as(broker, TOPIC, "groups-done-b"), 10);
+    let (_dir, live) = start_live_member(
+        broker,
         TOPIC,
         "groups-live",
-        &["--from", "earliest"],
+        "session_timeout_ms = 10000",
+        10,
     );
-    let mut live = CliMember::start(
-        "live",
-        Path::new(env!("CARGO_BIN_EXE_wasmkafka")),
-        &args,
-        (0, Duration::ZERO),
-    );
-    live.wait_for_printed(10, Duration::from_secs(60));
 
     // The same groups and states as Kafka's tool; our type column says classic.
     let ours = our_list(broker);
@@ -204,7 +224,7 @@ async fn groups_are_listed_and_deleted_as_kafkas_own_tool_sees_them() {
         String::from_utf8_lossy(&deleted.stderr)
     );
     assert_eq!(
-        read_all_as(broker, "groups-done-b"),
+        read_all_as(broker, TOPIC, "groups-done-b"),
         5,
         "partition 0 again, only"
     );
@@ -230,41 +250,16 @@ async fn groups_describe_all_shows_both_kinds_as_kafkas_own_tool_does() {
     };
     produce("30");
     // A classic group reads everything, commits and leaves; then 9 more records: lag 9.
-    let output = wasmkafka(&[
-        "run",
-        "--brokers",
-        &broker.addr(),
-        "--topic",
-        DESCRIBED,
-        "--group",
-        "describe-classic",
-        "--from",
-        "earliest",
-        "--exit-at-end",
-        "--format",
-        "raw",
-        "--no-progress",
-    ]);
-    assert!(output.status.success(), "{output:?}");
+    read_all_as(broker, DESCRIBED, "describe-classic");
     produce("9");
     // A consumer-protocol member stays.
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("member.toml");
-    std::fs::write(&config, "[consumer]\ngroup_protocol = \"consumer\"\n").unwrap();
-    let args = group_member_args(
-        config.to_str().unwrap(),
-        &broker.addr(),
+    let (_dir, live) = start_live_member(
+        broker,
         DESCRIBED,
         "describe-kip848",
-        &["--from", "earliest"],
+        "group_protocol = \"consumer\"",
+        39,
     );
-    let mut live = CliMember::start(
-        "live",
-        Path::new(env!("CARGO_BIN_EXE_wasmkafka")),
-        &args,
-        (0, Duration::ZERO),
-    );
-    live.wait_for_printed(39, Duration::from_secs(60));
 
     // Ours, until the live member's commits reach the end.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);

@@ -175,17 +175,12 @@ async fn format_string_key_delimiter_and_json_values_give_exact_lines() {
         .await
         .unwrap();
     client.close();
-    let output = run(
-        broker,
-        "kcat-format",
-        &[
-            "--offset",
-            "beginning",
-            "--exit-at-end",
-            "--format-string",
-            "%t|%p|%o|%k|%s|%T|%h|%K|%S\\n",
-        ],
-    );
+    // The whole topic, printed with `format` flags.
+    let read_all = |format: &[&str]| {
+        let args = [&["--offset", "beginning", "--exit-at-end"], format].concat();
+        run(broker, "kcat-format", &args)
+    };
+    let output = read_all(&["--format-string", "%t|%p|%o|%k|%s|%T|%h|%K|%S\\n"]);
     assert_eq!(
         output,
         format!(
@@ -194,25 +189,9 @@ async fn format_string_key_delimiter_and_json_values_give_exact_lines() {
             base + 8000
         )
     );
-    let output = run(
-        broker,
-        "kcat-format",
-        &[
-            "--offset",
-            "beginning",
-            "--exit-at-end",
-            "--format",
-            "raw",
-            "--key-delimiter",
-            "=>",
-        ],
-    );
+    let output = read_all(&["--format", "raw", "--key-delimiter", "=>"]);
     assert_eq!(output, "k1=>{\"n\": 1}\n=>plain\n");
-    let output = run(
-        broker,
-        "kcat-format",
-        &["--offset", "beginning", "--exit-at-end", "--json-values"],
-    );
+    let output = read_all(&["--json-values"]);
     let lines: Vec<serde_json::Value> = output
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

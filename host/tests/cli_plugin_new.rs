@@ -285,18 +285,9 @@ fn two_members_share_the_topic_through_the_plugin(
     name: &str,
 ) {
     use std::time::Duration;
-    use wasmkafka_tests::cli_member::CliMember;
+    use wasmkafka_tests::cli_member::{group_member_args, CliMember};
     let binary = Path::new(env!("CARGO_BIN_EXE_wasmkafka"));
-    let args = [
-        "--config",
-        "wasmkafka.toml",
-        "--brokers",
-        brokers,
-        "--topic",
-        topic,
-        "--group",
-        group,
-    ];
+    let args = group_member_args("wasmkafka.toml", brokers, topic, group, &[]);
     let chose_plugin = format!("protocol_name={name}");
     let holds_one = |member: &CliMember| {
         member

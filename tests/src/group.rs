@@ -4,8 +4,48 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use wasmkafka::fetch::{ConsumerRecord, TopicPartition};
-use wasmkafka::group::{GroupConsumer, RebalanceListener};
+use wasmkafka::client::Client;
+use wasmkafka::fetch::{ConsumerRecord, FetchOptions, TopicPartition};
+use wasmkafka::group::{Assignor, GroupConsumer, GroupOptions, GroupProtocol, RebalanceListener};
+use wasmkafka::policy::ResetPolicySpec;
+
+/// Fetch options for a test member: a fetch waits at most 200 ms for records.
+pub fn short_wait_fetch() -> FetchOptions {
+    FetchOptions {
+        max_wait: Duration::from_millis(200),
+        ..FetchOptions::default()
+    }
+}
+
+/// Options for a consumer-protocol (KIP-848) member of `group` reading `topic`: 10 s session
+/// and rebalance timeouts, an auto-commit every 200 ms.
+pub fn consumer_protocol_options(group: &str, topic: &str) -> GroupOptions {
+    GroupOptions {
+        protocol: GroupProtocol::Consumer,
+        session_timeout: Duration::from_secs(10),
+        rebalance_timeout: Duration::from_secs(10),
+        auto_commit_interval: Some(Duration::from_millis(200)),
+        ..GroupOptions::new(group, vec![topic.to_string()])
+    }
+}
+
+/// Starts a member on `client` that fetches with [`short_wait_fetch`] and starts a partition
+/// without a committed offset at the earliest one.
+pub fn start_earliest_member(
+    client: Client,
+    options: GroupOptions,
+    assignors: Vec<Arc<dyn Assignor>>,
+    listener: Arc<dyn RebalanceListener>,
+) -> GroupConsumer {
+    GroupConsumer::start(
+        client,
+        options,
+        short_wait_fetch(),
+        ResetPolicySpec::Earliest.into_policy(),
+        assignors,
+        listener,
+    )
+}
 
 /// A rebalance listener that records each call, in order, as `assigned N`, `revoked N` or
 /// `lost N` (N: how many partitions).
@@ -73,6 +113,52 @@ pub fn keep_polling<T: Send + 'static>(
             }
         }
     })
+}
+
+/// Stops `poller` and returns `member`, to be closed; fails the test if anything else still
+/// holds the member.
+pub async fn stop_polling(
+    poller: tokio::task::JoinHandle<()>,
+    member: Arc<GroupConsumer>,
+) -> GroupConsumer {
+    poller.abort();
+    let _ = poller.await;
+    Arc::try_unwrap(member).unwrap_or_else(|_| panic!("the member is still shared"))
+}
+
+/// Stops the pollers and closes the members (commit, revoke, leave).
+pub async fn close_all(
+    members: Vec<Arc<GroupConsumer>>,
+    pollers: Vec<tokio::task::JoinHandle<()>>,
+) {
+    for poller in pollers {
+        poller.abort();
+        let _ = poller.await;
+    }
+    for member in members {
+        if let Ok(member) = Arc::try_unwrap(member) {
+            member.close().await;
+        }
+    }
+}
+
+/// (partition, offset) of each record a member polled, as [`keep_polling_offsets`] keeps them.
+pub type PolledOffsets = Arc<Mutex<Vec<(i32, i64)>>>;
+
+/// [`keep_polling`] keeping each record's (partition, offset); a poll error names the
+/// "wasmkafka member" (beside another client's member).
+pub fn keep_polling_offsets(
+    member: Arc<GroupConsumer>,
+    seen: PolledOffsets,
+) -> tokio::task::JoinHandle<()> {
+    keep_polling(member, "wasmkafka member".into(), seen, |r| {
+        (r.partition, r.offset)
+    })
+}
+
+/// The partitions `member` holds, by number.
+pub fn partitions_held(member: &GroupConsumer) -> BTreeSet<i32> {
+    member.assignment().iter().map(|tp| tp.partition).collect()
 }
 
 /// Waits until `members` hold disjoint, non-empty shares that cover `partitions`, all in one

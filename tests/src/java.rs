@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use crate::kafka::jars::{java, kafka_files, kafka_lib};
+use crate::kafka::jars::{java_with_tools_log, kafka_lib};
 use crate::kafka::process::{kill, spawn_tied};
 
 /// What the Java member printed so far.
@@ -47,15 +47,7 @@ fn partitions(value: &Value) -> Vec<i32> {
 
 /// `java` on the Kafka classpath, with the tools' log configuration.
 fn kafka_java() -> Result<Command> {
-    let mut command = Command::new(java());
-    command
-        .arg(format!(
-            "-Dlog4j2.configurationFile={}",
-            kafka_files().join("tools-log4j2.properties").display()
-        ))
-        .arg("-cp")
-        .arg(format!("{}/*", kafka_lib()?.display()));
-    Ok(command)
+    Ok(java_with_tools_log(format!("{}/*", kafka_lib()?.display())))
 }
 
 /// `java` running `tests/java/FILE` with the source launcher (see [`kafka_java`]).
@@ -91,33 +83,14 @@ impl JavaMember {
         assignor: &str,
         protocol: &str,
     ) -> Result<JavaMember> {
-        JavaMember::start_with_file(bootstrap, group, topic, assignor, protocol, None)
+        JavaMember::start_with_jvm_options(bootstrap, group, topic, assignor, protocol, None, &[])
     }
 
-    /// [`JavaMember::start_with_protocol`], then a properties file over those settings, as
-    /// a Java application loads its client.properties.
-    pub fn start_with_file(
-        bootstrap: &str,
-        group: &str,
-        topic: &str,
-        assignor: &str,
-        protocol: &str,
-        properties: Option<&std::path::Path>,
-    ) -> Result<JavaMember> {
-        JavaMember::start_with_jvm_options(
-            bootstrap,
-            group,
-            topic,
-            assignor,
-            protocol,
-            properties,
-            &[],
-        )
-    }
-
-    /// [`JavaMember::start_with_file`] in a JVM started with `jvm_options` (system
-    /// properties such as `-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls=...` or
-    /// `-Djavax.net.ssl.trustStore=...`, as a Java application's launch script sets them).
+    /// [`JavaMember::start_with_protocol`], then a `properties` file over those settings (as
+    /// a Java application loads its client.properties), in a JVM started with `jvm_options`
+    /// (system properties such as `-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls=...` or
+    /// `-Djavax.net.ssl.trustStore=...`, as a Java application's launch script sets them;
+    /// none for a plain JVM).
     pub fn start_with_jvm_options(
         bootstrap: &str,
         group: &str,

@@ -30,7 +30,19 @@ impl LibrdkafkaMember {
     /// Starts `member.py` in `group` on `topic` through `brokers` with the assignment
     /// `strategy` (librdkafka's `partition.assignment.strategy`).
     pub fn start(brokers: &str, group: &str, topic: &str, strategy: &str) -> Result<Self> {
-        let script = Script::spawn("member.py", &[brokers, group, topic, strategy])?;
+        LibrdkafkaMember::start_with_protocol(brokers, group, topic, strategy, "classic")
+    }
+
+    /// [`LibrdkafkaMember::start`] with `group.protocol` set: `classic` or `consumer` (KIP-848,
+    /// where the broker assigns; `strategy` "" for the broker's default assignor).
+    pub fn start_with_protocol(
+        brokers: &str,
+        group: &str,
+        topic: &str,
+        strategy: &str,
+        protocol: &str,
+    ) -> Result<Self> {
+        let script = Script::spawn("member.py", &[brokers, group, topic, strategy, protocol])?;
         Ok(LibrdkafkaMember {
             script,
             owned: BTreeSet::new(),

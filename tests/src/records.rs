@@ -3,11 +3,14 @@
 //! earliest offset and compared as text; and a consumer polled until what it collected is
 //! enough.
 
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use wasmkafka::client::Client;
 use wasmkafka::fetch::{Consumer, ConsumerRecord};
-use wasmkafka::policy::ResetPolicySpec;
+use wasmkafka::policy::{
+    PolicyError, ResetContext, ResetDecision, ResetPolicy, ResetPolicySpec, ResetReason,
+};
 
 use crate::kafka::admin::numbered_values;
 use crate::kafka::Kafka;
@@ -118,5 +121,36 @@ pub async fn collect_until(
             Ok(batch) => records.extend(batch),
             Err(error) => panic!("poll failed: {error}"),
         }
+    }
+}
+
+/// The offsets of the `records` of `partition`, in the order they were read.
+pub fn partition_offsets(records: &[ConsumerRecord], partition: i32) -> Vec<i64> {
+    records
+        .iter()
+        .filter(|r| r.partition == partition)
+        .map(|r| r.offset)
+        .collect()
+}
+
+/// A reset policy that records the reasons it is asked about, then decides like `earliest`
+/// (after a truncation: where the log diverged).
+#[derive(Debug, Default)]
+pub struct RecordingPolicy(Mutex<Vec<ResetReason>>);
+
+impl RecordingPolicy {
+    /// The reasons asked about so far, in order.
+    pub fn reasons(&self) -> Vec<ResetReason> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+impl ResetPolicy for RecordingPolicy {
+    fn name(&self) -> &str {
+        "recording-earliest"
+    }
+    fn decide(&self, context: &ResetContext) -> Result<ResetDecision, PolicyError> {
+        self.0.lock().unwrap().push(context.reason);
+        ResetPolicySpec::Earliest.into_policy().decide(context)
     }
 }

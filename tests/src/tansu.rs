@@ -16,7 +16,6 @@ use tempfile::TempDir;
 
 use wasmkafka::client::Client;
 use wasmkafka::net::{BrokerCompat, Connection, ConnectionOptions, PoolOptions};
-use wasmkafka::produce::OutgoingRecord;
 
 use crate::kafka::free_port;
 use crate::kafka::process::spawn_tied;
@@ -176,18 +175,6 @@ impl Tansu {
             );
         }
         Ok(())
-    }
-
-    /// Produces records to one partition in batches of `batch`; returns the first offset.
-    pub async fn produce(
-        &self,
-        client: &Client,
-        topic: &str,
-        partition: i32,
-        records: &[OutgoingRecord],
-        batch: usize,
-    ) -> Result<i64> {
-        crate::kafka::admin::produce(client, topic, partition, records, batch).await
     }
 }
 

@@ -15,11 +15,10 @@ use wasmkafka::fetch::{
     IsolationLevel, PartitionError, PartitionState, StartAt, TopicPartition,
 };
 use wasmkafka::net::{ConnectionOptions, PoolOptions};
-use wasmkafka::policy::{
-    PolicyError, ResetContext, ResetDecision, ResetPolicy, ResetPolicySpec, ResetReason,
-};
+use wasmkafka::policy::{ResetPolicy, ResetPolicySpec, ResetReason};
 use wasmkafka_tests::fault_broker::{Fault, FaultCluster};
 use wasmkafka_tests::fault_log::{Damage, ScriptedLog};
+use wasmkafka_tests::records::{partition_offsets, RecordingPolicy};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -121,14 +120,6 @@ async fn collect_until_partition_error(
     }
 }
 
-fn offsets(records: &[ConsumerRecord], partition: i32) -> Vec<i64> {
-    records
-        .iter()
-        .filter(|r| r.partition == partition)
-        .map(|r| r.offset)
-        .collect()
-}
-
 /// Reads t/0 from 0 until at least 30 records were handed out, then deletes everything
 /// before 60 and appends 20 records (the log is now 60..120). Returns what was read.
 async fn read_then_delete_under_the_consumer(h: &Harness) -> Vec<ConsumerRecord> {
@@ -143,7 +134,7 @@ async fn read_then_delete_under_the_consumer(h: &Harness) -> Vec<ConsumerRecord>
 /// Checks that t/0 was read contiguously from 0, then jumped to `resumed_at`; returns the
 /// offset it was out of range at.
 fn assert_jump(records: &[ConsumerRecord], resumed_at: i64) -> i64 {
-    let seen = offsets(records, 0);
+    let seen = partition_offsets(records, 0);
     let jump = seen
         .iter()
         .position(|o| *o >= 60)
@@ -174,7 +165,7 @@ async fn out_of_range_with_earliest_resumes_at_the_new_log_start() {
     .await;
     let out_of_range_at = assert_jump(&records, 60);
     assert!((30..=40).contains(&out_of_range_at), "{out_of_range_at}");
-    let seen = offsets(&records, 0);
+    let seen = partition_offsets(&records, 0);
     let after: Vec<i64> = seen.iter().copied().filter(|o| *o >= 60).collect();
     assert_eq!(after, (60..60 + after.len() as i64).collect::<Vec<_>>());
     // The reset asked for the log bounds (earliest -2, latest -1) and nothing else.
@@ -212,7 +203,7 @@ async fn out_of_range_with_latest_waits_for_new_records() {
     })
     .await;
     let out_of_range_at = {
-        let seen = offsets(&records, 0);
+        let seen = partition_offsets(&records, 0);
         let jump = seen.iter().position(|o| *o >= 60).unwrap();
         assert_eq!(seen[jump..], [120, 121, 122, 123, 124]);
         jump
@@ -284,7 +275,7 @@ async fn out_of_range_with_none_stops_that_partition_only() {
     assert_eq!(partition, &tp(0));
     assert_eq!(
         offset,
-        offsets(&records, 0).len() as i64,
+        partition_offsets(&records, 0).len() as i64,
         "the offset asked for"
     );
     assert_eq!((log_start, high_watermark), (60, 120));
@@ -298,8 +289,11 @@ async fn out_of_range_with_none_stops_that_partition_only() {
 
     // The other partition keeps flowing.
     h.log.append("t", 1, 10, |o| o);
-    collect_until(&h.consumer, &mut records, |r| offsets(r, 1).len() == 20).await;
-    assert_eq!(offsets(&records, 1), (0..20).collect::<Vec<_>>());
+    collect_until(&h.consumer, &mut records, |r| {
+        partition_offsets(r, 1).len() == 20
+    })
+    .await;
+    assert_eq!(partition_offsets(&records, 1), (0..20).collect::<Vec<_>>());
     // A seek restarts the stopped partition.
     assert!(h.consumer.seek(&tp(0), 60));
     collect_until(&h.consumer, &mut records, |r| {
@@ -343,7 +337,10 @@ async fn a_partition_whose_topic_is_refused_stops_with_the_reason_and_the_others
         "{error}"
     );
     assert_eq!(h.consumer.assignment()[&refused_tp], PartitionState::Failed);
-    collect_until(&h.consumer, &mut records, |r| offsets(r, 0).len() == 10).await;
+    collect_until(&h.consumer, &mut records, |r| {
+        partition_offsets(r, 0).len() == 10
+    })
+    .await;
     assert!(records.iter().all(|r| &*r.topic == "t"));
 }
 
@@ -361,7 +358,11 @@ async fn damaged_batches_stop_their_partition_after_the_records_before_them() {
             .assign([(tp(0), StartAt::Offset(0)), (tp(1), StartAt::Offset(0))]);
         let mut records = Vec::new();
         let error = collect_until_partition_error(&h.consumer, &mut records).await;
-        assert_eq!(offsets(&records, 0), [0, 1, 2, 3, 4], "{damage:?}");
+        assert_eq!(
+            partition_offsets(&records, 0),
+            [0, 1, 2, 3, 4],
+            "{damage:?}"
+        );
         let PartitionError::Corrupt {
             ref partition,
             error: BatchError::Corrupt { offset, ref reason },
@@ -383,11 +384,17 @@ async fn damaged_batches_stop_their_partition_after_the_records_before_them() {
         );
         assert_eq!(h.consumer.assignment()[&tp(0)], PartitionState::Failed);
 
-        collect_until(&h.consumer, &mut records, |r| offsets(r, 1).len() == 10).await;
+        collect_until(&h.consumer, &mut records, |r| {
+            partition_offsets(r, 1).len() == 10
+        })
+        .await;
         assert!(h.consumer.seek(&tp(0), 6));
-        collect_until(&h.consumer, &mut records, |r| offsets(r, 0).ends_with(&[9])).await;
+        collect_until(&h.consumer, &mut records, |r| {
+            partition_offsets(r, 0).ends_with(&[9])
+        })
+        .await;
         assert_eq!(
-            offsets(&records, 0),
+            partition_offsets(&records, 0),
             [0, 1, 2, 3, 4, 6, 7, 8, 9],
             "{damage:?}"
         );
@@ -421,7 +428,7 @@ async fn a_stale_out_of_range_answer_after_a_seek_is_ignored() {
 
     let mut again = Vec::new();
     collect_until(&h.consumer, &mut again, |r| r.len() == 50).await;
-    assert_eq!(offsets(&again, 0), (50..100).collect::<Vec<_>>());
+    assert_eq!(partition_offsets(&again, 0), (50..100).collect::<Vec<_>>());
     let stats = h.consumer.stats();
     assert_eq!(stats.out_of_range, 0, "the stale answer caused a reset");
     assert!(stats.stale_dropped >= 1, "{stats:?}");
@@ -464,7 +471,7 @@ async fn a_reset_racing_a_revoke_does_nothing() {
     h.consumer.assign([(tp(0), StartAt::Offset(5))]);
     let mut records = Vec::new();
     collect_until(&h.consumer, &mut records, |r| r.len() == 15).await;
-    assert_eq!(offsets(&records, 0), (5..20).collect::<Vec<_>>());
+    assert_eq!(partition_offsets(&records, 0), (5..20).collect::<Vec<_>>());
 }
 
 /// A close ends the fetch session on its broker (a Fetch with the session's id and the
@@ -546,7 +553,7 @@ async fn incremental_fetch_sessions_and_a_lost_session() {
     collect_until(&h.consumer, &mut records, |r| r.len() == 185).await;
     for (p, end) in [(0, 60), (1, 65), (2, 60)] {
         assert_eq!(
-            offsets(&records, p),
+            partition_offsets(&records, p),
             (0..end).collect::<Vec<_>>(),
             "partition {p}"
         );
@@ -583,13 +590,19 @@ async fn each_leader_has_its_own_fetch_loop() {
     h.consumer
         .assign([(tp(0), StartAt::Offset(0)), (tp(1), StartAt::Offset(0))]);
     let mut records = Vec::new();
-    collect_until(&h.consumer, &mut records, |r| offsets(r, 1).len() == 20).await;
+    collect_until(&h.consumer, &mut records, |r| {
+        partition_offsets(r, 1).len() == 20
+    })
+    .await;
     assert!(
-        offsets(&records, 0).is_empty(),
+        partition_offsets(&records, 0).is_empty(),
         "partition 0 answered before node 1's held fetch"
     );
-    collect_until(&h.consumer, &mut records, |r| offsets(r, 0).len() == 20).await;
-    assert_eq!(offsets(&records, 0), (0..20).collect::<Vec<_>>());
+    collect_until(&h.consumer, &mut records, |r| {
+        partition_offsets(r, 0).len() == 20
+    })
+    .await;
+    assert_eq!(partition_offsets(&records, 0), (0..20).collect::<Vec<_>>());
 }
 
 /// A broker that says it is not a partition's leader while the metadata still names it (an
@@ -613,7 +626,7 @@ async fn a_stale_leader_is_asked_again_with_backoff() {
     h.log.stop_refusing("t", 0);
     let mut records = Vec::new();
     collect_until(&h.consumer, &mut records, |r| r.len() == 10).await;
-    assert_eq!(offsets(&records, 0), (0..10).collect::<Vec<_>>());
+    assert_eq!(partition_offsets(&records, 0), (0..10).collect::<Vec<_>>());
 }
 
 #[tokio::test]
@@ -626,7 +639,7 @@ async fn list_offsets_failures_are_retried_with_backoff() {
     h.consumer.assign([(tp(0), StartAt::Reset)]);
     let mut records = Vec::new();
     collect_until(&h.consumer, &mut records, |r| r.len() == 7).await;
-    assert_eq!(offsets(&records, 0), (3..10).collect::<Vec<_>>());
+    assert_eq!(partition_offsets(&records, 0), (3..10).collect::<Vec<_>>());
     let stats = h.consumer.stats();
     assert!(stats.reset_retries >= 2, "{stats:?}");
     assert_eq!(stats.resets_resolved, 1);
@@ -642,7 +655,7 @@ async fn pause_keeps_records_back_until_resume() {
     h.log.append("t", 1, 10, |o| o);
     let mut records = Vec::new();
     collect_until(&h.consumer, &mut records, |r| r.len() == 10).await;
-    assert_eq!(offsets(&records, 1).len(), 10);
+    assert_eq!(partition_offsets(&records, 1).len(), 10);
     assert!(h
         .consumer
         .poll(100, Duration::from_millis(300))
@@ -651,7 +664,7 @@ async fn pause_keeps_records_back_until_resume() {
         .is_empty());
     h.consumer.resume(&[tp(0)]);
     collect_until(&h.consumer, &mut records, |r| r.len() == 20).await;
-    assert_eq!(offsets(&records, 0), (0..10).collect::<Vec<_>>());
+    assert_eq!(partition_offsets(&records, 0), (0..10).collect::<Vec<_>>());
     assert_eq!(h.consumer.position(&tp(0)), Some(10));
 }
 
@@ -669,11 +682,11 @@ async fn seek_to_beginning_end_and_timestamp() {
     h.consumer.seek_to_beginning(&[tp(0)]);
     let mut records = Vec::new();
     collect_until(&h.consumer, &mut records, |r| r.len() == 25).await;
-    assert_eq!(offsets(&records, 0), (5..30).collect::<Vec<_>>());
+    assert_eq!(partition_offsets(&records, 0), (5..30).collect::<Vec<_>>());
     h.consumer.seek_to_timestamp(&[tp(0)], 1_000 + 20 * 10);
     let mut records = Vec::new();
     collect_until(&h.consumer, &mut records, |r| r.len() == 10).await;
-    assert_eq!(offsets(&records, 0), (20..30).collect::<Vec<_>>());
+    assert_eq!(partition_offsets(&records, 0), (20..30).collect::<Vec<_>>());
     h.consumer.seek_to_end(&[tp(0)]);
     while h.consumer.position(&tp(0)) != Some(30) {
         assert!(Instant::now() < deadline);
@@ -701,7 +714,7 @@ async fn read_committed_hides_aborted_transactions_and_markers() {
     h.consumer.assign([(tp(0), StartAt::Offset(0))]);
     let mut records = Vec::new();
     collect_until(&h.consumer, &mut records, |r| r.len() == 5).await;
-    assert_eq!(offsets(&records, 0), [0, 1, 6, 7, 9]);
+    assert_eq!(partition_offsets(&records, 0), [0, 1, 6, 7, 9]);
     assert!(h
         .consumer
         .poll(10, Duration::from_millis(200))
@@ -717,7 +730,7 @@ async fn read_committed_hides_aborted_transactions_and_markers() {
     h.consumer.assign([(tp(0), StartAt::Offset(0))]);
     let mut records = Vec::new();
     collect_until(&h.consumer, &mut records, |r| r.len() == 3).await;
-    assert_eq!(offsets(&records, 0), [0, 1, 2]);
+    assert_eq!(partition_offsets(&records, 0), [0, 1, 2]);
 }
 
 #[tokio::test]
@@ -756,20 +769,6 @@ async fn a_wasm_reset_policy_decides_a_forced_reset() {
     assert_eq!(h.consumer.stats().out_of_range, 1);
 }
 
-/// `earliest`, remembering every reason it was asked about.
-#[derive(Debug, Default)]
-struct RecordingPolicy(std::sync::Mutex<Vec<ResetReason>>);
-
-impl ResetPolicy for RecordingPolicy {
-    fn name(&self) -> &str {
-        "recording-earliest"
-    }
-    fn decide(&self, context: &ResetContext) -> Result<ResetDecision, PolicyError> {
-        self.0.lock().unwrap().push(context.reason);
-        ResetPolicySpec::Earliest.into_policy().decide(context)
-    }
-}
-
 #[tokio::test]
 async fn a_log_that_diverged_below_the_position_reaches_the_policy_as_a_truncation() {
     let policy = Arc::new(RecordingPolicy::default());
@@ -788,7 +787,7 @@ async fn a_log_that_diverged_below_the_position_reaches_the_policy_as_a_truncati
     h.log.append("t", 0, 4, |o| o);
     collect_until(&h.consumer, &mut records, |r| r.len() >= 14).await;
     assert_eq!(
-        *policy.0.lock().unwrap(),
+        policy.reasons(),
         [ResetReason::LogTruncated {
             offset: 10,
             diverged_at: 6
@@ -834,7 +833,7 @@ async fn a_new_leader_is_asked_where_the_positions_epoch_ends_before_fetching() 
         "(topic, partition, current leader epoch, epoch asked about)"
     );
     assert_eq!(
-        *policy.0.lock().unwrap(),
+        policy.reasons(),
         [ResetReason::LogTruncated {
             offset: 10,
             diverged_at: 6
@@ -864,9 +863,9 @@ async fn a_clean_leader_change_keeps_the_position() {
     h.log.append("t", 0, 5, |o| o);
     h.cluster.set_leader_epoch("t", 0, 1);
     collect_until(&h.consumer, &mut records, |r| r.len() >= 15).await;
-    assert_eq!(offsets(&records, 0), (0..15).collect::<Vec<_>>());
+    assert_eq!(partition_offsets(&records, 0), (0..15).collect::<Vec<_>>());
     assert_eq!(h.log.validations_seen(), [("t".to_string(), 0, 1, 0)]);
-    assert!(policy.0.lock().unwrap().is_empty(), "no reset");
+    assert!(policy.reasons().is_empty(), "no reset");
     assert_eq!(h.consumer.stats().truncations, 0);
 }
 
@@ -890,9 +889,9 @@ async fn a_committed_offset_with_an_epoch_is_validated_before_the_first_fetch() 
     )]);
     let mut records = Vec::new();
     collect_until(&h.consumer, &mut records, |r| r.len() >= 2).await;
-    assert_eq!(offsets(&records, 0), [6, 7]);
+    assert_eq!(partition_offsets(&records, 0), [6, 7]);
     assert_eq!(
-        *policy.0.lock().unwrap(),
+        policy.reasons(),
         [ResetReason::LogTruncated {
             offset: 10,
             diverged_at: 6
@@ -928,9 +927,9 @@ async fn a_leader_without_offset_for_leader_epoch_is_fetched_unchecked() {
     )]);
     let mut records = Vec::new();
     collect_until(&h.consumer, &mut records, |r| r.len() >= 6).await;
-    assert_eq!(offsets(&records, 0), (4..10).collect::<Vec<_>>());
+    assert_eq!(partition_offsets(&records, 0), (4..10).collect::<Vec<_>>());
     assert!(h.log.validations_seen().is_empty());
-    assert!(policy.0.lock().unwrap().is_empty());
+    assert!(policy.reasons().is_empty());
 }
 
 /// A reset policy that takes its time (here: a Wasm plugin sleeping until its deadline) runs
@@ -993,7 +992,7 @@ async fn fenced_and_unknown_leader_epochs_are_retried() {
         .force_error_once("t", 0, ResponseError::UnknownLeaderEpoch);
     h.log.append("t", 0, 10, |o| o);
     collect_until(&h.consumer, &mut records, |r| r.len() >= 20).await;
-    assert_eq!(offsets(&records, 0), (0..20).collect::<Vec<_>>());
+    assert_eq!(partition_offsets(&records, 0), (0..20).collect::<Vec<_>>());
     wait_until("FENCED_LEADER_EPOCH to refresh the metadata", || {
         h.cluster
             .seen()

@@ -21,13 +21,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use wasmkafka::client::Client;
-use wasmkafka::fetch::{FetchOptions, TopicPartition};
+use wasmkafka::fetch::TopicPartition;
 use wasmkafka::group::coordinator::find_coordinator;
 use wasmkafka::group::offsets::fetch_committed;
 use wasmkafka::group::{Builtin, GroupConsumer, GroupOptions, LoggingListener};
 use wasmkafka::net::Purpose;
-use wasmkafka::policy::ResetPolicySpec;
 use wasmkafka::produce::{OutgoingRecord, ProduceError};
+use wasmkafka_tests::group::start_earliest_member;
 use wasmkafka_tests::kafka::Kafka;
 
 /// Deadline of every wait for the cluster or the group.
@@ -132,7 +132,7 @@ impl Scenario {
         let members: Vec<Arc<GroupConsumer>> = clients
             .iter()
             .map(|client| {
-                Arc::new(GroupConsumer::start(
+                Arc::new(start_earliest_member(
                     client.clone(),
                     GroupOptions {
                         session_timeout: Duration::from_secs(10),
@@ -141,11 +141,6 @@ impl Scenario {
                         auto_commit_interval: Some(AUTO_COMMIT),
                         ..GroupOptions::new(group.clone(), vec![topic.clone()])
                     },
-                    FetchOptions {
-                        max_wait: Duration::from_millis(200),
-                        ..FetchOptions::default()
-                    },
-                    ResetPolicySpec::Earliest.into_policy(),
                     vec![Builtin::Range.into_assignor()],
                     Arc::new(LoggingListener),
                 ))

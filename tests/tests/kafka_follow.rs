@@ -9,10 +9,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use wasmkafka::client::Client;
 use wasmkafka::cluster::MetadataOptions;
-use wasmkafka::fetch::FetchOptions;
 use wasmkafka::group::{Builtin, GroupConsumer, GroupOptions, LoggingListener, TopicPattern};
-use wasmkafka::policy::ResetPolicySpec;
 use wasmkafka::produce::OutgoingRecord;
+use wasmkafka_tests::group::{close_all, start_earliest_member};
 use wasmkafka_tests::kafka::Kafka;
 
 /// The members' `net.metadata_max_age_ms`: how long the cluster may change unnoticed.
@@ -41,14 +40,9 @@ fn options(group: &str, topics: Vec<String>) -> GroupOptions {
 }
 
 fn member(options: GroupOptions) -> Arc<GroupConsumer> {
-    Arc::new(GroupConsumer::start(
+    Arc::new(start_earliest_member(
         client(),
         options,
-        FetchOptions {
-            max_wait: Duration::from_millis(200),
-            ..FetchOptions::default()
-        },
-        ResetPolicySpec::Earliest.into_policy(),
         vec![Builtin::CooperativeSticky.into_assignor()],
         Arc::new(LoggingListener),
     ))
@@ -106,18 +100,6 @@ async fn wait_for(
                 .collect::<Vec<_>>()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn close_all(members: Vec<Arc<GroupConsumer>>, pollers: Vec<tokio::task::JoinHandle<()>>) {
-    for poller in pollers {
-        poller.abort();
-        let _ = poller.await;
-    }
-    for member in members {
-        if let Ok(member) = Arc::try_unwrap(member) {
-            member.close().await;
-        }
     }
 }
 

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
 use wasmkafka::fetch::{Consumer, ConsumerRecord, FetchOptions};
 use wasmkafka::policy::ResetPolicySpec;
 use wasmkafka_tests::kafka::Kafka;
@@ -65,22 +66,35 @@ fn check(read: &BTreeMap<i32, Vec<ConsumerRecord>>) {
     }
 }
 
+/// Creates `topic` (a partition per codec); returns a producer's arguments: the brokers, the
+/// topic and the records per partition.
+async fn codec_topic(kafka: &Kafka, topic: &str) -> [String; 3] {
+    kafka.create_topic(topic, 4, &[]).await.unwrap();
+    [kafka.addr(), topic.to_string(), PER_PARTITION.to_string()]
+}
+
+/// Checks that the producer that printed `events` finished, then reads `topic` back and
+/// checks every record.
+async fn check_written(kafka: &Kafka, topic: &str, events: &[Value]) {
+    assert_eq!(events.last().unwrap()["event"], "done", "{events:?}");
+    check(&read_all(kafka, topic).await);
+}
+
 #[tokio::test]
 async fn librdkafka_batches_of_every_codec() {
     wasmkafka_tests::init_tracing();
     wasmkafka_tests::python::ready().await.unwrap();
     let kafka = Kafka::shared();
     let topic = "codecs-librdkafka";
-    kafka.create_topic(topic, 4, &[]).await.unwrap();
+    let args = codec_topic(kafka, topic).await;
     let events = Script::run(
         "codec_produce.py",
-        &[&kafka.addr(), topic, &PER_PARTITION.to_string()],
+        &args.each_ref().map(String::as_str),
         WAIT,
     )
     .await
     .unwrap();
-    assert_eq!(events.last().unwrap()["event"], "done", "{events:?}");
-    check(&read_all(kafka, topic).await);
+    check_written(kafka, topic, &events).await;
 }
 
 #[tokio::test]
@@ -88,14 +102,13 @@ async fn java_batches_of_every_codec() {
     wasmkafka_tests::init_tracing();
     let kafka = Kafka::shared();
     let topic = "codecs-java";
-    kafka.create_topic(topic, 4, &[]).await.unwrap();
+    let args = codec_topic(kafka, topic).await;
     let events = wasmkafka_tests::java::run_source(
         "CodecProducer.java",
-        &[&kafka.addr(), topic, &PER_PARTITION.to_string()],
+        &args.each_ref().map(String::as_str),
         WAIT,
     )
     .await
     .unwrap();
-    assert_eq!(events.last().unwrap()["event"], "done", "{events:?}");
-    check(&read_all(kafka, topic).await);
+    check_written(kafka, topic, &events).await;
 }

@@ -8,10 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use wasmkafka::fetch::{FetchOptions, TopicPartition};
+use wasmkafka::fetch::TopicPartition;
 use wasmkafka::group::{Builtin, GroupConsumer, GroupOptions, RebalanceListener};
-use wasmkafka::policy::ResetPolicySpec;
 use wasmkafka::produce::OutgoingRecord;
+use wasmkafka_tests::group::{
+    keep_polling_offsets, partitions_held, start_earliest_member, stop_polling, PolledOffsets,
+};
 use wasmkafka_tests::java::JavaMember;
 use wasmkafka_tests::kafka::Kafka;
 
@@ -39,7 +41,7 @@ fn our_member(
     assignor: Builtin,
     listener: Arc<Revocations>,
 ) -> Arc<GroupConsumer> {
-    Arc::new(GroupConsumer::start(
+    Arc::new(start_earliest_member(
         kafka.client(),
         GroupOptions {
             session_timeout: Duration::from_secs(10),
@@ -48,33 +50,16 @@ fn our_member(
             auto_commit_interval: Some(Duration::from_millis(200)),
             ..GroupOptions::new(group, vec![topic.to_string()])
         },
-        FetchOptions {
-            max_wait: Duration::from_millis(200),
-            ..FetchOptions::default()
-        },
-        ResetPolicySpec::Earliest.into_policy(),
         vec![assignor.into_assignor()],
         listener,
     ))
-}
-
-type Seen = Arc<Mutex<Vec<(i32, i64)>>>;
-
-fn keep_polling(member: Arc<GroupConsumer>, seen: Seen) -> tokio::task::JoinHandle<()> {
-    wasmkafka_tests::group::keep_polling(member, "wasmkafka member".into(), seen, |r| {
-        (r.partition, r.offset)
-    })
-}
-
-fn ours(member: &GroupConsumer) -> BTreeSet<i32> {
-    member.assignment().iter().map(|tp| tp.partition).collect()
 }
 
 /// Waits until the two members hold disjoint, non-empty shares covering every partition.
 async fn wait_for_split(java: &JavaMember, member: &GroupConsumer) {
     let deadline = Instant::now() + WAIT;
     loop {
-        let (theirs, ours) = (java.assignment(), ours(member));
+        let (theirs, ours) = (java.assignment(), partitions_held(member));
         let all: BTreeSet<i32> = theirs.union(&ours).copied().collect();
         if !theirs.is_empty()
             && !ours.is_empty()
@@ -112,7 +97,7 @@ async fn produce(kafka: &Kafka, topic: &str) {
 }
 
 /// Waits until every record was read, then checks none was read twice.
-async fn wait_for_every_record_once(java: &JavaMember, seen: &Seen) {
+async fn wait_for_every_record_once(java: &JavaMember, seen: &PolledOffsets) {
     let expected: BTreeSet<(i32, i64)> = (0..PARTITIONS)
         .flat_map(|p| (0..PER_PARTITION).map(move |o| (p, o)))
         .collect();
@@ -168,12 +153,18 @@ async fn wait_for_commits_at_end(kafka: &Kafka, group: &str, topic: &str) {
     }
 }
 
-#[tokio::test]
-async fn a_java_leader_assigns_cooperatively_to_a_wasmkafka_member() {
+/// The shared broker with `topic` created ([`PARTITIONS`] partitions); tracing on.
+async fn kafka_with_topic(topic: &str) -> &'static Kafka {
     wasmkafka_tests::init_tracing();
     let kafka = Kafka::shared();
-    let (topic, group) = ("interop-java-coop", "interop-java-coop-g");
     kafka.create_topic(topic, PARTITIONS, &[]).await.unwrap();
+    kafka
+}
+
+#[tokio::test]
+async fn a_java_leader_assigns_cooperatively_to_a_wasmkafka_member() {
+    let (topic, group) = ("interop-java-coop", "interop-java-coop-g");
+    let kafka = kafka_with_topic(topic).await;
 
     // The Java member joins first: it leads every generation and runs its
     // CooperativeStickyAssignor over our subscription.
@@ -187,10 +178,10 @@ async fn a_java_leader_assigns_cooperatively_to_a_wasmkafka_member() {
         Builtin::CooperativeSticky,
         revoked.clone(),
     );
-    let seen: Seen = Arc::default();
-    let poller = keep_polling(member.clone(), seen.clone());
+    let seen: PolledOffsets = Arc::default();
+    let poller = keep_polling_offsets(member.clone(), seen.clone());
     wait_for_split(&java, &member).await;
-    let (theirs, ours) = (java.assignment(), ours(&member));
+    let (theirs, ours) = (java.assignment(), partitions_held(&member));
     assert_eq!((theirs.len(), ours.len()), (3, 3), "a balanced split");
     // Cooperative: the Java member gave up exactly the partitions that moved to us, and only
     // those; we gave up nothing.
@@ -203,12 +194,7 @@ async fn a_java_leader_assigns_cooperatively_to_a_wasmkafka_member() {
     wait_for_commits_at_end(kafka, group, topic).await;
 
     // We leave: the Java member takes our partitions over and reads our commits.
-    poller.abort();
-    let _ = poller.await;
-    Arc::try_unwrap(member)
-        .unwrap_or_else(|_| panic!("the member is still shared"))
-        .close()
-        .await;
+    stop_polling(poller, member).await.close().await;
     wait_until_java_owns_every_partition(&java).await;
     let committed = java.committed(Duration::from_secs(30)).unwrap();
     assert_eq!(
@@ -228,21 +214,22 @@ async fn a_java_leader_assigns_cooperatively_to_a_wasmkafka_member() {
 
 #[tokio::test]
 async fn a_wasmkafka_leader_assigns_range_to_a_java_member() {
-    wasmkafka_tests::init_tracing();
-    let kafka = Kafka::shared();
     let (topic, group) = ("interop-java-range", "interop-java-range-g");
-    kafka.create_topic(topic, PARTITIONS, &[]).await.unwrap();
+    let kafka = kafka_with_topic(topic).await;
 
     // We join first and lead: our range assignor reads the Java member's subscription.
     let revoked = Arc::new(Revocations::default());
     let member = our_member(kafka, group, topic, Builtin::Range, revoked.clone());
     assert!(member.wait_for_assignment(WAIT).await);
-    assert_eq!(ours(&member).len(), PARTITIONS as usize);
-    let seen: Seen = Arc::default();
-    let poller = keep_polling(member.clone(), seen.clone());
+    assert_eq!(partitions_held(&member).len(), PARTITIONS as usize);
+    let seen: PolledOffsets = Arc::default();
+    let poller = keep_polling_offsets(member.clone(), seen.clone());
     let mut java = JavaMember::start(&kafka.addr(), group, topic, "range").unwrap();
     wait_for_split(&java, &member).await;
-    assert_eq!((java.assignment().len(), ours(&member).len()), (3, 3));
+    assert_eq!(
+        (java.assignment().len(), partitions_held(&member).len()),
+        (3, 3)
+    );
     // Eager: we gave every partition up before the new assignment.
     let given_up: BTreeSet<i32> = revoked
         .0
@@ -266,10 +253,5 @@ async fn a_wasmkafka_leader_assigns_range_to_a_java_member() {
             .collect::<Vec<_>>()
     );
     java.stop(Duration::from_secs(30)).unwrap();
-    poller.abort();
-    let _ = poller.await;
-    Arc::try_unwrap(member)
-        .unwrap_or_else(|_| panic!("the member is still shared"))
-        .close()
-        .await;
+    stop_polling(poller, member).await.close().await;
 }

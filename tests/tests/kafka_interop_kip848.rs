@@ -13,19 +13,23 @@
 //! round 2 once one member has left.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::Value;
-use wasmkafka::fetch::{FetchOptions, TopicPartition};
+use wasmkafka::fetch::TopicPartition;
 use wasmkafka::group::coordinator::find_coordinator;
 use wasmkafka::group::describe::{describe_group, GroupDescription};
-use wasmkafka::group::{GroupConsumer, GroupOptions, GroupProtocol, LoggingListener};
-use wasmkafka::policy::ResetPolicySpec;
+use wasmkafka::group::{GroupConsumer, LoggingListener};
 use wasmkafka::produce::OutgoingRecord;
+use wasmkafka_tests::group::{
+    consumer_protocol_options, keep_polling_offsets, partitions_held, start_earliest_member,
+    stop_polling, PolledOffsets,
+};
 use wasmkafka_tests::java::JavaMember;
 use wasmkafka_tests::kafka::Kafka;
+use wasmkafka_tests::librdkafka::LibrdkafkaMember;
 use wasmkafka_tests::python::Script;
 
 /// The bound on every single wait.
@@ -50,35 +54,12 @@ fn produced(rounds: i64) -> BTreeSet<(i32, i64)> {
 }
 
 fn our_member(kafka: &Kafka, group: &str, topic: &str) -> Arc<GroupConsumer> {
-    Arc::new(GroupConsumer::start(
+    Arc::new(start_earliest_member(
         kafka.client(),
-        GroupOptions {
-            protocol: GroupProtocol::Consumer,
-            session_timeout: Duration::from_secs(10),
-            rebalance_timeout: Duration::from_secs(10),
-            auto_commit_interval: Some(Duration::from_millis(200)),
-            ..GroupOptions::new(group, vec![topic.to_string()])
-        },
-        FetchOptions {
-            max_wait: Duration::from_millis(200),
-            ..FetchOptions::default()
-        },
-        ResetPolicySpec::Earliest.into_policy(),
+        consumer_protocol_options(group, topic),
         Vec::new(),
         Arc::new(LoggingListener),
     ))
-}
-
-type Seen = Arc<Mutex<Vec<(i32, i64)>>>;
-
-fn keep_polling(member: Arc<GroupConsumer>, seen: Seen) -> tokio::task::JoinHandle<()> {
-    wasmkafka_tests::group::keep_polling(member, "wasmkafka member".into(), seen, |r| {
-        (r.partition, r.offset)
-    })
-}
-
-fn ours(member: &GroupConsumer) -> BTreeSet<i32> {
-    member.assignment().iter().map(|tp| tp.partition).collect()
 }
 
 /// Produces round `round`: [`ROUND`] records to every partition, values `round-p-i`.
@@ -176,64 +157,20 @@ impl Peer for JavaMember {
 }
 
 /// The librdkafka member (`tests/python/member.py` with `group.protocol=consumer`).
-struct RdMember {
-    script: Script,
-    owned: BTreeSet<i32>,
-    records: Vec<(i32, i64)>,
-    errors: Vec<String>,
+fn librdkafka_member(kafka: &Kafka, group: &str, topic: &str) -> LibrdkafkaMember {
+    // "": the broker's default assignor.
+    LibrdkafkaMember::start_with_protocol(&kafka.addr(), group, topic, "", "consumer")
+        .expect("the librdkafka member starts")
 }
 
-impl RdMember {
-    fn start(kafka: &Kafka, group: &str, topic: &str) -> RdMember {
-        // "": the broker's default assignor.
-        let script = Script::spawn("member.py", &[&kafka.addr(), group, topic, "", "consumer"])
-            .expect("the librdkafka member starts");
-        RdMember {
-            script,
-            owned: BTreeSet::new(),
-            records: Vec::new(),
-            errors: Vec::new(),
-        }
-    }
-
-    fn take(&mut self, event: &Value) {
-        match event["event"].as_str() {
-            Some("assigned" | "revoked" | "lost") => {
-                self.owned = event["owned"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|p| p.as_i64().unwrap() as i32)
-                    .collect();
-            }
-            Some("records") => {
-                for record in event["records"].as_array().unwrap() {
-                    self.records.push((
-                        record[0].as_i64().unwrap() as i32,
-                        record[1].as_i64().unwrap(),
-                    ));
-                }
-            }
-            Some("error") => self.errors.push(event["error"].to_string()),
-            _ => {}
-        }
-    }
-
-    fn pump(&mut self) {
-        while let Some(event) = self.script.try_next() {
-            self.take(&event);
-        }
-    }
-}
-
-impl Peer for RdMember {
+impl Peer for LibrdkafkaMember {
     fn owned(&mut self) -> BTreeSet<i32> {
         self.pump();
         self.owned.clone()
     }
     fn read(&mut self) -> Vec<(i32, i64)> {
         self.pump();
-        self.records.clone()
+        self.records.iter().map(|(p, o, _)| (*p, *o)).collect()
     }
     fn log(&self) -> String {
         let stderr = self.script.stderr();
@@ -285,7 +222,7 @@ async fn wait_for_split(
     let mut since = Instant::now();
     let mut described = None;
     loop {
-        let state = (ours(member), peer.owned());
+        let state = (partitions_held(member), peer.owned());
         let (mine, theirs) = &state;
         let split = !mine.is_empty()
             && !theirs.is_empty()
@@ -325,7 +262,7 @@ async fn wait_for_split(
 
 /// Waits until the two members together have read every record of `rounds` rounds, and
 /// nothing else.
-async fn wait_for_every_record(seen: &Seen, peer: &mut impl Peer, rounds: i64) {
+async fn wait_for_every_record(seen: &PolledOffsets, peer: &mut impl Peer, rounds: i64) {
     let expected = produced(rounds);
     let deadline = Instant::now() + WAIT;
     loop {
@@ -381,8 +318,8 @@ async fn ours_and_the_java_client_share_a_consumer_protocol_group() {
 
     // We alone: every partition, round 0 read and committed.
     let member = our_member(kafka, group, topic);
-    let seen: Seen = Arc::default();
-    let poller = keep_polling(member.clone(), seen.clone());
+    let seen: PolledOffsets = Arc::default();
+    let poller = keep_polling_offsets(member.clone(), seen.clone());
     let deadline = Instant::now() + WAIT;
     while seen.lock().unwrap().iter().collect::<BTreeSet<_>>().len() < produced(1).len() {
         assert!(
@@ -393,7 +330,7 @@ async fn ours_and_the_java_client_share_a_consumer_protocol_group() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(ours(&member), all_partitions());
+    assert_eq!(partitions_held(&member), all_partitions());
     wait_for_commits(kafka, group, topic, ROUND).await;
 
     // The Java member joins: the broker gives it half, which we give up first.
@@ -427,7 +364,7 @@ async fn ours_and_the_java_client_share_a_consumer_protocol_group() {
         assert_eq!(at_leave[p], Some(2 * ROUND), "java's commit of {p}");
     }
     let deadline = Instant::now() + WAIT;
-    while ours(&member) != all_partitions() {
+    while partitions_held(&member) != all_partitions() {
         assert!(
             Instant::now() < deadline,
             "after java left we hold {:?}",
@@ -445,9 +382,7 @@ async fn ours_and_the_java_client_share_a_consumer_protocol_group() {
     assert!(twice <= DUPLICATES, "{twice} records read twice");
 
     wait_for_commits(kafka, group, topic, 3 * ROUND).await;
-    poller.abort();
-    let _ = poller.await;
-    let member = Arc::try_unwrap(member).unwrap_or_else(|_| panic!("the member is still shared"));
+    let member = stop_polling(poller, member).await;
     assert!(member.close_within(Duration::from_secs(10)).await);
     let description = describe(kafka, group).await;
     assert!(description.members.is_empty(), "{description:?}");
@@ -476,14 +411,14 @@ async fn ours_and_librdkafka_share_a_consumer_protocol_group() {
     produce_round(kafka, topic, 0).await;
 
     // librdkafka alone: every partition, round 0 read and committed.
-    let mut rd = RdMember::start(kafka, group, topic);
+    let mut rd = librdkafka_member(kafka, group, topic);
     wait_until_peer_reads_alone(&mut rd, 1).await;
     wait_for_commits(kafka, group, topic, ROUND).await;
 
     // We join: the broker gives us half, which librdkafka gives up first.
     let member = our_member(kafka, group, topic);
-    let seen: Seen = Arc::default();
-    let poller = keep_polling(member.clone(), seen.clone());
+    let seen: PolledOffsets = Arc::default();
+    let poller = keep_polling_offsets(member.clone(), seen.clone());
     let (mine, theirs) = wait_for_split(kafka, group, &member, &mut rd).await;
     println!("librdkafka: wasmkafka {mine:?} librdkafka {theirs:?}");
     assert_eq!((mine.len(), theirs.len()), (3, 3), "the broker balances");
@@ -505,9 +440,7 @@ async fn ours_and_librdkafka_share_a_consumer_protocol_group() {
 
     // We leave (committing first); librdkafka takes our share over at our commits.
     let mark = rd.read().len();
-    poller.abort();
-    let _ = poller.await;
-    let closing = Arc::try_unwrap(member).unwrap_or_else(|_| panic!("the member is still shared"));
+    let closing = stop_polling(poller, member).await;
     assert!(closing.close_within(Duration::from_secs(10)).await);
     let at_leave = committed(kafka, group, topic).await;
     for p in &mine {

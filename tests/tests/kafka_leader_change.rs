@@ -15,20 +15,21 @@
 //!
 //! Each test starts its own cluster (nodes are killed); they run one after the other.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use wasmkafka::cluster::MetadataOptions;
-use wasmkafka::fetch::{Consumer, ConsumerRecord, FetchOptions, StartAt, TopicPartition};
-use wasmkafka::policy::{
-    PolicyError, ResetContext, ResetDecision, ResetPolicy, ResetPolicySpec, ResetReason,
-};
+use wasmkafka::fetch::{Consumer, FetchOptions, StartAt, TopicPartition};
+use wasmkafka::policy::{ResetPolicySpec, ResetReason};
 use wasmkafka::produce::OutgoingRecord;
 use wasmkafka_tests::kafka::admin::{create_topic_placed, elect_leaders, Placement};
 use wasmkafka_tests::kafka::{Kafka, KafkaOptions};
+use wasmkafka_tests::records::{collect_until, partition_offsets, RecordingPolicy};
 
 const WAIT: Duration = Duration::from_secs(120);
+/// How long each poll of [`collect_until`] waits.
+const POLL_WAIT: Duration = Duration::from_millis(200);
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -55,24 +56,6 @@ fn values(prefix: &str, range: std::ops::Range<i64>) -> Vec<OutgoingRecord> {
             headers: Vec::new(),
             timestamp: None,
         })
-        .collect()
-}
-
-/// Polls until `done` holds (panics after `WAIT`).
-async fn collect_until(
-    consumer: &Consumer,
-    records: &mut Vec<ConsumerRecord>,
-    done: impl Fn(&[ConsumerRecord]) -> bool,
-) {
-    let poll_wait = Duration::from_millis(200);
-    wasmkafka_tests::records::collect_until(consumer, records, WAIT, poll_wait, done).await;
-}
-
-fn offsets(records: &[ConsumerRecord], partition: i32) -> Vec<i64> {
-    records
-        .iter()
-        .filter(|r| r.partition == partition)
-        .map(|r| r.offset)
         .collect()
 }
 
@@ -141,7 +124,7 @@ async fn leaderless() {
     );
     consumer.assign([0, 1].map(|p| (TopicPartition::new("leaderless", p), StartAt::Offset(0))));
     let mut records = Vec::new();
-    collect_until(&consumer, &mut records, |r| r.len() >= 200).await;
+    collect_until(&consumer, &mut records, WAIT, POLL_WAIT, |r| r.len() >= 200).await;
 
     kafka.kill_node(1);
     // The other partition goes on while partition 0 has no leader.
@@ -149,7 +132,10 @@ async fn leaderless() {
         .produce(&admin, "leaderless", 1, &values("b", 100..150), 50)
         .await
         .unwrap();
-    collect_until(&consumer, &mut records, |r| offsets(r, 1).len() >= 150).await;
+    collect_until(&consumer, &mut records, WAIT, POLL_WAIT, |r| {
+        partition_offsets(r, 1).len() >= 150
+    })
+    .await;
     // Give the consumer time to find out that partition 0 has no leader, then measure.
     wait_for_metadata("partition 0 to lose its leader", &client, |m| {
         m.leader("leaderless", 0).is_none()
@@ -196,27 +182,15 @@ async fn leaderless() {
         .produce(&admin, "leaderless", 0, &values("c", 100..150), 50)
         .await
         .unwrap();
-    collect_until(&consumer, &mut records, |r| offsets(r, 0).len() >= 150).await;
-    assert_eq!(offsets(&records, 0), (0..150).collect::<Vec<_>>());
-    assert_eq!(offsets(&records, 1), (0..150).collect::<Vec<_>>());
+    collect_until(&consumer, &mut records, WAIT, POLL_WAIT, |r| {
+        partition_offsets(r, 0).len() >= 150
+    })
+    .await;
+    assert_eq!(partition_offsets(&records, 0), (0..150).collect::<Vec<_>>());
+    assert_eq!(partition_offsets(&records, 1), (0..150).collect::<Vec<_>>());
     consumer.close().await;
     client.close();
     admin.close();
-}
-
-/// Records the reasons it is asked about, then decides like `earliest` (after a truncation:
-/// where the log diverged).
-#[derive(Debug, Default)]
-struct RecordingPolicy(Mutex<Vec<ResetReason>>);
-
-impl ResetPolicy for RecordingPolicy {
-    fn name(&self) -> &str {
-        "recording-earliest"
-    }
-    fn decide(&self, context: &ResetContext) -> Result<ResetDecision, PolicyError> {
-        self.0.lock().unwrap().push(context.reason);
-        ResetPolicySpec::Earliest.into_policy().decide(context)
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -263,7 +237,7 @@ async fn unclean() {
     let consumer = Consumer::new(client.clone(), FetchOptions::default(), policy.clone());
     consumer.assign([(tp.clone(), StartAt::Offset(0))]);
     let mut records = Vec::new();
-    collect_until(&consumer, &mut records, |r| r.len() >= 50).await;
+    collect_until(&consumer, &mut records, WAIT, POLL_WAIT, |r| r.len() >= 50).await;
     let epoch_read = records.last().unwrap().leader_epoch;
 
     // The leader dies too, and the stale follower comes back: only an unclean election gives
@@ -300,10 +274,10 @@ async fn unclean() {
         .produce(&admin, "unclean", 0, &values("new", 20..25), 5)
         .await
         .unwrap();
-    collect_until(&consumer, &mut records, |r| r.len() >= 55).await;
+    collect_until(&consumer, &mut records, WAIT, POLL_WAIT, |r| r.len() >= 55).await;
 
     assert_eq!(
-        *policy.0.lock().unwrap(),
+        policy.reasons(),
         [ResetReason::LogTruncated {
             offset: 50,
             diverged_at: 20
@@ -357,13 +331,13 @@ async fn unclean() {
         .produce(&admin, "unclean", 0, &values("back", 25..30), 5)
         .await
         .unwrap();
-    collect_until(&consumer, &mut records, |r| r.len() >= 60).await;
+    collect_until(&consumer, &mut records, WAIT, POLL_WAIT, |r| r.len() >= 60).await;
     let back: Vec<i64> = records[55..].iter().map(|r| r.offset).collect();
     assert_eq!(back, (25..30).collect::<Vec<_>>());
     let stats = consumer.stats();
     assert!(stats.validations > validations, "the new leader was asked");
     assert_eq!(stats.truncations, 1, "no truncation in a clean change");
-    assert_eq!(policy.0.lock().unwrap().len(), 1);
+    assert_eq!(policy.reasons().len(), 1);
     consumer.close().await;
     client.close();
     admin.close();

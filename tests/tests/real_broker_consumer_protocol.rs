@@ -10,7 +10,6 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use wasmkafka::fetch::{FetchOptions, TopicPartition};
 use wasmkafka::group::coordinator::find_coordinator;
 use wasmkafka::group::describe::describe_group;
@@ -19,31 +18,16 @@ use wasmkafka::group::{
     RebalanceListener,
 };
 use wasmkafka::policy::ResetPolicySpec;
-use wasmkafka::produce::OutgoingRecord;
 use wasmkafka_tests::delay::{kafka_behind, DelayProxy};
+use wasmkafka_tests::group::{consumer_protocol_options, start_earliest_member, stop_polling};
 use wasmkafka_tests::kafka::Kafka;
 
 const WAIT: Duration = Duration::from_secs(60);
 
-fn options(group: &str, topic: &str) -> GroupOptions {
-    GroupOptions {
-        protocol: GroupProtocol::Consumer,
-        session_timeout: Duration::from_secs(10),
-        rebalance_timeout: Duration::from_secs(10),
-        auto_commit_interval: Some(Duration::from_millis(200)),
-        ..GroupOptions::new(group, vec![topic.to_string()])
-    }
-}
-
 fn member(options: GroupOptions) -> GroupConsumer {
-    GroupConsumer::start(
+    start_earliest_member(
         Kafka::shared().client(),
         options,
-        FetchOptions {
-            max_wait: Duration::from_millis(200),
-            ..FetchOptions::default()
-        },
-        ResetPolicySpec::Earliest.into_policy(),
         Vec::new(),
         Arc::new(LoggingListener),
     )
@@ -68,25 +52,10 @@ async fn produce_to(
     per_partition: usize,
     tag: &str,
 ) -> usize {
-    let client = broker.client();
-    for partition in 0..partitions {
-        let records: Vec<OutgoingRecord> = (0..per_partition)
-            .map(|i| OutgoingRecord {
-                value: Some(Bytes::from(format!("{tag}-{partition}-{i}"))),
-                ..OutgoingRecord::default()
-            })
-            .collect();
-        wasmkafka::produce::produce_batch(
-            &client,
-            topic,
-            partition,
-            &records,
-            kafka_protocol::records::Compression::None,
-        )
+    broker
+        .produce_tagged(topic, partitions, per_partition, tag)
         .await
         .unwrap();
-    }
-    client.close();
     per_partition * partitions as usize
 }
 
@@ -123,9 +92,7 @@ async fn settle(members: &[Arc<GroupConsumer>], partitions: usize) {
 }
 
 async fn stop(poller: tokio::task::JoinHandle<()>, member: Arc<GroupConsumer>) {
-    poller.abort();
-    let _ = poller.await;
-    let member = Arc::try_unwrap(member).unwrap_or_else(|_| panic!("member still shared"));
+    let member = stop_polling(poller, member).await;
     assert!(member.close_within(Duration::from_secs(10)).await);
 }
 
@@ -139,7 +106,7 @@ async fn members_scale_out_to_five_and_back_with_nothing_lost() {
     let mut members = Vec::new();
     let mut pollers = Vec::new();
     for index in 0..5 {
-        let next = Arc::new(member(options("g-kip848-scale", name)));
+        let next = Arc::new(member(consumer_protocol_options("g-kip848-scale", name)));
         pollers.push(keep_polling(
             next.clone(),
             &format!("m{index}"),
@@ -201,12 +168,12 @@ async fn a_member_that_stops_polling_leaves_and_its_partitions_move() {
     topic(name, 4).await;
     let idle_options = GroupOptions {
         max_poll_interval: Duration::from_secs(2),
-        ..options("g-kip848-idle", name)
+        ..consumer_protocol_options("g-kip848-idle", name)
     };
     let idle = Arc::new(member(idle_options));
     assert!(idle.wait_for_assignment(WAIT).await);
     let _ = idle.poll(10, Duration::from_millis(100)).await.unwrap();
-    let busy = Arc::new(member(options("g-kip848-idle", name)));
+    let busy = Arc::new(member(consumer_protocol_options("g-kip848-idle", name)));
     let seen: Seen = Arc::default();
     let poller = keep_polling(busy.clone(), "busy", seen.clone());
     // `idle` stops polling: after max_poll_interval it leaves and `busy` takes everything.
@@ -234,7 +201,7 @@ async fn a_static_member_restarting_gets_its_partitions_back() {
     topic(name, 4).await;
     let static_options = |instance: &str| GroupOptions {
         instance_id: Some(instance.to_string()),
-        ..options("g-kip848-static", name)
+        ..consumer_protocol_options("g-kip848-static", name)
     };
     let a = Arc::new(member(static_options("host-a")));
     let b = Arc::new(member(static_options("host-b")));
@@ -269,7 +236,7 @@ async fn an_assignor_the_broker_does_not_offer_is_refused_with_the_fix() {
     topic(name, 1).await;
     let m = member(GroupOptions {
         remote_assignor: Some("fair".into()),
-        ..options("g-kip848-assignor", name)
+        ..consumer_protocol_options("g-kip848-assignor", name)
     });
     let error = tokio::time::timeout(WAIT, async {
         loop {
@@ -332,14 +299,9 @@ async fn a_member_cut_off_past_the_session_timeout_is_fenced_and_rejoins_under_i
     broker.create_topic(name, 2, &[]).await.unwrap();
     let first = produce_to(&broker, name, 2, 50, "before").await;
     let losses = Arc::new(Losses::default());
-    let member = GroupConsumer::start(
+    let member = start_earliest_member(
         broker.client(),
-        options("g-kip848-fenced", name),
-        FetchOptions {
-            max_wait: Duration::from_millis(200),
-            ..FetchOptions::default()
-        },
-        ResetPolicySpec::Earliest.into_policy(),
+        consumer_protocol_options("g-kip848-fenced", name),
         Vec::new(),
         losses.clone(),
     );
@@ -393,7 +355,7 @@ async fn a_static_member_that_crashed_is_replaced_once_its_session_ends() {
     topic(name, 2).await;
     let static_options = GroupOptions {
         instance_id: Some("host-crash".to_string()),
-        ..options("g-kip848-static-crash", name)
+        ..consumer_protocol_options("g-kip848-static-crash", name)
     };
     let crashed = member(static_options.clone());
     assert!(crashed.wait_for_assignment(WAIT).await);
@@ -424,7 +386,7 @@ async fn a_pattern_is_matched_by_the_broker_and_follows_a_topic_created_later() 
     wasmkafka_tests::init_tracing();
     topic("kip848-pattern-a", 2).await;
     topic("kip848-patternless", 1).await;
-    let mut pattern_options = options("g-kip848-pattern", "unused");
+    let mut pattern_options = consumer_protocol_options("g-kip848-pattern", "unused");
     pattern_options.topics.clear();
     // The broker matches whole names (RE2J): no anchors needed.
     pattern_options.topic_pattern = Some(TopicPattern::new("kip848-pattern-.*").unwrap());
@@ -458,7 +420,7 @@ async fn classic_and_consumer_members_share_a_group_while_it_migrates() {
     let classic_options = GroupOptions {
         protocol: GroupProtocol::Classic,
         heartbeat_interval: Duration::from_millis(300),
-        ..options("g-kip848-mixed", name)
+        ..consumer_protocol_options("g-kip848-mixed", name)
     };
     let classic = Arc::new(GroupConsumer::start(
         Kafka::shared().client(),
@@ -474,7 +436,7 @@ async fn classic_and_consumer_members_share_a_group_while_it_migrates() {
     let seen: Seen = Arc::default();
     let pc = keep_polling(classic.clone(), "classic", seen.clone());
     assert!(classic.wait_for_assignment(WAIT).await);
-    let consumer = Arc::new(member(options("g-kip848-mixed", name)));
+    let consumer = Arc::new(member(consumer_protocol_options("g-kip848-mixed", name)));
     let pk = keep_polling(consumer.clone(), "consumer", seen.clone());
     let deadline = Instant::now() + WAIT;
     loop {

@@ -13,6 +13,7 @@ use wasmkafka::fetch::{FetchOptions, TopicPartition};
 use wasmkafka::group::{Builtin, GroupConsumer, GroupOptions, LoggingListener, RebalanceListener};
 use wasmkafka::policy::ResetPolicySpec;
 use wasmkafka::produce::OutgoingRecord;
+use wasmkafka_tests::group::{close_all, start_earliest_member};
 use wasmkafka_tests::kafka::Kafka;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -27,23 +28,14 @@ fn options(group: &str, topic: &str) -> GroupOptions {
     }
 }
 
-fn fetch_options() -> FetchOptions {
-    FetchOptions {
-        max_wait: Duration::from_millis(200),
-        ..FetchOptions::default()
-    }
-}
-
 fn member(
     options: GroupOptions,
     assignor: Builtin,
     listener: Arc<dyn RebalanceListener>,
 ) -> GroupConsumer {
-    GroupConsumer::start(
+    start_earliest_member(
         Kafka::shared().client(),
         options,
-        fetch_options(),
-        ResetPolicySpec::Earliest.into_policy(),
         vec![assignor.into_assignor()],
         listener,
     )
@@ -58,17 +50,10 @@ async fn topic(name: &str, partitions: i32) {
 }
 
 async fn produce(topic: &str, partitions: i32, per_partition: usize, tag: &str) {
-    let client = Kafka::shared().client();
-    for partition in 0..partitions {
-        let records: Vec<OutgoingRecord> = (0..per_partition)
-            .map(|i| OutgoingRecord {
-                value: Some(Bytes::from(format!("{tag}-{partition}-{i}"))),
-                ..OutgoingRecord::default()
-            })
-            .collect();
-        produce_batch(&client, topic, partition, &records).await;
-    }
-    client.close();
+    Kafka::shared()
+        .produce_tagged(topic, partitions, per_partition, tag)
+        .await
+        .unwrap();
 }
 
 /// Produces one batch.
@@ -100,19 +85,6 @@ fn keep_polling(
     wasmkafka_tests::group::keep_polling(member, format!("member {index}"), seen, move |r| {
         (index, r.partition, r.offset)
     })
-}
-
-/// Stops the pollers and closes the members (commit, revoke, leave).
-async fn close_all(members: Vec<Arc<GroupConsumer>>, pollers: Vec<tokio::task::JoinHandle<()>>) {
-    for poller in pollers {
-        poller.abort();
-        let _ = poller.await;
-    }
-    for member in members {
-        if let Ok(member) = Arc::try_unwrap(member) {
-            member.close().await;
-        }
-    }
 }
 
 /// Waits until the members' assignments are disjoint and cover `partitions`.
@@ -715,11 +687,9 @@ async fn a_group_with_a_wasm_assignor_consumes_a_topic_end_to_end() {
         let assignor = WasmAssignor::load(&runtime, &plugin)
             .unwrap()
             .with_settings(vec![("weight".into(), weight.into())]);
-        Arc::new(GroupConsumer::start(
+        Arc::new(start_earliest_member(
             Kafka::shared().client(),
             options("g-wasm", "weighted"),
-            fetch_options(),
-            ResetPolicySpec::Earliest.into_policy(),
             vec![Arc::new(assignor)],
             Arc::new(LoggingListener),
         ))

@@ -17,11 +17,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use wasmkafka::fetch::{FetchOptions, TopicPartition};
+use wasmkafka::fetch::TopicPartition;
 use wasmkafka::group::{GroupConsumer, GroupOptions, GroupProtocol, RebalanceListener};
 use wasmkafka::lab::{simulate_broker, BrokerAssignor, Event, MemberSpec, Scenario, Spread};
-use wasmkafka::policy::ResetPolicySpec;
 use wasmkafka_policy::assign::{self, Group, Member, PartitionInfo};
+use wasmkafka_tests::group::{start_earliest_member, stop_polling};
 use wasmkafka_tests::kafka::Kafka;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -60,14 +60,9 @@ impl Running {
             ..GroupOptions::new(group, topics.to_vec())
         };
         let heard = Arc::new(Heard::default());
-        let consumer = Arc::new(GroupConsumer::start(
+        let consumer = Arc::new(start_earliest_member(
             Kafka::shared().client(),
             options,
-            FetchOptions {
-                max_wait: Duration::from_millis(200),
-                ..FetchOptions::default()
-            },
-            ResetPolicySpec::Earliest.into_policy(),
             Vec::new(),
             heard.clone(),
         ));
@@ -94,10 +89,7 @@ impl Running {
     }
 
     async fn stop(self) {
-        self.poller.abort();
-        let _ = self.poller.await;
-        let consumer =
-            Arc::try_unwrap(self.consumer).unwrap_or_else(|_| panic!("member still shared"));
+        let consumer = stop_polling(self.poller, self.consumer).await;
         assert!(consumer.close_within(Duration::from_secs(10)).await);
     }
 }

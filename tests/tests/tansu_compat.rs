@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use wasmkafka::fetch::{Consumer, FetchOptions};
-use wasmkafka::group::{Builtin, GroupConsumer, GroupOptions, LoggingListener};
+use wasmkafka::group::{Builtin, GroupOptions, LoggingListener};
 use wasmkafka::net::BrokerCompat;
 use wasmkafka::policy::ResetPolicySpec;
 use wasmkafka::produce::OutgoingRecord;
+use wasmkafka_tests::group::{short_wait_fetch, start_earliest_member};
 use wasmkafka_tests::tansu::Tansu;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -37,8 +38,7 @@ async fn produce(broker: &Tansu, topic: &str, partitions: i32, per_partition: us
                 ..OutgoingRecord::default()
             })
             .collect();
-        broker
-            .produce(&client, topic, partition, &records, 100)
+        wasmkafka_tests::kafka::admin::produce(&client, topic, partition, &records, 100)
             .await
             .unwrap();
     }
@@ -87,7 +87,7 @@ async fn two_group_members_split_a_topic() {
     broker.create_topic("compat-group", 4, &[]).unwrap();
     produce(&broker, "compat-group", 4, 25).await;
     let start = || {
-        Arc::new(GroupConsumer::start(
+        Arc::new(start_earliest_member(
             broker.client(),
             GroupOptions {
                 heartbeat_interval: Duration::from_millis(300),
@@ -96,11 +96,6 @@ async fn two_group_members_split_a_topic() {
                 subscription_generation: BrokerCompat::Tansu06.subscription_generation(),
                 ..GroupOptions::new("compat-g", vec!["compat-group".to_string()])
             },
-            FetchOptions {
-                max_wait: Duration::from_millis(200),
-                ..FetchOptions::default()
-            },
-            ResetPolicySpec::Earliest.into_policy(),
             vec![Builtin::Range.into_assignor()],
             Arc::new(LoggingListener),
         ))
@@ -134,10 +129,7 @@ async fn reading_goes_on_after_a_broker_restart() {
     produce(&broker, "compat-restart", 1, 10).await;
     let consumer = Consumer::new(
         broker.client(),
-        FetchOptions {
-            max_wait: Duration::from_millis(200),
-            ..FetchOptions::default()
-        },
+        short_wait_fetch(),
         ResetPolicySpec::Earliest.into_policy(),
     );
     consumer

@@ -73,7 +73,7 @@ pub struct Options {
 /// The consumers compared by default: every peer that prints values (the JSON variants print
 /// the same records through another formatter; aiokafka is an asyncio library whose numbers
 /// say more about Python than about fetching).
-const DEFAULT_PEERS: [Peer; 5] = [
+pub const DEFAULT_PEERS: [Peer; 5] = [
     Peer::WasmkafkaRaw,
     Peer::RdkafkaRaw,
     Peer::FranzGo,

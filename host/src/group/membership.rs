@@ -66,7 +66,7 @@ use super::error::{classify, Fatal, GroupError, Retry};
 use super::handover::Handover;
 use super::heartbeat::{Heartbeat, News as HeartbeatNews};
 use super::listener::RebalanceListener;
-use super::offsets::MemberIdentity;
+use super::offsets::{send_at_version, MemberIdentity};
 use super::options::GroupOptions;
 use super::protocol::{
     decode_assignment, decode_subscription, encode_assignment, encode_subscription,
@@ -857,18 +857,7 @@ impl Membership {
         } else {
             request.with_member_id(StrBytes::from_string(member_id.to_string()))
         };
-        let (_, response) = self
-            .client
-            .send_with(
-                coordinator,
-                Purpose::Coordination,
-                &request,
-                SendOptions {
-                    version: Some(version),
-                    ..SendOptions::default()
-                },
-            )
-            .await?;
+        let response = send_at_version(&self.client, coordinator, &request, version).await?;
         match ResponseError::try_from_code(response.error_code) {
             None => Ok(()),
             Some(error) => Err(classify("LeaveGroup", self.group(), None, error)),

@@ -12,7 +12,7 @@ use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::{
     ApiKey, GroupId, OffsetCommitRequest, OffsetFetchRequest, TopicName,
 };
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Request, StrBytes};
 
 use crate::client::Client;
 use crate::client::ClientError;
@@ -152,6 +152,24 @@ pub async fn fetch_all_committed(
     Ok(committed)
 }
 
+/// Sends `request` to the group's `coordinator` at exactly `version`: the version it was built
+/// for, as the coordinator connection negotiated it.
+pub(crate) async fn send_at_version<R: Request>(
+    client: &Client,
+    coordinator: i32,
+    request: &R,
+    version: i16,
+) -> Result<R::Response, ClientError> {
+    let options = SendOptions {
+        version: Some(version),
+        ..SendOptions::default()
+    };
+    let (_, response) = client
+        .send_with(coordinator, Purpose::Coordination, request, options)
+        .await?;
+    Ok(response)
+}
+
 /// Partitions an OffsetCommit answer refused, each with its (classified) error.
 pub type CommitFailures = Vec<(TopicPartition, GroupError)>;
 
@@ -215,17 +233,7 @@ pub async fn commit(
             })
             .collect(),
         );
-    let (_, response) = client
-        .send_with(
-            coordinator,
-            Purpose::Coordination,
-            &request,
-            SendOptions {
-                version: Some(version),
-                ..SendOptions::default()
-            },
-        )
-        .await?;
+    let response = send_at_version(client, coordinator, &request, version).await?;
     let mut failed = Vec::new();
     for topic in &response.topics {
         for p in &topic.partitions {

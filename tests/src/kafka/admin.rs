@@ -8,10 +8,13 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use kafka_protocol::error::ParseResponseErrorCode;
+use kafka_protocol::messages::create_acls_response::AclCreationResult;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::create_topics_request::{
     CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
 };
+use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::delete_records_request::{
     DeleteRecordsPartition, DeleteRecordsTopic,
 };
@@ -34,6 +37,41 @@ pub type TopicConfig<'a> = &'a [(&'a str, &'a str)];
 
 fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_string()))
+}
+
+/// A per-resource result of an admin request: its error code and the broker's message.
+trait AdminResult {
+    fn error(&self) -> (i16, Option<&StrBytes>);
+}
+
+macro_rules! admin_results {
+    ($($result:ty),*) => {
+        $(impl AdminResult for $result {
+            fn error(&self) -> (i16, Option<&StrBytes>) {
+                (self.error_code, self.error_message.as_ref())
+            }
+        })*
+    };
+}
+
+admin_results!(
+    CreatableTopicResult,
+    CreatePartitionsTopicResult,
+    AclCreationResult
+);
+
+/// Fails, naming `what` and the broker's message, at the first of `results` with an error.
+fn check_results(what: &str, results: &[impl AdminResult]) -> Result<()> {
+    for result in results {
+        let (code, message) = result.error();
+        if let Some(error) = code.err() {
+            bail!(
+                "{what} failed: {error:?} {}",
+                message.map_or("", |m| m.as_str())
+            );
+        }
+    }
+    Ok(())
 }
 
 /// A broker of the cluster (the lowest id), for requests any broker answers or forwards.
@@ -107,14 +145,7 @@ pub async fn create_topic_placed(
         .with_topics(vec![topic])
         .with_timeout_ms(30_000);
     let response = client.send(broker, Purpose::Default, &request).await?;
-    for result in &response.topics {
-        if let Some(error) = result.error_code.err() {
-            bail!(
-                "creating topic {name} failed: {error:?} {}",
-                result.error_message.as_deref().unwrap_or("")
-            );
-        }
-    }
+    check_results(&format!("creating topic {name}"), &response.topics)?;
     wait_until_served(client, name, Duration::from_secs(60)).await
 }
 
@@ -130,14 +161,10 @@ pub async fn create_partitions(client: &Client, topic: &str, count: i32) -> Resu
         .with_timeout_ms(30_000)
         .with_validate_only(false);
     let response = client.send(broker, Purpose::Default, &request).await?;
-    for result in &response.results {
-        if let Some(error) = result.error_code.err() {
-            bail!(
-                "growing {topic} to {count} partitions failed: {error:?} {}",
-                result.error_message.as_deref().unwrap_or("")
-            );
-        }
-    }
+    check_results(
+        &format!("growing {topic} to {count} partitions"),
+        &response.results,
+    )?;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let listed = client
@@ -442,6 +469,25 @@ impl Kafka {
         client.close();
         Ok(firsts)
     }
+
+    /// Produces `per_partition` records to each partition `0..partitions` of `topic`, one
+    /// batch a partition, with the values `{tag}-{partition}-{i}`.
+    pub async fn produce_tagged(
+        &self,
+        topic: &str,
+        partitions: i32,
+        per_partition: usize,
+        tag: &str,
+    ) -> Result<Vec<i64>> {
+        self.produce_to_each_partition(
+            topic,
+            partitions,
+            per_partition as i64,
+            per_partition,
+            |partition, i| value_record(format!("{tag}-{partition}-{i}"), None),
+        )
+        .await
+    }
 }
 
 /// The (partition, offset) of every record [`Kafka::produce_to_each_partition`] wrote, from the
@@ -529,14 +575,10 @@ pub async fn allow(
             .collect(),
     );
     let response = client.send(broker, Purpose::Default, &request).await?;
-    for result in &response.results {
-        if let Some(error) = result.error_code.err() {
-            bail!(
-                "allowing {principal} {operations:?} on {resource:?} failed: {error:?} {}",
-                result.error_message.as_deref().unwrap_or("")
-            );
-        }
-    }
+    check_results(
+        &format!("allowing {principal} {operations:?} on {resource:?}"),
+        &response.results,
+    )?;
     let describe = DescribeAclsRequest::default()
         .with_resource_type_filter(resource_type)
         .with_resource_name_filter(Some(StrBytes::from_string(name.to_string())))

@@ -111,3 +111,16 @@ pub fn java() -> PathBuf {
         .filter(|java| java.exists())
         .unwrap_or_else(|| PathBuf::from("java"))
 }
+
+/// [`java`] with the Kafka tools' log configuration and `classpath`.
+pub fn java_with_tools_log(classpath: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut command = Command::new(java());
+    command
+        .arg(format!(
+            "-Dlog4j2.configurationFile={}",
+            kafka_files().join("tools-log4j2.properties").display()
+        ))
+        .arg("-cp")
+        .arg(classpath);
+    command
+}

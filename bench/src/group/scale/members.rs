@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use wasmkafka_tests::kafka::jars::{java, kafka_files};
+use wasmkafka_tests::kafka::jars::java_with_tools_log;
 use wasmkafka_tests::kafka::process::spawn_tied;
 
 use super::super::member::{Launcher, Member, Output, CONSUMER_PROTOCOL};
@@ -206,14 +206,8 @@ pub struct JavaGroup {
 impl JavaGroup {
     fn start(ctx: &Ctx, kind: Kind, group: &str, output: Arc<dyn Output>) -> Result<JavaGroup> {
         let log = ctx.logs.join(format!("{group}.log"));
-        let mut command = Command::new(java());
+        let mut command = java_with_tools_log(ctx.java_classpath);
         command
-            .arg(format!(
-                "-Dlog4j2.configurationFile={}",
-                kafka_files().join("tools-log4j2.properties").display()
-            ))
-            .arg("-cp")
-            .arg(ctx.java_classpath)
             .arg("GroupScale")
             .args([ctx.brokers.as_str(), ctx.topic.as_str(), group])
             .arg(match kind.protocol() {
