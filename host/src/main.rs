@@ -36,7 +36,10 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    match runtime.block_on(wasmkafka::cli::execute(cli)) {
+    let result = runtime.block_on(wasmkafka::cli::execute(cli));
+    // A thread still blocked in a write to a stdout nobody reads does not hold up the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");

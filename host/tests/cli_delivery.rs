@@ -422,3 +422,94 @@ async fn a_stalled_stdout_reader_keeps_the_membership_and_loses_nothing() {
     assert_eq!(distinct.len(), RECORDS, "every record, once");
     assert_eq!(finished.printed.len(), RECORDS, "no record twice");
 }
+
+/// SIGTERM while the reader of stdout has stopped reading (a pipeline whose last stage
+/// stopped first): the member's write never returns, and the stop goes on without it. It
+/// commits only what was written before, leaves the group, and exits 0 within seconds, with
+/// the reader still stalled. The next member starts at once and nothing is skipped.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_while_stdout_is_not_read_commits_what_was_written_and_leaves() {
+    let broker = Kafka::shared();
+    let (topic, group) = ("delivery-term-unread", "term-unread-g");
+    topic_with_records(broker, topic).await;
+    let dir = tempfile::tempdir().unwrap();
+    // A member that did not leave would hold its partitions for the whole session timeout.
+    let config = config_file(&dir, "classic", 30_000);
+    let read_before_stall = 3_000;
+    let (brokers, config_ref) = (broker.addr(), config.clone());
+    let first = tokio::task::spawn_blocking(move || {
+        let stall = (read_before_stall, Duration::from_secs(25));
+        let mut member = member(&brokers, &config_ref, topic, group, stall);
+        member.wait_for_printed(read_before_stall, Duration::from_secs(60));
+        // The pipe fills and the member's write blocks.
+        std::thread::sleep(Duration::from_secs(2));
+        member.signal("TERM");
+        member.finish(Duration::from_secs(20))
+    });
+    let Finished {
+        status,
+        took,
+        log,
+        printed,
+    } = first.await.unwrap();
+    assert!(status.success(), "{status:?}\n{log}");
+    assert!(
+        took < Duration::from_secs(10),
+        "the stop took {took:?}\n{log}"
+    );
+    assert!(log.contains("stdout is not being read"), "{log}");
+
+    // Committed: at least what was read before the stall, never past what was written (the
+    // reader read the rest of the pipe after the member exited).
+    let mut last_printed: BTreeMap<i32, i64> = BTreeMap::new();
+    for (partition, offset) in &printed {
+        let last = last_printed.entry(*partition as i32).or_insert(*offset);
+        *last = (*last).max(*offset);
+    }
+    let client = broker.client();
+    let coordinator = find_coordinator(&client, group).await.unwrap();
+    let partitions: Vec<TopicPartition> = (0..PARTITIONS)
+        .map(|p| TopicPartition::new(topic, p))
+        .collect();
+    let committed = fetch_committed(&client, coordinator, group, &partitions)
+        .await
+        .unwrap();
+    let mut committed_records = 0;
+    for tp in &partitions {
+        let committed = committed.get(tp).copied().flatten().unwrap_or(0);
+        let written_end = last_printed.get(&tp.partition).map_or(0, |o| o + 1);
+        assert!(
+            committed <= written_end,
+            "{tp}: committed {committed}, past the last record written + 1 ({written_end})"
+        );
+        committed_records += committed;
+    }
+    assert!(
+        committed_records >= read_before_stall as i64,
+        "committed {committed_records} records, fewer than were read before the stall"
+    );
+
+    // The member left: the next one starts at once, at the committed offsets.
+    let brokers = broker.addr();
+    let next = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let mut member = member(&brokers, &config, topic, group, (0, Duration::ZERO));
+        member.wait_for_printed(1, Duration::from_secs(60));
+        let first_record_after = started.elapsed();
+        member.wait_for_printed(
+            RECORDS - committed_records as usize,
+            Duration::from_secs(60),
+        );
+        (
+            first_record_after,
+            member.stop_cleanly(Duration::from_secs(20)),
+        )
+    });
+    let (first_record_after, second) = next.await.unwrap();
+    assert!(
+        first_record_after < Duration::from_secs(15),
+        "the next member waited {first_record_after:?} for its first record"
+    );
+    let all: BTreeSet<Printed> = printed.iter().chain(&second.printed).copied().collect();
+    assert_eq!(all.len(), RECORDS, "every record printed");
+}

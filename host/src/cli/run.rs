@@ -78,7 +78,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
              reads a fixed list of topics (--topic)"
         );
     }
+    // Two listeners for the same signals: the consuming loop's, and the stop's (see below).
     let mut signals = StopSignals::install()?;
+    let mut stop_signals = StopSignals::install()?;
     if let Some(listen) = &args.metrics {
         config.metrics.listen = Some(listen.clone());
     }
@@ -137,16 +139,38 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         Some(_) => Vec::new(),
         None => config.consumer.topics.clone(),
     };
-    let ended = consume(
-        &source,
-        &named_topics,
-        &args,
-        &writer,
-        &metrics,
-        max_poll_records,
-        &mut signals,
-    )
-    .await;
+    let source = Arc::new(source);
+    let mut consuming = tokio::spawn({
+        let (source, metrics) = (source.clone(), metrics.clone());
+        async move {
+            consume(
+                &source,
+                &named_topics,
+                &args,
+                &writer,
+                &metrics,
+                max_poll_records,
+                &mut signals,
+            )
+            .await
+        }
+    });
+    // The loop stops at a signal between two polls. A write to a reader of stdout that
+    // stopped reading never returns to that point, so the stop goes on without the loop.
+    let ended = tokio::select! {
+        biased;
+        signal = stop_signals.next() => {
+            match tokio::time::timeout(STUCK_WRITE_GRACE, &mut consuming).await {
+                Ok(joined) => loop_ended(joined),
+                Err(_) => {
+                    consuming.abort();
+                    tracing::warn!(signal, "stdout is not being read: stopping without the write in progress; its records are not committed and will be delivered again");
+                    Ok(Ended::Signal(signal))
+                }
+            }
+        }
+        joined = &mut consuming => loop_ended(joined),
+    };
     match &ended {
         Ok(Ended::Signal(signal)) => {
             tracing::info!(signal, "stopping: committing what was written and leaving")
@@ -159,7 +183,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let timeout = Duration::from_millis(config.consumer.shutdown_timeout_ms);
     let stopped = tokio::select! {
         stopped = source.close(timeout) => stopped,
-        signal = signals.next() => bail!(
+        signal = stop_signals.next() => bail!(
             "{signal} during the clean stop: stopped at once; records printed since the last \
              commit will be delivered again"
         ),
@@ -174,6 +198,21 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// How long a stop waits for the consuming loop to reach the signal before it goes on
+/// without it (the loop is then stuck in a write to stdout).
+const STUCK_WRITE_GRACE: Duration = Duration::from_secs(2);
+
+/// The consuming loop's end, as its task ended; its panic goes on.
+fn loop_ended(
+    joined: Result<anyhow::Result<Ended>, tokio::task::JoinError>,
+) -> anyhow::Result<Ended> {
+    match joined {
+        Ok(ended) => ended,
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        Err(error) => Err(anyhow::anyhow!("the consuming loop was cancelled: {error}")),
+    }
 }
 
 /// What `run` gathers before a write to stdout. Every poll's records are flushed anyway before
@@ -414,14 +453,15 @@ impl Source {
     }
 
     /// A group member commits what was processed and leaves the group; false if that did
-    /// not finish within `timeout`.
-    async fn close(self, timeout: Duration) -> bool {
+    /// not finish within `timeout`. The consuming loop may still hold the source (stuck in a
+    /// write).
+    async fn close(&self, timeout: Duration) -> bool {
         match self {
             Source::Partitions(consumer) => {
-                consumer.close().await;
+                consumer.close_shared().await;
                 true
             }
-            Source::Group(group) => group.close_within(timeout).await,
+            Source::Group(group) => group.close_shared_within(timeout).await,
         }
     }
 }

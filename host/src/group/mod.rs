@@ -74,7 +74,8 @@ pub struct GroupConsumer {
     /// `shared.losses` when the last poll returned: a commit after a loss fails.
     losses_seen: AtomicU64,
     auto_commit: bool,
-    membership: JoinHandle<()>,
+    /// Taken out while a close waits for it.
+    membership: std::sync::Mutex<Option<JoinHandle<()>>>,
     commit_task: JoinHandle<()>,
 }
 
@@ -152,7 +153,7 @@ impl GroupConsumer {
             commits,
             losses_seen: AtomicU64::new(0),
             auto_commit,
-            membership,
+            membership: std::sync::Mutex::new(Some(membership)),
             commit_task,
         }
     }
@@ -316,11 +317,27 @@ impl GroupConsumer {
     /// Stops fetching, commits the finished positions (auto-commit on), leaves the group (a
     /// static member does not) and stops the tasks. Gives up after `timeout` and returns
     /// false (the session timeout then removes the member).
-    pub async fn close_within(mut self, timeout: Duration) -> bool {
+    pub async fn close_within(self, timeout: Duration) -> bool {
+        self.close_shared_within(timeout).await
+    }
+
+    /// [`GroupConsumer::close_within`] for a member that another task may still hold (one
+    /// stuck writing to a reader that stopped reading, say).
+    pub async fn close_shared_within(&self, timeout: Duration) -> bool {
         self.shared.close_by(std::time::Instant::now() + timeout);
-        let stopped = tokio::time::timeout(timeout, &mut self.membership)
-            .await
-            .is_ok();
+        let membership = self.membership.lock().expect("membership lock").take();
+        let stopped = match membership {
+            Some(mut membership) => {
+                let stopped = tokio::time::timeout(timeout, &mut membership).await.is_ok();
+                if !stopped {
+                    // Still running: it is aborted when the member is dropped.
+                    *self.membership.lock().expect("membership lock") = Some(membership);
+                }
+                stopped
+            }
+            // Another close waited for it.
+            None => true,
+        };
         if !stopped {
             tracing::warn!(
                 ?timeout,
@@ -383,7 +400,9 @@ impl Committer {
 
 impl Drop for GroupConsumer {
     fn drop(&mut self) {
-        self.membership.abort();
+        if let Some(membership) = self.membership.lock().expect("membership lock").take() {
+            membership.abort();
+        }
         self.commit_task.abort();
     }
 }
