@@ -1,9 +1,11 @@
 //! An error with its causes in one line, `outer: cause: root cause`, as `anyhow` prints
 //! `{:#}`. Errors keep their causes as typed sources (`#[source]`) instead of text; log lines
 //! and messages that gather several errors print them through [`Chain`] so no cause is lost.
+//! An I/O cause that must be cloned or compared is an [`IoFailure`].
 
 use std::error::Error;
 use std::fmt;
+use std::sync::Arc;
 
 /// Displays an error followed by each of its sources, separated by `": "`.
 pub struct Chain<'a>(pub &'a (dyn Error + 'a));
@@ -19,6 +21,32 @@ impl fmt::Display for Chain<'_> {
         Ok(())
     }
 }
+
+/// An I/O error that can be shared (one connection failure reaches every request that was in
+/// flight; a plugin failure is counted and kept) and compared by kind and text.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(transparent)]
+pub struct IoFailure(Arc<std::io::Error>);
+
+impl From<std::io::Error> for IoFailure {
+    fn from(error: std::io::Error) -> Self {
+        IoFailure(Arc::new(error))
+    }
+}
+
+impl IoFailure {
+    pub fn kind(&self) -> std::io::ErrorKind {
+        self.0.kind()
+    }
+}
+
+impl PartialEq for IoFailure {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.kind() == other.0.kind() && self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for IoFailure {}
 
 #[cfg(test)]
 mod tests {

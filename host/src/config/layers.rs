@@ -175,11 +175,10 @@ pub fn env_key(name: &str) -> Option<String> {
 
 /// A config file as a table: TOML, or a Java properties file (by extension, else by content).
 fn read_file(path: &Path) -> Result<Table, ConfigError> {
-    let unreadable = |reason: String| ConfigError::Read {
+    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
         path: path.display().to_string(),
-        reason,
-    };
-    let bytes = std::fs::read(path).map_err(|e| unreadable(e.to_string()))?;
+        source,
+    })?;
     let invalid = |reason: String| ConfigError::Parse {
         path: path.display().to_string(),
         reason,

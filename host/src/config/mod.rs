@@ -134,8 +134,12 @@ use crate::net::{ConnectionOptions, PoolOptions, TlsSetupError};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {reason}")]
-    Read { path: String, reason: String },
+    #[error("cannot read config file {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("config file {path} is not valid: {reason}")]
     Parse { path: String, reason: String },
     #[error("invalid value for `{key}`: {problem}")]

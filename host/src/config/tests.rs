@@ -480,11 +480,13 @@ fn every_error_path_has_its_message() {
         "invalid value for `brokers`: no broker given: pass --brokers HOST:PORT or set \
          `brokers` in the config file"
     );
-    let error = Config::load(Path::new("/nonexistent/wasmkafka.toml"))
-        .unwrap_err()
-        .to_string();
+    let error = Config::load(Path::new("/nonexistent/wasmkafka.toml")).unwrap_err();
+    let ConfigError::Read { source, .. } = &error else {
+        panic!("not a read error: {error:?}");
+    };
+    assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
     assert_eq!(
-        error,
+        crate::error_chain::Chain(&error).to_string(),
         "cannot read config file /nonexistent/wasmkafka.toml: No such file or directory (os \
          error 2)"
     );

@@ -2,7 +2,6 @@
 //! connections). They are `Clone` because one connection failure is handed to every request
 //! that was in flight on that connection.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::oauth::TokenError;
@@ -114,31 +113,7 @@ pub enum ConnectCause {
     Sasl(#[source] Box<NetError>),
 }
 
-/// An I/O error, shared (one connection failure reaches every request that was in flight)
-/// and compared by kind and text.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error(transparent)]
-pub struct IoFailure(Arc<std::io::Error>);
-
-impl From<std::io::Error> for IoFailure {
-    fn from(error: std::io::Error) -> Self {
-        IoFailure(Arc::new(error))
-    }
-}
-
-impl IoFailure {
-    pub fn kind(&self) -> std::io::ErrorKind {
-        self.0.kind()
-    }
-}
-
-impl PartialEq for IoFailure {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.kind() == other.0.kind() && self.0.to_string() == other.0.to_string()
-    }
-}
-
-impl Eq for IoFailure {}
+pub use crate::error_chain::IoFailure;
 
 /// Why a connection was closed. Every reason that comes from the peer is a typed variant, so
 /// the pool and the tests can tell a garbage frame from a timeout or a clean shutdown.

@@ -5,12 +5,13 @@ use std::time::Duration;
 
 use super::contract::ContractError;
 use super::digest::Sha256Digest;
+use crate::error_chain::IoFailure;
 
 /// What went wrong with a plugin.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PluginFailure {
     #[error("cannot read it: {0}")]
-    Read(String),
+    Read(IoFailure),
     #[error("the file is {size} bytes, over the {limit}-byte limit (plugins.max_file_bytes)")]
     TooLarge { size: usize, limit: usize },
     /// The file is not the build the config pins.

@@ -252,7 +252,7 @@ impl PluginRuntime {
             failure,
         };
         let size = std::fs::metadata(path)
-            .map_err(|e| fail(PluginFailure::Read(e.to_string())))?
+            .map_err(|e| fail(PluginFailure::Read(e.into())))?
             .len() as usize;
         if size > self.limits.max_file_bytes {
             return Err(fail(PluginFailure::TooLarge {
@@ -260,7 +260,7 @@ impl PluginRuntime {
                 limit: self.limits.max_file_bytes,
             }));
         }
-        let bytes = std::fs::read(path).map_err(|e| fail(PluginFailure::Read(e.to_string())))?;
+        let bytes = std::fs::read(path).map_err(|e| fail(PluginFailure::Read(e.into())))?;
         if let Some(pinned) = pin {
             let actual = Sha256Digest::of(&bytes);
             if actual != pinned {
