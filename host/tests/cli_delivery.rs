@@ -67,6 +67,34 @@ fn member(
     )
 }
 
+/// The highest offset printed, per partition.
+fn last_printed(printed: &[Printed]) -> BTreeMap<i32, i64> {
+    let mut last: BTreeMap<i32, i64> = BTreeMap::new();
+    for (partition, offset) in printed {
+        let partition = i32::try_from(*partition).unwrap();
+        let entry = last.entry(partition).or_insert(*offset);
+        *entry = (*entry).max(*offset);
+    }
+    last
+}
+
+/// The topic's partitions and what `group` has committed for each.
+async fn committed_offsets(
+    broker: &Kafka,
+    topic: &str,
+    group: &str,
+) -> (Vec<TopicPartition>, BTreeMap<TopicPartition, Option<i64>>) {
+    let client = broker.client();
+    let coordinator = find_coordinator(&client, group).await.unwrap();
+    let partitions: Vec<TopicPartition> = (0..PARTITIONS)
+        .map(|p| TopicPartition::new(topic, p))
+        .collect();
+    let committed = fetch_committed(&client, coordinator, group, &partitions)
+        .await
+        .unwrap();
+    (partitions, committed)
+}
+
 /// A small xorshift generator: the kill moments vary from run to run; the seed is printed.
 struct Moments(u64);
 
@@ -247,21 +275,10 @@ async fn sigterm_commits_and_leaves(
     assert!(printed.len() >= 2_000 && printed.len() < RECORDS);
 
     // What the group committed is exactly the last printed record + 1, per partition.
-    let mut last_printed: BTreeMap<i64, i64> = BTreeMap::new();
-    for (partition, offset) in &printed {
-        let last = last_printed.entry(*partition).or_insert(*offset);
-        *last = (*last).max(*offset);
-    }
-    let client = broker.client();
-    let coordinator = find_coordinator(&client, group).await.unwrap();
-    let partitions: Vec<TopicPartition> = (0..PARTITIONS)
-        .map(|p| TopicPartition::new(topic, p))
-        .collect();
-    let committed = fetch_committed(&client, coordinator, group, &partitions)
-        .await
-        .unwrap();
+    let last_printed = last_printed(&printed);
+    let (partitions, committed) = committed_offsets(broker, topic, group).await;
     for tp in &partitions {
-        let expected = last_printed.get(&i64::from(tp.partition)).map(|o| o + 1);
+        let expected = last_printed.get(&tp.partition).map(|o| o + 1);
         let committed = committed.get(tp).copied().flatten();
         assert!(
             committed == expected || (expected.is_none() && committed == Some(0)),
@@ -461,19 +478,8 @@ async fn sigterm_while_stdout_is_not_read_commits_what_was_written_and_leaves() 
 
     // Committed: at least what was read before the stall, never past what was written (the
     // reader read the rest of the pipe after the member exited).
-    let mut last_printed: BTreeMap<i32, i64> = BTreeMap::new();
-    for (partition, offset) in &printed {
-        let last = last_printed.entry(*partition as i32).or_insert(*offset);
-        *last = (*last).max(*offset);
-    }
-    let client = broker.client();
-    let coordinator = find_coordinator(&client, group).await.unwrap();
-    let partitions: Vec<TopicPartition> = (0..PARTITIONS)
-        .map(|p| TopicPartition::new(topic, p))
-        .collect();
-    let committed = fetch_committed(&client, coordinator, group, &partitions)
-        .await
-        .unwrap();
+    let last_printed = last_printed(&printed);
+    let (partitions, committed) = committed_offsets(broker, topic, group).await;
     let mut committed_records = 0;
     for tp in &partitions {
         let committed = committed.get(tp).copied().flatten().unwrap_or(0);
