@@ -7,6 +7,10 @@
 //! The membership task starts one [`Heartbeat`] when a SyncGroup answers and drops it when
 //! the next JoinGroup goes out, so heartbeats go on through revocations and their commits.
 //!
+//! After a cooperative round the first beats come sooner ([`Heartbeat::start`]'s `quick`):
+//! the members that gave partitions up rejoin at once, and a follow-up round hands those
+//! partitions on only when every member has rejoined, which the others learn from a beat.
+//!
 //! A REBALANCE_IN_PROGRESS answer is reported ([`News::Rebalancing`]) and the
 //! beats go on: the member revokes (and commits) before it joins, and the coordinator must
 //! keep hearing from it meanwhile. Transient failures (a dropped connection, a moved
@@ -55,13 +59,22 @@ pub struct Heartbeat {
     rebalance: Arc<Notify>,
 }
 
+/// With `quick`, the first beat after a SyncGroup, waiting for a follow-up round.
+const QUICK_FIRST_BEAT: Duration = Duration::from_millis(100);
+
 impl Heartbeat {
+    /// Beats every `interval`; with `quick` (after a cooperative round) the first beats
+    /// come after 100 ms, then twice as long each time up to `interval`: a follow-up round
+    /// starts as soon as the members that gave partitions up have rejoined, instead of at
+    /// this member's next regular beat (up to `interval` later, with every moved partition
+    /// stopped meanwhile).
     pub fn start(
         client: Client,
         shared: Arc<GroupShared>,
         interval: Duration,
         session_timeout: Duration,
         backoff: Backoff,
+        quick: bool,
     ) -> Heartbeat {
         let (end, ended) = oneshot::channel();
         let rebalance = Arc::new(Notify::new());
@@ -69,6 +82,11 @@ impl Heartbeat {
         let task = tokio::spawn(async move {
             let timing = Timing {
                 interval,
+                first: if quick {
+                    QUICK_FIRST_BEAT.min(interval)
+                } else {
+                    interval
+                },
                 session_timeout,
                 backoff,
             };
@@ -148,6 +166,8 @@ impl BeatEvents for MemberEvents<'_> {
 /// The heartbeat's clock.
 struct Timing {
     interval: Duration,
+    /// The first beat's delay; each answered beat doubles it, up to `interval`.
+    first: Duration,
     session_timeout: Duration,
     backoff: Backoff,
 }
@@ -166,7 +186,9 @@ where
     Fut: std::future::Future<Output = Result<(), GroupError>>,
 {
     let mut failures = 0;
-    let mut delay = timing.interval;
+    // The delay after an answered beat; `delay` is the next one (shorter after a failure).
+    let mut regular = timing.first;
+    let mut delay = regular;
     let mut last_heard = Instant::now();
     let mut out_of_touch = false;
     loop {
@@ -198,13 +220,14 @@ where
                     events.out_of_touch(false);
                 }
                 failures = 0;
-                delay = timing.interval;
+                regular = (regular * 2).min(timing.interval);
+                delay = regular;
                 last_heard = Instant::now();
             }
             Err(error) if error.is_transient() => {
                 events.transient(&error);
                 failures += 1;
-                delay = timing.backoff.delay(failures).min(timing.interval);
+                delay = timing.backoff.delay(failures).min(regular);
             }
             Err(error) => return error,
         }
@@ -243,6 +266,7 @@ mod tests {
     fn timing() -> Timing {
         Timing {
             interval: Duration::from_secs(3),
+            first: Duration::from_secs(3),
             session_timeout: Duration::from_secs(45),
             backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(1)),
         }
@@ -439,5 +463,36 @@ mod tests {
         // Every interval, past the 45 s session timeout: each answer counts as heard.
         assert_eq!(events.started.elapsed(), Duration::from_secs(21 * 3));
         assert!(events.touch().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_cooperative_round_the_first_beats_come_sooner_then_every_interval() {
+        let events = Recorded::new();
+        let sent = Mutex::new(Vec::new());
+        let quick = Timing {
+            first: QUICK_FIRST_BEAT,
+            ..timing()
+        };
+        let error = beat_until_error(
+            || {
+                let mut sent = sent.lock().unwrap();
+                sent.push(events.started.elapsed());
+                let n = sent.len();
+                async move {
+                    if n < 7 {
+                        Ok(())
+                    } else {
+                        Err(gone())
+                    }
+                }
+            },
+            &quick,
+            &events,
+        )
+        .await;
+        assert!(matches!(error, GroupError::Retry(Retry::MemberGone { .. })));
+        let ms: Vec<u128> = sent.lock().unwrap().iter().map(|d| d.as_millis()).collect();
+        // 100 ms, then doubling (200, 400, 800, 1600), then the 3 s interval.
+        assert_eq!(ms, [100, 300, 700, 1500, 3100, 6100, 9100]);
     }
 }

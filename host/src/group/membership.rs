@@ -666,6 +666,7 @@ impl Membership {
                 self.options.heartbeat_interval,
                 self.options.session_timeout,
                 self.backoff,
+                self.protocol() == RebalanceProtocol::Cooperative,
             ));
         }
     }
