@@ -240,10 +240,19 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
 async fn on_a_worker(
     job: impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
 ) -> anyhow::Result<()> {
-    match tokio::spawn(job).await {
+    task_ended(tokio::spawn(job).await, "the command's task")
+}
+
+/// What a task that returns a result ended with: its result, its panic carried on, or
+/// `task` named as cancelled.
+pub(crate) fn task_ended<T>(
+    joined: Result<anyhow::Result<T>, tokio::task::JoinError>,
+    task: &str,
+) -> anyhow::Result<T> {
+    match joined {
         Ok(result) => result,
         Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
-        Err(error) => Err(anyhow::anyhow!("the command's task was cancelled: {error}")),
+        Err(error) => Err(anyhow::anyhow!("{task} was cancelled: {error}")),
     }
 }
 

@@ -161,7 +161,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         biased;
         signal = stop_signals.next() => {
             match tokio::time::timeout(STUCK_WRITE_GRACE, &mut consuming).await {
-                Ok(joined) => loop_ended(joined),
+                Ok(joined) => super::task_ended(joined, "the consuming loop"),
                 Err(_) => {
                     consuming.abort();
                     tracing::warn!(signal, "stdout is not being read: stopping without the write in progress; its records are not committed and will be delivered again");
@@ -169,7 +169,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 }
             }
         }
-        joined = &mut consuming => loop_ended(joined),
+        joined = &mut consuming => super::task_ended(joined, "the consuming loop"),
     };
     match &ended {
         Ok(Ended::Signal(signal)) => {
@@ -203,17 +203,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 /// How long a stop waits for the consuming loop to reach the signal before it goes on
 /// without it (the loop is then stuck in a write to stdout).
 const STUCK_WRITE_GRACE: Duration = Duration::from_secs(2);
-
-/// The consuming loop's end, as its task ended; its panic goes on.
-fn loop_ended(
-    joined: Result<anyhow::Result<Ended>, tokio::task::JoinError>,
-) -> anyhow::Result<Ended> {
-    match joined {
-        Ok(ended) => ended,
-        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
-        Err(error) => Err(anyhow::anyhow!("the consuming loop was cancelled: {error}")),
-    }
-}
 
 /// What `run` gathers before a write to stdout. Every poll's records are flushed anyway before
 /// they count as processed; a larger buffer means fewer system calls for large batches
