@@ -335,7 +335,7 @@ impl GroupConsumer {
                 }
                 stopped
             }
-            // Another close waited for it.
+            // Another close has taken it: that one waits for it.
             None => true,
         };
         if !stopped {
