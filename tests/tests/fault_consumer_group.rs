@@ -315,6 +315,88 @@ async fn the_member_beats_at_the_interval_the_broker_names() {
 }
 
 #[tokio::test]
+async fn after_joining_the_member_beats_every_250_ms_for_an_interval_and_a_second_then_at_the_interval(
+) {
+    let h = start(Setup::default(), |_, coordinator| {
+        coordinator.set_heartbeat_interval(Duration::from_secs(1));
+    })
+    .await;
+    stable(&h).await;
+    let joined_at = |beats: &[SeenHeartbeat]| {
+        beats
+            .iter()
+            .find(|b| b.epoch == JOIN_EPOCH && b.answered_epoch > 0)
+            .map(|b| b.at)
+    };
+    // The quick window is the broker's interval (1 s) and a second; two regular beats after.
+    wait_until(
+        WAIT,
+        "two beats after the quick window",
+        || {
+            let beats = h.coordinator.heartbeats();
+            joined_at(&beats).is_some_and(|joined| {
+                beats
+                    .iter()
+                    .filter(|b| b.at > joined + Duration::from_millis(2_300))
+                    .count()
+                    >= 2
+            })
+        },
+        || describe(&h.coordinator.heartbeats()),
+    )
+    .await;
+    let beats = h.coordinator.heartbeats();
+    let joined = joined_at(&beats).unwrap();
+    let gaps_between = |from: Duration, to: Duration| -> Vec<Duration> {
+        let inside: Vec<Instant> = beats
+            .iter()
+            .map(|b| b.at)
+            .filter(|at| *at >= joined + from && *at <= joined + to)
+            .collect();
+        inside.windows(2).map(|w| w[1] - w[0]).collect()
+    };
+    let quick = gaps_between(Duration::ZERO, Duration::from_millis(1_900));
+    assert!(quick.len() >= 5, "{quick:?}: {}", describe(&beats));
+    assert!(
+        quick.iter().all(|gap| *gap < Duration::from_millis(600)),
+        "{quick:?}: {}",
+        describe(&beats)
+    );
+    let regular = gaps_between(Duration::from_millis(2_200), Duration::from_secs(60));
+    assert!(!regular.is_empty(), "{}", describe(&beats));
+    assert!(
+        regular.iter().all(|gap| *gap >= Duration::from_millis(900)),
+        "{regular:?}: {}",
+        describe(&beats)
+    );
+}
+
+#[tokio::test]
+async fn a_close_beside_another_returns_only_once_the_member_has_left() {
+    let h = start(Setup::default(), |_, _| {}).await;
+    stable(&h).await;
+    let left = || {
+        h.coordinator
+            .heartbeats()
+            .iter()
+            .any(|b| b.epoch == LEAVE_EPOCH)
+    };
+    // The first close starts the leave; the second comes while it is under way (a stop
+    // signal beside a consuming loop that is closing too).
+    let (first, (second, left_when_second_returned)) =
+        tokio::join!(h.member.close_shared_within(WAIT), async {
+            let stopped = h.member.close_shared_within(WAIT).await;
+            (stopped, left())
+        });
+    assert!(first && second, "both closes end in time");
+    assert!(
+        left_when_second_returned,
+        "the second close returned before the member left: {}",
+        describe(&h.coordinator.heartbeats())
+    );
+}
+
+#[tokio::test]
 async fn a_clean_close_commits_with_the_member_epoch_then_leaves_with_epoch_minus_one() {
     let h = start(Setup::default(), |_, _| {}).await;
     let epoch = stable(&h).await;
@@ -926,6 +1008,20 @@ async fn a_commit_behind_an_epoch_bump_is_retried_with_the_epoch_the_next_heartb
     let old_epoch = stable(&h).await;
     let member_id = h.member.identity().member_id;
     let records = poll_records(&h.member, 3, 3).await;
+    // Past the quick beats that follow a join: from here beats are a second apart.
+    wait_until(
+        WAIT,
+        "two beats a second apart",
+        || {
+            let beats = h.coordinator.heartbeats();
+            beats
+                .windows(2)
+                .last()
+                .is_some_and(|w| w[1].at - w[0].at >= Duration::from_millis(900))
+        },
+        || describe(&h.coordinator.heartbeats()),
+    )
+    .await;
     // Right after a beat was answered: the next one is a second away.
     let count = h.coordinator.heartbeat_count();
     wait_until(

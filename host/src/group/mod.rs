@@ -74,8 +74,11 @@ pub struct GroupConsumer {
     /// `shared.losses` when the last poll returned: a commit after a loss fails.
     losses_seen: AtomicU64,
     auto_commit: bool,
-    /// Taken out while a close waits for it.
-    membership: std::sync::Mutex<Option<JoinHandle<()>>>,
+    /// The membership task: aborted when the member is dropped.
+    membership: JoinHandle<()>,
+    /// Closes when the membership task ends (returned, panicked or aborted): every close,
+    /// the first or one beside it, waits for that.
+    membership_ended: watch::Receiver<()>,
     commit_task: JoinHandle<()>,
 }
 
@@ -109,8 +112,8 @@ impl GroupConsumer {
             assignors
         };
         let auto_commit = options.auto_commit_interval.is_some();
-        let membership = match options.protocol {
-            GroupProtocol::Classic => tokio::spawn(
+        let run: std::pin::Pin<Box<dyn Future<Output = ()> + Send>> = match options.protocol {
+            GroupProtocol::Classic => Box::pin(
                 Membership {
                     client,
                     consumer: consumer.clone(),
@@ -132,7 +135,7 @@ impl GroupConsumer {
                 }
                 .run(),
             ),
-            GroupProtocol::Consumer => tokio::spawn(
+            GroupProtocol::Consumer => Box::pin(
                 consumer_protocol::Member::new(
                     client,
                     consumer.clone(),
@@ -145,6 +148,12 @@ impl GroupConsumer {
                 .run(),
             ),
         };
+        let (ended, membership_ended) = watch::channel(());
+        let membership = tokio::spawn(async move {
+            // Dropped with the task, however it ends.
+            let _ended = ended;
+            run.await
+        });
         GroupConsumer {
             consumer,
             fatal: shared.fatal.subscribe(),
@@ -153,7 +162,8 @@ impl GroupConsumer {
             commits,
             losses_seen: AtomicU64::new(0),
             auto_commit,
-            membership: std::sync::Mutex::new(Some(membership)),
+            membership,
+            membership_ended,
             commit_task,
         }
     }
@@ -325,19 +335,13 @@ impl GroupConsumer {
     /// stuck writing to a reader that stopped reading, say).
     pub async fn close_shared_within(&self, timeout: Duration) -> bool {
         self.shared.close_by(std::time::Instant::now() + timeout);
-        let membership = self.membership.lock().expect("membership lock").take();
-        let stopped = match membership {
-            Some(mut membership) => {
-                let stopped = tokio::time::timeout(timeout, &mut membership).await.is_ok();
-                if !stopped {
-                    // Still running: it is aborted when the member is dropped.
-                    *self.membership.lock().expect("membership lock") = Some(membership);
-                }
-                stopped
-            }
-            // Another close has taken it: that one waits for it.
-            None => true,
-        };
+        let mut ended = self.membership_ended.clone();
+        // Nothing is ever sent: `changed` fails once the task has dropped the sender.
+        let membership_ended = async move { while ended.changed().await.is_ok() {} };
+        // Still running after the timeout: it is aborted when the member is dropped.
+        let stopped = tokio::time::timeout(timeout, membership_ended)
+            .await
+            .is_ok();
         if !stopped {
             tracing::warn!(
                 ?timeout,
@@ -400,9 +404,7 @@ impl Committer {
 
 impl Drop for GroupConsumer {
     fn drop(&mut self) {
-        if let Some(membership) = self.membership.lock().expect("membership lock").take() {
-            membership.abort();
-        }
+        self.membership.abort();
         self.commit_task.abort();
     }
 }

@@ -16,7 +16,9 @@
 //! - One beat in flight at a time, on the coordinator's `Heartbeat` connection (never behind
 //!   a commit the coordinator holds). The next goes out after the interval the broker names,
 //!   or at once when a reconciliation is done: the broker hands what this member gave up to
-//!   its next owner only once a beat says it is given up.
+//!   its next owner only once a beat says it is given up. For one interval after joining,
+//!   every 250 ms: what other members give up reaches a joiner at its next beat
+//!   ([`cadence`]).
 //! - Every beat carries the full state (subscription, rebalance timeout, assignor, what the
 //!   member owns): the broker ignores what did not change, and a lost answer can never leave
 //!   it with a view of the member that is older than the member's.
@@ -34,6 +36,7 @@
 //! Wasm assignors do not exist here: the broker assigns. `config` refuses the combination
 //! with the reason.
 
+pub mod cadence;
 pub mod reconcile;
 
 use std::collections::BTreeSet;
@@ -60,6 +63,7 @@ use super::listener::RebalanceListener;
 use super::options::GroupOptions;
 use super::shared::GroupShared;
 use super::waits::{millis, next_poll, sleep_until_some, wait_some, Pending};
+use cadence::Cadence;
 use reconcile::{owned_by_id, resolve, step, ById, Step, TopicIds};
 
 /// The member epoch that asks to join (or rejoin after a fence).
@@ -100,8 +104,8 @@ pub struct Member {
     backoff: Backoff,
     member_id: String,
     member_epoch: i32,
-    /// The interval the broker names (`group.consumer.heartbeat.interval.ms`).
-    interval: Duration,
+    /// When the next beat goes out (the broker's interval; quicker just after a join).
+    cadence: Cadence,
     ids: TopicIds,
     /// The last assignment the broker sent, by topic id.
     target: Option<ById>,
@@ -124,7 +128,7 @@ impl Member {
         Member {
             client,
             consumer,
-            interval: options.heartbeat_interval,
+            cadence: Cadence::new(options.heartbeat_interval),
             options,
             listener,
             shared,
@@ -483,14 +487,18 @@ impl Member {
         if self.member_epoch != response.member_epoch {
             tracing::info!(group = self.group(), member_id = %self.member_id, member_epoch = response.member_epoch, "member epoch");
         }
+        if response.heartbeat_interval_ms > 0 {
+            self.cadence
+                .set_interval(Duration::from_millis(response.heartbeat_interval_ms as u64));
+        }
+        if self.member_epoch == JOIN_EPOCH && response.member_epoch > 0 {
+            self.cadence.joined(Instant::now());
+        }
         self.member_epoch = response.member_epoch;
         {
             let mut identity = self.shared.identity.lock().expect("identity lock");
             identity.member_id = self.member_id.clone();
             identity.generation = self.member_epoch;
-        }
-        if response.heartbeat_interval_ms > 0 {
-            self.interval = Duration::from_millis(response.heartbeat_interval_ms as u64);
         }
         if let Some(assignment) = response.assignment {
             let target: ById = assignment
@@ -500,7 +508,7 @@ impl Member {
                 .collect();
             self.target = Some(target);
         }
-        Answer::Next(self.interval)
+        Answer::Next(self.cadence.next(Instant::now()))
     }
 
     /// A beat the broker refused.
@@ -555,7 +563,10 @@ impl Member {
             self.shared.coordinator.forget();
         }
         self.failures += 1;
-        let delay = self.backoff.delay(self.failures).min(self.interval);
+        let delay = self
+            .backoff
+            .delay(self.failures)
+            .min(self.cadence.interval());
         let unreleased = matches!(
             error,
             GroupError::Retry(Retry::Transient {
