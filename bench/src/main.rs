@@ -23,7 +23,8 @@
 //!        wasmkafka-bench rebalance [same options]   (group-scale with --members 4: a
 //!                                  rebalance in a group of 4, join and leave)
 //!        wasmkafka-bench latency [--rounds N] [--rate R]... [--seconds S] [--partitions P]
-//!                                [--peer ID]... [--together] [--low-latency] [--plot FILE.svg]
+//!                                [--peer ID]... [--together] [--low-latency] [--warm-up S]
+//!                                [--plot FILE.svg]
 //!                                  (end-to-end record latency at steady rates, every
 //!                                  consumer on the same broker, one after another or with
 //!                                  --together at once; see latency/mod.rs)
