@@ -2,12 +2,13 @@
 //! to the producer to the moment its line arrives on the consumer's stdout, at steady rates
 //! well below the ceiling.
 //!
-//! First a warm-up (`--warm-up S`, 10 s unless set; 0 skips it): the first consumer (every
+//! First a warm-up (`--warm-up S`, 30 s unless set; 0 skips it): the first consumer (every
 //! consumer with `--together`) through the steps below at the first rate, not measured. The
 //! broker has just started, and its first seconds of produce and fetch run before its JIT
 //! has compiled them. Without the warm-up, in a 10-round run the consumer first in round 1
 //! (ours) had a p99 of 11.1 ms against 2.4-4.2 ms in its 9 other rounds, and the second
-//! (the rdkafka crate) 8.0 ms.
+//! (the rdkafka crate) 8.0 ms. With 10 s of warm-up, round 1 was still the highest p99 of
+//! three consumers of the next run (7.1, 5.7 and 4.7 ms), hence 30 s.
 //!
 //! Then for each rate, round and consumer (the order rotating round by round), on a fresh topic:
 //! 1. The consumer starts from offset 0 of every partition with `BENCH_FLUSH_EACH_POLL=1`
@@ -104,7 +105,7 @@ pub fn options(mut args: impl Iterator<Item = String>) -> Result<Options> {
         peers: Vec::new(),
         together: false,
         low_latency: false,
-        warm_up: 10,
+        warm_up: 30,
     };
     while let Some(arg) = args.next() {
         let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
@@ -559,7 +560,7 @@ mod tests {
         assert!(!options.together);
         assert!(options_of(&["--together"]).together);
         assert!(!options.low_latency && options_of(&["--low-latency"]).low_latency);
-        assert_eq!(options.warm_up, 10);
+        assert_eq!(options.warm_up, 30);
         assert_eq!(options_of(&["--warm-up", "0"]).warm_up, 0);
         assert!(super::options(["--rate", "0"].iter().map(|s| s.to_string())).is_err());
     }
