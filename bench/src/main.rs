@@ -24,6 +24,7 @@
 //!                                  rebalance in a group of 4, join and leave)
 //!        wasmkafka-bench latency [--rounds N] [--rate R]... [--seconds S] [--partitions P]
 //!                                [--peer ID]... [--together] [--low-latency] [--warm-up S]
+//!                                [--capture]
 //!                                [--plot FILE.svg]
 //!                                  (end-to-end record latency at steady rates, every
 //!                                  consumer on the same broker, one after another or with
@@ -230,6 +231,9 @@ async fn run() -> Result<()> {
                 options.partitions
             )
         );
+        if options.capture {
+            println!("{}", latency::report::wire_markdown(&results));
+        }
         eprintln!("plot: {}", plot.display());
         return Ok(());
     }

@@ -33,6 +33,11 @@
 //! one-after-another runs measure the machine's mood as much as the consumers; side by side
 //! they share it.
 //!
+//! With `--capture`, `tcpdump` records the broker's port on loopback during each run, and
+//! every record's latency is split where it crosses the wire: the producer's part, the wait
+//! for a fetch when none was at the broker, the broker's part and the consumer's own part
+//! ([`wire`]). A table per rate shows the legs. It needs root (or `CAP_NET_RAW`) and tcpdump.
+//!
 //! A reader thread takes the clock when each chunk of stdout arrives and subtracts the stamps
 //! of the lines in it. Every latency of the paced phase is kept (no histogram buckets: the
 //! percentiles are exact). Records of the paced phase never read count as lost.
@@ -53,6 +58,7 @@ use wasmkafka_tests::kafka::Kafka;
 use crate::peers::{Peer, Tools};
 
 pub mod report;
+pub mod wire;
 
 /// The bytes of each record's value: the stamp, then spaces.
 const VALUE_BYTES: usize = 100;
@@ -78,6 +84,9 @@ pub struct Options {
     pub low_latency: bool,
     /// Length of the unmeasured paced phase before the first round (0: none).
     pub warm_up: u64,
+    /// Each record's latency split where it crosses the wire, from a loopback capture of the
+    /// broker's port (`tcpdump`; see [`wire`]).
+    pub capture: bool,
 }
 
 /// The consumers compared by default: every peer that prints values (the JSON variants print
@@ -93,7 +102,7 @@ pub const DEFAULT_PEERS: [Peer; 5] = [
 
 const USAGE: &str = "usage: wasmkafka-bench latency [--rounds N] [--rate R]... [--seconds S] \
                      [--partitions P] [--peer ID]... [--together] [--low-latency] \
-                     [--warm-up S]";
+                     [--warm-up S] [--capture]";
 
 /// Parses the arguments after `latency`.
 pub fn options(mut args: impl Iterator<Item = String>) -> Result<Options> {
@@ -106,6 +115,7 @@ pub fn options(mut args: impl Iterator<Item = String>) -> Result<Options> {
         together: false,
         low_latency: false,
         warm_up: 30,
+        capture: false,
     };
     while let Some(arg) = args.next() {
         let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
@@ -118,6 +128,7 @@ pub fn options(mut args: impl Iterator<Item = String>) -> Result<Options> {
             "--together" => options.together = true,
             "--low-latency" => options.low_latency = true,
             "--warm-up" => options.warm_up = value()?.parse().context("--warm-up S")?,
+            "--capture" => options.capture = true,
             other => bail!("unknown argument `{other}`; {USAGE}"),
         }
     }
@@ -145,6 +156,8 @@ pub struct Sample {
     /// Latencies of the paced phase, in nanoseconds, sorted.
     pub latencies: Vec<u64>,
     pub produced: u64,
+    /// With `--capture`: the latencies split at the wire.
+    pub split: Option<wire::Split>,
 }
 
 impl Sample {
@@ -281,6 +294,14 @@ async fn together_run(
     rate: u64,
     options: &Options,
 ) -> Result<Vec<Sample>> {
+    let broker_port = broker_port(kafka)?;
+    let capture = if options.capture {
+        let path =
+            std::env::temp_dir().join(format!("wasmkafka-bench-{}.pcap", std::process::id()));
+        Some(wire::Capture::start(broker_port, &path)?)
+    } else {
+        None
+    };
     let mut consumers = Vec::new();
     for &peer in &options.peers {
         // Far more than the run produces: the consumer runs until it is killed.
@@ -314,15 +335,44 @@ async fn together_run(
         anyhow::Ok(produced)
     }
     .await;
-    let latencies: Vec<Vec<u64>> = consumers.iter_mut().map(|c| c.stop()).collect();
+    let arrivals: Vec<Vec<(u64, u64)>> = consumers.iter_mut().map(|c| c.stop()).collect();
     let produced = result?;
-    Ok(latencies
+    let splits: Vec<Option<wire::Split>> = match capture {
+        Some(capture) => {
+            let path = capture.stop()?;
+            let bytes =
+                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()));
+            let _ = std::fs::remove_file(&path);
+            let wire = wire::Wire::new(&wire::read_capture(&bytes?, broker_port)?);
+            arrivals.iter().map(|a| wire.split(a)).collect()
+        }
+        None => vec![None; arrivals.len()],
+    };
+    Ok(arrivals
         .into_iter()
-        .map(|latencies| Sample {
-            latencies,
-            produced,
+        .zip(splits)
+        .map(|(arrivals, split)| {
+            let mut latencies: Vec<u64> = arrivals
+                .iter()
+                .map(|(stamp, arrived)| arrived.saturating_sub(*stamp))
+                .collect();
+            latencies.sort_unstable();
+            Sample {
+                latencies,
+                produced,
+                split,
+            }
         })
         .collect())
+}
+
+/// The port of the broker the consumers read from (a single node).
+fn broker_port(kafka: &Kafka) -> Result<u16> {
+    let addr = kafka.addrs().into_iter().next().context("a broker")?;
+    addr.rsplit(':')
+        .next()
+        .and_then(|port| port.parse().ok())
+        .with_context(|| format!("no port in {addr}"))
 }
 
 /// Sends a probe record to every partition every 100 ms until every consumer printed a line.
@@ -440,16 +490,15 @@ impl Consumer {
         })
     }
 
-    /// Kills the consumer: the latencies it printed in the paced phase, sorted.
-    fn stop(&mut self) -> Vec<u64> {
+    /// Kills the consumer: the stamps it printed in the paced phase, each with the moment its
+    /// line arrived, in arrival order.
+    fn stop(&mut self) -> Vec<(u64, u64)> {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-        let mut latencies = std::mem::take(&mut *self.reader.latencies.lock().expect("lock"));
-        latencies.sort_unstable();
-        latencies
+        std::mem::take(&mut *self.reader.arrivals.lock().expect("lock"))
     }
 }
 
@@ -467,7 +516,8 @@ struct Reader {
     ended: AtomicBool,
     /// Stamps at or after this count (0: none yet).
     measure_from: AtomicU64,
-    latencies: Mutex<Vec<u64>>,
+    /// Per line of the paced phase: its stamp and when it arrived.
+    arrivals: Mutex<Vec<(u64, u64)>>,
 }
 
 impl Reader {
@@ -505,13 +555,13 @@ impl Reader {
                     continue;
                 };
                 if from > 0 && stamp >= from {
-                    found.push(arrived.saturating_sub(stamp));
+                    found.push((stamp, arrived));
                 }
             }
             partial.drain(..=last_newline);
             self.lines.fetch_add(lines, Ordering::AcqRel);
             if !found.is_empty() {
-                self.latencies.lock().expect("lock").extend(found);
+                self.arrivals.lock().expect("lock").extend(found);
             }
         }
         self.ended.store(true, Ordering::Release);
@@ -562,6 +612,7 @@ mod tests {
         assert!(!options.low_latency && options_of(&["--low-latency"]).low_latency);
         assert_eq!(options.warm_up, 30);
         assert_eq!(options_of(&["--warm-up", "0"]).warm_up, 0);
+        assert!(!options.capture && options_of(&["--capture"]).capture);
         assert!(super::options(["--rate", "0"].iter().map(|s| s.to_string())).is_err());
     }
 

@@ -8,6 +8,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use plotters::prelude::*;
 
+use super::wire::Split;
 use super::{quantile, RateResults};
 use crate::peers::Peer;
 
@@ -50,6 +51,62 @@ pub fn markdown(results: &Results, rounds: usize, seconds: u64, partitions: i32)
                 "| {} | {} | {read} of {sent} |",
                 peer.name(),
                 cells.join(" | ")
+            );
+        }
+        text.push('\n');
+    }
+    text
+}
+
+/// With `--capture`, a table per rate of where each consumer's latency went (see
+/// [`super::wire`]): each leg's percentiles in microseconds, the median over rounds and their
+/// range.
+pub fn wire_markdown(results: &Results) -> String {
+    let mut text = String::new();
+    for (rate, by_peer) in results {
+        if !by_peer
+            .iter()
+            .any(|(_, s)| s.iter().any(|s| s.split.is_some()))
+        {
+            continue;
+        }
+        let _ = writeln!(
+            text,
+            "#### Where the time goes at {rate} records/s
+"
+        );
+        let _ = writeln!(
+            text,
+            "| consumer | producer p50 µs | fetch waiting at the broker (median) | no fetch waiting p99 µs \
+             | broker p50 µs | broker p99 µs | consumer p50 µs | consumer p99 µs | split of read |"
+        );
+        let _ = writeln!(text, "|---|{}", "---:|".repeat(8));
+        for (peer, samples) in by_peer {
+            let splits: Vec<&Split> = samples.iter().filter_map(|s| s.split.as_ref()).collect();
+            let leg = |pick: fn(&Split) -> &[u64], q: f64| {
+                cell(splits.iter().map(|s| Split::ms(pick(s), q) * 1000.0))
+            };
+            // The median round's share of records that found a fetch waiting.
+            let mut waiting: Vec<f64> = splits
+                .iter()
+                .map(|s| 100.0 * s.fetch_waiting as f64 / s.records().max(1) as f64)
+                .collect();
+            waiting.sort_by(f64::total_cmp);
+            let waiting = waiting
+                .get(waiting.len().saturating_sub(1) / 2)
+                .map_or("-".to_string(), |w| format!("{w:.1}%"));
+            let split: usize = splits.iter().map(|s| s.records()).sum();
+            let read: usize = samples.iter().map(|s| s.latencies.len()).sum();
+            let _ = writeln!(
+                text,
+                "| {} | {} | {waiting} | {} | {} | {} | {} | {} | {split} of {read} |",
+                peer.name(),
+                leg(|s| &s.producer, 0.5),
+                leg(|s| &s.no_fetch_waiting, 0.99),
+                leg(|s| &s.broker, 0.5),
+                leg(|s| &s.broker, 0.99),
+                leg(|s| &s.consumer, 0.5),
+                leg(|s| &s.consumer, 0.99),
             );
         }
         text.push('\n');
@@ -187,7 +244,49 @@ mod tests {
         Sample {
             latencies: latencies_ms.iter().map(|ms| ms * 1_000_000).collect(),
             produced: latencies_ms.len() as u64 + 1,
+            split: None,
         }
+    }
+
+    #[test]
+    fn the_wire_table_shows_each_leg_over_the_rounds() {
+        let ms = 1_000_000;
+        let split = |consumer_ms: u64| Split {
+            producer: vec![ms / 50; 4],
+            no_fetch_waiting: vec![0, 0, 0, 2 * ms],
+            broker: vec![ms, ms, ms, 4 * ms],
+            consumer: vec![consumer_ms * ms / 10; 4],
+            fetch_waiting: 3,
+        };
+        let with_split = |consumer_ms| Sample {
+            split: Some(split(consumer_ms)),
+            ..sample(&[1, 2, 3, 4])
+        };
+        let results = vec![(
+            1000,
+            vec![(
+                Peer::WasmkafkaRaw,
+                vec![with_split(1), with_split(3), with_split(2)],
+            )],
+        )];
+        let text = wire_markdown(&results);
+        assert!(
+            text.contains("#### Where the time goes at 1000 records/s"),
+            "{text}"
+        );
+        let row = text
+            .lines()
+            .find(|l| l.starts_with("| wasmkafka raw"))
+            .expect(&text);
+        assert_eq!(
+            row,
+            "| wasmkafka raw | 20.0 (20.0-20.0) | 75.0% | 2000 (2000-2000) \
+             | 1000 (1000-1000) | 4000 (4000-4000) | 200 (100-300) | 200 (100-300) \
+             | 12 of 12 |"
+        );
+        // Without a capture there is no table.
+        let plain = vec![(1000, vec![(Peer::WasmkafkaRaw, vec![sample(&[1, 2])])])];
+        assert_eq!(wire_markdown(&plain), "");
     }
 
     #[test]
