@@ -19,6 +19,7 @@ mod run;
 pub mod scaffold;
 mod signals;
 mod start;
+mod stdout;
 
 use std::path::PathBuf;
 

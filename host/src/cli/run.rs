@@ -1,7 +1,7 @@
 //! `wasmkafka run`: consume and print records.
 
 use std::collections::BTreeMap;
-use std::io::{BufWriter, ErrorKind, Write};
+use std::io::ErrorKind;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -22,6 +22,7 @@ use crate::policy::{FallbackPolicy, ResetPolicy};
 use super::output::RecordWriter;
 use super::progress::Progress;
 use super::signals::StopSignals;
+use super::stdout::StdoutWriter;
 use super::{Format, RunArgs};
 
 /// How long one poll waits for records before the loop polls again.
@@ -226,8 +227,7 @@ async fn consume(
     let mut stopped: BTreeMap<TopicPartition, String> = BTreeMap::new();
     // Why each refused topic is refused, as `poll` said it.
     let mut refused_topics: BTreeMap<String, String> = BTreeMap::new();
-    let stdout = std::io::stdout();
-    let mut out = BufWriter::with_capacity(OUTPUT_BUFFER_BYTES, stdout);
+    let mut out = StdoutWriter::new(OUTPUT_BUFFER_BYTES);
     let mut progress = Progress::for_stderr(args.no_progress);
     while printed < limit {
         let wanted = usize::try_from(limit - printed)
@@ -482,30 +482,51 @@ fn record_writer(args: &RunArgs) -> anyhow::Result<RecordWriter> {
     })
 }
 
-/// Writes a poll's records and flushes them.
-///
-/// `run` is a task on the runtime's workers (see [`super::execute`]), and a write to stdout
-/// blocks while its reader is slow. So the write runs in `block_in_place`: meanwhile the
-/// runtime hands this worker's other tasks (the fetch driver it just woke, heartbeats) to
-/// another thread, and none of them waits for the reader of stdout.
+/// Writes a poll's records and flushes them (how a write that may block stays off the
+/// runtime's workers: [`super::stdout`]).
 fn write_out<'a>(
-    out: &mut BufWriter<std::io::Stdout>,
+    out: &mut StdoutWriter,
     writer: &RecordWriter,
     records: &'a [ConsumerRecord],
 ) -> std::io::Result<WrittenTally<'a>> {
-    let mut write = || {
-        let mut written = WrittenTally::default();
-        for record in records {
-            writer.write(out, record)?;
-            written.add(record);
-        }
-        out.flush()?;
+    let size: usize = records.iter().map(line_size).sum();
+    if out.is_small(size) {
+        let mut lines = Vec::with_capacity(size);
+        let written = format_records(&mut lines, writer, records)?;
+        out.write_small(&lines)?;
         Ok(written)
-    };
-    match tokio::runtime::Handle::try_current().map(|handle| handle.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(write),
-        _ => write(),
+    } else {
+        out.write_large(|out| format_records(out, writer, records))
     }
+}
+
+fn format_records<'a>(
+    out: &mut impl std::io::Write,
+    writer: &RecordWriter,
+    records: &'a [ConsumerRecord],
+) -> std::io::Result<WrittenTally<'a>> {
+    let mut written = WrittenTally::default();
+    for record in records {
+        writer.write(out, record)?;
+        written.add(record);
+    }
+    Ok(written)
+}
+
+/// About the bytes of a record's line: its topic, key, value and headers, and what a JSON
+/// line adds to them (a template may write more; this only sorts small polls from large).
+fn line_size(record: &ConsumerRecord) -> usize {
+    const JSON_FIELDS: usize = 128;
+    let bytes = |b: &Option<bytes::Bytes>| b.as_ref().map_or(0, |b| b.len());
+    JSON_FIELDS
+        + record.topic.len()
+        + bytes(&record.key)
+        + bytes(&record.value)
+        + record
+            .headers
+            .iter()
+            .map(|(key, value)| key.len() + bytes(value))
+            .sum::<usize>()
 }
 
 /// A closed stdout (`| head`) ends the run like a limit; anything else is an error. The
