@@ -294,11 +294,8 @@ async fn together_run(
     rate: u64,
     options: &Options,
 ) -> Result<Vec<Sample>> {
-    let broker_port = broker_port(kafka)?;
     let capture = if options.capture {
-        let path =
-            std::env::temp_dir().join(format!("wasmkafka-bench-{}.pcap", std::process::id()));
-        Some(wire::Capture::start(broker_port, &path)?)
+        Some(wire::Capture::start(broker_port(kafka)?)?)
     } else {
         None
     };
@@ -337,21 +334,11 @@ async fn together_run(
     .await;
     let arrivals: Vec<Vec<(u64, u64)>> = consumers.iter_mut().map(|c| c.stop()).collect();
     let produced = result?;
-    let splits: Vec<Option<wire::Split>> = match capture {
-        Some(capture) => {
-            let path = capture.stop()?;
-            let bytes =
-                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()));
-            let _ = std::fs::remove_file(&path);
-            let wire = wire::Wire::new(&wire::read_capture(&bytes?, broker_port)?);
-            arrivals.iter().map(|a| wire.split(a)).collect()
-        }
-        None => vec![None; arrivals.len()],
-    };
+    let wire = capture.map(wire::Capture::finish).transpose()?;
     Ok(arrivals
         .into_iter()
-        .zip(splits)
-        .map(|(arrivals, split)| {
+        .map(|arrivals| {
+            let split = wire.as_ref().and_then(|wire| wire.split(&arrivals));
             let mut latencies: Vec<u64> = arrivals
                 .iter()
                 .map(|(stamp, arrived)| arrived.saturating_sub(*stamp))

@@ -84,7 +84,7 @@ pub fn wire_markdown(results: &Results) -> String {
         for (peer, samples) in by_peer {
             let splits: Vec<&Split> = samples.iter().filter_map(|s| s.split.as_ref()).collect();
             let leg = |pick: fn(&Split) -> &[u64], q: f64| {
-                cell(splits.iter().map(|s| Split::ms(pick(s), q) * 1000.0))
+                cell(splits.iter().map(|s| Split::us(pick(s), q)))
             };
             // The median round's share of records that found a fetch waiting.
             let mut waiting: Vec<f64> = splits

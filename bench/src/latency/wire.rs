@@ -17,7 +17,7 @@
 //! capture's, the stamps' and the reader's are all the system's real-time clock.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -28,16 +28,20 @@ use super::quantile;
 /// The digits of a stamp (nanoseconds since the epoch, from 2001 to 2286).
 const STAMP_DIGITS: usize = 19;
 
-/// A running `tcpdump` of the broker's port.
+/// A running `tcpdump` of the broker's port, into a file of its own.
 pub struct Capture {
     child: Child,
-    pub path: PathBuf,
+    path: PathBuf,
+    port: u16,
 }
 
 impl Capture {
-    /// Starts capturing TCP on loopback to or from `port` into `path` (root, or
-    /// `CAP_NET_RAW`, and `tcpdump` on the path).
-    pub fn start(port: u16, path: &Path) -> Result<Capture> {
+    /// Starts capturing TCP on loopback to or from `port` (root, or `CAP_NET_RAW`, and
+    /// `tcpdump` on the path), into a file in the temporary directory.
+    pub fn start(port: u16) -> Result<Capture> {
+        let path =
+            std::env::temp_dir().join(format!("wasmkafka-bench-{}.pcap", std::process::id()));
+        let path = path.as_path();
         let mut command = Command::new("tcpdump");
         // As root, tcpdump writes as its own user unless told otherwise; the file is ours.
         // SAFETY: geteuid only reads the process's user id.
@@ -60,6 +64,7 @@ impl Capture {
         let mut capture = Capture {
             child,
             path: path.to_path_buf(),
+            port,
         };
         // It writes the file's header once it listens.
         for _ in 0..100 {
@@ -74,14 +79,17 @@ impl Capture {
         bail!("tcpdump wrote no capture to {} within 5 s", path.display())
     }
 
-    /// Stops the capture (SIGINT: tcpdump writes what it holds and ends).
-    pub fn stop(mut self) -> Result<PathBuf> {
+    /// Stops the capture (SIGINT: tcpdump writes what it holds and ends) and reads it; the
+    /// file is gone afterwards.
+    pub fn finish(mut self) -> Result<Wire> {
         // SAFETY: `kill` with a child's pid and a signal number has no memory effects.
         unsafe {
             libc::kill(self.child.id() as libc::pid_t, libc::SIGINT);
         }
         self.child.wait().context("tcpdump")?;
-        Ok(std::mem::take(&mut self.path))
+        let bytes = std::fs::read(&self.path)
+            .with_context(|| format!("cannot read {}", self.path.display()))?;
+        Ok(Wire::new(&read_capture(&bytes, self.port)?))
     }
 }
 
@@ -89,6 +97,7 @@ impl Drop for Capture {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 
@@ -208,9 +217,9 @@ impl Split {
         self.consumer.len()
     }
 
-    /// A leg's quantile in milliseconds.
-    pub fn ms(leg: &[u64], q: f64) -> f64 {
-        quantile(leg, q).map_or(f64::NAN, |ns| ns as f64 / 1e6)
+    /// A leg's quantile in microseconds.
+    pub fn us(leg: &[u64], q: f64) -> f64 {
+        quantile(leg, q).map_or(f64::NAN, |ns| ns as f64 / 1e3)
     }
 }
 

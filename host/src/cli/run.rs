@@ -22,7 +22,7 @@ use crate::policy::{FallbackPolicy, ResetPolicy};
 use super::output::RecordWriter;
 use super::progress::Progress;
 use super::signals::StopSignals;
-use super::stdout::StdoutWriter;
+use super::stdout::{StdoutWriter, ATOMIC_WRITE};
 use super::{Format, RunArgs};
 
 /// How long one poll waits for records before the loop polls again.
@@ -489,7 +489,7 @@ fn write_out<'a>(
     writer: &RecordWriter,
     records: &'a [ConsumerRecord],
 ) -> std::io::Result<WrittenTally<'a>> {
-    let size: usize = records.iter().map(line_size).sum();
+    let size = lines_size_up_to(records, ATOMIC_WRITE);
     if out.is_small(size) {
         let mut lines = Vec::with_capacity(size);
         let written = format_records(&mut lines, writer, records)?;
@@ -511,6 +511,19 @@ fn format_records<'a>(
         written.add(record);
     }
     Ok(written)
+}
+
+/// About the bytes of `records`' lines, counted until they pass `limit`: a large poll is
+/// told from a small one without a pass over all its records.
+fn lines_size_up_to(records: &[ConsumerRecord], limit: usize) -> usize {
+    let mut size = 0;
+    for record in records {
+        size += line_size(record);
+        if size > limit {
+            break;
+        }
+    }
+    size
 }
 
 /// About the bytes of a record's line: its topic, key, value and headers, and what a JSON
